@@ -1,0 +1,63 @@
+/**
+ * Flag parsing on top of `node:util` parseArgs, strict: unknown flags and
+ * missing values are usage errors.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { UsageError } from "./errors.ts";
+
+/** Option spec as `node:util` parseArgs takes it. */
+export type OptionSpec = Record<
+  string,
+  { type: "string" | "boolean"; multiple?: boolean; short?: string }
+>;
+
+/** Parses `args` strictly; throws {@link UsageError} with `usage` as hint. */
+export function parseFlags<O extends OptionSpec>(
+  args: readonly string[],
+  options: O,
+  usage: string,
+  allowPositionals = false,
+) {
+  try {
+    return parseArgs({
+      args: [...args],
+      options,
+      strict: true,
+      allowPositionals,
+    });
+  } catch (err) {
+    throw new UsageError(
+      err instanceof Error ? err.message.split("\n")[0] : String(err),
+      usage,
+    );
+  }
+}
+
+/** Returns the string flag or throws a usage error naming it. */
+export function required(
+  value: string | undefined,
+  flag: string,
+  usage: string,
+): string {
+  if (value === undefined || value === "") {
+    throw new UsageError(`missing required flag --${flag}`, usage);
+  }
+  return value;
+}
+
+const DURATION_RE = /^(\d+)(s|m|h|d)$/;
+const DURATION_UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses `30d`, `12h`, `90m`, `45s` into milliseconds. */
+export function parseDurationMs(text: string, flag: string): number {
+  const m = DURATION_RE.exec(text);
+  if (!m) {
+    throw new UsageError(
+      `--${flag} must look like 30d, 12h, 90m or 45s, got '${text}'`,
+    );
+  }
+  return Number(m[1]) *
+    DURATION_UNIT_MS[m[2] as keyof typeof DURATION_UNIT_MS];
+}

@@ -1,0 +1,79 @@
+/**
+ * Bounded file reads: every read has a byte cap (house style 5).
+ *
+ * @module
+ */
+
+/** Thrown when a file is larger than the cap. */
+export class TooLargeError extends Error {
+  constructor(readonly path: string, readonly maxBytes: number) {
+    super(`${path} is larger than ${maxBytes} bytes`);
+    this.name = "TooLargeError";
+  }
+}
+
+/** Reads at most `maxBytes` of `path`; throws {@link TooLargeError} beyond. */
+export async function readFileCapped(
+  path: string,
+  maxBytes: number,
+): Promise<Uint8Array> {
+  const f = await Deno.open(path, { read: true });
+  try {
+    const buf = new Uint8Array(maxBytes + 1);
+    let off = 0;
+    while (off < buf.length) {
+      const n = await f.read(buf.subarray(off));
+      if (n === null) break;
+      off += n;
+    }
+    if (off > maxBytes) throw new TooLargeError(path, maxBytes);
+    return buf.slice(0, off);
+  } finally {
+    f.close();
+  }
+}
+
+/** Explains a failed file access, naming the permission set when it denied it. */
+export function explainFsError(err: unknown, path: string, set: string): string {
+  if (err instanceof Deno.errors.NotCapable) {
+    return `${path} is outside the '${set}' permission set (see threat-model/permissions.md)`;
+  }
+  if (err instanceof Deno.errors.NotFound) return `${path} does not exist`;
+  if (err instanceof TooLargeError) return err.message;
+  return `${path}: ${err instanceof Error ? err.message : String(err)}`;
+}
+
+/**
+ * Writes `data` to `path` atomically: a temp file in the same directory,
+ * fsync, rename. `createNew` refuses to replace an existing file.
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array,
+  opts: { mode?: number; createNew?: boolean } = {},
+): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
+  const tmp = `${dir}/.${path.slice(slash + 1)}.${crypto.randomUUID()}.tmp`;
+  const f = await Deno.open(tmp, { write: true, createNew: true, mode: opts.mode ?? 0o644 });
+  try {
+    let off = 0;
+    while (off < data.length) off += await f.write(data.subarray(off));
+    await f.sync();
+  } catch (err) {
+    f.close();
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
+  f.close();
+  if (opts.createNew) {
+    try {
+      // link() fails if the target exists: no window where it is replaced.
+      await Deno.link(tmp, path);
+    } finally {
+      await Deno.remove(tmp).catch(() => {});
+    }
+    return;
+  }
+  await Deno.rename(tmp, path);
+}

@@ -1,0 +1,62 @@
+/**
+ * The shell of every entrypoint: guard the permission set, run, map errors
+ * to `phase-<name>: error: ...` + `hint:` and a distinct exit status.
+ *
+ * @module
+ */
+import {
+  describe,
+  EXIT_INTERNAL,
+  EXIT_PERMISSIONS,
+  EXIT_USAGE,
+  PhaseError,
+} from "./errors.ts";
+import { assertPermissionSet } from "./permissions.ts";
+
+/** How an entrypoint maps its error codes to exit statuses. */
+export type ExitCodes = Readonly<Record<string, number>>;
+
+/** What an entrypoint declares once. */
+export interface Entrypoint {
+  /** Binary name without the `phase-` prefix. */
+  readonly name: string;
+  /** Its permission set in deno.json. */
+  readonly permissionSet: string;
+  /** Exit status per error code; E_USAGE and E_PERMISSIONS are shared. */
+  readonly exitCodes: ExitCodes;
+  /** The work; returns the exit status. */
+  readonly run: (args: string[]) => Promise<number> | number;
+}
+
+/** Formats an error the way every Phase CLI prints it. */
+export function formatError(name: string, err: unknown): string {
+  let text = `phase-${name}: error: ${describe(err)}\n`;
+  if (err instanceof PhaseError && err.hint) text += `hint: ${err.hint}\n`;
+  else if (!(err instanceof PhaseError)) {
+    text += "hint: this is a bug in Phase; please report it with the command you ran\n";
+  }
+  return text;
+}
+
+/** Exit status for an error under `codes`. */
+export function exitStatusFor(err: unknown, codes: ExitCodes): number {
+  if (err instanceof PhaseError) {
+    if (err.code === "E_USAGE") return EXIT_USAGE;
+    if (err.code === "E_PERMISSIONS") return EXIT_PERMISSIONS;
+    if (err.code in codes) return codes[err.code];
+  }
+  return EXIT_INTERNAL;
+}
+
+/** Runs an entrypoint as a process: guard, work, exit. */
+export async function main(entry: Entrypoint): Promise<never> {
+  let status: number;
+  try {
+    assertPermissionSet(entry.permissionSet);
+    status = await entry.run(Deno.args);
+  } catch (err) {
+    Deno.stderr.writeSync(new TextEncoder().encode(formatError(entry.name, err)));
+    status = exitStatusFor(err, entry.exitCodes);
+  }
+  Deno.exit(status);
+}

@@ -1,0 +1,21 @@
+/**
+ * Entrypoint `phase-boot`. Not built yet: it exits with a clear message
+ * (issue #5) under its permission set 'boot'.
+ *
+ * @module
+ */
+import { PhaseError } from "../../cli/errors.ts";
+import { main } from "../../cli/run.ts";
+
+if (import.meta.main) {
+  await main({
+    name: "boot",
+    permissionSet: "boot",
+    exitCodes: { E_UNAVAILABLE: 69 },
+    run: () => {
+      throw new PhaseError("E_UNAVAILABLE", "'boot' is not available in this version of Phase yet", {
+        hint: "it is being built (issue #5); see README.md for what works today",
+      });
+    },
+  });
+}

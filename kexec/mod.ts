@@ -1,0 +1,6 @@
+/**
+ * kexec/: hands over to exactly the verified kernel (issue #5).
+ *
+ * @module
+ */
+export {};

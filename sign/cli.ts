@@ -1,0 +1,83 @@
+/**
+ * `deno task keygen` and `deno task sign`.
+ *
+ * @module
+ */
+import { parseDurationMs, parseFlags, required, UsageError } from "../cli/mod.ts";
+import { parseUtcTime } from "../verify/mod.ts";
+import { keygen, loadSigningKey } from "./keys.ts";
+import { addRecordSignature, addSignature, releaseDir, signRelease } from "./sign.ts";
+
+/** Permission set of the sign entrypoint. */
+export const SIGN_PERMISSION_SET = "sign";
+
+const KEYGEN_USAGE = "deno task keygen --out DIR [--name NAME]";
+const SIGN_USAGE =
+  "deno task sign --root DIR --channel C --arch A --version V --key PEM [--expires-in 30d] [--cmdline STR] [--artifact NAME]... [--mirror URL]... [--provider MULTIADDR]... [--now RFC3339]\n" +
+  "      deno task sign --add-signature [--record] --root DIR --channel C --arch A --key PEM";
+
+/** Runs `keygen` or `sign`; returns the exit status. */
+export async function runSign(args: string[], out: (s: string) => void = console.log): Promise<number> {
+  const [cmd, ...rest] = args;
+  if (cmd === "keygen") {
+    const { values } = parseFlags(rest, { out: { type: "string" }, name: { type: "string" } }, KEYGEN_USAGE);
+    const dir = required(values.out, "out", KEYGEN_USAGE);
+    const { keyid, paths } = await keygen(dir, values.name ?? "release");
+    out(`phase-keygen: wrote ${paths.privateKey} (0600), ${paths.publicKey}, ${paths.trust}`);
+    out(`keyid ${keyid}`);
+    return 0;
+  }
+  if (cmd !== "sign") throw new UsageError(`unknown command '${cmd ?? ""}'`, `${KEYGEN_USAGE}\n      ${SIGN_USAGE}`);
+  const { values } = parseFlags(rest, {
+    root: { type: "string" },
+    channel: { type: "string" },
+    arch: { type: "string" },
+    version: { type: "string" },
+    key: { type: "string" },
+    "expires-in": { type: "string" },
+    cmdline: { type: "string" },
+    artifact: { type: "string", multiple: true },
+    mirror: { type: "string", multiple: true },
+    provider: { type: "string", multiple: true },
+    now: { type: "string" },
+    "add-signature": { type: "boolean" },
+    record: { type: "boolean" },
+  }, SIGN_USAGE);
+  const root = required(values.root, "root", SIGN_USAGE);
+  const channel = required(values.channel, "channel", SIGN_USAGE);
+  const arch = required(values.arch, "arch", SIGN_USAGE);
+  const keyPath = required(values.key, "key", SIGN_USAGE);
+  const key = await loadSigningKey(keyPath);
+  if (values["add-signature"]) {
+    if (values.record) {
+      const path = `${releaseDir(root, channel, arch)}/record.json`;
+      await addRecordSignature(path, key);
+      out(`phase-sign: added ${key.keyid} to ${path}`);
+      return 0;
+    }
+    const { path, signatures } = await addSignature(root, channel, arch, key);
+    out(`phase-sign: added ${key.keyid} to ${path} (${signatures} signatures)`);
+    return 0;
+  }
+  const version = required(values.version, "version", SIGN_USAGE);
+  let now = new Date();
+  if (values.now !== undefined) {
+    const t = parseUtcTime(values.now);
+    if (!t) throw new UsageError(`--now must be RFC 3339 UTC, got '${values.now}'`, SIGN_USAGE);
+    now = t;
+  }
+  const { path, cid } = await signRelease({
+    root,
+    channel,
+    arch,
+    version,
+    now,
+    expiresInMs: parseDurationMs(values["expires-in"] ?? "30d", "expires-in"),
+    cmdline: values.cmdline,
+    extraArtifacts: values.artifact,
+    mirrors: values.mirror,
+    providers: values.provider,
+  }, key);
+  out(`phase-sign: wrote ${path} (${cid}), signed by ${key.keyid}`);
+  return 0;
+}

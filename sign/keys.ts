@@ -1,0 +1,134 @@
+/**
+ * Release keys on disk: PKCS#8 PEM private keys (mode 0600, what
+ * `openssl genpkey -algorithm ed25519` writes) and SPKI PEM public keys.
+ *
+ * @module
+ */
+import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import { readFileCapped, writeFileAtomic } from "../cli/io.ts";
+import {
+  encodeBase64,
+  formatTrust,
+  keyidOf,
+  MAX_KEY_FILE_BYTES,
+  privateKeyFromPem,
+  rawPublicKey,
+} from "../verify/mod.ts";
+import { SignError } from "./errors.ts";
+
+/** A loaded signing key. */
+export interface SigningKey {
+  readonly key: KeyObject;
+  readonly publicRaw: Uint8Array;
+  readonly keyid: string;
+}
+
+/**
+ * Loads a private key, refusing one readable by group or other (TM-09: a
+ * release key others can read is as good as published).
+ */
+export async function loadSigningKey(path: string): Promise<SigningKey> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (err) {
+    throw new SignError("E_KEY", `cannot read key ${path}: ${(err as Error).message}`, {
+      cause: err,
+      hint: "create one with 'deno task keygen --out DIR' or 'openssl genpkey -algorithm ed25519'",
+    });
+  }
+  if (info.mode !== null && (info.mode & 0o077) !== 0) {
+    throw new SignError(
+      "E_KEY_MODE",
+      `key ${path} is readable by group or other (mode ${(info.mode & 0o777).toString(8)})`,
+      { hint: `chmod 600 ${path}` },
+    );
+  }
+  let pem: string;
+  try {
+    pem = new TextDecoder().decode(await readFileCapped(path, MAX_KEY_FILE_BYTES));
+  } catch (err) {
+    throw new SignError("E_KEY", `cannot read key ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  let key: KeyObject;
+  try {
+    key = privateKeyFromPem(pem);
+  } catch (err) {
+    throw new SignError("E_KEY", `${path} is not an Ed25519 PKCS#8 PEM private key`, {
+      cause: err,
+      hint: "openssl genpkey -algorithm ed25519 -out key.pem",
+    });
+  }
+  const publicRaw = rawPublicKey(key);
+  return { key, publicRaw, keyid: keyidOf(publicRaw) };
+}
+
+/** Paths keygen writes under `dir` for key `name`. */
+export function keyPaths(dir: string, name: string) {
+  return {
+    privateKey: `${dir}/${name}.pem`,
+    publicKey: `${dir}/${name}.pub.pem`,
+    trust: `${dir}/trust.json`,
+  };
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * Generates a key pair into `dir`: private PEM (0600), public PEM and a
+ * trust file with threshold 1. Never overwrites: when any output exists,
+ * nothing is written.
+ */
+export async function keygen(dir: string, name: string): Promise<{ keyid: string; paths: ReturnType<typeof keyPaths> }> {
+  if (!NAME_RE.test(name)) {
+    throw new SignError("E_KEY", `invalid key name '${name}'`, { hint: "letters, digits, . _ -" });
+  }
+  const paths = keyPaths(dir, name);
+  for (const p of Object.values(paths)) {
+    try {
+      await Deno.lstat(p);
+      throw new SignError("E_EXISTS", `${p} already exists; refusing to overwrite a key`, {
+        hint: "choose another --out directory or --name",
+      });
+    } catch (err) {
+      if (err instanceof SignError) throw err;
+      if (!(err instanceof Deno.errors.NotFound)) {
+        throw new SignError("E_IO", `cannot check ${p}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  const publicRaw = rawPublicKey(publicKey);
+  const keyid = keyidOf(publicRaw);
+  const enc = new TextEncoder();
+  const written: string[] = [];
+  try {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(
+      paths.privateKey,
+      enc.encode(privateKey.export({ format: "pem", type: "pkcs8" }) as string),
+      { mode: 0o600, createNew: true },
+    );
+    written.push(paths.privateKey);
+    await Deno.chmod(paths.privateKey, 0o600);
+    await writeFileAtomic(
+      paths.publicKey,
+      enc.encode(publicKey.export({ format: "pem", type: "spki" }) as string),
+      { createNew: true },
+    );
+    written.push(paths.publicKey);
+    await writeFileAtomic(
+      paths.trust,
+      enc.encode(formatTrust(1, [{ keyid, publicKey: publicRaw, name }], encodeBase64)),
+      { createNew: true },
+    );
+  } catch (err) {
+    // Nothing half-written stays behind.
+    for (const p of written) await Deno.remove(p).catch(() => {});
+    if (err instanceof Deno.errors.AlreadyExists) {
+      throw new SignError("E_EXISTS", `a key appeared in ${dir} while writing`, { cause: err });
+    }
+    throw new SignError("E_IO", `cannot write keys to ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+  return { keyid, paths };
+}

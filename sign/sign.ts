@@ -1,0 +1,225 @@
+/**
+ * Signing a release: hash `<root>/<channel>/<arch>/{kernel,initramfs,rootfs?}`
+ * by streaming, write a signed `manifest.json` and a signed discovery
+ * `record.json` (formats.md §1, §5). `addSignature` adds another key's
+ * signature without changing the signed bytes (k-of-n releases).
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { readFileCapped, writeFileAtomic } from "../cli/io.ts";
+import {
+  canonicalArch,
+  decodeManifest,
+  encodeBase64,
+  isChannel,
+  isJsonObject,
+  isVersion,
+  type JsonValue,
+  MAX_MANIFEST_BYTES,
+  parseDocument,
+  rawCid,
+  signedBytes,
+  signEd25519,
+  VerifyError,
+} from "../verify/mod.ts";
+import { SignError } from "./errors.ts";
+import type { SigningKey } from "./keys.ts";
+
+/** Artifacts signed when present; kernel and initramfs are required. */
+export const RELEASE_ARTIFACTS = ["kernel", "initramfs", "rootfs"] as const;
+/** Largest cmdline file read. */
+export const MAX_CMDLINE_BYTES = 4096;
+/** Largest record file read. */
+export const MAX_RECORD_BYTES = 64 * 1024;
+
+/** What a release is. */
+export interface ReleaseOptions {
+  readonly root: string;
+  readonly channel: string;
+  readonly arch: string;
+  readonly version: string;
+  readonly expiresInMs: number;
+  readonly now: Date;
+  readonly cmdline?: string;
+  readonly extraArtifacts?: readonly string[];
+  readonly mirrors?: readonly string[];
+  readonly providers?: readonly string[];
+}
+
+/** Streams a file through SHA-256. */
+export async function hashFile(path: string): Promise<{ digest: string; size: number }> {
+  const f = await Deno.open(path, { read: true });
+  const h = createHash("sha256");
+  let size = 0;
+  for await (const chunk of f.readable) {
+    h.update(chunk);
+    size += chunk.length;
+  }
+  return { digest: "sha256:" + h.digest("hex"), size };
+}
+
+function isoSeconds(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** Directory of a release. */
+export function releaseDir(root: string, channel: string, arch: string): string {
+  return `${root}/${channel}/${arch}`;
+}
+
+/** Builds the unsigned manifest document for a release. */
+export async function buildManifest(opts: ReleaseOptions): Promise<Record<string, JsonValue>> {
+  if (!isChannel(opts.channel)) {
+    throw new SignError("E_MANIFEST", `invalid channel '${opts.channel}'`, { hint: "[a-z0-9][a-z0-9-]{0,31}" });
+  }
+  const arch = canonicalArch(opts.arch);
+  if (!arch) throw new SignError("E_MANIFEST", `unknown arch '${opts.arch}'`, { hint: "amd64 or arm64" });
+  if (!isVersion(opts.version)) {
+    throw new SignError("E_MANIFEST", `invalid version '${opts.version}'`, { hint: "e.g. 2026.11.20" });
+  }
+  const dir = releaseDir(opts.root, opts.channel, arch);
+  const artifacts: Record<string, JsonValue> = {};
+  for (const name of [...RELEASE_ARTIFACTS, ...(opts.extraArtifacts ?? [])]) {
+    try {
+      artifacts[name] = await hashFile(`${dir}/${name}`);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound && name === "rootfs") continue;
+      throw new SignError("E_ARTIFACT", `cannot hash ${dir}/${name}: ${(err as Error).message}`, {
+        cause: err,
+        hint: `a release needs ${dir}/kernel and ${dir}/initramfs`,
+      });
+    }
+  }
+  let cmdline = opts.cmdline;
+  if (cmdline === undefined) {
+    try {
+      cmdline = new TextDecoder().decode(await readFileCapped(`${dir}/cmdline`, MAX_CMDLINE_BYTES)).trim();
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      cmdline = "";
+    }
+  }
+  return {
+    schema: 1,
+    version: opts.version,
+    channel: opts.channel,
+    arch,
+    issued_at: isoSeconds(opts.now),
+    expires_at: isoSeconds(new Date(opts.now.getTime() + opts.expiresInMs)),
+    cmdline,
+    artifacts,
+  };
+}
+
+function signatureFor(doc: { readonly [k: string]: JsonValue }, key: SigningKey, withPublic: boolean) {
+  const sig = encodeBase64(signEd25519(key.key, signedBytes(doc)));
+  return withPublic
+    ? { keyid: key.keyid, public: encodeBase64(key.publicRaw), sig }
+    : { keyid: key.keyid, sig };
+}
+
+/** Serialises a signed document the way Phase writes them. */
+export function formatDocument(doc: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(doc, null, 2) + "\n");
+}
+
+/** Builds the discovery record for manifest bytes (formats.md §5). */
+export function buildRecord(
+  manifestBytes: Uint8Array,
+  manifest: { version: string; expires_at: string },
+  mirrors: readonly string[],
+  providers: readonly string[],
+): Record<string, JsonValue> {
+  return {
+    manifest_cid: rawCid(manifestBytes),
+    version: manifest.version,
+    expires_at: manifest.expires_at,
+    mirrors: [...mirrors],
+    providers: [...providers],
+  };
+}
+
+/** Signs a new release; writes manifest.json and record.json atomically. */
+export async function signRelease(opts: ReleaseOptions, key: SigningKey) {
+  const doc = await buildManifest(opts);
+  const manifest = { ...doc, signatures: [signatureFor(doc, key, false)] };
+  const bytes = formatDocument(manifest);
+  const dir = releaseDir(opts.root, opts.channel, doc.arch as string);
+  const record = buildRecord(bytes, doc as { version: string; expires_at: string }, opts.mirrors ?? [], opts.providers ?? []);
+  const signedRecord = { ...record, signatures: [signatureFor(record, key, true)] };
+  try {
+    await writeFileAtomic(`${dir}/manifest.json`, bytes);
+    await writeFileAtomic(`${dir}/record.json`, formatDocument(signedRecord));
+  } catch (err) {
+    throw new SignError("E_IO", `cannot write to ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+  return { path: `${dir}/manifest.json`, manifest, record: signedRecord, cid: record.manifest_cid as string };
+}
+
+async function readSigned(path: string, cap: number) {
+  try {
+    return parseDocument(await readFileCapped(path, cap), path, cap);
+  } catch (err) {
+    if (err instanceof VerifyError) {
+      throw new SignError("E_MANIFEST", err.message, { cause: err, hint: "only a well-formed v1 document can take another signature" });
+    }
+    throw new SignError("E_IO", `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function appendSignature(
+  doc: { readonly [k: string]: JsonValue },
+  key: SigningKey,
+  withPublic: boolean,
+  path: string,
+): Record<string, JsonValue> {
+  const sigs = doc.signatures;
+  if (!Array.isArray(sigs)) throw new SignError("E_MANIFEST", `${path} has no signatures array`);
+  if (sigs.some((s) => isJsonObject(s) && s.keyid === key.keyid)) {
+    throw new SignError("E_EXISTS", `${path} is already signed by ${key.keyid}`);
+  }
+  return { ...doc, signatures: [...sigs, signatureFor(doc, key, withPublic)] };
+}
+
+/**
+ * Adds `key`'s signature to an existing release. The signed (JCS) bytes
+ * stay the same: only `signatures` changes. The record names the manifest
+ * by the CID of its exact bytes, which change with every signature, so it
+ * is rebuilt and signed by this key; once every manifest signature is in,
+ * other record signers use `addRecordSignature` (`--add-signature --record`).
+ */
+export async function addSignature(root: string, channel: string, arch: string, key: SigningKey) {
+  const canonical = canonicalArch(arch);
+  if (!canonical) throw new SignError("E_MANIFEST", `unknown arch '${arch}'`);
+  const dir = releaseDir(root, channel, canonical);
+  const path = `${dir}/manifest.json`;
+  const doc = await readSigned(path, MAX_MANIFEST_BYTES);
+  try {
+    decodeManifest(doc);
+  } catch (err) {
+    throw new SignError("E_MANIFEST", `${path}: ${(err as Error).message}`, { cause: err });
+  }
+  const updated = appendSignature(doc, key, false, path);
+  const bytes = formatDocument(updated);
+  await writeFileAtomic(path, bytes);
+  // The record names the manifest by the CID of its exact bytes, which the
+  // new signature changed; rebuild it with the same mirrors and providers.
+  let mirrors: string[] = [];
+  let providers: string[] = [];
+  try {
+    const old = await readSigned(`${dir}/record.json`, MAX_RECORD_BYTES);
+    if (Array.isArray(old.mirrors)) mirrors = old.mirrors.filter((m): m is string => typeof m === "string");
+    if (Array.isArray(old.providers)) providers = old.providers.filter((m): m is string => typeof m === "string");
+  } catch { /* no previous record: start empty */ }
+  const record = buildRecord(bytes, updated as unknown as { version: string; expires_at: string }, mirrors, providers);
+  await writeFileAtomic(`${dir}/record.json`, formatDocument({ ...record, signatures: [signatureFor(record, key, true)] }));
+  return { path, signatures: (updated.signatures as JsonValue[]).length };
+}
+
+/** Adds a signature to an existing record.json (k-of-n records). */
+export async function addRecordSignature(path: string, key: SigningKey) {
+  const doc = await readSigned(path, MAX_RECORD_BYTES);
+  const updated = appendSignature(doc, key, true, path);
+  await writeFileAtomic(path, formatDocument(updated));
+}

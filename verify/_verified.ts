@@ -1,0 +1,48 @@
+/**
+ * `Verified<T>`: trust as a type. Only verify/ constructs one; `kexec/`,
+ * cache promotion and `wasm/` accept nothing else, and re-check at run time
+ * that a value came from here (a cast cannot forge membership of a
+ * module-private WeakSet).
+ *
+ * @module
+ */
+import { VerifyError } from "./errors.ts";
+
+declare const verifiedBrand: unique symbol;
+
+/** A value that passed verification in this process. */
+export type Verified<T> = {
+  readonly value: T;
+  /** Exact bytes the signature covered the parse of. */
+  readonly bytes: Uint8Array;
+  /** Trusted keyids whose valid signatures were counted. */
+  readonly signers: readonly string[];
+  readonly [verifiedBrand]: true;
+};
+
+const issued = new WeakSet<object>();
+
+/** Creates a Verified value. Module-private to verify/ by convention and by re-export. */
+export function _seal<T>(
+  value: T,
+  bytes: Uint8Array,
+  signers: readonly string[],
+): Verified<T> {
+  const v = Object.freeze({
+    value,
+    bytes: bytes.slice(),
+    signers: Object.freeze([...signers]),
+  }) as unknown as Verified<T>;
+  issued.add(v);
+  return v;
+}
+
+/** Throws unless `v` was created by verify/ in this process. */
+export function assertVerified<T>(v: Verified<T>): Verified<T> {
+  if (typeof v !== "object" || v === null || !issued.has(v)) {
+    throw new VerifyError("E_SIGNATURE", "value was not produced by the verifier", {
+      hint: "only verify/ can create a Verified value; pass the result of verifyManifest()",
+    });
+  }
+  return v;
+}

@@ -1,0 +1,53 @@
+/**
+ * verify/: the trust core. Ed25519 + SHA-256 + expiry + rollback checks of
+ * boot manifests (formats.md §1), strict JSON and JCS, trust files, content
+ * identifiers. Never touches the network. Only this module creates a
+ * {@link Verified} value.
+ *
+ * @module
+ */
+export { digestOfRawCid, rawCid, rawCidFromDigest } from "./cid.ts";
+export {
+  decodeBase64,
+  encodeBase64,
+  isKeyid,
+  keyidOf,
+  MAX_KEY_FILE_BYTES,
+  privateKeyFromPem,
+  publicKeyFromRaw,
+  publicRawFromPem,
+  rawPublicKey,
+  signEd25519,
+  verifyStrict,
+} from "./ed25519.ts";
+export { VERIFY_EXIT_CODES, VerifyError } from "./errors.ts";
+export type { VerifyCode } from "./errors.ts";
+export { FLOOR_FILE, readFloor, recordFloor } from "./floor.ts";
+export { canonicalize, signedBytes } from "./jcs.ts";
+export {
+  canonicalArch,
+  decodeManifest,
+  decodeSignatures,
+  isChannel,
+  MAX_MANIFEST_BYTES,
+  parseDocument,
+  parseUtcTime,
+} from "./manifest.ts";
+export type { Arch, ArtifactRef, Manifest, SignatureEntry } from "./manifest.ts";
+export { isJsonObject, MAX_JSON_DEPTH, parseStrictJson, StrictJsonError } from "./strict_json.ts";
+export type { JsonValue } from "./strict_json.ts";
+export { formatTrust, MAX_TRUST_BYTES, parseTrust } from "./trust.ts";
+export type { Trust, TrustedKey } from "./trust.ts";
+export { assertVerified } from "./_verified.ts";
+export type { Verified } from "./_verified.ts";
+export {
+  checkArtifactFile,
+  checkThreshold,
+  countValidSignatures,
+  HASH_CHUNK_BYTES,
+  hashStream,
+  verifyArtifact,
+  verifyManifest,
+} from "./verify.ts";
+export type { VerifyOptions } from "./verify.ts";
+export { compareVersions, isVersion } from "./version.ts";

@@ -1,0 +1,6 @@
+/**
+ * wasm/: sandboxed WebAssembly jobs with signed receipts (issue #6).
+ *
+ * @module
+ */
+export {};
