@@ -58,7 +58,6 @@ export function memoryLogger(): Logger & {
     entries,
     info: (event, fields = {}) => entries.push({ level: "info", event, fields }),
     warn: (event, fields = {}) => entries.push({ level: "warn", event, fields }),
-    error: (event, fields = {}) =>
-      entries.push({ level: "error", event, fields }),
+    error: (event, fields = {}) => entries.push({ level: "error", event, fields }),
   };
 }

@@ -134,7 +134,12 @@ export function resolveScope(entry: string, base: string): string {
   return "/" + out.join("/");
 }
 
-function within(target: string, scopes: readonly string[], kind: PermissionKind, base: string): boolean {
+function within(
+  target: string,
+  scopes: readonly string[],
+  kind: PermissionKind,
+  base: string,
+): boolean {
   for (const s of scopes) {
     if (kind === "read" || kind === "write" || kind === "ffi") {
       const abs = resolveScope(s, base);

@@ -4,13 +4,7 @@
  *
  * @module
  */
-import {
-  describe,
-  EXIT_INTERNAL,
-  EXIT_PERMISSIONS,
-  EXIT_USAGE,
-  PhaseError,
-} from "./errors.ts";
+import { describe, EXIT_INTERNAL, EXIT_PERMISSIONS, EXIT_USAGE, PhaseError } from "./errors.ts";
 import { assertPermissionSet } from "./permissions.ts";
 
 /** How an entrypoint maps its error codes to exit statuses. */

@@ -17,17 +17,26 @@ const SIGN_USAGE =
   "      deno task sign --add-signature [--record] --root DIR --channel C --arch A --key PEM";
 
 /** Runs `keygen` or `sign`; returns the exit status. */
-export async function runSign(args: string[], out: (s: string) => void = console.log): Promise<number> {
+export async function runSign(
+  args: string[],
+  out: (s: string) => void = console.log,
+): Promise<number> {
   const [cmd, ...rest] = args;
   if (cmd === "keygen") {
-    const { values } = parseFlags(rest, { out: { type: "string" }, name: { type: "string" } }, KEYGEN_USAGE);
+    const { values } = parseFlags(
+      rest,
+      { out: { type: "string" }, name: { type: "string" } },
+      KEYGEN_USAGE,
+    );
     const dir = required(values.out, "out", KEYGEN_USAGE);
     const { keyid, paths } = await keygen(dir, values.name ?? "release");
     out(`phase-keygen: wrote ${paths.privateKey} (0600), ${paths.publicKey}, ${paths.trust}`);
     out(`keyid ${keyid}`);
     return 0;
   }
-  if (cmd !== "sign") throw new UsageError(`unknown command '${cmd ?? ""}'`, `${KEYGEN_USAGE}\n      ${SIGN_USAGE}`);
+  if (cmd !== "sign") {
+    throw new UsageError(`unknown command '${cmd ?? ""}'`, `${KEYGEN_USAGE}\n      ${SIGN_USAGE}`);
+  }
   const { values } = parseFlags(rest, {
     root: { type: "string" },
     channel: { type: "string" },

@@ -48,7 +48,9 @@ export async function loadSigningKey(path: string): Promise<SigningKey> {
   try {
     pem = new TextDecoder().decode(await readFileCapped(path, MAX_KEY_FILE_BYTES));
   } catch (err) {
-    throw new SignError("E_KEY", `cannot read key ${path}: ${(err as Error).message}`, { cause: err });
+    throw new SignError("E_KEY", `cannot read key ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   let key: KeyObject;
   try {
@@ -79,7 +81,10 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
  * trust file with threshold 1. Never overwrites: when any output exists,
  * nothing is written.
  */
-export async function keygen(dir: string, name: string): Promise<{ keyid: string; paths: ReturnType<typeof keyPaths> }> {
+export async function keygen(
+  dir: string,
+  name: string,
+): Promise<{ keyid: string; paths: ReturnType<typeof keyPaths> }> {
   if (!NAME_RE.test(name)) {
     throw new SignError("E_KEY", `invalid key name '${name}'`, { hint: "letters, digits, . _ -" });
   }
@@ -128,7 +133,9 @@ export async function keygen(dir: string, name: string): Promise<{ keyid: string
     if (err instanceof Deno.errors.AlreadyExists) {
       throw new SignError("E_EXISTS", `a key appeared in ${dir} while writing`, { cause: err });
     }
-    throw new SignError("E_IO", `cannot write keys to ${dir}: ${(err as Error).message}`, { cause: err });
+    throw new SignError("E_IO", `cannot write keys to ${dir}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return { keyid, paths };
 }

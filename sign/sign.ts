@@ -19,8 +19,8 @@ import {
   MAX_MANIFEST_BYTES,
   parseDocument,
   rawCid,
-  signedBytes,
   signEd25519,
+  signedBytes,
   VerifyError,
 } from "../verify/mod.ts";
 import { SignError } from "./errors.ts";
@@ -71,12 +71,18 @@ export function releaseDir(root: string, channel: string, arch: string): string 
 /** Builds the unsigned manifest document for a release. */
 export async function buildManifest(opts: ReleaseOptions): Promise<Record<string, JsonValue>> {
   if (!isChannel(opts.channel)) {
-    throw new SignError("E_MANIFEST", `invalid channel '${opts.channel}'`, { hint: "[a-z0-9][a-z0-9-]{0,31}" });
+    throw new SignError("E_MANIFEST", `invalid channel '${opts.channel}'`, {
+      hint: "[a-z0-9][a-z0-9-]{0,31}",
+    });
   }
   const arch = canonicalArch(opts.arch);
-  if (!arch) throw new SignError("E_MANIFEST", `unknown arch '${opts.arch}'`, { hint: "amd64 or arm64" });
+  if (!arch) {
+    throw new SignError("E_MANIFEST", `unknown arch '${opts.arch}'`, { hint: "amd64 or arm64" });
+  }
   if (!isVersion(opts.version)) {
-    throw new SignError("E_MANIFEST", `invalid version '${opts.version}'`, { hint: "e.g. 2026.11.20" });
+    throw new SignError("E_MANIFEST", `invalid version '${opts.version}'`, {
+      hint: "e.g. 2026.11.20",
+    });
   }
   const dir = releaseDir(opts.root, opts.channel, arch);
   const artifacts: Record<string, JsonValue> = {};
@@ -94,7 +100,8 @@ export async function buildManifest(opts: ReleaseOptions): Promise<Record<string
   let cmdline = opts.cmdline;
   if (cmdline === undefined) {
     try {
-      cmdline = new TextDecoder().decode(await readFileCapped(`${dir}/cmdline`, MAX_CMDLINE_BYTES)).trim();
+      cmdline = new TextDecoder().decode(await readFileCapped(`${dir}/cmdline`, MAX_CMDLINE_BYTES))
+        .trim();
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
       cmdline = "";
@@ -112,7 +119,11 @@ export async function buildManifest(opts: ReleaseOptions): Promise<Record<string
   };
 }
 
-function signatureFor(doc: { readonly [k: string]: JsonValue }, key: SigningKey, withPublic: boolean) {
+function signatureFor(
+  doc: { readonly [k: string]: JsonValue },
+  key: SigningKey,
+  withPublic: boolean,
+) {
   const sig = encodeBase64(signEd25519(key.key, signedBytes(doc)));
   return withPublic
     ? { keyid: key.keyid, public: encodeBase64(key.publicRaw), sig }
@@ -146,15 +157,27 @@ export async function signRelease(opts: ReleaseOptions, key: SigningKey) {
   const manifest = { ...doc, signatures: [signatureFor(doc, key, false)] };
   const bytes = formatDocument(manifest);
   const dir = releaseDir(opts.root, opts.channel, doc.arch as string);
-  const record = buildRecord(bytes, doc as { version: string; expires_at: string }, opts.mirrors ?? [], opts.providers ?? []);
+  const record = buildRecord(
+    bytes,
+    doc as { version: string; expires_at: string },
+    opts.mirrors ?? [],
+    opts.providers ?? [],
+  );
   const signedRecord = { ...record, signatures: [signatureFor(record, key, true)] };
   try {
     await writeFileAtomic(`${dir}/manifest.json`, bytes);
     await writeFileAtomic(`${dir}/record.json`, formatDocument(signedRecord));
   } catch (err) {
-    throw new SignError("E_IO", `cannot write to ${dir}: ${(err as Error).message}`, { cause: err });
+    throw new SignError("E_IO", `cannot write to ${dir}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
-  return { path: `${dir}/manifest.json`, manifest, record: signedRecord, cid: record.manifest_cid as string };
+  return {
+    path: `${dir}/manifest.json`,
+    manifest,
+    record: signedRecord,
+    cid: record.manifest_cid as string,
+  };
 }
 
 async function readSigned(path: string, cap: number) {
@@ -162,7 +185,10 @@ async function readSigned(path: string, cap: number) {
     return parseDocument(await readFileCapped(path, cap), path, cap);
   } catch (err) {
     if (err instanceof VerifyError) {
-      throw new SignError("E_MANIFEST", err.message, { cause: err, hint: "only a well-formed v1 document can take another signature" });
+      throw new SignError("E_MANIFEST", err.message, {
+        cause: err,
+        hint: "only a well-formed v1 document can take another signature",
+      });
     }
     throw new SignError("E_IO", `cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
@@ -209,11 +235,23 @@ export async function addSignature(root: string, channel: string, arch: string, 
   let providers: string[] = [];
   try {
     const old = await readSigned(`${dir}/record.json`, MAX_RECORD_BYTES);
-    if (Array.isArray(old.mirrors)) mirrors = old.mirrors.filter((m): m is string => typeof m === "string");
-    if (Array.isArray(old.providers)) providers = old.providers.filter((m): m is string => typeof m === "string");
+    if (Array.isArray(old.mirrors)) {
+      mirrors = old.mirrors.filter((m): m is string => typeof m === "string");
+    }
+    if (Array.isArray(old.providers)) {
+      providers = old.providers.filter((m): m is string => typeof m === "string");
+    }
   } catch { /* no previous record: start empty */ }
-  const record = buildRecord(bytes, updated as unknown as { version: string; expires_at: string }, mirrors, providers);
-  await writeFileAtomic(`${dir}/record.json`, formatDocument({ ...record, signatures: [signatureFor(record, key, true)] }));
+  const record = buildRecord(
+    bytes,
+    updated as unknown as { version: string; expires_at: string },
+    mirrors,
+    providers,
+  );
+  await writeFileAtomic(
+    `${dir}/record.json`,
+    formatDocument({ ...record, signatures: [signatureFor(record, key, true)] }),
+  );
   return { path, signatures: (updated.signatures as JsonValue[]).length };
 }
 

@@ -22,10 +22,14 @@ async function load(path: string, cap: number): Promise<Uint8Array> {
   try {
     return await readFileCapped(path, cap);
   } catch (err) {
-    throw new VerifyError("E_IO", `cannot read ${explainFsError(err, path, VERIFY_PERMISSION_SET)}`, {
-      cause: err,
-      hint: "check the path; the verifier reads only the directories its permission set lists",
-    });
+    throw new VerifyError(
+      "E_IO",
+      `cannot read ${explainFsError(err, path, VERIFY_PERMISSION_SET)}`,
+      {
+        cause: err,
+        hint: "check the path; the verifier reads only the directories its permission set lists",
+      },
+    );
   }
 }
 
@@ -75,9 +79,12 @@ export async function runVerify(
       minVersion: values["min-version"],
       floor,
     });
-    for (const [name, path] of artifacts) {
+    for (const [name] of artifacts) {
       if (!(name in verified.value.artifacts)) {
-        throw new UsageError(`manifest has no artifact '${name}'`, `it lists: ${Object.keys(verified.value.artifacts).join(", ")}`);
+        throw new UsageError(
+          `manifest has no artifact '${name}'`,
+          `it lists: ${Object.keys(verified.value.artifacts).join(", ")}`,
+        );
       }
     }
     for (const [name, path] of artifacts) await verifyArtifact(verified, name, path);
@@ -95,7 +102,9 @@ export async function runVerify(
       }));
     } else {
       out(
-        `phase-verify: ok: ${m.channel}/${m.arch} ${m.version}, signed by ${verified.signers.join(", ")}` +
+        `phase-verify: ok: ${m.channel}/${m.arch} ${m.version}, signed by ${
+          verified.signers.join(", ")
+        }` +
           (artifacts.length ? `; artifacts ok: ${artifacts.map(([n]) => n).join(", ")}` : ""),
       );
     }

@@ -77,8 +77,7 @@ export function rawPublicKey(key: KeyObject): Uint8Array {
   const jwk = pub.export({ format: "jwk" }) as { crv?: string; x?: string };
   if (jwk.crv !== "Ed25519" || !jwk.x) throw new TypeError("not an Ed25519 key");
   const b64 = jwk.x.replace(/-/g, "+").replace(/_/g, "/");
-  return Uint8Array.from(atob(b64 + "=".repeat((4 - b64.length % 4) % 4)), (c) =>
-    c.charCodeAt(0));
+  return Uint8Array.from(atob(b64 + "=".repeat((4 - b64.length % 4) % 4)), (c) => c.charCodeAt(0));
 }
 
 /**

@@ -40,7 +40,9 @@ async function readFloors(stateDir: string): Promise<Record<string, string>> {
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return {};
     if (err instanceof VerifyError) throw err;
-    throw new VerifyError("E_IO", `cannot read the rollback floor: ${(err as Error).message}`, { cause: err });
+    throw new VerifyError("E_IO", `cannot read the rollback floor: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   let doc;
   try {

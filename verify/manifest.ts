@@ -81,7 +81,8 @@ export interface Manifest {
 function schema(message: string, cause?: unknown): VerifyError {
   return new VerifyError("E_SCHEMA", message, {
     cause,
-    hint: "the manifest is not a well-formed v1 manifest (formats.md §1); re-sign it with 'deno task sign'",
+    hint:
+      "the manifest is not a well-formed v1 manifest (formats.md §1); re-sign it with 'deno task sign'",
   });
 }
 

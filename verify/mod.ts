@@ -51,5 +51,11 @@ export {
 } from "./verify.ts";
 export type { VerifyOptions } from "./verify.ts";
 export { compareVersions, isVersion } from "./version.ts";
-export { decodeRecord, MAX_RECORD_BYTES, MAX_RECORD_SOURCES, selectRecordIndex, verifyRecord } from "./record.ts";
+export {
+  decodeRecord,
+  MAX_RECORD_BYTES,
+  MAX_RECORD_SOURCES,
+  selectRecordIndex,
+  verifyRecord,
+} from "./record.ts";
 export type { DiscoveryRecord } from "./record.ts";

@@ -7,7 +7,14 @@
  * @module
  */
 import { VerifyError } from "./errors.ts";
-import { decodeBase64, isKeyid, keyidOf, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verifyStrict } from "./ed25519.ts";
+import {
+  decodeBase64,
+  isKeyid,
+  keyidOf,
+  PUBLIC_KEY_BYTES,
+  SIGNATURE_BYTES,
+  verifyStrict,
+} from "./ed25519.ts";
 import { signedBytes } from "./jcs.ts";
 import { parseDocument, parseUtcTime, type SignatureEntry } from "./manifest.ts";
 import { isJsonObject, type JsonValue } from "./strict_json.ts";
@@ -39,7 +46,9 @@ function bad(message: string): VerifyError {
 }
 
 function strings(v: JsonValue | undefined, field: string): string[] {
-  if (!Array.isArray(v) || v.length > MAX_RECORD_SOURCES || !v.every((s) => typeof s === "string")) {
+  if (
+    !Array.isArray(v) || v.length > MAX_RECORD_SOURCES || !v.every((s) => typeof s === "string")
+  ) {
     throw bad(`'${field}' must be an array of at most ${MAX_RECORD_SOURCES} strings`);
   }
   return [...v] as string[];
@@ -71,14 +80,19 @@ export function decodeRecord(bytes: Uint8Array, now: Date): DiscoveryRecord {
   const signatures = doc.signatures.map((entry, i) => {
     if (!isJsonObject(entry)) throw bad(`signatures[${i}] must be an object`);
     const { keyid, sig, public: pub } = entry;
-    if (typeof keyid !== "string" || !isKeyid(keyid)) throw bad(`signatures[${i}].keyid is invalid`);
+    if (typeof keyid !== "string" || !isKeyid(keyid)) {
+      throw bad(`signatures[${i}].keyid is invalid`);
+    }
     const publicKey = typeof pub === "string" ? decodeBase64(pub) : undefined;
     if (!publicKey || publicKey.length !== PUBLIC_KEY_BYTES || keyidOf(publicKey) !== keyid) {
       throw bad(`signatures[${i}].public does not match its keyid`);
     }
     const raw = typeof sig === "string" ? decodeBase64(sig) : undefined;
     if (!raw || raw.length !== SIGNATURE_BYTES || !verifyStrict(publicKey, message, raw)) {
-      throw new VerifyError("E_SIGNATURE", `discovery record: signatures[${i}] does not verify under its embedded key`);
+      throw new VerifyError(
+        "E_SIGNATURE",
+        `discovery record: signatures[${i}] does not verify under its embedded key`,
+      );
     }
     return Object.freeze({ keyid, sig: raw, publicKey });
   });
@@ -97,7 +111,11 @@ export function decodeRecord(bytes: Uint8Array, now: Date): DiscoveryRecord {
 }
 
 /** Decodes a record and requires the trust file's threshold of signers. */
-export function verifyRecord(bytes: Uint8Array, trust: Trust, now: Date): Verified<DiscoveryRecord> {
+export function verifyRecord(
+  bytes: Uint8Array,
+  trust: Trust,
+  now: Date,
+): Verified<DiscoveryRecord> {
   const record = decodeRecord(bytes, now);
   const signers = checkThreshold(record.document, record.signatures, trust, "discovery record");
   return _seal(record, bytes, signers);

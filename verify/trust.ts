@@ -27,7 +27,8 @@ export interface Trust {
 function invalid(message: string, cause?: unknown): VerifyError {
   return new VerifyError("E_TRUST", `invalid trust file: ${message}`, {
     cause,
-    hint: "a trust file is {\"threshold\": N, \"keys\": {\"ed25519:<hex>\": {\"public\": \"<base64>\"}}}; 'deno task keygen' writes one",
+    hint:
+      'a trust file is {"threshold": N, "keys": {"ed25519:<hex>": {"public": "<base64>"}}}; \'deno task keygen\' writes one',
   });
 }
 

@@ -112,10 +112,18 @@ export function verifyManifest(
     throw new VerifyError(
       "E_EXPIRED",
       `manifest expired at ${manifest.expiresAt.toISOString()} (now ${now.toISOString()})`,
-      { hint: "the provider serves a stale (frozen) release; ask it to re-sign, or check this machine's clock" },
+      {
+        hint:
+          "the provider serves a stale (frozen) release; ask it to re-sign, or check this machine's clock",
+      },
     );
   }
-  for (const [label, lower] of [["min_version", opts.minVersion], ["accepted floor", opts.floor]] as const) {
+  for (
+    const [label, lower] of [["min_version", opts.minVersion], [
+      "accepted floor",
+      opts.floor,
+    ]] as const
+  ) {
     if (lower === undefined) continue;
     if (!isVersion(lower)) {
       throw new VerifyError("E_ROLLBACK", `${label} '${lower}' is not a version`);
@@ -124,7 +132,9 @@ export function verifyManifest(
       throw new VerifyError(
         "E_ROLLBACK",
         `version ${manifest.version} is below the ${label} ${lower} (TM-02)`,
-        { hint: "a provider offers an older release than this machine accepts; find a current one" },
+        {
+          hint: "a provider offers an older release than this machine accepts; find a current one",
+        },
       );
     }
   }
@@ -173,7 +183,9 @@ export async function checkArtifactFile(
   if (overflow || size !== ref.size) {
     throw new VerifyError(
       "E_SIZE",
-      `artifact '${name}' has ${overflow ? "more than " + ref.size : size} bytes, manifest says ${ref.size}`,
+      `artifact '${name}' has ${
+        overflow ? "more than " + ref.size : size
+      } bytes, manifest says ${ref.size}`,
       { hint: "the artifact is truncated or padded: fetch it again" },
     );
   }
@@ -196,7 +208,11 @@ export async function verifyArtifact(
   try {
     file = await Deno.open(path, { read: true });
   } catch (err) {
-    throw new VerifyError("E_IO", `cannot open artifact '${name}' at ${path}: ${(err as Error).message}`, { cause: err });
+    throw new VerifyError(
+      "E_IO",
+      `cannot open artifact '${name}' at ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   try {
     await checkArtifactFile(verified, name, file);
