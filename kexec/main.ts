@@ -1,21 +1,18 @@
 /**
- * Entrypoint `phase-kexec`. Not built yet: it exits with a clear message
- * (issue #5) under its permission set 'kexec'.
+ * Entrypoint `phase-kexec` under permission set 'kexec': verify, stage,
+ * re-check and load the target kernel; exec; chainload fallback.
  *
  * @module
  */
-import { PhaseError } from "../cli/errors.ts";
 import { main } from "../cli/run.ts";
+import { runKexec } from "./cli.ts";
+import { KEXEC_EXIT_CODES } from "./errors.ts";
 
 if (import.meta.main) {
   await main({
     name: "kexec",
     permissionSet: "kexec",
-    exitCodes: { E_UNAVAILABLE: 69 },
-    run: () => {
-      throw new PhaseError("E_UNAVAILABLE", "'kexec' is not available in this version of Phase yet", {
-        hint: "it is being built (issue #5); see README.md for what works today",
-      });
-    },
+    exitCodes: KEXEC_EXIT_CODES,
+    run: (args) => runKexec(args),
   });
 }

@@ -1,6 +1,47 @@
 /**
- * kexec/: hands over to exactly the verified kernel (issue #5).
+ * kexec/: hands over to exactly the verified kernel. Artifacts are copied
+ * into a private directory and re-checked there (TM-11), loaded with
+ * `kexec -s` (kexec_file_load) or `kexec -l` (arm64: with the firmware DTB,
+ * KASLR seed zeroed), executed in a separate step; when kexec fails, a
+ * systemd-boot one-shot entry chainloads the target after a reboot.
  *
  * @module
  */
-export {};
+export { KEXEC_EXIT_CODES, KexecError } from "./errors.ts";
+export type { KexecCode } from "./errors.ts";
+export {
+  DEFAULT_STAGE_PARENT,
+  EXEC_TIMEOUT_MS,
+  execArgv,
+  execKernel,
+  FDT_SOURCE,
+  findKexec,
+  formatArgv,
+  KEXEC_ARTIFACTS,
+  KEXEC_BINARIES,
+  kexecLoaded,
+  LOAD_TIMEOUT_MS,
+  loadArgv,
+  loadKernel,
+  MAX_CMDLINE_BYTES,
+  MODES,
+  parseMode,
+  runProgram,
+  stageArtifacts,
+  stageDtb,
+  targetCmdline,
+} from "./kexec.ts";
+export type { KexecMethod, LoadResult, Mode, Runner, Staged } from "./kexec.ts";
+export { findNode, MAX_FDT_BYTES, parseFdt, writeFdt, zeroKaslrSeed } from "./fdt.ts";
+export type { Fdt, FdtNode, FdtProperty } from "./fdt.ts";
+export {
+  checkEntryId,
+  decodeEfiString,
+  EFI_VARIABLE_NV_BS_RT,
+  EFIVARS_DIR,
+  encodeEfiString,
+  LOADER_GUID,
+  loaderVariablePath,
+  setOneShotEntry,
+} from "./efivar.ts";
+export { DEFAULT_FALLBACK_ENTRY, KEXEC_PERMISSION_SET, runKexec } from "./cli.ts";

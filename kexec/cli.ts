@@ -1,0 +1,192 @@
+/**
+ * The `phase-kexec` command. It trusts no caller: it verifies the manifest
+ * itself (trust file, channel, arch, expiry, min version, floor), stages
+ * and re-checks the artifacts, then loads; `exec` is a separate command.
+ *
+ * @module
+ */
+import { explainFsError, parseFlags, readFileCapped, UsageError } from "../cli/mod.ts";
+import {
+  MAX_MANIFEST_BYTES,
+  MAX_TRUST_BYTES,
+  parseTrust,
+  parseUtcTime,
+  readFloor,
+  VerifyError,
+  verifyManifest,
+} from "../verify/mod.ts";
+import { KexecError } from "./errors.ts";
+import { setOneShotEntry } from "./efivar.ts";
+import {
+  DEFAULT_STAGE_PARENT,
+  execKernel,
+  FDT_SOURCE,
+  findKexec,
+  formatArgv,
+  type KexecMethod,
+  loadKernel,
+  parseMode,
+  runProgram,
+  stageArtifacts,
+  stageDtb,
+} from "./kexec.ts";
+
+/** Permission set of phase-kexec. */
+export const KEXEC_PERMISSION_SET = "kexec";
+/** Default chainload entry (images/ writes it on the ESP). */
+export const DEFAULT_FALLBACK_ENTRY = "phase-chainload.conf";
+
+const USAGE =
+  `phase-kexec load --manifest FILE --trust FILE --artifact kernel=PATH --artifact initramfs=PATH
+                 [--mode internet|local|private] [--channel C] [--arch A] [--min-version V] [--state DIR]
+                 [--now RFC3339] [--dir DIR] [--method auto|file|classic] [--fdt FILE] [--dry-run] [--exec]
+phase-kexec exec [--dry-run]
+phase-kexec fallback [--entry ID] [--efivars DIR] [--no-reboot] [--dry-run]`;
+
+async function load(path: string, cap: number): Promise<Uint8Array> {
+  try {
+    return await readFileCapped(path, cap);
+  } catch (err) {
+    throw new VerifyError(
+      "E_IO",
+      `cannot read ${explainFsError(err, path, KEXEC_PERMISSION_SET)}`,
+      { cause: err },
+    );
+  }
+}
+
+async function cmdLoad(args: string[], out: (s: string) => void): Promise<number> {
+  const { values } = parseFlags(args, {
+    manifest: { type: "string" },
+    trust: { type: "string" },
+    artifact: { type: "string", multiple: true },
+    mode: { type: "string" },
+    channel: { type: "string" },
+    arch: { type: "string" },
+    "min-version": { type: "string" },
+    state: { type: "string" },
+    now: { type: "string" },
+    dir: { type: "string" },
+    method: { type: "string" },
+    fdt: { type: "string" },
+    "dry-run": { type: "boolean" },
+    exec: { type: "boolean" },
+  }, USAGE);
+  if (!values.manifest) throw new UsageError("missing --manifest", USAGE);
+  if (!values.trust) throw new UsageError("missing --trust", USAGE);
+  const method = (values.method ?? "auto") as KexecMethod | "auto";
+  if (!["auto", "file", "classic"].includes(method)) {
+    throw new UsageError(`bad --method '${method}'`, USAGE);
+  }
+  const mode = parseMode(values.mode ?? "internet");
+  let now: Date | undefined;
+  if (values.now !== undefined) {
+    now = parseUtcTime(values.now);
+    if (!now) throw new UsageError(`--now must be RFC 3339 UTC, got '${values.now}'`, USAGE);
+  }
+  const paths: Record<string, string> = {};
+  for (const a of values.artifact ?? []) {
+    const eq = a.indexOf("=");
+    if (eq <= 0 || eq === a.length - 1) {
+      throw new UsageError(`--artifact takes NAME=PATH, got '${a}'`, USAGE);
+    }
+    paths[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  const trust = parseTrust(await load(values.trust, MAX_TRUST_BYTES));
+  const bytes = await load(values.manifest, MAX_MANIFEST_BYTES);
+  const floor = values.state && values.channel && values.arch
+    ? await readFloor(values.state, values.channel, values.arch)
+    : undefined;
+  // Paths pass between steps, trust never does: verify again here.
+  const verified = verifyManifest(bytes, trust, {
+    channel: values.channel,
+    arch: values.arch,
+    now,
+    minVersion: values["min-version"],
+    floor,
+  });
+  const staged = await stageArtifacts(verified, paths, values.dir ?? DEFAULT_STAGE_PARENT);
+  out(
+    `phase-kexec: staged ${verified.value.channel}/${verified.value.arch} ${verified.value.version} in ${staged.dir}; digests re-checked`,
+  );
+  let dtb: string | undefined;
+  if (staged.arch === "arm64" && method !== "file") {
+    const d = await stageDtb(staged, values.fdt ?? FDT_SOURCE);
+    dtb = d.path;
+    out(`phase-kexec: dtb ${d.path} (${d.changed.join(", ") || "no seed found"})`);
+  }
+  const dryRun = values["dry-run"] ?? false;
+  const kexec = dryRun ? "/sbin/kexec" : await findKexec();
+  const result = await loadKernel(staged, { mode, kexec, method, dtb, dryRun });
+  if (dryRun) {
+    out(`phase-kexec: dry run: would run: ${formatArgv(result.argv)}`);
+    out(`phase-kexec: dry run: argv ${JSON.stringify(result.argv)}`);
+    return 0;
+  }
+  for (const t of result.tried) {
+    if (t.code !== 0) out(`phase-kexec: '${t.argv[1]}' failed (exit ${t.code}): ${t.stderr}`);
+  }
+  out(`phase-kexec: loaded with ${formatArgv(result.argv)}`);
+  // The kernel holds its own copy now; the staged files are not needed.
+  await Deno.remove(staged.dir, { recursive: true }).catch(() => {});
+  if (values.exec) {
+    out("phase-kexec: executing the loaded kernel");
+    await execKernel({ kexec });
+  }
+  return 0;
+}
+
+async function cmdExec(args: string[], out: (s: string) => void): Promise<number> {
+  const { values } = parseFlags(args, { "dry-run": { type: "boolean" } }, USAGE);
+  if (values["dry-run"]) {
+    out(
+      `phase-kexec: dry run: would run: ${
+        formatArgv(await execKernel({ kexec: "/sbin/kexec", dryRun: true }))
+      }`,
+    );
+    return 0;
+  }
+  out("phase-kexec: executing the loaded kernel");
+  await execKernel({ kexec: await findKexec() });
+  return 0;
+}
+
+async function cmdFallback(args: string[], out: (s: string) => void): Promise<number> {
+  const { values } = parseFlags(args, {
+    entry: { type: "string" },
+    efivars: { type: "string" },
+    "no-reboot": { type: "boolean" },
+    "dry-run": { type: "boolean" },
+  }, USAGE);
+  const entry = values.entry ?? DEFAULT_FALLBACK_ENTRY;
+  if (values["dry-run"]) {
+    out(`phase-kexec: dry run: would set LoaderEntryOneShot=${entry} and run /sbin/reboot -f`);
+    return 0;
+  }
+  // systemd-boot deletes the one-shot variable when it uses it, so an old one
+  // is rare; efivarfs marks it immutable and the removal then fails loudly.
+  const path = await setOneShotEntry(entry, { dir: values.efivars });
+  out(`phase-kexec: fallback: LoaderEntryOneShot=${entry} written to ${path}`);
+  if (values["no-reboot"]) return 0;
+  out("phase-kexec: fallback: rebooting into the chainload entry");
+  const r = await runProgram(["/sbin/reboot", "-f"], 30_000);
+  throw new KexecError("E_FALLBACK", `reboot returned (exit ${r.code}): ${r.stderr}`);
+}
+
+/** Runs phase-kexec; returns the exit status. */
+export async function runKexec(
+  args: string[],
+  out: (s: string) => void = console.log,
+): Promise<number> {
+  const [cmd, ...rest] = args;
+  switch (cmd) {
+    case "load":
+      return await cmdLoad(rest, out);
+    case "exec":
+      return await cmdExec(rest, out);
+    case "fallback":
+      return await cmdFallback(rest, out);
+    default:
+      throw new UsageError(cmd ? `unknown command '${cmd}'` : "missing command", USAGE);
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Errors of kexec/: a literal code per failure and a distinct exit status.
+ *
+ * @module
+ */
+import { PhaseError } from "../cli/errors.ts";
+
+/** Codes of kexec/. Verification failures keep the verifier's codes. */
+export type KexecCode =
+  | "E_STAGE"
+  | "E_LOAD"
+  | "E_EXEC"
+  | "E_FDT"
+  | "E_FALLBACK"
+  | "E_NOT_LOADED";
+
+/** An error of kexec/. */
+export class KexecError extends PhaseError<KexecCode> {}
+
+/** Exit statuses of `phase-kexec` (verifier codes keep the verifier's statuses). */
+export const KEXEC_EXIT_CODES: Readonly<Record<string, number>> = {
+  E_SCHEMA: 3,
+  E_SIGNATURE: 4,
+  E_MISMATCH: 5,
+  E_EXPIRED: 6,
+  E_ROLLBACK: 7,
+  E_SIZE: 8,
+  E_DIGEST: 9,
+  E_TRUST: 10,
+  E_IO: 11,
+  E_STAGE: 20,
+  E_LOAD: 21,
+  E_EXEC: 22,
+  E_FDT: 23,
+  E_FALLBACK: 24,
+  E_NOT_LOADED: 25,
+};

@@ -1,0 +1,400 @@
+/**
+ * Hand over to exactly the verified kernel (house style 9): copy each
+ * artifact into a private file, re-check its digest on the copy, then load
+ * it with kexec-tools; executing is a separate step, and both have a dry run
+ * that prints the exact argv.
+ *
+ * @module
+ */
+import {
+  type Arch,
+  assertVerified,
+  checkArtifactFile,
+  type Manifest,
+  type Verified,
+  VerifyError,
+} from "../verify/mod.ts";
+import { KexecError } from "./errors.ts";
+import { MAX_FDT_BYTES, zeroKaslrSeed } from "./fdt.ts";
+
+/** Artifacts kexec loads. */
+export const KEXEC_ARTIFACTS = ["kernel", "initramfs"] as const;
+/** Boot modes (formats.md §6). */
+export const MODES = ["internet", "local", "private"] as const;
+/** One boot mode. */
+export type Mode = typeof MODES[number];
+/** Longest kernel command line passed on (x86 COMMAND_LINE_SIZE is 2048). */
+export const MAX_CMDLINE_BYTES = 2048;
+/** Time a `kexec -l/-s` may take (TCG guests: a few seconds). */
+export const LOAD_TIMEOUT_MS = 120_000;
+/** Time `kexec -e` may take before we call it failed. */
+export const EXEC_TIMEOUT_MS = 30_000;
+/** Largest stderr kept from kexec-tools. */
+export const MAX_TOOL_OUTPUT_BYTES = 16 * 1024;
+/** Default parent of the private staging directory (tmpfs). */
+export const DEFAULT_STAGE_PARENT = "/run/phase";
+/** Where kexec-tools lives, in order of preference. */
+export const KEXEC_BINARIES = ["/sbin/kexec", "/usr/sbin/kexec"] as const;
+/** The running kernel's device tree (arm64). */
+export const FDT_SOURCE = "/sys/firmware/fdt";
+/** Reads "1" when a kexec image is loaded. */
+export const KEXEC_LOADED = "/sys/kernel/kexec_loaded";
+
+/** How the kernel is loaded. */
+export type KexecMethod = "file" | "classic";
+
+/** Artifacts copied into a private directory and re-checked there. */
+export interface Staged {
+  readonly dir: string;
+  readonly kernel: string;
+  readonly initramfs: string;
+  readonly arch: Arch;
+  readonly version: string;
+  readonly manifestCmdline: string;
+}
+
+/** Runs one program; returns its exit status and (capped) stderr. */
+export type Runner = (
+  argv: readonly string[],
+  timeoutMs: number,
+) => Promise<{ code: number; stderr: string }>;
+
+function isMode(s: string): s is Mode {
+  return (MODES as readonly string[]).includes(s);
+}
+
+/** Checks a mode string. */
+export function parseMode(s: string): Mode {
+  if (!isMode(s)) {
+    throw new KexecError("E_STAGE", `unknown mode '${s}'`, { hint: "internet, local or private" });
+  }
+  return s;
+}
+
+/**
+ * The target's command line: the manifest's, minus any `phase.mode=` it
+ * carries, plus `phase.mode=<mode>`.
+ */
+export function targetCmdline(manifestCmdline: string, mode: Mode): string {
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(manifestCmdline)) {
+    throw new KexecError("E_STAGE", "manifest cmdline contains control characters");
+  }
+  const words = manifestCmdline.split(" ").filter((w) => w && !w.startsWith("phase.mode="));
+  const line = [...words, `phase.mode=${parseMode(mode)}`].join(" ");
+  if (new TextEncoder().encode(line).length >= MAX_CMDLINE_BYTES) {
+    throw new KexecError("E_STAGE", `command line is longer than ${MAX_CMDLINE_BYTES - 1} bytes`);
+  }
+  return line;
+}
+
+/** Copies `src` into a new 0600 file `dst`, at most `maxBytes + 1` bytes. */
+async function copyCapped(src: string, dst: string, maxBytes: number): Promise<void> {
+  const from = await Deno.open(src, { read: true });
+  try {
+    const to = await Deno.open(dst, { write: true, createNew: true, mode: 0o600 });
+    try {
+      let total = 0;
+      const buf = new Uint8Array(1024 * 1024);
+      for (;;) {
+        const n = await from.read(buf);
+        if (n === null) break;
+        total += n;
+        // TM-05: a source that keeps growing is cut off, the digest check then fails.
+        if (total > maxBytes + 1) break;
+        let off = 0;
+        while (off < n) off += await to.write(buf.subarray(off, n));
+      }
+      await to.sync();
+    } finally {
+      to.close();
+    }
+  } finally {
+    from.close();
+  }
+}
+
+/**
+ * Copies the kernel and initramfs named by `paths` into a fresh private
+ * directory under `parent` (0700, files 0600 then 0400) and re-checks each
+ * copy against the verified manifest. TM-11: what is checked is the copy
+ * that kexec reads, not the path the fetcher wrote, so a file swapped after
+ * verification is refused here, before anything is loaded.
+ */
+export async function stageArtifacts(
+  verified: Verified<Manifest>,
+  paths: Readonly<Record<string, string>>,
+  parent: string = DEFAULT_STAGE_PARENT,
+): Promise<Staged> {
+  const m = assertVerified(verified).value;
+  for (const name of KEXEC_ARTIFACTS) {
+    if (!m.artifacts[name]) throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`);
+    if (!paths[name]) {
+      throw new KexecError("E_STAGE", `no path given for artifact '${name}'`, {
+        hint: "pass --artifact kernel=PATH --artifact initramfs=PATH",
+      });
+    }
+  }
+  let dir: string;
+  try {
+    await Deno.mkdir(parent, { recursive: true, mode: 0o700 });
+    dir = await Deno.makeTempDir({ dir: parent, prefix: "kexec-" });
+    await Deno.chmod(dir, 0o700);
+  } catch (err) {
+    throw new KexecError(
+      "E_STAGE",
+      `cannot create a private directory under ${parent}: ${(err as Error).message}`,
+      {
+        cause: err,
+        hint: "kexec stages into /run/phase (tmpfs) or --dir; it must be writable",
+      },
+    );
+  }
+  try {
+    const out: Record<string, string> = {};
+    for (const name of KEXEC_ARTIFACTS) {
+      const dst = `${dir}/${name}`;
+      try {
+        await copyCapped(paths[name], dst, m.artifacts[name].size);
+      } catch (err) {
+        throw new VerifyError(
+          "E_IO",
+          `cannot copy artifact '${name}' from ${paths[name]}: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
+      }
+      await Deno.chmod(dst, 0o400);
+      const f = await Deno.open(dst, { read: true });
+      try {
+        await checkArtifactFile(verified, name, f);
+      } finally {
+        try {
+          f.close();
+        } catch { /* closed by its stream */ }
+      }
+      out[name] = dst;
+    }
+    return {
+      dir,
+      kernel: out.kernel,
+      initramfs: out.initramfs,
+      arch: m.arch,
+      version: m.version,
+      manifestCmdline: m.cmdline,
+    };
+  } catch (err) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Writes the DTB for an arm64 classic load: the running kernel's tree with
+ * the KASLR seed zeroed, as a 0600 file in the staging directory.
+ */
+export async function stageDtb(
+  staged: Staged,
+  source = FDT_SOURCE,
+): Promise<{ path: string; changed: string[] }> {
+  let bytes: Uint8Array;
+  try {
+    const f = await Deno.open(source, { read: true });
+    try {
+      const chunks: Uint8Array[] = [];
+      let total = 0;
+      const buf = new Uint8Array(64 * 1024);
+      for (;;) {
+        const n = await f.read(buf);
+        if (n === null) break;
+        total += n;
+        if (total > MAX_FDT_BYTES) {
+          throw new KexecError("E_FDT", `${source} is larger than ${MAX_FDT_BYTES} bytes`);
+        }
+        chunks.push(buf.slice(0, n));
+      }
+      bytes = new Uint8Array(total);
+      let o = 0;
+      for (const c of chunks) {
+        bytes.set(c, o);
+        o += c.length;
+      }
+    } finally {
+      f.close();
+    }
+  } catch (err) {
+    if (err instanceof KexecError) throw err;
+    throw new KexecError("E_FDT", `cannot read ${source}: ${(err as Error).message}`, {
+      cause: err,
+      hint: "arm64 classic kexec needs the firmware device tree",
+    });
+  }
+  const { dtb, changed } = zeroKaslrSeed(bytes);
+  const path = `${staged.dir}/dtb`;
+  await Deno.writeFile(path, dtb, { createNew: true, mode: 0o600 });
+  return { path, changed };
+}
+
+/** The exact kexec-tools argv that loads `staged`. */
+export function loadArgv(
+  staged: Staged,
+  opts: { method: KexecMethod; mode: Mode; kexec: string; dtb?: string },
+): string[] {
+  const argv = [
+    opts.kexec,
+    opts.method === "file" ? "-s" : "-l",
+    staged.kernel,
+    `--initrd=${staged.initramfs}`,
+    `--command-line=${targetCmdline(staged.manifestCmdline, opts.mode)}`,
+  ];
+  if (opts.method === "classic" && opts.dtb) argv.push(`--dtb=${opts.dtb}`);
+  return argv;
+}
+
+/** The argv that executes the loaded kernel. */
+export function execArgv(kexec: string): string[] {
+  return [kexec, "-e"];
+}
+
+/** Runs a program under a deadline, keeping at most MAX_TOOL_OUTPUT_BYTES of stderr. */
+export const runProgram: Runner = async (argv, timeoutMs) => {
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, timeoutMs);
+  try {
+    const chunks: Uint8Array[] = [];
+    let kept = 0;
+    for await (const chunk of child.stderr) {
+      if (kept < MAX_TOOL_OUTPUT_BYTES) {
+        chunks.push(chunk.subarray(0, MAX_TOOL_OUTPUT_BYTES - kept));
+        kept += Math.min(chunk.length, MAX_TOOL_OUTPUT_BYTES - kept);
+      }
+    }
+    const status = await child.status;
+    const stderr = new TextDecoder().decode(
+      chunks.reduce((a, c) => {
+        const o = new Uint8Array(a.length + c.length);
+        o.set(a);
+        o.set(c, a.length);
+        return o;
+      }, new Uint8Array()),
+    );
+    return { code: status.signal ? 128 + 9 : status.code, stderr };
+  } finally {
+    clearTimeout(timer);
+  }
+};
+
+/** Picks the first kexec-tools binary that runs (`kexec --version`). */
+export async function findKexec(
+  run: Runner = runProgram,
+  candidates: readonly string[] = KEXEC_BINARIES,
+): Promise<string> {
+  for (const bin of candidates) {
+    try {
+      const { code } = await run([bin, "--version"], 10_000);
+      if (code === 0) return bin;
+    } catch { /* not there, or not in this set's run list */ }
+  }
+  throw new KexecError("E_LOAD", `kexec-tools not found (tried ${candidates.join(", ")})`, {
+    hint: "install kexec-tools (apt package kexec-tools); the seed image carries /sbin/kexec",
+  });
+}
+
+/** What a load did or, in a dry run, would do. */
+export interface LoadResult {
+  readonly method: KexecMethod;
+  readonly argv: readonly string[];
+  readonly tried: readonly { argv: readonly string[]; code: number; stderr: string }[];
+  readonly dryRun: boolean;
+}
+
+/**
+ * Loads `staged`. Method order: `file` (kexec_file_load: the kernel checks
+ * signatures under lockdown, TM-14) then `classic` (`kexec -l`, the only
+ * method on Debian arm64, with the DTB) unless `method` pins one. A dry run
+ * returns the argv of the first method without running anything.
+ */
+export async function loadKernel(
+  staged: Staged,
+  opts: {
+    mode: Mode;
+    kexec: string;
+    method?: KexecMethod | "auto";
+    dtb?: string;
+    dryRun?: boolean;
+    run?: Runner;
+  },
+): Promise<LoadResult> {
+  const methods: KexecMethod[] = opts.method === "file"
+    ? ["file"]
+    : opts.method === "classic"
+    ? ["classic"]
+    : ["file", "classic"];
+  const run = opts.run ?? runProgram;
+  const tried: { argv: string[]; code: number; stderr: string }[] = [];
+  for (const method of methods) {
+    const argv = loadArgv(staged, { method, mode: opts.mode, kexec: opts.kexec, dtb: opts.dtb });
+    if (opts.dryRun) return { method, argv, tried, dryRun: true };
+    const { code, stderr } = await run(argv, LOAD_TIMEOUT_MS);
+    tried.push({ argv, code, stderr: stderr.trim() });
+    if (code === 0) return { method, argv, tried, dryRun: false };
+  }
+  throw new KexecError(
+    "E_LOAD",
+    `kexec could not load ${staged.version}: ${
+      tried.map((t) => `'${t.argv[1]}' exit ${t.code}: ${t.stderr || "(no output)"}`).join("; ")
+    }`,
+    {
+      hint:
+        "the kernel may lack KEXEC/KEXEC_FILE, or lockdown refuses an unsigned kernel; the chainload fallback can boot it",
+    },
+  );
+}
+
+/** Reads /sys/kernel/kexec_loaded; undefined when it cannot be read. */
+export async function kexecLoaded(path = KEXEC_LOADED): Promise<boolean | undefined> {
+  try {
+    const text = await Deno.readTextFile(path);
+    return text.trim() === "1";
+  } catch {
+    return undefined;
+  }
+}
+
+/** Executes the loaded kernel (does not return on success). */
+export async function execKernel(
+  opts: { kexec: string; dryRun?: boolean; run?: Runner; loadedPath?: string },
+): Promise<readonly string[]> {
+  const argv = execArgv(opts.kexec);
+  if (opts.dryRun) return argv;
+  if ((await kexecLoaded(opts.loadedPath)) === false) {
+    throw new KexecError("E_NOT_LOADED", "no kernel is loaded", {
+      hint: "run 'phase-kexec load' first",
+    });
+  }
+  const { code, stderr } = await (opts.run ?? runProgram)(argv, EXEC_TIMEOUT_MS);
+  throw new KexecError(
+    "E_EXEC",
+    `kexec -e returned (exit ${code}): ${stderr.trim() || "(no output)"}`,
+    {
+      hint:
+        "the handover failed; the chainload fallback (phase-kexec fallback) can boot the target",
+    },
+  );
+}
+
+/** Shell-quotes an argv for display (the dry run prints it). */
+export function formatArgv(argv: readonly string[]): string {
+  return argv.map((a) => /^[A-Za-z0-9_./=:,+@%-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)
+    .join(" ");
+}

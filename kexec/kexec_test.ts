@@ -1,0 +1,263 @@
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
+import { parseTrust, VerifyError, verifyManifest } from "../verify/mod.ts";
+import { KexecError } from "./errors.ts";
+import { loadArgv, loadKernel, type Runner, stageArtifacts, targetCmdline } from "./kexec.ts";
+
+async function tempDir(): Promise<string> {
+  await Deno.mkdir("/tmp/phase", { recursive: true });
+  return await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "kexec-test-" });
+}
+
+/** A real signed release with small fake kernel/initramfs bytes. */
+async function release(dir: string) {
+  const keys = await keygen(`${dir}/keys`, "release");
+  const rel = `${dir}/rel/stable/amd64`;
+  await Deno.mkdir(rel, { recursive: true });
+  await Deno.writeFile(`${rel}/kernel`, new TextEncoder().encode("MZ kernel bytes ".repeat(1000)));
+  await Deno.writeFile(
+    `${rel}/initramfs`,
+    new TextEncoder().encode("070701 initramfs ".repeat(500)),
+  );
+  const key = await loadSigningKey(keys.paths.privateKey);
+  await signRelease({
+    root: `${dir}/rel`,
+    channel: "stable",
+    arch: "amd64",
+    version: "2026.11.22",
+    expiresInMs: 86_400_000,
+    now: new Date(),
+    cmdline: "console=ttyS0 phase.mode=local quiet",
+  }, key);
+  const trust = parseTrust(await Deno.readFile(keys.paths.trust));
+  const verified = verifyManifest(await Deno.readFile(`${rel}/manifest.json`), trust, {
+    channel: "stable",
+    arch: "amd64",
+  });
+  return { rel, verified, trustPath: keys.paths.trust };
+}
+
+function recorder(code = 0): { run: Runner; calls: string[][] } {
+  const calls: string[][] = [];
+  return {
+    calls,
+    run: (argv) => {
+      calls.push([...argv]);
+      return Promise.resolve({
+        code,
+        stderr: code ? "kexec_file_load failed: Operation not permitted" : "",
+      });
+    },
+  };
+}
+
+Deno.test("stageArtifacts copies into a private 0700 dir with 0400 files and re-checks them", async () => {
+  const dir = await tempDir();
+  try {
+    const { rel, verified } = await release(dir);
+    const staged = await stageArtifacts(verified, {
+      kernel: `${rel}/kernel`,
+      initramfs: `${rel}/initramfs`,
+    }, `${dir}/run`);
+    assertEquals((await Deno.stat(staged.dir)).mode! & 0o777, 0o700);
+    assertEquals((await Deno.stat(staged.kernel)).mode! & 0o777, 0o400);
+    assertEquals(await Deno.readFile(staged.kernel), await Deno.readFile(`${rel}/kernel`));
+    assertEquals(staged.version, "2026.11.22");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TM-11 TOCTOU verify-to-kexec: a kernel swapped after verification is refused before load", async () => {
+  const dir = await tempDir();
+  try {
+    const { rel, verified } = await release(dir);
+    // Verification passed above; now the fetcher's file is replaced.
+    await Deno.writeFile(`${rel}/kernel`, new TextEncoder().encode("MZ evil kernel ".repeat(1067)));
+    const { run, calls } = recorder();
+    const err = await assertRejects(
+      async () => {
+        const staged = await stageArtifacts(verified, {
+          kernel: `${rel}/kernel`,
+          initramfs: `${rel}/initramfs`,
+        }, `${dir}/run`);
+        await loadKernel(staged, { mode: "internet", kexec: "/sbin/kexec", run });
+      },
+      VerifyError,
+    );
+    assert(err.code === "E_DIGEST" || err.code === "E_SIZE", err.code);
+    assertEquals(calls.length, 0, "kexec must never run");
+    // Nothing is left behind in the private directory.
+    assertEquals([...Deno.readDirSync(`${dir}/run`)].length, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TM-11 TOCTOU verify-to-kexec: a grown (endless) artifact is cut off and refused", async () => {
+  const dir = await tempDir();
+  try {
+    const { rel, verified } = await release(dir);
+    const f = await Deno.open(`${rel}/initramfs`, { append: true });
+    await f.write(new Uint8Array(5 * 1024 * 1024));
+    f.close();
+    const err = await assertRejects(
+      () =>
+        stageArtifacts(
+          verified,
+          { kernel: `${rel}/kernel`, initramfs: `${rel}/initramfs` },
+          `${dir}/run`,
+        ),
+      VerifyError,
+    );
+    assertEquals(err.code, "E_SIZE");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stageArtifacts accepts only a Verified value", async () => {
+  const dir = await tempDir();
+  try {
+    const { rel, verified } = await release(dir);
+    const forged = { ...verified };
+    await assertRejects(
+      () =>
+        stageArtifacts(
+          forged,
+          { kernel: `${rel}/kernel`, initramfs: `${rel}/initramfs` },
+          `${dir}/run`,
+        ),
+      VerifyError,
+      "not produced by the verifier",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("load argv: kexec -s first, then -l; the command line carries phase.mode", async () => {
+  const dir = await tempDir();
+  try {
+    const { rel, verified } = await release(dir);
+    const staged = await stageArtifacts(verified, {
+      kernel: `${rel}/kernel`,
+      initramfs: `${rel}/initramfs`,
+    }, `${dir}/run`);
+    const dry = await loadKernel(staged, { mode: "private", kexec: "/sbin/kexec", dryRun: true });
+    assertEquals(dry.argv, [
+      "/sbin/kexec",
+      "-s",
+      staged.kernel,
+      `--initrd=${staged.initramfs}`,
+      "--command-line=console=ttyS0 quiet phase.mode=private",
+    ]);
+    const { run, calls } = recorder(1);
+    const err = await assertRejects(
+      () => loadKernel(staged, { mode: "internet", kexec: "/sbin/kexec", run }),
+      KexecError,
+    );
+    assertEquals(err.code, "E_LOAD");
+    assertEquals(calls.map((c) => c[1]), ["-s", "-l"]);
+    assertEquals(
+      loadArgv(staged, {
+        method: "classic",
+        mode: "local",
+        kexec: "/sbin/kexec",
+        dtb: "/run/x/dtb",
+      }).at(-1),
+      "--dtb=/run/x/dtb",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("targetCmdline refuses control characters and unknown modes", () => {
+  assertEquals(targetCmdline("a  b", "local"), "a b phase.mode=local");
+  let caught = false;
+  try {
+    targetCmdline("a\nb", "local");
+  } catch (e) {
+    caught = e instanceof KexecError;
+  }
+  assert(caught);
+  caught = false;
+  try {
+    targetCmdline("a", "evil" as "local");
+  } catch (e) {
+    caught = e instanceof KexecError;
+  }
+  assert(caught);
+});
+
+Deno.test("phase-kexec load --dry-run under its own permission set re-verifies and prints the argv", async () => {
+  const dir = await tempDir();
+  try {
+    const { rel, trustPath } = await release(dir);
+    const out = await new Deno.Command("deno", {
+      args: [
+        "task",
+        "-q",
+        "kexec",
+        "load",
+        "--manifest",
+        `${rel}/manifest.json`,
+        "--trust",
+        trustPath,
+        "--artifact",
+        `kernel=${rel}/kernel`,
+        "--artifact",
+        `initramfs=${rel}/initramfs`,
+        "--channel",
+        "stable",
+        "--arch",
+        "amd64",
+        "--dir",
+        `${dir}/run`,
+        "--dry-run",
+      ],
+      cwd: new URL("..", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert(text.includes("digests re-checked"), text);
+    assert(text.includes('"-s"') && text.includes("phase.mode=internet"), text);
+    // A tampered initramfs: exit 9 (E_DIGEST), nothing printed as loaded.
+    await Deno.writeFile(
+      `${rel}/initramfs`,
+      new TextEncoder().encode("070701 evil!!!!! ".repeat(500)),
+    );
+    const bad = await new Deno.Command("deno", {
+      args: [
+        "task",
+        "-q",
+        "kexec",
+        "load",
+        "--manifest",
+        `${rel}/manifest.json`,
+        "--trust",
+        trustPath,
+        "--artifact",
+        `kernel=${rel}/kernel`,
+        "--artifact",
+        `initramfs=${rel}/initramfs`,
+        "--dir",
+        `${dir}/run`,
+        "--dry-run",
+      ],
+      cwd: new URL("..", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(bad.code, 9);
+    assert(
+      new TextDecoder().decode(bad.stderr).includes("E_DIGEST") ||
+        new TextDecoder().decode(bad.stderr).includes("hashes to"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
