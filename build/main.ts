@@ -1,0 +1,40 @@
+/**
+ * Entrypoint `phase-build` (`deno task build`): compiles each entrypoint
+ * under its own permission set into dist/.
+ *
+ * @module
+ */
+import { configDir, main, parseFlags, UsageError } from "../cli/mod.ts";
+import { build, BUILD_EXIT_CODES } from "./build.ts";
+
+const USAGE = "deno task build [--out DIR] [--only phase-NAME]...";
+
+if (import.meta.main) {
+  await main({
+    name: "build",
+    permissionSet: "build",
+    exitCodes: BUILD_EXIT_CODES,
+    run: async (args) => {
+      const { values } = parseFlags(args, {
+        out: { type: "string" },
+        only: { type: "string", multiple: true },
+      }, USAGE);
+      const repo = configDir();
+      const dist = values.out ?? `${repo}/dist`;
+      if (!dist.startsWith("/")) throw new UsageError("--out must be an absolute path", USAGE);
+      const denortBin = Deno.env.get("DENORT_BIN");
+      if (denortBin) console.error(`phase-build: using DENORT_BIN=${denortBin}`);
+      const written = await build({
+        repo,
+        dist,
+        only: values.only,
+        denortBin,
+        log: (l) => console.log(l),
+      });
+      console.log(
+        `phase-build: ${written.length} binaries in ${dist}; check them with 'deno task audit --dist ${dist}'`,
+      );
+      return 0;
+    },
+  });
+}

@@ -1,0 +1,7 @@
+/**
+ * build/: compiles every entrypoint with `deno compile -P=<set>` from the
+ * one permission table.
+ *
+ * @module
+ */
+export { build, BUILD_EXIT_CODES, BuildError, COMPILE_TIMEOUT_MS, compileArgs } from "./build.ts";
