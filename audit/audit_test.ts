@@ -156,3 +156,15 @@ Deno.test("build: offline without DENORT_BIN the build says it cannot get the ru
   ok(/could not obtain its runtime \(denort\)/.test(err), err);
   ok(/hint: .*DENORT_BIN/.test(err), err);
 });
+
+Deno.test("TM-13 private-mode privacy: the fetch-private set writes only on tmpfs roots, and its process cannot write elsewhere", async () => {
+  const set = permissionTable().get("fetch-private")!;
+  ok(Array.isArray(set.write) && set.write.length > 0);
+  for (const p of set.write as string[]) {
+    ok(p === "/run/phase" || p === "/dev/shm/phase", `write scope ${p} is a tmpfs root`);
+  }
+  const task = entrypointTasks().find((t) => t.task === "fetch-private")!;
+  const attempts = await probe(task, REPO);
+  assertEquals(attempts.find((a) => a.kind === "write")!.outcome, "denied");
+  assertEquals(attempts.find((a) => a.kind === "run")!.outcome, "denied");
+});
