@@ -1,21 +1,130 @@
 /**
- * Entrypoint `phase-fetch`. Not built yet: it exits with a clear message
- * (issue #4) under its permission set 'fetch'.
+ * Entrypoint `phase-fetch`: fetch a verified release into the
+ * content-addressed cache (or, with `--private`, into a tmpfs root).
+ * Exit 0 only when every artifact is in the cache and verified.
  *
  * @module
  */
-import { PhaseError } from "../../cli/errors.ts";
-import { main } from "../../cli/run.ts";
+import {
+  consoleLogger,
+  main,
+  parseDurationMs,
+  parseFlags,
+  readFileCapped,
+  UsageError,
+} from "../../cli/mod.ts";
+import { MAX_TRUST_BYTES, parseTrust, VerifyError } from "../../verify/mod.ts";
+import { CLIENT_EXIT_CODES } from "../errors.ts";
+import { fetchRelease } from "../fetch.ts";
+import { DEFAULT_LIMITS } from "../http.ts";
+import { preparePrivateRoot } from "../private.ts";
+import { progressReporter } from "../progress.ts";
+
+const USAGE =
+  "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... " +
+  "[--gateway URL]... [--cid CID] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... " +
+  "[--stall-timeout 15s] [--no-parallel]\n" +
+  "       deno task fetch-private --root TMPFS_DIR --manifest URL --trust FILE ...";
+
+/** Runs `fetch` with `args`; returns the exit status. */
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, {
+    manifest: { type: "string" },
+    trust: { type: "string" },
+    cache: { type: "string" },
+    mirror: { type: "string", multiple: true },
+    provider: { type: "string", multiple: true },
+    gateway: { type: "string", multiple: true },
+    cid: { type: "string" },
+    channel: { type: "string" },
+    arch: { type: "string" },
+    "min-version": { type: "string" },
+    artifact: { type: "string", multiple: true },
+    "stall-timeout": { type: "string" },
+    "no-parallel": { type: "boolean" },
+    private: { type: "boolean" },
+    root: { type: "string" },
+  }, USAGE);
+  if (!values.trust) throw new UsageError("missing --trust", USAGE);
+  if (!values.manifest && !values.cid && !(values.mirror?.length)) {
+    throw new UsageError(
+      "give --manifest URL (or --mirror, or --cid with --provider/--gateway)",
+      USAGE,
+    );
+  }
+  let cacheDir: string;
+  if (values.private) {
+    if (values.cache) {
+      throw new UsageError(
+        "--cache is not used in private mode: everything goes under --root",
+        USAGE,
+      );
+    }
+    if (!values.root) throw new UsageError("private mode needs --root <tmpfs dir>", USAGE);
+    // TM-13: refuse before anything is written if the root is not RAM.
+    cacheDir = await preparePrivateRoot(values.root);
+  } else {
+    if (values.root) throw new UsageError("--root is for --private; use --cache", USAGE);
+    if (!values.cache) throw new UsageError("missing --cache", USAGE);
+    cacheDir = values.cache;
+  }
+  let trustBytes: Uint8Array;
+  try {
+    trustBytes = await readFileCapped(values.trust, MAX_TRUST_BYTES);
+  } catch (err) {
+    throw new VerifyError(
+      "E_TRUST",
+      `cannot read trust file ${values.trust}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  const trust = parseTrust(trustBytes);
+  const limits = values["stall-timeout"]
+    ? {
+      ...DEFAULT_LIMITS,
+      stallTimeoutMs: parseDurationMs(values["stall-timeout"], "stall-timeout"),
+    }
+    : DEFAULT_LIMITS;
+  const logger = consoleLogger("fetch");
+  const release = await fetchRelease({
+    manifestUrl: values.manifest,
+    mirrors: values.mirror,
+    providers: values.provider,
+    gateways: values.gateway,
+    manifestCid: values.cid,
+    trust,
+    cacheDir,
+    channel: values.channel,
+    arch: values.arch,
+    minVersion: values["min-version"],
+    artifacts: values.artifact,
+    limits,
+    logger,
+    progress: progressReporter(),
+    parallel: !values["no-parallel"],
+  });
+  const m = release.verified.value;
+  const artifacts: Record<string, unknown> = {};
+  for (const [name, a] of Object.entries(release.artifacts)) {
+    artifacts[name] = { path: a.path, digest: a.digest, size: a.size, cached: a.cached };
+  }
+  console.log(JSON.stringify({
+    ok: true,
+    version: m.version,
+    channel: m.channel,
+    arch: m.arch,
+    manifest: release.manifestPath,
+    source: release.manifestSource,
+    artifacts,
+  }));
+  return 0;
+}
 
 if (import.meta.main) {
   await main({
     name: "fetch",
     permissionSet: Deno.args.includes("--private") ? "fetch-private" : "fetch",
-    exitCodes: { E_UNAVAILABLE: 69 },
-    run: () => {
-      throw new PhaseError("E_UNAVAILABLE", "'fetch' is not available in this version of Phase yet", {
-        hint: "it is being built (issue #4); see README.md for what works today",
-      });
-    },
+    exitCodes: CLIENT_EXIT_CODES,
+    run,
   });
 }

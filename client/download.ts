@@ -1,0 +1,465 @@
+/**
+ * Downloading one artifact into the content-addressed cache: one pass that
+ * hashes while it writes, never more than `size` bytes (TM-05), stall and
+ * minimum-rate timeouts (TM-06), resume by Range from the partial prefix,
+ * failover across sources, and a parallel ranged download from several
+ * providers that still writes and hashes strictly in order (so the partial
+ * file is always a resumable prefix and memory stays bounded).
+ *
+ * @module
+ */
+import { createHash, type Hash } from "node:crypto";
+import type { Logger } from "../cli/mod.ts";
+import { VerifyError } from "../verify/mod.ts";
+import { cachedPath, type CacheLayout, syncDir } from "./cache.ts";
+import { ClientError } from "./errors.ts";
+import {
+  DEFAULT_LIMITS,
+  type FetchFn,
+  openRequest,
+  readGuarded,
+  type TransferLimits,
+} from "./http.ts";
+
+/** Size of one ranged segment in a parallel download, in bytes. */
+export const SEGMENT_BYTES = 8 * 1024 * 1024;
+/** Segments a parallel download may hold in memory ahead of the hasher, per provider. */
+export const WINDOW_SEGMENTS_PER_SOURCE = 2;
+/** Smallest remaining size worth splitting across providers, in bytes. */
+export const PARALLEL_MIN_BYTES = 16 * 1024 * 1024;
+/** Most full download rounds per artifact (a round ends with a digest check). */
+export const MAX_ROUNDS = 6;
+
+/** A place an artifact can be fetched from. */
+export interface ArtifactSource {
+  /** Provider identity (its origin): parallel downloads use distinct ids. */
+  readonly id: string;
+  /** Candidate URLs at this source, tried in order (e.g. /cas/sha256/<hex>, then by name). */
+  readonly urls: readonly string[];
+  /** `ipfs`: a trustless gateway answer (raw block); tried after HTTP sources. */
+  readonly kind: "http" | "ipfs";
+}
+
+/** What to download and how. */
+export interface DownloadOptions {
+  readonly layout: CacheLayout;
+  readonly name: string;
+  readonly hex: string;
+  readonly size: number;
+  readonly sources: readonly ArtifactSource[];
+  readonly limits?: TransferLimits;
+  readonly fetchFn?: FetchFn;
+  readonly logger?: Logger;
+  readonly onProgress?: (done: number) => void;
+  /** Use several providers at once when more than one is known (default true). */
+  readonly parallel?: boolean;
+  readonly segmentBytes?: number;
+  readonly parallelMinBytes?: number;
+}
+
+/** The result of one artifact. */
+export interface DownloadResult {
+  readonly path: string;
+  readonly cached: boolean;
+  readonly sources: readonly string[];
+}
+
+const ACCEPT_RAW = "application/vnd.ipld.raw, application/octet-stream;q=0.9";
+
+async function writeAll(file: Deno.FsFile, chunk: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < chunk.length) off += await file.write(chunk.subarray(off));
+}
+
+/** Parses `Content-Range: bytes a-b/total`. */
+function contentRange(
+  h: string | null,
+): { start: number; end: number; total: number | undefined } | undefined {
+  const m = h ? /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(h.trim()) : null;
+  if (!m) return undefined;
+  return { start: Number(m[1]), end: Number(m[2]), total: m[3] === "*" ? undefined : Number(m[3]) };
+}
+
+interface Partial {
+  file: Deno.FsFile;
+  pos: number;
+  hash: Hash;
+  contributors: Set<string>;
+}
+
+/** Opens (or creates) the partial file and re-hashes its prefix. */
+async function openPartial(path: string, size: number): Promise<Partial> {
+  const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+  const hash = createHash("sha256");
+  let len = (await file.stat()).size;
+  if (len > size) {
+    await file.truncate(0);
+    len = 0;
+  }
+  const buf = new Uint8Array(Math.min(1024 * 1024, Math.max(len, 1)));
+  let pos = 0;
+  while (pos < len) {
+    const n = await file.read(buf.subarray(0, Math.min(buf.length, len - pos)));
+    if (n === null) break;
+    hash.update(buf.subarray(0, n));
+    pos += n;
+  }
+  if (pos !== len) {
+    await file.truncate(pos);
+  }
+  await file.seek(pos, Deno.SeekMode.Start);
+  return { file, pos, hash, contributors: new Set() };
+}
+
+async function restart(p: Partial): Promise<void> {
+  await p.file.truncate(0);
+  await p.file.seek(0, Deno.SeekMode.Start);
+  p.pos = 0;
+  p.hash = createHash("sha256");
+  p.contributors.clear();
+}
+
+/** Streams the rest of the artifact from one URL into the partial file. */
+async function fetchSequential(
+  o: DownloadOptions,
+  p: Partial,
+  src: ArtifactSource,
+  url: string,
+): Promise<void> {
+  const limits = o.limits ?? DEFAULT_LIMITS;
+  const open = await openRequest(
+    { url, start: p.pos, accept: src.kind === "ipfs" ? ACCEPT_RAW : undefined },
+    { limits, fetchFn: o.fetchFn, logger: o.logger },
+  );
+  const { response } = open;
+  const cancel = async () => {
+    open.abort.abort();
+    await response.body?.cancel().catch(() => {});
+  };
+  if (response.status === 206 && p.pos > 0) {
+    const cr = contentRange(response.headers.get("content-range"));
+    if (!cr || cr.start !== p.pos || (cr.total !== undefined && cr.total !== o.size)) {
+      await cancel();
+      throw new ClientError(
+        "E_FETCH",
+        `${url}: answered range ${response.headers.get("content-range")} for bytes ${p.pos}-`,
+      );
+    }
+  } else if (response.status === 200) {
+    // The server ignored Range: start over from byte 0 with this stream.
+    if (p.pos > 0) await restart(p);
+  } else {
+    await cancel();
+    throw new ClientError("E_FETCH", `${url}: HTTP ${response.status}`);
+  }
+  const want = o.size - p.pos;
+  const declared = Number(response.headers.get("content-length") ?? "NaN");
+  if (declared > want) {
+    await cancel();
+    o.logger?.warn("oversize_refused", {
+      artifact: o.name,
+      url,
+      declared,
+      expected: want,
+      threat: "TM-05",
+    });
+    throw new ClientError(
+      "E_TOO_LARGE",
+      `${url}: announces ${declared} bytes where ${want} remain (TM-05)`,
+    );
+  }
+  p.contributors.add(src.id);
+  const { overflow } = await readGuarded(open, want, async (chunk) => {
+    await writeAll(p.file, chunk);
+    p.hash.update(chunk);
+    p.pos += chunk.length;
+    o.onProgress?.(p.pos);
+  }, { limits });
+  if (overflow) {
+    // TM-05: the first `size` bytes are kept (the digest decides on them);
+    // what the sender had beyond is never read.
+    o.logger?.warn("extra_bytes_refused", { artifact: o.name, url, size: o.size, threat: "TM-05" });
+  }
+  if (p.pos < o.size) {
+    throw new ClientError("E_FETCH", `${url}: connection closed at byte ${p.pos} of ${o.size}`);
+  }
+}
+
+/**
+ * Fetches the rest of the artifact from several providers at once, by
+ * segments. Segments are written and hashed in order, so at most
+ * `window` segments are held in memory and the file stays a prefix.
+ */
+async function fetchParallel(
+  o: DownloadOptions,
+  p: Partial,
+  sources: readonly ArtifactSource[],
+  bad: Set<string>,
+): Promise<void> {
+  const limits = o.limits ?? DEFAULT_LIMITS;
+  const seg = o.segmentBytes ?? SEGMENT_BYTES;
+  const base = p.pos;
+  const count = Math.ceil((o.size - base) / seg);
+  const window = Math.max(2, WINDOW_SEGMENTS_PER_SOURCE * sources.length);
+  const requeue: number[] = [];
+  const ready = new Map<number, Uint8Array>();
+  let next = 0;
+  let hashed = 0;
+  let inFlight = 0;
+  let wake: () => void = () => {};
+  let changed = new Promise<void>((r) => (wake = r));
+  const notify = () => {
+    const w = wake;
+    changed = new Promise<void>((r) => (wake = r));
+    w();
+  };
+  let flushing = Promise.resolve();
+  let flushError: unknown;
+  const flush = () => {
+    flushing = flushing.then(async () => {
+      while (ready.has(hashed)) {
+        const buf = ready.get(hashed)!;
+        ready.delete(hashed);
+        await writeAll(p.file, buf);
+        p.hash.update(buf);
+        p.pos += buf.length;
+        hashed++;
+        o.onProgress?.(p.pos);
+      }
+    }).catch((err) => {
+      flushError = err;
+    }).finally(notify);
+    return flushing;
+  };
+
+  const fetchSegment = async (
+    url: string,
+    idx: number,
+  ): Promise<Uint8Array> => {
+    const start = base + idx * seg;
+    const end = Math.min(o.size, start + seg) - 1;
+    const len = end - start + 1;
+    const open = await openRequest({ url, start, end }, {
+      limits,
+      fetchFn: o.fetchFn,
+      logger: o.logger,
+    });
+    const { response } = open;
+    const cr = contentRange(response.headers.get("content-range"));
+    if (
+      response.status !== 206 || !cr || cr.start !== start || cr.end !== end ||
+      (cr.total !== undefined && cr.total !== o.size)
+    ) {
+      open.abort.abort();
+      await response.body?.cancel().catch(() => {});
+      throw new ClientError(
+        "E_FETCH",
+        `${url}: HTTP ${response.status} ${
+          response.headers.get("content-range") ?? ""
+        } for bytes ${start}-${end}`,
+      );
+    }
+    const declared = Number(response.headers.get("content-length") ?? "NaN");
+    if (declared > len) {
+      open.abort.abort();
+      await response.body?.cancel().catch(() => {});
+      o.logger?.warn("oversize_refused", {
+        artifact: o.name,
+        url,
+        declared,
+        expected: len,
+        threat: "TM-05",
+      });
+      throw new ClientError(
+        "E_TOO_LARGE",
+        `${url}: announces ${declared} bytes for a ${len}-byte range (TM-05)`,
+      );
+    }
+    const buf = new Uint8Array(len);
+    let off = 0;
+    const { overflow } = await readGuarded(open, len, (c) => {
+      buf.set(c, off);
+      off += c.length;
+    }, { limits });
+    if (overflow) o.logger?.warn("extra_bytes_refused", { artifact: o.name, url, threat: "TM-05" });
+    if (off < len) {
+      throw new ClientError("E_FETCH", `${url}: range ${start}-${end} closed after ${off} bytes`);
+    }
+    return buf;
+  };
+
+  const worker = async (src: ArtifactSource) => {
+    let urls = [...src.urls];
+    while (true) {
+      if (flushError) return;
+      let idx: number | undefined;
+      if (requeue.length > 0) idx = requeue.shift();
+      else if (next < count && next < hashed + window) idx = next++;
+      else if (next >= count && requeue.length === 0) return;
+      if (idx === undefined) {
+        await changed;
+        continue;
+      }
+      inFlight++;
+      try {
+        let lastErr: unknown;
+        let buf: Uint8Array | undefined;
+        while (urls.length > 0 && !buf) {
+          try {
+            buf = await fetchSegment(urls[0], idx);
+          } catch (err) {
+            lastErr = err;
+            // A 404 at the first URL form: try the next form at this source.
+            if (
+              err instanceof ClientError && err.code === "E_FETCH" &&
+              / HTTP 404 /.test(err.message) && urls.length > 1
+            ) {
+              urls = urls.slice(1);
+              continue;
+            }
+            break;
+          }
+        }
+        if (!buf) {
+          requeue.push(idx);
+          requeue.sort((a, b) => a - b);
+          o.logger?.warn("source_failed", {
+            artifact: o.name,
+            source: src.id,
+            error: (lastErr as Error)?.message,
+          });
+          bad.add(src.id);
+          return;
+        }
+        p.contributors.add(src.id);
+        ready.set(idx, buf);
+        void flush();
+      } finally {
+        inFlight--;
+        notify();
+      }
+    }
+  };
+  await Promise.all(sources.map(worker));
+  await flushing;
+  if (flushError) throw flushError;
+  void inFlight;
+  if (p.pos < o.size) {
+    throw new ClientError(
+      "E_FETCH",
+      `parallel download of '${o.name}' stopped at byte ${p.pos} of ${o.size}: every provider failed`,
+    );
+  }
+}
+
+/**
+ * Makes `<cas>/<hex>` exist with verified content: a cache hit is
+ * re-hashed; otherwise the artifact is downloaded from the sources with
+ * failover, checked, fsynced and renamed into place.
+ */
+export async function downloadArtifact(o: DownloadOptions): Promise<DownloadResult> {
+  const hit = await cachedPath(o.layout, o.hex, o.size);
+  if (hit) {
+    o.onProgress?.(o.size);
+    return { path: hit, cached: true, sources: [] };
+  }
+  const final = `${o.layout.casDir}/${o.hex}`;
+  const partialPath = `${o.layout.partialDir}/${o.hex}`;
+  const bad = new Set<string>();
+  let order = [...o.sources];
+  let allowParallel = o.parallel ?? true;
+  const errors: string[] = [];
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const p = await openPartial(partialPath, o.size);
+    try {
+      if (p.pos > 0) o.logger?.info("resume", { artifact: o.name, from: p.pos, size: o.size });
+      const usable = order.filter((s) => !bad.has(s.id));
+      const http = usable.filter((s) => s.kind === "http");
+      const distinct = [...new Map(http.map((s) => [s.id, s])).values()];
+      if (
+        allowParallel && distinct.length > 1 &&
+        o.size - p.pos >= (o.parallelMinBytes ?? PARALLEL_MIN_BYTES)
+      ) {
+        try {
+          await fetchParallel(o, p, distinct, bad);
+        } catch (err) {
+          errors.push((err as Error).message);
+          o.logger?.warn("parallel_failed", {
+            artifact: o.name,
+            at: p.pos,
+            error: (err as Error).message,
+          });
+        }
+      }
+      // Sequential failover over what is left: HTTP sources first, then IPFS gateways.
+      for (const src of [...http, ...usable.filter((s) => s.kind === "ipfs")]) {
+        if (p.pos >= o.size) break;
+        if (bad.has(src.id) && src.kind === "http") continue;
+        for (const url of src.urls) {
+          if (p.pos >= o.size) break;
+          try {
+            await fetchSequential(o, p, src, url);
+          } catch (err) {
+            errors.push((err as Error).message);
+            o.logger?.warn("source_failed", {
+              artifact: o.name,
+              url,
+              at: p.pos,
+              error: (err as Error).message,
+            });
+            // A redirect elsewhere, endless data or a stall marks the source;
+            // a plain failure (404, reset) lets the next URL form be tried.
+            if (err instanceof ClientError && err.code !== "E_FETCH") {
+              bad.add(src.id);
+              break;
+            }
+            continue;
+          }
+        }
+      }
+      if (p.pos < o.size) {
+        throw new ClientError(
+          "E_FETCH",
+          `cannot fetch '${o.name}' (sha256:${o.hex}): every source failed`,
+          {
+            cause: errors,
+            hint: `last errors: ${errors.slice(-3).join("; ")}`,
+          },
+        );
+      }
+      const got = p.hash.digest("hex");
+      if (got !== o.hex) {
+        // TM-01: whoever sent these bytes lied; never let them into cas/.
+        o.logger?.warn("digest_mismatch", {
+          artifact: o.name,
+          got: `sha256:${got}`,
+          sources: [...p.contributors],
+          threat: "TM-01",
+        });
+        errors.push(`'${o.name}' hashed to sha256:${got}`);
+        if (p.contributors.size === 1) bad.add([...p.contributors][0]);
+        else allowParallel = false;
+        order = [...order.slice(1), ...order.slice(0, 1)];
+        await restart(p);
+        continue;
+      }
+      await p.file.sync();
+      p.file.close();
+      await Deno.rename(partialPath, final);
+      await syncDir(o.layout.casDir);
+      return { path: final, cached: false, sources: [...p.contributors] };
+    } finally {
+      try {
+        p.file.close();
+      } catch { /* closed after sync */ }
+    }
+  }
+  throw new VerifyError(
+    "E_DIGEST",
+    `'${o.name}' never matched sha256:${o.hex} after ${MAX_ROUNDS} rounds (TM-01)`,
+    {
+      hint:
+        "every known source serves other bytes than the manifest names; find an honest provider",
+    },
+  );
+}

@@ -1,0 +1,309 @@
+/**
+ * Fetching a verified release (issue #4): the manifest first, capped and
+ * verified through verify/ before any artifact is requested, then every
+ * artifact into the content-addressed cache with failover across mirrors,
+ * providers and IPFS gateways. Returns only when every artifact is in the
+ * cache and hashed to its digest; then raises the rollback floor.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { Logger } from "../cli/mod.ts";
+import {
+  digestOfRawCid,
+  type Manifest,
+  MAX_MANIFEST_BYTES,
+  rawCidFromDigest,
+  readFloor,
+  recordFloor,
+  type Trust,
+  type Verified,
+  VerifyError,
+  verifyManifest,
+} from "../verify/mod.ts";
+import { type CacheLayout, cacheLayout, digestHex, ensureCache, syncDir } from "./cache.ts";
+import { type ArtifactSource, downloadArtifact } from "./download.ts";
+import { ClientError } from "./errors.ts";
+import { DEFAULT_LIMITS, fetchCapped, type FetchFn, type TransferLimits } from "./http.ts";
+import { type Progress, silentProgress } from "./progress.ts";
+
+/** What to fetch and where from. */
+export interface FetchReleaseOptions {
+  /** The manifest URL (e.g. http://host:8080/stable/amd64/manifest.json). */
+  readonly manifestUrl?: string;
+  /** Other URLs of the same manifest; artifacts resolve relative to each. */
+  readonly mirrors?: readonly string[];
+  /** Base URLs of Phase providers, asked for /cas/sha256/<hex> and /ipfs/<cid>. */
+  readonly providers?: readonly string[];
+  /** IPFS trustless gateways (base URLs), the fallback after HTTP sources. */
+  readonly gateways?: readonly string[];
+  /** The manifest's CID (from discovery): lets gateways serve the manifest too. */
+  readonly manifestCid?: string;
+  readonly trust: Trust;
+  /** The cache root (a tmpfs root in private mode). */
+  readonly cacheDir: string;
+  readonly channel?: string;
+  readonly arch?: string;
+  readonly minVersion?: string;
+  /** Only these artifacts (default: all in the manifest). */
+  readonly artifacts?: readonly string[];
+  readonly now?: () => Date;
+  readonly limits?: TransferLimits;
+  readonly fetchFn?: FetchFn;
+  readonly logger?: Logger;
+  readonly progress?: Progress;
+  readonly parallel?: boolean;
+  readonly segmentBytes?: number;
+  readonly parallelMinBytes?: number;
+}
+
+/** One artifact in the cache. */
+export interface FetchedArtifact {
+  readonly path: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly cached: boolean;
+  readonly sources: readonly string[];
+}
+
+/** A release whose every artifact is in the cache and verified. */
+export interface FetchedRelease {
+  readonly verified: Verified<Manifest>;
+  /** Where the verified manifest bytes came from. */
+  readonly manifestSource: string;
+  /** The manifest bytes, content-addressed in the cache. */
+  readonly manifestPath: string;
+  readonly artifacts: Readonly<Record<string, FetchedArtifact>>;
+  readonly layout: CacheLayout;
+}
+
+const ACCEPT_RAW = "application/vnd.ipld.raw, application/octet-stream;q=0.9";
+
+function checkHttpUrl(u: string, what: string): URL {
+  let url: URL;
+  try {
+    url = new URL(u);
+  } catch {
+    throw new ClientError("E_FETCH", `${what} '${u}' is not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ClientError("E_FETCH", `${what} '${u}' must be http(s)`);
+  }
+  return url;
+}
+
+function base(u: string): string {
+  return u.endsWith("/") ? u : u + "/";
+}
+
+/** Where a manifest may be fetched, in order. */
+function manifestCandidates(o: FetchReleaseOptions): { url: string; cid?: string }[] {
+  const out: { url: string; cid?: string }[] = [];
+  for (const u of [o.manifestUrl, ...(o.mirrors ?? [])]) {
+    if (u) out.push({ url: checkHttpUrl(u, "manifest URL").href });
+  }
+  if (o.manifestCid) {
+    if (!digestOfRawCid(o.manifestCid)) {
+      throw new ClientError(
+        "E_FETCH",
+        `'${o.manifestCid}' is not a raw sha2-256 CIDv1 (bafkrei...)`,
+      );
+    }
+    for (const b of [...(o.providers ?? []), ...(o.gateways ?? [])]) {
+      out.push({
+        url:
+          new URL(`ipfs/${o.manifestCid}?format=raw`, base(checkHttpUrl(b, "gateway").href)).href,
+        cid: o.manifestCid,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Fetches and verifies the manifest: the first candidate that verifies
+ * wins. Verification runs on the exact bytes received, capped at
+ * MAX_MANIFEST_BYTES (TM-05), before any artifact request (TM-01).
+ */
+export async function fetchManifest(
+  o: FetchReleaseOptions,
+  layout: CacheLayout,
+): Promise<{ verified: Verified<Manifest>; source: string; bytes: Uint8Array }> {
+  const candidates = manifestCandidates(o);
+  if (candidates.length === 0) {
+    throw new ClientError("E_FETCH", "no manifest URL, mirror or CID to fetch from", {
+      hint: "pass --manifest URL (or run 'deno task discover' first)",
+    });
+  }
+  const now = o.now?.() ?? new Date();
+  let firstVerifyError: VerifyError | undefined;
+  const errors: string[] = [];
+  for (const c of candidates) {
+    try {
+      const { bytes, url } = await fetchCapped(c.url, MAX_MANIFEST_BYTES, {
+        limits: o.limits ?? DEFAULT_LIMITS,
+        fetchFn: o.fetchFn,
+        logger: o.logger,
+        accept: c.cid ? ACCEPT_RAW : "application/json",
+      });
+      if (c.cid) {
+        // A trustless gateway proves nothing by itself: the bytes must hash
+        // to the digest inside the CID, and then the signature must hold.
+        const want = digestOfRawCid(c.cid);
+        const got = createHash("sha256").update(bytes).digest("hex");
+        if (got !== want) {
+          throw new VerifyError("E_DIGEST", `${c.url}: bytes do not match CID ${c.cid} (TM-01)`);
+        }
+      }
+      const base = { channel: o.channel, arch: o.arch, now, minVersion: o.minVersion };
+      let verified = verifyManifest(bytes, o.trust, base);
+      const floor = await readFloor(layout.stateDir, verified.value.channel, verified.value.arch);
+      if (floor !== undefined) verified = verifyManifest(bytes, o.trust, { ...base, floor });
+      o.logger?.info("manifest_verified", {
+        url,
+        version: verified.value.version,
+        channel: verified.value.channel,
+        arch: verified.value.arch,
+        signers: verified.signers,
+      });
+      return { verified, source: url, bytes };
+    } catch (err) {
+      errors.push(`${c.url}: ${(err as Error).message}`);
+      o.logger?.warn("manifest_rejected", {
+        url: c.url,
+        code: (err as { code?: string }).code,
+        error: (err as Error).message,
+      });
+      if (err instanceof VerifyError && !firstVerifyError) firstVerifyError = err;
+    }
+  }
+  // A verification failure says more than "unreachable": report it (and its exit code).
+  if (firstVerifyError) throw firstVerifyError;
+  throw new ClientError("E_FETCH", `no manifest could be fetched: ${errors.join("; ")}`, {
+    hint: "check the URL, or give another mirror with --mirror",
+  });
+}
+
+/** The sources of one artifact, in failover order. */
+export function artifactSources(
+  o: FetchReleaseOptions,
+  name: string,
+  digest: string,
+  manifestSource: string,
+): ArtifactSource[] {
+  const hex = digestHex(digest);
+  const byId = new Map<string, string[]>();
+  const add = (id: string, url: string) => {
+    const list = byId.get(id) ?? [];
+    if (!list.includes(url)) list.push(url);
+    byId.set(id, list);
+  };
+  const manifestUrls = [manifestSource, o.manifestUrl, ...(o.mirrors ?? [])].filter((
+    u,
+  ): u is string => !!u && !u.includes("/ipfs/"));
+  for (const u of manifestUrls) {
+    const url = checkHttpUrl(u, "mirror");
+    add(url.origin, new URL(`/cas/sha256/${hex}`, url.origin).href);
+    // TM-10: names match [a-z0-9][a-z0-9._-]* (verify/), so this stays beside the manifest.
+    add(url.origin, new URL(name, url).href);
+  }
+  for (const p of o.providers ?? []) {
+    const url = checkHttpUrl(p, "provider");
+    add(url.origin, new URL(`cas/sha256/${hex}`, base(url.href)).href);
+  }
+  const sources: ArtifactSource[] = [...byId].map(([id, urls]) => ({
+    id,
+    urls,
+    kind: "http" as const,
+  }));
+  // IPFS: every Phase provider is a trustless gateway for what it serves,
+  // then the configured gateways. The CID is the artifact's own digest.
+  const cid = rawCidFromDigest(hexBytes(hex));
+  const ipfsBases = [...byId.keys()].map((origin) => origin + "/").concat(
+    (o.gateways ?? []).map((g) => base(checkHttpUrl(g, "gateway").href)),
+  );
+  for (const b of [...new Set(ipfsBases)]) {
+    sources.push({
+      id: `ipfs:${b}`,
+      urls: [new URL(`ipfs/${cid}?format=raw`, b).href],
+      kind: "ipfs",
+    });
+  }
+  return sources;
+}
+
+function hexBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+async function storeManifest(layout: CacheLayout, bytes: Uint8Array): Promise<string> {
+  const hex = createHash("sha256").update(bytes).digest("hex");
+  const final = `${layout.casDir}/${hex}`;
+  const tmp = `${layout.partialDir}/${hex}.${crypto.randomUUID()}.manifest`;
+  const f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+  try {
+    let off = 0;
+    while (off < bytes.length) off += await f.write(bytes.subarray(off));
+    await f.sync();
+  } finally {
+    f.close();
+  }
+  await Deno.rename(tmp, final);
+  await syncDir(layout.casDir);
+  return final;
+}
+
+/**
+ * Fetches a verified release into `cacheDir`. Throws a VerifyError for a
+ * manifest or artifact that does not verify, a ClientError when sources
+ * fail. On success every artifact is in `<cache>/cas/sha256/` and the
+ * rollback floor in `<cache>/state/` is raised to this version.
+ */
+export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelease> {
+  const layout = cacheLayout(o.cacheDir);
+  await ensureCache(layout);
+  const { verified, source, bytes } = await fetchManifest(o, layout);
+  const manifestPath = await storeManifest(layout, bytes);
+  const m = verified.value;
+  const names = o.artifacts ?? Object.keys(m.artifacts);
+  const progress = o.progress ?? silentProgress;
+  const out: Record<string, FetchedArtifact> = {};
+  for (const name of names) {
+    const ref = m.artifacts[name];
+    if (!ref) throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`);
+    progress.start(name, ref.size);
+    const r = await downloadArtifact({
+      layout,
+      name,
+      hex: digestHex(ref.digest),
+      size: ref.size,
+      sources: artifactSources(o, name, ref.digest, source),
+      limits: o.limits,
+      fetchFn: o.fetchFn,
+      logger: o.logger,
+      onProgress: (done) => progress.update(name, done),
+      parallel: o.parallel,
+      segmentBytes: o.segmentBytes,
+      parallelMinBytes: o.parallelMinBytes,
+    });
+    progress.finish(name, r);
+    out[name] = {
+      path: r.path,
+      digest: ref.digest,
+      size: ref.size,
+      cached: r.cached,
+      sources: r.sources,
+    };
+    o.logger?.info("artifact_verified", {
+      artifact: name,
+      digest: ref.digest,
+      size: ref.size,
+      cached: r.cached,
+      sources: r.sources,
+    });
+  }
+  await recordFloor(layout.stateDir, verified);
+  return { verified, manifestSource: source, manifestPath, artifacts: out, layout };
+}

@@ -1,0 +1,453 @@
+import { memoryLogger } from "../cli/mod.ts";
+import { VerifyError } from "../verify/mod.ts";
+import { auditCache, cacheLayout } from "./cache.ts";
+import { ClientError } from "./errors.ts";
+import { fetchRelease, type FetchReleaseOptions } from "./fetch.ts";
+import { DEFAULT_LIMITS } from "./http.ts";
+import { makeRelease, type Misbehaviour, serveRelease, tempDir } from "./_fixtures.ts";
+import { assert, assertEquals, assertRejects } from "./_testing.ts";
+
+const FAST = {
+  ...DEFAULT_LIMITS,
+  headersTimeoutMs: 2_000,
+  stallTimeoutMs: 400,
+  minRateWindowMs: 1_000,
+  minRateBytesPerS: 4096,
+};
+
+async function fileSize(path: string) {
+  return (await Deno.stat(path)).size;
+}
+
+async function withRelease(
+  fn: (ctx: { rel: Awaited<ReturnType<typeof makeRelease>>; cache: string }) => Promise<void>,
+  sizes?: Record<string, number>,
+) {
+  const rel = await makeRelease({ sizes });
+  const cache = `${rel.dir}/cache`;
+  try {
+    await fn({ rel, cache });
+  } finally {
+    await Deno.remove(rel.dir, { recursive: true });
+  }
+}
+
+function opts(
+  base: Partial<FetchReleaseOptions> & Pick<FetchReleaseOptions, "trust" | "cacheDir">,
+): FetchReleaseOptions {
+  return { limits: FAST, ...base };
+}
+
+Deno.test("fetch: verified release into cas/, floor recorded, cache hit re-hashed", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const srv = serveRelease(rel);
+    try {
+      const r = await fetchRelease(
+        opts({ manifestUrl: srv.url, trust: rel.trust, cacheDir: cache }),
+      );
+      assertEquals(Object.keys(r.artifacts).sort(), ["initramfs", "kernel"]);
+      for (const [name, a] of Object.entries(r.artifacts)) {
+        assertEquals(a.path, `${cache}/cas/sha256/${rel.hexOf(name)}`);
+        assertEquals(await Deno.readFile(a.path), rel.files.get(name));
+        assertEquals(a.cached, false);
+      }
+      assertEquals(await auditCache(cacheLayout(cache)), []);
+      const floor = JSON.parse(await Deno.readTextFile(`${cache}/state/floor.json`));
+      assertEquals(floor["stable/amd64"], "2026.11.20");
+      // The manifest was requested before any artifact (verify first).
+      assertEquals(srv.requests[0].path, "/stable/amd64/manifest.json");
+      const before = srv.requests.length;
+      const again = await fetchRelease(
+        opts({ manifestUrl: srv.url, trust: rel.trust, cacheDir: cache }),
+      );
+      assertEquals(again.artifacts.kernel.cached, true);
+      assertEquals(srv.requests.length, before + 1); // manifest only
+      // A cached file that rotted is detected by the re-hash and fetched again.
+      const k = again.artifacts.kernel.path;
+      const f = await Deno.open(k, { write: true });
+      await f.write(new Uint8Array([0, 1, 2, 3]));
+      f.close();
+      const third = await fetchRelease(
+        opts({ manifestUrl: srv.url, trust: rel.trust, cacheDir: cache }),
+      );
+      assertEquals(third.artifacts.kernel.cached, false);
+      assertEquals(await Deno.readFile(k), rel.files.get("kernel"));
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+Deno.test("fetch: a manifest that does not verify stops before any artifact request", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const other = await makeRelease();
+    const srv = serveRelease(rel);
+    try {
+      const err = await assertRejects(
+        fetchRelease(opts({ manifestUrl: srv.url, trust: other.trust, cacheDir: cache })),
+        VerifyError,
+        "E_SIGNATURE",
+      );
+      assert(err.message.includes("0 valid trusted signature"));
+      assertEquals(srv.requests.map((r) => r.path), ["/stable/amd64/manifest.json"]);
+      await assertRejects(
+        fetchRelease(
+          opts({ manifestUrl: srv.url, trust: rel.trust, cacheDir: cache, minVersion: "2027.1" }),
+        ),
+        VerifyError,
+        "E_ROLLBACK",
+      );
+    } finally {
+      await srv.close();
+      await Deno.remove(other.dir, { recursive: true });
+    }
+  });
+});
+
+Deno.test("TM-02 rollback: the floor recorded by a fetch refuses an older release later", async () => {
+  const dir = await tempDir();
+  try {
+    const newer = await makeRelease({ version: "2026.11.21", dir: `${dir}/new` });
+    const cache = `${dir}/cache`;
+    const srv = serveRelease(newer);
+    await fetchRelease(opts({ manifestUrl: srv.url, trust: newer.trust, cacheDir: cache }));
+    await srv.close();
+    // Same key signs an older release: the floor (not min_version) refuses it.
+    const olderRoot = `${dir}/old`;
+    await Deno.mkdir(olderRoot, { recursive: true });
+    const { signRelease, loadSigningKey } = await import("../sign/mod.ts");
+    await Deno.mkdir(`${olderRoot}/stable/amd64`, { recursive: true });
+    for (const [n, b] of newer.files) await Deno.writeFile(`${olderRoot}/stable/amd64/${n}`, b);
+    await signRelease({
+      root: olderRoot,
+      channel: "stable",
+      arch: "amd64",
+      version: "2026.11.01",
+      expiresInMs: 86_400_000,
+      now: new Date(Date.now() - 1000),
+    }, await loadSigningKey(newer.keyPath));
+    const ac = new AbortController();
+    const bytes = await Deno.readFile(`${olderRoot}/stable/amd64/manifest.json`);
+    const s = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+      () => new Response(bytes),
+    );
+    try {
+      await assertRejects(
+        fetchRelease(
+          opts({
+            manifestUrl: `http://127.0.0.1:${s.addr.port}/stable/amd64/manifest.json`,
+            trust: newer.trust,
+            cacheDir: cache,
+          }),
+        ),
+        VerifyError,
+        "E_ROLLBACK",
+      );
+    } finally {
+      ac.abort();
+      await s.finished;
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function misbehavingThenMirror(
+  mode: Misbehaviour,
+  check: (log: ReturnType<typeof memoryLogger>) => void,
+) {
+  await withRelease(async ({ rel, cache }) => {
+    const bad = serveRelease(rel, mode);
+    const good = serveRelease(rel);
+    const logger = memoryLogger();
+    try {
+      const t0 = performance.now();
+      const r = await fetchRelease(opts({
+        manifestUrl: bad.url,
+        mirrors: [good.url],
+        trust: rel.trust,
+        cacheDir: cache,
+        logger,
+        parallel: false,
+      }));
+      assert(performance.now() - t0 < 15_000, "bounded in time");
+      for (const [name, a] of Object.entries(r.artifacts)) {
+        assertEquals(await fileSize(a.path), rel.files.get(name)!.length);
+        assertEquals(await Deno.readFile(a.path), rel.files.get(name));
+      }
+      assertEquals(await auditCache(cacheLayout(cache)), []);
+      check(logger);
+    } finally {
+      await bad.close();
+      await good.close();
+    }
+  });
+}
+
+const events = (log: ReturnType<typeof memoryLogger>) => log.entries.map((e) => e.event);
+
+Deno.test("TM-05 endless data: extra bytes announced by Content-Length are refused, the mirror serves", async () => {
+  await misbehavingThenMirror(
+    "extra-bytes",
+    (log) => assert(events(log).includes("oversize_refused"), events(log).join()),
+  );
+});
+
+Deno.test("TM-05 endless data: an endless body is cut at size bytes; nothing beyond is written", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const srv = serveRelease(rel, "endless");
+    const logger = memoryLogger();
+    try {
+      const r = await fetchRelease(
+        opts({ manifestUrl: srv.url, trust: rel.trust, cacheDir: cache, logger, parallel: false }),
+      );
+      // The first `size` bytes are right: accepted exactly, the rest never read.
+      for (const [name, a] of Object.entries(r.artifacts)) {
+        assertEquals(await fileSize(a.path), rel.files.get(name)!.length);
+      }
+      assert(events(logger).includes("extra_bytes_refused"));
+      assertEquals([...Deno.readDirSync(`${cache}/partial`)].length, 0);
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+Deno.test("TM-01 tampering: wrong bytes never enter cas/; the honest mirror is used", async () => {
+  await misbehavingThenMirror(
+    "wrong-bytes",
+    (log) => assert(events(log).includes("digest_mismatch")),
+  );
+});
+
+Deno.test("TM-06 slow retrieval: a stalled provider is abandoned after the stall timeout, resumed elsewhere", async () => {
+  await misbehavingThenMirror("stall", (log) => {
+    assert(
+      log.entries.some((e) =>
+        e.event === "source_failed" && String(e.fields.error).includes("TM-06")
+      ),
+    );
+    assert(events(log).includes("resume") || log.entries.some((e) => e.event === "source_failed"));
+  });
+});
+
+Deno.test("TM-06 slow retrieval: a drip below the minimum rate is abandoned", async () => {
+  await misbehavingThenMirror("drip", (log) => {
+    assert(
+      log.entries.some((e) =>
+        e.event === "source_failed" && /below the \d+ B\/s minimum/.test(String(e.fields.error))
+      ),
+    );
+  });
+});
+
+Deno.test("fetch: a connection dropped halfway resumes by Range at the next source", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const bad = serveRelease(rel, "drop");
+    const good = serveRelease(rel);
+    try {
+      await fetchRelease(
+        opts({
+          manifestUrl: bad.url,
+          mirrors: [good.url],
+          trust: rel.trust,
+          cacheDir: cache,
+          parallel: false,
+        }),
+      );
+      const ranged = good.requests.filter((r) => r.range !== null && r.range !== "bytes=0-");
+      assert(
+        ranged.length >= 1,
+        `the mirror was asked for the rest only: ${JSON.stringify(good.requests)}`,
+      );
+    } finally {
+      await bad.close();
+      await good.close();
+    }
+  });
+});
+
+Deno.test("fetch: a server that ignores Range restarts the artifact from byte 0, correctly", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const bad = serveRelease(rel, "drop");
+    const noRange = serveRelease(rel, "ignore-range");
+    try {
+      const r = await fetchRelease(
+        opts({
+          manifestUrl: bad.url,
+          mirrors: [noRange.url],
+          trust: rel.trust,
+          cacheDir: cache,
+          parallel: false,
+        }),
+      );
+      assertEquals(await Deno.readFile(r.artifacts.kernel.path), rel.files.get("kernel"));
+    } finally {
+      await bad.close();
+      await noRange.close();
+    }
+  });
+});
+
+Deno.test("TM-15 captive portal and redirects: a redirect to another origin is refused and reported", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const portal = serveRelease(rel, "redirect");
+    const good = serveRelease(rel);
+    const logger = memoryLogger();
+    try {
+      await fetchRelease(
+        opts({
+          manifestUrl: portal.url,
+          mirrors: [good.url],
+          trust: rel.trust,
+          cacheDir: cache,
+          logger,
+          parallel: false,
+        }),
+      );
+      assert(
+        log(logger).some((e) => e.event === "redirect_refused" && e.fields.threat === "TM-15"),
+      );
+      // Alone, the redirecting source fails the fetch with E_FETCH after refusing.
+      const cache2 = `${rel.dir}/cache2`;
+      await assertRejects(
+        fetchRelease(
+          opts({
+            manifestUrl: good.url,
+            providers: [],
+            trust: rel.trust,
+            cacheDir: cache2,
+            parallel: false,
+            fetchFn: redirectArtifacts(portal.origin),
+          }),
+        ),
+        ClientError,
+        "E_FETCH",
+      );
+    } finally {
+      await portal.close();
+      await good.close();
+    }
+  });
+});
+
+function log(l: ReturnType<typeof memoryLogger>) {
+  return l.entries;
+}
+
+/** A fetch that sends every artifact request to the redirecting server (manifest from the real one). */
+function redirectArtifacts(portalOrigin: string) {
+  return (input: string | URL, init?: RequestInit) => {
+    const u = new URL(input);
+    if (u.pathname.endsWith("manifest.json")) return fetch(u, init);
+    return fetch(portalOrigin + u.pathname + u.search, init);
+  };
+}
+
+Deno.test("fetch: parallel ranged download from several providers, exact bytes, all contribute", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const a = serveRelease(rel);
+    const b = serveRelease(rel);
+    const c = serveRelease(rel);
+    try {
+      const r = await fetchRelease(opts({
+        manifestUrl: a.url,
+        mirrors: [b.url, c.url],
+        trust: rel.trust,
+        cacheDir: cache,
+        segmentBytes: 64 * 1024,
+        parallelMinBytes: 128 * 1024,
+      }));
+      assertEquals(await Deno.readFile(r.artifacts.kernel.path), rel.files.get("kernel"));
+      assertEquals(r.artifacts.kernel.sources.length, 3);
+      for (const s of [a, b, c]) {
+        assert(s.requests.some((q) => q.range && /^bytes=\d+-\d+$/.test(q.range)));
+      }
+    } finally {
+      await a.close();
+      await b.close();
+      await c.close();
+    }
+  }, { kernel: 1_000_000, initramfs: 50_000 });
+});
+
+Deno.test("fetch: parallel download survives a provider that drops and one that lies", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const a = serveRelease(rel);
+    const b = serveRelease(rel, "drop");
+    const c = serveRelease(rel, "wrong-bytes");
+    const logger = memoryLogger();
+    try {
+      const r = await fetchRelease(opts({
+        manifestUrl: a.url,
+        mirrors: [b.url, c.url],
+        trust: rel.trust,
+        cacheDir: cache,
+        logger,
+        segmentBytes: 64 * 1024,
+        parallelMinBytes: 128 * 1024,
+      }));
+      assertEquals(await Deno.readFile(r.artifacts.kernel.path), rel.files.get("kernel"));
+      assertEquals(await auditCache(cacheLayout(cache)), []);
+    } finally {
+      await a.close();
+      await b.close();
+      await c.close();
+    }
+  }, { kernel: 1_000_000, initramfs: 50_000 });
+});
+
+Deno.test("fetch: IPFS fallback by CID when HTTP sources fail; a gateway's bytes are checked against the CID", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    // The "gateway" answers /ipfs/<cid>?format=raw and nothing else.
+    const byCid = new Map<string, Uint8Array>();
+    const { rawCid } = await import("../verify/mod.ts");
+    for (const b of rel.files.values()) byCid.set(rawCid(b), b);
+    byCid.set(rel.manifestCid, rel.manifestBytes);
+    let lie = false;
+    const ac = new AbortController();
+    const gw = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+      (req) => {
+        const u = new URL(req.url);
+        const m = /^\/ipfs\/([a-z2-7]+)$/.exec(u.pathname);
+        const b = m && u.searchParams.get("format") === "raw" ? byCid.get(m[1]) : undefined;
+        if (!b) return new Response("no", { status: 404 });
+        const out = lie ? b.map((x) => x ^ 1) : b;
+        return new Response(out as BodyInit, {
+          headers: { "content-type": "application/vnd.ipld.raw" },
+        });
+      },
+    );
+    const gateway = `http://127.0.0.1:${gw.addr.port}/`;
+    try {
+      const r = await fetchRelease(
+        opts({
+          manifestCid: rel.manifestCid,
+          gateways: [gateway],
+          trust: rel.trust,
+          cacheDir: cache,
+        }),
+      );
+      assertEquals(await Deno.readFile(r.artifacts.kernel.path), rel.files.get("kernel"));
+      assert(r.manifestSource.includes(`/ipfs/${rel.manifestCid}`));
+      lie = true;
+      await assertRejects(
+        fetchRelease(
+          opts({
+            manifestCid: rel.manifestCid,
+            gateways: [gateway],
+            trust: rel.trust,
+            cacheDir: `${rel.dir}/c2`,
+          }),
+        ),
+        VerifyError,
+        "E_DIGEST",
+      );
+    } finally {
+      ac.abort();
+      await gw.finished;
+    }
+  });
+});

@@ -1,0 +1,266 @@
+/**
+ * Bounded HTTP for the client: every request has a header timeout, every
+ * body a stall timeout and a minimum rate (TM-06), every read a byte cap
+ * (TM-05), and redirects are followed only within the same origin (TM-15:
+ * a captive portal or hostile network answering with a redirect elsewhere
+ * is refused and reported, never followed).
+ *
+ * @module
+ */
+import type { Logger } from "../cli/mod.ts";
+import { ClientError } from "./errors.ts";
+
+/** Time allowed from request to response headers, in milliseconds. */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** Longest wait for the next body bytes, in milliseconds (TM-06). */
+export const STALL_TIMEOUT_MS = 15_000;
+/** Lowest average rate accepted over a window, in bytes per second (TM-06). */
+export const MIN_RATE_BYTES_PER_S = 16 * 1024;
+/** Window over which the minimum rate is measured, in milliseconds. */
+export const MIN_RATE_WINDOW_MS = 30_000;
+/** Most same-origin redirects followed. */
+export const MAX_REDIRECTS = 3;
+
+/** Timeouts of one transfer; tests and slow links inject their own. */
+export interface TransferLimits {
+  readonly headersTimeoutMs: number;
+  readonly stallTimeoutMs: number;
+  readonly minRateBytesPerS: number;
+  readonly minRateWindowMs: number;
+}
+
+/** The defaults above. */
+export const DEFAULT_LIMITS: TransferLimits = Object.freeze({
+  headersTimeoutMs: HEADERS_TIMEOUT_MS,
+  stallTimeoutMs: STALL_TIMEOUT_MS,
+  minRateBytesPerS: MIN_RATE_BYTES_PER_S,
+  minRateWindowMs: MIN_RATE_WINDOW_MS,
+});
+
+/** The fetch function used (injected; defaults to the global one). */
+export type FetchFn = (input: string | URL, init?: RequestInit) => Promise<Response>;
+
+/** An open response whose body is read through {@link readGuarded}. */
+export interface OpenResponse {
+  readonly response: Response;
+  readonly url: string;
+  readonly abort: AbortController;
+}
+
+/** A request: url, optional Range, accepted content types. */
+export interface RequestSpec {
+  readonly url: string;
+  /** First byte wanted; a Range header is sent when > 0 or `end` is set. */
+  readonly start?: number;
+  /** Last byte wanted, inclusive. */
+  readonly end?: number;
+  readonly accept?: string;
+}
+
+/**
+ * Sends a GET and returns once headers arrive. Follows same-origin
+ * redirects only; a redirect to another origin throws E_REDIRECT (TM-15).
+ */
+export async function openRequest(
+  spec: RequestSpec,
+  opts: { limits?: TransferLimits; fetchFn?: FetchFn; logger?: Logger; signal?: AbortSignal } = {},
+): Promise<OpenResponse> {
+  const limits = opts.limits ?? DEFAULT_LIMITS;
+  const fetchFn = opts.fetchFn ?? fetch;
+  let url = new URL(spec.url);
+  const origin = url.origin;
+  for (let hop = 0;; hop++) {
+    const abort = new AbortController();
+    const onOuter = () => abort.abort(opts.signal?.reason);
+    opts.signal?.addEventListener("abort", onOuter, { once: true });
+    const headers: Record<string, string> = { "accept-encoding": "identity" };
+    if (spec.accept) headers.accept = spec.accept;
+    if ((spec.start ?? 0) > 0 || spec.end !== undefined) {
+      headers.range = `bytes=${spec.start ?? 0}-${spec.end ?? ""}`;
+    }
+    const timer = setTimeout(
+      () =>
+        abort.abort(
+          new ClientError(
+            "E_STALL",
+            `no response headers from ${url.origin} within ${limits.headersTimeoutMs} ms (TM-06)`,
+          ),
+        ),
+      limits.headersTimeoutMs,
+    );
+    let response: Response;
+    try {
+      response = await fetchFn(url, { headers, redirect: "manual", signal: abort.signal });
+    } catch (err) {
+      if (abort.signal.reason instanceof ClientError) throw abort.signal.reason;
+      throw new ClientError("E_FETCH", `${url.href}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onOuter);
+    }
+    if (response.status >= 300 && response.status < 400) {
+      await response.body?.cancel().catch(() => {});
+      const location = response.headers.get("location");
+      let next: URL | undefined;
+      try {
+        next = location ? new URL(location, url) : undefined;
+      } catch { /* unparsable: refused below */ }
+      if (!next || next.origin !== origin) {
+        // TM-15: a redirect to another origin is how captive portals and
+        // hostile networks steer clients; never follow it.
+        opts.logger?.warn("redirect_refused", {
+          url: url.href,
+          location: location ?? "",
+          threat: "TM-15",
+        });
+        throw new ClientError(
+          "E_REDIRECT",
+          `${url.href} redirected to ${
+            location ?? "(no location)"
+          }: another origin, refused (TM-15)`,
+          {
+            hint:
+              "a captive portal or a hostile network may be answering; give a provider URL you trust with --manifest",
+          },
+        );
+      }
+      if (hop >= MAX_REDIRECTS) {
+        throw new ClientError("E_REDIRECT", `${spec.url}: more than ${MAX_REDIRECTS} redirects`);
+      }
+      url = next;
+      continue;
+    }
+    return { response, url: url.href, abort };
+  }
+}
+
+/**
+ * Reads a body chunk by chunk, aborting when no bytes arrive for
+ * `stallTimeoutMs` or when the rate over `minRateWindowMs` falls below
+ * `minRateBytesPerS` (TM-06). `maxBytes` bounds what is accepted: reading
+ * stops there and `overflow` reports whether the sender had more (TM-05).
+ */
+export async function readGuarded(
+  open: OpenResponse,
+  maxBytes: number,
+  onChunk: (chunk: Uint8Array) => void | Promise<void>,
+  opts: { limits?: TransferLimits; now?: () => number } = {},
+): Promise<{ bytes: number; overflow: boolean }> {
+  const limits = opts.limits ?? DEFAULT_LIMITS;
+  const now = opts.now ?? (() => performance.now());
+  const body = open.response.body;
+  if (!body) return { bytes: 0, overflow: false };
+  const reader = body.getReader();
+  let total = 0;
+  let windowStart = now();
+  let windowBytes = 0;
+  let lastData = now();
+  let stalled: ClientError | undefined;
+  // One watchdog per transfer rather than a timer per chunk: cheap at GB/s.
+  const watchdog = setInterval(() => {
+    if (now() - lastData >= limits.stallTimeoutMs) {
+      stalled = new ClientError(
+        "E_STALL",
+        `${open.url}: no data for ${limits.stallTimeoutMs} ms after ${total} bytes (TM-06)`,
+        {
+          hint: "the provider stalled; another mirror or provider is tried when known",
+        },
+      );
+      open.abort.abort(stalled);
+      reader.cancel(stalled).catch(() => {});
+    }
+  }, Math.max(10, Math.min(1000, limits.stallTimeoutMs / 4)));
+  try {
+    while (true) {
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } catch (err) {
+        if (stalled) throw stalled;
+        throw new ClientError(
+          "E_FETCH",
+          `${open.url}: connection failed after ${total} bytes: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      if (stalled) throw stalled;
+      if (r.done) return { bytes: total, overflow: false };
+      lastData = now();
+      let chunk = r.value;
+      if (total + chunk.length > maxBytes) {
+        chunk = chunk.subarray(0, maxBytes - total);
+        if (chunk.length > 0) await onChunk(chunk);
+        total += chunk.length;
+        return { bytes: total, overflow: true };
+      }
+      total += chunk.length;
+      windowBytes += chunk.length;
+      await onChunk(chunk);
+      const t = now();
+      if (t - windowStart >= limits.minRateWindowMs) {
+        const rate = windowBytes / ((t - windowStart) / 1000);
+        if (rate < limits.minRateBytesPerS) {
+          throw new ClientError(
+            "E_STALL",
+            `${open.url}: ${Math.round(rate)} B/s over ${
+              Math.round(t - windowStart)
+            } ms, below the ${limits.minRateBytesPerS} B/s minimum (TM-06)`,
+            {
+              hint:
+                "the provider is too slow (slow-retrieval attack or bad link); another source is tried when known",
+            },
+          );
+        }
+        windowStart = t;
+        windowBytes = 0;
+      }
+    }
+  } finally {
+    clearInterval(watchdog);
+    // Whatever happened, release the connection (an endless or stalled
+    // sender must not keep a socket and a reader alive).
+    open.abort.abort();
+    reader.releaseLock();
+    await body.cancel().catch(() => {});
+  }
+}
+
+/** Fetches a small document whole (manifests, records, health), capped at `maxBytes` (TM-05). */
+export async function fetchCapped(
+  url: string,
+  maxBytes: number,
+  opts: { limits?: TransferLimits; fetchFn?: FetchFn; logger?: Logger; accept?: string } = {},
+): Promise<{ bytes: Uint8Array; response: Response; url: string }> {
+  const open = await openRequest({ url, accept: opts.accept }, opts);
+  const { response } = open;
+  if (response.status !== 200) {
+    open.abort.abort();
+    await response.body?.cancel().catch(() => {});
+    throw new ClientError("E_FETCH", `${url}: HTTP ${response.status}`);
+  }
+  const declared = Number(response.headers.get("content-length") ?? "NaN");
+  if (declared > maxBytes) {
+    open.abort.abort();
+    await response.body?.cancel().catch(() => {});
+    throw new ClientError(
+      "E_TOO_LARGE",
+      `${url}: ${declared} bytes announced, above the ${maxBytes}-byte cap (TM-05)`,
+    );
+  }
+  const parts: Uint8Array[] = [];
+  const { bytes, overflow } = await readGuarded(open, maxBytes, (c) => {
+    parts.push(c.slice());
+  }, opts);
+  if (overflow) {
+    throw new ClientError("E_TOO_LARGE", `${url}: more than ${maxBytes} bytes (TM-05)`, {
+      hint: "the provider sends endless or oversized data; refused",
+    });
+  }
+  const out = new Uint8Array(bytes);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return { bytes: out, response, url: open.url };
+}
