@@ -1,0 +1,122 @@
+/** Bad input to the verify entrypoint: clear errors, distinct exit codes. */
+import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
+
+const REPO = new URL("..", import.meta.url).pathname;
+const VEC = new URL("../../shared/vectors/", import.meta.url).pathname;
+
+async function verify(...args: string[]) {
+  const out = await new Deno.Command("deno", {
+    args: ["task", "-q", "verify", ...args],
+    cwd: REPO,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test("verify CLI: usage errors, unreadable files, invalid trust and reads outside the set", async () => {
+  await Deno.mkdir("/tmp/phase", { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "vcli-" });
+  try {
+    await Deno.copyFile(`${VEC}manifests/good.json`, `${dir}/m.json`);
+    await Deno.copyFile(`${VEC}trust-a.json`, `${dir}/t.json`);
+    const usage = await verify("--manifest", `${dir}/m.json`);
+    assertEquals(usage.code, 2);
+    assertMatch(usage.stderr, /^phase-verify: error: missing --trust\nhint: deno task verify/);
+    assertEquals(
+      (await verify("--manifest", `${dir}/m.json`, "--trust", `${dir}/t.json`, "--bogus")).code,
+      2,
+    );
+    const badNow = await verify(
+      "--manifest",
+      `${dir}/m.json`,
+      "--trust",
+      `${dir}/t.json`,
+      "--now",
+      "tomorrow",
+    );
+    assertEquals(badNow.code, 2);
+    const missing = await verify(
+      "--manifest",
+      `${dir}/nope.json`,
+      "--trust",
+      `${dir}/t.json`,
+      "--json",
+    );
+    assertEquals(missing.code, 11);
+    assertEquals(JSON.parse(missing.stdout).code, "E_IO");
+    const outside = await verify("--manifest", "/etc/hostname", "--trust", `${dir}/t.json`);
+    assertEquals(outside.code, 11);
+    assertMatch(outside.stderr, /outside the 'verify' permission set/);
+    await Deno.writeTextFile(
+      `${dir}/bad-trust.json`,
+      '{"threshold":1,"keys":{"ed25519:00":{"public":"x"}}}',
+    );
+    const trust = await verify(
+      "--manifest",
+      `${dir}/m.json`,
+      "--trust",
+      `${dir}/bad-trust.json`,
+      "--json",
+    );
+    assertEquals(trust.code, 10);
+    assertEquals(JSON.parse(trust.stdout).code, "E_TRUST");
+    const art = await verify(
+      ...[
+        "--manifest",
+        `${dir}/m.json`,
+        "--trust",
+        `${dir}/t.json`,
+        "--now",
+        "2026-11-22T00:00:00Z",
+      ],
+      ...["--artifact", "firmware=/tmp/phase/x"],
+    );
+    assertEquals(art.code, 2);
+    assertMatch(
+      art.stderr,
+      /manifest has no artifact 'firmware'\nhint: it lists: kernel, initramfs/,
+    );
+    const ok = await verify(
+      "--manifest",
+      `${dir}/m.json`,
+      "--trust",
+      `${dir}/t.json`,
+      "--now",
+      "2026-11-22T00:00:00Z",
+    );
+    assertEquals(ok.code, 0);
+    assertMatch(ok.stdout, /^phase-verify: ok: stable\/amd64 2026\.11\.20, signed by ed25519:1adc/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TM-02 rollback: the verify entrypoint refuses a release below the floor in --state", async () => {
+  await Deno.mkdir("/tmp/phase", { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "vfloor-" });
+  try {
+    await Deno.copyFile(`${VEC}manifests/good.json`, `${dir}/m.json`);
+    await Deno.copyFile(`${VEC}trust-a.json`, `${dir}/t.json`);
+    await Deno.writeTextFile(`${dir}/floor.json`, JSON.stringify({ "stable/amd64": "2026.11.21" }));
+    const r = await verify(
+      ...[
+        "--manifest",
+        `${dir}/m.json`,
+        "--trust",
+        `${dir}/t.json`,
+        "--now",
+        "2026-11-22T00:00:00Z",
+      ],
+      ...["--channel", "stable", "--arch", "amd64", "--state", dir, "--json"],
+    );
+    assertEquals(r.code, 7);
+    assertEquals(JSON.parse(r.stdout).code, "E_ROLLBACK");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
