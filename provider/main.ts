@@ -1,21 +1,19 @@
 /**
- * Entrypoint `phase-serve`. Not built yet: it exits with a clear message
- * (issue #3) under its permission set 'serve'.
+ * Entrypoints `phase-serve` (`deno task serve`, set 'serve') and
+ * `phase-provider` (`deno task provider status|list <url>`, set 'provider').
  *
  * @module
  */
-import { PhaseError } from "../cli/errors.ts";
 import { main } from "../cli/run.ts";
+import { runProviderCli, runServe } from "./cli.ts";
+import { PROVIDER_EXIT_CODES } from "./errors.ts";
 
 if (import.meta.main) {
+  const serve = Deno.args[0] === "serve";
   await main({
-    name: "serve",
-    permissionSet: Deno.args[0] === "serve" ? "serve" : "provider",
-    exitCodes: { E_UNAVAILABLE: 69 },
-    run: () => {
-      throw new PhaseError("E_UNAVAILABLE", "'serve' is not available in this version of Phase yet", {
-        hint: "it is being built (issue #3); see README.md for what works today",
-      });
-    },
+    name: serve ? "serve" : "provider",
+    permissionSet: serve ? "serve" : "provider",
+    exitCodes: PROVIDER_EXIT_CODES,
+    run: (args) => serve ? runServe(args.slice(1)) : runProviderCli(args),
   });
 }

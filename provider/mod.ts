@@ -1,7 +1,50 @@
 /**
  * provider/: serves kernel, initramfs and rootfs with signed manifests over
- * HTTP and advertises them on mDNS and a libp2p DHT (issue #3).
+ * HTTP (formats.md §3) and advertises them on mDNS (§4) and a libp2p DHT
+ * (§5). `startProvider` runs a real provider (tests elsewhere use it on an
+ * ephemeral loopback port); `createHandler` is the bare HTTP handler.
  *
  * @module
  */
-export {};
+export {
+  type Artifact,
+  type Catalog,
+  CatalogLoader,
+  type CatalogOptions,
+  DEFAULT_EXPIRES_MS,
+  emptyCatalog,
+  type FileIdentity,
+  GENERATED_ARTIFACTS,
+  hashIdentified,
+  identityOf,
+  type Refusal,
+  type Release,
+  sameIdentity,
+} from "./catalog.ts";
+export { PROVIDER_EXIT_CODES, type ProviderCode, ProviderError } from "./errors.ts";
+export {
+  type AdvertState,
+  createHandler,
+  type Handler,
+  type HandlerOptions,
+  MAX_INFLIGHT,
+  type Metrics,
+  newMetrics,
+  providerInfo,
+  rawTarget,
+  safeSegments,
+  SEND_STALL_TIMEOUT_MS,
+  STREAM_CHUNK_BYTES,
+} from "./http.ts";
+export { etagMatches, parseRange, prefersHtml } from "./range.ts";
+export {
+  type AdvertContext,
+  type Advertiser,
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  providerKey,
+  type ProviderOptions,
+  type RunningProvider,
+  SHUTDOWN_GRACE_MS,
+  startProvider,
+} from "./server.ts";

@@ -1,0 +1,548 @@
+/**
+ * The catalog: every `<root>/<channel>/<arch>` release the provider serves.
+ * A pre-signed `manifest.json` is verified against the trust file and its
+ * artifacts are hashed against it; otherwise, when the provider holds a
+ * key, it generates and signs a manifest (in memory: the root is never
+ * written). An invalid release is refused with a log line and never served.
+ *
+ * Hashes are cached by file identity (device, inode, size, mtime, ctime),
+ * so a rescan re-hashes only what changed.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { readFileCapped } from "../cli/io.ts";
+import type { Logger } from "../cli/log.ts";
+import {
+  canonicalArch,
+  compareVersions,
+  encodeBase64,
+  isChannel,
+  type JsonValue,
+  type Manifest,
+  MAX_MANIFEST_BYTES,
+  MAX_RECORD_BYTES,
+  rawCid,
+  signEd25519,
+  signedBytes,
+  type Trust,
+  verifyManifest,
+  verifyRecord,
+} from "../verify/mod.ts";
+import { buildRecord, formatDocument, type SigningKey } from "../sign/mod.ts";
+
+/** Bytes read per hashing step. */
+export const HASH_CHUNK_BYTES = 1024 * 1024;
+/** Most releases one provider loads (bounds a scan of a hostile tree). */
+export const MAX_RELEASES = 256;
+/** Most directory entries looked at per directory level. */
+export const MAX_DIR_ENTRIES = 4096;
+/** Largest cmdline file read, in bytes. */
+export const MAX_CMDLINE_BYTES = 4096;
+/** Artifacts a generated manifest covers; kernel and initramfs are required. */
+export const GENERATED_ARTIFACTS = ["kernel", "initramfs", "rootfs"] as const;
+/** Default validity of a generated manifest, in milliseconds (7 days). */
+export const DEFAULT_EXPIRES_MS = 7 * 86_400_000;
+
+const ARTIFACT_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const RESERVED_NAMES = new Set(["manifest.json", "record.json", "cmdline"]);
+
+/** What identifies the bytes of a file without reading them. */
+export interface FileIdentity {
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+}
+
+/** Identity of a stat result. */
+export function identityOf(info: Deno.FileInfo): FileIdentity {
+  return {
+    dev: info.dev,
+    ino: info.ino ?? 0,
+    size: info.size,
+    mtimeMs: info.mtime?.getTime() ?? 0,
+    ctimeMs: info.ctime?.getTime() ?? 0,
+  };
+}
+
+/** True when both identities name the same unchanged bytes. */
+export function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs &&
+    a.ctimeMs === b.ctimeMs;
+}
+
+/** One servable artifact: a file whose bytes hashed to `digest`. */
+export interface Artifact {
+  readonly name: string;
+  readonly channel: string;
+  readonly arch: string;
+  /** Path opened to serve it (symlinks resolved, inside the root). */
+  readonly path: string;
+  /** Lowercase hex SHA-256. */
+  readonly digest: string;
+  readonly size: number;
+  /** Identity of the file when it was hashed; serving re-checks it (TM-19). */
+  readonly identity: FileIdentity;
+}
+
+/** One release as served. */
+export interface Release {
+  readonly channel: string;
+  readonly arch: string;
+  readonly origin: "pre-signed" | "generated";
+  readonly manifest: Manifest;
+  readonly manifestBytes: Uint8Array;
+  /** Lowercase hex SHA-256 of the manifest bytes. */
+  readonly manifestDigest: string;
+  readonly manifestCid: string;
+  /** Signed discovery record bytes (formats.md §5), when there is one. */
+  readonly record?: Uint8Array;
+  readonly artifacts: ReadonlyMap<string, Artifact>;
+  /** Keyids whose valid signatures the manifest carries (trusted ones). */
+  readonly signers: readonly string[];
+}
+
+/** A release directory that was not served, and why. */
+export interface Refusal {
+  readonly dir: string;
+  readonly reason: string;
+}
+
+/** An immutable snapshot of what is served. */
+export interface Catalog {
+  readonly releases: ReadonlyMap<string, Release>;
+  /** Artifacts by hex digest (`/cas/sha256/<hex>`, `/ipfs/<cid>`). */
+  readonly byDigest: ReadonlyMap<string, Artifact>;
+  /** Manifests by hex digest of their bytes (`/ipfs/<manifest_cid>`). */
+  readonly manifestsByDigest: ReadonlyMap<string, Release>;
+  readonly refused: readonly Refusal[];
+  readonly loadedAt: Date;
+}
+
+/** An empty catalog. */
+export function emptyCatalog(now = new Date()): Catalog {
+  return {
+    releases: new Map(),
+    byDigest: new Map(),
+    manifestsByDigest: new Map(),
+    refused: [],
+    loadedAt: now,
+  };
+}
+
+/** How the catalog is built. */
+export interface CatalogOptions {
+  readonly root: string;
+  /** Trust for pre-signed manifests and records; none: pre-signed ones are refused. */
+  readonly trust?: Trust;
+  /** Key to sign generated manifests with; none (`--no-sign`): only pre-signed ones. */
+  readonly key?: SigningKey;
+  readonly logger: Logger;
+  readonly now?: () => Date;
+  /** Validity of generated manifests, in milliseconds. */
+  readonly expiresInMs?: number;
+  /** Base URL put in generated records' `mirrors` (e.g. `http://10.0.0.1:8080`). */
+  readonly mirrorBase?: string;
+}
+
+/** Thrown when a file changes while it is hashed. */
+class ChangedWhileHashing extends Error {}
+
+/** Hashes `path` and returns its digest with the identity it had throughout. */
+export async function hashIdentified(
+  path: string,
+): Promise<{ digest: string; identity: FileIdentity }> {
+  const f = await Deno.open(path, { read: true });
+  try {
+    const before = identityOf(await f.stat());
+    const h = createHash("sha256");
+    const buf = new Uint8Array(HASH_CHUNK_BYTES);
+    let total = 0;
+    for (;;) {
+      const n = await f.read(buf);
+      if (n === null) break;
+      h.update(buf.subarray(0, n));
+      total += n;
+    }
+    const after = identityOf(await f.stat());
+    // TM-19: a file written while we hash it has no single digest.
+    if (!sameIdentity(before, after) || total !== before.size) {
+      throw new ChangedWhileHashing(`${path} changed while it was hashed`);
+    }
+    return { digest: h.digest("hex"), identity: before };
+  } finally {
+    f.close();
+  }
+}
+
+function isoSeconds(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+function versionAt(d: Date): string {
+  const secs = d.getUTCHours() * 3600 + d.getUTCMinutes() * 60 + d.getUTCSeconds();
+  return `${d.getUTCFullYear()}.${String(d.getUTCMonth() + 1).padStart(2, "0")}.${
+    String(d.getUTCDate()).padStart(2, "0")
+  }.${secs}`;
+}
+
+function bumpVersion(v: string): string {
+  const parts = v.split(".");
+  parts[parts.length - 1] = String(Number(parts[parts.length - 1]) + 1);
+  return parts.join(".");
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+function trustOfKey(key: SigningKey): Trust {
+  return {
+    threshold: 1,
+    keys: new Map([[key.keyid, { keyid: key.keyid, publicKey: key.publicRaw, name: "provider" }]]),
+  };
+}
+
+/** Signs a document's JCS bytes with `key` (formats.md §1, §5). */
+export function signatureFor(
+  doc: { readonly [k: string]: JsonValue },
+  key: SigningKey,
+  withPublic: boolean,
+): Record<string, string> {
+  const sig = encodeBase64(signEd25519(key.key, signedBytes(doc)));
+  return withPublic
+    ? { keyid: key.keyid, public: encodeBase64(key.publicRaw), sig }
+    : { keyid: key.keyid, sig };
+}
+
+/**
+ * Loads catalogs from a root; keeps hashes and generated manifests between
+ * loads so unchanged files are not re-hashed and unchanged releases keep
+ * their signed bytes.
+ */
+export class CatalogLoader {
+  readonly #opts: CatalogOptions;
+  #hashes = new Map<string, { identity: FileIdentity; digest: string }>();
+  #previous: Catalog = emptyCatalog();
+  /** How many files were hashed in total (tests check re-hashing). */
+  hashedFiles = 0;
+
+  constructor(opts: CatalogOptions) {
+    this.#opts = opts;
+  }
+
+  /** Changes the mirror base (known once the server listens). */
+  setMirrorBase(base: string | undefined): void {
+    (this.#opts as { mirrorBase?: string }).mirrorBase = base;
+  }
+
+  /** The last catalog loaded. */
+  get current(): Catalog {
+    return this.#previous;
+  }
+
+  /** Scans the root and returns a new catalog (the old one stays valid). */
+  async load(): Promise<Catalog> {
+    const now = (this.#opts.now ?? (() => new Date()))();
+    const log = this.#opts.logger;
+    const refused: Refusal[] = [];
+    const releases = new Map<string, Release>();
+    let rootReal: string;
+    try {
+      rootReal = await Deno.realPath(this.#opts.root);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        this.#previous = emptyCatalog(now);
+        return this.#previous;
+      }
+      throw err;
+    }
+    const seen = new Set<string>();
+    for (const channel of await this.#dirs(rootReal, rootReal)) {
+      if (!isChannel(channel)) continue;
+      for (const archName of await this.#dirs(`${rootReal}/${channel}`, rootReal)) {
+        const arch = canonicalArch(archName);
+        if (!arch || arch !== archName) continue;
+        const dir = `${rootReal}/${channel}/${arch}`;
+        if (releases.size >= MAX_RELEASES) {
+          refused.push({ dir, reason: `more than ${MAX_RELEASES} releases` });
+          continue;
+        }
+        try {
+          const release = await this.#loadRelease(dir, rootReal, channel, arch, now, seen);
+          if (release) releases.set(`${channel}/${arch}`, release);
+        } catch (err) {
+          const reason = err instanceof Error ? err.message : String(err);
+          refused.push({ dir, reason });
+          log.warn("release_refused", { dir, reason });
+        }
+      }
+    }
+    // Forget hashes of files no longer present.
+    for (const p of [...this.#hashes.keys()]) if (!seen.has(p)) this.#hashes.delete(p);
+    const byDigest = new Map<string, Artifact>();
+    const manifestsByDigest = new Map<string, Release>();
+    for (const r of releases.values()) {
+      manifestsByDigest.set(r.manifestDigest, r);
+      for (const a of r.artifacts.values()) if (!byDigest.has(a.digest)) byDigest.set(a.digest, a);
+    }
+    this.#previous = { releases, byDigest, manifestsByDigest, refused, loadedAt: now };
+    return this.#previous;
+  }
+
+  async #dirs(path: string, rootReal: string): Promise<string[]> {
+    const out: string[] = [];
+    let count = 0;
+    try {
+      for await (const e of Deno.readDir(path)) {
+        if (++count > MAX_DIR_ENTRIES) break;
+        if (e.name.startsWith(".")) continue;
+        if (e.isDirectory) out.push(e.name);
+        else if (e.isSymlink) {
+          // TM-10: a symlinked directory must stay inside the root.
+          const real = await Deno.realPath(`${path}/${e.name}`).catch(() => "");
+          if (real.startsWith(rootReal + "/") && (await Deno.stat(real)).isDirectory) {
+            out.push(e.name);
+          } else {
+            this.#opts.logger.warn("symlink_outside_root", { path: `${path}/${e.name}` });
+          }
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) {
+        throw err;
+      }
+    }
+    return out.sort();
+  }
+
+  /** Resolves an artifact file inside the root, or returns undefined. */
+  async #artifactFile(dir: string, name: string, rootReal: string): Promise<string | undefined> {
+    const path = `${dir}/${name}`;
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      throw err;
+    }
+    let real = path;
+    if (info.isSymlink) {
+      real = await Deno.realPath(path).catch(() => "");
+      // TM-10: symlinks that lead out of the root are never followed.
+      if (!real.startsWith(rootReal + "/")) {
+        this.#opts.logger.warn("symlink_outside_root", { path });
+        return undefined;
+      }
+      info = await Deno.stat(real);
+    }
+    if (!info.isFile) return undefined;
+    return real;
+  }
+
+  async #hash(
+    path: string,
+    seen: Set<string>,
+  ): Promise<{ digest: string; identity: FileIdentity }> {
+    seen.add(path);
+    const info = identityOf(await Deno.stat(path));
+    const cached = this.#hashes.get(path);
+    if (cached && sameIdentity(cached.identity, info)) return cached;
+    const fresh = await hashIdentified(path);
+    this.hashedFiles++;
+    this.#hashes.set(path, fresh);
+    return fresh;
+  }
+
+  async #loadRelease(
+    dir: string,
+    rootReal: string,
+    channel: string,
+    arch: string,
+    now: Date,
+    seen: Set<string>,
+  ): Promise<Release | undefined> {
+    const manifestPath = await this.#artifactFile(dir, "manifest.json", rootReal);
+    if (manifestPath) {
+      return await this.#loadPreSigned(dir, manifestPath, rootReal, channel, arch, now, seen);
+    }
+    if (!this.#opts.key) {
+      throw new Error("no manifest.json and signing is off (--no-sign): not served");
+    }
+    return await this.#generate(dir, rootReal, channel, arch, now, seen);
+  }
+
+  async #collect(
+    dir: string,
+    names: readonly string[],
+    rootReal: string,
+    channel: string,
+    arch: string,
+    seen: Set<string>,
+    required: (name: string) => boolean,
+  ): Promise<Map<string, Artifact>> {
+    const out = new Map<string, Artifact>();
+    for (const name of names) {
+      if (!ARTIFACT_NAME_RE.test(name) || RESERVED_NAMES.has(name)) {
+        throw new Error(`artifact name '${name}' cannot be served`);
+      }
+      const path = await this.#artifactFile(dir, name, rootReal);
+      if (!path) {
+        if (required(name)) throw new Error(`${dir}/${name} is missing`);
+        continue;
+      }
+      const { digest, identity } = await this.#hash(path, seen);
+      out.set(name, { name, channel, arch, path, digest, size: identity.size, identity });
+    }
+    return out;
+  }
+
+  async #loadPreSigned(
+    dir: string,
+    manifestPath: string,
+    rootReal: string,
+    channel: string,
+    arch: string,
+    now: Date,
+    seen: Set<string>,
+  ): Promise<Release> {
+    const trust = this.#opts.trust;
+    if (!trust) throw new Error("pre-signed manifest.json but no trust file to verify it");
+    const bytes = await readFileCapped(manifestPath, MAX_MANIFEST_BYTES);
+    const verified = verifyManifest(bytes, trust, { channel, arch, now });
+    const manifest = verified.value;
+    const artifacts = await this.#collect(
+      dir,
+      Object.keys(manifest.artifacts),
+      rootReal,
+      channel,
+      arch,
+      seen,
+      () => true,
+    );
+    for (const [name, ref] of Object.entries(manifest.artifacts)) {
+      const a = artifacts.get(name)!;
+      // TM-01: never serve bytes under a manifest that does not describe them.
+      if (a.size !== ref.size || `sha256:${a.digest}` !== ref.digest) {
+        throw new Error(`${dir}/${name} does not match the signed manifest (size or digest)`);
+      }
+    }
+    const manifestCid = rawCid(bytes);
+    let record: Uint8Array | undefined;
+    const recordPath = await this.#artifactFile(dir, "record.json", rootReal);
+    if (recordPath) {
+      try {
+        const rb = await readFileCapped(recordPath, MAX_RECORD_BYTES);
+        const rec = verifyRecord(rb, trust, now);
+        if (rec.value.manifestCid !== manifestCid) {
+          throw new Error("record.json names another manifest (manifest_cid differs)");
+        }
+        record = rb;
+      } catch (err) {
+        this.#opts.logger.warn("record_refused", {
+          path: recordPath,
+          reason: err instanceof Error ? err.message : String(err),
+        });
+      }
+    }
+    if (!record && this.#opts.key) {
+      record = this.#signRecord(bytes, manifest, channel, arch);
+    }
+    return {
+      channel,
+      arch,
+      origin: "pre-signed",
+      manifest,
+      manifestBytes: bytes,
+      manifestDigest: sha256Hex(bytes),
+      manifestCid,
+      record,
+      artifacts,
+      signers: verified.signers,
+    };
+  }
+
+  #signRecord(bytes: Uint8Array, manifest: Manifest, channel: string, arch: string): Uint8Array {
+    const key = this.#opts.key!;
+    const base = this.#opts.mirrorBase;
+    const mirrors = base ? [`${base}/${channel}/${arch}/manifest.json`] : [];
+    const doc = buildRecord(
+      bytes,
+      { version: manifest.version, expires_at: isoSeconds(manifest.expiresAt) },
+      mirrors,
+      [],
+    );
+    return formatDocument({ ...doc, signatures: [signatureFor(doc, key, true)] });
+  }
+
+  async #generate(
+    dir: string,
+    rootReal: string,
+    channel: string,
+    arch: string,
+    now: Date,
+    seen: Set<string>,
+  ): Promise<Release> {
+    const key = this.#opts.key!;
+    const artifacts = await this.#collect(
+      dir,
+      GENERATED_ARTIFACTS,
+      rootReal,
+      channel,
+      arch,
+      seen,
+      (n) => n !== "rootfs",
+    );
+    let cmdline = "";
+    const cmdPath = await this.#artifactFile(dir, "cmdline", rootReal);
+    if (cmdPath) {
+      cmdline = new TextDecoder().decode(await readFileCapped(cmdPath, MAX_CMDLINE_BYTES)).trim();
+    }
+    const artifactDoc: Record<string, JsonValue> = {};
+    for (const [name, a] of artifacts) {
+      artifactDoc[name] = { digest: `sha256:${a.digest}`, size: a.size };
+    }
+    const expiresInMs = this.#opts.expiresInMs ?? DEFAULT_EXPIRES_MS;
+    const prev = this.#previous.releases.get(`${channel}/${arch}`);
+    // Keep the signed bytes while nothing changed and half the validity remains.
+    if (
+      prev && prev.origin === "generated" && prev.manifest.cmdline === cmdline &&
+      JSON.stringify(prev.manifest.document.artifacts) === JSON.stringify(artifactDoc) &&
+      prev.manifest.expiresAt.getTime() - now.getTime() > expiresInMs / 2 &&
+      prev.signers.includes(key.keyid)
+    ) {
+      return { ...prev, artifacts };
+    }
+    let version = versionAt(now);
+    if (prev && compareVersions(version, prev.manifest.version) <= 0) {
+      version = bumpVersion(prev.manifest.version);
+    }
+    const doc: Record<string, JsonValue> = {
+      schema: 1,
+      version,
+      channel,
+      arch,
+      issued_at: isoSeconds(now),
+      expires_at: isoSeconds(new Date(now.getTime() + expiresInMs)),
+      cmdline,
+      artifacts: artifactDoc,
+    };
+    const bytes = formatDocument({ ...doc, signatures: [signatureFor(doc, key, false)] });
+    const verified = verifyManifest(bytes, trustOfKey(key), { channel, arch, now });
+    this.#opts.logger.info("manifest_generated", { channel, arch, version, keyid: key.keyid });
+    return {
+      channel,
+      arch,
+      origin: "generated",
+      manifest: verified.value,
+      manifestBytes: bytes,
+      manifestDigest: sha256Hex(bytes),
+      manifestCid: rawCid(bytes),
+      record: this.#signRecord(bytes, verified.value, channel, arch),
+      artifacts,
+      signers: verified.signers,
+    };
+  }
+}

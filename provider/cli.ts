@@ -1,0 +1,285 @@
+/**
+ * The provider CLIs: `serve` (run a provider) and `status` / `list` (ask a
+ * running one). Flag parsing and printing only; the work is in server.ts.
+ *
+ * @module
+ */
+import { parseDurationMs, parseFlags, UsageError } from "../cli/mod.ts";
+import { consoleLogger, type Logger } from "../cli/log.ts";
+import { ProviderError } from "./errors.ts";
+import {
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  type ProviderOptions,
+  type RunningProvider,
+  startProvider,
+} from "./server.ts";
+
+/** Longest wait for a provider's answer in `status` / `list`, in ms. */
+export const FETCH_TIMEOUT_MS = 10_000;
+/** Largest answer read by `status` / `list`, in bytes. */
+export const MAX_INFO_BYTES = 4 * 1024 * 1024;
+
+const SERVE_USAGE = `usage: deno task serve [--root DIR] [--state DIR] [--host ADDR] [--port N]
+  [--key PEM | --no-sign] [--trust FILE] [--name NAME] [--expires 7d]
+  [--no-mdns] [--no-dht] [--dht-port N] [--bootstrap MULTIADDR]... [--no-watch]`;
+
+const PROVIDER_USAGE = `usage: deno task provider status <url> [--json]
+       deno task provider list <url> [--json]`;
+
+/** Builders of the advertisement layers, injected by main.ts. */
+export interface AdvertFactories {
+  readonly mdns?: (flags: { host: string }) => ProviderOptions["mdns"];
+  readonly dht?: (
+    flags: { bootstrap: string[]; port: number; host: string },
+  ) => ProviderOptions["dht"];
+}
+
+/** Parses `serve` flags into provider options. */
+export function serveOptions(args: string[], factories: AdvertFactories = {}): ProviderOptions {
+  const { values, positionals } = parseFlags(
+    args,
+    {
+      root: { type: "string" },
+      state: { type: "string" },
+      host: { type: "string" },
+      port: { type: "string" },
+      key: { type: "string" },
+      "no-sign": { type: "boolean" },
+      trust: { type: "string" },
+      name: { type: "string" },
+      expires: { type: "string" },
+      "no-mdns": { type: "boolean" },
+      "no-dht": { type: "boolean" },
+      "dht-port": { type: "string" },
+      bootstrap: { type: "string", multiple: true },
+      "no-watch": { type: "boolean" },
+      channel: { type: "string" },
+      help: { type: "boolean" },
+    },
+    SERVE_USAGE,
+    true,
+  );
+  if (values.help) throw new UsageError("help requested", SERVE_USAGE);
+  if (positionals.length > 0) {
+    throw new UsageError(`unexpected argument '${positionals[0]}'`, SERVE_USAGE);
+  }
+  const port = Number(values.port ?? DEFAULT_PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError("--port must be 0..65535", SERVE_USAGE);
+  }
+  const dhtPort = Number(values["dht-port"] ?? 0);
+  if (!Number.isInteger(dhtPort) || dhtPort < 0 || dhtPort > 65535) {
+    throw new UsageError("--dht-port must be 0..65535", SERVE_USAGE);
+  }
+  if (values.key && values["no-sign"]) {
+    throw new UsageError("--key and --no-sign exclude each other", SERVE_USAGE);
+  }
+  const host = values.host ?? DEFAULT_HOST;
+  const name = values.name;
+  if (name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(name)) {
+    throw new UsageError("--name must be letters, digits and '-' (a DNS label)", SERVE_USAGE);
+  }
+  return {
+    root: values.root ?? "./artifacts",
+    state: values.state ?? "./.phase",
+    host,
+    port,
+    name,
+    keyPath: values.key,
+    sign: !values["no-sign"],
+    trustPath: values.trust,
+    expiresInMs: values.expires ? parseDurationMs(values.expires, "expires") : undefined,
+    watch: !values["no-watch"],
+    defaultChannel: values.channel,
+    mdns: values["no-mdns"] ? false : factories.mdns?.({ host }) ?? false,
+    dht: values["no-dht"]
+      ? false
+      : factories.dht?.({ bootstrap: values.bootstrap ?? [], port: dhtPort, host }) ?? false,
+  };
+}
+
+/** What `serve` prints on start (stdout), including the hint for an empty root. */
+export function startBanner(p: RunningProvider, opts: ProviderOptions): string {
+  const lines = [`phase-serve: serving ${opts.root} on ${p.url}`];
+  if (p.keyid) {
+    lines.push(
+      `provider key: ${p.keyid}${p.generatedKey ? ` (generated in ${opts.state}, mode 0600)` : ""}`,
+    );
+    lines.push(`trust file: ${p.trustPath}`);
+  } else {
+    lines.push("signing: off (--no-sign): only pre-signed manifests are served");
+  }
+  const c = p.catalog();
+  for (const r of c.releases.values()) {
+    lines.push(
+      `  ${r.channel}/${r.arch} ${r.manifest.version} (${r.origin}) ${p.url}/${r.channel}/${r.arch}/manifest.json`,
+    );
+  }
+  if (c.releases.size === 0) {
+    lines.push(`no release under ${opts.root} yet. To add one:`);
+    lines.push(`  mkdir -p ${opts.root}/stable/amd64`);
+    lines.push(
+      `  cp /boot/vmlinuz ${opts.root}/stable/amd64/kernel; cp /boot/initrd.img ${opts.root}/stable/amd64/initramfs`,
+    );
+    lines.push(
+      `  (the provider signs it with its key and serves it within a second), or sign a release`,
+    );
+    lines.push(`  offline with 'deno task sign' and serve it with --no-sign.`);
+  }
+  lines.push("phase-serve: ready");
+  return lines.join("\n") + "\n";
+}
+
+/** Runs `serve` until SIGINT/SIGTERM; returns the exit status. */
+export async function runServe(
+  args: string[],
+  factories: AdvertFactories = {},
+  logger?: Logger,
+): Promise<number> {
+  const opts = serveOptions(args, factories);
+  const provider = await startProvider({ ...opts, logger: logger ?? consoleLogger("serve") });
+  await Deno.stdout.write(new TextEncoder().encode(startBanner(provider, opts)));
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      Deno.removeSignalListener("SIGINT", stop);
+      Deno.removeSignalListener("SIGTERM", stop);
+      resolve();
+    };
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+  });
+  await provider.close();
+  return 0;
+}
+
+async function getJson(base: string, path: string): Promise<Record<string, unknown>> {
+  let url: URL;
+  try {
+    url = new URL(path, base.endsWith("/") ? base : base + "/");
+  } catch {
+    throw new UsageError(`'${base}' is not a URL`, PROVIDER_USAGE);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UsageError("only http(s) URLs", PROVIDER_USAGE);
+  }
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      headers: { accept: "application/json" },
+      redirect: "manual",
+      signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+    });
+  } catch (err) {
+    throw new ProviderError("E_FETCH", `cannot reach ${url}: ${(err as Error).message}`, {
+      cause: err,
+      hint: "is the provider running ('deno task serve') and is the URL right?",
+    });
+  }
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new ProviderError("E_FETCH", `${url} answered ${res.status}`);
+  }
+  const reader = res.body!.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > MAX_INFO_BYTES) {
+      await reader.cancel();
+      throw new ProviderError("E_FETCH", `${url} answered more than ${MAX_INFO_BYTES} bytes`);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  try {
+    return JSON.parse(new TextDecoder().decode(all));
+  } catch {
+    throw new ProviderError("E_FETCH", `${url} did not answer JSON: is it a Phase provider?`);
+  }
+}
+
+/** Formats rows as an aligned text table. */
+export function table(head: string[], rows: (string | number)[][]): string {
+  const cells = [head, ...rows.map((r) => r.map(String))];
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
+  return cells.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n") +
+    "\n";
+}
+
+/** Runs `provider status|list <url> [--json]`; returns the exit status. */
+export async function runProviderCli(
+  args: string[],
+  write: (s: string) => void = (s) => Deno.stdout.writeSync(new TextEncoder().encode(s)),
+): Promise<number> {
+  const { values, positionals } = parseFlags(
+    args,
+    { json: { type: "boolean" }, help: { type: "boolean" } },
+    PROVIDER_USAGE,
+    true,
+  );
+  if (values.help) throw new UsageError("help requested", PROVIDER_USAGE);
+  const [cmd, url, ...rest] = positionals;
+  if (!cmd || !url || rest.length > 0 || (cmd !== "status" && cmd !== "list")) {
+    throw new UsageError("expected 'status <url>' or 'list <url>'", PROVIDER_USAGE);
+  }
+  if (cmd === "status") {
+    const [info, status] = await Promise.all([getJson(url, "./"), getJson(url, "./status")]);
+    if (values.json) {
+      write(
+        JSON.stringify({
+          name: info.name,
+          version: info.version,
+          uptime_s: info.uptime_s,
+          ...status,
+        }) + "\n",
+      );
+      return 0;
+    }
+    const adv = (status.advert ?? {}) as {
+      mdns?: { state?: string };
+      dht?: { state?: string; peers?: number };
+    };
+    write(table(["field", "value"], [
+      ["name", String(info.name)],
+      ["version", String(info.version)],
+      ["uptime_s", Number(info.uptime_s)],
+      ["releases", Number(status.releases)],
+      ["requests", Number(status.requests)],
+      ["bytes", Number(status.bytes)],
+      ["errors", Number(status.errors)],
+      ["inflight", Number(status.inflight)],
+      ["rejected_paths", Number(status.rejectedPaths)],
+      ["mdns", adv.mdns?.state ?? "off"],
+      ["dht", `${adv.dht?.state ?? "off"} (${adv.dht?.peers ?? 0} peers)`],
+    ]));
+    return 0;
+  }
+  const info = await getJson(url, "./");
+  const channels = (Array.isArray(info.channels) ? info.channels : []) as {
+    channel: string;
+    arch: string;
+    version: string;
+    expires_at: string;
+    origin: string;
+    artifacts: { name: string; size: number; digest: string }[];
+  }[];
+  if (values.json) {
+    write(JSON.stringify(channels) + "\n");
+    return 0;
+  }
+  write(table(
+    ["channel", "arch", "version", "expires", "artifact", "size", "digest"],
+    channels.flatMap((c) =>
+      c.artifacts.map((a) => [c.channel, c.arch, c.version, c.expires_at, a.name, a.size, a.digest])
+    ),
+  ));
+  return 0;
+}

@@ -1,0 +1,400 @@
+/**
+ * Running a provider: key and trust set-up in the state directory, the
+ * catalog with a watch on the root, `Deno.serve`, advertisement (mDNS,
+ * DHT) and a bounded graceful stop.
+ *
+ * @module
+ */
+import { consoleLogger, type Logger } from "../cli/log.ts";
+import { readFileCapped } from "../cli/io.ts";
+import { keygen, loadSigningKey, type SigningKey } from "../sign/mod.ts";
+import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
+import { type Catalog, CatalogLoader } from "./catalog.ts";
+import { ProviderError } from "./errors.ts";
+import { type AdvertState, createHandler, type Metrics, newMetrics } from "./http.ts";
+
+/** Debounce between a change on disk and the rescan, in ms. */
+export const WATCH_DEBOUNCE_MS = 200;
+/** Periodic rescan (new root, re-signing before expiry), in ms. */
+export const RESCAN_INTERVAL_MS = 60_000;
+/** How long a stop waits for in-flight responses before cutting them, in ms. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+/** Default port of `deno task serve`. */
+export const DEFAULT_PORT = 8080;
+/** Default bind address: loopback unless told otherwise (house style 7). */
+export const DEFAULT_HOST = "127.0.0.1";
+
+/**
+ * Something that advertises the catalog (mDNS responder, DHT node). Built
+ * after the server listens; told about every new catalog; stopped first.
+ */
+export interface Advertiser {
+  readonly kind: "mdns" | "dht";
+  update(catalog: Catalog): Promise<void>;
+  stop(): Promise<void>;
+  state(): AdvertState["mdns"] | AdvertState["dht"];
+}
+
+/** Context an advertiser factory receives. */
+export interface AdvertContext {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly url: string;
+  readonly catalog: Catalog;
+  readonly logger: Logger;
+  readonly key?: SigningKey;
+  readonly trust?: Trust;
+  readonly state: string;
+}
+
+/** Options of {@link startProvider}. */
+export interface ProviderOptions {
+  readonly root: string;
+  readonly state: string;
+  readonly host?: string;
+  /** 0 picks a free port. */
+  readonly port?: number;
+  readonly name?: string;
+  /** Sign generated manifests with this key instead of `<state>/provider.pem`. */
+  readonly keyPath?: string;
+  /** false (`--no-sign`): serve only pre-signed manifests; no key is touched. */
+  readonly sign?: boolean;
+  /** Trust file for pre-signed manifests; default `<state>/trust.json`. */
+  readonly trustPath?: string;
+  /** Advertisement factories; `false`/absent: off. */
+  readonly mdns?: false | ((ctx: AdvertContext) => Promise<Advertiser>);
+  readonly dht?: false | ((ctx: AdvertContext) => Promise<Advertiser>);
+  readonly watch?: boolean;
+  readonly logger?: Logger;
+  readonly now?: () => Date;
+  readonly expiresInMs?: number;
+  readonly stallTimeoutMs?: number;
+  readonly maxInflight?: number;
+  readonly shutdownGraceMs?: number;
+  readonly defaultChannel?: string;
+  readonly defaultArch?: string;
+}
+
+/** A running provider. */
+export interface RunningProvider {
+  /** `http://host:port` (no trailing slash). */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly keyid?: string;
+  /** True when this start generated the provider key. */
+  readonly generatedKey: boolean;
+  readonly trustPath: string;
+  readonly metrics: Metrics;
+  catalog(): Catalog;
+  /** Number of files hashed since start (re-hash only what changed). */
+  hashedFiles(): number;
+  /** Rescans the root now and waits for it. */
+  rescan(): Promise<Catalog>;
+  /** Stops: refuse new work, goodbye on mDNS, finish or cut in-flight within the grace. */
+  close(): Promise<void>;
+  readonly advertisers: readonly Advertiser[];
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** Loads or creates the provider key in `state`. */
+export async function providerKey(
+  state: string,
+  keyPath: string | undefined,
+  logger: Logger,
+): Promise<{ key: SigningKey; generated: boolean }> {
+  if (keyPath) return { key: await loadSigningKey(keyPath), generated: false };
+  const pem = `${state}/provider.pem`;
+  if (await exists(pem)) return { key: await loadSigningKey(pem), generated: false };
+  if (!(await exists(`${state}/trust.json`))) {
+    await keygen(state, "provider");
+  } else {
+    // An operator's trust file is kept as is; the new key goes beside it.
+    const tmp = `${state}/.keygen-${crypto.randomUUID()}`;
+    try {
+      await keygen(tmp, "provider");
+      await Deno.rename(`${tmp}/provider.pem`, pem);
+      await Deno.rename(`${tmp}/provider.pub.pem`, `${state}/provider.pub.pem`);
+    } finally {
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    }
+    logger.warn("provider_key_not_in_trust", {
+      trust: `${state}/trust.json`,
+      hint: "clients trusting that file will not accept manifests this provider generates",
+    });
+  }
+  return { key: await loadSigningKey(pem), generated: true };
+}
+
+async function loadTrust(path: string): Promise<Trust | undefined> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFileCapped(path, MAX_TRUST_BYTES);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw new ProviderError(
+      "E_TRUST",
+      `cannot read trust file ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  try {
+    return parseTrust(bytes);
+  } catch (err) {
+    throw new ProviderError("E_TRUST", `${path}: ${(err as Error).message}`, {
+      cause: err,
+      hint: "fix or remove the trust file; 'deno task keygen' writes a valid one",
+    });
+  }
+}
+
+/** Starts a provider; resolves once it listens and the catalog is loaded. */
+export async function startProvider(opts: ProviderOptions): Promise<RunningProvider> {
+  const logger = opts.logger ?? consoleLogger("serve");
+  const now = opts.now ?? (() => new Date());
+  const host = opts.host ?? DEFAULT_HOST;
+  const name = opts.name ?? (() => {
+    try {
+      return Deno.hostname();
+    } catch {
+      return "phase";
+    }
+  })();
+  try {
+    await Deno.mkdir(opts.state, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new ProviderError(
+      "E_STATE",
+      `cannot create state directory ${opts.state}: ${(err as Error).message}`,
+      {
+        cause: err,
+        hint:
+          "pass --state DIR inside the 'serve' permission set (./.phase, /var/lib/phase, /run/phase, /tmp/phase)",
+      },
+    );
+  }
+  let key: SigningKey | undefined;
+  let generatedKey = false;
+  if (opts.sign !== false) {
+    try {
+      const k = await providerKey(opts.state, opts.keyPath, logger);
+      key = k.key;
+      generatedKey = k.generated;
+    } catch (err) {
+      throw new ProviderError("E_KEY", `provider key: ${(err as Error).message}`, {
+        cause: err,
+        hint: (err as { hint?: string }).hint ?? "check --key / the state directory",
+      });
+    }
+  }
+  const trustPath = opts.trustPath ?? `${opts.state}/trust.json`;
+  const trust = await loadTrust(trustPath);
+  const loader = new CatalogLoader({
+    root: opts.root,
+    trust,
+    key,
+    logger,
+    now,
+    expiresInMs: opts.expiresInMs,
+  });
+  const metrics = newMetrics();
+  const startedAt = now();
+  let serving = true;
+  const advertisers: Advertiser[] = [];
+  const streams = new Set<() => void>();
+  const handler = createHandler({
+    name,
+    catalog: () => loader.current,
+    metrics,
+    logger,
+    startedAt,
+    now,
+    serving: () => serving,
+    advert: () => {
+      const find = (k: string) => advertisers.find((a) => a.kind === k)?.state();
+      return {
+        mdns: (find("mdns") as AdvertState["mdns"]) ??
+          { enabled: false, state: "off", instances: [] },
+        dht: (find("dht") as AdvertState["dht"]) ?? { enabled: false, state: "off", peers: 0 },
+      };
+    },
+    defaultChannel: opts.defaultChannel,
+    defaultArch: opts.defaultArch,
+    maxInflight: opts.maxInflight,
+    stallTimeoutMs: opts.stallTimeoutMs,
+    onStale: () => scheduleRescan(),
+    streams,
+  });
+  const abort = new AbortController();
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: host,
+      port: opts.port ?? DEFAULT_PORT,
+      signal: abort.signal,
+      onListen: () => {},
+    }, (req, info) => handler(req, info as unknown as { remoteAddr?: { hostname?: string } }));
+  } catch (err) {
+    throw new ProviderError(
+      "E_BIND",
+      `cannot listen on ${host}:${opts.port ?? DEFAULT_PORT}: ${(err as Error).message}`,
+      {
+        cause: err,
+        hint: "pick another --port, or stop what holds it",
+      },
+    );
+  }
+  const port = server.addr.port;
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+  const url = `http://${urlHost}:${port}`;
+  if (host !== "0.0.0.0" && host !== "::") loader.setMirrorBase(url);
+  try {
+    await loader.load();
+  } catch (err) {
+    abort.abort();
+    await server.finished.catch(() => {});
+    throw new ProviderError("E_ROOT", `cannot load ${opts.root}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+
+  // Rescans are serialised; a request during one runs another after it.
+  let running: Promise<Catalog> | undefined;
+  let again = false;
+  let debounce: ReturnType<typeof setTimeout> | undefined;
+  const rescan = (): Promise<Catalog> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      let c = loader.current;
+      do {
+        again = false;
+        try {
+          c = await loader.load();
+        } catch (err) {
+          logger.error("rescan_failed", { error: (err as Error).message });
+        }
+      } while (again && serving);
+      for (const a of advertisers) {
+        await a.update(c).catch((err) =>
+          logger.warn("advert_update_failed", { kind: a.kind, error: String(err) })
+        );
+      }
+      return c;
+    })().finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+  function scheduleRescan() {
+    if (!serving) return;
+    clearTimeout(debounce);
+    debounce = setTimeout(() => void rescan(), WATCH_DEBOUNCE_MS);
+  }
+  const interval = setInterval(() => void rescan(), RESCAN_INTERVAL_MS);
+
+  let watcher: Deno.FsWatcher | undefined;
+  if (opts.watch !== false) {
+    try {
+      watcher = Deno.watchFs(opts.root, { recursive: true });
+      (async () => {
+        try {
+          for await (const _ of watcher!) scheduleRescan();
+        } catch { /* closed */ }
+      })();
+    } catch (err) {
+      logger.warn("watch_unavailable", {
+        root: opts.root,
+        error: (err as Error).message,
+        fallback_ms: RESCAN_INTERVAL_MS,
+      });
+    }
+  }
+
+  const ctx: AdvertContext = {
+    name,
+    host,
+    port,
+    url,
+    catalog: loader.current,
+    logger,
+    key,
+    trust,
+    state: opts.state,
+  };
+  try {
+    if (opts.mdns) advertisers.push(await opts.mdns(ctx));
+    if (opts.dht) advertisers.push(await opts.dht(ctx));
+  } catch (err) {
+    for (const a of advertisers) await a.stop().catch(() => {});
+    clearInterval(interval);
+    watcher?.close();
+    abort.abort();
+    await server.finished.catch(() => {});
+    throw err;
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      serving = false;
+      clearTimeout(debounce);
+      clearInterval(interval);
+      watcher?.close();
+      for (const a of advertisers) {
+        await a.stop().catch((err) =>
+          logger.warn("advert_stop_failed", { kind: a.kind, error: String(err) })
+        );
+      }
+      if (running) await running.catch(() => {});
+      const grace = opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = server.shutdown();
+      const timedOut = await Promise.race([
+        done.then(() => false),
+        new Promise<boolean>((r) => timer = setTimeout(() => r(true), grace)),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        logger.warn("shutdown_grace_expired", { grace_ms: grace, inflight: metrics.inflight });
+        for (const kill of [...streams]) kill();
+        abort.abort();
+        await Promise.race([server.finished, new Promise((r) => setTimeout(r, 1000))]);
+      }
+      logger.info("stopped", { requests: metrics.requests, bytes: metrics.bytes });
+    })();
+
+  logger.info("listening", {
+    url,
+    root: opts.root,
+    state: opts.state,
+    keyid: key?.keyid,
+    releases: loader.current.releases.size,
+  });
+  return {
+    url,
+    host,
+    port,
+    keyid: key?.keyid,
+    generatedKey,
+    trustPath,
+    metrics,
+    catalog: () => loader.current,
+    hashedFiles: () => loader.hashedFiles,
+    rescan,
+    close,
+    advertisers,
+  };
+}
