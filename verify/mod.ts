@@ -45,6 +45,7 @@ export {
   checkThreshold,
   countValidSignatures,
   HASH_CHUNK_BYTES,
+  hashFile,
   hashStream,
   verifyArtifact,
   verifyManifest,
