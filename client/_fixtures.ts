@@ -111,6 +111,8 @@ export interface TestServer {
   misbehave: Misbehaviour;
   /** Misbehave only for the first N artifact requests (then serve honestly); Infinity by default. */
   misbehaveCount: number;
+  /** When > 0, honest answers are sent in 64 KiB chunks with this pause between them. */
+  chunkDelayMs: number;
   close(): Promise<void>;
 }
 
@@ -125,7 +127,7 @@ export function serveRelease(release: Release, misbehave: Misbehaviour = "none")
   for (const name of release.files.keys()) byHex.set(release.hexOf(name), release.files.get(name)!);
   const requests: { path: string; range: string | null }[] = [];
   const timers = new Set<ReturnType<typeof setTimeout>>();
-  const state = { misbehave, misbehaveCount: Infinity };
+  const state = { misbehave, misbehaveCount: Infinity, chunkDelayMs: 0 };
   const handler = (req: Request): Response => {
     const path = new URL(req.url).pathname;
     const range = req.headers.get("range");
@@ -174,6 +176,22 @@ export function serveRelease(release: Release, misbehave: Misbehaviour = "none")
       more.set(slice);
       headers.set("content-length", String(more.length));
       return new Response(more as BodyInit, { status, headers });
+    }
+    if (mode === "none" && state.chunkDelayMs > 0) {
+      headers.set("content-length", String(slice.length));
+      let off = 0;
+      const delay = state.chunkDelayMs;
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(ctl) {
+            if (off >= slice.length) return ctl.close();
+            await new Promise((r) => setTimeout(r, delay));
+            ctl.enqueue(slice.slice(off, off + 65536));
+            off += 65536;
+          },
+        }),
+        { status, headers },
+      );
     }
     if (mode === "none" || mode === "wrong-bytes" || mode === "ignore-range") {
       headers.set("content-length", String(slice.length));
@@ -235,6 +253,12 @@ export function serveRelease(release: Release, misbehave: Misbehaviour = "none")
     },
     set misbehaveCount(v) {
       state.misbehaveCount = v;
+    },
+    get chunkDelayMs() {
+      return state.chunkDelayMs;
+    },
+    set chunkDelayMs(v) {
+      state.chunkDelayMs = v;
     },
     async close() {
       for (const t of timers) clearTimeout(t);

@@ -1,10 +1,17 @@
 /**
  * Private mode's root check (TM-13): everything a private boot writes lives
- * on a tmpfs, so nothing survives power-off. The root's mount is looked up
- * in /proc/mounts (longest mount point that contains it) and must be tmpfs.
+ * on a tmpfs, so nothing survives power-off. Two independent checks:
+ * `statfs(2)` of the root (f_type must be TMPFS_MAGIC) and, when the
+ * process may read it, /proc/mounts (longest mount point containing the
+ * root must be tmpfs). Deno 2.9 refuses every read under /proc and /dev
+ * to a process without --allow-all, so under the scoped `fetch-private`
+ * set the statfs check is the one that runs; a root under /dev (e.g.
+ * /dev/shm) cannot be used by a scoped process at all and is refused
+ * with that explanation.
  *
  * @module
  */
+import { statfs } from "node:fs/promises";
 import { readFileCapped } from "../cli/io.ts";
 import { ClientError } from "./errors.ts";
 
@@ -12,6 +19,8 @@ import { ClientError } from "./errors.ts";
 export const MAX_MOUNTS_BYTES = 1024 * 1024;
 /** Where the mount table is read. */
 export const PROC_MOUNTS = "/proc/mounts";
+/** statfs f_type of tmpfs (linux/magic.h). */
+export const TMPFS_MAGIC = 0x01021994;
 
 /** One /proc/mounts line. */
 export interface MountEntry {
@@ -62,60 +71,96 @@ function normalise(path: string): string {
   return "/" + parts.join("/");
 }
 
+function notTmpfs(p: string, what: string): ClientError {
+  return new ClientError("E_PRIVATE_ROOT", `private root ${p} is on ${what}, not a tmpfs (TM-13)`, {
+    hint:
+      "private mode writes only to RAM: mount a tmpfs (e.g. on /run/phase) and use a directory under it",
+  });
+}
+
+/** statfs(2) of `p`: throws E_PRIVATE_ROOT unless it is a tmpfs. */
+async function checkStatfs(p: string): Promise<void> {
+  let type: number;
+  try {
+    type = Number((await statfs(p)).type);
+  } catch (err) {
+    const devHint = p === "/dev" || p.startsWith("/dev/")
+      ? "Deno refuses reads under /dev to a scoped permission set; use a tmpfs mounted elsewhere, such as /run/phase"
+      : "the private root must be readable under the 'fetch-private' set";
+    throw new ClientError(
+      "E_PRIVATE_ROOT",
+      `cannot check the filesystem of ${p}: ${(err as Error).message}`,
+      {
+        cause: err,
+        hint: devHint,
+      },
+    );
+  }
+  if (type !== TMPFS_MAGIC) throw notTmpfs(p, `filesystem type 0x${type.toString(16)}`);
+}
+
+/** The mount table, or undefined when this process may not read it. */
+async function readMounts(
+  opts: { mountsText?: string; mountsPath?: string },
+): Promise<MountEntry[] | undefined> {
+  if (opts.mountsText !== undefined) return parseMounts(opts.mountsText);
+  try {
+    return parseMounts(
+      new TextDecoder().decode(
+        await readFileCapped(opts.mountsPath ?? PROC_MOUNTS, MAX_MOUNTS_BYTES),
+      ),
+    );
+  } catch (err) {
+    if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.NotFound) {
+      return undefined;
+    }
+    throw new ClientError(
+      "E_PRIVATE_ROOT",
+      `cannot read ${opts.mountsPath ?? PROC_MOUNTS}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
+
+/** Nearest existing ancestor of a normalised absolute path. */
+async function existingAncestor(path: string): Promise<string> {
+  let p = path;
+  while (true) {
+    try {
+      await Deno.lstat(p);
+      return p;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound) || p === "/") return p;
+      p = p.slice(0, p.lastIndexOf("/")) || "/";
+    }
+  }
+}
+
 /**
- * Checks that `root` is on a tmpfs, both as written and (when it exists)
- * after resolving symlinks, then creates it (0700). Throws E_PRIVATE_ROOT.
+ * Checks that `root` is on a tmpfs before anything is written (its nearest
+ * existing ancestor), creates it (0700), then checks the created directory
+ * again after resolving symlinks. Throws E_PRIVATE_ROOT.
  */
 export async function preparePrivateRoot(
   root: string,
-  opts: { mountsText?: string; mountsPath?: string } = {},
+  opts: { mountsText?: string; mountsPath?: string; useStatfs?: boolean } = {},
 ): Promise<string> {
   const path = normalise(root);
-  let text = opts.mountsText;
-  if (text === undefined) {
-    try {
-      text = new TextDecoder().decode(
-        await readFileCapped(opts.mountsPath ?? PROC_MOUNTS, MAX_MOUNTS_BYTES),
-      );
-    } catch (err) {
-      throw new ClientError(
-        "E_PRIVATE_ROOT",
-        `cannot read ${opts.mountsPath ?? PROC_MOUNTS}: ${(err as Error).message}`,
-        {
-          cause: err,
-          hint: "private mode must prove its root is a tmpfs; mount /proc",
-        },
-      );
+  const mounts = await readMounts(opts);
+  const useStatfs = opts.useStatfs ?? true;
+  const check = async (p: string) => {
+    if (mounts) {
+      const m = mountOf(p, mounts);
+      if (!m || m.fsType !== "tmpfs") {
+        throw notTmpfs(p, m ? `${m.fsType} (${m.mountPoint})` : "no known mount");
+      }
     }
-  }
-  const mounts = parseMounts(text);
-  const check = (p: string) => {
-    const m = mountOf(p, mounts);
-    if (!m || m.fsType !== "tmpfs") {
-      throw new ClientError(
-        "E_PRIVATE_ROOT",
-        `private root ${p} is on ${
-          m ? `${m.fsType} (${m.mountPoint})` : "no known mount"
-        }, not a tmpfs (TM-13)`,
-        {
-          hint:
-            "private mode writes only to RAM: use a directory under a tmpfs such as /dev/shm/phase or /run/phase",
-        },
-      );
-    }
+    if (useStatfs) await checkStatfs(p);
   };
-  check(path);
-  let real: string | undefined;
-  try {
-    real = await Deno.realPath(path);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) {
-      throw new ClientError("E_PRIVATE_ROOT", `cannot resolve ${path}: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
+  if (!mounts && !useStatfs) {
+    throw new ClientError("E_PRIVATE_ROOT", "no way to check the private root's filesystem");
   }
-  if (real !== undefined) check(real);
+  await check(await existingAncestor(path));
   try {
     await Deno.mkdir(path, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -124,6 +169,6 @@ export async function preparePrivateRoot(
     });
   }
   // Re-check after creation: a symlink planted in between must not lead off the tmpfs.
-  check(await Deno.realPath(path));
+  await check(await Deno.realPath(path));
   return path;
 }

@@ -1,0 +1,242 @@
+/**
+ * End-to-end tests of the `fetch` entrypoint as a subprocess under its own
+ * permission set (the exact `deno run` line of its task in deno.json).
+ */
+import config from "../../deno.json" with { type: "json" };
+import { auditCache, cacheLayout } from "../cache.ts";
+import { CLIENT_EXIT_CODES } from "../errors.ts";
+import { makeRelease, serveRelease } from "../_fixtures.ts";
+import { assert, assertEquals } from "../_testing.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** The task's command line, split (no shell involved, so kill -9 hits the fetcher itself). */
+function taskArgv(task: "fetch" | "fetch-private"): string[] {
+  const line = (config.tasks as Record<string, string>)[task];
+  const argv = line.split(/\s+/);
+  assertEquals(argv[0], "deno");
+  return argv.slice(1);
+}
+
+function spawnFetch(
+  task: "fetch" | "fetch-private",
+  args: string[],
+  env: Record<string, string> = {},
+) {
+  return new Deno.Command(Deno.execPath(), {
+    args: [...taskArgv(task), ...args],
+    cwd: ROOT,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+async function runFetch(
+  task: "fetch" | "fetch-private",
+  args: string[],
+  env: Record<string, string> = {},
+) {
+  const out = await spawnFetch(task, args, env).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test("fetch entrypoint: exit 0 with every artifact verified, JSON lines on stderr, result on stdout", async () => {
+  const rel = await makeRelease();
+  const srv = serveRelease(rel);
+  try {
+    const cache = `${rel.dir}/cache`;
+    const r = await runFetch("fetch", [
+      "--manifest",
+      srv.url,
+      "--trust",
+      rel.trustPath,
+      "--cache",
+      cache,
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout.trim());
+    assertEquals(result.ok, true);
+    assertEquals(result.version, "2026.11.20");
+    assertEquals(result.artifacts.kernel.path, `${cache}/cas/sha256/${rel.hexOf("kernel")}`);
+    for (const line of r.stderr.trim().split("\n")) JSON.parse(line); // not a TTY: JSON lines only
+    assert(r.stderr.includes('"event":"progress"'));
+    assertEquals(await auditCache(cacheLayout(cache)), []);
+    // A manifest signed by another key: verify's exit code (E_SIGNATURE = 4), nothing fetched.
+    const other = await makeRelease();
+    const bad = await runFetch("fetch", [
+      "--manifest",
+      srv.url,
+      "--trust",
+      other.trustPath,
+      "--cache",
+      `${rel.dir}/c2`,
+    ]);
+    assertEquals(bad.code, 4, bad.stderr);
+    assert(bad.stderr.includes("phase-fetch: error:"));
+    await Deno.remove(other.dir, { recursive: true });
+  } finally {
+    await srv.close();
+    await Deno.remove(rel.dir, { recursive: true });
+  }
+});
+
+Deno.test("fetch entrypoint: kill -9 at 20 random points never leaves a bad file in cas/, and the next run completes", async () => {
+  const rel = await makeRelease({
+    sizes: { kernel: 6_000_000, initramfs: 3_000_000, rootfs: 2_000_000 },
+  });
+  const srv = serveRelease(rel);
+  srv.chunkDelayMs = 8; // ~8 MB/s: the whole fetch takes ~1.4 s, so kills land everywhere
+  const cache = `${rel.dir}/cache`;
+  const args = ["--manifest", srv.url, "--trust", rel.trustPath, "--cache", cache, "--no-parallel"];
+  try {
+    let killedMidway = 0;
+    // Until 20 runs were really killed mid-way (a run that finished first does not count).
+    for (let i = 0; i < 40 && killedMidway < 20; i++) {
+      // Start from an empty cas/ now and then so kills also land early in later artifacts.
+      if (i % 4 === 0) await Deno.remove(`${cache}/cas`, { recursive: true }).catch(() => {});
+      const child = spawnFetch("fetch", args);
+      await new Promise((r) => setTimeout(r, 150 + Math.random() * 900));
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      const st = await child.status;
+      if (st.signal === "SIGKILL") killedMidway++;
+      assert(st.code === 0 || st.signal === "SIGKILL", `run ${i}: ${JSON.stringify(st)}`);
+      assertEquals(await auditCache(cacheLayout(cache)), [], `after kill ${i}`);
+    }
+    assert(killedMidway >= 20, `20 runs were killed mid-way (${killedMidway})`);
+    const done = await runFetch("fetch", args);
+    assertEquals(done.code, 0, done.stderr);
+    assertEquals(await auditCache(cacheLayout(cache)), []);
+    for (const name of rel.files.keys()) {
+      assertEquals(
+        await Deno.readFile(`${cache}/cas/sha256/${rel.hexOf(name)}`),
+        rel.files.get(name),
+      );
+    }
+  } finally {
+    await srv.close();
+    await Deno.remove(rel.dir, { recursive: true });
+  }
+});
+
+type Snapshot = Map<string, string>;
+async function snapshot(dir: string, skip?: string): Promise<Snapshot> {
+  const out: Snapshot = new Map();
+  const walk = async (d: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const p = `${d}/${e.name}`;
+      if (skip && (p === skip || p.startsWith(skip + "/"))) continue;
+      const st = await Deno.lstat(p);
+      out.set(
+        p,
+        `${e.isDirectory ? "d" : e.isSymlink ? "l" : "f"}:${st.size}:${st.mtime?.getTime()}`,
+      );
+      if (e.isDirectory) await walk(p);
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+/** Runs a shell script and returns stdout (the test set cannot read /dev or /proc paths itself). */
+async function sh(script: string, env: Record<string, string> = {}): Promise<string> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", script],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`sh failed: ${script}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return new TextDecoder().decode(out.stdout);
+}
+
+Deno.test("TM-13 private-mode privacy: fetch-private writes only under its tmpfs root (cache dir and $HOME unchanged)", async () => {
+  const rel = await makeRelease();
+  const srv = serveRelease(rel);
+  const home = `${rel.dir}/home`;
+  await Deno.mkdir(`${home}/.config`, { recursive: true });
+  await Deno.writeTextFile(`${home}/.profile`, "# a user's home\n");
+  const cache = `${rel.dir}/cache`; // a normal cache exists on disk too
+  await Deno.mkdir(`${cache}/cas/sha256`, { recursive: true });
+  try {
+    const env = {
+      HOME: home,
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    };
+    const beforeHome = await snapshot(home);
+    const beforeDir = await snapshot(rel.dir, home);
+    // A private mount namespace with a tmpfs on /run/phase, as an initramfs
+    // has: the mount is gone when the namespace ends, the machine is untouched.
+    const argv = [Deno.execPath(), ...taskArgv("fetch-private")].map((a) => `'${a}'`).join(" ");
+    const list =
+      "find /run/phase -path /run/phase/t/root -prune -o -printf '%p %y %s %T@\\n' | sort";
+    const script = `set -e
+mkdir -p /run/phase
+mount -t tmpfs -o size=64m,mode=0755 tmpfs /run/phase
+mkdir /run/phase/t
+cp '${rel.trustPath}' /run/phase/t/trust.json
+mkdir -m 0700 /run/phase/t/root
+${list}
+echo '=== run'
+set +e
+cd '${ROOT}'
+${argv} --root /run/phase/t/root --manifest '${srv.url}' --trust /run/phase/t/trust.json 2>/dev/null
+echo "=== code $?"
+set -e
+${list}
+echo '=== cas'
+cd /run/phase/t/root/cas/sha256 && sha256sum *
+`;
+    const out = await sh(`exec unshare -m sh -c "$SCRIPT"`, { ...env, SCRIPT: script });
+    const [before, rest] = out.split("=== run\n");
+    const code = /=== code (\d+)\n/.exec(rest);
+    assertEquals(code?.[1], "0", out);
+    const [after, cas] = rest.split(/=== code \d+\n/)[1].split("=== cas\n");
+    // Outside the root nothing changed on the tmpfs; on disk, nothing changed at all.
+    assertEquals(after, before);
+    assertEquals(await snapshot(home), beforeHome);
+    assertEquals(await snapshot(rel.dir, home), beforeDir);
+    // Inside the root: the verified artifacts, each hashing to its name.
+    for (const name of rel.files.keys()) {
+      assert(cas.includes(`${rel.hexOf(name)}  ${rel.hexOf(name)}`), cas);
+    }
+    // A root that is not a tmpfs (/run is ext4 here) is refused before anything is written.
+    const notTmpfs = `/run/phase/client-test-${crypto.randomUUID()}`;
+    const refused = await runFetch("fetch-private", [
+      "--root",
+      notTmpfs,
+      "--manifest",
+      srv.url,
+      "--trust",
+      rel.trustPath,
+    ], env);
+    assertEquals(refused.code, CLIENT_EXIT_CODES.E_PRIVATE_ROOT, refused.stderr);
+    assert(refused.stderr.includes("not a tmpfs"), refused.stderr);
+    await Deno.lstat(notTmpfs).then(() => {
+      throw new Error(`${notTmpfs} was created`);
+    }, (err) => assert(err instanceof Deno.errors.NotFound));
+    // The private set cannot reach the ordinary cache at all.
+    const escaped = await runFetch("fetch-private", [
+      "--root",
+      `${rel.dir}/cache`,
+      "--manifest",
+      srv.url,
+      "--trust",
+      rel.trustPath,
+    ], env);
+    assert(escaped.code !== 0);
+    assertEquals(await snapshot(rel.dir, home), beforeDir);
+  } finally {
+    await srv.close();
+    await Deno.remove(rel.dir, { recursive: true });
+  }
+});
