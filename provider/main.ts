@@ -5,6 +5,7 @@
  * @module
  */
 import { main } from "../cli/run.ts";
+import { mdnsAdvertiser } from "./advertise.ts";
 import { runProviderCli, runServe } from "./cli.ts";
 import { PROVIDER_EXIT_CODES } from "./errors.ts";
 
@@ -14,6 +15,7 @@ if (import.meta.main) {
     name: serve ? "serve" : "provider",
     permissionSet: serve ? "serve" : "provider",
     exitCodes: PROVIDER_EXIT_CODES,
-    run: (args) => serve ? runServe(args.slice(1)) : runProviderCli(args),
+    run: (args) =>
+      serve ? runServe(args.slice(1), { mdns: () => mdnsAdvertiser() }) : runProviderCli(args),
   });
 }

@@ -36,6 +36,7 @@ export {
   SEND_STALL_TIMEOUT_MS,
   STREAM_CHUNK_BYTES,
 } from "./http.ts";
+export { mdnsAddresses, mdnsAdvertiser, mdnsInstances } from "./advertise.ts";
 export { etagMatches, parseRange, prefersHtml } from "./range.ts";
 export {
   type AdvertContext,

@@ -7,12 +7,14 @@ import { deepStrictEqual, ok } from "node:assert/strict";
 
 /** Fails unless `cond` is truthy. */
 export function assert(cond: unknown, message?: string): asserts cond {
-  ok(cond, message);
+  if (message === undefined) ok(cond);
+  else ok(cond, message);
 }
 
 /** Deep strict equality. */
 export function assertEquals<T>(actual: T, expected: T, message?: string): void {
-  deepStrictEqual(actual, expected, message);
+  if (message === undefined) deepStrictEqual(actual, expected);
+  else deepStrictEqual(actual, expected, message);
 }
 
 /** Fails unless `text` matches `re`. */

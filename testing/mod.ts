@@ -15,3 +15,12 @@ export {
 export { MAX_RAW_RESPONSE_BYTES, RAW_REQUEST_TIMEOUT_MS, rawRequest } from "./http.ts";
 export type { RawResponse } from "./http.ts";
 export { assert, assertEquals, assertMatch, assertRejects, waitFor } from "./assert.ts";
+export { IP_COMMAND_TIMEOUT_MS, type Netns, netnsAvailable, NetnsLab } from "./netns.ts";
+export {
+  REPO,
+  type SpawnedServe,
+  spawnServe,
+  START_TIMEOUT_MS,
+  STOP_TIMEOUT_MS,
+  stopServe,
+} from "./serve.ts";

@@ -1,0 +1,74 @@
+/**
+ * Spawning the real `deno task serve` entrypoint (under its own permission
+ * set) for end-to-end tests, optionally inside a network namespace.
+ *
+ * @module
+ */
+import type { NetnsLab } from "./netns.ts";
+
+/** Longest a spawned provider may take to print its banner, in ms. */
+export const START_TIMEOUT_MS = 30_000;
+/** Longest a stop may take before SIGKILL, in ms. */
+export const STOP_TIMEOUT_MS = 15_000;
+/** The repository root (deno.json's directory). */
+export const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+/** A spawned provider. */
+export interface SpawnedServe {
+  readonly child: Deno.ChildProcess;
+  /** Everything printed on stdout up to `phase-serve: ready`. */
+  readonly out: string;
+  readonly url: string | undefined;
+  readonly keyid: string | undefined;
+}
+
+/** Spawns `deno task serve ARGS` (in namespace `ns` of `lab` if given) and waits for its banner. */
+export async function spawnServe(
+  args: string[],
+  netns?: { lab: NetnsLab; index: number },
+): Promise<SpawnedServe> {
+  const taskArgs = ["task", "-q", "serve", ...args];
+  const opts = { cwd: REPO, stdout: "piped", stderr: "piped" } as const;
+  const child = netns
+    ? netns.lab.command(netns.index, "deno", taskArgs, opts).spawn()
+    : new Deno.Command("deno", { args: taskArgs, ...opts }).spawn();
+  const reader = child.stdout.getReader();
+  let out = "";
+  const deadline = setTimeout(() => child.kill("SIGKILL"), START_TIMEOUT_MS);
+  try {
+    while (!out.includes("phase-serve: ready\n")) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+  } finally {
+    clearTimeout(deadline);
+    reader.releaseLock();
+  }
+  if (!out.includes("phase-serve: ready\n")) {
+    const err = await stopServe(child);
+    throw new Error(`serve did not start: ${out}\n${err.err}`);
+  }
+  return {
+    child,
+    out,
+    url: /on (http:\/\/\S+)/.exec(out)?.[1],
+    keyid: /provider key: (ed25519:[0-9a-f]{64})/.exec(out)?.[1],
+  };
+}
+
+/** SIGTERMs a spawned provider; returns its status and stderr (SIGKILL after the bound). */
+export async function stopServe(child: Deno.ChildProcess, signal: Deno.Signal = "SIGTERM") {
+  try {
+    child.kill(signal);
+  } catch { /* already gone */ }
+  const killer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, STOP_TIMEOUT_MS);
+  const [status, err] = await Promise.all([child.status, new Response(child.stderr).text()]);
+  await child.stdout.cancel().catch(() => {});
+  clearTimeout(killer);
+  return { status, err };
+}
