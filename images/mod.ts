@@ -1,6 +1,23 @@
 /**
- * images/: reproducible initramfs, USB, QCOW2 and Parallels images (issue #5).
+ * images/: reproducible seed initramfs, squashfs seed, GPT USB image (ESP
+ * with systemd-boot + seed + ext4 cache), QCOW2 and Parallels, a signed
+ * target release and SHA256SUMS (issue #5).
  *
  * @module
  */
-export {};
+export { IMAGES_EXIT_CODES, ImagesError } from "./errors.ts";
+export type { ImagesCode } from "./errors.ts";
+export {
+  buildImages,
+  CACHE_MIB,
+  DEFAULT_SOURCE_DATE_EPOCH,
+  derivedUuid,
+  diskDescriptor,
+  ESP_MIB,
+  SEED_MODULES,
+  SEED_TASKS,
+} from "./build.ts";
+export type { BuildOptions, BuildResult } from "./build.ts";
+export { launcherScript, permissionFlags, SEED_ROOT } from "./launcher.ts";
+export { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER } from "./_files.ts";
+export { runImages } from "./cli.ts";

@@ -1,0 +1,144 @@
+/**
+ * Text files placed in the images: the seed's /init, the udhcpc hook,
+ * `phase-diag`, the target's /init, systemd-boot loader entries.
+ * Private to images/.
+ *
+ * @module
+ */
+
+/** Console line the target's init prints once it runs (tests grep it). */
+export const TARGET_MARKER = "PHASE-TARGET-OK";
+/** Console line the seed prints when it gives up and opens a shell. */
+export const SEED_SHELL_MARKER = "phase-seed: boot failed";
+/** GPT partition names the seed looks for in /sys/class/block/ * /uevent. */
+export const PART_NAMES = { esp: "phase-esp", seed: "phase-seed", cache: "phase-cache" } as const;
+
+const FINDPART = `findpart() {
+  for u in /sys/class/block/*/uevent; do
+    if grep -qx "PARTNAME=$1" "$u"; then echo "/dev/$(sed -n 's/^DEVNAME=//p' "$u")"; return 0; fi
+  done
+  return 1
+}`;
+
+/** The seed's /init (busybox sh). */
+export function seedInit(): string {
+  return `#!/bin/busybox sh
+# Phase seed init: mount, load modules, mount the seed squashfs, run phase-boot.
+/bin/busybox mkdir -p /proc /sys /dev /run /tmp /usr/bin /usr/sbin /sbin /var/cache/phase /usr/lib/phase
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+mkdir -p /dev/shm && mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+mkdir -p /run/phase /run/phase/home /run/phase/deno /dev/shm/phase && chmod 700 /run/phase /dev/shm/phase
+ln -sf /run/phase/resolv.conf /etc/resolv.conf
+echo "phase-seed: init at $(cut -d' ' -f1 /proc/uptime)s"
+while read -r m; do insmod "/lib/modules/$m" 2>/dev/null; done < /etc/phase/modules.order
+mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null
+${FINDPART}
+mode=$(sed -n 's/.*phase\\.mode=\\([a-z]*\\).*/\\1/p' /proc/cmdline)
+seed=""
+i=0
+while [ $i -lt 50 ]; do seed=$(findpart ${PART_NAMES.seed}) && break; sleep 0.2; i=$((i+1)); done
+fail() {
+  echo "$1" > /run/phase/last-error
+  echo "${SEED_SHELL_MARKER}: $1"
+  echo "phase-seed: seed shell; run 'phase-diag' for addresses, routes, DNS, provider reachability and the last error"
+  exec setsid cttyhack sh
+}
+[ -n "$seed" ] || fail "no partition named ${PART_NAMES.seed}"
+mount -t squashfs -o ro "$seed" /usr/lib/phase || fail "cannot mount the seed squashfs $seed"
+if [ "$mode" != private ]; then
+  cache=$(findpart ${PART_NAMES.cache}) && mount -t ext4 -o nosuid,nodev,noexec "$cache" /var/cache/phase
+else
+  # Private mode: the cache partition is never mounted; everything lives on tmpfs.
+  echo "phase-seed: private mode: cache partition not mounted, state on tmpfs only"
+fi
+echo "phase-seed: seed ready at $(cut -d' ' -f1 /proc/uptime)s (mode \${mode:-internet})"
+/usr/lib/phase/bin/phase-boot
+rc=$?
+fail "phase-boot exited with status $rc: $(cat /run/phase/last-error 2>/dev/null)"
+`;
+}
+
+/** busybox udhcpc hook: configures the interface and writes the lease. */
+export function udhcpcScript(): string {
+  return `#!/bin/sh
+# udhcpc hook (Phase seed): configure $interface from the lease.
+case "$1" in
+  deconfig)
+    ip addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/\${mask:-24}" dev "$interface"
+    for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+    : > /run/phase/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /run/phase/resolv.conf; done
+    echo "interface=$interface ip=$ip/\${mask:-24} router=$router dns=$dns" > /run/phase/net.lease
+    ;;
+esac
+exit 0
+`;
+}
+
+/** `phase-diag`: what a person at the console needs after a failure. */
+export function phaseDiag(): string {
+  return `#!/bin/sh
+# phase-diag: addresses, routes, DNS, provider reachability, last error.
+echo "== kernel command line"; cat /proc/cmdline
+echo "== addresses"; ip -o addr show
+echo "== routes"; ip route show
+echo "== DNS"; cat /run/phase/resolv.conf 2>/dev/null || echo "(no resolv.conf: no DHCP lease)"
+echo "== DHCP lease"; cat /run/phase/net.lease 2>/dev/null || echo "(none)"
+echo "== provider"
+url=$(sed -n 's/.*phase\\.provider=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+[ -z "$url" ] && url=$(cat /run/phase/provider 2>/dev/null)
+if [ -n "$url" ]; then
+  if timeout 5 wget -q -O /dev/null "$url"; then echo "$url: reachable"; else echo "$url: NOT reachable"; fi
+else
+  echo "(no provider URL known)"
+fi
+echo "== last error"; cat /run/phase/last-error 2>/dev/null || echo "(none)"
+`;
+}
+
+/** The target's /init: the post-boot WASM job, then the marker. */
+export function targetInit(version: string): string {
+  return `#!/bin/busybox sh
+# Phase target init (release ${version}).
+/bin/busybox mkdir -p /proc /sys /dev /run /tmp /usr/bin /usr/sbin /sbin /usr/lib/phase
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /run
+mkdir -p /run/phase/home /run/phase/deno /tmp/phase && chmod 700 /run/phase
+mode=$(sed -n 's/.*phase\\.mode=\\([a-z]*\\).*/\\1/p' /proc/cmdline)
+echo "phase-target: init at $(cut -d' ' -f1 /proc/uptime)s"
+while read -r m; do insmod "/lib/modules/$m" 2>/dev/null; done < /etc/phase/modules.order
+${FINDPART}
+# The post-boot WASM job runs with Deno from the seed partition when the
+# machine has one (the USB image); a target without it still boots.
+seed=$(findpart ${PART_NAMES.seed}) && mount -t squashfs -o ro "$seed" /usr/lib/phase
+if [ -x /usr/lib/phase/bin/phase-wasm ] && [ -f /etc/phase/job.wasm ]; then
+  /usr/lib/phase/bin/phase-wasm run /etc/phase/job.wasm || echo "phase-target: post-boot job failed"
+else
+  echo "phase-target: no post-boot job runner on this machine"
+fi
+echo "${TARGET_MARKER} version=${version} mode=\${mode:-unknown}"
+exec setsid cttyhack sh
+`;
+}
+
+/** systemd-boot loader.conf. Editor off: the command line is part of the image. */
+export function loaderConf(defaultEntry: string): string {
+  return `default ${defaultEntry}\ntimeout 0\neditor no\nconsole-mode keep\n`;
+}
+
+/** One systemd-boot entry. */
+export function loaderEntry(title: string, options: string): string {
+  return `title ${title}\nlinux /phase/linux\ninitrd /phase/initrd\noptions ${options}\n`;
+}

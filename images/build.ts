@@ -1,0 +1,684 @@
+/**
+ * `deno task images`: builds, without root and reproducibly, the seed
+ * initramfs, the squashfs seed (Deno + bundled entrypoints + launchers),
+ * the GPT USB image (ESP with systemd-boot, seed, ext4 cache), QCOW2 and
+ * Parallels conversions, a signed target release and SHA256SUMS + its
+ * signature. Every timestamp is SOURCE_DATE_EPOCH, every id is derived.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import config from "../deno.json" with { type: "json" };
+import { type Logger, permissionTable } from "../cli/mod.ts";
+import { encodeBase64, signEd25519 } from "../verify/mod.ts";
+import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
+import { ImagesError } from "./errors.ts";
+import { runTool } from "./_run.ts";
+import { launcherScript } from "./launcher.ts";
+import {
+  loaderConf,
+  loaderEntry,
+  PART_NAMES,
+  phaseDiag,
+  seedInit,
+  targetInit,
+  udhcpcScript,
+} from "./_files.ts";
+
+/** Default SOURCE_DATE_EPOCH (2026-01-01T00:00:00Z) when the env has none. */
+export const DEFAULT_SOURCE_DATE_EPOCH = 1767225600;
+/** ESP size in MiB (FAT32 needs at least 65525 clusters). */
+export const ESP_MIB = 64;
+/** ext4 cache size in MiB (the image's; grow it on the stick). */
+export const CACHE_MIB = 128;
+/** Modules the seed and target load, in this order after dependencies. */
+export const SEED_MODULES = [
+  "virtio_pci",
+  "virtio_net",
+  "virtio_blk",
+  "virtio_rng",
+  "squashfs",
+  "overlay",
+  "vfat",
+  "nls_cp437",
+  "nls_iso8859_1",
+  "efivarfs",
+] as const;
+/** Entrypoints bundled onto the seed: launcher name, deno.json task. */
+export const SEED_TASKS = [
+  "boot",
+  "discover",
+  "fetch",
+  "fetch-private",
+  "verify",
+  "kexec",
+  "wasm",
+] as const;
+
+/** Options of one build. */
+export interface BuildOptions {
+  readonly arch: "amd64" | "arm64";
+  readonly out: string;
+  readonly artifacts: string;
+  readonly channel: string;
+  readonly version: string;
+  readonly keyDir: string;
+  readonly epoch: number;
+  readonly repo: string;
+  readonly kernel?: string;
+  readonly provider?: string;
+  readonly extraCmdline?: string;
+  readonly work: string;
+  readonly now: Date;
+  readonly log: Logger;
+  readonly denoBin?: string;
+  readonly skipRelease?: boolean;
+}
+
+const ARCH = {
+  amd64: {
+    efiName: "BOOTX64.EFI",
+    sdboot: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+    console: "ttyS0",
+    libdir: "/lib/x86_64-linux-gnu",
+  },
+  arm64: {
+    efiName: "BOOTAA64.EFI",
+    sdboot: "/usr/lib/systemd/boot/efi/systemd-bootaa64.efi",
+    console: "ttyAMA0",
+    libdir: "/lib/aarch64-linux-gnu",
+  },
+} as const;
+
+/** Stable UUID derived from a label (build ids never come from randomness). */
+export function derivedUuid(label: string): string {
+  const h = createHash("sha256").update("phase-images:" + label).digest("hex");
+  const v = h.slice(0, 12) + "4" + h.slice(13, 16) + ((parseInt(h[16], 16) & 3) | 8).toString(16) +
+    h.slice(17, 32);
+  return `${v.slice(0, 8)}-${v.slice(8, 12)}-${v.slice(12, 16)}-${v.slice(16, 20)}-${
+    v.slice(20, 32)
+  }`;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash("sha256");
+  const f = await Deno.open(path);
+  for await (const c of f.readable) h.update(c);
+  return h.digest("hex");
+}
+
+function step(log: Logger, n: number, total: number, what: string): number {
+  const t = performance.now();
+  log.info(`images: [${n}/${total}] ${what}`);
+  return t;
+}
+
+async function copyFile(src: string, dst: string, mode: number): Promise<void> {
+  await Deno.mkdir(dst.slice(0, dst.lastIndexOf("/")), { recursive: true });
+  await Deno.copyFile(src, dst);
+  await Deno.chmod(dst, mode);
+}
+
+async function writeText(path: string, text: string, mode = 0o644): Promise<void> {
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  await Deno.writeTextFile(path, text);
+  await Deno.chmod(path, mode);
+}
+
+/** Sorted list of every path under `root` (relative, "." first). */
+async function walk(root: string): Promise<{ rel: string; isDir: boolean }[]> {
+  const out: { rel: string; isDir: boolean }[] = [];
+  const rec = async (rel: string) => {
+    const entries = [];
+    for await (const e of Deno.readDir(rel ? `${root}/${rel}` : root)) entries.push(e);
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      if (e.isSymlink) throw new ImagesError("E_BUILD", `symlink in image tree: ${rel}/${e.name}`);
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      out.push({ rel: r, isDir: e.isDirectory });
+      if (e.isDirectory) await rec(r);
+    }
+  };
+  await rec("");
+  return out;
+}
+
+/** Sets every mtime/atime under `root` (and root) to `epoch`; normalises dir modes. */
+async function clampTimes(root: string, epoch: number): Promise<void> {
+  const all = await walk(root);
+  for (const e of all.reverse()) {
+    if (e.isDir) await Deno.chmod(`${root}/${e.rel}`, 0o755);
+    await Deno.utime(`${root}/${e.rel}`, epoch, epoch);
+  }
+  await Deno.chmod(root, 0o755);
+  await Deno.utime(root, epoch, epoch);
+}
+
+/** cpio newc of `root`, sorted, owner 0:0, times clamped, compressed with zstd -19 -T1. */
+async function makeCpio(root: string, out: string, epoch: number): Promise<void> {
+  await clampTimes(root, epoch);
+  const list = ["."].concat((await walk(root)).map((e) => e.rel)).join("\n") + "\n";
+  const raw = `${out.startsWith("/") ? out : `${Deno.cwd()}/${out}`}.cpio`;
+  await Deno.remove(raw).catch(() => {});
+  await runTool("cpio", ["-o", "-H", "newc", "--reproducible", "-R", "0:0", "--quiet", "-O", raw], {
+    cwd: root,
+    stdin: new TextEncoder().encode(list),
+  });
+  await runTool("zstd", ["-q", "-19", "-T1", "-f", "--no-progress", raw, "-o", out]);
+  await Deno.remove(raw);
+}
+
+/** Files `ldd` lists for `bin` (absolute paths). */
+async function lddLibs(bin: string): Promise<string[]> {
+  const text = new TextDecoder().decode(await runTool("ldd", [bin]));
+  const libs = new Set<string>();
+  for (const line of text.split("\n")) {
+    const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+    if (m) libs.add(m[1]);
+  }
+  return [...libs].sort();
+}
+
+/** Module files in load order (dependencies first, each once). */
+async function moduleOrder(kver: string, modules: readonly string[]): Promise<string[]> {
+  const order: string[] = [];
+  for (const m of modules) {
+    const text = new TextDecoder().decode(
+      await runTool("modprobe", ["-S", kver, "--show-depends", m]),
+    );
+    for (const line of text.split("\n")) {
+      const mm = /^insmod (\S+)/.exec(line.trim());
+      if (mm) {
+        const rel = mm[1].replace(`/lib/modules/${kver}/`, "");
+        if (!order.includes(rel)) order.push(rel);
+      }
+    }
+  }
+  return order;
+}
+
+/** Newest /boot/vmlinuz-* for the host (amd64 builds). */
+async function hostKernel(): Promise<{ kernel: string; kver: string }> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir("/boot")) {
+    if (e.name.startsWith("vmlinuz-")) names.push(e.name);
+  }
+  names.sort();
+  const name = names.at(-1);
+  if (!name) {
+    throw new ImagesError("E_INPUT", "no kernel in /boot", {
+      hint: "apt-get install linux-image-cloud-amd64",
+    });
+  }
+  return { kernel: `/boot/${name}`, kver: name.slice("vmlinuz-".length) };
+}
+
+/** Stages a busybox + modules tree common to the seed and the target. */
+async function baseTree(root: string, kver: string, modules: string[]): Promise<void> {
+  await copyFile("/bin/busybox", `${root}/bin/busybox`, 0o755);
+  for (const m of modules) {
+    await copyFile(`/lib/modules/${kver}/${m}`, `${root}/lib/modules/${m}`, 0o644);
+  }
+  await writeText(`${root}/etc/phase/modules.order`, modules.join("\n") + "\n");
+  for (const d of ["proc", "sys", "dev", "run", "tmp", "etc", "sbin", "usr/bin", "usr/sbin"]) {
+    await Deno.mkdir(`${root}/${d}`, { recursive: true });
+  }
+}
+
+/** Bundles each seed entrypoint and writes its launcher. */
+async function seedTree(opts: BuildOptions, root: string): Promise<string[]> {
+  const tasks = config.tasks as Record<string, string>;
+  const table = permissionTable();
+  const made: string[] = [];
+  for (const name of SEED_TASKS) {
+    const task = tasks[name];
+    const m = task && /-P=(\S+)\s+(\S+\.ts)((?:\s+\S+)*)$/.exec(task);
+    if (!m) {
+      throw new ImagesError(
+        "E_BUILD",
+        `deno.json task '${name}' is not 'deno run ... -P=<set> <entry>'`,
+      );
+    }
+    const [, set, entry, rest] = m;
+    const bundle = `${name}.js`;
+    await Deno.mkdir(`${root}/js`, { recursive: true });
+    await runTool("deno", [
+      "bundle",
+      "-q",
+      "--no-remote",
+      "--platform",
+      "deno",
+      "-o",
+      `${root}/js/${bundle}`,
+      entry,
+    ], {
+      cwd: opts.repo,
+      env: {
+        DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+        HOME: Deno.env.get("HOME") ?? "/root",
+      },
+    });
+    await Deno.chmod(`${root}/js/${bundle}`, 0o644);
+    const perms = table.get(set);
+    if (!perms) throw new ImagesError("E_BUILD", `no permission set '${set}'`);
+    await writeText(
+      `${root}/bin/phase-${name}`,
+      launcherScript({
+        name: `phase-${name}`,
+        set,
+        permissions: perms,
+        bundle,
+        args: rest.trim() ? rest.trim().split(/\s+/) : [],
+      }),
+      0o755,
+    );
+    made.push(`phase-${name}`);
+  }
+  await writeText(`${root}/bin/phase-diag`, phaseDiag(), 0o755);
+  return made;
+}
+
+function denoBinary(opts: BuildOptions): string {
+  return opts.denoBin ?? Deno.env.get("PHASE_DENO_BIN") ?? "/usr/lib/node_modules/deno/deno";
+}
+
+/** Writes a FAT32 ESP image with `files` (ESP path -> host path). */
+async function makeEsp(
+  path: string,
+  files: [string, string][],
+  epoch: number,
+  id: string,
+): Promise<void> {
+  await Deno.remove(path).catch(() => {});
+  const env = { MTOOLS_SKIP_CHECK: "1", SOURCE_DATE_EPOCH: String(epoch) };
+  await runTool("mkfs.fat", [
+    "-C",
+    "-F",
+    "32",
+    "--invariant",
+    "-i",
+    id,
+    "-n",
+    "PHASE-ESP",
+    "-s",
+    "1",
+    path,
+    String(ESP_MIB * 1024),
+  ], {
+    env,
+  });
+  const dirs = new Set<string>();
+  for (const [dst] of files) {
+    const parts = dst.split("/").filter(Boolean);
+    for (let i = 1; i < parts.length; i++) dirs.add("/" + parts.slice(0, i).join("/"));
+  }
+  for (const d of [...dirs].sort()) await runTool("mmd", ["-i", path, `::${d}`], { env });
+  for (const [dst, src] of files) {
+    await runTool("mcopy", ["-i", path, "-m", src, `::${dst}`], { env });
+  }
+}
+
+/** Writes an ext4 cache image: empty CAS tree, fixed UUID and hash seed, clamped times. */
+async function makeCache(path: string, tree: string, epoch: number, uuid: string): Promise<void> {
+  await Deno.mkdir(`${tree}/cas/sha256`, { recursive: true });
+  await clampTimes(tree, epoch);
+  await Deno.remove(path).catch(() => {});
+  const f = await Deno.open(path, { write: true, create: true });
+  await f.truncate(CACHE_MIB * 1024 * 1024);
+  f.close();
+  const env = { E2FSPROGS_FAKE_TIME: String(epoch) };
+  await runTool("mkfs.ext4", [
+    "-q",
+    "-F",
+    "-L",
+    PART_NAMES.cache,
+    "-U",
+    uuid,
+    "-E",
+    `hash_seed=${uuid},root_owner=0:0,lazy_itable_init=0`,
+    "-d",
+    tree,
+    path,
+  ], { env });
+  // mkfs -d copies ctimes from the host tree; clamp every inode we created.
+  const cmds = ["/", "/lost+found", "/cas", "/cas/sha256"].flatMap((p) =>
+    ["ctime", "mtime", "atime", "crtime"].map((f) => `set_inode_field ${p} ${f} @${epoch}`)
+  );
+  await runTool("debugfs", ["-w", "-f", "-", path], {
+    env,
+    stdin: new TextEncoder().encode(cmds.join("\n") + "\n"),
+  });
+}
+
+/** Copies `src` into `dst` at byte `offset` (no dd: bounded writes from Deno). */
+async function writeAt(dst: string, src: string, offset: number): Promise<void> {
+  const out = await Deno.open(dst, { write: true });
+  const from = await Deno.open(src, { read: true });
+  try {
+    await out.seek(offset, Deno.SeekMode.Start);
+    const buf = new Uint8Array(4 * 1024 * 1024);
+    for (;;) {
+      const n = await from.read(buf);
+      if (n === null) break;
+      let o = 0;
+      while (o < n) o += await out.write(buf.subarray(o, n));
+    }
+  } finally {
+    from.close();
+    out.close();
+  }
+}
+
+const MiB = 1024 * 1024;
+const roundMiB = (n: number) => Math.ceil(n / MiB) * MiB;
+
+/** The Parallels bundle's DiskDescriptor.xml (one image, no snapshots). */
+export function diskDescriptor(sizeBytes: number, dataFile: string, guid: string): string {
+  const sectors = Math.ceil(sizeBytes / 512);
+  const cylinders = Math.ceil(sectors / (16 * 63));
+  return `<?xml version='1.0' encoding='UTF-8'?>
+<Parallels_disk_image Version="1.0">
+    <Disk_Parameters>
+        <Disk_size>${sectors}</Disk_size>
+        <Cylinders>${cylinders}</Cylinders>
+        <PhysicalSectorSize>512</PhysicalSectorSize>
+        <LogicSectorSize>512</LogicSectorSize>
+        <Heads>16</Heads>
+        <Sectors>63</Sectors>
+        <Padding>0</Padding>
+        <Encryption>
+            <Engine>{00000000-0000-0000-0000-000000000000}</Engine>
+            <Data></Data>
+        </Encryption>
+        <UID>{${guid}}</UID>
+        <Name>phase</Name>
+        <Miscellaneous>
+            <CompatLevel>level2</CompatLevel>
+            <Bootable>1</Bootable>
+            <SuspendState>0</SuspendState>
+        </Miscellaneous>
+    </Disk_Parameters>
+    <StorageData>
+        <Storage>
+            <Start>0</Start>
+            <End>${sectors}</End>
+            <Blocksize>2048</Blocksize>
+            <Image>
+                <GUID>{5fbaabe3-6958-40ff-92a7-860e329aab41}</GUID>
+                <Type>Compressed</Type>
+                <File>${dataFile}</File>
+            </Image>
+        </Storage>
+    </StorageData>
+    <Snapshots>
+        <Shot>
+            <GUID>{5fbaabe3-6958-40ff-92a7-860e329aab41}</GUID>
+            <ParentGUID>{00000000-0000-0000-0000-000000000000}</ParentGUID>
+        </Shot>
+    </Snapshots>
+</Parallels_disk_image>
+`;
+}
+
+/** What a build wrote. */
+export interface BuildResult {
+  readonly outputs: string[];
+  readonly release?: string;
+  readonly timingsMs: Record<string, number>;
+}
+
+/** Runs the whole build. */
+export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
+  const A = ARCH[opts.arch];
+  if (opts.arch !== "amd64" && !opts.kernel) {
+    throw new ImagesError(
+      "E_INPUT",
+      "arm64 builds need --kernel (an arm64 vmlinuz) and its modules",
+      {
+        hint:
+          "dpkg --add-architecture arm64 && apt-get update && apt-get download linux-image-cloud-arm64 busybox-static:arm64 kexec-tools:arm64 systemd-boot-efi:arm64 (not done by this build yet)",
+      },
+    );
+  }
+  const log = opts.log;
+  const timings: Record<string, number> = {};
+  const TOTAL = opts.skipRelease ? 7 : 8;
+  const mark = (name: string, t0: number) => {
+    timings[name] = Math.round(performance.now() - t0);
+    log.info(`images: ${name} done in ${(timings[name] / 1000).toFixed(1)} s`);
+  };
+  await Deno.mkdir(opts.out, { recursive: true });
+  await Deno.mkdir(opts.work, { recursive: true });
+  const base = `phase-${opts.arch}`;
+
+  // 1. Inputs.
+  let t = step(log, 1, TOTAL, "inputs: kernel, modules, busybox, kexec-tools, deno");
+  const { kernel, kver } = opts.kernel ? { kernel: opts.kernel, kver: "" } : await hostKernel();
+  const modules = await moduleOrder(kver, SEED_MODULES);
+  const deno = denoBinary(opts);
+  const libs = [...new Set([...(await lddLibs("/usr/sbin/kexec")), ...(await lddLibs(deno))])]
+    .sort();
+  let trustPath = `${opts.keyDir}/trust.json`;
+  try {
+    await Deno.stat(`${opts.keyDir}/release.pem`);
+  } catch {
+    log.warn(
+      `images: no release key in ${opts.keyDir}: generating a DEVELOPMENT key (never ship it)`,
+    );
+    const k = await keygen(opts.keyDir, "release");
+    trustPath = k.paths.trust;
+  }
+  mark("inputs", t);
+
+  // 2. Seed initramfs.
+  t = step(log, 2, TOTAL, "seed initramfs (busybox, kexec-tools + libraries, init, modules)");
+  const seedRoot = `${opts.work}/seed-initramfs`;
+  await baseTree(seedRoot, kver, modules);
+  await copyFile("/usr/sbin/kexec", `${seedRoot}/sbin/kexec`, 0o755);
+  for (const lib of libs) await copyFile(lib, `${seedRoot}${lib}`, 0o755);
+  await writeText(`${seedRoot}/init`, seedInit(), 0o755);
+  await writeText(`${seedRoot}/usr/share/udhcpc/default.script`, udhcpcScript(), 0o755);
+  await copyFile(trustPath, `${seedRoot}/etc/phase/trust.json`, 0o644);
+  await writeText(
+    `${seedRoot}/etc/phase/policy.toml`,
+    `mode = "internet"\nchannel = "${opts.channel}"\ncache_enabled = true\nmin_version = "2025.10.01"\nallow_tor = false\nprovider = ""\n`,
+  );
+  const seedInitrd = `${opts.out}/${base}-seed.initramfs`;
+  await makeCpio(seedRoot, seedInitrd, opts.epoch);
+  mark("seed-initramfs", t);
+
+  // 3. Squashfs seed.
+  t = step(log, 3, TOTAL, "squashfs seed (Deno, bundled entrypoints, launchers)");
+  const sqRoot = `${opts.work}/seed-squashfs`;
+  await copyFile(deno, `${sqRoot}/deno`, 0o755);
+  const launchers = await seedTree(opts, sqRoot);
+  await clampTimes(sqRoot, opts.epoch);
+  const squash = `${opts.out}/${base}-seed.squashfs`;
+  await Deno.remove(squash).catch(() => {});
+  await runTool("mksquashfs", [
+    sqRoot,
+    squash,
+    "-noappend",
+    "-no-xattrs",
+    "-all-root",
+    "-comp",
+    "zstd",
+    "-processors",
+    "1",
+    "-mkfs-time",
+    String(opts.epoch),
+    "-all-time",
+    String(opts.epoch),
+    "-quiet",
+    "-no-progress",
+  ]);
+  log.info(`images: launchers: ${launchers.join(", ")}`);
+  mark("squashfs", t);
+
+  // 4. ESP.
+  t = step(log, 4, TOTAL, "ESP (FAT32, systemd-boot, loader entries)");
+  const espDir = `${opts.work}/esp`;
+  await Deno.mkdir(espDir, { recursive: true });
+  const extra = [opts.provider ? `phase.provider=${opts.provider}` : "", opts.extraCmdline ?? ""]
+    .filter(Boolean).join(" ");
+  const entries: [string, string][] = [];
+  for (const mode of ["internet", "local", "private"]) {
+    const p = `${espDir}/${mode}.conf`;
+    await writeText(
+      p,
+      loaderEntry(
+        `Phase seed (${mode})`,
+        [`console=${A.console}`, `phase.mode=${mode}`, extra].filter(Boolean).join(" "),
+      ),
+    );
+    entries.push([`/loader/entries/${mode}.conf`, p]);
+  }
+  await writeText(`${espDir}/loader.conf`, loaderConf("internet.conf"));
+  const espFiles: [string, string][] = [
+    [`/EFI/BOOT/${A.efiName}`, A.sdboot],
+    ["/loader/loader.conf", `${espDir}/loader.conf`],
+    ...entries,
+    ["/phase/linux", kernel],
+    ["/phase/initrd", seedInitrd],
+  ];
+  const espStage = `${opts.work}/esp-files`;
+  const staged: [string, string][] = [];
+  for (const [dst, src] of espFiles) {
+    const s = `${espStage}${dst}`;
+    await copyFile(src, s, 0o644);
+    staged.push([dst, s]);
+  }
+  await clampTimes(espStage, opts.epoch);
+  const esp = `${opts.work}/esp.img`;
+  await makeEsp(
+    esp,
+    staged,
+    opts.epoch,
+    derivedUuid(`${opts.arch}:esp-id`).replaceAll("-", "").slice(0, 8),
+  );
+  mark("esp", t);
+
+  // 5. Cache + GPT disk.
+  t = step(log, 5, TOTAL, "ext4 cache and GPT disk image");
+  const cache = `${opts.work}/cache.img`;
+  await makeCache(
+    cache,
+    `${opts.work}/cache-tree`,
+    opts.epoch,
+    derivedUuid(`${opts.arch}:cache-fs`),
+  );
+  const squashSize = roundMiB((await Deno.stat(squash)).size) + MiB;
+  const espStart = MiB;
+  const seedStart = espStart + ESP_MIB * MiB;
+  const cacheStart = seedStart + squashSize;
+  const total = cacheStart + CACHE_MIB * MiB + MiB;
+  const img = `${opts.out}/${base}.img`;
+  await Deno.remove(img).catch(() => {});
+  const f = await Deno.open(img, { write: true, create: true });
+  await f.truncate(total);
+  f.close();
+  const sector = (n: number) => n / 512;
+  const script = [
+    "label: gpt",
+    `label-id: ${derivedUuid(`${opts.arch}:disk`)}`,
+    "unit: sectors",
+    "first-lba: 2048",
+    `start=${sector(espStart)}, size=${
+      sector(ESP_MIB * MiB)
+    }, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=${
+      derivedUuid(`${opts.arch}:esp`)
+    }, name="${PART_NAMES.esp}"`,
+    `start=${sector(seedStart)}, size=${
+      sector(squashSize)
+    }, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=${
+      derivedUuid(`${opts.arch}:seed`)
+    }, name="${PART_NAMES.seed}"`,
+    `start=${sector(cacheStart)}, size=${
+      sector(CACHE_MIB * MiB)
+    }, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=${
+      derivedUuid(`${opts.arch}:cache`)
+    }, name="${PART_NAMES.cache}"`,
+    "",
+  ].join("\n");
+  await runTool("sfdisk", ["--quiet", "--no-reread", "--no-tell-kernel", img], {
+    stdin: new TextEncoder().encode(script),
+  });
+  await writeAt(img, esp, espStart);
+  await writeAt(img, squash, seedStart);
+  await writeAt(img, cache, cacheStart);
+  mark("disk", t);
+
+  // 6. Conversions.
+  t = step(log, 6, TOTAL, "QCOW2 and Parallels");
+  const qcow = `${opts.out}/${base}.qcow2`;
+  await runTool("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", img, qcow]);
+  const hdd = `${opts.out}/${base}.hdd`;
+  await Deno.remove(hdd, { recursive: true }).catch(() => {});
+  await Deno.mkdir(hdd, { recursive: true });
+  const hds = `${base}.hdd.0.{5fbaabe3-6958-40ff-92a7-860e329aab41}.hds`;
+  await runTool("qemu-img", ["convert", "-f", "raw", "-O", "parallels", img, `${hdd}/${hds}`]);
+  await writeText(
+    `${hdd}/DiskDescriptor.xml`,
+    diskDescriptor(total, hds, derivedUuid(`${opts.arch}:parallels`)),
+  );
+  mark("convert", t);
+
+  // 7. Target release.
+  let release: string | undefined;
+  let n = 7;
+  if (!opts.skipRelease) {
+    t = step(
+      log,
+      n++,
+      TOTAL,
+      `target release ${opts.channel}/${opts.arch} ${opts.version} (signed)`,
+    );
+    const tRoot = `${opts.work}/target-initramfs`;
+    await baseTree(tRoot, kver, modules);
+    await writeText(`${tRoot}/init`, targetInit(opts.version), 0o755);
+    for (const lib of libs) await copyFile(lib, `${tRoot}${lib}`, 0o755);
+    try {
+      await copyFile(`${opts.repo}/wasm/examples/hello.wasm`, `${tRoot}/etc/phase/job.wasm`, 0o644);
+    } catch { /* the wasm issue has no compiled hello job yet: the target says so */ }
+    const relDir = `${opts.artifacts}/${opts.channel}/${opts.arch}`;
+    await Deno.mkdir(relDir, { recursive: true });
+    await makeCpio(tRoot, `${relDir}/initramfs`, opts.epoch);
+    await Deno.copyFile(kernel, `${relDir}/kernel`);
+    await Deno.chmod(`${relDir}/kernel`, 0o644);
+    const key = await loadSigningKey(`${opts.keyDir}/release.pem`);
+    const r = await signRelease({
+      root: opts.artifacts,
+      channel: opts.channel,
+      arch: opts.arch,
+      version: opts.version,
+      expiresInMs: 30 * 86_400_000,
+      now: opts.now,
+      cmdline: `console=${A.console}`,
+    }, key);
+    release = r.path;
+    log.info(`images: release ${r.path} cid ${r.cid}`);
+    mark("release", t);
+  }
+
+  // 8. SHA256SUMS + signature.
+  t = step(log, n, TOTAL, "SHA256SUMS and signature");
+  const outputs: string[] = [];
+  for (const e of await walk(opts.out)) {
+    if (e.isDir || e.rel === "SHA256SUMS" || e.rel === "SHA256SUMS.sig") continue;
+    outputs.push(e.rel);
+  }
+  const sums =
+    (await Promise.all(outputs.map(async (o) => `${await sha256File(`${opts.out}/${o}`)}  ${o}`)))
+      .join("\n") + "\n";
+  await Deno.writeTextFile(`${opts.out}/SHA256SUMS`, sums);
+  const key = await loadSigningKey(`${opts.keyDir}/release.pem`);
+  await Deno.writeTextFile(
+    `${opts.out}/SHA256SUMS.sig`,
+    JSON.stringify({
+      keyid: key.keyid,
+      sig: encodeBase64(signEd25519(key.key, new TextEncoder().encode(sums))),
+    }) + "\n",
+  );
+  mark("sums", t);
+  return { outputs, release, timingsMs: timings };
+}

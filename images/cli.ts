@@ -1,0 +1,79 @@
+/**
+ * The `phase-images` command.
+ *
+ * @module
+ */
+import { consoleLogger, parseFlags, UsageError } from "../cli/mod.ts";
+import { isVersion } from "../verify/mod.ts";
+import { buildImages, DEFAULT_SOURCE_DATE_EPOCH } from "./build.ts";
+
+const USAGE =
+  "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--no-release]";
+
+function today(now: Date): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${now.getUTCFullYear()}.${p(now.getUTCMonth() + 1)}.${p(now.getUTCDate())}.${
+    p(now.getUTCHours())
+  }${p(now.getUTCMinutes())}`;
+}
+
+/** Runs phase-images; returns the exit status. */
+export async function runImages(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, {
+    arch: { type: "string" },
+    out: { type: "string" },
+    artifacts: { type: "string" },
+    channel: { type: "string" },
+    version: { type: "string" },
+    keys: { type: "string" },
+    provider: { type: "string" },
+    cmdline: { type: "string" },
+    kernel: { type: "string" },
+    "no-release": { type: "boolean" },
+  }, USAGE);
+  const arch = values.arch ?? "amd64";
+  if (arch !== "amd64" && arch !== "arm64") {
+    throw new UsageError(`--arch must be amd64 or arm64, got '${arch}'`, USAGE);
+  }
+  if (!values.out) throw new UsageError("missing --out DIR", USAGE);
+  const now = new Date();
+  const version = values.version ?? today(now);
+  if (!isVersion(version)) throw new UsageError(`bad --version '${version}'`, USAGE);
+  const epochText = Deno.env.get("SOURCE_DATE_EPOCH");
+  const epoch = epochText && /^\d+$/.test(epochText)
+    ? Number(epochText)
+    : DEFAULT_SOURCE_DATE_EPOCH;
+  await Deno.mkdir("/tmp/phase", { recursive: true });
+  const work = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "images-" });
+  const log = consoleLogger("images");
+  const t0 = performance.now();
+  try {
+    const r = await buildImages({
+      arch,
+      out: values.out,
+      artifacts: values.artifacts ?? "./artifacts",
+      channel: values.channel ?? "stable",
+      version,
+      keyDir: values.keys ?? "./.phase/keys",
+      epoch,
+      repo: Deno.cwd(),
+      kernel: values.kernel,
+      provider: values.provider,
+      extraCmdline: values.cmdline,
+      work,
+      now,
+      log,
+      skipRelease: values["no-release"] ?? false,
+    });
+    console.log(
+      `phase-images: built ${r.outputs.length} outputs in ${values.out} in ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s`,
+    );
+    for (const o of r.outputs) console.log(`  ${values.out}/${o}`);
+    if (r.release) console.log(`phase-images: release ${r.release}`);
+    return 0;
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}
