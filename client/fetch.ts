@@ -307,3 +307,51 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
   await recordFloor(layout.stateDir, verified);
   return { verified, manifestSource: source, manifestPath, artifacts: out, layout };
 }
+
+/** A discovered place to fetch from (client/discover.ts Candidate, structurally). */
+export interface FetchCandidate {
+  readonly manifestUrl: string;
+  readonly mirrors?: readonly string[];
+  readonly manifestCid?: string;
+  readonly source?: string;
+}
+
+/**
+ * Tries candidates in rank order and returns the first release that
+ * verifies completely. A candidate is only a hint (TM-07, TM-08): one that
+ * serves a manifest the trust file does not sign, or bad artifacts, costs
+ * one bounded attempt and the next is tried. Throws the first
+ * verification error (or the last error) when none succeeds.
+ */
+export async function fetchFromCandidates(
+  candidates: readonly FetchCandidate[],
+  o: Omit<FetchReleaseOptions, "manifestUrl" | "mirrors" | "manifestCid">,
+): Promise<FetchedRelease & { candidate: FetchCandidate }> {
+  let firstVerify: VerifyError | undefined;
+  let last: unknown;
+  for (const c of candidates) {
+    try {
+      const r = await fetchRelease({
+        ...o,
+        manifestUrl: c.manifestUrl,
+        mirrors: c.mirrors,
+        manifestCid: c.manifestCid,
+      });
+      return { ...r, candidate: c };
+    } catch (err) {
+      o.logger?.warn("candidate_failed", {
+        url: c.manifestUrl,
+        source: c.source,
+        code: (err as { code?: string }).code,
+        error: (err as Error).message,
+      });
+      if (err instanceof VerifyError && !firstVerify) firstVerify = err;
+      last = err;
+    }
+  }
+  if (firstVerify) throw firstVerify;
+  if (last) throw last;
+  throw new ClientError("E_NO_CANDIDATE", "no candidate to fetch from", {
+    hint: "run discovery, or give a manual URL (phase.provider= on the kernel command line)",
+  });
+}

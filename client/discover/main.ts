@@ -1,21 +1,152 @@
 /**
- * Entrypoint `phase-discover`. Not built yet: it exits with a clear message
- * (issue #4) under its permission set 'discover'.
+ * Entrypoint `phase-discover`: LAN (mDNS), WAN (DHT), manual URL; prints
+ * ranked candidates as JSON on stdout. Exit 0 when at least one usable
+ * candidate was found, E_CAPTIVE when only captive portals answered,
+ * E_NO_CANDIDATE otherwise.
  *
  * @module
  */
-import { PhaseError } from "../../cli/errors.ts";
-import { main } from "../../cli/run.ts";
+import {
+  consoleLogger,
+  main,
+  parseDurationMs,
+  parseFlags,
+  readFileCapped,
+  UsageError,
+} from "../../cli/mod.ts";
+import { queryServices } from "../../mdns/mod.ts";
+import { MAX_TRUST_BYTES, parseTrust, VerifyError } from "../../verify/mod.ts";
+import { discover, type MdnsAnswer, type Step } from "../discover.ts";
+import { CLIENT_EXIT_CODES, ClientError } from "../errors.ts";
+import { loadPolicy, MAX_CMDLINE_BYTES } from "../policy.ts";
+
+const USAGE =
+  "deno task discover [--trust /etc/phase/trust.json] [--policy /etc/phase/policy.toml] " +
+  "[--cmdline /proc/cmdline] [--arch A] [--interface IPv4]... [--order lan,wan,manual] " +
+  "[--mdns-timeout 2s] [--dht-timeout 5s] [--mdns-port 5353] [--no-probe]";
+
+/** Default trust file. */
+export const DEFAULT_TRUST = "/etc/phase/trust.json";
+/** Default policy file. */
+export const DEFAULT_POLICY_PATH = "/etc/phase/policy.toml";
+/** Default kernel command line. */
+export const DEFAULT_CMDLINE = "/proc/cmdline";
+
+function localIPv4(): string[] {
+  return Deno.networkInterfaces()
+    .filter((i) => i.family === "IPv4" && !i.address.startsWith("127."))
+    .map((i) => i.address);
+}
+
+/** Runs `discover` with `args`; returns the exit status. */
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, {
+    trust: { type: "string" },
+    policy: { type: "string" },
+    cmdline: { type: "string" },
+    arch: { type: "string" },
+    interface: { type: "string", multiple: true },
+    order: { type: "string" },
+    "mdns-timeout": { type: "string" },
+    "dht-timeout": { type: "string" },
+    "mdns-port": { type: "string" },
+    "no-probe": { type: "boolean" },
+  }, USAGE);
+  const logger = consoleLogger("discover");
+  const trustPath = values.trust ?? DEFAULT_TRUST;
+  let trustBytes: Uint8Array;
+  try {
+    trustBytes = await readFileCapped(trustPath, MAX_TRUST_BYTES);
+  } catch (err) {
+    throw new VerifyError(
+      "E_TRUST",
+      `cannot read trust file ${trustPath}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  const trust = parseTrust(trustBytes);
+  // The kernel command line: Deno refuses /proc reads to a scoped set, so an
+  // unreadable one is reported and skipped rather than fatal.
+  let cmdline: string | undefined;
+  const cmdlinePath = values.cmdline ?? DEFAULT_CMDLINE;
+  try {
+    cmdline = new TextDecoder().decode(await readFileCapped(cmdlinePath, MAX_CMDLINE_BYTES));
+  } catch (err) {
+    logger.warn("cmdline_unreadable", { path: cmdlinePath, error: (err as Error).message });
+  }
+  const { policy, ignored } = await loadPolicy({
+    policyPath: values.policy ?? DEFAULT_POLICY_PATH,
+    cmdline,
+  });
+  if (ignored.length) logger.info("cmdline_ignored", { words: ignored });
+  let order: Step[] | undefined;
+  if (values.order) {
+    order = values.order.split(",") as Step[];
+    for (const s of order) {
+      if (s !== "lan" && s !== "wan" && s !== "manual") {
+        throw new UsageError(`--order: unknown step '${s}'`, USAGE);
+      }
+    }
+  }
+  const mdnsPort = values["mdns-port"] ? Number(values["mdns-port"]) : undefined;
+  if (mdnsPort !== undefined && !(Number.isInteger(mdnsPort) && mdnsPort > 0 && mdnsPort < 65536)) {
+    throw new UsageError("--mdns-port must be a port number", USAGE);
+  }
+  const interfaces = values.interface ?? localIPv4();
+  const mdns = async (timeoutMs: number): Promise<MdnsAnswer[]> => {
+    const all = await Promise.all(
+      interfaces.map((ip) =>
+        queryServices({ interfaceAddress: ip, timeoutMs, port: mdnsPort }).catch((err) => {
+          logger.warn("mdns_interface_failed", { interface: ip, error: (err as Error).message });
+          return [];
+        })
+      ),
+    );
+    return all.flat();
+  };
+  const result = await discover({
+    policy,
+    trust,
+    arch: values.arch ?? policy.arch ?? (Deno.build.arch === "aarch64" ? "arm64" : "amd64"),
+    mdns: interfaces.length ? mdns : undefined,
+    dht: undefined,
+    order,
+    mdnsTimeoutMs: values["mdns-timeout"]
+      ? parseDurationMs(values["mdns-timeout"], "mdns-timeout")
+      : undefined,
+    dhtTimeoutMs: values["dht-timeout"]
+      ? parseDurationMs(values["dht-timeout"], "dht-timeout")
+      : undefined,
+    probe: !values["no-probe"],
+    logger,
+  });
+  console.log(JSON.stringify(result));
+  if (result.candidates.length > 0) return 0;
+  if (result.rejected.some((r) => r.captivePortal)) {
+    throw new ClientError(
+      "E_CAPTIVE",
+      "only captive portals answered; no provider is usable (TM-15)",
+      {
+        hint:
+          "log in to the network elsewhere, or give a manual URL with phase.provider= on the kernel command line",
+      },
+    );
+  }
+  throw new ClientError(
+    "E_NO_CANDIDATE",
+    "no provider found on the LAN, the DHT or the manual URL",
+    {
+      hint:
+        'set provider = "http://host:8080/stable/amd64/manifest.json" in /etc/phase/policy.toml or phase.provider= on the kernel command line',
+    },
+  );
+}
 
 if (import.meta.main) {
   await main({
     name: "discover",
     permissionSet: "discover",
-    exitCodes: { E_UNAVAILABLE: 69 },
-    run: () => {
-      throw new PhaseError("E_UNAVAILABLE", "'discover' is not available in this version of Phase yet", {
-        hint: "it is being built (issue #4); see README.md for what works today",
-      });
-    },
+    exitCodes: CLIENT_EXIT_CODES,
+    run,
   });
 }

@@ -1,0 +1,411 @@
+/**
+ * Discovery (issue #4): LAN (mDNS), then WAN (DHT), then the manual URL;
+ * a manual URL from the kernel command line goes first. Each step is
+ * bounded by its own timeout. Everything found is a hint (TM-07, TM-08):
+ * trust comes only from the manifest signature checked by `fetch`. DHT
+ * values are kept only when the trust file signs them, highest version
+ * first. Every candidate's origin is probed at `/health`: a redirect or an
+ * HTML page there is a captive portal, reported with a hint and never used
+ * (TM-15).
+ *
+ * @module
+ */
+import type { Logger } from "../cli/mod.ts";
+import {
+  canonicalArch,
+  compareVersions,
+  type DiscoveryRecord,
+  isVersion,
+  type Trust,
+  verifyRecord,
+} from "../verify/mod.ts";
+import { ClientError } from "./errors.ts";
+import { type FetchFn, openRequest, readGuarded, type TransferLimits } from "./http.ts";
+import type { Policy } from "./policy.ts";
+
+/** Time the mDNS step listens for answers, in milliseconds. */
+export const MDNS_STEP_TIMEOUT_MS = 1_500;
+/** Time the DHT step may take, in milliseconds. */
+export const DHT_STEP_TIMEOUT_MS = 5_000;
+/** Time a `/health` probe may take, in milliseconds. */
+export const PROBE_TIMEOUT_MS = 3_000;
+/** Largest `/health` answer read, in bytes. */
+export const MAX_HEALTH_BYTES = 4 * 1024;
+/** Most DHT values considered (TM-08: a flood of forged values is bounded). */
+export const MAX_DHT_VALUES = 64;
+/** Most candidates reported. */
+export const MAX_CANDIDATES = 32;
+
+/** Discovery steps. */
+export type Step = "lan" | "wan" | "manual";
+
+/** A place a release may be fetched from. A hint, never trust. */
+export interface Candidate {
+  /** URL of the manifest (for `fetch --manifest`). */
+  readonly manifestUrl: string;
+  /** Other URLs of the same manifest. */
+  readonly mirrors: readonly string[];
+  /** libp2p provider addresses (DHT records) . */
+  readonly providers: readonly string[];
+  readonly source: "cmdline" | "mdns" | "dht" | "manual";
+  /** Version the source claims (verified only for DHT records signed by the trust file). */
+  readonly version?: string;
+  readonly manifestCid?: string;
+  /** mDNS instance name or DHT key. */
+  readonly name?: string;
+}
+
+/** A candidate that must not be used, and why. */
+export interface Rejected {
+  readonly url: string;
+  readonly source: Candidate["source"];
+  readonly reason: string;
+  readonly captivePortal: boolean;
+  readonly hint?: string;
+}
+
+/** An mDNS answer as the querier returns it (mdns/mod.ts DiscoveredService). */
+export interface MdnsAnswer {
+  readonly instance: string;
+  readonly host: string;
+  readonly port: number;
+  readonly addresses: readonly string[];
+  readonly txt: Readonly<Record<string, string>>;
+  readonly from: string;
+}
+
+/** What discovery needs; the network parts are injected. */
+export interface DiscoverOptions {
+  readonly policy: Policy;
+  readonly trust: Trust;
+  /** Arch wanted (policy.arch, else this machine's). */
+  readonly arch: string;
+  /** LAN step: returns mDNS answers within `timeoutMs`. */
+  readonly mdns?: (timeoutMs: number) => Promise<readonly MdnsAnswer[]>;
+  /** WAN step: returns raw DHT values for `key` from several peers within `timeoutMs`. */
+  readonly dht?: (key: string, timeoutMs: number) => Promise<readonly Uint8Array[]>;
+  /** Step order (default: lan, wan, manual; a command-line URL goes first). */
+  readonly order?: readonly Step[];
+  readonly mdnsTimeoutMs?: number;
+  readonly dhtTimeoutMs?: number;
+  readonly probeTimeoutMs?: number;
+  /** Probe `/health` of each candidate (default true). */
+  readonly probe?: boolean;
+  readonly now?: () => Date;
+  readonly fetchFn?: FetchFn;
+  readonly logger?: Logger;
+}
+
+/** The outcome: ranked candidates, rejected ones, and what each step did. */
+export interface DiscoverResult {
+  readonly candidates: readonly Candidate[];
+  readonly rejected: readonly Rejected[];
+  readonly steps: readonly { step: Step; ms: number; found: number; error?: string }[];
+}
+
+/** The DHT key of a channel/arch (formats.md §5). */
+export function dhtKey(channel: string, arch: string): string {
+  return `/phase/${channel}/${arch}/manifest`;
+}
+
+function httpUrl(s: string | undefined): string | undefined {
+  if (!s) return undefined;
+  try {
+    const u = new URL(s);
+    return u.protocol === "http:" || u.protocol === "https:" ? u.href : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new ClientError("E_STALL", `${what} took more than ${ms} ms (TM-06)`)),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * mDNS answers to candidates. TXT data is a hint (TM-07): answers for
+ * another channel/arch are dropped; an answer whose mirror URL points at
+ * the host that sent it ranks before one pointing elsewhere; then by the
+ * claimed version.
+ */
+export function mdnsCandidates(
+  answers: readonly MdnsAnswer[],
+  channel: string,
+  arch: string,
+): Candidate[] {
+  const out: (Candidate & { own: boolean })[] = [];
+  for (const a of answers) {
+    if (a.txt.channel !== undefined && a.txt.channel !== channel) continue;
+    if (a.txt.arch !== undefined && canonicalArch(a.txt.arch) !== arch) continue;
+    const addr = a.addresses[0] ?? a.from;
+    const url = httpUrl(a.txt.mirror) ??
+      httpUrl(`http://${addr}:${a.port}/${channel}/${arch}/manifest.json`);
+    if (!url) continue;
+    const host = new URL(url).hostname;
+    out.push({
+      manifestUrl: url,
+      mirrors: [],
+      providers: [],
+      source: "mdns",
+      version: a.txt.version && isVersion(a.txt.version) ? a.txt.version : undefined,
+      manifestCid: a.txt.manifest_cid,
+      name: a.instance,
+      own: host === a.from || a.addresses.includes(host),
+    });
+  }
+  out.sort((x, y) => {
+    if (x.own !== y.own) return x.own ? -1 : 1;
+    return compareVersions(y.version ?? "0", x.version ?? "0");
+  });
+  return out.map(({ own: _own, ...c }) => c);
+}
+
+/**
+ * DHT values to candidates: only records signed by the trust file are
+ * kept (TM-08), highest version first; a forged record with a higher
+ * version is dropped, so it cannot hide the genuine one.
+ */
+export function dhtCandidates(
+  values: readonly Uint8Array[],
+  trust: Trust,
+  now: Date,
+  key: string,
+  logger?: Logger,
+): Candidate[] {
+  const good: DiscoveryRecord[] = [];
+  const seen = new Set<string>();
+  for (const v of values.slice(0, MAX_DHT_VALUES)) {
+    try {
+      const r = verifyRecord(v, trust, now).value;
+      if (seen.has(r.manifestCid)) continue;
+      seen.add(r.manifestCid);
+      good.push(r);
+    } catch (err) {
+      logger?.warn("dht_record_rejected", {
+        key,
+        code: (err as { code?: string }).code,
+        error: (err as Error).message,
+        threat: "TM-08",
+      });
+    }
+  }
+  good.sort((a, b) =>
+    compareVersions(b.version, a.version) || b.expiresAt.getTime() - a.expiresAt.getTime()
+  );
+  const out: Candidate[] = [];
+  for (const r of good) {
+    if (r.mirrors.length === 0) {
+      logger?.info("dht_record_without_mirror", {
+        key,
+        manifest_cid: r.manifestCid,
+        providers: r.providers.length,
+      });
+      continue;
+    }
+    out.push({
+      manifestUrl: r.mirrors[0],
+      mirrors: r.mirrors.slice(1),
+      providers: r.providers,
+      source: "dht",
+      version: r.version,
+      manifestCid: r.manifestCid,
+      name: key,
+    });
+  }
+  return out;
+}
+
+/** Result of a `/health` probe. */
+export type Health =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly captivePortal: boolean; readonly reason: string };
+
+/**
+ * Probes `<origin>/health`. A Phase provider answers 200 with JSON; a
+ * redirect (to anywhere) or an HTML page is a captive portal (TM-15).
+ */
+export async function probeHealth(
+  manifestUrl: string,
+  opts: { timeoutMs?: number; fetchFn?: FetchFn } = {},
+): Promise<Health> {
+  const url = new URL("/health", manifestUrl).href;
+  const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
+  const limits: TransferLimits = {
+    headersTimeoutMs: timeoutMs,
+    stallTimeoutMs: timeoutMs,
+    minRateBytesPerS: 0,
+    minRateWindowMs: timeoutMs,
+  };
+  const fetchFn = opts.fetchFn ?? fetch;
+  // Redirects are not followed at all here: even a same-origin redirect of
+  // /health is not what a provider does.
+  const noFollow: FetchFn = (input, init) => fetchFn(input, { ...init, redirect: "manual" });
+  let open;
+  try {
+    open = await openRequest({ url, accept: "application/json" }, { limits, fetchFn: noFollow });
+  } catch (err) {
+    if (err instanceof ClientError && err.code === "E_REDIRECT") {
+      return {
+        ok: false,
+        captivePortal: true,
+        reason: `/health redirected elsewhere: ${err.message}`,
+      };
+    }
+    return { ok: false, captivePortal: false, reason: `unreachable: ${(err as Error).message}` };
+  }
+  const { response } = open;
+  if (response.status >= 300 && response.status < 400) {
+    open.abort.abort();
+    await response.body?.cancel().catch(() => {});
+    return {
+      ok: false,
+      captivePortal: true,
+      reason: `/health answered ${response.status} to ${response.headers.get("location")}`,
+    };
+  }
+  const parts: Uint8Array[] = [];
+  try {
+    await readGuarded(open, MAX_HEALTH_BYTES, (c) => {
+      parts.push(c.slice());
+    }, { limits });
+  } catch (err) {
+    return { ok: false, captivePortal: false, reason: `unreachable: ${(err as Error).message}` };
+  }
+  const text = new TextDecoder().decode(new Uint8Array(parts.flatMap((p) => [...p])));
+  const type = response.headers.get("content-type") ?? "";
+  if (/text\/html/i.test(type) || /<\s*(!doctype|html|head|body|form)\b/i.test(text)) {
+    return {
+      ok: false,
+      captivePortal: true,
+      reason: "/health answered an HTML page (a login page?)",
+    };
+  }
+  if (response.status !== 200) {
+    return { ok: false, captivePortal: false, reason: `/health answered ${response.status}` };
+  }
+  try {
+    const doc = JSON.parse(text);
+    if (doc?.status !== "serving") throw new Error("not serving");
+  } catch {
+    return {
+      ok: false,
+      captivePortal: true,
+      reason: "/health answered something that is not a Phase provider",
+    };
+  }
+  return { ok: true };
+}
+
+/** The step order: a command-line manual URL first, then the requested order. */
+export function stepOrder(policy: Policy, order?: readonly Step[]): Step[] {
+  let steps = [...(order ?? ["lan", "wan", "manual"])];
+  if (policy.mode === "local") steps = steps.filter((s) => s !== "wan");
+  if (policy.providerFromCmdline) steps = ["manual", ...steps.filter((s) => s !== "manual")];
+  return steps;
+}
+
+/** Runs discovery. Never throws for a failed step: it is reported in `steps`. */
+export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
+  const arch = canonicalArch(o.arch);
+  if (!arch) throw new ClientError("E_POLICY", `unknown arch '${o.arch}'`);
+  const channel = o.policy.channel;
+  const now = o.now?.() ?? new Date();
+  const steps: { step: Step; ms: number; found: number; error?: string }[] = [];
+  const found: Candidate[] = [];
+  for (const step of stepOrder(o.policy, o.order)) {
+    const t0 = performance.now();
+    let got: Candidate[] = [];
+    let error: string | undefined;
+    try {
+      if (step === "lan") {
+        if (!o.mdns) throw new ClientError("E_NO_CANDIDATE", "no mDNS querier available");
+        const ms = o.mdnsTimeoutMs ?? MDNS_STEP_TIMEOUT_MS;
+        got = mdnsCandidates(await bounded(o.mdns(ms), ms + 1_000, "mDNS step"), channel, arch);
+      } else if (step === "wan") {
+        if (!o.dht) {
+          throw new ClientError("E_NO_CANDIDATE", "no DHT lookup available (no bootstrap peers?)");
+        }
+        const ms = o.dhtTimeoutMs ?? DHT_STEP_TIMEOUT_MS;
+        const key = dhtKey(channel, arch);
+        got = dhtCandidates(
+          await bounded(o.dht(key, ms), ms + 1_000, "DHT step"),
+          o.trust,
+          now,
+          key,
+          o.logger,
+        );
+      } else if (o.policy.provider) {
+        got = [{
+          manifestUrl: o.policy.provider,
+          mirrors: [],
+          providers: [],
+          source: o.policy.providerFromCmdline ? "cmdline" : "manual",
+        }];
+      }
+    } catch (err) {
+      error = (err as Error).message;
+      o.logger?.warn("discover_step_failed", { step, error });
+    }
+    const ms = Math.round(performance.now() - t0);
+    steps.push({ step, ms, found: got.length, ...(error ? { error } : {}) });
+    o.logger?.info("discover_step", { step, ms, found: got.length });
+    found.push(...got);
+  }
+  // Deduplicate by manifest URL, keeping the first (best-ranked) occurrence.
+  const firstByUrl = new Map<string, Candidate>();
+  for (const c of found) if (!firstByUrl.has(c.manifestUrl)) firstByUrl.set(c.manifestUrl, c);
+  const candidates: Candidate[] = [];
+  const rejected: Rejected[] = [];
+  const healthByOrigin = new Map<string, Promise<Health>>();
+  const list = [...firstByUrl.values()].slice(0, MAX_CANDIDATES);
+  if (o.probe !== false) {
+    // Probes run concurrently, one per origin, each bounded.
+    for (const c of list) {
+      const origin = new URL(c.manifestUrl).origin;
+      if (!healthByOrigin.has(origin)) {
+        healthByOrigin.set(
+          origin,
+          probeHealth(c.manifestUrl, { timeoutMs: o.probeTimeoutMs, fetchFn: o.fetchFn }),
+        );
+      }
+    }
+  }
+  for (const c of list) {
+    if (o.probe === false) {
+      candidates.push(c);
+      continue;
+    }
+    const origin = new URL(c.manifestUrl).origin;
+    const h = await healthByOrigin.get(origin)!;
+    if (h.ok) {
+      candidates.push(c);
+      continue;
+    }
+    rejected.push({
+      url: c.manifestUrl,
+      source: c.source,
+      reason: h.reason,
+      captivePortal: h.captivePortal,
+      hint: h.captivePortal
+        ? "this network answers in place of the provider (captive portal?): log in elsewhere or give a manual URL with phase.provider= on the kernel command line"
+        : undefined,
+    });
+    if (h.captivePortal) {
+      o.logger?.warn("captive_portal", { url: c.manifestUrl, reason: h.reason, threat: "TM-15" });
+    }
+  }
+  return { candidates, rejected, steps };
+}
