@@ -1,0 +1,151 @@
+/**
+ * End-to-end tests of the `discover` entrypoint under its own permission
+ * set: real multicast between network namespaces against the real
+ * provider (`deno task serve`), then the real `fetch` of what was found.
+ */
+import config from "../../deno.json" with { type: "json" };
+import { NetnsLab, spawnServe, stopServe, writeRelease } from "../../testing/mod.ts";
+import { auditCache, cacheLayout } from "../cache.ts";
+import { CLIENT_EXIT_CODES } from "../errors.ts";
+import { tempDir } from "../_fixtures.ts";
+import { assert, assertEquals } from "../_testing.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+function taskArgv(task: string): string[] {
+  return (config.tasks as Record<string, string>)[task].split(/\s+/).slice(1);
+}
+
+async function output(cmd: Deno.Command) {
+  const out = await cmd.output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test({
+  name:
+    "discover entrypoint: finds the real provider by mDNS across network namespaces; fetch then gets the verified release",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await tempDir();
+    await using lab = await NetnsLab.create(2);
+    let prov: Awaited<ReturnType<typeof spawnServe>> | undefined;
+    try {
+      await writeRelease(`${dir}/root`, "stable", "amd64", { kernel: 200_000, initramfs: 50_000 });
+      const ip0 = lab.namespaces[0].ip;
+      prov = await spawnServe([
+        "--host",
+        ip0,
+        "--port",
+        "8080",
+        "--root",
+        `${dir}/root`,
+        "--state",
+        `${dir}/state`,
+        "--name",
+        "prov1",
+        "--no-dht",
+      ], { lab, index: 0 });
+      await Deno.writeTextFile(`${dir}/policy.toml`, `channel = "stable"\nmode = "internet"\n`);
+      await Deno.writeTextFile(`${dir}/cmdline`, "console=ttyS0 quiet\n");
+      const opts = { cwd: ROOT, stdout: "piped", stderr: "piped" } as const;
+      const d = await output(lab.command(1, Deno.execPath(), [
+        ...taskArgv("discover"),
+        "--trust",
+        `${dir}/state/trust.json`,
+        "--policy",
+        `${dir}/policy.toml`,
+        "--cmdline",
+        `${dir}/cmdline`,
+        "--arch",
+        "amd64",
+        "--mdns-timeout",
+        "2s",
+      ], opts));
+      assertEquals(d.code, 0, d.stderr);
+      const res = JSON.parse(d.stdout);
+      const url = `http://${ip0}:8080/stable/amd64/manifest.json`;
+      assertEquals(
+        res.candidates.map((
+          c: { manifestUrl: string; source: string },
+        ) => [c.manifestUrl, c.source]),
+        [[url, "mdns"]],
+      );
+      assertEquals(res.steps.map((s: { step: string }) => s.step), ["lan", "wan", "manual"]);
+      assertEquals(res.steps[0].found, 1);
+      assert(res.steps[0].ms < 4_000, "the LAN step is bounded");
+      // The candidate is a hint: the fetch verifies it against the trust file.
+      const f = await output(lab.command(1, Deno.execPath(), [
+        ...taskArgv("fetch"),
+        "--manifest",
+        res.candidates[0].manifestUrl,
+        "--trust",
+        `${dir}/state/trust.json`,
+        "--cache",
+        `${dir}/cache`,
+      ], opts));
+      assertEquals(f.code, 0, f.stderr);
+      const fetched = JSON.parse(f.stdout);
+      assertEquals(Object.keys(fetched.artifacts).sort(), ["initramfs", "kernel"]);
+      assertEquals(await auditCache(cacheLayout(`${dir}/cache`)), []);
+    } finally {
+      if (prov) await stopServe(prov.child);
+      await lab.cleanup();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("TM-15 captive portal and redirects: discover exits E_CAPTIVE with a hint when only a portal answers", async () => {
+  const dir = await tempDir();
+  const ac = new AbortController();
+  const portal = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    () => new Response(null, { status: 302, headers: { location: "http://10.255.255.1/login" } }),
+  );
+  try {
+    // A trust file is needed; a real one from keygen.
+    const { keygen } = await import("../../sign/mod.ts");
+    await keygen(`${dir}/keys`, "release");
+    await Deno.writeTextFile(`${dir}/policy.toml`, "");
+    await Deno.writeTextFile(
+      `${dir}/cmdline`,
+      `phase.provider=http://127.0.0.1:${portal.addr.port}/stable/amd64/manifest.json\n`,
+    );
+    const r = await output(
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          ...taskArgv("discover"),
+          "--trust",
+          `${dir}/keys/trust.json`,
+          "--policy",
+          `${dir}/policy.toml`,
+          "--cmdline",
+          `${dir}/cmdline`,
+          "--order",
+          "manual",
+        ],
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+      }),
+    );
+    assertEquals(r.code, CLIENT_EXIT_CODES.E_CAPTIVE, r.stderr);
+    const res = JSON.parse(r.stdout);
+    assertEquals(res.candidates, []);
+    assertEquals(res.rejected[0].captivePortal, true);
+    assertEquals(res.rejected[0].source, "cmdline");
+    assert(
+      r.stderr.includes("hint: log in to the network elsewhere, or give a manual URL"),
+      r.stderr,
+    );
+  } finally {
+    ac.abort();
+    await portal.finished;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
