@@ -132,7 +132,7 @@ export function serveRelease(release: Release, misbehave: Misbehaviour = "none")
     const path = new URL(req.url).pathname;
     const range = req.headers.get("range");
     requests.push({ path, range });
-    if (path === "/health") return new Response("ok\n");
+    if (path === "/health") return Response.json({ status: "serving" });
     if (path === "/stable/amd64/manifest.json" || path === "/manifest.json") {
       return new Response(release.manifestBytes as BodyInit, {
         headers: { "content-type": "application/json" },
@@ -267,4 +267,36 @@ export function serveRelease(release: Release, misbehave: Misbehaviour = "none")
       await server.finished;
     },
   };
+}
+
+/** Signs a discovery record (formats.md §5) with the key at `keyPath`. */
+export async function signRecord(
+  keyPath: string,
+  fields: {
+    version: string;
+    mirrors: string[];
+    expires?: string;
+    cid?: string;
+    providers?: string[];
+  },
+): Promise<Uint8Array> {
+  const { loadSigningKey } = await import("../sign/mod.ts");
+  const { encodeBase64, signedBytes, signEd25519 } = await import("../verify/mod.ts");
+  const key = await loadSigningKey(keyPath);
+  const doc = {
+    manifest_cid: fields.cid ??
+      rawCid(new TextEncoder().encode(fields.version + fields.mirrors.join())),
+    version: fields.version,
+    expires_at: fields.expires ??
+      new Date(Date.now() + 86_400_000).toISOString().replace(/\.\d+Z$/, "Z"),
+    mirrors: fields.mirrors,
+    providers: fields.providers ?? [],
+  };
+  const sig = encodeBase64(signEd25519(key.key, signedBytes(doc)));
+  return new TextEncoder().encode(
+    JSON.stringify({
+      ...doc,
+      signatures: [{ keyid: key.keyid, public: encodeBase64(key.publicRaw), sig }],
+    }),
+  );
 }
