@@ -7,6 +7,13 @@
  */
 import type { Logger } from "../cli/log.ts";
 import { dnsLabel, MdnsResponder, type ServiceInstance } from "../mdns/mod.ts";
+import {
+  createPhaseNode,
+  loadPeerKey,
+  type PhaseNode,
+  publishRecord,
+  REPUBLISH_INTERVAL_MS,
+} from "../p2p/mod.ts";
 import type { Catalog } from "./catalog.ts";
 import type { AdvertContext, Advertiser } from "./server.ts";
 
@@ -86,6 +93,89 @@ export function mdnsAdvertiser(opts: { port?: number } = {}) {
         instances: responders.flatMap(({ r }) =>
           r.instances.map((i) => `${i.label} (${i.addresses.join(",")})`)
         ),
+      }),
+    };
+  };
+}
+
+/** Longest the first publication waits for a bootstrap peer, in ms. */
+export const FIRST_PUBLISH_WAIT_MS = 10_000;
+
+/** Options of the DHT advertiser. */
+export interface DhtAdvertOptions {
+  /** Multiaddrs to dial first (`--bootstrap`). */
+  readonly bootstrap?: readonly string[];
+  /** TCP port of the libp2p node (0: any). */
+  readonly port?: number;
+  /** Republish interval, in ms (formats.md §5: 12 h). */
+  readonly republishMs?: number;
+}
+
+/**
+ * Factory of the DHT advertiser: a libp2p node with a stable peer id
+ * (`<state>/p2p.key`) that publishes each release's signed record and a
+ * provider record, again on every catalog change and every `republishMs`.
+ */
+export function dhtAdvertiser(opts: DhtAdvertOptions = {}) {
+  return async (ctx: AdvertContext): Promise<Advertiser> => {
+    const listenHost = /^\d+\.\d+\.\d+\.\d+$/.test(ctx.host) ? ctx.host : "127.0.0.1";
+    const node: PhaseNode = await createPhaseNode({
+      privateKey: await loadPeerKey(`${ctx.state}/p2p.key`),
+      listen: [`/ip4/${listenHost}/tcp/${opts.port ?? 0}`],
+      trust: ctx.trust,
+      bootstrap: opts.bootstrap,
+      logger: ctx.logger,
+    });
+    let state = "running";
+    let catalog = ctx.catalog;
+    const published = new Map<string, Uint8Array>();
+    const publish = async (force: boolean) => {
+      for (const r of catalog.releases.values()) {
+        if (!r.record) continue;
+        const k = `${r.channel}/${r.arch}`;
+        const prev = published.get(k);
+        if (
+          !force && prev && prev.length === r.record.length &&
+          prev.every((b, i) => b === r.record![i])
+        ) continue;
+        await publishRecord(node, r.channel, r.arch, r.record, { logger: ctx.logger });
+        published.set(k, r.record);
+      }
+    };
+    // The first publication runs in the background, once a bootstrap peer
+    // answered (bounded): a DHT may take long to answer.
+    let work = (async () => {
+      const end = Date.now() + FIRST_PUBLISH_WAIT_MS;
+      while (opts.bootstrap?.length && node.getPeers().length === 0 && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await publish(true);
+    })().catch((err) => ctx.logger.warn("dht_publish_failed", { error: String(err) }));
+    const timer = setInterval(() => {
+      work = work.then(() => publish(true)).catch(() => {});
+    }, opts.republishMs ?? REPUBLISH_INTERVAL_MS);
+    ctx.logger.info("dht_started", {
+      peer: node.peerId.toString(),
+      addrs: node.getMultiaddrs().map(String),
+    });
+    return {
+      kind: "dht",
+      update: (c) => {
+        catalog = c;
+        work = work.then(() => publish(false)).catch(() => {});
+        return Promise.resolve();
+      },
+      stop: async () => {
+        clearInterval(timer);
+        state = "stopped";
+        await node.stop();
+      },
+      state: () => ({
+        enabled: true,
+        state,
+        peerId: node.peerId.toString(),
+        addresses: node.getMultiaddrs().map(String),
+        peers: node.getPeers().length,
       }),
     };
   };

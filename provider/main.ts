@@ -5,7 +5,7 @@
  * @module
  */
 import { main } from "../cli/run.ts";
-import { mdnsAdvertiser } from "./advertise.ts";
+import { dhtAdvertiser, mdnsAdvertiser } from "./advertise.ts";
 import { runProviderCli, runServe } from "./cli.ts";
 import { PROVIDER_EXIT_CODES } from "./errors.ts";
 
@@ -16,6 +16,11 @@ if (import.meta.main) {
     permissionSet: serve ? "serve" : "provider",
     exitCodes: PROVIDER_EXIT_CODES,
     run: (args) =>
-      serve ? runServe(args.slice(1), { mdns: () => mdnsAdvertiser() }) : runProviderCli(args),
+      serve
+        ? runServe(args.slice(1), {
+          mdns: () => mdnsAdvertiser(),
+          dht: (f) => dhtAdvertiser({ bootstrap: f.bootstrap, port: f.port }),
+        })
+        : runProviderCli(args),
   });
 }

@@ -20,6 +20,7 @@ export {
   type Refusal,
   type Release,
   sameIdentity,
+  signatureFor,
 } from "./catalog.ts";
 export { PROVIDER_EXIT_CODES, type ProviderCode, ProviderError } from "./errors.ts";
 export {
@@ -36,7 +37,13 @@ export {
   SEND_STALL_TIMEOUT_MS,
   STREAM_CHUNK_BYTES,
 } from "./http.ts";
-export { mdnsAddresses, mdnsAdvertiser, mdnsInstances } from "./advertise.ts";
+export {
+  dhtAdvertiser,
+  type DhtAdvertOptions,
+  mdnsAddresses,
+  mdnsAdvertiser,
+  mdnsInstances,
+} from "./advertise.ts";
 export { etagMatches, parseRange, prefersHtml } from "./range.ts";
 export {
   type AdvertContext,

@@ -1,0 +1,87 @@
+import { memoryLogger } from "../cli/log.ts";
+import { bestTrusted, createPhaseNode, findProviders, lookupRecords } from "../p2p/mod.ts";
+import { parseTrust, rawCid } from "../verify/mod.ts";
+import {
+  assert,
+  assertEquals,
+  releaseKey,
+  tempDir,
+  waitFor,
+  writeRelease,
+} from "../testing/mod.ts";
+import { dhtAdvertiser } from "./advertise.ts";
+import { type RunningProvider, startProvider } from "./server.ts";
+
+/** Longest the providers' DHT may take to publish, in ms. */
+const PUBLISH_WAIT_MS = 15_000;
+/** A short republish interval so the test sees records placed after the DHT formed, in ms. */
+const REPUBLISH_MS = 1000;
+
+Deno.test({
+  name:
+    "serve + DHT: five providers bootstrap into one DHT, publish their signed records and provider records; a client node finds them",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await tempDir("dht");
+    const providers: RunningProvider[] = [];
+    const logs = [] as ReturnType<typeof memoryLogger>[];
+    try {
+      await writeRelease(`${dir}/root`);
+      const { trustPath } = await releaseKey(`${dir}/keys`);
+      const trust = parseTrust(await Deno.readFile(trustPath));
+      for (let i = 0; i < 5; i++) {
+        const logger = memoryLogger();
+        logs.push(logger);
+        const boot = providers.length
+          ? providers[0].advertisers[0].state() as { addresses?: readonly string[] }
+          : undefined;
+        providers.push(
+          await startProvider({
+            root: `${dir}/root`,
+            state: `${dir}/state${i}`,
+            port: 0,
+            keyPath: `${dir}/keys/release.pem`,
+            trustPath,
+            logger,
+            watch: false,
+            dht: dhtAdvertiser({ bootstrap: boot?.addresses ?? [], republishMs: REPUBLISH_MS }),
+          }),
+        );
+      }
+      await waitFor(
+        () => logs.every((l) => l.entries.some((e) => e.event === "dht_published")),
+        PUBLISH_WAIT_MS,
+        "every provider published",
+      );
+      const first = providers[0].advertisers[0].state() as { addresses: readonly string[] };
+      const client = await createPhaseNode({ clientMode: true, bootstrap: first.addresses });
+      try {
+        const found = await lookupRecords(client, "stable", "amd64", { timeoutMs: 5000 });
+        const best = bestTrusted(found, trust);
+        assert(best, `no trusted record among ${found.length}`);
+        const cids = providers.map((p) =>
+          rawCid(p.catalog().releases.get("stable/amd64")!.manifestBytes)
+        );
+        assert(cids.includes(best.value.manifestCid));
+        assertEquals(best.value.mirrors.length, 1);
+        let provs: { id: string }[] = [];
+        await waitFor(
+          async () => {
+            provs = await findProviders(client, "stable", "amd64", { timeoutMs: 2000 });
+            return provs.length >= 3;
+          },
+          PUBLISH_WAIT_MS,
+          "at least three providers in the DHT",
+        );
+        const ids = providers.map((p) => (p.advertisers[0].state() as { peerId: string }).peerId);
+        assert(provs.every((p) => ids.includes(p.id)));
+      } finally {
+        await client.stop();
+      }
+    } finally {
+      for (const p of providers) await p.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
