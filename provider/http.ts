@@ -303,7 +303,7 @@ export function createHandler(opts: HandlerOptions): Handler {
     const kill = () => {
       finish();
       try {
-        ctl?.error(new Error("provider stopping"));
+        ctl?.close(); // short of Content-Length: the client sees a cut response
       } catch { /* already closed */ }
     };
     opts.streams?.add(kill);
@@ -339,7 +339,9 @@ export function createHandler(opts: HandlerOptions): Handler {
             log.warn("artifact_changed_while_serving", { path: a.path, digest: a.digest });
             opts.onStale?.(a);
             finish();
-            controller.error(new Error("artifact changed while it was served (TM-19)"));
+            // Ending short of Content-Length makes the HTTP layer abort the
+            // connection: the client gets an incomplete body, never mixed bytes.
+            controller.close();
             return;
           }
           remaining -= off;
@@ -356,7 +358,7 @@ export function createHandler(opts: HandlerOptions): Handler {
             log.warn("client_stalled", { path: a.path, after_ms: stallMs });
             finish();
             try {
-              controller.error(new Error("client stalled"));
+              controller.close();
             } catch { /* already errored */ }
           }, stallMs);
         } catch (err) {
