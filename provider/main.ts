@@ -5,22 +5,24 @@
  * @module
  */
 import { main } from "../cli/run.ts";
-import { dhtAdvertiser, mdnsAdvertiser } from "./advertise.ts";
 import { runProviderCli, runServe } from "./cli.ts";
 import { PROVIDER_EXIT_CODES } from "./errors.ts";
 
+async function serve(args: string[]): Promise<number> {
+  // libp2p reads the environment as it loads: only 'serve' (env granted) loads it.
+  const { dhtAdvertiser, mdnsAdvertiser } = await import("./advertise.ts");
+  return await runServe(args, {
+    mdns: () => mdnsAdvertiser(),
+    dht: (f) => dhtAdvertiser({ bootstrap: f.bootstrap, port: f.port }),
+  });
+}
+
 if (import.meta.main) {
-  const serve = Deno.args[0] === "serve";
+  const isServe = Deno.args[0] === "serve";
   await main({
-    name: serve ? "serve" : "provider",
-    permissionSet: serve ? "serve" : "provider",
+    name: isServe ? "serve" : "provider",
+    permissionSet: isServe ? "serve" : "provider",
     exitCodes: PROVIDER_EXIT_CODES,
-    run: (args) =>
-      serve
-        ? runServe(args.slice(1), {
-          mdns: () => mdnsAdvertiser(),
-          dht: (f) => dhtAdvertiser({ bootstrap: f.bootstrap, port: f.port }),
-        })
-        : runProviderCli(args),
+    run: (args) => isServe ? serve(args.slice(1)) : runProviderCli(args),
   });
 }

@@ -3,9 +3,11 @@ import {
   assert,
   assertEquals,
   assertMatch,
+  REPO,
   spawnServe,
   stopServe,
   tempDir,
+  writeRelease,
 } from "../testing/mod.ts";
 import { serveOptions } from "./cli.ts";
 
@@ -45,6 +47,67 @@ Deno.test("serve: first run generates a 0600 key and trust.json, prints the keyi
     const { status, err } = await stopServe(child);
     assertEquals(status.code, 0, err);
     assertMatch(err, /"event":"stopped"/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function providerCli(args: string[]) {
+  const out = await new Deno.Command("deno", {
+    args: ["task", "-q", "provider", ...args],
+    cwd: REPO,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  return {
+    code: out.code,
+    out: new TextDecoder().decode(out.stdout),
+    err: new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test("serve: JSON access log on stderr, 'provider status|list' tables and --json, SIGINT stops with status 0", async () => {
+  const dir = await tempDir("serve");
+  try {
+    await writeRelease(`${dir}/artifacts`, "stable", "amd64");
+    const { child, url, out } = await spawnServe([
+      "--port",
+      "0",
+      "--root",
+      `${dir}/artifacts`,
+      "--state",
+      `${dir}/state`,
+      "--no-mdns",
+      "--no-dht",
+      "--name",
+      "cli-test",
+    ]);
+    assert(url, out);
+    assertMatch(out, /stable\/amd64 \S+ \(generated\)/);
+    await (await fetch(`${url}/stable/amd64/kernel`)).arrayBuffer();
+    const status = await providerCli(["status", url]);
+    assertEquals(status.code, 0, status.err);
+    assertMatch(status.out, /^name\s+cli-test$/m);
+    assertMatch(status.out, /^releases\s+1$/m);
+    const sj = JSON.parse((await providerCli(["status", url, "--json"])).out);
+    assertEquals(sj.name, "cli-test");
+    assertEquals(sj.perArtifact["stable/amd64/kernel"].bytes, 70_000);
+    const list = await providerCli(["list", url]);
+    assertMatch(list.out, /^channel\s+arch\s+version\s+expires\s+artifact\s+size\s+digest$/m);
+    assertMatch(list.out, /^stable\s+amd64\s+\S+\s+\S+\s+kernel\s+70000\s+sha256:[0-9a-f]{64}$/m);
+    const lj = JSON.parse((await providerCli(["list", url, "--json"])).out);
+    assertEquals(lj[0].artifacts.map((a: { name: string }) => a.name), ["kernel", "initramfs"]);
+    const bad = await providerCli(["status", "http://127.0.0.1:1"]);
+    assertEquals(bad.code, 8);
+    assertMatch(bad.err, /phase-provider: error: cannot reach/);
+    const { status: st, err } = await stopServe(child, "SIGINT");
+    assertEquals(st.code, 0, err);
+    const lines = err.trim().split("\n").map((l) => JSON.parse(l));
+    const access = lines.find((l) => l.event === "access" && l.path === "/stable/amd64/kernel");
+    assert(access, err);
+    assertEquals([access.method, access.status, access.length], ["GET", 200, 70_000]);
+    assert(typeof access.ts === "string" && typeof access.ms === "number");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
