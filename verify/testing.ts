@@ -1,4 +1,4 @@
-/** Test fixtures for verify/: real keys, real signatures. */
+/** Test fixtures for verify/ and its users: real keys, real signatures (tests and benchmarks only). */
 import { generateKeyPairSync } from "node:crypto";
 import { encodeBase64, keyidOf, rawPublicKey, signEd25519 } from "./ed25519.ts";
 import { signedBytes } from "./jcs.ts";

@@ -1,0 +1,240 @@
+/**
+ * Fetch benchmarks (issue #4). Run with the test set (it spawns curl,
+ * openssl, /usr/bin/time and the provider):
+ *
+ *   deno run -q --no-prompt -P=test bench/fetch/fetch_bench.ts [stream|providers|rss|all] [MiB]
+ *
+ * - stream: one stream from the real provider (`deno task serve`, its own
+ *   process) into the cache (hash-while-fetch, fsync, rename) vs `curl -o`
+ *   of the same URL, and vs the two-pass `curl -o` + `openssl dgst -sha256`.
+ * - providers: 1..4 providers, each behind this script's own throttling
+ *   proxy (RATE_MB_S per provider), parallel ranged download.
+ * - rss: peak RSS of the `fetch` entrypoint fetching a 2 GiB artifact.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { downloadArtifact } from "../../client/download.ts";
+import { cacheLayout, ensureCache } from "../../client/cache.ts";
+import { spawnServe, stopServe } from "../../testing/mod.ts";
+
+const REPO = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+/** Per-provider rate of the throttling proxy, in MB/s (10^6 bytes). */
+const RATE_MB_S = 40;
+/** Runs per measurement; the best is reported. */
+const RUNS = 3;
+
+async function sh(cmd: string[], opts: { quiet?: boolean } = {}) {
+  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" }).output();
+  if (!out.success && !opts.quiet) throw new Error(`${cmd.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  return { stdout: new TextDecoder().decode(out.stdout), stderr: new TextDecoder().decode(out.stderr) };
+}
+
+/** Writes `mib` MiB of pseudo-random data in 1 MiB writes (bounded memory); returns its hex digest. */
+async function writeBig(path: string, mib: number): Promise<string> {
+  const f = await Deno.open(path, { write: true, create: true, truncate: true });
+  const h = createHash("sha256");
+  const buf = new Uint8Array(1024 * 1024);
+  crypto.getRandomValues(buf.subarray(0, 65536));
+  for (let i = 1; i < 16; i++) buf.copyWithin(i * 65536, 0, 65536);
+  for (let i = 0; i < mib; i++) {
+    buf[0] = i & 0xff;
+    buf[1] = (i >> 8) & 0xff;
+    h.update(buf);
+    let off = 0;
+    while (off < buf.length) off += await f.write(buf.subarray(off));
+  }
+  f.close();
+  return h.digest("hex");
+}
+
+async function setup(mib: number) {
+  await Deno.mkdir("/tmp/phase", { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "bench-fetch-" });
+  const rel = `${dir}/root/stable/amd64`;
+  await Deno.mkdir(rel, { recursive: true });
+  await Deno.writeFile(`${rel}/kernel`, new Uint8Array(4096).fill(1));
+  await Deno.writeFile(`${rel}/initramfs`, new Uint8Array(4096).fill(2));
+  const hex = await writeBig(`${rel}/rootfs`, mib);
+  const prov = await spawnServe(["--root", `${dir}/root`, "--state", `${dir}/state`, "--port", "0", "--no-mdns", "--no-dht", "--no-watch"]);
+  if (!prov.url) throw new Error(`no provider URL in: ${prov.out}`);
+  return { dir, hex, size: mib * 1024 * 1024, url: prov.url.replace(/\/$/, ""), prov };
+}
+
+async function best(fn: () => Promise<number>): Promise<number> {
+  let b = Infinity;
+  for (let i = 0; i < RUNS; i++) b = Math.min(b, await fn());
+  return b;
+}
+
+const mbs = (bytes: number, ms: number) => (bytes / 1e6) / (ms / 1000);
+
+async function timeIt(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+async function phaseDownload(env: Awaited<ReturnType<typeof setup>>, sources: { id: string; urls: string[] }[], cache: string, parallel: boolean) {
+  await Deno.remove(cache, { recursive: true }).catch(() => {});
+  const layout = cacheLayout(cache);
+  await ensureCache(layout);
+  return await timeIt(() =>
+    downloadArtifact({
+      layout,
+      name: "rootfs",
+      hex: env.hex,
+      size: env.size,
+      sources: sources.map((s) => ({ ...s, kind: "http" as const })),
+      parallel,
+    })
+  );
+}
+
+async function stream(mib: number) {
+  const env = await setup(mib);
+  try {
+    const url = `${env.url}/cas/sha256/${env.hex}`;
+    const out = `${env.dir}/curl.out`;
+    const curl = await best(() => timeIt(() => sh(["curl", "-s", "-f", "-o", out, url])));
+    const openssl = await best(() => timeIt(() => sh(["openssl", "dgst", "-sha256", out])));
+    const phase = await best(() => phaseDownload(env, [{ id: env.url, urls: [url] }], `${env.dir}/cache`, false));
+    console.log(JSON.stringify({
+      bench: "stream",
+      mib,
+      curl_mb_s: Math.round(mbs(env.size, curl)),
+      phase_mb_s: Math.round(mbs(env.size, phase)),
+      ratio_vs_curl: +(curl / phase).toFixed(2),
+      openssl_mb_s: Math.round(mbs(env.size, openssl)),
+      two_pass_curl_then_openssl_mb_s: Math.round(mbs(env.size, curl + openssl)),
+      ratio_vs_two_pass: +((curl + openssl) / phase).toFixed(2),
+    }));
+  } finally {
+    await stopServe(env.prov.child);
+    await Deno.remove(env.dir, { recursive: true });
+  }
+}
+
+/** A TCP proxy to `target` whose downstream bytes are limited to `rate` bytes/s in total. */
+function throttlingProxy(targetPort: number, rate: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let tokens = 0;
+  let last = performance.now();
+  const take = async (n: number) => {
+    for (;;) {
+      const now = performance.now();
+      tokens = Math.min(rate / 10, tokens + ((now - last) / 1000) * rate); // burst: 100 ms worth
+      last = now;
+      if (tokens >= n) {
+        tokens -= n;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, Math.max(1, ((n - tokens) / rate) * 1000)));
+    }
+  };
+  const conns = new Set<Deno.Conn>();
+  (async () => {
+    for await (const c of listener) {
+      conns.add(c);
+      (async () => {
+        let up: Deno.Conn | undefined;
+        try {
+          up = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+          conns.add(up);
+          const u = up;
+          const toUp = c.readable.pipeTo(u.writable).catch(() => {});
+          const buf = new Uint8Array(16 * 1024);
+          const w = c.writable.getWriter();
+          for (;;) {
+            const n = await u.read(buf);
+            if (n === null) break;
+            await take(n);
+            await w.write(buf.slice(0, n));
+          }
+          await w.close().catch(() => {});
+          await toUp;
+        } catch { /* connection closed */ } finally {
+          try {
+            c.close();
+          } catch { /* closed */ }
+          try {
+            up?.close();
+          } catch { /* closed */ }
+        }
+      })();
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+    },
+  };
+}
+
+async function providers(mib: number) {
+  const env = await setup(mib);
+  const port = Number(new URL(env.url).port);
+  const rate = RATE_MB_S * 1e6;
+  const proxies = [0, 1, 2, 3].map(() => throttlingProxy(port, rate));
+  try {
+    const rows = [];
+    let single = 0;
+    for (let n = 1; n <= 4; n++) {
+      const sources = proxies.slice(0, n).map((p) => {
+        const origin = `http://127.0.0.1:${p.port}`;
+        return { id: origin, urls: [`${origin}/cas/sha256/${env.hex}`] };
+      });
+      const ms = await phaseDownload(env, sources, `${env.dir}/cache`, true);
+      const rateMb = mbs(env.size, ms);
+      if (n === 1) single = rateMb;
+      rows.push({ providers: n, mb_s: Math.round(rateMb), x_single: +(rateMb / single).toFixed(2), goal: +(0.8 * n).toFixed(1) });
+    }
+    console.log(JSON.stringify({ bench: "providers", mib, rate_per_provider_mb_s: RATE_MB_S, rows }));
+  } finally {
+    for (const p of proxies) p.close();
+    await stopServe(env.prov.child);
+    await Deno.remove(env.dir, { recursive: true });
+  }
+}
+
+async function rss(mib: number) {
+  const env = await setup(mib);
+  try {
+    const task = JSON.parse(await Deno.readTextFile(`${REPO}/deno.json`)).tasks.fetch as string;
+    const argv = task.split(/\s+/);
+    const r = await sh([
+      "/usr/bin/time",
+      "-v",
+      Deno.execPath(),
+      ...argv.slice(1).map((a) => (a.endsWith(".ts") ? `${REPO}/${a}` : a)),
+      "--manifest",
+      `${env.url}/stable/amd64/manifest.json`,
+      "--trust",
+      `${env.dir}/state/trust.json`,
+      "--cache",
+      `${env.dir}/cache`,
+      "--artifact",
+      "rootfs",
+    ]);
+    const kb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1]);
+    const wall = /Elapsed \(wall clock\) time[^:]*: (\S+)/.exec(r.stderr)?.[1];
+    console.log(JSON.stringify({ bench: "rss", mib, peak_rss_mib: +(kb / 1024).toFixed(1), wall, ok: JSON.parse(r.stdout).ok }));
+  } finally {
+    await stopServe(env.prov.child);
+    await Deno.remove(env.dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  const [what = "all", size] = Deno.args;
+  if (what === "stream" || what === "all") await stream(Number(size ?? 512));
+  if (what === "providers" || what === "all") await providers(Number(size ?? 128));
+  if (what === "rss" || what === "all") await rss(Number(size ?? 2048));
+  Deno.exit(0);
+}

@@ -1,0 +1,114 @@
+/**
+ * bench/serve: the provider against nginx on the same files in the same
+ * run, with wrk on 127.0.0.1: a large artifact with 4 connections (bytes/s)
+ * and the ~1 KiB manifest with 50 connections (requests/s).
+ *
+ * Usage: deno run -q --no-prompt -P=test bench/serve/serve_bench.ts [MiB=256] [seconds=8]
+ *
+ * @module
+ */
+import { REPO, spawnServe, stopServe, tempDir } from "../../testing/mod.ts";
+
+const MIB = Number(Deno.args[0] ?? 256);
+const SECONDS = Number(Deno.args[1] ?? 8);
+const NGINX_PORT = 18_000 + Math.floor(Math.random() * 1000);
+/** Longest nginx may take to start, in ms. */
+const NGINX_START_MS = 5000;
+
+async function run(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", signal: AbortSignal.timeout((SECONDS + 30) * 1000) })
+    .output();
+  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  return new TextDecoder().decode(out.stdout);
+}
+
+function unit(v: string, u: string): number {
+  const k: Record<string, number> = { "": 1, K: 1e3, k: 1e3, M: 1e6, G: 1e9, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, B: 1 };
+  return Number(v) * (k[u] ?? 1);
+}
+
+async function wrk(url: string, conns: number) {
+  const out = await run("wrk", ["-t2", `-c${conns}`, `-d${SECONDS}s`, "--latency", url]);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const tps = /Transfer\/sec:\s+([\d.]+)([KMG]?B)/.exec(out);
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(out);
+  return {
+    rps: Number(rps?.[1] ?? 0),
+    bytesPerS: tps ? unit(tps[1], tps[2]) : 0,
+    non2xx: Number(errors?.[1] ?? 0),
+    p99: p99 ? `${p99[1]}${p99[2]}` : "?",
+  };
+}
+
+const dir = await tempDir("bench-serve");
+let provider: Awaited<ReturnType<typeof spawnServe>> | undefined;
+let nginx: Deno.ChildProcess | undefined;
+try {
+  const rel = `${dir}/root/stable/amd64`;
+  await Deno.mkdir(rel, { recursive: true });
+  await run("dd", ["if=/dev/urandom", `of=${rel}/kernel`, "bs=1M", `count=${MIB}`, "status=none"]);
+  await run("dd", ["if=/dev/urandom", `of=${rel}/initramfs`, "bs=1K", "count=64", "status=none"]);
+  provider = await spawnServe(["--port", "0", "--root", `${dir}/root`, "--state", `${dir}/state`, "--no-mdns", "--no-dht"]);
+  const purl = provider.url!;
+  // nginx serves the very same files: the artifact hard-linked, the
+  // manifest as the provider signed it.
+  const ng = `${dir}/nginx/stable/amd64`;
+  await Deno.mkdir(ng, { recursive: true });
+  await Deno.link(`${rel}/kernel`, `${ng}/kernel`);
+  const manifest = new Uint8Array(await (await fetch(`${purl}/stable/amd64/manifest.json`)).arrayBuffer());
+  await Deno.writeFile(`${ng}/manifest.json`, manifest);
+  await Deno.writeTextFile(
+    `${dir}/nginx.conf`,
+    `daemon off; user root; worker_processes auto; pid ${dir}/nginx.pid; error_log ${dir}/nginx.err warn;
+events { worker_connections 1024; }
+http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
+  types { application/json json; } default_type application/octet-stream;
+  client_body_temp_path ${dir}/ngtmp; proxy_temp_path ${dir}/ngtmp; fastcgi_temp_path ${dir}/ngtmp;
+  uwsgi_temp_path ${dir}/ngtmp; scgi_temp_path ${dir}/ngtmp;
+  server { listen 127.0.0.1:${NGINX_PORT}; root ${dir}/nginx; } }
+`,
+  );
+  nginx = new Deno.Command("nginx", { args: ["-c", `${dir}/nginx.conf`, "-e", `${dir}/nginx.err`], stdout: "null", stderr: "inherit" }).spawn();
+  const nurl = `http://127.0.0.1:${NGINX_PORT}`;
+  const end = Date.now() + NGINX_START_MS;
+  while (!(await fetch(`${nurl}/stable/amd64/manifest.json`).then((r) => r.arrayBuffer().then(() => r.ok), () => false))) {
+    if (Date.now() > end) throw new Error(`nginx did not start: ${await Deno.readTextFile(`${dir}/nginx.err`).catch(() => "")}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // Warm the page cache.
+  await run("cat", [`${rel}/kernel`]).catch(() => "");
+  const results = {
+    artifact: {
+      phase: await wrk(`${purl}/stable/amd64/kernel`, 4),
+      nginx: await wrk(`${nurl}/stable/amd64/kernel`, 4),
+    },
+    manifest: {
+      phase: await wrk(`${purl}/stable/amd64/manifest.json`, 50),
+      nginx: await wrk(`${nurl}/stable/amd64/manifest.json`, 50),
+    },
+  };
+  const ratio = (a: number, b: number) => (b ? a / b : 0).toFixed(2);
+  console.log(JSON.stringify({ mib: MIB, seconds: SECONDS, manifest_bytes: manifest.length, ...results }, null, 2));
+  console.log(
+    `artifact ${MIB} MiB c=4: phase ${(results.artifact.phase.bytesPerS / 1e9).toFixed(2)} GB/s, nginx ${
+      (results.artifact.nginx.bytesPerS / 1e9).toFixed(2)
+    } GB/s, ratio ${ratio(results.artifact.phase.bytesPerS, results.artifact.nginx.bytesPerS)} (goal >= 0.9)`,
+  );
+  console.log(
+    `manifest ${manifest.length} B c=50: phase ${results.manifest.phase.rps.toFixed(0)} req/s, nginx ${
+      results.manifest.nginx.rps.toFixed(0)
+    } req/s, ratio ${ratio(results.manifest.phase.rps, results.manifest.nginx.rps)} (goal >= 0.8)`,
+  );
+} finally {
+  if (nginx) {
+    try {
+      nginx.kill("SIGQUIT");
+    } catch { /* gone */ }
+    await nginx.status;
+
+  }
+  if (provider) await stopServe(provider.child);
+  await Deno.remove(dir, { recursive: true });
+}
+void REPO;
