@@ -13,6 +13,7 @@ import type { Logger } from "../cli/mod.ts";
 import { VerifyError } from "../verify/mod.ts";
 import { cachedPath, type CacheLayout, syncDir } from "./cache.ts";
 import { ClientError } from "./errors.ts";
+import { rawHttpFetch } from "./raw_http.ts";
 import {
   DEFAULT_LIMITS,
   type FetchFn,
@@ -27,6 +28,8 @@ export const SEGMENT_BYTES = 8 * 1024 * 1024;
 export const WINDOW_SEGMENTS_PER_SOURCE = 2;
 /** Smallest remaining size worth splitting across providers, in bytes. */
 export const PARALLEL_MIN_BYTES = 16 * 1024 * 1024;
+/** Bytes collected before one write to the partial file. */
+export const WRITE_BUFFER_BYTES = 1024 * 1024;
 /** Most full download rounds per artifact (a round ends with a digest check). */
 export const MAX_ROUNDS = 6;
 
@@ -129,7 +132,7 @@ async function fetchSequential(
   const limits = o.limits ?? DEFAULT_LIMITS;
   const open = await openRequest(
     { url, start: p.pos, accept: src.kind === "ipfs" ? ACCEPT_RAW : undefined },
-    { limits, fetchFn: o.fetchFn, logger: o.logger },
+    { limits, fetchFn: o.fetchFn ?? rawHttpFetch, logger: o.logger },
   );
   const { response } = open;
   const cancel = async () => {
@@ -169,12 +172,34 @@ async function fetchSequential(
     );
   }
   p.contributors.add(src.id);
-  const { overflow } = await readGuarded(open, want, async (chunk) => {
-    await writeAll(p.file, chunk);
-    p.hash.update(chunk);
-    p.pos += chunk.length;
+  // Chunks are hashed as they arrive and written in WRITE_BUFFER_BYTES
+  // batches (one write op per MiB, not per 64 KiB network chunk). `p.pos`
+  // counts bytes on disk, so a failure leaves a consistent prefix.
+  const buf = new Uint8Array(WRITE_BUFFER_BYTES);
+  let fill = 0;
+  const flushBuf = async () => {
+    if (fill === 0) return;
+    await writeAll(p.file, buf.subarray(0, fill));
+    p.pos += fill;
+    fill = 0;
     o.onProgress?.(p.pos);
-  }, { limits });
+  };
+  let overflow = false;
+  try {
+    ({ overflow } = await readGuarded(open, want, async (chunk) => {
+      p.hash.update(chunk);
+      let off = 0;
+      while (off < chunk.length) {
+        const k = Math.min(chunk.length - off, buf.length - fill);
+        buf.set(chunk.subarray(off, off + k), fill);
+        fill += k;
+        off += k;
+        if (fill === buf.length) await flushBuf();
+      }
+    }, { limits }));
+  } finally {
+    await flushBuf();
+  }
   if (overflow) {
     // TM-05: the first `size` bytes are kept (the digest decides on them);
     // what the sender had beyond is never read.
@@ -241,7 +266,7 @@ async function fetchParallel(
     const len = end - start + 1;
     const open = await openRequest({ url, start, end }, {
       limits,
-      fetchFn: o.fetchFn,
+      fetchFn: o.fetchFn ?? rawHttpFetch,
       logger: o.logger,
     });
     const { response } = open;
