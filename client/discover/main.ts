@@ -17,12 +17,13 @@ import {
 import { queryServices } from "../../mdns/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, VerifyError } from "../../verify/mod.ts";
 import { discover, type MdnsAnswer, type Step } from "../discover.ts";
+import { dhtLookup } from "../_dht.ts";
 import { CLIENT_EXIT_CODES, ClientError } from "../errors.ts";
 import { loadPolicy, MAX_CMDLINE_BYTES } from "../policy.ts";
 
 const USAGE =
   "deno task discover [--trust /etc/phase/trust.json] [--policy /etc/phase/policy.toml] " +
-  "[--cmdline /proc/cmdline] [--arch A] [--interface IPv4]... [--order lan,wan,manual] " +
+  "[--cmdline /proc/cmdline] [--arch A] [--interface IPv4]... [--bootstrap MULTIADDR]... [--order lan,wan,manual] " +
   "[--mdns-timeout 2s] [--dht-timeout 5s] [--mdns-port 5353] [--no-probe]";
 
 /** Default trust file. */
@@ -46,6 +47,7 @@ export async function run(args: string[]): Promise<number> {
     cmdline: { type: "string" },
     arch: { type: "string" },
     interface: { type: "string", multiple: true },
+    bootstrap: { type: "string", multiple: true },
     order: { type: "string" },
     "mdns-timeout": { type: "string" },
     "dht-timeout": { type: "string" },
@@ -93,6 +95,7 @@ export async function run(args: string[]): Promise<number> {
     throw new UsageError("--mdns-port must be a port number", USAGE);
   }
   const interfaces = values.interface ?? localIPv4();
+  const bootstrap = [...policy.bootstrap, ...(values.bootstrap ?? [])];
   const mdns = async (timeoutMs: number): Promise<MdnsAnswer[]> => {
     const all = await Promise.all(
       interfaces.map((ip) =>
@@ -109,7 +112,7 @@ export async function run(args: string[]): Promise<number> {
     trust,
     arch: values.arch ?? policy.arch ?? (Deno.build.arch === "aarch64" ? "arm64" : "amd64"),
     mdns: interfaces.length ? mdns : undefined,
-    dht: undefined,
+    dht: bootstrap.length ? dhtLookup(bootstrap, logger) : undefined,
     order,
     mdnsTimeoutMs: values["mdns-timeout"]
       ? parseDurationMs(values["mdns-timeout"], "mdns-timeout")

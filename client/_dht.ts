@@ -1,0 +1,44 @@
+/**
+ * The WAN step's DHT lookup (private to client/): a short-lived libp2p
+ * node in client mode, bootstrapped from the policy, that collects values
+ * for `/phase/{channel}/{arch}/manifest` from several peers (p2p/mod.ts
+ * lookupRecords). Nothing here is trusted: discover.ts keeps only values
+ * the trust file signs (TM-08).
+ *
+ * @module
+ */
+import type { Logger } from "../cli/mod.ts";
+import { createPhaseNode, lookupRecords } from "../p2p/mod.ts";
+
+/** Longest wait for the routing table to learn a peer after bootstrap, in milliseconds. */
+export const DHT_SETTLE_MS = 1_500;
+/** Time allowed to stop the node, in milliseconds. */
+export const NODE_STOP_TIMEOUT_MS = 2_000;
+
+/** A DHT lookup function for discover(), bootstrapped from `bootstrap`. */
+export function dhtLookup(
+  bootstrap: readonly string[],
+  logger?: Logger,
+): (key: string, timeoutMs: number) => Promise<Uint8Array[]> {
+  return async (key, timeoutMs) => {
+    const m = /^\/phase\/([^/]+)\/([^/]+)\/manifest$/.exec(key);
+    if (!m) throw new Error(`not a Phase DHT key: ${key}`);
+    const node = await createPhaseNode({ listen: [], clientMode: true, bootstrap, logger });
+    try {
+      // Identify fills the routing table a moment after the dial: a lookup
+      // before that would ask nobody. Bounded wait, then go anyway.
+      const table =
+        (node.services.dht as unknown as { routingTable?: { size: number } }).routingTable;
+      const until = performance.now() + Math.min(DHT_SETTLE_MS, timeoutMs / 2);
+      while ((table?.size ?? 1) === 0 && performance.now() < until) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      const found = await lookupRecords(node, m[1], m[2], { timeoutMs });
+      logger?.info("dht_values", { key, values: found.length, peers: node.getPeers().length });
+      return found.map((f) => f.bytes);
+    } finally {
+      await Promise.race([node.stop(), new Promise((r) => setTimeout(r, NODE_STOP_TIMEOUT_MS))])
+        .catch(() => {});
+    }
+  };
+}
