@@ -33,6 +33,8 @@ mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -p /dev/shm && mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
 mkdir -p /run/phase /run/phase/home /run/phase/deno /dev/shm/phase && chmod 700 /run/phase /dev/shm/phase
 ln -sf /run/phase/resolv.conf /etc/resolv.conf
+# Deno refuses scoped reads of /proc: the steps read this copy.
+cat /proc/cmdline > /run/phase/cmdline
 echo "phase-seed: init at $(cut -d' ' -f1 /proc/uptime)s"
 while read -r m; do insmod "/lib/modules/$m" 2>/dev/null; done < /etc/phase/modules.order
 mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null
@@ -55,6 +57,7 @@ else
   # Private mode: the cache partition is never mounted; everything lives on tmpfs.
   echo "phase-seed: private mode: cache partition not mounted, state on tmpfs only"
 fi
+ls /sys/class/net > /run/phase/interfaces
 echo "phase-seed: seed ready at $(cut -d' ' -f1 /proc/uptime)s (mode \${mode:-internet})"
 /usr/lib/phase/bin/phase-boot
 rc=$?

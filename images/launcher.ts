@@ -53,7 +53,6 @@ export function launcherScript(opts: {
     "--no-remote",
     "--no-config",
     "--no-lock",
-    "--cached-only",
     ...permissionFlags(opts.permissions, root),
     `${root}/js/${opts.bundle}`,
     ...(opts.args ?? []),

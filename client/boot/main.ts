@@ -1,21 +1,75 @@
 /**
- * Entrypoint `phase-boot`. Not built yet: it exits with a clear message
- * (issue #5) under its permission set 'boot'.
+ * Entrypoint `phase-boot` under permission set 'boot': the seed's chain
+ * network -> discover -> fetch -> verify -> kexec, each step its own
+ * entrypoint under its own set.
  *
  * @module
  */
-import { PhaseError } from "../../cli/errors.ts";
-import { main } from "../../cli/run.ts";
+import { consoleLogger, main, parseFlags } from "../../cli/mod.ts";
+import { loadPolicy } from "../policy.ts";
+import { BOOT_EXIT_CODES, type BootPaths, runChain, SEED_PATHS, spawnStep } from "./boot.ts";
+import { CLIENT_EXIT_CODES } from "../errors.ts";
+
+const USAGE =
+  "phase-boot [--bin DIR] [--trust FILE] [--policy FILE] [--cmdline FILE] [--cache DIR] [--private-root DIR] " +
+  "[--run DIR] [--dry-run]";
+
+/** Runs phase-boot; returns the exit status. */
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, {
+    bin: { type: "string" },
+    trust: { type: "string" },
+    policy: { type: "string" },
+    cmdline: { type: "string" },
+    cache: { type: "string" },
+    "private-root": { type: "string" },
+    run: { type: "string" },
+    "dry-run": { type: "boolean" },
+  }, USAGE);
+  const paths: BootPaths = {
+    ...SEED_PATHS,
+    ...(values.bin ? { bin: values.bin } : {}),
+    ...(values.trust ? { trust: values.trust } : {}),
+    ...(values.policy ? { policy: values.policy } : {}),
+    ...(values.cmdline ? { cmdline: values.cmdline } : {}),
+    ...(values.cache ? { cache: values.cache } : {}),
+    ...(values["private-root"] ? { privateRoot: values["private-root"] } : {}),
+    ...(values.run ? { run: values.run } : {}),
+  };
+  const { policy, ignored } = await loadPolicy({
+    policyPath: paths.policy,
+    cmdlinePath: paths.cmdline,
+  });
+  const log = consoleLogger("boot");
+  const say = (line: string) => console.log(line);
+  if (ignored.length) say(`phase-boot: ignoring unknown command line words: ${ignored.join(" ")}`);
+  const arch = (policy.arch as "amd64" | "arm64" | undefined) ??
+    (Deno.build.arch === "aarch64" ? "arm64" : "amd64");
+  try {
+    const out = await runChain({
+      policy,
+      arch,
+      paths,
+      run: spawnStep,
+      log,
+      say,
+      dryRun: values["dry-run"],
+    });
+    say(`phase-boot: dry run complete (${out.source}): ${JSON.stringify(out.timingsMs)}`);
+    return 0;
+  } catch (err) {
+    await Deno.writeTextFile(`${paths.run}/last-error`, `${(err as Error).message}\n`).catch(
+      () => {},
+    );
+    throw err;
+  }
+}
 
 if (import.meta.main) {
   await main({
     name: "boot",
     permissionSet: "boot",
-    exitCodes: { E_UNAVAILABLE: 69 },
-    run: () => {
-      throw new PhaseError("E_UNAVAILABLE", "'boot' is not available in this version of Phase yet", {
-        hint: "it is being built (issue #5); see README.md for what works today",
-      });
-    },
+    exitCodes: { ...CLIENT_EXIT_CODES, ...BOOT_EXIT_CODES },
+    run,
   });
 }

@@ -1,0 +1,166 @@
+/**
+ * QEMU harness for the seeds' test plan and the demo: boots an image under
+ * TCG (KVM here cannot run stock guests) with OVMF/AAVMF, the guest's
+ * provider reached at http://10.0.2.100/ through a user-mode guestfwd to a
+ * loopback port (the guest never leaves loopback), and watches the serial
+ * console for markers with a deadline.
+ *
+ * @module
+ */
+
+/** OVMF firmware (apt package ovmf). */
+export const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+/** OVMF variable store template. */
+export const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/** Guest RAM in MiB: Deno in the seed plus a kexec of the target. */
+export const GUEST_MEMORY_MIB = 1024;
+/** Address the guest reaches the provider at. */
+export const GUEST_PROVIDER = "http://10.0.2.100";
+/** Largest console log kept in memory. */
+export const MAX_CONSOLE_BYTES = 8 * 1024 * 1024;
+
+/** One console line with the host time it arrived (ms since start). */
+export interface ConsoleLine {
+  readonly ms: number;
+  readonly text: string;
+}
+
+/** What a boot saw. */
+export interface VmRun {
+  readonly lines: readonly ConsoleLine[];
+  /** Name of the first pattern that matched, or "timeout" / "exit". */
+  readonly outcome: string;
+  readonly elapsedMs: number;
+  /** Host time (ms) of the first line matching each watched pattern. */
+  readonly marks: Readonly<Record<string, number>>;
+}
+
+/** Options of one boot. */
+export interface VmOptions {
+  readonly image: string;
+  /** Loopback port of the provider, or undefined for no provider. */
+  readonly providerPort?: number;
+  /** Stop at the first of these (name -> pattern). */
+  readonly until: Readonly<Record<string, RegExp>>;
+  /** Record the time of these too. */
+  readonly watch?: Readonly<Record<string, RegExp>>;
+  readonly timeoutMs: number;
+  /** Writable OVMF vars copy (kept across boots when given). */
+  readonly vars?: string;
+  /** Boot with writes going to the image (the cache partition persists). */
+  readonly persistent?: boolean;
+  /** Echo the console to stdout (demo). */
+  readonly echo?: boolean;
+  /** Extra -device/-netdev arguments replacing the default user network. */
+  readonly netArgs?: readonly string[];
+}
+
+/** The QEMU argv for an amd64 q35 guest booting `image` with OVMF. */
+export function qemuArgs(o: VmOptions, vars: string): string[] {
+  const net = o.netArgs ?? [
+    "-netdev",
+    `user,id=n0,restrict=on${
+      o.providerPort
+        ? `,guestfwd=tcp:10.0.2.100:80-cmd:/bin/busybox nc 127.0.0.1 ${o.providerPort}`
+        : ""
+    }`,
+    "-device",
+    "virtio-net-pci,netdev=n0",
+  ];
+  return [
+    "-accel",
+    "tcg",
+    "-M",
+    "q35",
+    "-m",
+    String(GUEST_MEMORY_MIB),
+    "-smp",
+    "1",
+    "-nographic",
+    "-no-reboot",
+    "-drive",
+    `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
+    "-drive",
+    `if=pflash,format=raw,file=${vars}`,
+    "-drive",
+    `if=none,id=d0,format=raw,file=${o.image}${o.persistent ? "" : ",snapshot=on"}`,
+    "-device",
+    "virtio-blk-pci,drive=d0",
+    "-device",
+    "virtio-rng-pci",
+    ...net,
+    "-serial",
+    "stdio",
+    "-monitor",
+    "none",
+  ];
+}
+
+/** Boots once; returns when a pattern matches, QEMU exits, or the deadline passes. */
+export async function bootVm(o: VmOptions): Promise<VmRun> {
+  let vars = o.vars;
+  let tmpVars: string | undefined;
+  if (!vars) {
+    await Deno.mkdir("/tmp/phase", { recursive: true });
+    tmpVars = await Deno.makeTempFile({ dir: "/tmp/phase", prefix: "ovmf-vars-" });
+    await Deno.copyFile(OVMF_VARS, tmpVars);
+    vars = tmpVars;
+  }
+  const t0 = performance.now();
+  const child = new Deno.Command("qemu-system-x86_64", {
+    args: qemuArgs(o, vars),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: ConsoleLine[] = [];
+  const marks: Record<string, number> = {};
+  let outcome = "exit";
+  let kept = 0;
+  const timer = setTimeout(() => {
+    outcome = "timeout";
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, o.timeoutMs);
+  const decoder = new TextDecoder();
+  let partial = "";
+  try {
+    outer: for await (const chunk of child.stdout) {
+      kept += chunk.length;
+      if (kept > MAX_CONSOLE_BYTES) {
+        outcome = "console-overflow";
+        break;
+      }
+      partial += decoder.decode(chunk, { stream: true });
+      const parts = partial.split("\n");
+      partial = parts.pop() ?? "";
+      for (const raw of parts) {
+        // deno-lint-ignore no-control-regex
+        const text = raw.replace(/\r/g, "").replace(/\x1b\[[0-9;?=]*[A-Za-z]/g, "");
+        const ms = Math.round(performance.now() - t0);
+        lines.push({ ms, text });
+        if (o.echo) console.log(text);
+        for (const [name, re] of Object.entries(o.watch ?? {})) {
+          if (!(name in marks) && re.test(text)) marks[name] = ms;
+        }
+        for (const [name, re] of Object.entries(o.until)) {
+          if (re.test(text)) {
+            marks[name] ??= ms;
+            outcome = name;
+            break outer;
+          }
+        }
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+    await child.stderr.cancel().catch(() => {});
+    if (tmpVars) await Deno.remove(tmpVars).catch(() => {});
+  }
+  return { lines, outcome, elapsedMs: Math.round(performance.now() - t0), marks };
+}
