@@ -1,21 +1,27 @@
 /**
- * Entrypoint `phase-wasm`. Not built yet: it exits with a clear message
- * (issue #6) under its permission set 'wasm'.
+ * Entrypoint `phase-wasm`: `run` and `postboot` under the permission set
+ * 'wasm', `receipt verify` under 'receipt' (read-only).
  *
  * @module
  */
-import { PhaseError } from "../cli/errors.ts";
+import { consoleLogger } from "../cli/log.ts";
 import { main } from "../cli/run.ts";
+import { RECEIPT_PERMISSION_SET, runWasm, WASM_PERMISSION_SET } from "./cli.ts";
+import { WASM_EXIT_CODES } from "./errors.ts";
 
 if (import.meta.main) {
   await main({
     name: "wasm",
-    permissionSet: Deno.args[0] === "receipt" ? "receipt" : "wasm",
-    exitCodes: { E_UNAVAILABLE: 69 },
-    run: () => {
-      throw new PhaseError("E_UNAVAILABLE", "'wasm' is not available in this version of Phase yet", {
-        hint: "it is being built (issue #6); see README.md for what works today",
-      });
-    },
+    permissionSet: Deno.args[0] === "receipt" ? RECEIPT_PERMISSION_SET : WASM_PERMISSION_SET,
+    exitCodes: WASM_EXIT_CODES,
+    run: (args) =>
+      runWasm(args, {
+        stdout: (b) => {
+          let off = 0;
+          while (off < b.length) off += Deno.stdout.writeSync(b.subarray(off));
+        },
+        line: (t) => console.log(t),
+        log: consoleLogger("wasm"),
+      }),
   });
 }

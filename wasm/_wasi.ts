@@ -1,0 +1,272 @@
+/**
+ * A WASI preview1 subset for untrusted jobs: args, stdin/stdout/stderr,
+ * clocks, random, exit. There are no preopened directories, so a job sees
+ * no filesystem; filesystem and socket calls link (compilers import them
+ * even when unused, as under wasmtime) and return ENOTCAPABLE. Any import
+ * outside `wasi_snapshot_preview1`, or a name that is not in preview1, is
+ * refused before the job starts (TM-16).
+ *
+ * Runs inside the job's worker. Private to wasm/; no imports of its own.
+ *
+ * @module
+ */
+
+/** The only import module a core job may use. */
+export const WASI_MODULE = "wasi_snapshot_preview1";
+
+const ERRNO = {
+  SUCCESS: 0,
+  BADF: 8,
+  FAULT: 21,
+  INVAL: 28,
+  NOSYS: 52,
+  SPIPE: 70,
+  NOTCAPABLE: 76,
+} as const;
+
+/** Preview1 calls that need a capability no job is granted here. */
+const DENIED_CALLS = [
+  "fd_advise",
+  "fd_allocate",
+  "fd_datasync",
+  "fd_filestat_set_size",
+  "fd_filestat_set_times",
+  "fd_pread",
+  "fd_pwrite",
+  "fd_readdir",
+  "fd_renumber",
+  "fd_sync",
+  "fd_tell",
+  "fd_fdstat_set_flags",
+  "fd_fdstat_set_rights",
+  "path_create_directory",
+  "path_filestat_get",
+  "path_filestat_set_times",
+  "path_link",
+  "path_open",
+  "path_readlink",
+  "path_remove_directory",
+  "path_rename",
+  "path_symlink",
+  "path_unlink_file",
+  "poll_oneoff",
+  "proc_raise",
+  "sock_accept",
+  "sock_recv",
+  "sock_send",
+  "sock_shutdown",
+] as const;
+
+/** Thrown by `proc_exit`: unwinds the job with its exit status. */
+export class WasiExit extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+    this.name = "WasiExit";
+  }
+}
+
+/** Thrown when a job writes more than its output cap (TM-16). */
+export class OutputLimit extends Error {
+  constructor(readonly fd: number, readonly cap: number) {
+    super(`the job wrote more than ${cap} bytes to ${fd === 1 ? "stdout" : "stderr"}`);
+    this.name = "OutputLimit";
+  }
+}
+
+/** What a job is given. */
+export interface WasiOptions {
+  readonly args: readonly string[];
+  readonly stdin: Uint8Array;
+  readonly stdoutCap: number;
+  readonly stderrCap: number;
+}
+
+class Sink {
+  readonly chunks: Uint8Array[] = [];
+  size = 0;
+  constructor(readonly fd: number, readonly cap: number) {}
+  push(bytes: Uint8Array): void {
+    const room = this.cap - this.size;
+    if (bytes.length > room) {
+      if (room > 0) this.chunks.push(bytes.slice(0, room));
+      this.size = this.cap;
+      throw new OutputLimit(this.fd, this.cap);
+    }
+    this.chunks.push(bytes.slice());
+    this.size += bytes.length;
+  }
+  bytes(): Uint8Array {
+    const out = new Uint8Array(this.size);
+    let off = 0;
+    for (const c of this.chunks) {
+      out.set(c, off);
+      off += c.length;
+    }
+    return out;
+  }
+}
+
+let IMPORTABLE: Set<string> | undefined;
+
+/** The preview1 host of one job. */
+export class Wasi {
+  memory: WebAssembly.Memory | undefined;
+  readonly stdout: Sink;
+  readonly stderr: Sink;
+  #stdinOffset = 0;
+  readonly #argBytes: Uint8Array[];
+  readonly #enc = new TextEncoder();
+
+  constructor(readonly options: WasiOptions) {
+    this.stdout = new Sink(1, options.stdoutCap);
+    this.stderr = new Sink(2, options.stderrCap);
+    this.#argBytes = options.args.map((a) => this.#enc.encode(a + "\0"));
+  }
+
+  /** Names a job may import from {@link WASI_MODULE}. */
+  static importable(name: string): boolean {
+    IMPORTABLE ??= new Set(
+      Object.keys(
+        new Wasi({ args: [], stdin: new Uint8Array(0), stdoutCap: 0, stderrCap: 0 }).imports(),
+      ),
+    );
+    return IMPORTABLE.has(name);
+  }
+
+  #view(): DataView | undefined {
+    return this.memory ? new DataView(this.memory.buffer) : undefined;
+  }
+
+  #inBounds(ptr: number, len: number): boolean {
+    const size = this.memory?.buffer.byteLength ?? 0;
+    return ptr >= 0 && len >= 0 && ptr + len <= size;
+  }
+
+  /** The import object for {@link WASI_MODULE}. */
+  imports(): Record<string, (...args: never[]) => number | void> {
+    const fns: Record<string, (...args: never[]) => number | void> = {
+      args_sizes_get: (argc: number, bufSize: number) => {
+        const v = this.#view();
+        if (!v || !this.#inBounds(argc, 4) || !this.#inBounds(bufSize, 4)) return ERRNO.FAULT;
+        v.setUint32(argc, this.#argBytes.length, true);
+        v.setUint32(bufSize, this.#argBytes.reduce((n, a) => n + a.length, 0), true);
+        return ERRNO.SUCCESS;
+      },
+      args_get: (argv: number, buf: number) => {
+        const v = this.#view();
+        const total = this.#argBytes.reduce((n, a) => n + a.length, 0);
+        if (!v || !this.#inBounds(argv, 4 * this.#argBytes.length) || !this.#inBounds(buf, total)) {
+          return ERRNO.FAULT;
+        }
+        let off = buf;
+        this.#argBytes.forEach((a, i) => {
+          v.setUint32(argv + 4 * i, off, true);
+          new Uint8Array(this.memory!.buffer, off, a.length).set(a);
+          off += a.length;
+        });
+        return ERRNO.SUCCESS;
+      },
+      environ_sizes_get: (count: number, size: number) => {
+        const v = this.#view();
+        if (!v || !this.#inBounds(count, 4) || !this.#inBounds(size, 4)) return ERRNO.FAULT;
+        v.setUint32(count, 0, true);
+        v.setUint32(size, 0, true);
+        return ERRNO.SUCCESS;
+      },
+      environ_get: () => ERRNO.SUCCESS,
+      clock_res_get: (id: number, out: number) => {
+        const v = this.#view();
+        if (id < 0 || id > 3) return ERRNO.INVAL;
+        if (!v || !this.#inBounds(out, 8)) return ERRNO.FAULT;
+        v.setBigUint64(out, 1000n, true);
+        return ERRNO.SUCCESS;
+      },
+      clock_time_get: (id: number, _precision: bigint, out: number) => {
+        const v = this.#view();
+        if (id < 0 || id > 3) return ERRNO.INVAL;
+        if (!v || !this.#inBounds(out, 8)) return ERRNO.FAULT;
+        const ns = id === 0
+          ? BigInt(Date.now()) * 1_000_000n
+          : BigInt(Math.round(performance.now() * 1e6));
+        v.setBigUint64(out, ns, true);
+        return ERRNO.SUCCESS;
+      },
+      random_get: (buf: number, len: number) => {
+        if (!this.#inBounds(buf, len)) return ERRNO.FAULT;
+        // getRandomValues fills at most 65536 bytes per call.
+        for (let off = 0; off < len; off += 65536) {
+          crypto.getRandomValues(
+            new Uint8Array(this.memory!.buffer, buf + off, Math.min(65536, len - off)),
+          );
+        }
+        return ERRNO.SUCCESS;
+      },
+      fd_read: (fd: number, iovs: number, iovsLen: number, nread: number) => {
+        if (fd !== 0) return ERRNO.BADF;
+        const v = this.#view();
+        if (!v || !this.#inBounds(iovs, 8 * iovsLen) || !this.#inBounds(nread, 4)) {
+          return ERRNO.FAULT;
+        }
+        let total = 0;
+        for (let i = 0; i < iovsLen; i++) {
+          const ptr = v.getUint32(iovs + 8 * i, true);
+          const len = v.getUint32(iovs + 8 * i + 4, true);
+          if (!this.#inBounds(ptr, len)) return ERRNO.FAULT;
+          const chunk = this.options.stdin.subarray(this.#stdinOffset, this.#stdinOffset + len);
+          new Uint8Array(this.memory!.buffer, ptr, chunk.length).set(chunk);
+          this.#stdinOffset += chunk.length;
+          total += chunk.length;
+          if (chunk.length < len) break;
+        }
+        v.setUint32(nread, total, true);
+        return ERRNO.SUCCESS;
+      },
+      fd_write: (fd: number, iovs: number, iovsLen: number, nwritten: number) => {
+        if (fd !== 1 && fd !== 2) return ERRNO.BADF;
+        const sink = fd === 1 ? this.stdout : this.stderr;
+        const v = this.#view();
+        if (!v || !this.#inBounds(iovs, 8 * iovsLen) || !this.#inBounds(nwritten, 4)) {
+          return ERRNO.FAULT;
+        }
+        let total = 0;
+        for (let i = 0; i < iovsLen; i++) {
+          const ptr = v.getUint32(iovs + 8 * i, true);
+          const len = v.getUint32(iovs + 8 * i + 4, true);
+          if (!this.#inBounds(ptr, len)) return ERRNO.FAULT;
+          sink.push(new Uint8Array(this.memory!.buffer, ptr, len));
+          total += len;
+        }
+        v.setUint32(nwritten, total, true);
+        return ERRNO.SUCCESS;
+      },
+      fd_close: (fd: number) => fd >= 0 && fd <= 2 ? ERRNO.SUCCESS : ERRNO.BADF,
+      fd_fdstat_get: (fd: number, out: number) => {
+        if (fd < 0 || fd > 2) return ERRNO.BADF;
+        const v = this.#view();
+        if (!v || !this.#inBounds(out, 24)) return ERRNO.FAULT;
+        v.setUint8(out, 2); // character device
+        v.setUint16(out + 2, 0, true);
+        v.setBigUint64(out + 8, fd === 0 ? 1n << 1n : 1n << 6n, true); // fd_read | fd_write
+        v.setBigUint64(out + 16, 0n, true);
+        return ERRNO.SUCCESS;
+      },
+      fd_filestat_get: (fd: number, out: number) => {
+        if (fd < 0 || fd > 2) return ERRNO.BADF;
+        if (!this.#inBounds(out, 64)) return ERRNO.FAULT;
+        new Uint8Array(this.memory!.buffer, out, 64).fill(0);
+        this.#view()!.setUint8(out + 16, 2);
+        return ERRNO.SUCCESS;
+      },
+      fd_seek: (fd: number) => fd >= 0 && fd <= 2 ? ERRNO.SPIPE : ERRNO.BADF,
+      // No preopened directory: libc concludes there is no filesystem.
+      fd_prestat_get: () => ERRNO.BADF,
+      fd_prestat_dir_name: () => ERRNO.BADF,
+      proc_exit: (code: number) => {
+        throw new WasiExit(code >>> 0);
+      },
+      sched_yield: () => ERRNO.SUCCESS,
+    };
+    for (const name of DENIED_CALLS) fns[name] = () => ERRNO.NOTCAPABLE;
+    return fns;
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * The job worker. The host starts it with no permissions (a component job
+ * additionally reads the JCO_DEBUG variable its transpiled glue asks for),
+ * sends one job, gets one result, then terminates it. Untrusted module
+ * bytes are parsed, compiled and run only here (TM-16).
+ *
+ * @module
+ */
+import {
+  capMemory,
+  type CappedModule,
+  MEMORY_IMPORT,
+  ModuleLimitError,
+  PAGE_BYTES,
+} from "./_limits.ts";
+import { OutputLimit, Wasi, WASI_MODULE, WasiExit } from "./_wasi.ts";
+
+/** A job as the host sends it. */
+export interface JobRequest {
+  readonly kind: "core" | "component";
+  readonly module: Uint8Array;
+  readonly stdin: Uint8Array;
+  readonly args: readonly string[];
+  readonly memoryPages: number;
+  readonly stdoutCap: number;
+  readonly stderrCap: number;
+  /** Component jobs: the transpiled glue (ES module source) and its core modules. */
+  readonly glue?: string;
+  readonly coreModules?: Readonly<Record<string, Uint8Array>>;
+}
+
+/** Outcome names, as receipts record them. */
+export type Outcome =
+  | "ok"
+  | "exit"
+  | "trap"
+  | "timeout"
+  | "memory"
+  | "output"
+  | "invalid_module"
+  | "import_denied";
+
+/** A job's result as the worker reports it. */
+export interface JobReport {
+  readonly outcome: Outcome;
+  readonly exitCode: number;
+  readonly stdout: Uint8Array;
+  readonly stderr: Uint8Array;
+  readonly error: string;
+}
+
+const scope = self as unknown as {
+  onmessage: ((e: MessageEvent<JobRequest>) => void) | null;
+  postMessage(m: JobReport): void;
+};
+
+// Set before anything else runs: a message sent before the handler exists is lost.
+scope.onmessage = (e) => {
+  scope.onmessage = null;
+  const job = e.data;
+  const run = job.kind === "component" ? runComponent(job) : Promise.resolve(runCore(job));
+  run.then((r) => scope.postMessage(r), (err) =>
+    scope.postMessage({
+      outcome: "trap",
+      exitCode: -1,
+      stdout: new Uint8Array(0),
+      stderr: new Uint8Array(0),
+      error: `runtime failure: ${err instanceof Error ? err.message : String(err)}`,
+    }));
+};
+
+function report(outcome: Outcome, error: string, wasi?: Wasi, exitCode = -1): JobReport {
+  return {
+    outcome,
+    exitCode,
+    stdout: wasi?.stdout.bytes() ?? new Uint8Array(0),
+    stderr: wasi?.stderr.bytes() ?? new Uint8Array(0),
+    error,
+  };
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+function hostMemory(capped: CappedModule): WebAssembly.Memory | undefined {
+  return capped.memory ? new WebAssembly.Memory(capped.memory) : undefined;
+}
+
+function runCore(job: JobRequest): JobReport {
+  // Validate and check imports on the module as given, then run the capped one.
+  let module: WebAssembly.Module;
+  try {
+    module = new WebAssembly.Module(job.module as BufferSource);
+  } catch (err) {
+    return report("invalid_module", message(err));
+  }
+  for (const imp of WebAssembly.Module.imports(module)) {
+    if (imp.module !== WASI_MODULE || imp.kind !== "function" || !Wasi.importable(imp.name)) {
+      return report(
+        "import_denied",
+        `the module imports ${imp.kind} '${imp.module}.${imp.name}', which this job was not granted`,
+      );
+    }
+  }
+  const start = WebAssembly.Module.exports(module).find((e) => e.name === "_start");
+  if (!start || start.kind !== "function") {
+    return report("invalid_module", "the module exports no '_start' function (not a WASI command)");
+  }
+  let capped: CappedModule;
+  let memory: WebAssembly.Memory | undefined;
+  try {
+    capped = capMemory(job.module, job.memoryPages);
+    module = new WebAssembly.Module(capped.bytes as BufferSource);
+    memory = hostMemory(capped);
+  } catch (err) {
+    if (err instanceof ModuleLimitError) return report(err.kind, err.message);
+    if (err instanceof RangeError) return report("memory", message(err));
+    return report("invalid_module", message(err));
+  }
+  const wasi = new Wasi({
+    args: job.args,
+    stdin: job.stdin,
+    stdoutCap: job.stdoutCap,
+    stderrCap: job.stderrCap,
+  });
+  wasi.memory = memory;
+  let instance: WebAssembly.Instance;
+  try {
+    instance = new WebAssembly.Instance(module, {
+      [WASI_MODULE]: wasi.imports(),
+      ...(memory ? { [MEMORY_IMPORT.module]: { [MEMORY_IMPORT.name]: memory } } : {}),
+    });
+  } catch (err) {
+    return report("trap", message(err), wasi);
+  }
+  try {
+    (instance.exports._start as () => void)();
+  } catch (err) {
+    if (err instanceof WasiExit) {
+      return report(
+        err.code === 0 ? "ok" : "exit",
+        err.code === 0 ? "" : `exit ${err.code}`,
+        wasi,
+        err.code,
+      );
+    }
+    if (err instanceof OutputLimit) return report("output", err.message, wasi);
+    // A trap with memory at its cap is what a memory bomb ends in.
+    if (memory && memory.buffer.byteLength >= job.memoryPages * PAGE_BYTES) {
+      return report(
+        "memory",
+        `memory limit of ${job.memoryPages} pages reached: ${message(err)}`,
+        wasi,
+      );
+    }
+    return report("trap", message(err), wasi);
+  }
+  return report("ok", "", wasi, 0);
+}
+
+type Glue = {
+  instantiate: (
+    getCoreModule: (name: string) => WebAssembly.Module,
+    imports: Record<string, unknown>,
+    instantiateCore: (
+      m: WebAssembly.Module,
+      imports?: WebAssembly.Imports,
+    ) => Promise<WebAssembly.Instance>,
+  ) => Promise<Record<string, unknown>>;
+};
+
+async function runComponent(job: JobRequest): Promise<JobReport> {
+  if (job.glue === undefined || job.coreModules === undefined) {
+    return report("invalid_module", "a component job needs its transpiled glue");
+  }
+  const modules = new Map<string, WebAssembly.Module>();
+  const memories = new Map<WebAssembly.Module, WebAssembly.Memory>();
+  for (const [name, bytes] of Object.entries(job.coreModules)) {
+    try {
+      const capped = capMemory(bytes, job.memoryPages);
+      const m = new WebAssembly.Module(capped.bytes as BufferSource);
+      modules.set(name, m);
+      const mem = hostMemory(capped);
+      if (mem) memories.set(m, mem);
+    } catch (err) {
+      if (err instanceof ModuleLimitError) return report(err.kind, err.message);
+      if (err instanceof RangeError) return report("memory", message(err));
+      return report("invalid_module", message(err));
+    }
+  }
+  // The glue is JS that jco generated from this component at build time and
+  // the host checked by digest; it runs under the worker's empty permissions.
+  const url = URL.createObjectURL(new Blob([job.glue], { type: "text/javascript" }));
+  let glue: Glue;
+  try {
+    glue = await import(url);
+  } catch (err) {
+    return report("invalid_module", `the component glue does not load: ${message(err)}`);
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+  let exports: Record<string, unknown>;
+  try {
+    // No host interfaces are granted to components: an import fails to link.
+    exports = await glue.instantiate(
+      (name) => {
+        const m = modules.get(name);
+        if (!m) throw new Error(`no core module '${name}'`);
+        return m;
+      },
+      {},
+      (m, imports) => {
+        const mem = memories.get(m);
+        return WebAssembly.instantiate(
+          m,
+          mem ? { ...imports, [MEMORY_IMPORT.module]: { [MEMORY_IMPORT.name]: mem } } : imports,
+        );
+      },
+    );
+  } catch (err) {
+    return report(
+      "import_denied",
+      `the component does not link without host imports: ${message(err)}`,
+    );
+  }
+  const run = exports.run;
+  if (typeof run !== "function") {
+    return report(
+      "invalid_module",
+      "the component exports no 'run' function (world phase:job/job)",
+    );
+  }
+  let result: unknown;
+  try {
+    result = run(job.stdin);
+  } catch (err) {
+    for (const mem of memories.values()) {
+      if (mem.buffer.byteLength >= job.memoryPages * PAGE_BYTES) {
+        return report(
+          "memory",
+          `memory limit of ${job.memoryPages} pages reached: ${message(err)}`,
+        );
+      }
+    }
+    return report("trap", message(err));
+  }
+  if (!(result instanceof Uint8Array)) return report("trap", "'run' did not return bytes");
+  if (result.length > job.stdoutCap) {
+    return {
+      ...report(
+        "output",
+        `the job returned ${result.length} bytes, above the cap of ${job.stdoutCap}`,
+      ),
+      stdout: result.slice(0, job.stdoutCap),
+    };
+  }
+  return { ...report("ok", "", undefined, 0), stdout: result.slice() };
+}

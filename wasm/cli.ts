@@ -1,0 +1,314 @@
+/**
+ * The `wasm` commands: `run` a job, `postboot` (the hello job the target
+ * image starts after boot), and `receipt verify`.
+ *
+ * @module
+ */
+import { type Logger, parseFlags, UsageError } from "../cli/mod.ts";
+import { explainFsError, readFileCapped } from "../cli/io.ts";
+import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
+import { loadComponent } from "./component.ts";
+import { type WasmCode, WasmError } from "./errors.ts";
+import { HELLO_INPUT, HELLO_WASM_DIGEST, helloWasmPath } from "./hello.ts";
+import { isComponentBinary } from "./_limits.ts";
+import { ephemeralNodeKey, loadOrCreateNodeKey } from "./node_key.ts";
+import {
+  buildReceipt,
+  formatReceipt,
+  sha256Digest,
+  signReceipt,
+  storeReceipt,
+  verifyReceiptFile,
+} from "./receipt.ts";
+import {
+  DEFAULT_LIMITS,
+  type JobResult,
+  MAX_INPUT_BYTES,
+  MAX_MODULE_BYTES,
+  MAX_TIMEOUT_MS,
+  type Outcome,
+  runJob,
+} from "./runner.ts";
+
+/** Permission set of `wasm run` and `wasm postboot`. */
+export const WASM_PERMISSION_SET = "wasm";
+/** Permission set of `wasm receipt`. */
+export const RECEIPT_PERMISSION_SET = "receipt";
+/** State directory used when `--state` is not given. */
+export const DEFAULT_STATE_DIR = "./.phase/wasm";
+/** Prefix of every console line the post-boot service prints. */
+export const CONSOLE_PREFIX = "phase-wasm:";
+
+const RUN_USAGE =
+  "deno task wasm run <module.wasm> [--input STR | --input-file F] [--arg A]... [--timeout-ms N] [--memory-mb N] [--output-kb N] [--state DIR] [--private]";
+const POSTBOOT_USAGE = "deno task wasm postboot [--state DIR] [--private]";
+const RECEIPT_USAGE = "deno task receipt verify <receipt.json> [--trust FILE] [--json]";
+
+/** Where the commands write. */
+export interface WasmIo {
+  /** The job's stdout (raw bytes). */
+  readonly stdout: (bytes: Uint8Array) => void;
+  /** Human lines (one per call, with newline). */
+  readonly line: (text: string) => void;
+  readonly log: Logger;
+}
+
+const OUTCOME_ERRORS: Readonly<Record<Exclude<Outcome, "ok">, [WasmCode, string]>> = {
+  exit: ["E_EXIT", "the job exited with a non-zero status"],
+  trap: ["E_TRAP", "the job trapped"],
+  timeout: ["E_TIMEOUT", "raise --timeout-ms if the job is meant to run longer"],
+  memory: ["E_MEMORY", "raise --memory-mb if the job needs more memory"],
+  output: ["E_OUTPUT", "raise --output-kb if the job is meant to write more"],
+  invalid_module: [
+    "E_MODULE",
+    "build a WASI preview1 command module (or a component with its glue)",
+  ],
+  import_denied: [
+    "E_IMPORT",
+    "a job may import only wasi_snapshot_preview1 functions (no filesystem, no network)",
+  ],
+};
+
+function positiveInt(text: string | undefined, flag: string, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d{1,10}$/.test(text) || Number(text) < 1 || Number(text) > max) {
+    throw new UsageError(`--${flag} must be an integer from 1 to ${max}, got '${text}'`, RUN_USAGE);
+  }
+  return Number(text);
+}
+
+async function readInput(path: string, cap: number, what: string): Promise<Uint8Array> {
+  try {
+    return await readFileCapped(path, cap);
+  } catch (err) {
+    throw new WasmError(
+      "E_IO",
+      `cannot read ${what} ${explainFsError(err, path, WASM_PERMISSION_SET)}`,
+      {
+        cause: err,
+        hint:
+          "the 'wasm' set reads ./wasm, ./.phase, /etc/phase, /var/lib/phase, /run/phase, /dev/shm/phase, /tmp/phase",
+      },
+    );
+  }
+}
+
+/** A finished job with its signed receipt. */
+export interface SignedJob {
+  readonly result: JobResult;
+  readonly receipt: Record<string, unknown>;
+  readonly receiptBytes: Uint8Array;
+  readonly keyid: string;
+  /** Where the receipt was stored; undefined in private mode. */
+  readonly path: string | undefined;
+}
+
+/**
+ * Runs a job, signs its receipt with the node key and stores it under
+ * `<state>/receipts/` (private mode: ephemeral key, nothing written).
+ */
+export async function runAndSign(opts: {
+  module: Uint8Array;
+  input: Uint8Array;
+  args?: readonly string[];
+  limits?: Parameters<typeof runJob>[0]["limits"];
+  component?: Parameters<typeof runJob>[0]["component"];
+  stateDir: string;
+  private: boolean;
+}): Promise<SignedJob> {
+  const key = opts.private ? ephemeralNodeKey() : await loadOrCreateNodeKey(opts.stateDir);
+  const result = await runJob({
+    module: opts.module,
+    input: opts.input,
+    args: opts.args,
+    limits: opts.limits,
+    component: opts.component,
+  });
+  const receipt = signReceipt(buildReceipt(opts, result, key.keyid), key);
+  const receiptBytes = formatReceipt(receipt);
+  const path = opts.private
+    ? undefined
+    : await storeReceipt(opts.stateDir, receiptBytes, result.startedAt);
+  return { result, receipt, receiptBytes, keyid: key.keyid, path };
+}
+
+function outcomeError(result: JobResult, receiptNote: string): WasmError | undefined {
+  if (result.outcome === "ok") return undefined;
+  const [code, hint] = OUTCOME_ERRORS[result.outcome];
+  return new WasmError(code, `job ${result.outcome}: ${result.error} (${receiptNote})`, { hint });
+}
+
+async function cmdRun(args: string[], io: WasmIo): Promise<number> {
+  const { values, positionals } = parseFlags(
+    args,
+    {
+      input: { type: "string" },
+      "input-file": { type: "string" },
+      arg: { type: "string", multiple: true },
+      "timeout-ms": { type: "string" },
+      "memory-mb": { type: "string" },
+      "output-kb": { type: "string" },
+      state: { type: "string" },
+      private: { type: "boolean" },
+    },
+    RUN_USAGE,
+    true,
+  );
+  if (positionals.length !== 1) throw new UsageError("give exactly one module to run", RUN_USAGE);
+  if (values.input !== undefined && values["input-file"] !== undefined) {
+    throw new UsageError("--input and --input-file are exclusive", RUN_USAGE);
+  }
+  if (values.private && values.state !== undefined) {
+    throw new UsageError("--private writes nothing: it takes no --state", RUN_USAGE);
+  }
+  const timeoutMs = positiveInt(values["timeout-ms"], "timeout-ms", MAX_TIMEOUT_MS);
+  const memoryMb = positiveInt(values["memory-mb"], "memory-mb", 1024);
+  const outputKb = positiveInt(values["output-kb"], "output-kb", MAX_INPUT_BYTES / 1024);
+  const path = positionals[0];
+  const module = await readInput(path, MAX_MODULE_BYTES, "module");
+  const input = values["input-file"] !== undefined
+    ? await readInput(values["input-file"], MAX_INPUT_BYTES, "input")
+    : new TextEncoder().encode(values.input ?? "");
+  const component = isComponentBinary(module) ? await loadComponent(path, module) : undefined;
+  const job = await runAndSign({
+    module,
+    input,
+    args: [path.split("/").pop() ?? "job", ...(values.arg ?? [])],
+    limits: {
+      timeoutMs: timeoutMs ?? DEFAULT_LIMITS.timeoutMs,
+      memoryBytes: memoryMb !== undefined ? memoryMb * 1024 * 1024 : DEFAULT_LIMITS.memoryBytes,
+      outputBytes: outputKb !== undefined ? outputKb * 1024 : DEFAULT_LIMITS.outputBytes,
+    },
+    component,
+    stateDir: values.state ?? DEFAULT_STATE_DIR,
+    private: values.private ?? false,
+  });
+  io.stdout(job.result.stdout);
+  io.log.info("receipt", {
+    outcome: job.result.outcome,
+    keyid: job.keyid,
+    receipt: job.path ?? "private (not stored)",
+    digest: sha256Digest(job.receiptBytes),
+    wall_us: job.result.wallUs,
+  });
+  const err = outcomeError(job.result, `receipt ${job.path ?? "not stored (private)"}`);
+  if (err) throw err;
+  return 0;
+}
+
+async function cmdPostboot(args: string[], io: WasmIo): Promise<number> {
+  const { values } = parseFlags(args, {
+    state: { type: "string" },
+    private: { type: "boolean" },
+  }, POSTBOOT_USAGE);
+  if (values.private && values.state !== undefined) {
+    throw new UsageError("--private writes nothing: it takes no --state", POSTBOOT_USAGE);
+  }
+  const path = helloWasmPath();
+  const module = await readInput(path, MAX_MODULE_BYTES, "the hello job");
+  // Run exactly the bytes this version of Phase ships (TM-01).
+  if (sha256Digest(module) !== HELLO_WASM_DIGEST) {
+    throw new WasmError(
+      "E_MODULE",
+      `${path} is not the hello job this build ships (digest differs)`,
+      {
+        hint: "rebuild with 'deno task wasm:build' or reinstall the image",
+      },
+    );
+  }
+  const job = await runAndSign({
+    module,
+    input: new TextEncoder().encode(HELLO_INPUT),
+    args: ["hello.wasm"],
+    stateDir: values.state ?? DEFAULT_STATE_DIR,
+    private: values.private ?? false,
+  });
+  const text = new TextDecoder().decode(job.result.stdout);
+  io.line(`${CONSOLE_PREFIX} hello: ${JSON.stringify(text).slice(1, -1)}`);
+  io.line(`${CONSOLE_PREFIX} receipt keyid ${job.keyid}`);
+  io.line(
+    `${CONSOLE_PREFIX} receipt ${job.path ?? "private (not stored)"} ${
+      sha256Digest(job.receiptBytes)
+    }`,
+  );
+  const err = outcomeError(job.result, `receipt ${job.path ?? "not stored (private)"}`);
+  if (err) throw err;
+  return 0;
+}
+
+async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
+  if (args[0] !== "verify") throw new UsageError("the receipt command is 'verify'", RECEIPT_USAGE);
+  const { values, positionals } = parseFlags(
+    args.slice(1),
+    {
+      trust: { type: "string" },
+      json: { type: "boolean" },
+    },
+    RECEIPT_USAGE,
+    true,
+  );
+  if (positionals.length !== 1) {
+    throw new UsageError("give exactly one receipt file", RECEIPT_USAGE);
+  }
+  let trust: Trust | undefined;
+  if (values.trust !== undefined) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFileCapped(values.trust, MAX_TRUST_BYTES);
+    } catch (err) {
+      throw new WasmError(
+        "E_IO",
+        `cannot read ${explainFsError(err, values.trust, RECEIPT_PERMISSION_SET)}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    try {
+      trust = parseTrust(bytes);
+    } catch (err) {
+      throw new WasmError("E_TRUST", (err as Error).message, {
+        cause: err,
+        hint: (err as WasmError).hint,
+      });
+    }
+  }
+  const r = await verifyReceiptFile(positionals[0], trust);
+  if (values.json) {
+    io.line(JSON.stringify({
+      ok: true,
+      node: r.node,
+      anchored: r.anchored,
+      outcome: r.outcome ?? null,
+      exit_code: r.exitCode,
+      module: r.module,
+      input: r.input,
+      output: r.output,
+    }));
+  } else {
+    io.line(
+      `${CONSOLE_PREFIX} receipt ok: node ${r.node} ${
+        r.anchored ? "(trusted)" : "(self-consistent only; pass --trust to check the node)"
+      } outcome ${r.outcome ?? "unrecorded"} exit ${r.exitCode} module ${r.module}`,
+    );
+  }
+  return 0;
+}
+
+/** Dispatches `wasm <command>`. */
+export function runWasm(args: string[], io: WasmIo): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case "run":
+      return cmdRun(rest, io);
+    case "postboot":
+      return cmdPostboot(rest, io);
+    case "receipt":
+      return cmdReceipt(rest, io);
+    default:
+      throw new UsageError(
+        command === undefined ? "missing command" : `unknown command '${command}'`,
+        `${RUN_USAGE}\n      ${POSTBOOT_USAGE}\n      ${RECEIPT_USAGE}`,
+      );
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * The host side of a job: start a worker with no permissions, send the job,
+ * wait at most the wall-clock timeout, terminate the worker. The worker's
+ * report is untrusted input: it is checked and capped here (TM-16).
+ *
+ * @module
+ */
+import type { JobReport, JobRequest, Outcome } from "./_worker.ts";
+
+export type { Outcome } from "./_worker.ts";
+
+/** Default memory cap of a job, in bytes (formats.md §7 example). */
+export const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
+/** Largest memory cap a job may ask for, in bytes. */
+export const MAX_MEMORY_BYTES = 1024 * 1024 * 1024;
+/** Default wall-clock timeout of a job, in milliseconds. */
+export const DEFAULT_TIMEOUT_MS = 5_000;
+/** Longest timeout a job may ask for, in milliseconds. */
+export const MAX_TIMEOUT_MS = 10 * 60_000;
+/** Default cap on a job's stdout, in bytes. */
+export const DEFAULT_OUTPUT_BYTES = 1024 * 1024;
+/** Cap on a job's stderr, in bytes. */
+export const MAX_STDERR_BYTES = 64 * 1024;
+/** Largest module accepted, in bytes. */
+export const MAX_MODULE_BYTES = 16 * 1024 * 1024;
+/** Largest input accepted, in bytes. */
+export const MAX_INPUT_BYTES = 16 * 1024 * 1024;
+/** Bytes in a WebAssembly page. */
+const PAGE_BYTES = 65536;
+
+/** Limits of one job. */
+export interface JobLimits {
+  readonly memoryBytes: number;
+  readonly timeoutMs: number;
+  readonly outputBytes: number;
+}
+
+/** The default limits. */
+export const DEFAULT_LIMITS: JobLimits = Object.freeze({
+  memoryBytes: DEFAULT_MEMORY_BYTES,
+  timeoutMs: DEFAULT_TIMEOUT_MS,
+  outputBytes: DEFAULT_OUTPUT_BYTES,
+});
+
+/** A transpiled component: its glue and core modules (see components.ts). */
+export interface ComponentGlue {
+  readonly glue: string;
+  readonly coreModules: Readonly<Record<string, Uint8Array>>;
+}
+
+/** What to run. */
+export interface JobSpec {
+  /** The module (or component) bytes exactly as given; receipts hash these. */
+  readonly module: Uint8Array;
+  readonly input: Uint8Array;
+  readonly args?: readonly string[];
+  readonly limits?: Partial<JobLimits>;
+  /** Present for a component job. */
+  readonly component?: ComponentGlue;
+  /** Wall clock for `started_at` (injected for tests). */
+  readonly now?: () => Date;
+}
+
+/** What happened. */
+export interface JobResult {
+  readonly outcome: Outcome;
+  /** The WASI exit status, or -1 when the job did not exit by itself. */
+  readonly exitCode: number;
+  readonly stdout: Uint8Array;
+  readonly stderr: Uint8Array;
+  /** Human reason for any outcome other than `ok`. */
+  readonly error: string;
+  readonly startedAt: Date;
+  /** Spawn-to-result time in microseconds. */
+  readonly wallUs: number;
+  readonly limits: JobLimits;
+}
+
+const OUTCOMES: ReadonlySet<string> = new Set<Outcome>([
+  "ok",
+  "exit",
+  "trap",
+  "timeout",
+  "memory",
+  "output",
+  "invalid_module",
+  "import_denied",
+]);
+
+/** Bytes of the worker's reported error message kept, in UTF-16 units. */
+const MAX_ERROR_CHARS = 1024;
+
+function resolveLimits(l: Partial<JobLimits> | undefined): JobLimits {
+  const limits = { ...DEFAULT_LIMITS, ...l };
+  if (
+    !Number.isSafeInteger(limits.memoryBytes) || limits.memoryBytes < PAGE_BYTES ||
+    limits.memoryBytes > MAX_MEMORY_BYTES || limits.memoryBytes % PAGE_BYTES !== 0
+  ) {
+    throw new RangeError(
+      `memory limit must be a multiple of 64 KiB up to ${MAX_MEMORY_BYTES} bytes`,
+    );
+  }
+  if (
+    !Number.isSafeInteger(limits.timeoutMs) || limits.timeoutMs < 1 ||
+    limits.timeoutMs > MAX_TIMEOUT_MS
+  ) {
+    throw new RangeError(`timeout must be 1..${MAX_TIMEOUT_MS} ms`);
+  }
+  if (
+    !Number.isSafeInteger(limits.outputBytes) || limits.outputBytes < 0 ||
+    limits.outputBytes > MAX_INPUT_BYTES
+  ) {
+    throw new RangeError(`output cap must be 0..${MAX_INPUT_BYTES} bytes`);
+  }
+  return Object.freeze(limits);
+}
+
+function checkReport(r: unknown, limits: JobLimits): Omit<JobReport, never> {
+  const o = r as Partial<JobReport> | null;
+  if (
+    !o || typeof o !== "object" || typeof o.outcome !== "string" || !OUTCOMES.has(o.outcome) ||
+    typeof o.exitCode !== "number" || !Number.isSafeInteger(o.exitCode) ||
+    !(o.stdout instanceof Uint8Array) || !(o.stderr instanceof Uint8Array) ||
+    typeof o.error !== "string"
+  ) {
+    return {
+      outcome: "trap",
+      exitCode: -1,
+      stdout: new Uint8Array(0),
+      stderr: new Uint8Array(0),
+      error: "the job worker sent a malformed report",
+    };
+  }
+  return {
+    outcome: o.outcome,
+    exitCode: o.exitCode,
+    stdout: o.stdout.slice(0, limits.outputBytes),
+    stderr: o.stderr.slice(0, MAX_STDERR_BYTES),
+    error: o.error.slice(0, MAX_ERROR_CHARS),
+  };
+}
+
+/**
+ * Runs one job in a fresh worker and returns its result. Never throws for
+ * anything the job does: invalid modules, traps, timeouts, memory and
+ * output limits and denied imports are outcomes. Throws RangeError only for
+ * limits outside their bounds.
+ */
+export async function runJob(spec: JobSpec): Promise<JobResult> {
+  const limits = resolveLimits(spec.limits);
+  if (spec.module.length > MAX_MODULE_BYTES) {
+    throw new RangeError(`module above ${MAX_MODULE_BYTES} bytes`);
+  }
+  if (spec.input.length > MAX_INPUT_BYTES) {
+    throw new RangeError(`input above ${MAX_INPUT_BYTES} bytes`);
+  }
+  const startedAt = (spec.now ?? (() => new Date()))();
+  const t0 = performance.now();
+  const request: JobRequest = {
+    kind: spec.component ? "component" : "core",
+    module: spec.module.slice(),
+    stdin: spec.input.slice(),
+    args: [...(spec.args ?? ["job"])],
+    memoryPages: limits.memoryBytes / PAGE_BYTES,
+    stdoutCap: limits.outputBytes,
+    stderrCap: MAX_STDERR_BYTES,
+    glue: spec.component?.glue,
+    coreModules: spec.component?.coreModules,
+  };
+  // TM-16: the job gets no read, write, net, run, sys, ffi or import
+  // permission; transpiled component glue reads one variable (JCO_DEBUG).
+  const permissions = spec.component
+    ? {
+      read: false,
+      write: false,
+      net: false,
+      env: ["JCO_DEBUG"],
+      run: false,
+      sys: false,
+      ffi: false,
+      import: false,
+    }
+    : "none";
+  const worker = new Worker(new URL("./_worker.ts", import.meta.url), {
+    type: "module",
+    name: "phase-wasm-job",
+    deno: { permissions },
+  } as WorkerOptions);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const report = await new Promise<Omit<JobReport, never>>((resolve) => {
+    timer = setTimeout(() => {
+      resolve({
+        outcome: "timeout",
+        exitCode: -1,
+        stdout: new Uint8Array(0),
+        stderr: new Uint8Array(0),
+        error: `the job ran longer than ${limits.timeoutMs} ms and was stopped`,
+      });
+    }, limits.timeoutMs);
+    worker.onmessage = (e) => resolve(checkReport(e.data, limits));
+    worker.onmessageerror = () => resolve(checkReport(null, limits));
+    worker.onerror = (e) => {
+      // An uncaught error in the worker must not reach the host's handler.
+      e.preventDefault();
+      resolve({
+        outcome: "trap",
+        exitCode: -1,
+        stdout: new Uint8Array(0),
+        stderr: new Uint8Array(0),
+        error: `the job worker failed: ${e.message}`.slice(0, MAX_ERROR_CHARS),
+      });
+    };
+    worker.postMessage(request);
+  });
+  clearTimeout(timer);
+  worker.terminate();
+  const wallUs = Math.round((performance.now() - t0) * 1000);
+  return Object.freeze({ ...report, startedAt, wallUs, limits });
+}

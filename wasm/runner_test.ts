@@ -1,0 +1,236 @@
+import {
+  deepStrictEqual as assertEquals,
+  match as assertMatch,
+  ok as assert,
+} from "node:assert/strict";
+import { watToWasm } from "./build.ts";
+import { runAndSign } from "./cli.ts";
+import { HELLO_INPUT, HELLO_OUTPUT, helloWasmPath } from "./hello.ts";
+import { verifyReceipt } from "./receipt.ts";
+import { type JobResult, runJob } from "./runner.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const WASI =
+  `(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))`;
+
+async function wat(source: string): Promise<Uint8Array> {
+  return await watToWasm("fixture.wat", source);
+}
+
+async function tempState(): Promise<string> {
+  await Deno.mkdir("/tmp/phase", { recursive: true });
+  return await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "wasm-test-" });
+}
+
+/** The host still runs the real hello job correctly after a hostile one. */
+async function assertHostUnaffected(): Promise<void> {
+  const r = await runJob({
+    module: await Deno.readFile(helloWasmPath()),
+    input: enc.encode(HELLO_INPUT),
+  });
+  assertEquals(r.outcome, "ok");
+  assertEquals(dec.decode(r.stdout), HELLO_OUTPUT);
+}
+
+/** Runs a hostile job through the signing path and checks its stored receipt. */
+async function hostile(
+  module: Uint8Array,
+  limits: Parameters<typeof runJob>[0]["limits"] = {},
+): Promise<{ result: JobResult; outcome: string | undefined; files: string[] }> {
+  const state = await tempState();
+  try {
+    const job = await runAndSign({
+      module,
+      input: enc.encode("x"),
+      limits,
+      stateDir: state,
+      private: false,
+    });
+    const files = [];
+    for await (const e of Deno.readDir(`${state}/receipts`)) files.push(e.name);
+    assertEquals(files.length, 1, "one receipt per job");
+    const receipt = verifyReceipt(await Deno.readFile(`${state}/receipts/${files[0]}`), "receipt");
+    assertEquals(receipt.outcome, job.result.outcome);
+    assertEquals(receipt.exitCode, job.result.exitCode);
+    await assertHostUnaffected();
+    return { result: job.result, outcome: receipt.outcome, files };
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+}
+
+Deno.test("hello job reverses its input, UTF-8 sequences kept whole", async () => {
+  const module = await Deno.readFile(helloWasmPath());
+  const r = await runJob({ module, input: enc.encode(HELLO_INPUT) });
+  assertEquals(r.outcome, "ok");
+  assertEquals(r.exitCode, 0);
+  assertEquals(dec.decode(r.stdout), "dlroW ,olleH");
+  const r2 = await runJob({ module, input: enc.encode("añ€😀b") });
+  assertEquals(dec.decode(r2.stdout), "b😀€ña");
+  const r3 = await runJob({ module, input: new Uint8Array(0) });
+  assertEquals(r3.stdout.length, 0);
+});
+
+Deno.test("WASI subset: args, clocks, random, stderr, exit status", async () => {
+  const module = await wat(`(module
+    (import "wasi_snapshot_preview1" "args_sizes_get" (func $asg (param i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "args_get" (func $ag (param i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "clock_time_get" (func $ct (param i32 i64 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "random_get" (func $rg (param i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "path_open" (func $po (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+    ${WASI}
+    (memory (export "memory") 1)
+    (func (export "_start")
+      ;; 100: argc, 104: argv buf size, 200..: argv pointers, 300..: argv strings
+      (drop (call $asg (i32.const 100) (i32.const 104)))
+      (drop (call $ag (i32.const 200) (i32.const 300)))
+      (drop (call $ct (i32.const 0) (i64.const 1) (i32.const 400)))
+      (drop (call $rg (i32.const 408) (i32.const 16)))
+      ;; path_open's errno (76, ENOTCAPABLE) at 424
+      (i32.store (i32.const 424)
+        (call $po (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0)))
+      ;; stdout: argc(4) argvsize(4) time(8) random(16) errno(4) then the argv strings
+      (i32.store (i32.const 0) (i32.const 100)) (i32.store (i32.const 4) (i32.const 8))
+      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (i32.store (i32.const 0) (i32.const 400)) (i32.store (i32.const 4) (i32.const 28))
+      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (i32.store (i32.const 0) (i32.const 300)) (i32.store (i32.const 4) (i32.load (i32.const 104)))
+      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (i32.store (i32.const 0) (i32.const 300)) (i32.store (i32.const 4) (i32.const 3))
+      (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (call $exit (i32.const 3))))`);
+  const before = BigInt(Date.now()) * 1_000_000n;
+  const r = await runJob({ module, input: new Uint8Array(0), args: ["job.wasm", "--flag"] });
+  assertEquals(r.outcome, "exit");
+  assertEquals(r.exitCode, 3);
+  const v = new DataView(r.stdout.buffer);
+  assertEquals(v.getUint32(0, true), 2);
+  assertEquals(v.getUint32(4, true), "job.wasm\0--flag\0".length);
+  const ns = v.getBigUint64(8, true);
+  assert(ns >= before && ns <= BigInt(Date.now() + 1) * 1_000_000n, "realtime clock in ns");
+  assert(r.stdout.subarray(16, 32).some((b) => b !== 0), "random bytes");
+  assertEquals(v.getUint32(32, true), 76, "no filesystem: ENOTCAPABLE");
+  assertEquals(dec.decode(r.stdout.subarray(36)), "job.wasm\0--flag\0");
+  assertEquals(dec.decode(r.stderr), "job");
+});
+
+Deno.test("TM-16 hostile WASM job: an invalid module is refused, with a receipt", async () => {
+  const { result, outcome } = await hostile(enc.encode("\0asm\x01\0\0\0garbage"));
+  assertEquals(outcome, "invalid_module");
+  assertEquals(result.exitCode, -1);
+  assert(result.error.length > 0);
+  const notWasm = await hostile(enc.encode("#!/bin/sh\necho hi\n"));
+  assertEquals(notWasm.outcome, "invalid_module");
+  assertMatch(notWasm.result.error, /magic/);
+});
+
+Deno.test("TM-16 hostile WASM job: a trap ends the job, with a receipt", async () => {
+  const { result, outcome } = await hostile(
+    await wat(`(module (memory 1) (func (export "_start") unreachable))`),
+  );
+  assertEquals(outcome, "trap");
+  assertMatch(result.error, /unreachable/);
+});
+
+Deno.test("TM-16 hostile WASM job: an infinite loop is stopped at the timeout, with a receipt", async () => {
+  const t0 = performance.now();
+  const { result, outcome } = await hostile(
+    await wat(`(module (func (export "_start") (loop $l (br $l))))`),
+    { timeoutMs: 300 },
+  );
+  assertEquals(outcome, "timeout");
+  assert(performance.now() - t0 < 5_000, "stopped near the timeout");
+  assert(result.wallUs >= 300_000 && result.wallUs < 2_000_000, `wall ${result.wallUs} us`);
+});
+
+Deno.test("TM-16 hostile WASM job: a memory bomb stops at the memory cap, with a receipt", async () => {
+  // Grows until refused, then writes far beyond what it got.
+  const bomb = await wat(`(module (memory 1)
+    (func (export "_start")
+      (loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
+      (i32.store (i32.const 0x7ffffff0) (i32.const 1))))`);
+  const { result, outcome } = await hostile(bomb, { memoryBytes: 8 * 1024 * 1024 });
+  assertEquals(outcome, "memory");
+  assertMatch(result.error, /128 pages/);
+  // A module that asks for more than the cap at start is refused before it runs.
+  const greedy = await hostile(await wat(`(module (memory 2000) (func (export "_start")))`), {
+    memoryBytes: 8 * 1024 * 1024,
+  });
+  assertEquals(greedy.outcome, "memory");
+  // A declared maximum above the cap is clamped, not trusted.
+  const declared = await hostile(
+    await wat(`(module (memory 1 65536)
+      (func (export "_start")
+        (if (i32.ne (memory.grow (i32.const 1000)) (i32.const -1)) (then unreachable))))`),
+    { memoryBytes: 1024 * 1024 },
+  );
+  assertEquals(declared.outcome, "ok");
+});
+
+Deno.test("TM-16 hostile WASM job: huge output is cut at the output cap, with a receipt", async () => {
+  const module = await wat(`(module ${WASI} (memory 2)
+    (func (export "_start")
+      (i32.store (i32.const 0) (i32.const 1024)) (i32.store (i32.const 4) (i32.const 65536))
+      (loop $l (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))) (br $l))))`);
+  const { result, outcome } = await hostile(module, { outputBytes: 100_000, timeoutMs: 5_000 });
+  assertEquals(outcome, "output");
+  assertEquals(result.stdout.length, 100_000);
+});
+
+Deno.test("TM-16 hostile WASM job: an import that was not granted is refused, with a receipt", async () => {
+  const env = await hostile(
+    await wat(`(module
+    (import "env" "host_exec" (func (param i32) (result i32)))
+    (func (export "_start")))`),
+  );
+  assertEquals(env.outcome, "import_denied");
+  assertMatch(env.result.error, /env\.host_exec/);
+  const mem = await hostile(
+    await wat(`(module
+    (import "wasi_snapshot_preview1" "memory" (memory 1))
+    (func (export "_start")))`),
+  );
+  assertEquals(mem.outcome, "import_denied");
+  const unknown = await hostile(
+    await wat(`(module
+    (import "wasi_snapshot_preview1" "sock_open" (func (param i32) (result i32)))
+    (func (export "_start")))`),
+  );
+  assertEquals(unknown.outcome, "import_denied");
+});
+
+Deno.test("TM-16 hostile WASM job: code in the job worker holds no permission", async () => {
+  // Component glue is JS running in the job worker: make it hostile and see
+  // what the worker lets it do. Only the JCO_DEBUG variable is readable.
+  const glue = `export async function instantiate() {
+    const out = [];
+    const probes = [
+      () => Deno.readTextFile("/etc/hostname"),
+      () => Deno.writeTextFile("/tmp/phase/pwned", "x"),
+      () => Deno.env.get("HOME"),
+      () => fetch("http://127.0.0.1:9/"),
+      () => new Deno.Command("true").output(),
+      () => Deno.hostname(),
+      () => import("file:///etc/passwd"),
+      () => Deno.env.get("JCO_DEBUG"),
+    ];
+    for (const f of probes) {
+      try { await f(); out.push("allowed"); } catch (e) { out.push(e.name); }
+    }
+    return { run: () => new TextEncoder().encode(out.join(",")) };
+  }`;
+  const r = await runJob({
+    module: new Uint8Array(8),
+    input: new Uint8Array(0),
+    component: { glue, coreModules: {} },
+  });
+  assertEquals(r.outcome, "ok");
+  const got = dec.decode(r.stdout).split(",");
+  assertEquals(got.length, 8);
+  got.slice(0, 7).forEach((g, i) => assert(g !== "allowed", `probe ${i} was allowed`));
+  assertEquals(got.filter((g) => g === "NotCapable").length >= 5, true, got.join(","));
+  assertEquals(got[7], "allowed");
+  await assertHostUnaffected();
+});
