@@ -30,6 +30,8 @@ export const WINDOW_SEGMENTS_PER_SOURCE = 2;
 export const PARALLEL_MIN_BYTES = 16 * 1024 * 1024;
 /** Bytes collected before one write to the partial file. */
 export const WRITE_BUFFER_BYTES = 1024 * 1024;
+/** Size of the buffer the socket is read into (BYOB), in bytes. */
+export const READ_SCRATCH_BYTES = 256 * 1024;
 /** Most full download rounds per artifact (a round ends with a digest check). */
 export const MAX_ROUNDS = 6;
 
@@ -176,6 +178,7 @@ async function fetchSequential(
   // batches (one write op per MiB, not per 64 KiB network chunk). `p.pos`
   // counts bytes on disk, so a failure leaves a consistent prefix.
   const buf = new Uint8Array(WRITE_BUFFER_BYTES);
+  const scratch = new Uint8Array(READ_SCRATCH_BYTES);
   let fill = 0;
   const flushBuf = async () => {
     if (fill === 0) return;
@@ -196,7 +199,7 @@ async function fetchSequential(
         off += k;
         if (fill === buf.length) await flushBuf();
       }
-    }, { limits }));
+    }, { limits, scratch }));
   } finally {
     await flushBuf();
   }

@@ -144,13 +144,24 @@ export async function readGuarded(
   open: OpenResponse,
   maxBytes: number,
   onChunk: (chunk: Uint8Array) => void | Promise<void>,
-  opts: { limits?: TransferLimits; now?: () => number } = {},
+  opts: { limits?: TransferLimits; now?: () => number; scratch?: Uint8Array } = {},
 ): Promise<{ bytes: number; overflow: boolean }> {
   const limits = opts.limits ?? DEFAULT_LIMITS;
   const now = opts.now ?? (() => performance.now());
   const body = open.response.body;
   if (!body) return { bytes: 0, overflow: false };
-  const reader = body.getReader();
+  // With a scratch buffer and a byte stream, read straight into it (BYOB):
+  // no allocation per chunk, so a multi-GiB transfer keeps a flat memory
+  // profile. The chunk handed to onChunk is then valid until it returns.
+  let byob: ReadableStreamBYOBReader | undefined;
+  let scratch = opts.scratch;
+  if (scratch) {
+    try {
+      byob = body.getReader({ mode: "byob" });
+    } catch { /* not a byte stream: default reader */ }
+  }
+  const reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array> = byob ??
+    body.getReader();
   let total = 0;
   let windowStart = now();
   let windowBytes = 0;
@@ -174,7 +185,14 @@ export async function readGuarded(
     while (true) {
       let r: ReadableStreamReadResult<Uint8Array>;
       try {
-        r = await reader.read();
+        if (byob && scratch) {
+          r = await byob.read(
+            new Uint8Array(scratch.buffer, 0, scratch.byteLength),
+          ) as ReadableStreamReadResult<Uint8Array>;
+          if (r.value) scratch = new Uint8Array(r.value.buffer);
+        } else {
+          r = await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
+        }
       } catch (err) {
         if (stalled) throw stalled;
         throw new ClientError(

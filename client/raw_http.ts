@@ -60,6 +60,15 @@ class Conn {
     if (this.#buf.length === 0 && !(await this.fill())) return null;
     return this.take(Math.min(max, this.#buf.length));
   }
+  /** Buffered bytes first, else one socket read straight into `view`. */
+  async readInto(view: Uint8Array): Promise<number | null> {
+    if (this.#buf.length > 0) {
+      const b = this.take(Math.min(view.length, this.#buf.length));
+      view.set(b);
+      return b.length;
+    }
+    return await this.#conn.read(view);
+  }
   /** A CRLF-terminated line of at most `max` bytes. */
   async line(max: number): Promise<string> {
     for (;;) {
@@ -154,7 +163,29 @@ export const rawHttpFetch: FetchFn = async (input, init = {}) => {
     const noBody = status === 204 || status === 304;
     let chunkLeft = 0;
     const done = noBody || remaining === 0;
-    const body = done ? null : new ReadableStream<Uint8Array>({
+    // A byte stream: a BYOB reader (http.ts readGuarded with a scratch
+    // buffer) gets socket bytes read straight into its buffer.
+    const deliver = async (
+      ctl: ReadableByteStreamController,
+      max: number,
+    ): Promise<number | null> => {
+      const req = ctl.byobRequest;
+      const view = req?.view
+        ? new Uint8Array(req.view.buffer, req.view.byteOffset, req.view.byteLength)
+        : undefined;
+      if (view) {
+        const n = await conn.readInto(view.subarray(0, Math.min(view.length, max)));
+        if (n === null) return null;
+        req!.respond(n);
+        return n;
+      }
+      const b = await conn.next(max);
+      if (b === null) return null;
+      ctl.enqueue(b.slice());
+      return b.length;
+    };
+    const body = done ? null : new ReadableStream({
+      type: "bytes",
       async pull(ctl) {
         try {
           if (chunked) {
@@ -167,32 +198,32 @@ export const rawHttpFetch: FetchFn = async (input, init = {}) => {
                 while ((await conn.line(MAX_CHUNK_LINE_BYTES)) !== "");
                 conn.close();
                 ctl.close();
+                ctl.byobRequest?.respond(0);
                 return;
               }
               chunkLeft = size;
             }
-            const b = await conn.next(chunkLeft);
-            if (b === null) throw new TypeError("connection closed inside a chunk");
-            chunkLeft -= b.length;
+            const n = await deliver(ctl, chunkLeft);
+            if (n === null) throw new TypeError("connection closed inside a chunk");
+            chunkLeft -= n;
             if (chunkLeft === 0) {
               const crlf = await conn.line(2);
               if (crlf !== "") throw new TypeError("missing CRLF after a chunk");
             }
-            ctl.enqueue(b);
             return;
           }
-          const b = await conn.next(remaining >= 0 ? remaining : READ_BYTES);
-          if (b === null) {
+          const n = await deliver(ctl, remaining >= 0 ? remaining : READ_BYTES);
+          if (n === null) {
             conn.close();
             if (remaining > 0) {
               throw new TypeError(`connection closed with ${remaining} bytes missing`);
             }
             ctl.close();
+            ctl.byobRequest?.respond(0);
             return;
           }
-          ctl.enqueue(b);
           if (remaining >= 0) {
-            remaining -= b.length;
+            remaining -= n;
             if (remaining === 0) {
               conn.close();
               ctl.close();
@@ -206,7 +237,7 @@ export const rawHttpFetch: FetchFn = async (input, init = {}) => {
       cancel() {
         conn.close();
       },
-    }, { highWaterMark: 0 });
+    });
     if (done) conn.close();
     return new Response(body, { status, statusText: m[2] ?? "", headers: resHeaders });
   } catch (err) {

@@ -25,9 +25,18 @@ const RATE_MB_S = 40;
 const RUNS = 3;
 
 async function sh(cmd: string[], opts: { quiet?: boolean } = {}) {
-  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" }).output();
-  if (!out.success && !opts.quiet) throw new Error(`${cmd.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  return { stdout: new TextDecoder().decode(out.stdout), stderr: new TextDecoder().decode(out.stderr) };
+  const out = await new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success && !opts.quiet) {
+    throw new Error(`${cmd.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return {
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
 }
 
 /** Writes `mib` MiB of pseudo-random data in 1 MiB writes (bounded memory); returns its hex digest. */
@@ -56,7 +65,17 @@ async function setup(mib: number) {
   await Deno.writeFile(`${rel}/kernel`, new Uint8Array(4096).fill(1));
   await Deno.writeFile(`${rel}/initramfs`, new Uint8Array(4096).fill(2));
   const hex = await writeBig(`${rel}/rootfs`, mib);
-  const prov = await spawnServe(["--root", `${dir}/root`, "--state", `${dir}/state`, "--port", "0", "--no-mdns", "--no-dht", "--no-watch"]);
+  const prov = await spawnServe([
+    "--root",
+    `${dir}/root`,
+    "--state",
+    `${dir}/state`,
+    "--port",
+    "0",
+    "--no-mdns",
+    "--no-dht",
+    "--no-watch",
+  ]);
   if (!prov.url) throw new Error(`no provider URL in: ${prov.out}`);
   return { dir, hex, size: mib * 1024 * 1024, url: prov.url.replace(/\/$/, ""), prov };
 }
@@ -75,7 +94,12 @@ async function timeIt(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t0;
 }
 
-async function phaseDownload(env: Awaited<ReturnType<typeof setup>>, sources: { id: string; urls: string[] }[], cache: string, parallel: boolean) {
+async function phaseDownload(
+  env: Awaited<ReturnType<typeof setup>>,
+  sources: { id: string; urls: string[] }[],
+  cache: string,
+  parallel: boolean,
+) {
   await Deno.remove(cache, { recursive: true }).catch(() => {});
   const layout = cacheLayout(cache);
   await ensureCache(layout);
@@ -98,7 +122,9 @@ async function stream(mib: number) {
     const out = `${env.dir}/curl.out`;
     const curl = await best(() => timeIt(() => sh(["curl", "-s", "-f", "-o", out, url])));
     const openssl = await best(() => timeIt(() => sh(["openssl", "dgst", "-sha256", out])));
-    const phase = await best(() => phaseDownload(env, [{ id: env.url, urls: [url] }], `${env.dir}/cache`, false));
+    const phase = await best(() =>
+      phaseDownload(env, [{ id: env.url, urls: [url] }], `${env.dir}/cache`, false)
+    );
     console.log(JSON.stringify({
       bench: "stream",
       mib,
@@ -153,7 +179,9 @@ function throttlingProxy(targetPort: number, rate: number) {
           }
           await w.close().catch(() => {});
           await toUp;
-        } catch { /* connection closed */ } finally {
+        } catch {
+          /* connection closed */
+        } finally {
           try {
             c.close();
           } catch { /* closed */ }
@@ -193,9 +221,16 @@ async function providers(mib: number) {
       const ms = await phaseDownload(env, sources, `${env.dir}/cache`, true);
       const rateMb = mbs(env.size, ms);
       if (n === 1) single = rateMb;
-      rows.push({ providers: n, mb_s: Math.round(rateMb), x_single: +(rateMb / single).toFixed(2), goal: +(0.8 * n).toFixed(1) });
+      rows.push({
+        providers: n,
+        mb_s: Math.round(rateMb),
+        x_single: +(rateMb / single).toFixed(2),
+        goal: +(0.8 * n).toFixed(1),
+      });
     }
-    console.log(JSON.stringify({ bench: "providers", mib, rate_per_provider_mb_s: RATE_MB_S, rows }));
+    console.log(
+      JSON.stringify({ bench: "providers", mib, rate_per_provider_mb_s: RATE_MB_S, rows }),
+    );
   } finally {
     for (const p of proxies) p.close();
     await stopServe(env.prov.child);
@@ -224,7 +259,15 @@ async function rss(mib: number) {
     ]);
     const kb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1]);
     const wall = /Elapsed \(wall clock\) time[^:]*: (\S+)/.exec(r.stderr)?.[1];
-    console.log(JSON.stringify({ bench: "rss", mib, peak_rss_mib: +(kb / 1024).toFixed(1), wall, ok: JSON.parse(r.stdout).ok }));
+    console.log(
+      JSON.stringify({
+        bench: "rss",
+        mib,
+        peak_rss_mib: +(kb / 1024).toFixed(1),
+        wall,
+        ok: JSON.parse(r.stdout).ok,
+      }),
+    );
   } finally {
     await stopServe(env.prov.child);
     await Deno.remove(env.dir, { recursive: true });
