@@ -1,6 +1,100 @@
 /**
  * wasm/: sandboxed WebAssembly jobs with signed receipts (issue #6).
  *
+ * ## Running a job
+ * `deno task wasm run <module> [--input STR | --input-file F] [--arg A]...
+ * [--timeout-ms N] [--memory-mb N] [--output-kb N] [--state DIR] [--private]`
+ *
+ * - Core modules are WASI preview1 commands (`_start`). The host side
+ *   ({@link runJob}) starts a Worker with no permissions at all, sends it
+ *   the bytes, and terminates it at the wall-clock timeout (default 5 s).
+ *   The worker ({@link ./_worker.ts}) validates the module, refuses any
+ *   import that is not a preview1 function ({@link ./_wasi.ts}: args,
+ *   environ (empty), stdin/stdout/stderr, clocks, random, exit; no
+ *   preopened directory, so filesystem and socket calls return
+ *   ENOTCAPABLE), turns the module's memory into a host
+ *   `WebAssembly.Memory` whose `maximum` is the cap (default 64 MiB,
+ *   {@link ./_limits.ts}), and stops the job when it writes more than the
+ *   output cap (default 1 MiB). Outcomes: `ok`, `exit`, `trap`, `timeout`,
+ *   `memory`, `output`, `invalid_module`, `import_denied`; each gets a
+ *   receipt and its own exit status ({@link WASM_EXIT_CODES}), and none
+ *   affects the host process (TM-16).
+ * - Components (world `phase:job/job`, `run: func(list<u8>) -> list<u8>`)
+ *   run through JS glue jco 1.17.9 transpiled at build time
+ *   (`deno task wasm:build`), loaded into the same kind of worker (which
+ *   may read only `JCO_DEBUG`). Only components listed with their glue's
+ *   digests in `examples/components.json` run ({@link loadComponent}).
+ *
+ * ## Receipts (formats.md §7)
+ * Signed (JCS, Ed25519) with the node key `<state>/node-key/node.pem`
+ * (generated on first use, 0600, beside `node.pub.pem` and a `trust.json`
+ * naming it), stored as `<state>/receipts/<time>-<digest>.json`. With
+ * `--private` the key is ephemeral and nothing is written. Extra members:
+ * `outcome`, `error`, `limits.output_bytes`, and `public` in the signature
+ * entry (as DHT records, §5). `deno task receipt verify <file>
+ * [--trust <state>/node-key/trust.json] [--json]` checks one and exits
+ * non-zero on any mismatch (10 schema, 14 signature, 15 node not trusted,
+ * 11 unreadable) (TM-17).
+ *
+ * ## Post-boot service (for the boot-chain image)
+ * Command, from the directory holding deno.json (the repository or its copy
+ * in the image):
+ *
+ * ```sh
+ * deno run -q --no-prompt --no-remote -P=wasm wasm/main.ts postboot --state /var/lib/phase/wasm
+ * # same as: deno task wasm postboot --state /var/lib/phase/wasm
+ * # or, on a read-only / private boot:  ... wasm/main.ts postboot --private
+ * ```
+ *
+ * It runs `wasm/examples/hello.wasm` (only if its digest is
+ * {@link HELLO_WASM_DIGEST}) on `Hello, World` and prints exactly three
+ * lines on stdout, then exits 0 (non-zero with `phase-wasm: error:` on
+ * stderr otherwise):
+ *
+ * ```text
+ * phase-wasm: hello: dlroW ,olleH
+ * phase-wasm: receipt keyid ed25519:<64 hex>
+ * phase-wasm: receipt /var/lib/phase/wasm/receipts/<time>-<hex>.json sha256:<64 hex>
+ * ```
+ * (third line: `phase-wasm: receipt private (not stored) sha256:<hex>` with `--private`).
+ *
+ * Files it needs: `deno.json` (permission set `wasm`, `unstable:
+ * worker-options`), `cli/`, `verify/`, `sign/`, `wasm/*.ts` (the worker is
+ * `wasm/_worker.ts`, loaded at run time), `wasm/examples/hello.wasm`; a
+ * writable `--state` directory under `/var/lib/phase`, `./.phase` or
+ * `/tmp/phase` (the `wasm` set's write list), or `--private`. Deno needs
+ * `HOME` or `DENO_DIR` on a writable tmpfs. No network, no npm packages at
+ * run time (jco and wabt are build-time only). With `deno compile`, pass
+ * `--include wasm/_worker.ts --include wasm/examples/hello.wasm`.
+ *
  * @module
  */
-export {};
+export { runAndSign } from "./cli.ts";
+export type { SignedJob } from "./cli.ts";
+export { loadComponent } from "./component.ts";
+export { WASM_EXIT_CODES, WasmError } from "./errors.ts";
+export type { WasmCode } from "./errors.ts";
+export { HELLO_INPUT, HELLO_OUTPUT, HELLO_WASM_DIGEST, helloWasmPath } from "./hello.ts";
+export { ephemeralNodeKey, loadOrCreateNodeKey, NODE_KEY_DIR, nodeKeyPaths } from "./node_key.ts";
+export {
+  buildReceipt,
+  formatReceipt,
+  MAX_RECEIPT_BYTES,
+  RECEIPTS_DIR,
+  sha256Digest,
+  signReceipt,
+  storeReceipt,
+  verifyReceipt,
+  verifyReceiptFile,
+} from "./receipt.ts";
+export type { Receipt } from "./receipt.ts";
+export {
+  DEFAULT_LIMITS,
+  DEFAULT_MEMORY_BYTES,
+  DEFAULT_OUTPUT_BYTES,
+  DEFAULT_TIMEOUT_MS,
+  MAX_INPUT_BYTES,
+  MAX_MODULE_BYTES,
+  runJob,
+} from "./runner.ts";
+export type { ComponentGlue, JobLimits, JobResult, JobSpec, Outcome } from "./runner.ts";
