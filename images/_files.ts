@@ -126,8 +126,9 @@ ${FINDPART}
 # The post-boot WASM job runs with Deno from the seed partition when the
 # machine has one (the USB image); a target without it still boots.
 seed=$(findpart ${PART_NAMES.seed}) && mount -t squashfs -o ro "$seed" /usr/lib/phase
-if [ -x /usr/lib/phase/bin/phase-wasm ] && [ -f /etc/phase/job.wasm ]; then
-  /usr/lib/phase/bin/phase-wasm run /etc/phase/job.wasm || echo "phase-target: post-boot job failed"
+if [ -x /usr/lib/phase/bin/phase-wasm ]; then
+  # Private: an ephemeral node key, nothing written (the seed is read-only).
+  /usr/lib/phase/bin/phase-wasm postboot --private || echo "phase-target: post-boot job failed"
 else
   echo "phase-target: no post-boot job runner on this machine"
 fi

@@ -55,6 +55,9 @@ export const SEED_TASKS = [
   "wasm",
 ] as const;
 
+/** Modules other code loads at run time by URL, bundled beside their loader. */
+export const EXTRA_BUNDLES = ["wasm/_worker.ts"] as const;
+
 /** Options of one build. */
 export interface BuildOptions {
   readonly arch: "amd64" | "arm64";
@@ -240,8 +243,12 @@ async function seedTree(opts: BuildOptions, root: string): Promise<string[]> {
       );
     }
     const [, set, entry, rest] = m;
-    const bundle = `${name}.js`;
-    await Deno.mkdir(`${root}/js`, { recursive: true });
+    // One directory below the seed root, named like the entry's component:
+    // the bundle's import.meta.url then resolves deno.json-relative scopes
+    // (cli/permissions.ts configDir) and files beside it (wasm/examples) as in the repo.
+    const component = entry.split("/")[0];
+    const bundle = `${component}/${name}.js`;
+    await Deno.mkdir(`${root}/${component}`, { recursive: true });
     await runTool("deno", [
       "bundle",
       "-q",
@@ -249,7 +256,7 @@ async function seedTree(opts: BuildOptions, root: string): Promise<string[]> {
       "--platform",
       "deno",
       "-o",
-      `${root}/js/${bundle}`,
+      `${root}/${bundle}`,
       entry,
     ], {
       cwd: opts.repo,
@@ -258,7 +265,7 @@ async function seedTree(opts: BuildOptions, root: string): Promise<string[]> {
         HOME: Deno.env.get("HOME") ?? "/root",
       },
     });
-    await Deno.chmod(`${root}/js/${bundle}`, 0o644);
+    await Deno.chmod(`${root}/${bundle}`, 0o644);
     const perms = table.get(set);
     if (!perms) throw new ImagesError("E_BUILD", `no permission set '${set}'`);
     await writeText(
@@ -268,11 +275,43 @@ async function seedTree(opts: BuildOptions, root: string): Promise<string[]> {
         set,
         permissions: perms,
         bundle,
+        unstable: (config as { unstable?: string[] }).unstable ?? [],
         args: rest.trim() ? rest.trim().split(/\s+/) : [],
       }),
       0o755,
     );
     made.push(`phase-${name}`);
+  }
+  // Modules loaded at run time beside their bundle (wasm/runner.ts starts
+  // its Worker from ./_worker.ts): bundled JS under the same name.
+  for (const extra of EXTRA_BUNDLES) {
+    await runTool("deno", [
+      "bundle",
+      "-q",
+      "--no-remote",
+      "--platform",
+      "deno",
+      "-o",
+      `${root}/${extra}`,
+      extra,
+    ], {
+      cwd: opts.repo,
+      env: {
+        DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+        HOME: Deno.env.get("HOME") ?? "/root",
+      },
+    });
+    await Deno.chmod(`${root}/${extra}`, 0o644);
+  }
+  // The post-boot hello job, where wasm/hello.ts looks for it.
+  for await (const e of Deno.readDir(`${opts.repo}/wasm/examples`)) {
+    if (e.isFile && e.name.endsWith(".wasm")) {
+      await copyFile(
+        `${opts.repo}/wasm/examples/${e.name}`,
+        `${root}/wasm/examples/${e.name}`,
+        0o644,
+      );
+    }
   }
   await writeText(`${root}/bin/phase-diag`, phaseDiag(), 0o755);
   return made;
@@ -637,9 +676,6 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     await baseTree(tRoot, kver, modules);
     await writeText(`${tRoot}/init`, targetInit(opts.version), 0o755);
     for (const lib of libs) await copyFile(lib, `${tRoot}${lib}`, 0o755);
-    try {
-      await copyFile(`${opts.repo}/wasm/examples/hello.wasm`, `${tRoot}/etc/phase/job.wasm`, 0o644);
-    } catch { /* the wasm issue has no compiled hello job yet: the target says so */ }
     const relDir = `${opts.artifacts}/${opts.channel}/${opts.arch}`;
     await Deno.mkdir(relDir, { recursive: true });
     await makeCpio(tRoot, `${relDir}/initramfs`, opts.epoch);

@@ -16,12 +16,12 @@ Deno.test("launcher flags carry exactly the deno.json set, with imports denied",
     name: "phase-kexec",
     set: "kexec",
     permissions: permissionSet("kexec"),
-    bundle: "kexec.js",
+    bundle: "kexec/kexec.js",
   });
   assert(script.startsWith("#!/bin/sh\n"));
   assert(
     script.includes("--no-prompt") && script.includes("--no-remote") &&
-      script.includes(' /usr/lib/phase/js/kexec.js "$@"'),
+      script.includes(' /usr/lib/phase/kexec/kexec.js "$@"'),
   );
 });
 

@@ -43,6 +43,8 @@ export function launcherScript(opts: {
   bundle: string;
   args?: readonly string[];
   root?: string;
+  /** deno.json "unstable" features (the bundle runs with --no-config). */
+  unstable?: readonly string[];
 }): string {
   const root = opts.root ?? SEED_ROOT;
   const argv = [
@@ -53,8 +55,9 @@ export function launcherScript(opts: {
     "--no-remote",
     "--no-config",
     "--no-lock",
+    ...(opts.unstable ?? []).map((u) => `--unstable-${u}`),
     ...permissionFlags(opts.permissions, root),
-    `${root}/js/${opts.bundle}`,
+    `${root}/${opts.bundle}`,
     ...(opts.args ?? []),
   ];
   return [
