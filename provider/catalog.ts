@@ -78,8 +78,16 @@ export interface Artifact {
   readonly name: string;
   readonly channel: string;
   readonly arch: string;
-  /** Path opened to serve it (symlinks resolved, inside the root). */
+  /** Path opened to serve it: the private snapshot, or the file in the root. */
   readonly path: string;
+  /** The file in the root it came from (symlinks resolved, inside the root). */
+  readonly source: string;
+  /**
+   * True when `path` is a private content-addressed snapshot only the
+   * provider writes: it can be streamed by the fast path (TM-19 holds
+   * because nobody rewrites it). False: served with a check per chunk.
+   */
+  readonly immutable: boolean;
   /** Lowercase hex SHA-256. */
   readonly digest: string;
   readonly size: number;
@@ -145,6 +153,13 @@ export interface CatalogOptions {
   readonly expiresInMs?: number;
   /** Base URL put in generated records' `mirrors` (e.g. `http://10.0.0.1:8080`). */
   readonly mirrorBase?: string;
+  /**
+   * Directory of private snapshots (`<state>/snapshots`): each artifact is
+   * copied there while it is hashed, so the bytes served are exactly the
+   * bytes hashed even if the root is rewritten in place (TM-19). None:
+   * serve from the root with a check per chunk (slower).
+   */
+  readonly snapshotDir?: string;
 }
 
 /** Thrown when a file changes while it is hashed. */
@@ -174,6 +189,69 @@ export async function hashIdentified(
     return { digest: h.digest("hex"), identity: before };
   } finally {
     f.close();
+  }
+}
+
+/**
+ * Copies `path` into `dir` while hashing it (one pass), and names the copy
+ * by its digest: `<dir>/<hex>`, mode 0400. The source must not change
+ * during the copy. An existing snapshot of the same digest is reused.
+ */
+export async function snapshotIdentified(
+  path: string,
+  dir: string,
+): Promise<
+  { digest: string; identity: FileIdentity; snapshot: string; snapshotIdentity: FileIdentity }
+> {
+  const src = await Deno.open(path, { read: true });
+  const tmp = `${dir}/.tmp-${crypto.randomUUID()}`;
+  let out: Deno.FsFile | undefined;
+  try {
+    const before = identityOf(await src.stat());
+    out = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+    const h = createHash("sha256");
+    const buf = new Uint8Array(HASH_CHUNK_BYTES);
+    let total = 0;
+    for (;;) {
+      const n = await src.read(buf);
+      if (n === null) break;
+      const chunk = buf.subarray(0, n);
+      h.update(chunk);
+      let off = 0;
+      while (off < n) off += await out.write(chunk.subarray(off));
+      total += n;
+    }
+    out.close();
+    out = undefined;
+    const after = identityOf(await src.stat());
+    if (!sameIdentity(before, after) || total !== before.size) {
+      throw new ChangedWhileHashing(`${path} changed while it was copied`);
+    }
+    const digest = h.digest("hex");
+    const snapshot = `${dir}/${digest}`;
+    await Deno.chmod(tmp, 0o400);
+    try {
+      const existing = await Deno.stat(snapshot);
+      if (existing.isFile && existing.size === total) {
+        await Deno.remove(tmp);
+        return { digest, identity: before, snapshot, snapshotIdentity: identityOf(existing) };
+      }
+    } catch { /* none yet */ }
+    await Deno.rename(tmp, snapshot);
+    return {
+      digest,
+      identity: before,
+      snapshot,
+      snapshotIdentity: identityOf(await Deno.stat(snapshot)),
+    };
+  } catch (err) {
+    try {
+      out?.close();
+    } catch { /* closed */ }
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  } finally {
+    src.close();
   }
 }
 
@@ -224,7 +302,10 @@ export function signatureFor(
  */
 export class CatalogLoader {
   readonly #opts: CatalogOptions;
-  #hashes = new Map<string, { identity: FileIdentity; digest: string }>();
+  #hashes = new Map<
+    string,
+    { identity: FileIdentity; digest: string; servePath: string; serveIdentity: FileIdentity }
+  >();
   #previous: Catalog = emptyCatalog();
   /** How many files were hashed in total (tests check re-hashing). */
   hashedFiles = 0;
@@ -289,6 +370,7 @@ export class CatalogLoader {
       for (const a of r.artifacts.values()) if (!byDigest.has(a.digest)) byDigest.set(a.digest, a);
     }
     this.#previous = { releases, byDigest, manifestsByDigest, refused, loadedAt: now };
+    await this.#collectSnapshots(this.#previous);
     return this.#previous;
   }
 
@@ -342,18 +424,55 @@ export class CatalogLoader {
     return real;
   }
 
-  async #hash(
-    path: string,
-    seen: Set<string>,
-  ): Promise<{ digest: string; identity: FileIdentity }> {
+  async #hash(path: string, seen: Set<string>) {
     seen.add(path);
     const info = identityOf(await Deno.stat(path));
     const cached = this.#hashes.get(path);
-    if (cached && sameIdentity(cached.identity, info)) return cached;
-    const fresh = await hashIdentified(path);
+    if (cached && sameIdentity(cached.identity, info)) {
+      // A snapshot deleted behind our back is recreated.
+      if (
+        cached.servePath === path || await Deno.stat(cached.servePath).then(() => true, () => false)
+      ) {
+        return cached;
+      }
+    }
+    const dir = this.#opts.snapshotDir;
+    let fresh;
+    if (dir) {
+      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+      const s = await snapshotIdentified(path, dir);
+      fresh = {
+        identity: s.identity,
+        digest: s.digest,
+        servePath: s.snapshot,
+        serveIdentity: s.snapshotIdentity,
+      };
+    } else {
+      const h = await hashIdentified(path);
+      fresh = {
+        identity: h.identity,
+        digest: h.digest,
+        servePath: path,
+        serveIdentity: h.identity,
+      };
+    }
     this.hashedFiles++;
     this.#hashes.set(path, fresh);
     return fresh;
+  }
+
+  /** Removes snapshots no artifact of `catalog` uses (open files stay readable). */
+  async #collectSnapshots(catalog: Catalog): Promise<void> {
+    const dir = this.#opts.snapshotDir;
+    if (!dir) return;
+    const used = new Set([...catalog.byDigest.keys()]);
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        if (/^[0-9a-f]{64}$/.test(e.name) && !used.has(e.name)) {
+          await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+        }
+      }
+    } catch { /* no directory yet */ }
   }
 
   async #loadRelease(
@@ -393,8 +512,18 @@ export class CatalogLoader {
         if (required(name)) throw new Error(`${dir}/${name} is missing`);
         continue;
       }
-      const { digest, identity } = await this.#hash(path, seen);
-      out.set(name, { name, channel, arch, path, digest, size: identity.size, identity });
+      const h = await this.#hash(path, seen);
+      out.set(name, {
+        name,
+        channel,
+        arch,
+        path: h.servePath,
+        source: path,
+        immutable: h.servePath !== path,
+        digest: h.digest,
+        size: h.serveIdentity.size,
+        identity: h.serveIdentity,
+      });
     }
     return out;
   }

@@ -22,7 +22,7 @@ export const MAX_INFO_BYTES = 4 * 1024 * 1024;
 
 const SERVE_USAGE = `usage: deno task serve [--root DIR] [--state DIR] [--host ADDR] [--port N]
   [--key PEM | --no-sign] [--trust FILE] [--name NAME] [--expires 7d]
-  [--no-mdns] [--no-dht] [--dht-port N] [--bootstrap MULTIADDR]... [--no-watch]`;
+  [--no-mdns] [--no-dht] [--dht-port N] [--bootstrap MULTIADDR]... [--no-watch] [--no-snapshot]`;
 
 const PROVIDER_USAGE = `usage: deno task provider status <url> [--json]
        deno task provider list <url> [--json]`;
@@ -54,6 +54,7 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
       "dht-port": { type: "string" },
       bootstrap: { type: "string", multiple: true },
       "no-watch": { type: "boolean" },
+      "no-snapshot": { type: "boolean" },
       channel: { type: "string" },
       help: { type: "boolean" },
     },
@@ -91,6 +92,7 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
     trustPath: values.trust,
     expiresInMs: values.expires ? parseDurationMs(values.expires, "expires") : undefined,
     watch: !values["no-watch"],
+    snapshot: !values["no-snapshot"],
     defaultChannel: values.channel,
     mdns: values["no-mdns"] ? false : factories.mdns?.({ host }) ?? false,
     dht: values["no-dht"]

@@ -17,6 +17,8 @@ export const STREAM_CHUNK_BYTES = 512 * 1024;
 export const SEND_STALL_TIMEOUT_MS = 30_000;
 /** Most requests in flight (open artifact streams included) before 503 (TM-18). */
 export const MAX_INFLIGHT = 2048;
+/** Most requests in flight from one client address before 503 (TM-18). */
+export const MAX_INFLIGHT_PER_CLIENT = 256;
 /** Longest request target looked at, in characters. */
 export const MAX_TARGET_CHARS = 2048;
 /** Longest path logged, in characters. */
@@ -88,6 +90,8 @@ export interface HandlerOptions {
   readonly defaultChannel?: string;
   readonly defaultArch?: string;
   readonly maxInflight?: number;
+  /** Most requests in flight from one client address (TM-18). */
+  readonly maxInflightPerClient?: number;
   readonly stallTimeoutMs?: number;
   /** Called when a file no longer matches its hash (rescan it). */
   readonly onStale?: (artifact: Artifact) => void;
@@ -98,6 +102,8 @@ export interface HandlerOptions {
 /** Connection info Deno.serve passes; optional so tests may omit it. */
 export interface RequestInfo {
   readonly remoteAddr?: { hostname?: string; port?: number };
+  /** Settles when the response was fully delivered or the client left. */
+  readonly completed?: Promise<void>;
 }
 
 /** The handler type: plain `(Request) => Promise<Response>`. */
@@ -206,6 +212,8 @@ export function createHandler(opts: HandlerOptions): Handler {
   const m = opts.metrics;
   const log = opts.logger;
   const maxInflight = opts.maxInflight ?? MAX_INFLIGHT;
+  const maxPerClient = opts.maxInflightPerClient ?? MAX_INFLIGHT_PER_CLIENT;
+  const perClient = new Map<string, number>();
   const stallMs = opts.stallTimeoutMs ?? SEND_STALL_TIMEOUT_MS;
   const defaultChannel = opts.defaultChannel ?? "stable";
   const defaultArch = canonicalArch(opts.defaultArch ?? Deno.build.arch) ?? "amd64";
@@ -291,6 +299,15 @@ export function createHandler(opts: HandlerOptions): Handler {
       file.close();
       return new Response(null, { status, headers: headers(h) });
     }
+    if (a.immutable && end === a.size - 1) {
+      // A private snapshot nobody rewrites: Deno streams it without JS per
+      // chunk (TM-19 holds by construction). Slow clients hold a slot until
+      // they finish or leave; the global and per-client caps bound them (TM-18).
+      if (start > 0) await file.seek(start, Deno.SeekMode.Start);
+      m.bytes += length;
+      count(key, length);
+      return new Response(file.readable, { status, headers: headers(h) });
+    }
     return new Response(fileStream(file, a, start, length, key), { status, headers: headers(h) });
   }
 
@@ -299,7 +316,6 @@ export function createHandler(opts: HandlerOptions): Handler {
     let closed = false;
     let stall: ReturnType<typeof setTimeout> | undefined;
     let ctl: ReadableStreamDefaultController<Uint8Array> | undefined;
-    m.inflight++;
     const kill = () => {
       finish();
       try {
@@ -312,7 +328,6 @@ export function createHandler(opts: HandlerOptions): Handler {
       closed = true;
       opts.streams?.delete(kill);
       clearTimeout(stall);
-      m.inflight--;
       try {
         file.close();
       } catch { /* already closed */ }
@@ -400,6 +415,8 @@ export function createHandler(opts: HandlerOptions): Handler {
       if (segs[0] === "status") {
         return json(200, {
           ...m,
+          // This request itself is not counted.
+          inflight: m.inflight - 1,
           releases: catalog.releases.size,
           uptime_s: Math.floor(
             ((opts.now ?? (() => new Date()))().getTime() - opts.startedAt.getTime()) / 1000,
@@ -469,7 +486,20 @@ export function createHandler(opts: HandlerOptions): Handler {
     const { path, query } = rawTarget(req.url);
     const shownPath = path.length > MAX_LOGGED_PATH ? path.slice(0, MAX_LOGGED_PATH) + "..." : path;
     let res: Response;
+    // A request holds a slot until its response is delivered or the client
+    // leaves (info.completed), so slow downloads count against the caps.
+    const client = info?.remoteAddr?.hostname ?? "local";
     m.inflight++;
+    perClient.set(client, (perClient.get(client) ?? 0) + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      m.inflight--;
+      const n = (perClient.get(client) ?? 1) - 1;
+      if (n <= 0) perClient.delete(client);
+      else perClient.set(client, n);
+    };
     try {
       if (req.method !== "GET" && req.method !== "HEAD") {
         res = text(405, "method not allowed", { allow: "GET, HEAD" });
@@ -480,7 +510,7 @@ export function createHandler(opts: HandlerOptions): Handler {
       ) {
         // Nothing a provider serves takes input: bodies are refused unread.
         res = text(413, "request bodies are refused", { connection: "close" });
-      } else if (m.inflight > maxInflight) {
+      } else if (m.inflight > maxInflight || (perClient.get(client) ?? 0) > maxPerClient) {
         m.refusedBusy++;
         res = text(503, "busy; retry", { "retry-after": "1" });
       } else {
@@ -501,7 +531,8 @@ export function createHandler(opts: HandlerOptions): Handler {
       });
       res = text(500, "internal error");
     } finally {
-      m.inflight--;
+      if (info?.completed) info.completed.then(release, release);
+      else release();
     }
     if (res.status >= 500) m.errors++;
     m.byStatus[res.status] = (m.byStatus[res.status] ?? 0) + 1;

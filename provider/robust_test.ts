@@ -14,7 +14,14 @@ import { startProvider } from "./server.ts";
 const WATCH_WAIT_MS = 5_000;
 
 async function provider(
-  opts: { kernel?: number; maxInflight?: number; stallTimeoutMs?: number; watch?: boolean } = {},
+  opts: {
+    kernel?: number;
+    maxInflight?: number;
+    stallTimeoutMs?: number;
+    watch?: boolean;
+    snapshot?: boolean;
+    perClient?: number;
+  } = {},
 ) {
   const dir = await tempDir("robust");
   const files = await writeRelease(`${dir}/root`, "stable", "amd64", {
@@ -29,6 +36,8 @@ async function provider(
     watch: opts.watch ?? false,
     maxInflight: opts.maxInflight,
     stallTimeoutMs: opts.stallTimeoutMs,
+    snapshot: opts.snapshot,
+    maxInflightPerClient: opts.perClient,
     shutdownGraceMs: 2000,
   });
   return {
@@ -44,7 +53,8 @@ async function provider(
 }
 
 Deno.test("TM-18 provider exhaustion: 500 concurrent clients each get a complete, correct artifact", async () => {
-  await using s = await provider({ kernel: 1 << 20 });
+  // All 500 come from 127.0.0.1 here; on a LAN they have their own addresses.
+  await using s = await provider({ kernel: 1 << 20, perClient: 1000 });
   const want = await sha256Hex(s.files.kernel);
   const url = `${s.p.url}/stable/amd64/kernel`;
   const results = await Promise.all(Array.from({ length: 500 }, async (_, i) => {
@@ -58,12 +68,17 @@ Deno.test("TM-18 provider exhaustion: 500 concurrent clients each get a complete
     return res.status === 200 && (await sha256Hex(body)) === want;
   }));
   assertEquals(results.filter((ok) => !ok).length, 0);
-  assertEquals(s.p.metrics.inflight, 0, "every stream closed");
+  await waitFor(() => s.p.metrics.inflight === 0, 5000, "every response delivered");
   assertEquals(s.p.metrics.errors, 0);
 });
 
-Deno.test("TM-18 provider exhaustion: beyond the in-flight cap requests get 503 at once, and a client that stops reading is cut after the stall timeout", async () => {
-  await using s = await provider({ kernel: 32 << 20, maxInflight: 4, stallTimeoutMs: 500 });
+Deno.test("TM-18 provider exhaustion: a client that stops reading a checked stream is cut after the stall timeout; slots free again", async () => {
+  await using s = await provider({
+    kernel: 32 << 20,
+    maxInflight: 4,
+    stallTimeoutMs: 500,
+    snapshot: false,
+  });
   // Four readers that never read: they hold streams open.
   const held = await Promise.all(
     Array.from({ length: 4 }, () => fetch(`${s.p.url}/stable/amd64/kernel`)),
@@ -77,12 +92,58 @@ Deno.test("TM-18 provider exhaustion: beyond the in-flight cap requests get 503 
     10_000,
     "stalled streams cut",
   );
-  assertEquals(s.p.metrics.inflight, 0);
-  for (const h of held) await h.body?.cancel().catch(() => {});
-  const ok = await fetch(`${s.p.url}/stable/amd64/manifest.json`);
-  assertEquals(ok.status, 200);
-  await ok.body?.cancel();
+  for (const h of held) {
+    // The cut shows to the client as a body shorter than Content-Length.
+    const got = await h.arrayBuffer().then((b) => b.byteLength, () => -1);
+    assert(got < 32 << 20);
+  }
+  await waitFor(
+    async () => (await (await fetch(`${s.p.url}/status`)).json()).inflight === 0,
+    5000,
+    "slots freed",
+  );
 });
+
+Deno.test("TM-18 provider exhaustion: slow fast-path downloads hold slots within the global and per-client caps; leaving frees them", async () => {
+  await using s = await provider({ kernel: 32 << 20, maxInflight: 8 });
+  const held = await Promise.all(
+    Array.from({ length: 8 }, () => fetch(`${s.p.url}/stable/amd64/kernel`)),
+  );
+  const busy = await fetch(`${s.p.url}/stable/amd64/manifest.json`);
+  assertEquals(busy.status, 503);
+  await busy.body?.cancel();
+  for (const h of held) await h.body?.cancel();
+  await waitFor(
+    async () => {
+      const r = await fetch(`${s.p.url}/status`);
+      return r.status === 200 && (await r.json()).inflight === 0;
+    },
+    5000,
+    "slots freed",
+  );
+  await using t = await provider({ kernel: 1 << 20 });
+  const perClient = await startProviderWithClientCap(t.dir);
+  try {
+    const a = await fetch(`${perClient.url}/stable/amd64/kernel`);
+    const b = await fetch(`${perClient.url}/stable/amd64/kernel`);
+    const c = await fetch(`${perClient.url}/stable/amd64/kernel`);
+    assertEquals([a.status, b.status, c.status], [200, 200, 503]);
+    for (const r of [a, b, c]) await r.body?.cancel();
+  } finally {
+    await perClient.close();
+  }
+});
+
+async function startProviderWithClientCap(dir: string) {
+  return await startProvider({
+    root: `${dir}/root`,
+    state: `${dir}/state2`,
+    port: 0,
+    logger: memoryLogger(),
+    watch: false,
+    maxInflightPerClient: 2,
+  });
+}
 
 Deno.test("TM-19 torn artifact reads: a file replaced on disk is never served under the old ETag; the watcher re-hashes only it", async () => {
   await using s = await provider({ watch: true });
@@ -116,39 +177,59 @@ Deno.test("TM-19 torn artifact reads: a file replaced on disk is never served un
   await stale.body?.cancel();
 });
 
-Deno.test("TM-19 torn artifact reads: a file rewritten in place while it streams is cut, never completed with mixed bytes", async () => {
-  await using s = await provider({ kernel: 16 << 20 });
-  const path = `${s.dir}/root/stable/amd64/kernel`;
-  const hex = await sha256Hex(s.files.kernel);
-  const res = await fetch(`${s.p.url}/stable/amd64/kernel`);
-  assertEquals(res.headers.get("etag"), `"sha256:${hex}"`);
-  const reader = res.body!.getReader();
-  const first = await reader.read();
-  assert(!first.done);
-  // Rewrite the tail in place (same inode), as a careless copy would.
-  const f = await Deno.open(path, { write: true });
-  await f.seek(8 << 20, Deno.SeekMode.Start);
-  await f.write(new Uint8Array(1 << 20).fill(0xee));
-  f.close();
-  const chunks = [first.value!];
-  let failed = false;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-    }
-  } catch {
-    failed = true;
+Deno.test("TM-19 torn artifact reads: a file rewritten in place while it streams never yields mixed bytes (snapshot: the hashed bytes; checked stream: cut)", async (t) => {
+  for (const snapshot of [true, false]) {
+    await t.step(snapshot ? "snapshot" : "checked stream", async () => {
+      await using s = await provider({ kernel: 16 << 20, snapshot });
+      const path = `${s.dir}/root/stable/amd64/kernel`;
+      const hex = await sha256Hex(s.files.kernel);
+      const res = await fetch(`${s.p.url}/stable/amd64/kernel`);
+      assertEquals(res.headers.get("etag"), `"sha256:${hex}"`);
+      const reader = res.body!.getReader();
+      const first = await reader.read();
+      assert(!first.done);
+      // Rewrite the tail in place (same inode), as a careless copy would.
+      const f = await Deno.open(path, { write: true });
+      await f.seek(8 << 20, Deno.SeekMode.Start);
+      await f.write(new Uint8Array(1 << 20).fill(0xee));
+      f.close();
+      const chunks = [first.value!];
+      let failed = false;
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          chunks.push(value);
+        }
+      } catch {
+        failed = true;
+      }
+      const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+      let off = 0;
+      for (const c of chunks) {
+        all.set(c, off);
+        off += c.length;
+      }
+      if (snapshot) {
+        // The snapshot never changed: the whole body is exactly what the ETag names.
+        assert(!failed);
+        assertEquals(await sha256Hex(all), hex);
+        await s.p.rescan();
+        const fresh = await fetch(`${s.p.url}/stable/amd64/kernel`);
+        const body = new Uint8Array(await fresh.arrayBuffer());
+        assertEquals(fresh.headers.get("etag"), `"sha256:${await sha256Hex(body)}"`);
+        assert(fresh.headers.get("etag") !== `"sha256:${hex}"`);
+      } else {
+        assert(failed, "the response must be cut, not completed");
+        assert(s.p.metrics.tornAborts >= 1);
+        assert(all.length < s.files.kernel.length, "fewer bytes than Content-Length");
+        // The changed file is refused until it is re-hashed.
+        const again = await fetch(`${s.p.url}/stable/amd64/kernel`);
+        assertEquals(again.status, 503);
+        await again.body?.cancel();
+      }
+    });
   }
-  const total = chunks.reduce((n, c) => n + c.length, 0);
-  assert(failed, "the response must be cut, not completed");
-  assert(s.p.metrics.tornAborts >= 1);
-  assert(total < s.files.kernel.length, "fewer bytes than Content-Length");
-  // The changed file is refused until it is re-hashed.
-  const again = await fetch(`${s.p.url}/stable/amd64/kernel`);
-  assertEquals(again.status, 503);
-  await again.body?.cancel();
 });
 
 Deno.test("serve: a stop lets an in-flight download finish within the grace, refuses new connections, and health says stopping", async () => {

@@ -11,7 +11,13 @@ import { keygen, loadSigningKey, type SigningKey } from "../sign/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
 import { type Catalog, CatalogLoader } from "./catalog.ts";
 import { ProviderError } from "./errors.ts";
-import { type AdvertState, createHandler, type Metrics, newMetrics } from "./http.ts";
+import {
+  type AdvertState,
+  createHandler,
+  type Metrics,
+  newMetrics,
+  type RequestInfo,
+} from "./http.ts";
 
 /** Debounce between a change on disk and the rescan, in ms. */
 export const WATCH_DEBOUNCE_MS = 200;
@@ -70,7 +76,14 @@ export interface ProviderOptions {
   readonly now?: () => Date;
   readonly expiresInMs?: number;
   readonly stallTimeoutMs?: number;
+  /**
+   * Serve from private snapshots in `<state>/snapshots` (default true): fast
+   * and immune to in-place rewrites of the root (TM-19), at the cost of a
+   * copy of each artifact. false: serve from the root, checked per chunk.
+   */
+  readonly snapshot?: boolean;
   readonly maxInflight?: number;
+  readonly maxInflightPerClient?: number;
   readonly shutdownGraceMs?: number;
   readonly defaultChannel?: string;
   readonly defaultArch?: string;
@@ -206,6 +219,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     logger,
     now,
     expiresInMs: opts.expiresInMs,
+    snapshotDir: opts.snapshot === false ? undefined : `${opts.state}/snapshots`,
   });
   const metrics = newMetrics();
   const startedAt = now();
@@ -232,6 +246,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     defaultArch: opts.defaultArch,
     maxInflight: opts.maxInflight,
     stallTimeoutMs: opts.stallTimeoutMs,
+    maxInflightPerClient: opts.maxInflightPerClient,
     onStale: () => scheduleRescan(),
     streams,
   });
@@ -243,7 +258,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
       port: opts.port ?? DEFAULT_PORT,
       signal: abort.signal,
       onListen: () => {},
-    }, (req, info) => handler(req, info as unknown as { remoteAddr?: { hostname?: string } }));
+    }, (req, info) => handler(req, info as unknown as RequestInfo));
   } catch (err) {
     throw new ProviderError(
       "E_BIND",
@@ -370,9 +385,11 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
       if (timedOut) {
         logger.warn("shutdown_grace_expired", { grace_ms: grace, inflight: metrics.inflight });
         for (const kill of [...streams]) kill();
-        abort.abort();
+
         await Promise.race([server.finished, new Promise((r) => setTimeout(r, 1000))]);
       }
+      // Deadline timers of completed fast-path streams; cut anything left.
+      for (const kill of [...streams]) kill();
       logger.info("stopped", { requests: metrics.requests, bytes: metrics.bytes });
     })();
 

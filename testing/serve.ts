@@ -13,6 +13,26 @@ export const STOP_TIMEOUT_MS = 15_000;
 /** The repository root (deno.json's directory). */
 export const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
+/** Most stderr kept from a spawned provider, in bytes (older output is dropped). */
+export const MAX_STDERR_BYTES = 4 * 1024 * 1024;
+
+const stderrOf = new WeakMap<Deno.ChildProcess, Promise<string>>();
+
+/** Drains a child's stderr in the background (a full pipe would block its logging). */
+function drain(child: Deno.ChildProcess): Promise<string> {
+  return (async () => {
+    let text = "";
+    const dec = new TextDecoder();
+    try {
+      for await (const chunk of child.stderr) {
+        text += dec.decode(chunk, { stream: true });
+        if (text.length > MAX_STDERR_BYTES) text = text.slice(text.length - MAX_STDERR_BYTES / 2);
+      }
+    } catch { /* closed */ }
+    return text;
+  })();
+}
+
 /** A spawned provider. */
 export interface SpawnedServe {
   readonly child: Deno.ChildProcess;
@@ -32,6 +52,7 @@ export async function spawnServe(
   const child = netns
     ? netns.lab.command(netns.index, "deno", taskArgs, opts).spawn()
     : new Deno.Command("deno", { args: taskArgs, ...opts }).spawn();
+  stderrOf.set(child, drain(child));
   const reader = child.stdout.getReader();
   let out = "";
   const deadline = setTimeout(() => child.kill("SIGKILL"), START_TIMEOUT_MS);
@@ -67,7 +88,10 @@ export async function stopServe(child: Deno.ChildProcess, signal: Deno.Signal = 
       child.kill("SIGKILL");
     } catch { /* gone */ }
   }, STOP_TIMEOUT_MS);
-  const [status, err] = await Promise.all([child.status, new Response(child.stderr).text()]);
+  const [status, err] = await Promise.all([
+    child.status,
+    stderrOf.get(child) ?? new Response(child.stderr).text(),
+  ]);
   await child.stdout.cancel().catch(() => {});
   clearTimeout(killer);
   return { status, err };
