@@ -23,7 +23,7 @@ import {
 } from "./http.ts";
 
 /** Size of one ranged segment in a parallel download, in bytes. */
-export const SEGMENT_BYTES = 8 * 1024 * 1024;
+export const SEGMENT_BYTES = 4 * 1024 * 1024;
 /** Segments a parallel download may hold in memory ahead of the hasher, per provider. */
 export const WINDOW_SEGMENTS_PER_SOURCE = 2;
 /** Smallest remaining size worth splitting across providers, in bytes. */
