@@ -58,7 +58,7 @@ const scope = self as unknown as {
 scope.onmessage = (e) => {
   scope.onmessage = null;
   const job = e.data;
-  const run = job.kind === "component" ? runComponent(job) : Promise.resolve(runCore(job));
+  const run = job.kind === "component" ? runComponent(job) : runCore(job);
   run.then((r) => scope.postMessage(r), (err) =>
     scope.postMessage({
       outcome: "trap",
@@ -87,15 +87,23 @@ function hostMemory(capped: CappedModule): WebAssembly.Memory | undefined {
   return capped.memory ? new WebAssembly.Memory(capped.memory) : undefined;
 }
 
-function runCore(job: JobRequest): JobReport {
-  // Validate and check imports on the module as given, then run the capped one.
+async function runCore(job: JobRequest): Promise<JobReport> {
+  let capped: CappedModule;
   let module: WebAssembly.Module;
+  let memory: WebAssembly.Memory | undefined;
   try {
-    module = new WebAssembly.Module(job.module as BufferSource);
+    capped = capMemory(job.module, job.memoryPages);
+    // Async compilation: V8 then compiles optimised code up front (a
+    // CPU-bound job ran about twice as fast as after new WebAssembly.Module).
+    module = await WebAssembly.compile(capped.bytes as BufferSource);
   } catch (err) {
+    if (err instanceof ModuleLimitError) return report(err.kind, err.message);
     return report("invalid_module", message(err));
   }
   for (const imp of WebAssembly.Module.imports(module)) {
+    const ours = capped.memory !== undefined && imp.kind === "memory" &&
+      imp.module === MEMORY_IMPORT.module && imp.name === MEMORY_IMPORT.name;
+    if (ours) continue;
     if (imp.module !== WASI_MODULE || imp.kind !== "function" || !Wasi.importable(imp.name)) {
       return report(
         "import_denied",
@@ -107,16 +115,10 @@ function runCore(job: JobRequest): JobReport {
   if (!start || start.kind !== "function") {
     return report("invalid_module", "the module exports no '_start' function (not a WASI command)");
   }
-  let capped: CappedModule;
-  let memory: WebAssembly.Memory | undefined;
   try {
-    capped = capMemory(job.module, job.memoryPages);
-    module = new WebAssembly.Module(capped.bytes as BufferSource);
     memory = hostMemory(capped);
   } catch (err) {
-    if (err instanceof ModuleLimitError) return report(err.kind, err.message);
-    if (err instanceof RangeError) return report("memory", message(err));
-    return report("invalid_module", message(err));
+    return report("memory", message(err));
   }
   const wasi = new Wasi({
     args: job.args,
@@ -127,7 +129,7 @@ function runCore(job: JobRequest): JobReport {
   wasi.memory = memory;
   let instance: WebAssembly.Instance;
   try {
-    instance = new WebAssembly.Instance(module, {
+    instance = await WebAssembly.instantiate(module, {
       [WASI_MODULE]: wasi.imports(),
       ...(memory ? { [MEMORY_IMPORT.module]: { [MEMORY_IMPORT.name]: memory } } : {}),
     });
@@ -179,7 +181,7 @@ async function runComponent(job: JobRequest): Promise<JobReport> {
   for (const [name, bytes] of Object.entries(job.coreModules)) {
     try {
       const capped = capMemory(bytes, job.memoryPages);
-      const m = new WebAssembly.Module(capped.bytes as BufferSource);
+      const m = await WebAssembly.compile(capped.bytes as BufferSource);
       modules.set(name, m);
       const mem = hostMemory(capped);
       if (mem) memories.set(m, mem);
