@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { PhaseError } from "../cli/errors.ts";
+import { PhaseError } from "../cli/mod.ts";
 import { VERIFY_EXIT_CODES } from "../verify/mod.ts";
 
 /** Codes of the client. */

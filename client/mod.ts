@@ -42,6 +42,7 @@ export {
   type CacheLayout,
   cacheLayout,
   digestHex,
+  ensureCache,
   hashFile,
 } from "./cache.ts";
 export {

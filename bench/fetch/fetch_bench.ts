@@ -14,8 +14,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { downloadArtifact } from "../../client/download.ts";
-import { cacheLayout, ensureCache } from "../../client/cache.ts";
+import { cacheLayout, downloadArtifact, ensureCache } from "../../client/mod.ts";
 import { spawnServe, stopServe } from "../../testing/mod.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
