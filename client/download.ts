@@ -391,6 +391,28 @@ export async function downloadArtifact(o: DownloadOptions): Promise<DownloadResu
     o.onProgress?.(o.size);
     return { path: hit, cached: true, sources: [] };
   }
+  // One writer per partial file: a second fetcher on the same cache waits
+  // here (flock; released by the kernel even on kill -9), then finds the
+  // artifact in cas/ or resumes the prefix the first one left.
+  const lock = await Deno.open(`${o.layout.partialDir}/${o.hex}.lock`, {
+    write: true,
+    create: true,
+    mode: 0o600,
+  });
+  try {
+    await lock.lock(true);
+    const now = await cachedPath(o.layout, o.hex, o.size);
+    if (now) {
+      o.onProgress?.(o.size);
+      return { path: now, cached: true, sources: [] };
+    }
+    return await downloadLocked(o);
+  } finally {
+    lock.close();
+  }
+}
+
+async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
   const final = `${o.layout.casDir}/${o.hex}`;
   const partialPath = `${o.layout.partialDir}/${o.hex}`;
   const bad = new Set<string>();

@@ -238,6 +238,23 @@ function hexBytes(hex: string): Uint8Array {
   return out;
 }
 
+/** Temp files older than this in `<cache>/partial/` are leftovers of a killed run, in milliseconds. */
+export const STALE_TEMP_MS = 10 * 60_000;
+
+/** Removes manifest temp files a killed run left behind (partial downloads are kept: they resume). */
+async function removeStaleTemps(layout: CacheLayout, now: number): Promise<void> {
+  try {
+    for await (const e of Deno.readDir(layout.partialDir)) {
+      if (!e.isFile || !e.name.endsWith(".manifest")) continue;
+      const p = `${layout.partialDir}/${e.name}`;
+      const st = await Deno.lstat(p);
+      if (st.mtime && now - st.mtime.getTime() > STALE_TEMP_MS) {
+        await Deno.remove(p).catch(() => {});
+      }
+    }
+  } catch { /* best effort */ }
+}
+
 async function storeManifest(layout: CacheLayout, bytes: Uint8Array): Promise<string> {
   const hex = createHash("sha256").update(bytes).digest("hex");
   const final = `${layout.casDir}/${hex}`;
@@ -264,6 +281,7 @@ async function storeManifest(layout: CacheLayout, bytes: Uint8Array): Promise<st
 export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelease> {
   const layout = cacheLayout(o.cacheDir);
   await ensureCache(layout);
+  await removeStaleTemps(layout, Date.now());
   const { verified, source, bytes } = await fetchManifest(o, layout);
   const manifestPath = await storeManifest(layout, bytes);
   const m = verified.value;

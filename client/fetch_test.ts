@@ -207,7 +207,10 @@ Deno.test("TM-05 endless data: an endless body is cut at size bytes; nothing bey
         assertEquals(await fileSize(a.path), rel.files.get(name)!.length);
       }
       assert(events(logger).includes("extra_bytes_refused"));
-      assertEquals([...Deno.readDirSync(`${cache}/partial`)].length, 0);
+      assertEquals(
+        [...Deno.readDirSync(`${cache}/partial`)].filter((e) => !e.name.endsWith(".lock")).length,
+        0,
+      );
     } finally {
       await srv.close();
     }
@@ -450,4 +453,30 @@ Deno.test("fetch: IPFS fallback by CID when HTTP sources fail; a gateway's bytes
       await gw.finished;
     }
   });
+});
+
+Deno.test("fetch: two fetchers on one cache at once: one download, both verified, cas/ clean", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const srv = serveRelease(rel);
+    srv.chunkDelayMs = 2;
+    try {
+      const [a, b] = await Promise.all([
+        fetchRelease(
+          opts({ manifestUrl: srv.url, trust: rel.trust, cacheDir: cache, parallel: false }),
+        ),
+        fetchRelease(
+          opts({ manifestUrl: srv.url, trust: rel.trust, cacheDir: cache, parallel: false }),
+        ),
+      ]);
+      assertEquals(a.artifacts.kernel.path, b.artifacts.kernel.path);
+      assertEquals(await Deno.readFile(a.artifacts.kernel.path), rel.files.get("kernel"));
+      // Each artifact crossed the wire once: the second fetcher waited and found it cached.
+      const artifactRequests = srv.requests.filter((r) => !r.path.endsWith("manifest.json"));
+      assertEquals(artifactRequests.length, 2, JSON.stringify(artifactRequests));
+      assertEquals([a.artifacts.kernel.cached, b.artifacts.kernel.cached].sort(), [false, true]);
+      assertEquals(await auditCache(cacheLayout(cache)), []);
+    } finally {
+      await srv.close();
+    }
+  }, { kernel: 2_000_000, initramfs: 500_000 });
 });
