@@ -1,15 +1,17 @@
 /**
  * A WASI preview1 subset for untrusted jobs: args, stdin/stdout/stderr,
- * clocks, random, exit. There are no preopened directories, so a job sees
- * no filesystem; filesystem and socket calls link (compilers import them
- * even when unused, as under wasmtime) and return ENOTCAPABLE. Any import
+ * clocks, random, exit. There is no preopened directory unless one was
+ * granted (`--dir`, read-only, {@link ./_wasi_fs.ts}), so by default a job
+ * sees no filesystem; filesystem and socket calls link (compilers import
+ * them even when unused, as under wasmtime) and return ENOTCAPABLE or EBADF. Any import
  * outside `wasi_snapshot_preview1`, or a name that is not in preview1, is
  * refused before the job starts (TM-16).
  *
- * Runs inside the job's worker. Private to wasm/; no imports of its own.
+ * Runs inside the job's worker. Private to wasm/.
  *
  * @module
  */
+import { type DirGrant, ReadOnlyDir } from "./_wasi_fs.ts";
 
 /** The only import module a core job may use. */
 export const WASI_MODULE = "wasi_snapshot_preview1";
@@ -79,6 +81,8 @@ export interface WasiOptions {
   readonly stdin: Uint8Array;
   readonly stdoutCap: number;
   readonly stderrCap: number;
+  /** A directory granted read-only as fd 3; none by default. */
+  readonly dir?: DirGrant;
 }
 
 class Sink {
@@ -267,6 +271,50 @@ export class Wasi {
       sched_yield: () => ERRNO.SUCCESS,
     };
     for (const name of DENIED_CALLS) fns[name] = () => ERRNO.NOTCAPABLE;
+    if (this.options.dir) this.#grantDir(fns, this.options.dir);
     return fns;
+  }
+
+  /** The granted directory, once imports() made it. */
+  dir: ReadOnlyDir | undefined;
+
+  #grantDir(fns: Record<string, (...args: never[]) => number | void>, grant: DirGrant): void {
+    const dir = new ReadOnlyDir(grant, {
+      view: () => this.#view(),
+      inBounds: (p, l) => this.#inBounds(p, l),
+      buffer: () => this.memory!.buffer as ArrayBuffer,
+    });
+    this.dir = dir;
+    const std = { ...fns } as Record<string, (...args: number[]) => number>;
+    const own = (fd: number) => fd >= 3;
+    Object.assign(fns, {
+      fd_prestat_get: (fd: number, out: number) => dir.prestatGet(fd, out),
+      fd_prestat_dir_name: (fd: number, p: number, l: number) => dir.prestatDirName(fd, p, l),
+      path_open: (
+        d: number,
+        df: number,
+        p: number,
+        l: number,
+        of: number,
+        rb: bigint,
+        ri: bigint,
+        ff: number,
+        out: number,
+      ) => dir.pathOpen(d, df, p, l, of, rb, ri, ff, out),
+      path_filestat_get: (d: number, f: number, p: number, l: number, out: number) =>
+        dir.pathFilestat(d, f, p, l, out),
+      fd_readdir: (fd: number, b: number, l: number, c: bigint, u: number) =>
+        dir.readdir(fd, b, l, c, u),
+      fd_read: (fd: number, i: number, n: number, r: number) =>
+        own(fd) ? dir.read(fd, i, n, r) : std.fd_read(fd, i, n, r),
+      fd_seek: (fd: number, off: bigint, w: number, out: number) =>
+        own(fd) ? dir.seek(fd, off, w, out) : std.fd_seek(fd),
+      fd_tell: (fd: number, out: number) => own(fd) ? dir.seek(fd, 0n, 1, out) : ERRNO.SPIPE,
+      fd_close: (fd: number) => own(fd) ? dir.close(fd) : std.fd_close(fd),
+      fd_fdstat_get: (fd: number, out: number) =>
+        own(fd) ? dir.fdstat(fd, out) : std.fd_fdstat_get(fd, out),
+      fd_filestat_get: (fd: number, out: number) =>
+        own(fd) ? dir.filestat(fd, out) : std.fd_filestat_get(fd, out),
+    });
   }
 }

@@ -14,6 +14,7 @@ import {
   PAGE_BYTES,
 } from "./_limits.ts";
 import { OutputLimit, Wasi, WASI_MODULE, WasiExit } from "./_wasi.ts";
+import type { DirGrant } from "./_wasi_fs.ts";
 
 /** A job as the host sends it. */
 export interface JobRequest {
@@ -27,6 +28,8 @@ export interface JobRequest {
   /** Component jobs: the transpiled glue (ES module source) and its core modules. */
   readonly glue?: string;
   readonly coreModules?: Readonly<Record<string, Uint8Array>>;
+  /** A directory granted read-only (core jobs only). */
+  readonly dir?: DirGrant;
 }
 
 /** Outcome names, as receipts record them. */
@@ -125,8 +128,22 @@ async function runCore(job: JobRequest): Promise<JobReport> {
     stdin: job.stdin,
     stdoutCap: job.stdoutCap,
     stderrCap: job.stderrCap,
+    dir: job.dir,
   });
   wasi.memory = memory;
+  try {
+    return await startCore(module, wasi, memory, job);
+  } finally {
+    wasi.dir?.closeAll();
+  }
+}
+
+async function startCore(
+  module: WebAssembly.Module,
+  wasi: Wasi,
+  memory: WebAssembly.Memory | undefined,
+  job: JobRequest,
+): Promise<JobReport> {
   let instance: WebAssembly.Instance;
   try {
     instance = await WebAssembly.instantiate(module, {

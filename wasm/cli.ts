@@ -22,11 +22,13 @@ import {
 } from "./receipt.ts";
 import {
   DEFAULT_LIMITS,
+  type DirGrant,
   type JobResult,
   MAX_INPUT_BYTES,
   MAX_MODULE_BYTES,
   MAX_TIMEOUT_MS,
   type Outcome,
+  resolveDirGrant,
   runJob,
 } from "./runner.ts";
 
@@ -40,7 +42,7 @@ export const DEFAULT_STATE_DIR = "./.phase/wasm";
 export const CONSOLE_PREFIX = "phase-wasm:";
 
 const RUN_USAGE =
-  "deno task wasm run <module.wasm> [--input STR | --input-file F] [--arg A]... [--timeout-ms N] [--memory-mb N] [--output-kb N] [--state DIR] [--private]";
+  "deno task wasm run <module.wasm> [--input STR | --input-file F] [--arg A]... [--dir HOST[::GUEST]] [--timeout-ms N] [--memory-mb N] [--output-kb N] [--state DIR] [--private]";
 const POSTBOOT_USAGE = "deno task wasm postboot [--state DIR] [--private]";
 const RECEIPT_USAGE = "deno task receipt verify <receipt.json> [--trust FILE] [--json]";
 
@@ -113,6 +115,7 @@ export async function runAndSign(opts: {
   args?: readonly string[];
   limits?: Parameters<typeof runJob>[0]["limits"];
   component?: Parameters<typeof runJob>[0]["component"];
+  dir?: Parameters<typeof runJob>[0]["dir"];
   stateDir: string;
   private: boolean;
 }): Promise<SignedJob> {
@@ -123,6 +126,7 @@ export async function runAndSign(opts: {
     args: opts.args,
     limits: opts.limits,
     component: opts.component,
+    dir: opts.dir,
   });
   const receipt = signReceipt(buildReceipt(opts, result, key.keyid), key);
   const receiptBytes = formatReceipt(receipt);
@@ -145,6 +149,7 @@ async function cmdRun(args: string[], io: WasmIo): Promise<number> {
       input: { type: "string" },
       "input-file": { type: "string" },
       arg: { type: "string", multiple: true },
+      dir: { type: "string" },
       "timeout-ms": { type: "string" },
       "memory-mb": { type: "string" },
       "output-kb": { type: "string" },
@@ -170,6 +175,25 @@ async function cmdRun(args: string[], io: WasmIo): Promise<number> {
     ? await readInput(values["input-file"], MAX_INPUT_BYTES, "input")
     : new TextEncoder().encode(values.input ?? "");
   const component = isComponentBinary(module) ? await loadComponent(path, module) : undefined;
+  let dir: DirGrant | undefined;
+  if (values.dir !== undefined) {
+    if (component) throw new UsageError("--dir is for core modules only", RUN_USAGE);
+    const [host, guest] = values.dir.split("::");
+    try {
+      dir = await resolveDirGrant(host, guest ?? "/data");
+    } catch (err) {
+      if (err instanceof RangeError) throw new UsageError(err.message, RUN_USAGE);
+      throw new WasmError(
+        "E_IO",
+        `cannot grant ${explainFsError(err, host, WASM_PERMISSION_SET)}`,
+        {
+          cause: err,
+          hint:
+            "grant a directory inside the 'wasm' set's read list, e.g. under /var/lib/phase or /tmp/phase",
+        },
+      );
+    }
+  }
   const job = await runAndSign({
     module,
     input,
@@ -180,6 +204,7 @@ async function cmdRun(args: string[], io: WasmIo): Promise<number> {
       outputBytes: outputKb !== undefined ? outputKb * 1024 : DEFAULT_LIMITS.outputBytes,
     },
     component,
+    dir,
     stateDir: values.state ?? DEFAULT_STATE_DIR,
     private: values.private ?? false,
   });

@@ -3,7 +3,8 @@
  *
  * ## Running a job
  * `deno task wasm run <module> [--input STR | --input-file F] [--arg A]...
- * [--timeout-ms N] [--memory-mb N] [--output-kb N] [--state DIR] [--private]`
+ * [--dir HOST[::GUEST]] [--timeout-ms N] [--memory-mb N] [--output-kb N]
+ * [--state DIR] [--private]`
  *
  * - Core modules are WASI preview1 commands (`_start`). The host side
  *   ({@link runJob}) starts a Worker with no permissions at all, sends it
@@ -12,7 +13,10 @@
  *   import that is not a preview1 function ({@link ./_wasi.ts}: args,
  *   environ (empty), stdin/stdout/stderr, clocks, random, exit; no
  *   preopened directory, so filesystem and socket calls return
- *   ENOTCAPABLE), turns the module's memory into a host
+ *   ENOTCAPABLE, unless `--dir` grants one directory read-only as fd 3,
+ *   default guest name `/data`: the worker may then read below it only,
+ *   and `..`, absolute paths and symlinks are refused, {@link
+ *   ./_wasi_fs.ts}, TM-10), turns the module's memory into a host
  *   `WebAssembly.Memory` whose `maximum` is the cap (default 64 MiB,
  *   {@link ./_limits.ts}), and stops the job when it writes more than the
  *   output cap (default 1 MiB). Outcomes: `ok`, `exit`, `trap`, `timeout`,
@@ -30,7 +34,7 @@
  * (generated on first use, 0600, beside `node.pub.pem` and a `trust.json`
  * naming it), stored as `<state>/receipts/<time>-<digest>.json`. With
  * `--private` the key is ephemeral and nothing is written. Extra members:
- * `outcome`, `error`, `limits.output_bytes`, and `public` in the signature
+ * `outcome`, `error`, `limits.output_bytes`, `grants` (with `--dir`), and `public` in the signature
  * entry (as DHT records, §5). `deno task receipt verify <file>
  * [--trust <state>/node-key/trust.json] [--json]` checks one and exits
  * non-zero on any mismatch (10 schema, 14 signature, 15 node not trusted,

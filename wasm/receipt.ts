@@ -6,7 +6,8 @@
  * (TM-17: a forged or altered receipt is rejected).
  *
  * Beyond §7's members a receipt carries `outcome` (why the job ended) and
- * `error` (a short reason, empty on success), and `limits.output_bytes`;
+ * `error` (a short reason, empty on success), `limits.output_bytes`, and
+ * `grants` (`["dir:ro:/data"]`) when a directory was granted;
  * unknown members are covered by the signature. Each signature entry also
  * carries `public` (base64 of the raw node key, as DHT records do, §5) so a
  * receipt can be checked for self-consistency without the node's trust file;
@@ -77,11 +78,12 @@ export function sha256Digest(bytes: Uint8Array): string {
 
 /** The unsigned receipt document for a finished job (formats.md §7). */
 export function buildReceipt(
-  job: { module: Uint8Array; input: Uint8Array },
+  job: { module: Uint8Array; input: Uint8Array; dir?: { guestPath: string } },
   result: JobResult,
   node: string,
 ): Record<string, JsonValue> {
   return {
+    ...(job.dir ? { grants: [`dir:ro:${job.dir.guestPath}`] } : {}),
     schema: 1,
     module: sha256Digest(job.module),
     input: sha256Digest(job.input),
@@ -205,6 +207,11 @@ export function verifyReceipt(bytes: Uint8Array, what: string, trust?: Trust): R
   if (doc.error !== undefined) {
     if (typeof doc.error !== "string") throw bad("'error' must be a string");
     error = doc.error;
+  }
+  if (doc.grants !== undefined) {
+    if (!Array.isArray(doc.grants) || doc.grants.some((g) => typeof g !== "string")) {
+      throw bad("'grants' must be an array of strings");
+    }
   }
   if (outcome === "ok" && exitCode !== 0) throw bad("outcome 'ok' with a non-zero exit code");
   const signatures = decodeSignatures(doc.signatures, (m) => bad(m));

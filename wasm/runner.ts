@@ -6,6 +6,9 @@
  * @module
  */
 import type { JobReport, JobRequest, Outcome } from "./_worker.ts";
+import type { DirGrant } from "./_wasi_fs.ts";
+
+export type { DirGrant } from "./_wasi_fs.ts";
 
 export type { Outcome } from "./_worker.ts";
 
@@ -57,6 +60,11 @@ export interface JobSpec {
   readonly limits?: Partial<JobLimits>;
   /** Present for a component job. */
   readonly component?: ComponentGlue;
+  /**
+   * A host directory granted read-only (core jobs), as `guestPath` in the
+   * job; `hostPath` must be canonical (see {@link resolveDirGrant}).
+   */
+  readonly dir?: DirGrant;
   /** Wall clock for `started_at` (injected for tests). */
   readonly now?: () => Date;
 }
@@ -140,6 +148,23 @@ function checkReport(r: unknown, limits: JobLimits): Omit<JobReport, never> {
   };
 }
 
+const GUEST_PATH_RE = /^\/[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$|^\.$/;
+
+/**
+ * Checks a directory grant: the host path must be a directory (it is made
+ * canonical, symlinks resolved, so the worker's read scope is exact) and
+ * the guest path `/name[/name]` or `.`.
+ */
+export async function resolveDirGrant(hostPath: string, guestPath = "/data"): Promise<DirGrant> {
+  if (!GUEST_PATH_RE.test(guestPath) || guestPath.split("/").includes("..")) {
+    throw new RangeError(`guest path '${guestPath}' must look like /data or .`);
+  }
+  const real = await Deno.realPath(hostPath);
+  const info = await Deno.stat(real);
+  if (!info.isDirectory) throw new RangeError(`${hostPath} is not a directory`);
+  return Object.freeze({ hostPath: real, guestPath });
+}
+
 /**
  * Runs one job in a fresh worker and returns its result. Never throws for
  * anything the job does: invalid modules, traps, timeouts, memory and
@@ -166,7 +191,11 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     stderrCap: MAX_STDERR_BYTES,
     glue: spec.component?.glue,
     coreModules: spec.component?.coreModules,
+    dir: spec.dir,
   };
+  if (spec.dir && spec.component) {
+    throw new RangeError("a directory can be granted to core jobs only");
+  }
   // TM-16: the job gets no read, write, net, run, sys, ffi or import
   // permission; transpiled component glue reads one variable (JCO_DEBUG).
   const permissions = spec.component
@@ -175,6 +204,18 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       write: false,
       net: false,
       env: ["JCO_DEBUG"],
+      run: false,
+      sys: false,
+      ffi: false,
+      import: false,
+    }
+    : spec.dir
+    ? {
+      // TM-10: read, and only below the one granted directory.
+      read: [spec.dir.hostPath],
+      write: false,
+      net: false,
+      env: false,
       run: false,
       sys: false,
       ffi: false,
