@@ -19,6 +19,7 @@ const CORE_VERSION = [0x01, 0x00, 0x00, 0x00];
 /** Section ids this file needs. */
 const TYPE_SECTION = 1;
 const IMPORT_SECTION = 2;
+const TABLE_SECTION = 4;
 const MEMORY_SECTION = 5;
 
 /** Why a module was refused before it ran. */
@@ -82,7 +83,8 @@ function section(id: number, body: readonly number[] | Uint8Array): number[] {
 }
 
 /**
- * Rewrites a core module so that its one defined memory becomes an import
+ * Refuses GC types, clamps tables (see {@link MAX_TABLE_ENTRIES}), and
+ * rewrites a core module so that its one defined memory becomes an import
  * ({@link MEMORY_IMPORT}) that the worker satisfies with a
  * `WebAssembly.Memory` whose `maximum` is at most `maxPages`: the module's
  * own declared maximum is never trusted, and the host can see the memory
@@ -115,9 +117,18 @@ export function capMemory(bytes: Uint8Array, maxPages: number): CappedModule {
     sections.push({ id, body: bytes.subarray(body, end) });
     at = end;
   }
+  const typeSection = sections.find((s) => s.id === TYPE_SECTION);
+  if (typeSection) checkTypes(typeSection.body);
+  const tableSection = sections.find((s) => s.id === TABLE_SECTION);
+  const tables = tableSection ? capTables(tableSection.body) : undefined;
   const memSection = sections.find((s) => s.id === MEMORY_SECTION);
   const limits = memSection ? memoryLimits(memSection.body, maxPages) : undefined;
-  if (!limits) return { bytes, memory: undefined };
+  if (!limits && !tables) return { bytes, memory: undefined };
+  if (!limits) {
+    const out: number[] = [...MAGIC, ...CORE_VERSION];
+    for (const s of sections) out.push(...section(s.id, s.id === TABLE_SECTION ? tables! : s.body));
+    return { bytes: new Uint8Array(out), memory: undefined };
+  }
   const entry = [
     ...encodeName(MEMORY_IMPORT.module),
     ...encodeName(MEMORY_IMPORT.name),
@@ -130,6 +141,10 @@ export function capMemory(bytes: Uint8Array, maxPages: number): CappedModule {
   let imported = false;
   for (const s of sections) {
     if (s.id === MEMORY_SECTION) continue;
+    if (s.id === TABLE_SECTION && tables) {
+      out.push(...section(s.id, tables));
+      continue;
+    }
     if (s.id === IMPORT_SECTION) {
       const [count, rest] = readU32(s.body, 0);
       out.push(
@@ -147,6 +162,96 @@ export function capMemory(bytes: Uint8Array, maxPages: number): CappedModule {
   }
   if (!imported) out.push(...section(IMPORT_SECTION, [...writeU32(1), ...entry]));
   return { bytes: new Uint8Array(out), memory: limits };
+}
+
+/** Most tables a job may define. */
+export const MAX_TABLES = 4;
+/** Most entries a table may hold (its maximum is clamped to this). */
+export const MAX_TABLE_ENTRIES = 100_000;
+
+/** Value types a job's function types may use: numbers, v128, funcref, externref. */
+const PLAIN_VALTYPES = new Set([0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f]);
+const FUNC_TYPE = 0x60;
+
+/**
+ * Refuses anything but plain function types. WebAssembly GC types (struct,
+ * array, rec groups, typed references) allocate on the JS heap, outside the
+ * memory cap, and a JS heap exhausted in a worker aborts the whole process
+ * (TM-16).
+ */
+function checkTypes(body: Uint8Array): void {
+  const gc = () =>
+    new ModuleLimitError(
+      "the module uses WebAssembly GC or typed references, which allocate outside the memory cap",
+      "invalid_module",
+    );
+  let [count, at] = readU32(body, 0);
+  while (count-- > 0) {
+    if (body[at] !== FUNC_TYPE) throw gc();
+    at++;
+    for (let vec = 0; vec < 2; vec++) {
+      const [n, next] = readU32(body, at);
+      at = next;
+      for (let i = 0; i < n; i++, at++) {
+        if (at >= body.length) {
+          throw new ModuleLimitError("truncated type section", "invalid_module");
+        }
+        if (!PLAIN_VALTYPES.has(body[at])) throw gc();
+      }
+    }
+  }
+  if (at !== body.length) {
+    throw new ModuleLimitError("trailing bytes in the type section", "invalid_module");
+  }
+}
+
+/**
+ * Returns the table section with every table's maximum clamped to
+ * {@link MAX_TABLE_ENTRIES}: `table.grow` is memory outside the cap too.
+ */
+function capTables(body: Uint8Array): number[] {
+  const [count, first] = readU32(body, 0);
+  if (count > MAX_TABLES) {
+    throw new ModuleLimitError(
+      `the module defines ${count} tables, above the limit of ${MAX_TABLES}`,
+      "memory",
+    );
+  }
+  const out = [...writeU32(count)];
+  let at = first;
+  for (let i = 0; i < count; i++) {
+    const ref = body[at];
+    if (ref !== 0x70 && ref !== 0x6f) {
+      throw new ModuleLimitError(
+        "only funcref and externref tables are supported",
+        "invalid_module",
+      );
+    }
+    const flags = body[at + 1];
+    if (flags !== 0x00 && flags !== 0x01) {
+      throw new ModuleLimitError("unsupported table limits (shared or 64-bit)", "invalid_module");
+    }
+    const [min, afterMin] = readU32(body, at + 2);
+    let max = MAX_TABLE_ENTRIES;
+    at = afterMin;
+    if (flags === 0x01) {
+      const [declared, afterMax] = readU32(body, afterMin);
+      max = Math.min(declared, MAX_TABLE_ENTRIES);
+      at = afterMax;
+    }
+    if (min > MAX_TABLE_ENTRIES) {
+      throw new ModuleLimitError(
+        `a table starts with ${min} entries, above the limit of ${MAX_TABLE_ENTRIES}`,
+        "memory",
+      );
+    }
+    if (max < min) throw new ModuleLimitError("table maximum below its minimum", "invalid_module");
+    out.push(ref, 0x01, ...writeU32(min), ...writeU32(max));
+  }
+  if (at !== body.length) {
+    throw new ModuleLimitError("trailing bytes in the table section", "invalid_module");
+  }
+  return out;
 }
 
 function memoryLimits(

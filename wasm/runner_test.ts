@@ -234,3 +234,31 @@ Deno.test("TM-16 hostile WASM job: code in the job worker holds no permission", 
   assertEquals(got[7], "allowed");
   await assertHostUnaffected();
 });
+
+Deno.test("TM-16 hostile WASM job: tables and GC objects cannot grow outside the cap", async () => {
+  // Grows its table until refused, then exits with the table's size.
+  const tables = await wat(`(module
+    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+    (table $t 1 funcref)
+    (func (export "_start")
+      (loop $g (br_if $g (i32.ne (table.grow $t (ref.null func) (i32.const 10000)) (i32.const -1))))
+      (call $exit (table.size $t))))`);
+  const grown = await runJob({ module: tables, input: new Uint8Array(0) });
+  assertEquals(grown.outcome, "exit");
+  assert(grown.exitCode <= 100_000, `table grew to ${grown.exitCode}`);
+  const huge = await runJob({
+    module: await wat(`(module (table 200000 funcref) (func (export "_start")))`),
+    input: new Uint8Array(0),
+  });
+  assertEquals(huge.outcome, "memory");
+  // GC arrays live on the JS heap: refused before anything runs.
+  const gc = await hostile(gcBinary());
+  assertEquals(gc.outcome, "invalid_module");
+  assertMatch(gc.result.error, /GC/);
+});
+
+/** A minimal module with one GC array type, hand-encoded (wabt has no GC text format). */
+function gcBinary(): Uint8Array {
+  // type section: 1 type, array (0x5e) of mutable i8 (0x78 0x01)
+  return new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 4, 1, 0x5e, 0x78, 0x01]);
+}
