@@ -96,8 +96,7 @@ async function runCore(job: JobRequest): Promise<JobReport> {
   let memory: WebAssembly.Memory | undefined;
   try {
     capped = capMemory(job.module, job.memoryPages);
-    // Async compilation: V8 then compiles optimised code up front (a
-    // CPU-bound job ran about twice as fast as after new WebAssembly.Module).
+    // Async compilation keeps the worker's event loop free (see bench/README.md).
     module = await WebAssembly.compile(capped.bytes as BufferSource);
   } catch (err) {
     if (err instanceof ModuleLimitError) return report(err.kind, err.message);
