@@ -37,7 +37,10 @@ ln -sf /run/phase/resolv.conf /etc/resolv.conf
 cat /proc/cmdline > /run/phase/cmdline
 echo "phase-seed: init at $(cut -d' ' -f1 /proc/uptime)s"
 while read -r m; do insmod "/lib/modules/$m" 2>/dev/null; done < /etc/phase/modules.order
-mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null
+# Deno refuses scoped access under /sys: efivarfs is mounted (again) and
+# the device tree copied under /run/phase for phase-kexec.
+mkdir -p /run/phase/efivars && mount -t efivarfs efivarfs /run/phase/efivars 2>/dev/null
+[ -r /sys/firmware/fdt ] && cat /sys/firmware/fdt > /run/phase/fdt
 ${FINDPART}
 mode=$(sed -n 's/.*phase\\.mode=\\([a-z]*\\).*/\\1/p' /proc/cmdline)
 seed=""
@@ -53,6 +56,9 @@ fail() {
 mount -t squashfs -o ro "$seed" /usr/lib/phase || fail "cannot mount the seed squashfs $seed"
 if [ "$mode" != private ]; then
   cache=$(findpart ${PART_NAMES.cache}) && mount -t ext4 -o nosuid,nodev,noexec "$cache" /var/cache/phase
+  # The ESP, for the chainload fallback (phase-kexec fallback writes the target there).
+  mkdir -p /run/phase/esp
+  esp=$(findpart ${PART_NAMES.esp}) && mount -t vfat -o nosuid,nodev,noexec,umask=077 "$esp" /run/phase/esp
 else
   # Private mode: the cache partition is never mounted; everything lives on tmpfs.
   echo "phase-seed: private mode: cache partition not mounted, state on tmpfs only"
@@ -132,7 +138,8 @@ if [ -x /usr/lib/phase/bin/phase-wasm ]; then
 else
   echo "phase-target: no post-boot job runner on this machine"
 fi
-echo "${TARGET_MARKER} version=${version} mode=\${mode:-unknown}"
+via=$(sed -n 's/.*phase\\.boot=\\([a-z]*\\).*/\\1/p' /proc/cmdline)
+echo "${TARGET_MARKER} version=${version} mode=\${mode:-unknown} via=\${via:-kexec}"
 exec setsid cttyhack sh
 `;
 }

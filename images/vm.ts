@@ -51,6 +51,8 @@ export interface VmOptions {
   readonly persistent?: boolean;
   /** Echo the console to stdout (demo). */
   readonly echo?: boolean;
+  /** Let the guest reboot (the chainload fallback) instead of exiting QEMU. */
+  readonly allowReboot?: boolean;
   /** Extra -device/-netdev arguments replacing the default user network. */
   readonly netArgs?: readonly string[];
 }
@@ -77,7 +79,7 @@ export function qemuArgs(o: VmOptions, vars: string): string[] {
     "-smp",
     "1",
     "-nographic",
-    "-no-reboot",
+    ...(o.allowReboot ? [] : ["-no-reboot"]),
     "-drive",
     `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
     "-drive",

@@ -8,7 +8,8 @@ import { deepStrictEqual } from "node:assert/strict";
 
 /** Deep equality. */
 export function assertEquals<T>(actual: T, expected: T, message?: string): void {
-  deepStrictEqual(actual, expected, message);
+  if (message === undefined) deepStrictEqual(actual, expected);
+  else deepStrictEqual(actual, expected, message);
 }
 
 /** Truthiness with a message. */

@@ -17,6 +17,7 @@ import {
 } from "../verify/mod.ts";
 import { KexecError } from "./errors.ts";
 import { setOneShotEntry } from "./efivar.ts";
+import { DEFAULT_EFIVARS, DEFAULT_ESP, installChainloadEntry } from "./chainload.ts";
 import {
   DEFAULT_STAGE_PARENT,
   execKernel,
@@ -41,7 +42,8 @@ const USAGE =
                  [--mode internet|local|private] [--channel C] [--arch A] [--min-version V] [--state DIR]
                  [--now RFC3339] [--dir DIR] [--method auto|file|classic] [--fdt FILE] [--dry-run] [--exec]
 phase-kexec exec [--dry-run]
-phase-kexec fallback [--entry ID] [--efivars DIR] [--no-reboot] [--dry-run]`;
+phase-kexec fallback --manifest FILE --trust FILE --artifact kernel=PATH --artifact initramfs=PATH [--mode M]
+                 [--esp DIR] [--entry ID] [--efivars DIR] [--no-reboot] [--dry-run]`;
 
 async function load(path: string, cap: number): Promise<Uint8Array> {
   try {
@@ -55,29 +57,36 @@ async function load(path: string, cap: number): Promise<Uint8Array> {
   }
 }
 
-async function cmdLoad(args: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parseFlags(args, {
-    manifest: { type: "string" },
-    trust: { type: "string" },
-    artifact: { type: "string", multiple: true },
-    mode: { type: "string" },
-    channel: { type: "string" },
-    arch: { type: "string" },
-    "min-version": { type: "string" },
-    state: { type: "string" },
-    now: { type: "string" },
-    dir: { type: "string" },
-    method: { type: "string" },
-    fdt: { type: "string" },
-    "dry-run": { type: "boolean" },
-    exec: { type: "boolean" },
-  }, USAGE);
+const STAGE_FLAGS = {
+  manifest: { type: "string" },
+  trust: { type: "string" },
+  artifact: { type: "string", multiple: true },
+  mode: { type: "string" },
+  channel: { type: "string" },
+  arch: { type: "string" },
+  "min-version": { type: "string" },
+  state: { type: "string" },
+  now: { type: "string" },
+  dir: { type: "string" },
+} as const;
+
+interface StageValues {
+  manifest?: string;
+  trust?: string;
+  artifact?: string[];
+  mode?: string;
+  channel?: string;
+  arch?: string;
+  "min-version"?: string;
+  state?: string;
+  now?: string;
+  dir?: string;
+}
+
+/** Verifies the manifest here (paths pass, trust never does), stages and re-checks the artifacts. */
+async function verifyAndStage(values: StageValues, out: (s: string) => void) {
   if (!values.manifest) throw new UsageError("missing --manifest", USAGE);
   if (!values.trust) throw new UsageError("missing --trust", USAGE);
-  const method = (values.method ?? "auto") as KexecMethod | "auto";
-  if (!["auto", "file", "classic"].includes(method)) {
-    throw new UsageError(`bad --method '${method}'`, USAGE);
-  }
   const mode = parseMode(values.mode ?? "internet");
   let now: Date | undefined;
   if (values.now !== undefined) {
@@ -97,7 +106,6 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
   const floor = values.state && values.channel && values.arch
     ? await readFloor(values.state, values.channel, values.arch)
     : undefined;
-  // Paths pass between steps, trust never does: verify again here.
   const verified = verifyManifest(bytes, trust, {
     channel: values.channel,
     arch: values.arch,
@@ -109,6 +117,22 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
   out(
     `phase-kexec: staged ${verified.value.channel}/${verified.value.arch} ${verified.value.version} in ${staged.dir}; digests re-checked`,
   );
+  return { staged, mode };
+}
+
+async function cmdLoad(args: string[], out: (s: string) => void): Promise<number> {
+  const { values } = parseFlags(args, {
+    ...STAGE_FLAGS,
+    method: { type: "string" },
+    fdt: { type: "string" },
+    "dry-run": { type: "boolean" },
+    exec: { type: "boolean" },
+  }, USAGE);
+  const method = (values.method ?? "auto") as KexecMethod | "auto";
+  if (!["auto", "file", "classic"].includes(method)) {
+    throw new UsageError(`bad --method '${method}'`, USAGE);
+  }
+  const { staged, mode } = await verifyAndStage(values, out);
   let dtb: string | undefined;
   if (staged.arch === "arm64" && method !== "file") {
     const d = await stageDtb(staged, values.fdt ?? FDT_SOURCE);
@@ -153,20 +177,27 @@ async function cmdExec(args: string[], out: (s: string) => void): Promise<number
 
 async function cmdFallback(args: string[], out: (s: string) => void): Promise<number> {
   const { values } = parseFlags(args, {
+    ...STAGE_FLAGS,
+    esp: { type: "string" },
     entry: { type: "string" },
     efivars: { type: "string" },
     "no-reboot": { type: "boolean" },
     "dry-run": { type: "boolean" },
   }, USAGE);
   const entry = values.entry ?? DEFAULT_FALLBACK_ENTRY;
+  const { staged, mode } = await verifyAndStage(values, out);
+  const esp = values.esp ?? DEFAULT_ESP;
   if (values["dry-run"]) {
-    out(`phase-kexec: dry run: would set LoaderEntryOneShot=${entry} and run /sbin/reboot -f`);
+    out(
+      `phase-kexec: dry run: would copy the re-checked target to ${esp}/phase/target/, write ${esp}/loader/entries/${entry}, set LoaderEntryOneShot=${entry} and run /sbin/reboot -f`,
+    );
     return 0;
   }
-  // systemd-boot deletes the one-shot variable when it uses it, so an old one
-  // is rare; efivarfs marks it immutable and the removal then fails loudly.
-  const path = await setOneShotEntry(entry, { dir: values.efivars });
+  const conf = await installChainloadEntry(staged, { esp, entry, mode });
+  out(`phase-kexec: fallback: target installed on the ESP, entry ${conf}`);
+  const path = await setOneShotEntry(entry, { dir: values.efivars ?? DEFAULT_EFIVARS });
   out(`phase-kexec: fallback: LoaderEntryOneShot=${entry} written to ${path}`);
+  await Deno.remove(staged.dir, { recursive: true }).catch(() => {});
   if (values["no-reboot"]) return 0;
   out("phase-kexec: fallback: rebooting into the chainload entry");
   const r = await runProgram(["/sbin/reboot", "-f"], 30_000);

@@ -11,8 +11,8 @@ import { KexecError } from "./errors.ts";
 
 /** systemd-boot's loader vendor GUID. */
 export const LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
-/** Where efivarfs is mounted. */
-export const EFIVARS_DIR = "/sys/firmware/efi/efivars";
+/** Where the seed mounts efivarfs (a second mount: Deno refuses scoped access under /sys). */
+export const EFIVARS_DIR = "/run/phase/efivars";
 /** NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS. */
 export const EFI_VARIABLE_NV_BS_RT = 0x7;
 /** Longest entry id accepted (systemd-boot ids are file names). */
@@ -93,7 +93,7 @@ export async function setOneShotEntry(
     throw new KexecError("E_FALLBACK", `cannot write ${path}: ${(err as Error).message}`, {
       cause: err,
       hint:
-        "is efivarfs mounted read-write at /sys/firmware/efi/efivars? (BIOS boots have no EFI variables)",
+        "is efivarfs mounted read-write at /run/phase/efivars? (BIOS boots have no EFI variables)",
     });
   }
   return path;

@@ -35,8 +35,8 @@ export const MAX_TOOL_OUTPUT_BYTES = 16 * 1024;
 export const DEFAULT_STAGE_PARENT = "/run/phase";
 /** Where kexec-tools lives, in order of preference. */
 export const KEXEC_BINARIES = ["/sbin/kexec", "/usr/sbin/kexec"] as const;
-/** The running kernel's device tree (arm64). */
-export const FDT_SOURCE = "/sys/firmware/fdt";
+/** The running kernel's device tree (arm64): the seed's init copies /sys/firmware/fdt here (Deno refuses scoped reads of /sys). */
+export const FDT_SOURCE = "/run/phase/fdt";
 /** Reads "1" when a kexec image is loaded. */
 export const KEXEC_LOADED = "/sys/kernel/kexec_loaded";
 

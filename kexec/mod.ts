@@ -44,4 +44,11 @@ export {
   loaderVariablePath,
   setOneShotEntry,
 } from "./efivar.ts";
+export {
+  CHAINLOAD_MARK,
+  chainloadEntry,
+  DEFAULT_EFIVARS,
+  DEFAULT_ESP,
+  installChainloadEntry,
+} from "./chainload.ts";
 export { DEFAULT_FALLBACK_ENTRY, KEXEC_PERMISSION_SET, runKexec } from "./cli.ts";

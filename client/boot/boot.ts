@@ -89,7 +89,8 @@ export const SEED_PATHS: BootPaths = Object.freeze({
   // Deno refuses scoped reads of /proc: the seed's init copies the command line here.
   cmdline: "/run/phase/cmdline",
   cache: "/var/cache/phase",
-  privateRoot: "/dev/shm/phase",
+  // tmpfs, but not under /dev: Deno refuses scoped access there.
+  privateRoot: "/run/phase/private",
   run: "/run/phase",
   udhcpc: "/sbin/udhcpc",
   udhcpcScript: "/usr/share/udhcpc/default.script",
@@ -442,9 +443,14 @@ export async function runChain(d: BootDeps): Promise<BootOutcome> {
   );
   const r = await d.run(`${d.paths.bin}/phase-kexec`, kexecArgs, KEXEC_TIMEOUT_MS);
   timings.kexec = clock() - t;
-  if (r.code !== 0 && !d.dryRun && (r.code === KEXEC_E_LOAD || r.code === KEXEC_E_EXEC)) {
+  // Not in private mode: the fallback writes the target onto the ESP (persistent).
+  if (
+    r.code !== 0 && !d.dryRun && p.mode !== "private" &&
+    (r.code === KEXEC_E_LOAD || r.code === KEXEC_E_EXEC)
+  ) {
     d.say(`phase-boot: kexec failed (exit ${r.code}): trying the chainload fallback entry`);
-    const f = await d.run(`${d.paths.bin}/phase-kexec`, ["fallback"], KEXEC_TIMEOUT_MS);
+    const fallbackArgs = ["fallback", ...kexecArgs.slice(1).filter((a) => a !== "--exec")];
+    const f = await d.run(`${d.paths.bin}/phase-kexec`, fallbackArgs, KEXEC_TIMEOUT_MS);
     d.say(`phase-boot: chainload fallback did not reboot (exit ${f.code})`);
   }
   if (r.code !== 0 || !d.dryRun) {

@@ -1,0 +1,102 @@
+/**
+ * `deno task demo`: the whole loop with one command. Builds the amd64 USB
+ * image and a signed release when missing, serves the release with a real
+ * provider on loopback, and boots the image in QEMU (TCG, OVMF) with the
+ * console on this terminal: seed -> discover -> fetch -> verify -> kexec ->
+ * target, whose init runs the WASM hello job and prints PHASE-TARGET-OK.
+ * Quit QEMU with Ctrl-A X.
+ *
+ * A developer tool: it runs under the broad 'test' set (it builds, serves
+ * and starts QEMU), never on a seed.
+ *
+ * @module
+ */
+import { startProvider } from "../provider/mod.ts";
+import { consoleLogger } from "../cli/mod.ts";
+import { OVMF_VARS, qemuArgs } from "./vm.ts";
+
+const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const OUT = `${REPO}/images/out/demo`;
+const ARTIFACTS = `${REPO}/images/out/demo-artifacts`;
+const KEYS = `${REPO}/.phase/keys`;
+/** Longest a demo boot may run before it is stopped. */
+const DEMO_TIMEOUT_MS = 30 * 60_000;
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+if (import.meta.main) {
+  const rebuild = Deno.args.includes("--rebuild");
+  if (
+    rebuild || !(await exists(`${OUT}/phase-amd64.img`)) ||
+    !(await exists(`${ARTIFACTS}/stable/amd64/manifest.json`))
+  ) {
+    console.log("demo: building the image and a signed release (deno task images, ~20 s)");
+    const r = await new Deno.Command("deno", {
+      args: [
+        "task",
+        "-q",
+        "images",
+        "--arch",
+        "amd64",
+        "--out",
+        "./images/out/demo",
+        "--artifacts",
+        "./images/out/demo-artifacts",
+        "--provider",
+        "http://10.0.2.100/stable/amd64/manifest.json",
+      ],
+      cwd: REPO,
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output();
+    if (r.code !== 0) Deno.exit(r.code);
+  }
+  const provider = await startProvider({
+    root: ARTIFACTS,
+    state: `${REPO}/images/out/demo-provider`,
+    host: "127.0.0.1",
+    port: 0,
+    sign: false,
+    trustPath: `${KEYS}/trust.json`,
+    mdns: false,
+    dht: false,
+    logger: consoleLogger("serve", { json: false, write: () => {} }),
+  });
+  console.log(
+    `demo: provider ${provider.url} serves ${ARTIFACTS}; the guest sees it at http://10.0.2.100/`,
+  );
+  console.log("demo: booting phase-amd64.img in QEMU (TCG + OVMF); quit with Ctrl-A X\n");
+  await Deno.mkdir("/tmp/phase", { recursive: true });
+  const vars = await Deno.makeTempFile({ dir: "/tmp/phase", prefix: "demo-vars-" });
+  await Deno.copyFile(OVMF_VARS, vars);
+  const args = qemuArgs({
+    image: `${OUT}/phase-amd64.img`,
+    providerPort: provider.port,
+    until: {},
+    timeoutMs: DEMO_TIMEOUT_MS,
+  }, vars)
+    .map((a) => (a === "stdio" ? "mon:stdio" : a));
+  const i = args.indexOf("-monitor");
+  if (i >= 0) args.splice(i, 2);
+  const child = new Deno.Command("qemu-system-x86_64", {
+    args,
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  })
+    .spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), DEMO_TIMEOUT_MS);
+  const status = await child.status;
+  clearTimeout(timer);
+  await provider.close();
+  await Deno.remove(vars).catch(() => {});
+  console.log(`\ndemo: QEMU exited (${status.code})`);
+  Deno.exit(0);
+}

@@ -1,0 +1,411 @@
+/**
+ * `deno task test:vm`: the seeds' test plan. Builds the amd64 USB image,
+ * starts a provider on loopback and boots the image with OVMF under TCG;
+ * the guest reaches the provider at http://10.0.2.100/ through a user-mode
+ * guestfwd, so nothing leaves loopback. Each scenario is a named test with
+ * a time bound. Not matched by the default test glob (it takes minutes):
+ * run it through the task.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { assert, assertEquals } from "../kexec/_assert.ts";
+import { startProvider } from "../provider/mod.ts";
+import { loadSigningKey, signRelease } from "../sign/mod.ts";
+import { memoryLogger } from "../cli/mod.ts";
+import { bootVm, type VmRun } from "./vm.ts";
+import { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER } from "./_files.ts";
+
+/** Bound of one boot in a scenario (TCG, 2 shared cores; a good boot takes ~40 s). */
+const BOOT_TIMEOUT_MS = 240_000;
+/** Bound of the image build. */
+const BUILD_TIMEOUT_MS = 300_000;
+const MiB = 1024 * 1024;
+const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const PROVIDER_URL = "http://10.0.2.100/stable/amd64/manifest.json";
+
+await Deno.mkdir("/tmp/phase", { recursive: true });
+const WORK = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "vm-plan-" });
+const OUT = `${WORK}/out`;
+const ARTIFACTS = `${WORK}/artifacts`;
+const KEYS = `${WORK}/keys`;
+const IMAGE = `${OUT}/phase-amd64.img`;
+
+async function build(): Promise<void> {
+  const t0 = performance.now();
+  const r = await new Deno.Command("deno", {
+    args: [
+      "task",
+      "-q",
+      "images",
+      "--arch",
+      "amd64",
+      "--out",
+      OUT,
+      "--artifacts",
+      ARTIFACTS,
+      "--keys",
+      KEYS,
+      "--provider",
+      PROVIDER_URL,
+    ],
+    cwd: REPO,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(BUILD_TIMEOUT_MS),
+  }).output();
+  if (r.code !== 0) {
+    throw new Error(`image build failed:\n${new TextDecoder().decode(r.stderr).slice(-3000)}`);
+  }
+  console.log(`vm-plan: image built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+await build();
+
+/** A real Phase provider on an ephemeral loopback port, serving the signed release. */
+async function provider(root = ARTIFACTS) {
+  return await startProvider({
+    root,
+    state: `${WORK}/provider-state-${crypto.randomUUID()}`,
+    host: "127.0.0.1",
+    port: 0,
+    sign: false,
+    trustPath: `${KEYS}/trust.json`,
+    mdns: false,
+    dht: false,
+    watch: false,
+    logger: memoryLogger(),
+  });
+}
+
+/** A hostile static server: serves whatever files are in `dir`, no checks. */
+function hostileServer(dir: string) {
+  const digests = new Map<string, string>();
+  for (const name of ["kernel", "initramfs"]) {
+    const bytes = Deno.readFileSync(`${dir}/${name}`);
+    digests.set(createHash("sha256").update(bytes).digest("hex"), name);
+  }
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const path = new URL(req.url).pathname;
+    // It poses as a healthy Phase provider (formats §3 /health).
+    if (path === "/health") return Response.json({ status: "serving" });
+    let name: string | undefined;
+    const cas = /^\/cas\/sha256\/([0-9a-f]{64})$/.exec(path);
+    if (cas) name = digests.get(cas[1]);
+    const m = /^\/stable\/amd64\/(manifest\.json|kernel|initramfs)$/.exec(path);
+    if (m) name = m[1];
+    if (!name) return new Response("not found", { status: 404 });
+    const bytes = await Deno.readFile(`${dir}/${name}`);
+    return new Response(req.method === "HEAD" ? null : bytes, {
+      headers: {
+        "content-length": String(bytes.length),
+        "content-type": "application/octet-stream",
+      },
+    });
+  });
+  return { port: server.addr.port, close: () => server.shutdown() };
+}
+
+function tail(run: VmRun, n = 25): string {
+  return run.lines.filter((l) => !l.text.startsWith("[ ")).slice(-n).map((l) => `${l.ms} ${l.text}`)
+    .join("\n");
+}
+
+const UNTIL = {
+  target: new RegExp(TARGET_MARKER),
+  shell: new RegExp(SEED_SHELL_MARKER),
+};
+const WATCH = {
+  seedInit: /phase-seed: init/,
+  network: /phase-boot: network up/,
+  discover: /phase-boot: discover:/,
+  fetch: /phase-boot: fetch:/,
+  verify: /phase-boot: verify:/,
+  kexec: /phase-boot: kexec:/,
+  targetInit: /phase-target: init/,
+  wasm: /phase-wasm: hello:/,
+};
+
+async function vmCopy(name: string): Promise<string> {
+  const p = `${WORK}/${name}.img`;
+  await Deno.copyFile(IMAGE, p);
+  return p;
+}
+
+/** Byte offset and size of a GPT partition by name (sfdisk --json). */
+async function partition(img: string, name: string): Promise<{ offset: number; size: number }> {
+  const out = await new Deno.Command("sfdisk", { args: ["--json", img], stdout: "piped" }).output();
+  const table = JSON.parse(new TextDecoder().decode(out.stdout)).partitiontable;
+  const p = table.partitions.find((x: { name?: string }) => x.name === name);
+  return { offset: p.start * 512, size: p.size * 512 };
+}
+
+/** Makes `entry` systemd-boot's default on the image's ESP (mtools at the partition offset). */
+async function setDefaultEntry(img: string, entry: string): Promise<void> {
+  const esp = await partition(img, PART_NAMES.esp);
+  const conf = `${WORK}/loader-${entry}.conf`;
+  await Deno.writeTextFile(conf, `default ${entry}\ntimeout 0\neditor no\nconsole-mode keep\n`);
+  const r = await new Deno.Command("mcopy", {
+    args: ["-o", "-i", `${img}@@${esp.offset}`, conf, "::/loader/loader.conf"],
+    env: { MTOOLS_SKIP_CHECK: "1" },
+    stderr: "piped",
+  }).output();
+  assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+}
+
+/** Rewrites one loader entry on the image's ESP. */
+async function editEntry(
+  img: string,
+  entry: string,
+  edit: (text: string) => string,
+): Promise<void> {
+  const esp = await partition(img, PART_NAMES.esp);
+  const local = `${WORK}/entry-${crypto.randomUUID()}.conf`;
+  const env = { MTOOLS_SKIP_CHECK: "1" };
+  const get = await new Deno.Command("mcopy", {
+    args: ["-i", `${img}@@${esp.offset}`, `::/loader/entries/${entry}`, local],
+    env,
+  }).output();
+  assertEquals(get.code, 0);
+  await Deno.writeTextFile(local, edit(await Deno.readTextFile(local)));
+  const put = await new Deno.Command("mcopy", {
+    args: ["-o", "-i", `${img}@@${esp.offset}`, local, `::/loader/entries/${entry}`],
+    env,
+  }).output();
+  assertEquals(put.code, 0);
+}
+
+async function partitionDigest(img: string, name: string): Promise<string> {
+  const { offset, size } = await partition(img, name);
+  const f = await Deno.open(img);
+  try {
+    await f.seek(offset, Deno.SeekMode.Start);
+    const h = createHash("sha256");
+    const buf = new Uint8Array(4 * MiB);
+    let left = size;
+    while (left > 0) {
+      const n = await f.read(buf.subarray(0, Math.min(buf.length, left)));
+      if (n === null) break;
+      h.update(buf.subarray(0, n));
+      left -= n;
+    }
+    return h.digest("hex");
+  } finally {
+    f.close();
+  }
+}
+
+function report(name: string, run: VmRun): void {
+  console.log(
+    `vm-plan: ${name}: outcome=${run.outcome} elapsed=${run.elapsedMs} ms marks=${
+      JSON.stringify(run.marks)
+    }`,
+  );
+}
+
+Deno.test("vm internet: fetch, verify and kexec into the target, whose init prints the marker", async () => {
+  const p = await provider();
+  try {
+    const run = await bootVm({
+      image: IMAGE,
+      providerPort: p.port,
+      timeoutMs: BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: WATCH,
+    });
+    report("internet", run);
+    assertEquals(run.outcome, "target", tail(run));
+    assert("wasm" in run.marks, "the target ran the post-boot WASM job\n" + tail(run));
+    assert(run.lines.some((l) => l.text.includes("mode=internet")), tail(run));
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("vm tamper (TM-01): a tampered kernel aborts to the seed shell, nothing is kexec'd", async () => {
+  const dir = `${WORK}/tampered`;
+  await Deno.mkdir(dir, { recursive: true });
+  for (const f of ["manifest.json", "kernel", "initramfs"]) {
+    await Deno.copyFile(`${ARTIFACTS}/stable/amd64/${f}`, `${dir}/${f}`);
+  }
+  const k = await Deno.readFile(`${dir}/kernel`);
+  k[k.length - 4096] ^= 0x01; // one bit, deep in the image
+  await Deno.writeFile(`${dir}/kernel`, k);
+  const server = hostileServer(dir);
+  try {
+    const run = await bootVm({
+      image: IMAGE,
+      providerPort: server.port,
+      timeoutMs: BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: WATCH,
+    });
+    report("tamper", run);
+    assertEquals(run.outcome, "shell", tail(run));
+    assert(
+      !("kexec" in run.marks) && !("targetInit" in run.marks),
+      "nothing may reach kexec\n" + tail(run),
+    );
+    assert(
+      run.lines.some((l) => /E_DIGEST|hashes to|digest/i.test(l.text)),
+      "the console names the digest failure\n" + tail(run),
+    );
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("vm expired (TM-03): an expired manifest aborts to the seed shell", async () => {
+  const root = `${WORK}/expired`;
+  await Deno.mkdir(`${root}/stable/amd64`, { recursive: true });
+  for (const f of ["kernel", "initramfs"]) {
+    await Deno.copyFile(`${ARTIFACTS}/stable/amd64/${f}`, `${root}/stable/amd64/${f}`);
+  }
+  const key = await loadSigningKey(`${KEYS}/release.pem`);
+  await signRelease({
+    root,
+    channel: "stable",
+    arch: "amd64",
+    version: "2099.1.1",
+    now: new Date(Date.now() - 3 * 86_400_000),
+    expiresInMs: 86_400_000,
+    cmdline: "console=ttyS0",
+  }, key);
+  const server = hostileServer(`${root}/stable/amd64`);
+  try {
+    const run = await bootVm({
+      image: IMAGE,
+      providerPort: server.port,
+      timeoutMs: BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: WATCH,
+    });
+    report("expired", run);
+    assertEquals(run.outcome, "shell", tail(run));
+    assert(!("kexec" in run.marks), tail(run));
+    assert(
+      run.lines.some((l) => /expired/i.test(l.text)),
+      "the console says expired\n" + tail(run),
+    );
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("vm local: a second boot from the cache with the provider down reaches the target", async () => {
+  const img = await vmCopy("local");
+  const vars = `${WORK}/local-vars.fd`;
+  await Deno.copyFile("/usr/share/OVMF/OVMF_VARS_4M.fd", vars);
+  try {
+    const p = await provider();
+    let first: VmRun;
+    try {
+      first = await bootVm({
+        image: img,
+        providerPort: p.port,
+        timeoutMs: BOOT_TIMEOUT_MS,
+        until: UNTIL,
+        watch: WATCH,
+        persistent: true,
+        vars,
+      });
+    } finally {
+      await p.close();
+    }
+    report("local (first boot, internet)", first);
+    assertEquals(first.outcome, "target", tail(first));
+    await setDefaultEntry(img, "local.conf");
+    // Provider down: nothing listens behind the guest's 10.0.2.100.
+    const run = await bootVm({
+      image: img,
+      timeoutMs: BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: WATCH,
+      persistent: true,
+      vars,
+    });
+    report("local (second boot, provider down)", run);
+    assertEquals(run.outcome, "target", tail(run));
+    assert(
+      run.lines.some((l) => l.text.includes("phase-boot: cache:")),
+      "booted from the cache\n" + tail(run),
+    );
+    assert(run.lines.some((l) => l.text.includes("mode=local")), tail(run));
+  } finally {
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
+Deno.test("vm private (TM-13): the cache partition is byte-identical before and after a private boot", async () => {
+  const img = await vmCopy("private");
+  try {
+    await setDefaultEntry(img, "private.conf");
+    const before = await partitionDigest(img, PART_NAMES.cache);
+    const p = await provider();
+    let run: VmRun;
+    try {
+      run = await bootVm({
+        image: img,
+        providerPort: p.port,
+        timeoutMs: BOOT_TIMEOUT_MS,
+        until: UNTIL,
+        watch: WATCH,
+        persistent: true,
+      });
+    } finally {
+      await p.close();
+    }
+    report("private", run);
+    assertEquals(run.outcome, "target", tail(run));
+    assert(run.lines.some((l) => l.text.includes("mode=private")), tail(run));
+    assertEquals(
+      await partitionDigest(img, PART_NAMES.cache),
+      before,
+      "cache partition changed in private mode",
+    );
+  } finally {
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
+Deno.test("vm kexec: a kexec failure leads to the chainload fallback entry, which boots the target", async () => {
+  const img = await vmCopy("kexec");
+  try {
+    // A real refusal by the kernel, no test hook in Phase: with
+    // kexec_load_disabled=1 both kexec_load and kexec_file_load fail (EPERM).
+    await editEntry(
+      img,
+      "internet.conf",
+      (t) => t.replace(/^options (.*)$/m, "options $1 sysctl.kernel.kexec_load_disabled=1"),
+    );
+    const p = await provider();
+    let run: VmRun;
+    try {
+      run = await bootVm({
+        image: img,
+        providerPort: p.port,
+        timeoutMs: BOOT_TIMEOUT_MS,
+        until: UNTIL,
+        watch: { ...WATCH, fallback: /phase-kexec: fallback: LoaderEntryOneShot=/ },
+        allowReboot: true,
+      });
+    } finally {
+      await p.close();
+    }
+    report("kexec", run);
+    assertEquals(run.outcome, "target", tail(run, 40));
+    assert("fallback" in run.marks, "the one-shot entry was set\n" + tail(run, 40));
+    assert(
+      run.lines.some((l) => l.text.includes("via=chainload")),
+      "the target came up through the chainload entry\n" + tail(run),
+    );
+  } finally {
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(WORK, { recursive: true });
+  } catch { /* already gone */ }
+});
