@@ -174,15 +174,20 @@ async function fetchSequential(
     );
   }
   p.contributors.add(src.id);
-  // Chunks are hashed as they arrive and written in WRITE_BUFFER_BYTES
-  // batches (one write op per MiB, not per 64 KiB network chunk). `p.pos`
-  // counts bytes on disk, so a failure leaves a consistent prefix.
+  // The socket is read straight into a scratch buffer (BYOB, when the body
+  // allows: no allocation per chunk), copied into a 1 MiB write buffer, and
+  // hashed and written together when that is full. The hash and `p.pos`
+  // always cover exactly the bytes on disk, and a failed read loses only
+  // the scratch (which held nothing new), so what arrived before a drop is
+  // kept and the next source resumes after it.
+  let scratch = new Uint8Array(READ_SCRATCH_BYTES);
   const buf = new Uint8Array(WRITE_BUFFER_BYTES);
-  const scratch = new Uint8Array(READ_SCRATCH_BYTES);
   let fill = 0;
   const flushBuf = async () => {
     if (fill === 0) return;
-    await writeAll(p.file, buf.subarray(0, fill));
+    const data = buf.subarray(0, fill);
+    await writeAll(p.file, data);
+    p.hash.update(data);
     p.pos += fill;
     fill = 0;
     o.onProgress?.(p.pos);
@@ -190,7 +195,6 @@ async function fetchSequential(
   let overflow = false;
   try {
     ({ overflow } = await readGuarded(open, want, async (chunk) => {
-      p.hash.update(chunk);
       let off = 0;
       while (off < chunk.length) {
         const k = Math.min(chunk.length - off, buf.length - fill);
@@ -199,7 +203,13 @@ async function fetchSequential(
         off += k;
         if (fill === buf.length) await flushBuf();
       }
-    }, { limits, scratch }));
+    }, {
+      limits,
+      into: () => scratch,
+      adopt: (b) => {
+        scratch = new Uint8Array(b);
+      },
+    }));
   } finally {
     await flushBuf();
   }

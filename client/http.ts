@@ -144,18 +144,24 @@ export async function readGuarded(
   open: OpenResponse,
   maxBytes: number,
   onChunk: (chunk: Uint8Array) => void | Promise<void>,
-  opts: { limits?: TransferLimits; now?: () => number; scratch?: Uint8Array } = {},
+  opts: {
+    limits?: TransferLimits;
+    now?: () => number;
+    into?: () => Uint8Array;
+    adopt?: (buffer: ArrayBuffer) => void;
+  } = {},
 ): Promise<{ bytes: number; overflow: boolean }> {
   const limits = opts.limits ?? DEFAULT_LIMITS;
   const now = opts.now ?? (() => performance.now());
   const body = open.response.body;
   if (!body) return { bytes: 0, overflow: false };
-  // With a scratch buffer and a byte stream, read straight into it (BYOB):
-  // no allocation per chunk, so a multi-GiB transfer keeps a flat memory
-  // profile. The chunk handed to onChunk is then valid until it returns.
+  // With `into` and a byte stream, read straight into the caller's buffer
+  // (BYOB): no allocation and no copy per chunk, so a multi-GiB transfer
+  // keeps a flat memory profile. The caller's buffer is transferred by each
+  // read: `adopt` gets the new one after every read that returns it (also
+  // the last, empty one), before onChunk sees the bytes in place.
   let byob: ReadableStreamBYOBReader | undefined;
-  let scratch = opts.scratch;
-  if (scratch) {
+  if (opts.into) {
     try {
       byob = body.getReader({ mode: "byob" });
     } catch { /* not a byte stream: default reader */ }
@@ -185,11 +191,9 @@ export async function readGuarded(
     while (true) {
       let r: ReadableStreamReadResult<Uint8Array>;
       try {
-        if (byob && scratch) {
-          r = await byob.read(
-            new Uint8Array(scratch.buffer, 0, scratch.byteLength),
-          ) as ReadableStreamReadResult<Uint8Array>;
-          if (r.value) scratch = new Uint8Array(r.value.buffer);
+        if (byob && opts.into) {
+          r = await byob.read(opts.into()) as ReadableStreamReadResult<Uint8Array>;
+          if (r.value) opts.adopt?.(r.value.buffer as ArrayBuffer);
         } else {
           r = await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
         }

@@ -120,6 +120,10 @@ async function stream(mib: number) {
     const url = `${env.url}/cas/sha256/${env.hex}`;
     const out = `${env.dir}/curl.out`;
     const curl = await best(() => timeIt(() => sh(["curl", "-s", "-f", "-o", out, url])));
+    // The same durability as the cache (its data on disk before it counts).
+    const curlSync = await best(() =>
+      timeIt(() => sh(["sh", "-c", `curl -s -f -o '${out}' '${url}' && sync '${out}'`]))
+    );
     const openssl = await best(() => timeIt(() => sh(["openssl", "dgst", "-sha256", out])));
     const phase = await best(() =>
       phaseDownload(env, [{ id: env.url, urls: [url] }], `${env.dir}/cache`, false)
@@ -130,6 +134,8 @@ async function stream(mib: number) {
       curl_mb_s: Math.round(mbs(env.size, curl)),
       phase_mb_s: Math.round(mbs(env.size, phase)),
       ratio_vs_curl: +(curl / phase).toFixed(2),
+      curl_sync_mb_s: Math.round(mbs(env.size, curlSync)),
+      ratio_vs_curl_sync: +(curlSync / phase).toFixed(2),
       openssl_mb_s: Math.round(mbs(env.size, openssl)),
       two_pass_curl_then_openssl_mb_s: Math.round(mbs(env.size, curl + openssl)),
       ratio_vs_two_pass: +((curl + openssl) / phase).toFixed(2),
