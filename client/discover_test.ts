@@ -135,7 +135,7 @@ Deno.test("discover: a step that hangs is bounded by its timeout and reported", 
     mdnsTimeoutMs: 100,
     dhtTimeoutMs: 100,
   });
-  assert(performance.now() - t0 < 3_000);
+  assert(performance.now() - t0 < 10_000, "bounded (an unbounded step would never return)");
   assertEquals(res.candidates, []);
   assert(res.steps[0].error?.includes("mDNS step took more than"));
   assert(res.steps[1].error?.includes("DHT step took more than"));

@@ -313,12 +313,24 @@ async function fetchParallel(
         `${url}: announces ${declared} bytes for a ${len}-byte range (TM-05)`,
       );
     }
-    const buf = new Uint8Array(len);
+    // Read in place into the segment's buffer when the body allows (BYOB).
+    let buf = new Uint8Array(len);
     let off = 0;
+    let inBuf = true;
     const { overflow } = await readGuarded(open, len, (c) => {
-      buf.set(c, off);
+      if (c.buffer !== buf.buffer) buf.set(c, off);
       off += c.length;
-    }, { limits });
+    }, {
+      limits,
+      // Once full, one more 1-byte read tells the end from extra bytes (TM-05).
+      into: () => {
+        inBuf = off < len;
+        return inBuf ? buf.subarray(off) : new Uint8Array(1);
+      },
+      adopt: (b) => {
+        if (inBuf) buf = new Uint8Array(b);
+      },
+    });
     if (overflow) o.logger?.warn("extra_bytes_refused", { artifact: o.name, url, threat: "TM-05" });
     if (off < len) {
       throw new ClientError("E_FETCH", `${url}: range ${start}-${end} closed after ${off} bytes`);
