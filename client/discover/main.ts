@@ -8,6 +8,7 @@
  */
 import {
   consoleLogger,
+  explainFsError,
   main,
   parseDurationMs,
   parseFlags,
@@ -62,7 +63,7 @@ export async function run(args: string[]): Promise<number> {
   } catch (err) {
     throw new VerifyError(
       "E_TRUST",
-      `cannot read trust file ${trustPath}: ${(err as Error).message}`,
+      `cannot read the trust file: ${explainFsError(err, trustPath, "discover")}`,
       { cause: err },
     );
   }

@@ -7,6 +7,7 @@
  */
 import {
   consoleLogger,
+  explainFsError,
   main,
   parseDurationMs,
   parseFlags,
@@ -74,7 +75,9 @@ export async function run(args: string[]): Promise<number> {
   } catch (err) {
     throw new VerifyError(
       "E_TRUST",
-      `cannot read trust file ${values.trust}: ${(err as Error).message}`,
+      `cannot read the trust file: ${
+        explainFsError(err, values.trust, values.private ? "fetch-private" : "fetch")
+      }`,
       { cause: err },
     );
   }
