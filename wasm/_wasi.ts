@@ -88,13 +88,17 @@ export interface WasiOptions {
 class Sink {
   readonly chunks: Uint8Array[] = [];
   size = 0;
+  /** Set once the job tried to write past the cap, even if it caught the error. */
+  overflow: OutputLimit | undefined;
   constructor(readonly fd: number, readonly cap: number) {}
   push(bytes: Uint8Array): void {
+    if (this.overflow) throw this.overflow;
     const room = this.cap - this.size;
     if (bytes.length > room) {
       if (room > 0) this.chunks.push(bytes.slice(0, room));
       this.size = this.cap;
-      throw new OutputLimit(this.fd, this.cap);
+      this.overflow = new OutputLimit(this.fd, this.cap);
+      throw this.overflow;
     }
     this.chunks.push(bytes.slice());
     this.size += bytes.length;
@@ -266,14 +270,27 @@ export class Wasi {
       fd_prestat_get: () => ERRNO.BADF,
       fd_prestat_dir_name: () => ERRNO.BADF,
       proc_exit: (code: number) => {
-        throw new WasiExit(code >>> 0);
+        this.exited ??= code >>> 0;
+        throw new WasiExit(this.exited);
       },
       sched_yield: () => ERRNO.SUCCESS,
     };
     for (const name of DENIED_CALLS) fns[name] = () => ERRNO.NOTCAPABLE;
     if (this.options.dir) this.#grantDir(fns, this.options.dir);
+    // A job can catch the exceptions proc_exit and the output cap throw
+    // (exception handling's catch_all); once it has exited, every call
+    // throws again, so an exited job cannot act any more.
+    for (const [name, fn] of Object.entries(fns)) {
+      fns[name] = (...args: never[]) => {
+        if (this.exited !== undefined) throw new WasiExit(this.exited);
+        return fn(...args);
+      };
+    }
     return fns;
   }
+
+  /** The status of the job's first `proc_exit`, if it called it. */
+  exited: number | undefined;
 
   /** The granted directory, once imports() made it. */
   dir: ReadOnlyDir | undefined;

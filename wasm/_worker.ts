@@ -13,7 +13,7 @@ import {
   ModuleLimitError,
   PAGE_BYTES,
 } from "./_limits.ts";
-import { OutputLimit, Wasi, WASI_MODULE, WasiExit } from "./_wasi.ts";
+import { Wasi, WASI_MODULE } from "./_wasi.ts";
 import type { DirGrant } from "./_wasi_fs.ts";
 
 /** A job as the host sends it. */
@@ -152,29 +152,29 @@ async function startCore(
   } catch (err) {
     return report("trap", message(err), wasi);
   }
+  let failure: unknown;
   try {
     (instance.exports._start as () => void)();
   } catch (err) {
-    if (err instanceof WasiExit) {
-      return report(
-        err.code === 0 ? "ok" : "exit",
-        err.code === 0 ? "" : `exit ${err.code}`,
-        wasi,
-        err.code,
-      );
-    }
-    if (err instanceof OutputLimit) return report("output", err.message, wasi);
-    // A trap with memory at its cap is what a memory bomb ends in.
-    if (memory && memory.buffer.byteLength >= job.memoryPages * PAGE_BYTES) {
-      return report(
-        "memory",
-        `memory limit of ${job.memoryPages} pages reached: ${message(err)}`,
-        wasi,
-      );
-    }
-    return report("trap", message(err), wasi);
+    failure = err;
   }
-  return report("ok", "", wasi, 0);
+  // What the job did first decides, whatever it caught afterwards (TM-16).
+  const overflow = wasi.stdout.overflow ?? wasi.stderr.overflow;
+  if (overflow) return report("output", overflow.message, wasi);
+  if (wasi.exited !== undefined) {
+    const code = wasi.exited;
+    return report(code === 0 ? "ok" : "exit", code === 0 ? "" : `exit ${code}`, wasi, code);
+  }
+  if (failure === undefined) return report("ok", "", wasi, 0);
+  // A trap with memory at its cap is what a memory bomb ends in.
+  if (memory && memory.buffer.byteLength >= job.memoryPages * PAGE_BYTES) {
+    return report(
+      "memory",
+      `memory limit of ${job.memoryPages} pages reached: ${message(failure)}`,
+      wasi,
+    );
+  }
+  return report("trap", message(failure), wasi);
 }
 
 type Glue = {

@@ -262,3 +262,38 @@ function gcBinary(): Uint8Array {
   // type section: 1 type, array (0x5e) of mutable i8 (0x78 0x01)
   return new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 4, 1, 0x5e, 0x78, 0x01]);
 }
+
+Deno.test("TM-16 hostile WASM job: catching exit or the output cap does not change the outcome", async () => {
+  const wabt = await (await import("wabt")).default();
+  const eh = (source: string) => {
+    const m = wabt.parseWat("eh.wat", source, { exceptions: true });
+    try {
+      m.resolveNames();
+      m.validate();
+      return new Uint8Array(m.toBinary({}).buffer);
+    } finally {
+      m.destroy();
+    }
+  };
+  const exitThenWrite = eh(`(module
+    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+    ${WASI}
+    (memory 1) (data (i32.const 16) "after")
+    (func (export "_start")
+      (try (do (call $exit (i32.const 0))) (catch_all))
+      (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 5))
+      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))`);
+  const r = await runJob({ module: exitThenWrite, input: new Uint8Array(0) });
+  assertEquals([r.outcome, r.exitCode, r.stdout.length], ["ok", 0, 0]);
+  const floodThenReturn = eh(`(module ${WASI} (memory 1)
+    (func (export "_start")
+      (i32.store (i32.const 4) (i32.const 4096))
+      (try (do (loop $l (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))) (br $l)))
+        (catch_all))))`);
+  const f = await runJob({
+    module: floodThenReturn,
+    input: new Uint8Array(0),
+    limits: { outputBytes: 10_000 },
+  });
+  assertEquals([f.outcome, f.stdout.length], ["output", 10_000]);
+});
