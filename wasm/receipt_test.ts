@@ -1,11 +1,19 @@
 import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
-import { keygen } from "../sign/mod.ts";
-import { encodeBase64, parseTrust, signEd25519, signedBytes } from "../verify/mod.ts";
+import { keygen, loadSigningKey } from "../sign/mod.ts";
+import {
+  checkThreshold,
+  decodeSignatures,
+  encodeBase64,
+  type JsonValue,
+  parseTrust,
+  signEd25519,
+  signedBytes,
+} from "../verify/mod.ts";
 import { runAndSign } from "./cli.ts";
 import { WasmError } from "./errors.ts";
 import { HELLO_INPUT, helloWasmPath } from "./hello.ts";
 import { ephemeralNodeKey, loadOrCreateNodeKey, nodeKeyPaths } from "./node_key.ts";
-import { sha256Digest, verifyReceipt } from "./receipt.ts";
+import { formatReceipt, sha256Digest, signReceipt, verifyReceipt } from "./receipt.ts";
 
 const enc = new TextEncoder();
 
@@ -229,6 +237,61 @@ Deno.test("receipt: a node key readable by others is refused", async () => {
     await keygen(`${state}/node-key`, "node");
     await Deno.chmod(nodeKeyPaths(state).privateKey, 0o644);
     await rejects(() => loadOrCreateNodeKey(state), (err) => code(err) === "E_KEY");
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+});
+
+Deno.test("receipt: signed exactly like a manifest (verify/ threshold check and openssl agree)", async () => {
+  const vectors = new URL("../../shared/vectors/", import.meta.url).pathname;
+  const state = await tempState();
+  try {
+    const key = await loadSigningKey(`${vectors}keys/release-a.pem`).catch(async () => {
+      // The shared vector key may be group-readable in a checkout: use a private copy.
+      await Deno.copyFile(`${vectors}keys/release-a.pem`, `${state}/a.pem`);
+      await Deno.chmod(`${state}/a.pem`, 0o600);
+      return await loadSigningKey(`${state}/a.pem`);
+    });
+    const { job } = await signedHello(state);
+    const doc = { ...job.receipt } as Record<string, JsonValue>;
+    delete doc.signatures;
+    doc.node = key.keyid;
+    const signed = signReceipt(doc, key);
+    const trust = parseTrust(await Deno.readFile(`${vectors}trust-a.json`));
+    // The manifest verifier's own threshold check accepts the receipt.
+    assertEquals(
+      checkThreshold(
+        signed,
+        decodeSignatures(signed.signatures, (m) => new Error(m)),
+        trust,
+        "receipt",
+      ),
+      [
+        key.keyid,
+      ],
+    );
+    assertEquals(verifyReceipt(formatReceipt(signed), "receipt", trust).anchored, true);
+    // And OpenSSL verifies the Ed25519 signature over the JCS bytes.
+    const sig = (signed.signatures as { sig: string }[])[0].sig;
+    await Deno.writeFile(`${state}/msg`, signedBytes(signed));
+    await Deno.writeFile(`${state}/sig`, Uint8Array.from(atob(sig), (c) => c.charCodeAt(0)));
+    const out = await new Deno.Command("openssl", {
+      args: [
+        "pkeyutl",
+        "-verify",
+        "-pubin",
+        "-inkey",
+        `${vectors}keys/release-a.pub.pem`,
+        "-rawin",
+        "-in",
+        `${state}/msg`,
+        "-sigfile",
+        `${state}/sig`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
   } finally {
     await Deno.remove(state, { recursive: true });
   }
