@@ -123,3 +123,66 @@ Deno.test("wasm run --dir: the grant is recorded in the receipt", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("granted directory: fd_readdir lists entries, fd_seek and filestat work", async () => {
+  const dir = await fixture();
+  try {
+    const module = await watToWasm(
+      "ls.wat",
+      `(module
+      (import "wasi_snapshot_preview1" "path_open"
+        (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_readdir" (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_seek" (func $seek (param i32 i64 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fstat (param i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 512) "a.txt")
+      (func $out (param $ptr i32) (param $len i32)
+        (i32.store (i32.const 0) (local.get $ptr)) (i32.store (i32.const 4) (local.get $len))
+        (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+      (func (export "_start")
+        (local $err i32)
+        ;; the granted directory itself (empty path), as a directory
+        (local.set $err (call $path_open (i32.const 3) (i32.const 0) (i32.const 600) (i32.const 0)
+          (i32.const 2) (i64.const 16384) (i64.const 0) (i32.const 0) (i32.const 16)))
+        (if (local.get $err) (then (call $exit (i32.add (i32.const 100) (local.get $err)))))
+        (local.set $err (call $readdir (i32.load (i32.const 16)) (i32.const 4096) (i32.const 2048) (i64.const 0) (i32.const 20)))
+        (if (local.get $err) (then (call $exit (i32.add (i32.const 200) (local.get $err)))))
+        (call $out (i32.const 20) (i32.const 4))
+        (call $out (i32.const 4096) (i32.load (i32.const 20)))
+        ;; a.txt: seek to the end (its size), then its filestat
+        (drop (call $path_open (i32.const 3) (i32.const 0) (i32.const 512) (i32.const 5)
+          (i32.const 0) (i64.const 6) (i64.const 0) (i32.const 0) (i32.const 24)))
+        (local.set $err (call $seek (i32.load (i32.const 24)) (i64.const 0) (i32.const 2) (i32.const 32)))
+        (if (local.get $err) (then (call $exit (i32.add (i32.const 300) (local.get $err)))))
+        (call $out (i32.const 32) (i32.const 8))
+        (local.set $err (call $fstat (i32.load (i32.const 24)) (i32.const 1024)))
+        (if (local.get $err) (then (call $exit (i32.add (i32.const 400) (local.get $err)))))
+        (call $out (i32.const 1024) (i32.const 64))))`,
+    );
+    const r = await runJob({
+      module,
+      input: new Uint8Array(0),
+      dir: await resolveDirGrant(`${dir}/data`),
+    });
+    assertEquals([r.outcome, r.error], ["ok", ""]);
+    const v = new DataView(r.stdout.buffer);
+    const used = v.getUint32(0, true);
+    const names: [string, number][] = [];
+    for (let at = 4; at < 4 + used;) {
+      const len = v.getUint32(at + 16, true);
+      names.push([dec.decode(r.stdout.subarray(at + 24, at + 24 + len)), v.getUint8(at + 20)]);
+      at += 24 + len;
+    }
+    // Sorted; regular 4, directory 3, symlink 7.
+    assertEquals(names, [["a.txt", 4], ["escape", 7], ["inner", 7], ["sub", 3], ["up", 7]]);
+    const after = 4 + used;
+    assertEquals(v.getBigUint64(after, true), 15n, "seek to end = size of 'hello from disk'");
+    assertEquals(v.getUint8(after + 8 + 16), 4, "filestat filetype regular");
+    assertEquals(v.getBigUint64(after + 8 + 32, true), 15n, "filestat size");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
