@@ -7,6 +7,7 @@
 import { parseDurationMs, parseFlags, UsageError } from "../cli/mod.ts";
 import { consoleLogger, type Logger } from "../cli/log.ts";
 import { ProviderError } from "./errors.ts";
+import { bufferedJsonLogger, type BufferedLogger } from "./log.ts";
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,
@@ -140,7 +141,10 @@ export async function runServe(
   logger?: Logger,
 ): Promise<number> {
   const opts = serveOptions(args, factories);
-  const provider = await startProvider({ ...opts, logger: logger ?? consoleLogger("serve") });
+  // JSON lines batched (one write per batch); a terminal gets readable lines.
+  const log = logger ??
+    (Deno.stderr.isTerminal() ? consoleLogger("serve") : bufferedJsonLogger("serve"));
+  const provider = await startProvider({ ...opts, logger: log });
   await Deno.stdout.write(new TextEncoder().encode(startBanner(provider, opts)));
   await new Promise<void>((resolve) => {
     const stop = () => {
@@ -152,6 +156,7 @@ export async function runServe(
     Deno.addSignalListener("SIGTERM", stop);
   });
   await provider.close();
+  (log as Partial<BufferedLogger>).flush?.();
   return 0;
 }
 

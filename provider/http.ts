@@ -95,8 +95,30 @@ export interface HandlerOptions {
   readonly stallTimeoutMs?: number;
   /** Called when a file no longer matches its hash (rescan it). */
   readonly onStale?: (artifact: Artifact) => void;
+  /** Access log sink; default `logger.info("access", entry)`. */
+  readonly accessLog?: (entry: AccessEntry) => void;
   /** Open artifact streams; calling an entry cuts that response (bounded stop). */
   readonly streams?: Set<() => void>;
+}
+
+/** One access-log entry (one JSON line per request). */
+export interface AccessEntry {
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly length: number;
+  readonly range?: string;
+  readonly remote?: string;
+  readonly ms: number;
+}
+
+/** Formats an access entry as the JSON line the console logger would write, cheaply. */
+export function formatAccess(component: string, e: AccessEntry, now = new Date()): string {
+  return `{"ts":"${now.toISOString()}","level":"info","component":"${component}","event":"access","method":${
+    JSON.stringify(e.method)
+  },"path":${JSON.stringify(e.path)},"status":${e.status},"length":${e.length}${
+    e.range === undefined ? "" : `,"range":${JSON.stringify(e.range)}`
+  }${e.remote === undefined ? "" : `,"remote":${JSON.stringify(e.remote)}`},"ms":${e.ms}}\n`;
 }
 
 /** Connection info Deno.serve passes; optional so tests may omit it. */
@@ -159,7 +181,7 @@ export function safeSegments(path: string): string[] | undefined {
   for (const raw of path.slice(1).split("/")) {
     let seg: string;
     try {
-      seg = decodeURIComponent(raw);
+      seg = raw.includes("%") ? decodeURIComponent(raw) : raw;
     } catch {
       return undefined;
     }
@@ -224,6 +246,10 @@ export function createHandler(opts: HandlerOptions): Handler {
     if (bytes === 0) e.requests++;
   }
 
+  // Small documents are answered by cloning a prepared Response: building
+  // headers per request costs more than the rest of the request.
+  const templates = new WeakMap<Uint8Array, Map<string, { get: Response; head: Response }>>();
+
   function manifestLike(req: Request, bytes: Uint8Array, digest: string, type: string): Response {
     const etag = `"sha256:${digest}"`;
     const h = { etag, "cache-control": "no-cache", "content-type": type };
@@ -231,12 +257,20 @@ export function createHandler(opts: HandlerOptions): Handler {
       m.notModified++;
       return new Response(null, { status: 304, headers: headers(h) });
     }
-    const body = req.method === "HEAD" ? null : bytes as Uint8Array<ArrayBuffer>;
-    if (body) m.bytes += bytes.length;
-    return new Response(body, {
-      status: 200,
-      headers: headers({ ...h, "content-length": String(bytes.length) }),
-    });
+    let byType = templates.get(bytes);
+    if (!byType) templates.set(bytes, byType = new Map());
+    let t = byType.get(type);
+    if (!t) {
+      const full = headers({ ...h, "content-length": String(bytes.length) });
+      t = {
+        get: new Response(bytes.slice() as Uint8Array<ArrayBuffer>, { status: 200, headers: full }),
+        head: new Response(null, { status: 200, headers: full }),
+      };
+      byType.set(type, t);
+    }
+    if (req.method === "HEAD") return t.head.clone();
+    m.bytes += bytes.length;
+    return t.get.clone();
   }
 
   async function serveArtifact(
@@ -536,7 +570,7 @@ export function createHandler(opts: HandlerOptions): Handler {
     }
     if (res.status >= 500) m.errors++;
     m.byStatus[res.status] = (m.byStatus[res.status] ?? 0) + 1;
-    log.info("access", {
+    const entry: AccessEntry = {
       method: req.method,
       path: shownPath,
       status: res.status,
@@ -544,7 +578,9 @@ export function createHandler(opts: HandlerOptions): Handler {
       range: req.headers.get("range") ?? undefined,
       remote: info?.remoteAddr?.hostname,
       ms: Math.round((performance.now() - t0) * 1000) / 1000,
-    });
+    };
+    if (opts.accessLog) opts.accessLog(entry);
+    else log.info("access", entry as unknown as Record<string, unknown>);
     return res;
   };
 }

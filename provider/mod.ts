@@ -24,8 +24,10 @@ export {
 } from "./catalog.ts";
 export { PROVIDER_EXIT_CODES, type ProviderCode, ProviderError } from "./errors.ts";
 export {
+  type AccessEntry,
   type AdvertState,
   createHandler,
+  formatAccess,
   type Handler,
   type HandlerOptions,
   MAX_INFLIGHT,
@@ -46,6 +48,7 @@ export {
   mdnsAdvertiser,
   mdnsInstances,
 } from "./advertise.ts";
+export { bufferedJsonLogger, type BufferedLogger, LOG_BUFFER_BYTES, LOG_FLUSH_MS } from "./log.ts";
 export { etagMatches, parseRange, prefersHtml } from "./range.ts";
 export {
   type AdvertContext,

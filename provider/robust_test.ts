@@ -121,7 +121,7 @@ Deno.test("TM-18 provider exhaustion: slow fast-path downloads hold slots within
     5000,
     "slots freed",
   );
-  await using t = await provider({ kernel: 1 << 20 });
+  await using t = await provider({ kernel: 32 << 20 });
   const perClient = await startProviderWithClientCap(t.dir);
   try {
     const a = await fetch(`${perClient.url}/stable/amd64/kernel`);

@@ -14,6 +14,7 @@ import { ProviderError } from "./errors.ts";
 import {
   type AdvertState,
   createHandler,
+  formatAccess,
   type Metrics,
   newMetrics,
   type RequestInfo,
@@ -247,6 +248,9 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     maxInflight: opts.maxInflight,
     stallTimeoutMs: opts.stallTimeoutMs,
     maxInflightPerClient: opts.maxInflightPerClient,
+    accessLog: "raw" in logger
+      ? (e) => (logger as { raw(line: string): void }).raw(formatAccess("serve", e))
+      : undefined,
     onStale: () => scheduleRescan(),
     streams,
   });
