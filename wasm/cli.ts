@@ -50,14 +50,19 @@ const RECEIPT_USAGE = "deno task receipt verify <receipt.json> [--trust FILE] [-
 export interface WasmIo {
   /** The job's stdout (raw bytes). */
   readonly stdout: (bytes: Uint8Array) => void;
+  /** The job's stderr (raw bytes, capped by the runtime). */
+  readonly stderr: (bytes: Uint8Array) => void;
   /** Human lines (one per call, with newline). */
   readonly line: (text: string) => void;
   readonly log: Logger;
 }
 
 const OUTCOME_ERRORS: Readonly<Record<Exclude<Outcome, "ok">, [WasmCode, string]>> = {
-  exit: ["E_EXIT", "the job exited with a non-zero status"],
-  trap: ["E_TRAP", "the job trapped"],
+  exit: ["E_EXIT", "the status is the job's own; its stderr (above) may say why"],
+  trap: [
+    "E_TRAP",
+    "a fault in the job (unreachable, out-of-bounds access, stack overflow); the receipt records it",
+  ],
   timeout: ["E_TIMEOUT", "raise --timeout-ms if the job is meant to run longer"],
   memory: ["E_MEMORY", "raise --memory-mb if the job needs more memory"],
   output: ["E_OUTPUT", "raise --output-kb if the job is meant to write more"],
@@ -209,6 +214,7 @@ async function cmdRun(args: string[], io: WasmIo): Promise<number> {
     private: values.private ?? false,
   });
   io.stdout(job.result.stdout);
+  if (job.result.stderr.length > 0) io.stderr(job.result.stderr);
   io.log.info("receipt", {
     outcome: job.result.outcome,
     keyid: job.keyid,

@@ -9,6 +9,11 @@ import { main } from "../cli/run.ts";
 import { RECEIPT_PERMISSION_SET, runWasm, WASM_PERMISSION_SET } from "./cli.ts";
 import { WASM_EXIT_CODES } from "./errors.ts";
 
+function writeAll(w: { writeSync(b: Uint8Array): number }, b: Uint8Array): void {
+  let off = 0;
+  while (off < b.length) off += w.writeSync(b.subarray(off));
+}
+
 if (import.meta.main) {
   await main({
     name: "wasm",
@@ -16,10 +21,8 @@ if (import.meta.main) {
     exitCodes: WASM_EXIT_CODES,
     run: (args) =>
       runWasm(args, {
-        stdout: (b) => {
-          let off = 0;
-          while (off < b.length) off += Deno.stdout.writeSync(b.subarray(off));
-        },
+        stdout: (b) => writeAll(Deno.stdout, b),
+        stderr: (b) => writeAll(Deno.stderr, b),
         line: (t) => console.log(t),
         log: consoleLogger("wasm"),
       }),
