@@ -214,7 +214,32 @@ async function providers(mib: number) {
   const env = await setup(mib);
   const port = Number(new URL(env.url).port);
   const rate = RATE_MB_S * 1e6;
-  const proxies = [0, 1, 2, 3].map(() => throttlingProxy(port, rate));
+  // The proxies run in their own process, so they do not compete with the
+  // fetcher's event loop (only for the CPU, like a real remote provider would not).
+  const proxyProc = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-q",
+      "--no-prompt",
+      "-P=test",
+      new URL(import.meta.url).pathname,
+      "proxy",
+      String(port),
+      String(rate),
+      "4",
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = proxyProc.stdout.getReader();
+  let line = "";
+  while (!line.includes("\n")) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    line += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const proxies = (JSON.parse(line) as number[]).map((p) => ({ port: p }));
   try {
     const rows = [];
     let single = 0;
@@ -223,7 +248,7 @@ async function providers(mib: number) {
         const origin = `http://127.0.0.1:${p.port}`;
         return { id: origin, urls: [`${origin}/cas/sha256/${env.hex}`] };
       });
-      const ms = await phaseDownload(env, sources, `${env.dir}/cache`, true);
+      const ms = await best(() => phaseDownload(env, sources, `${env.dir}/cache`, true));
       const rateMb = mbs(env.size, ms);
       if (n === 1) single = rateMb;
       rows.push({
@@ -237,7 +262,9 @@ async function providers(mib: number) {
       JSON.stringify({ bench: "providers", mib, rate_per_provider_mb_s: RATE_MB_S, rows }),
     );
   } finally {
-    for (const p of proxies) p.close();
+    proxyProc.kill("SIGTERM");
+    await proxyProc.status;
+    await proxyProc.stdout.cancel().catch(() => {});
     await stopServe(env.prov.child);
     await Deno.remove(env.dir, { recursive: true });
   }
@@ -277,6 +304,18 @@ async function rss(mib: number) {
     await stopServe(env.prov.child);
     await Deno.remove(env.dir, { recursive: true });
   }
+}
+
+if (import.meta.main && Deno.args[0] === "proxy") {
+  const [, target, rate, count] = Deno.args;
+  const ps = Array.from(
+    { length: Number(count) },
+    () => throttlingProxy(Number(target), Number(rate)),
+  );
+  console.log(JSON.stringify(ps.map((p) => p.port)));
+  await new Promise<void>((r) => Deno.addSignalListener("SIGTERM", () => r()));
+  for (const p of ps) p.close();
+  Deno.exit(0);
 }
 
 if (import.meta.main) {
