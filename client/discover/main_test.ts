@@ -27,13 +27,14 @@ async function output(cmd: Deno.Command) {
 
 Deno.test({
   name:
-    "discover entrypoint: finds the real provider by mDNS across network namespaces; fetch then gets the verified release",
+    "TM-07 mDNS poisoning (client side): over real multicast between namespaces, discover lists the genuine and a rogue provider as hints; only the genuine one verifies and is fetched",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
     const dir = await tempDir();
-    await using lab = await NetnsLab.create(2);
+    await using lab = await NetnsLab.create(3);
     let prov: Awaited<ReturnType<typeof spawnServe>> | undefined;
+    let rogue: Awaited<ReturnType<typeof spawnServe>> | undefined;
     try {
       await writeRelease(`${dir}/root`, "stable", "amd64", { kernel: 200_000, initramfs: 50_000 });
       const ip0 = lab.namespaces[0].ip;
@@ -50,6 +51,22 @@ Deno.test({
         "prov1",
         "--no-dht",
       ], { lab, index: 0 });
+      // A rogue provider on the same LAN: same release names, its own key.
+      await writeRelease(`${dir}/rogue`, "stable", "amd64", { kernel: 1000, initramfs: 1000 }, 9);
+      const ip2 = lab.namespaces[2].ip;
+      rogue = await spawnServe([
+        "--host",
+        ip2,
+        "--port",
+        "8080",
+        "--root",
+        `${dir}/rogue`,
+        "--state",
+        `${dir}/rogue-state`,
+        "--name",
+        "rogue",
+        "--no-dht",
+      ], { lab, index: 2 });
       await Deno.writeTextFile(`${dir}/policy.toml`, `channel = "stable"\nmode = "internet"\n`);
       await Deno.writeTextFile(`${dir}/cmdline`, "console=ttyS0 quiet\n");
       const opts = { cwd: ROOT, stdout: "piped", stderr: "piped" } as const;
@@ -69,20 +86,31 @@ Deno.test({
       assertEquals(d.code, 0, d.stderr);
       const res = JSON.parse(d.stdout);
       const url = `http://${ip0}:8080/stable/amd64/manifest.json`;
-      assertEquals(
-        res.candidates.map((
-          c: { manifestUrl: string; source: string },
-        ) => [c.manifestUrl, c.source]),
-        [[url, "mdns"]],
+      const rogueUrl = `http://${ip2}:8080/stable/amd64/manifest.json`;
+      const found = res.candidates.map((c: { manifestUrl: string; source: string }) =>
+        `${c.source} ${c.manifestUrl}`
       );
+      assertEquals(found.sort(), [`mdns ${url}`, `mdns ${rogueUrl}`].sort());
       assertEquals(res.steps.map((s: { step: string }) => s.step), ["lan", "wan", "manual"]);
-      assertEquals(res.steps[0].found, 1);
+      assertEquals(res.steps[0].found, 2);
       assert(res.steps[0].ms < 4_000, "the LAN step is bounded");
       // The candidate is a hint: the fetch verifies it against the trust file.
+      // The rogue's manifest is not signed by the trust file: E_SIGNATURE (exit 4), nothing cached.
+      const r = await output(lab.command(1, Deno.execPath(), [
+        ...taskArgv("fetch"),
+        "--manifest",
+        rogueUrl,
+        "--trust",
+        `${dir}/state/trust.json`,
+        "--cache",
+        `${dir}/rogue-cache`,
+      ], opts));
+      assertEquals(r.code, 4, r.stderr);
+      assertEquals([...Deno.readDirSync(`${dir}/rogue-cache/cas/sha256`)], []);
       const f = await output(lab.command(1, Deno.execPath(), [
         ...taskArgv("fetch"),
         "--manifest",
-        res.candidates[0].manifestUrl,
+        url,
         "--trust",
         `${dir}/state/trust.json`,
         "--cache",
@@ -94,6 +122,7 @@ Deno.test({
       assertEquals(await auditCache(cacheLayout(`${dir}/cache`)), []);
     } finally {
       if (prov) await stopServe(prov.child);
+      if (rogue) await stopServe(rogue.child);
       await lab.cleanup();
       await Deno.remove(dir, { recursive: true });
     }
