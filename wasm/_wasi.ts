@@ -1,6 +1,7 @@
 /**
  * A WASI preview1 subset for untrusted jobs: args, stdin/stdout/stderr,
- * clocks, random, exit. There is no preopened directory unless one was
+ * clocks (with poll_oneoff on clocks and the standard streams, so sleep
+ * works), random, exit. There is no preopened directory unless one was
  * granted (`--dir`, read-only, {@link ./_wasi_fs.ts}), so by default a job
  * sees no filesystem; filesystem and socket calls link (compilers import
  * them even when unused, as under wasmtime) and return ENOTCAPABLE or EBADF. Any import
@@ -51,7 +52,6 @@ const DENIED_CALLS = [
   "path_rename",
   "path_symlink",
   "path_unlink_file",
-  "poll_oneoff",
   "proc_raise",
   "sock_accept",
   "sock_recv",
@@ -274,6 +274,8 @@ export class Wasi {
         throw new WasiExit(this.exited);
       },
       sched_yield: () => ERRNO.SUCCESS,
+      poll_oneoff: (inPtr: number, outPtr: number, n: number, nevents: number) =>
+        this.#poll(inPtr, outPtr, n, nevents),
     };
     for (const name of DENIED_CALLS) fns[name] = () => ERRNO.NOTCAPABLE;
     if (this.options.dir) this.#grantDir(fns, this.options.dir);
@@ -287,6 +289,79 @@ export class Wasi {
       };
     }
     return fns;
+  }
+
+  /**
+   * poll_oneoff for clocks and the standard streams: stdin is always
+   * readable (its bytes are all there), stdout/stderr always writable, and
+   * a clock subscription sleeps (Atomics.wait in the worker) until the
+   * earliest deadline; the job's wall-clock timeout still ends it.
+   */
+  #poll(inPtr: number, outPtr: number, n: number, nevents: number): number {
+    const v = this.#view();
+    if (n === 0) return ERRNO.INVAL;
+    if (
+      !v || !this.#inBounds(inPtr, 48 * n) || !this.#inBounds(outPtr, 32 * n) ||
+      !this.#inBounds(nevents, 4)
+    ) {
+      return ERRNO.FAULT;
+    }
+    const nowNs = () => BigInt(Math.round(performance.now() * 1e6));
+    const wallNs = () => BigInt(Date.now()) * 1_000_000n;
+    const events: { userdata: bigint; error: number; type: number; nbytes: bigint }[] = [];
+    const clocks: { userdata: bigint; deadline: bigint; realtime: boolean }[] = [];
+    for (let i = 0; i < n; i++) {
+      const at = inPtr + 48 * i;
+      const userdata = v.getBigUint64(at, true);
+      const tag = v.getUint8(at + 8);
+      if (tag === 0) {
+        const id = v.getUint32(at + 16, true);
+        const timeout = v.getBigUint64(at + 24, true);
+        const abs = (v.getUint16(at + 40, true) & 1) === 1;
+        if (id > 3) {
+          events.push({ userdata, error: ERRNO.INVAL, type: 0, nbytes: 0n });
+          continue;
+        }
+        const realtime = id === 0;
+        const now = realtime ? wallNs() : nowNs();
+        const deadline = abs ? timeout : now + timeout;
+        clocks.push({ userdata, deadline, realtime });
+      } else if (tag === 1 || tag === 2) {
+        const fd = v.getUint32(at + 16, true);
+        const ok = (tag === 1 && fd === 0) || (tag === 2 && (fd === 1 || fd === 2));
+        const left = BigInt(this.options.stdin.length - this.#stdinOffset);
+        events.push({
+          userdata,
+          error: ok ? ERRNO.SUCCESS : ERRNO.BADF,
+          type: tag,
+          nbytes: tag === 1 ? left : 0n,
+        });
+      } else {
+        return ERRNO.INVAL;
+      }
+    }
+    // Sleep until the earliest clock fires (re-checked: a wait may end early).
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
+    while (events.length === 0 && clocks.length > 0) {
+      let waitNs = -1n;
+      for (const c of clocks) {
+        const left = c.deadline - (c.realtime ? wallNs() : nowNs());
+        if (left <= 0n) {
+          events.push({ userdata: c.userdata, error: ERRNO.SUCCESS, type: 0, nbytes: 0n });
+        } else if (waitNs < 0n || left < waitNs) waitNs = left;
+      }
+      if (events.length === 0) Atomics.wait(sleeper, 0, 0, Number(waitNs / 1_000_000n) + 1);
+    }
+    events.forEach((e, i) => {
+      const at = outPtr + 32 * i;
+      new Uint8Array(this.memory!.buffer, at, 32).fill(0);
+      v.setBigUint64(at, e.userdata, true);
+      v.setUint16(at + 8, e.error, true);
+      v.setUint8(at + 10, e.type);
+      v.setBigUint64(at + 16, e.nbytes, true);
+    });
+    v.setUint32(nevents, events.length, true);
+    return ERRNO.SUCCESS;
   }
 
   /** The status of the job's first `proc_exit`, if it called it. */

@@ -11,7 +11,8 @@
  *   the bytes, and terminates it at the wall-clock timeout (default 5 s).
  *   The worker ({@link ./_worker.ts}) validates the module, refuses any
  *   import that is not a preview1 function ({@link ./_wasi.ts}: args,
- *   environ (empty), stdin/stdout/stderr, clocks, random, exit; no
+ *   environ (empty), stdin/stdout/stderr, clocks and poll_oneoff (sleep),
+ *   random, exit; no
  *   preopened directory, so filesystem and socket calls return
  *   ENOTCAPABLE, unless `--dir` grants one directory read-only as fd 3,
  *   default guest name `/data`: the worker may then read below it only,

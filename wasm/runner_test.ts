@@ -297,3 +297,55 @@ Deno.test("TM-16 hostile WASM job: catching exit or the output cap does not chan
   });
   assertEquals([f.outcome, f.stdout.length], ["output", 10_000]);
 });
+
+Deno.test("WASI subset: poll_oneoff sleeps on a clock and reports stdin readable", async () => {
+  const module = await wat(`(module
+    (import "wasi_snapshot_preview1" "clock_time_get" (func $ct (param i32 i64 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+    ${WASI}
+    (memory (export "memory") 1)
+    (func $sub (param $at i32) (param $userdata i64) (param $tag i32)
+      (i64.store (local.get $at) (local.get $userdata))
+      (i32.store8 (i32.add (local.get $at) (i32.const 8)) (local.get $tag)))
+    (func (export "_start")
+      ;; 1: a relative monotonic clock of 80 ms, userdata 7
+      (call $sub (i32.const 1024) (i64.const 7) (i32.const 0))
+      (i32.store (i32.const 1040) (i32.const 1))
+      (i64.store (i32.const 1048) (i64.const 80000000))
+      (drop (call $ct (i32.const 1) (i64.const 1) (i32.const 100)))
+      (i32.store (i32.const 116) (call $poll (i32.const 1024) (i32.const 2048) (i32.const 1) (i32.const 120)))
+      (drop (call $ct (i32.const 1) (i64.const 1) (i32.const 108)))
+      ;; 2: stdin readable, userdata 9
+      (call $sub (i32.const 1024) (i64.const 9) (i32.const 1))
+      (i32.store (i32.const 1040) (i32.const 0))
+      (drop (call $poll (i32.const 1024) (i32.const 2080) (i32.const 1) (i32.const 124)))
+      ;; out: t0 t1 (16) errno nevents nevents2 (12) event1 (32) event2 (32)
+      (i32.store (i32.const 0) (i32.const 100)) (i32.store (i32.const 4) (i32.const 28))
+      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (i32.store (i32.const 0) (i32.const 2048)) (i32.store (i32.const 4) (i32.const 64))
+      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))`);
+  const r = await runJob({ module, input: enc.encode("abc") });
+  assertEquals(r.outcome, "ok", r.error);
+  const v = new DataView(r.stdout.buffer);
+  const slept = Number(v.getBigUint64(8, true) - v.getBigUint64(0, true)) / 1e6;
+  assert(slept >= 79 && slept < 2_000, `slept ${slept} ms`);
+  assertEquals([v.getUint32(16, true), v.getUint32(20, true), v.getUint32(24, true)], [0, 1, 1]);
+  assertEquals([v.getBigUint64(28, true), v.getUint16(36, true), v.getUint8(38)], [7n, 0, 0]);
+  assertEquals([v.getBigUint64(60, true), v.getUint16(68, true), v.getUint8(70)], [9n, 0, 1]);
+  assertEquals(v.getBigUint64(76, true), 3n, "stdin bytes left");
+});
+
+Deno.test("TM-16 hostile WASM job: a job sleeping forever is stopped at the timeout", async () => {
+  const module = await wat(`(module
+    (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (func (export "_start")
+      (i32.store (i32.const 1040) (i32.const 1))
+      (i64.store (i32.const 1048) (i64.const 3600000000000))
+      (drop (call $poll (i32.const 1024) (i32.const 2048) (i32.const 1) (i32.const 100)))))`);
+  const t0 = performance.now();
+  const r = await runJob({ module, input: new Uint8Array(0), limits: { timeoutMs: 300 } });
+  assertEquals(r.outcome, "timeout");
+  assert(performance.now() - t0 < 5_000);
+  await assertHostUnaffected();
+});
