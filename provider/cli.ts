@@ -119,6 +119,7 @@ export function startBanner(p: RunningProvider, opts: ProviderOptions): string {
       `  ${r.channel}/${r.arch} ${r.manifest.version} (${r.origin}) ${p.url}/${r.channel}/${r.arch}/manifest.json`,
     );
   }
+  for (const r of c.refused) lines.push(`  refused ${r.dir}: ${r.reason}`);
   if (c.releases.size === 0) {
     lines.push(`no release under ${opts.root} yet. To add one:`);
     lines.push(`  mkdir -p ${opts.root}/stable/amd64`);
