@@ -112,6 +112,17 @@ Deno.test({
         const v = verifyManifest(bytes, trust, { channel: "stable", arch: s.txt.arch });
         assertEquals(v.value.version, s.txt.version);
       }
+      // A release added while serving is announced after the rescan.
+      await writeRelease(`${dir}/root`, "beta", "amd64", {}, 3);
+      let later: DiscoveredService[] = [];
+      for (let i = 0; i < 10 && later.length < 3; i++) {
+        await new Promise((r) => setTimeout(r, 300));
+        later = (await query(lab, 1)).services;
+      }
+      assert(
+        later.some((s) => s.instance === `prov1-beta-amd64.${SERVICE_TYPE}`),
+        JSON.stringify(later),
+      );
       const { status, err } = await stopServe(prov.child);
       assertEquals(status.code, 0, err);
       // Give the goodbye a moment to arrive, then stop the listener.

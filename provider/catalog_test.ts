@@ -137,3 +137,34 @@ Deno.test("catalog: without a manifest and with --no-sign a directory is refused
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("TM-03 freeze (provider side): a generated manifest is re-signed with a new version before it expires", async () => {
+  const dir = await tempDir("cat");
+  try {
+    await writeRelease(`${dir}/root`);
+    await keygen(`${dir}/k`, "p");
+    const { loadSigningKey } = await import("../sign/mod.ts");
+    const key = await loadSigningKey(`${dir}/k/p.pem`);
+    let now = new Date("2026-11-22T00:00:00Z");
+    const loader = new CatalogLoader({
+      root: `${dir}/root`,
+      key,
+      logger: memoryLogger(),
+      now: () => now,
+      expiresInMs: 4 * 86_400_000,
+    });
+    const first = (await loader.load()).releases.get("stable/amd64")!;
+    now = new Date("2026-11-23T00:00:00Z"); // 3 of 4 days left: kept
+    assertEquals(
+      (await loader.load()).releases.get("stable/amd64")!.manifestBytes,
+      first.manifestBytes,
+    );
+    now = new Date("2026-11-24T12:00:00Z"); // 1.5 of 4 days left: re-signed
+    const second = (await loader.load()).releases.get("stable/amd64")!;
+    assert(second.manifest.version > first.manifest.version);
+    assertEquals(second.manifest.expiresAt.toISOString(), "2026-11-28T12:00:00.000Z");
+    assertEquals(loader.hashedFiles, 2, "re-signing does not re-hash");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
