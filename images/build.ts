@@ -14,6 +14,7 @@ import { encodeBase64, signEd25519 } from "../verify/mod.ts";
 import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
 import { ImagesError } from "./errors.ts";
 import { runTool } from "./_run.ts";
+import { neededClosure } from "./elf.ts";
 import { launcherScript } from "./launcher.ts";
 import {
   loaderConf,
@@ -42,6 +43,7 @@ export const SEED_MODULES = [
   "vfat",
   "nls_cp437",
   "nls_iso8859_1",
+  "nls_utf8",
   "efivarfs",
 ] as const;
 /** Entrypoints bundled onto the seed: launcher name, deno.json task. */
@@ -69,6 +71,10 @@ export interface BuildOptions {
   readonly epoch: number;
   readonly repo: string;
   readonly kernel?: string;
+  /** Release of `kernel` (its /lib/modules directory name). */
+  readonly kver?: string;
+  /** arm64: a directory of extracted arm64 packages (see ARM64_HINT). */
+  readonly sysroot?: string;
   readonly provider?: string;
   readonly extraCmdline?: string;
   readonly work: string;
@@ -183,16 +189,27 @@ async function lddLibs(bin: string): Promise<string[]> {
 }
 
 /** Module files in load order (dependencies first, each once). */
-async function moduleOrder(kver: string, modules: readonly string[]): Promise<string[]> {
+async function moduleOrder(
+  kver: string,
+  modules: readonly string[],
+  sysroot = "",
+): Promise<string[]> {
   const order: string[] = [];
   for (const m of modules) {
     const text = new TextDecoder().decode(
-      await runTool("modprobe", ["-S", kver, "--show-depends", m]),
+      await runTool("modprobe", [
+        ...(sysroot ? ["-d", sysroot] : []),
+        "-S",
+        kver,
+        "--show-depends",
+        m,
+      ]),
     );
     for (const line of text.split("\n")) {
       const mm = /^insmod (\S+)/.exec(line.trim());
       if (mm) {
-        const rel = mm[1].replace(`/lib/modules/${kver}/`, "");
+        const at = mm[1].indexOf(`/lib/modules/${kver}/`);
+        const rel = mm[1].slice(at + `/lib/modules/${kver}/`.length);
         if (!order.includes(rel)) order.push(rel);
       }
     }
@@ -217,15 +234,89 @@ async function hostKernel(): Promise<{ kernel: string; kver: string }> {
 }
 
 /** Stages a busybox + modules tree common to the seed and the target. */
-async function baseTree(root: string, kver: string, modules: string[]): Promise<void> {
-  await copyFile("/bin/busybox", `${root}/bin/busybox`, 0o755);
+async function baseTree(root: string, inp: Inputs, modules: string[]): Promise<void> {
+  await copyFile(`${inp.sysroot}/bin/busybox`, `${root}/bin/busybox`, 0o755);
   for (const m of modules) {
-    await copyFile(`/lib/modules/${kver}/${m}`, `${root}/lib/modules/${m}`, 0o644);
+    await copyFile(
+      `${inp.sysroot}/lib/modules/${inp.kver}/${m}`,
+      `${root}/lib/modules/${m}`,
+      0o644,
+    );
   }
   await writeText(`${root}/etc/phase/modules.order`, modules.join("\n") + "\n");
   for (const d of ["proc", "sys", "dev", "run", "tmp", "etc", "sbin", "usr/bin", "usr/sbin"]) {
     await Deno.mkdir(`${root}/${d}`, { recursive: true });
   }
+}
+
+/** What the build takes from the host (amd64) or from an arm64 sysroot. */
+interface Inputs {
+  /** "" for the host. */
+  readonly sysroot: string;
+  readonly kernel: string;
+  readonly kver: string;
+  readonly kexec: string;
+  readonly sdboot: string;
+  readonly deno: string;
+  /** Loader path in the image -> file to copy. */
+  readonly libs: readonly { path: string; file: string }[];
+}
+
+/** Newest <sysroot>/boot/vmlinuz-*. */
+async function sysrootKernel(sysroot: string): Promise<{ kernel: string; kver: string }> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(`${sysroot}/boot`)) {
+    if (e.name.startsWith("vmlinuz-")) names.push(e.name);
+  }
+  names.sort();
+  const name = names.at(-1);
+  if (!name) throw new ImagesError("E_INPUT", `no kernel in ${sysroot}/boot`, { hint: ARM64_HINT });
+  return { kernel: `${sysroot}/boot/${name}`, kver: name.slice("vmlinuz-".length) };
+}
+
+/** How to fill an arm64 sysroot (rootless: apt-get download + dpkg-deb -x). */
+export const ARM64_HINT =
+  "dpkg --add-architecture arm64 && apt-get update; apt-get download linux-image-6.1.0-56-cloud-arm64:arm64 busybox-static:arm64 kexec-tools:arm64 systemd-boot-efi:arm64 libc6:arm64 libgcc-s1:arm64 zlib1g:arm64 libxenmisc4.17:arm64 (and its libxen*/libyajl2/libfdt1/libuuid1/libext2fs2 deps); for d in *.deb; do dpkg-deb -x $d SYSROOT; done; Deno: npm pack @deno/linux-arm64-glibc@2.9.5 -> --deno";
+
+async function resolveInputs(opts: BuildOptions): Promise<Inputs> {
+  const deno = denoBinary(opts);
+  if (opts.arch === "amd64") {
+    const { kernel, kver } = opts.kernel
+      ? { kernel: opts.kernel, kver: opts.kver ?? "" }
+      : await hostKernel();
+    const libs = [...new Set([...(await lddLibs("/usr/sbin/kexec")), ...(await lddLibs(deno))])]
+      .sort()
+      .map((p) => ({ path: p, file: p }));
+    return {
+      sysroot: "",
+      kernel,
+      kver,
+      kexec: "/usr/sbin/kexec",
+      sdboot: ARCH.amd64.sdboot,
+      deno,
+      libs,
+    };
+  }
+  const sysroot = opts.sysroot;
+  if (!sysroot || !opts.denoBin) {
+    throw new ImagesError(
+      "E_INPUT",
+      "arm64 builds need --sysroot DIR (extracted arm64 packages) and --deno FILE (arm64 Deno)",
+      {
+        hint: ARM64_HINT,
+      },
+    );
+  }
+  const { kernel, kver } = await sysrootKernel(sysroot);
+  // modprobe -d needs modules.dep, which dpkg-deb -x does not create.
+  await runTool("depmod", ["-b", sysroot, kver]);
+  const kexec = `${sysroot}/sbin/kexec`;
+  const libs = await neededClosure(sysroot, [kexec, deno], [
+    "/lib/aarch64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/lib",
+  ]);
+  return { sysroot, kernel, kver, kexec, sdboot: `${sysroot}${ARCH.arm64.sdboot}`, deno, libs };
 }
 
 /** Bundles each seed entrypoint and writes its launcher. */
@@ -469,16 +560,6 @@ export interface BuildResult {
 /** Runs the whole build. */
 export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
   const A = ARCH[opts.arch];
-  if (opts.arch !== "amd64" && !opts.kernel) {
-    throw new ImagesError(
-      "E_INPUT",
-      "arm64 builds need --kernel (an arm64 vmlinuz) and its modules",
-      {
-        hint:
-          "dpkg --add-architecture arm64 && apt-get update && apt-get download linux-image-cloud-arm64 busybox-static:arm64 kexec-tools:arm64 systemd-boot-efi:arm64 (not done by this build yet)",
-      },
-    );
-  }
   const log = opts.log;
   const timings: Record<string, number> = {};
   const TOTAL = opts.skipRelease ? 7 : 8;
@@ -492,11 +573,9 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
 
   // 1. Inputs.
   let t = step(log, 1, TOTAL, "inputs: kernel, modules, busybox, kexec-tools, deno");
-  const { kernel, kver } = opts.kernel ? { kernel: opts.kernel, kver: "" } : await hostKernel();
-  const modules = await moduleOrder(kver, SEED_MODULES);
-  const deno = denoBinary(opts);
-  const libs = [...new Set([...(await lddLibs("/usr/sbin/kexec")), ...(await lddLibs(deno))])]
-    .sort();
+  const inp = await resolveInputs(opts);
+  const { kernel, deno, libs } = inp;
+  const modules = await moduleOrder(inp.kver, SEED_MODULES, inp.sysroot);
   let trustPath = `${opts.keyDir}/trust.json`;
   try {
     await Deno.stat(`${opts.keyDir}/release.pem`);
@@ -512,9 +591,9 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
   // 2. Seed initramfs.
   t = step(log, 2, TOTAL, "seed initramfs (busybox, kexec-tools + libraries, init, modules)");
   const seedRoot = `${opts.work}/seed-initramfs`;
-  await baseTree(seedRoot, kver, modules);
-  await copyFile("/usr/sbin/kexec", `${seedRoot}/sbin/kexec`, 0o755);
-  for (const lib of libs) await copyFile(lib, `${seedRoot}${lib}`, 0o755);
+  await baseTree(seedRoot, inp, modules);
+  await copyFile(inp.kexec, `${seedRoot}/sbin/kexec`, 0o755);
+  for (const lib of libs) await copyFile(lib.file, `${seedRoot}${lib.path}`, 0o755);
   await writeText(`${seedRoot}/init`, seedInit(), 0o755);
   await writeText(`${seedRoot}/usr/share/udhcpc/default.script`, udhcpcScript(), 0o755);
   await copyFile(trustPath, `${seedRoot}/etc/phase/trust.json`, 0o644);
@@ -574,7 +653,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
   }
   await writeText(`${espDir}/loader.conf`, loaderConf("internet.conf"));
   const espFiles: [string, string][] = [
-    [`/EFI/BOOT/${A.efiName}`, A.sdboot],
+    [`/EFI/BOOT/${A.efiName}`, inp.sdboot],
     ["/loader/loader.conf", `${espDir}/loader.conf`],
     ...entries,
     ["/phase/linux", kernel],
@@ -673,9 +752,9 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
       `target release ${opts.channel}/${opts.arch} ${opts.version} (signed)`,
     );
     const tRoot = `${opts.work}/target-initramfs`;
-    await baseTree(tRoot, kver, modules);
+    await baseTree(tRoot, inp, modules);
     await writeText(`${tRoot}/init`, targetInit(opts.version), 0o755);
-    for (const lib of libs) await copyFile(lib, `${tRoot}${lib}`, 0o755);
+    for (const lib of libs) await copyFile(lib.file, `${tRoot}${lib.path}`, 0o755);
     const relDir = `${opts.artifacts}/${opts.channel}/${opts.arch}`;
     await Deno.mkdir(relDir, { recursive: true });
     await makeCpio(tRoot, `${relDir}/initramfs`, opts.epoch);

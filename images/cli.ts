@@ -8,7 +8,7 @@ import { isVersion } from "../verify/mod.ts";
 import { buildImages, DEFAULT_SOURCE_DATE_EPOCH } from "./build.ts";
 
 const USAGE =
-  "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--no-release]";
+  "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release]";
 
 function today(now: Date): string {
   const p = (n: number) => String(n).padStart(2, "0");
@@ -29,6 +29,8 @@ export async function runImages(args: string[]): Promise<number> {
     provider: { type: "string" },
     cmdline: { type: "string" },
     kernel: { type: "string" },
+    sysroot: { type: "string" },
+    deno: { type: "string" },
     "no-release": { type: "boolean" },
   }, USAGE);
   const arch = values.arch ?? "amd64";
@@ -58,6 +60,8 @@ export async function runImages(args: string[]): Promise<number> {
       epoch,
       repo: Deno.cwd(),
       kernel: values.kernel,
+      sysroot: values.sysroot,
+      denoBin: values.deno,
       provider: values.provider,
       extraCmdline: values.cmdline,
       work,

@@ -12,6 +12,10 @@
 export const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 /** OVMF variable store template. */
 export const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/** AAVMF (arm64 UEFI, apt package qemu-efi-aarch64). */
+export const AAVMF_CODE = "/usr/share/AAVMF/AAVMF_CODE.fd";
+/** AAVMF variable store template. */
+export const AAVMF_VARS = "/usr/share/AAVMF/AAVMF_VARS.fd";
 /** Guest RAM in MiB: Deno in the seed plus a kexec of the target. */
 export const GUEST_MEMORY_MIB = 1024;
 /** Address the guest reaches the provider at. */
@@ -38,6 +42,8 @@ export interface VmRun {
 /** Options of one boot. */
 export interface VmOptions {
   readonly image: string;
+  /** Guest architecture (default amd64: q35 + OVMF; arm64: virt + cortex-a57 + AAVMF). */
+  readonly arch?: "amd64" | "arm64";
   /** Loopback port of the provider, or undefined for no provider. */
   readonly providerPort?: number;
   /** Stop at the first of these (name -> pattern). */
@@ -69,11 +75,13 @@ export function qemuArgs(o: VmOptions, vars: string): string[] {
     "-device",
     "virtio-net-pci,netdev=n0",
   ];
+  const arm = o.arch === "arm64";
   return [
     "-accel",
     "tcg",
     "-M",
-    "q35",
+    arm ? "virt" : "q35",
+    ...(arm ? ["-cpu", "cortex-a57"] : []),
     "-m",
     String(GUEST_MEMORY_MIB),
     "-smp",
@@ -81,7 +89,7 @@ export function qemuArgs(o: VmOptions, vars: string): string[] {
     "-nographic",
     ...(o.allowReboot ? [] : ["-no-reboot"]),
     "-drive",
-    `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
+    `if=pflash,format=raw,readonly=on,file=${arm ? AAVMF_CODE : OVMF_CODE}`,
     "-drive",
     `if=pflash,format=raw,file=${vars}`,
     "-drive",
@@ -105,16 +113,19 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
   if (!vars) {
     await Deno.mkdir("/tmp/phase", { recursive: true });
     tmpVars = await Deno.makeTempFile({ dir: "/tmp/phase", prefix: "ovmf-vars-" });
-    await Deno.copyFile(OVMF_VARS, tmpVars);
+    await Deno.copyFile(o.arch === "arm64" ? AAVMF_VARS : OVMF_VARS, tmpVars);
     vars = tmpVars;
   }
   const t0 = performance.now();
-  const child = new Deno.Command("qemu-system-x86_64", {
-    args: qemuArgs(o, vars),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = new Deno.Command(
+    o.arch === "arm64" ? "qemu-system-aarch64" : "qemu-system-x86_64",
+    {
+      args: qemuArgs(o, vars),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    },
+  ).spawn();
   const lines: ConsoleLine[] = [];
   const marks: Record<string, number> = {};
   let outcome = "exit";

@@ -18,6 +18,8 @@ import { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER } from "./_files.ts";
 
 /** Bound of one boot in a scenario (TCG, 2 shared cores; a good boot takes ~40 s). */
 const BOOT_TIMEOUT_MS = 240_000;
+/** Bound of the arm64 boot (TCG emulates a cortex-a57: ~75 s measured). */
+const ARM64_BOOT_TIMEOUT_MS = 600_000;
 /** Bound of the image build. */
 const BUILD_TIMEOUT_MS = 300_000;
 const MiB = 1024 * 1024;
@@ -401,6 +403,63 @@ Deno.test("vm kexec: a kexec failure leads to the chainload fallback entry, whic
     );
   } finally {
     await Deno.remove(img).catch(() => {});
+  }
+});
+
+Deno.test("vm arm64: the arm64 image (AAVMF, systemd-bootaa64, kexec -l with the zeroed-seed DTB) boots to the target marker", async () => {
+  const sysroot = Deno.env.get("PHASE_ARM64_SYSROOT") ?? `${REPO}/.cache/arm64/root`;
+  const deno = Deno.env.get("PHASE_ARM64_DENO") ?? `${REPO}/.cache/arm64/deno/package/deno`;
+  try {
+    await Deno.stat(`${sysroot}/sbin/kexec`);
+    await Deno.stat(deno);
+  } catch {
+    throw new Error(
+      `no arm64 sysroot at ${sysroot} or Deno at ${deno}: run images/fetch_arm64.sh first`,
+    );
+  }
+  const out = `${WORK}/out-arm64`;
+  const artifacts = `${WORK}/artifacts-arm64`;
+  const b = await new Deno.Command("deno", {
+    args: [
+      "task",
+      "-q",
+      "images",
+      "--arch",
+      "arm64",
+      "--out",
+      out,
+      "--artifacts",
+      artifacts,
+      "--keys",
+      KEYS,
+      "--sysroot",
+      sysroot,
+      "--deno",
+      deno,
+      "--provider",
+      "http://10.0.2.100/stable/arm64/manifest.json",
+    ],
+    cwd: REPO,
+    stdout: "null",
+    stderr: "piped",
+    signal: AbortSignal.timeout(BUILD_TIMEOUT_MS),
+  }).output();
+  assertEquals(b.code, 0, new TextDecoder().decode(b.stderr).slice(-2000));
+  const p = await provider(artifacts);
+  try {
+    const run = await bootVm({
+      arch: "arm64",
+      image: `${out}/phase-arm64.img`,
+      providerPort: p.port,
+      timeoutMs: ARM64_BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: WATCH,
+    });
+    report("arm64", run);
+    assertEquals(run.outcome, "target", tail(run));
+    assert(run.lines.some((l) => l.text.includes("arch arm64")), tail(run));
+  } finally {
+    await p.close();
   }
 });
 

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Fills the arm64 sysroot and Deno that `deno task images --arch arm64` and
+# the arm64 scenario of `deno task test:vm` use (rootless: apt-get download
+# + dpkg-deb -x, npm pack). Needs `dpkg --add-architecture arm64 && apt-get update`
+# once (root). Usage: images/fetch_arm64.sh [DIR]   (default ./.cache/arm64)
+set -eu
+DIR=${1:-./.cache/arm64}
+DENO_VERSION=2.9.5 # latest @deno/linux-arm64-glibc published; the bundles are plain JS
+mkdir -p "$DIR/debs" "$DIR/root" "$DIR/deno"
+cd "$DIR/debs"
+apt-get download linux-image-6.1.0-56-cloud-arm64:arm64 busybox-static:arm64 kexec-tools:arm64 \
+  systemd-boot-efi:arm64 libc6:arm64 libgcc-s1:arm64 zlib1g:arm64 libxenmisc4.17:arm64 \
+  libext2fs2:arm64 libfdt1:arm64 libuuid1:arm64 libxencall1:arm64 libxendevicemodel1:arm64 \
+  libxenevtchn1:arm64 libxenforeignmemory1:arm64 libxengnttab1:arm64 libxenhypfs1:arm64 \
+  libxenstore4:arm64 libxentoollog1:arm64 libyajl2:arm64 libxentoolcore1:arm64
+for d in *.deb; do dpkg-deb -x "$d" ../root; done
+cd ../deno
+npm pack "@deno/linux-arm64-glibc@$DENO_VERSION" >/dev/null
+tar -xzf "deno-linux-arm64-glibc-$DENO_VERSION.tgz"
+echo "arm64 sysroot: $DIR/root  deno: $DIR/deno/package/deno"
