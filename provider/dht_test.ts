@@ -5,6 +5,9 @@ import {
   assert,
   assertEquals,
   releaseKey,
+  type SpawnedServe,
+  spawnServe,
+  stopServe,
   tempDir,
   waitFor,
   writeRelease,
@@ -81,6 +84,76 @@ Deno.test({
       }
     } finally {
       for (const p of providers) await p.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serve + DHT end to end: 'deno task serve --bootstrap' joins another provider's DHT; a client node reads the record",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await tempDir("dht");
+    const spawned: SpawnedServe[] = [];
+    let client: Awaited<ReturnType<typeof createPhaseNode>> | undefined;
+    try {
+      await writeRelease(`${dir}/root`);
+      const { trustPath } = await releaseKey(`${dir}/keys`);
+      const common = [
+        "--port",
+        "0",
+        "--root",
+        `${dir}/root`,
+        "--key",
+        `${dir}/keys/release.pem`,
+        "--trust",
+        trustPath,
+        "--no-mdns",
+      ];
+      spawned.push(await spawnServe([...common, "--state", `${dir}/s0`]));
+      const first = (await (await fetch(`${spawned[0].url}/status`)).json()).advert.dht;
+      assertEquals(first.state, "running");
+      spawned.push(
+        await spawnServe([...common, "--state", `${dir}/s1`, "--bootstrap", first.addresses[0]]),
+      );
+      await waitFor(
+        async () => (await (await fetch(`${spawned[1].url}/status`)).json()).advert.dht.peers >= 1,
+        10_000,
+        "peers",
+      );
+      const second = (await (await fetch(`${spawned[1].url}/status`)).json()).advert.dht;
+      client = await createPhaseNode({ clientMode: true, bootstrap: second.addresses });
+      const trust = parseTrust(await Deno.readFile(trustPath));
+      let best: ReturnType<typeof bestTrusted>;
+      await waitFor(
+        async () => {
+          best = bestTrusted(
+            await lookupRecords(client!, "stable", "amd64", { timeoutMs: 2000 }),
+            trust,
+          );
+          return best !== undefined;
+        },
+        15_000,
+        "a trusted record",
+      );
+      const manifests = await Promise.all(
+        spawned.map(async (s) =>
+          rawCid(
+            new Uint8Array(
+              await (await fetch(`${s.url}/stable/amd64/manifest.json`)).arrayBuffer(),
+            ),
+          )
+        ),
+      );
+      assert(manifests.includes(best!.value.manifestCid));
+    } finally {
+      await client?.stop();
+      for (const s of spawned) {
+        const { status, err } = await stopServe(s.child);
+        assertEquals(status.code, 0, err);
+      }
       await Deno.remove(dir, { recursive: true });
     }
   },
