@@ -23,7 +23,9 @@
  *   output cap (default 1 MiB). Outcomes: `ok`, `exit`, `trap`, `timeout`,
  *   `memory`, `output`, `invalid_module`, `import_denied`; each gets a
  *   receipt and its own exit status ({@link WASM_EXIT_CODES}), and none
- *   affects the host process (TM-16).
+ *   affects the host process (TM-16). `exit_code` is -1 when the job did
+ *   not exit by itself; a stopped job's output is what it wrote before the
+ *   cap (`output`) or nothing (`timeout`: the worker is gone).
  * - Components (world `phase:job/job`, `run: func(list<u8>) -> list<u8>`)
  *   run through JS glue jco 1.17.9 transpiled at build time
  *   (`deno task wasm:build`), loaded into the same kind of worker (which

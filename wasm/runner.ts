@@ -123,7 +123,7 @@ function resolveLimits(l: Partial<JobLimits> | undefined): JobLimits {
   return Object.freeze(limits);
 }
 
-function checkReport(r: unknown, limits: JobLimits): Omit<JobReport, never> {
+function checkReport(r: unknown, limits: JobLimits): JobReport {
   const o = r as Partial<JobReport> | null;
   if (
     !o || typeof o !== "object" || typeof o.outcome !== "string" || !OUTCOMES.has(o.outcome) ||
@@ -228,7 +228,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     deno: { permissions },
   } as WorkerOptions);
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const report = await new Promise<Omit<JobReport, never>>((resolve) => {
+  const report = await new Promise<JobReport>((resolve) => {
     timer = setTimeout(() => {
       resolve({
         outcome: "timeout",
