@@ -29,5 +29,6 @@ export {
   type PhaseNodeOptions,
   PUBLISH_TIMEOUT_MS,
   publishRecord,
+  RECORD_TTL_MS,
   REPUBLISH_INTERVAL_MS,
 } from "./node.ts";

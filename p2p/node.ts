@@ -31,6 +31,8 @@ import {
 import { PHASE_KAD_PROTOCOL, PHASE_NAMESPACE, providerCid, recordKey } from "./keys.ts";
 import { phaseSelector, phaseValidator } from "./validate.ts";
 
+/** Lifetime of provider records in the DHT, in ms (formats.md §5: 24 h). */
+export const RECORD_TTL_MS = 24 * 3_600_000;
 /** Records are republished this often, in ms (formats.md §5: every 12 h). */
 export const REPUBLISH_INTERVAL_MS = 12 * 3_600_000;
 /** Longest one put or provide may run, in ms. */
@@ -91,6 +93,9 @@ export async function createPhaseNode(opts: PhaseNodeOptions = {}): Promise<Phas
         // Phase runs on LANs and loopback: keep private addresses.
         peerInfoMapper: passthroughMapper,
         allowQueryWithZeroPeers: true,
+        // formats.md §5: provider records live 24 h and are renewed every 12 h.
+        providers: { provideValidity: RECORD_TTL_MS },
+        reprovide: { validity: RECORD_TTL_MS, threshold: REPUBLISH_INTERVAL_MS },
         validators: { [PHASE_NAMESPACE]: phaseValidator(opts.trust) },
         selectors: { [PHASE_NAMESPACE]: phaseSelector(opts.trust) },
       }),
