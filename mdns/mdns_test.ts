@@ -7,6 +7,7 @@ import {
   NetnsLab,
   REPO,
   spawnServe,
+  stopLeftovers,
   stopServe,
   tempDir,
   writeRelease,
@@ -148,6 +149,7 @@ Deno.test({
       // After the goodbye nothing answers.
       assertEquals((await query(lab, 1)).services, []);
     } finally {
+      await stopLeftovers();
       await lab.cleanup();
       await Deno.remove(dir, { recursive: true });
     }
@@ -223,6 +225,7 @@ Deno.test({
         await stopServe(evil.child);
       }
     } finally {
+      await stopLeftovers();
       await lab.cleanup();
       await Deno.remove(dir, { recursive: true });
     }

@@ -5,6 +5,7 @@ import {
   assertMatch,
   REPO,
   spawnServe,
+  stopLeftovers,
   stopServe,
   tempDir,
   writeRelease,
@@ -48,6 +49,7 @@ Deno.test("serve: first run generates a 0600 key and trust.json, prints the keyi
     assertEquals(status.code, 0, err);
     assertMatch(err, /"event":"stopped"/);
   } finally {
+    await stopLeftovers();
     await Deno.remove(dir, { recursive: true });
   }
 });
@@ -109,6 +111,7 @@ Deno.test("serve: JSON access log on stderr, 'provider status|list' tables and -
     assertEquals([access.method, access.status, access.length], ["GET", 200, 70_000]);
     assert(typeof access.ts === "string" && typeof access.ms === "number");
   } finally {
+    await stopLeftovers();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -22,5 +22,6 @@ export {
   spawnServe,
   START_TIMEOUT_MS,
   STOP_TIMEOUT_MS,
+  stopLeftovers,
   stopServe,
 } from "./serve.ts";

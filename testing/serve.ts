@@ -17,6 +17,7 @@ export const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 export const MAX_STDERR_BYTES = 4 * 1024 * 1024;
 
 const stderrOf = new WeakMap<Deno.ChildProcess, Promise<string>>();
+const live = new Set<Deno.ChildProcess>();
 
 /** Drains a child's stderr in the background (a full pipe would block its logging). */
 function drain(child: Deno.ChildProcess): Promise<string> {
@@ -53,6 +54,7 @@ export async function spawnServe(
     ? netns.lab.command(netns.index, "deno", taskArgs, opts).spawn()
     : new Deno.Command("deno", { args: taskArgs, ...opts }).spawn();
   stderrOf.set(child, drain(child));
+  live.add(child);
   const reader = child.stdout.getReader();
   let out = "";
   const deadline = setTimeout(() => child.kill("SIGKILL"), START_TIMEOUT_MS);
@@ -80,6 +82,7 @@ export async function spawnServe(
 
 /** SIGTERMs a spawned provider; returns its status and stderr (SIGKILL after the bound). */
 export async function stopServe(child: Deno.ChildProcess, signal: Deno.Signal = "SIGTERM") {
+  live.delete(child);
   try {
     child.kill(signal);
   } catch { /* already gone */ }
@@ -95,4 +98,9 @@ export async function stopServe(child: Deno.ChildProcess, signal: Deno.Signal = 
   await child.stdout.cancel().catch(() => {});
   clearTimeout(killer);
   return { status, err };
+}
+
+/** Stops every provider a test spawned and did not stop (call it in `finally`). */
+export async function stopLeftovers(): Promise<void> {
+  for (const child of [...live]) await stopServe(child);
 }
