@@ -24,15 +24,15 @@ import { loadPolicy, MAX_CMDLINE_BYTES } from "../policy.ts";
 
 const USAGE =
   "deno task discover [--trust /etc/phase/trust.json] [--policy /etc/phase/policy.toml] " +
-  "[--cmdline /proc/cmdline] [--arch A] [--interface IPv4]... [--bootstrap MULTIADDR]... [--order lan,wan,manual] " +
+  "[--cmdline /proc/cmdline|/run/phase/cmdline] [--arch A] [--interface IPv4]... [--bootstrap MULTIADDR]... [--order lan,wan,manual] " +
   "[--mdns-timeout 2s] [--dht-timeout 5s] [--mdns-port 5353] [--no-probe]";
 
 /** Default trust file. */
 export const DEFAULT_TRUST = "/etc/phase/trust.json";
 /** Default policy file. */
 export const DEFAULT_POLICY_PATH = "/etc/phase/policy.toml";
-/** Default kernel command line. */
-export const DEFAULT_CMDLINE = "/proc/cmdline";
+/** Where the kernel command line is read, in order (the second: a copy made by the initramfs init). */
+export const DEFAULT_CMDLINES = ["/proc/cmdline", "/run/phase/cmdline"];
 
 function localIPv4(): string[] {
   return Deno.networkInterfaces()
@@ -68,14 +68,19 @@ export async function run(args: string[]): Promise<number> {
     );
   }
   const trust = parseTrust(trustBytes);
-  // The kernel command line: Deno refuses /proc reads to a scoped set, so an
-  // unreadable one is reported and skipped rather than fatal.
+  // The kernel command line. Deno 2.9 refuses every read under /proc to a
+  // scoped permission set, so by default the copy the initramfs init makes
+  // in /run/phase/cmdline is read when /proc/cmdline is refused; an
+  // unreadable command line is reported and skipped rather than fatal.
   let cmdline: string | undefined;
-  const cmdlinePath = values.cmdline ?? DEFAULT_CMDLINE;
-  try {
-    cmdline = new TextDecoder().decode(await readFileCapped(cmdlinePath, MAX_CMDLINE_BYTES));
-  } catch (err) {
-    logger.warn("cmdline_unreadable", { path: cmdlinePath, error: (err as Error).message });
+  const cmdlinePaths = values.cmdline ? [values.cmdline] : DEFAULT_CMDLINES;
+  for (const path of cmdlinePaths) {
+    try {
+      cmdline = new TextDecoder().decode(await readFileCapped(path, MAX_CMDLINE_BYTES));
+      break;
+    } catch (err) {
+      logger.warn("cmdline_unreadable", { path, error: explainFsError(err, path, "discover") });
+    }
   }
   const { policy, ignored } = await loadPolicy({
     policyPath: values.policy ?? DEFAULT_POLICY_PATH,
