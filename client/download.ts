@@ -243,7 +243,6 @@ async function fetchParallel(
   const ready = new Map<number, Uint8Array>();
   let next = 0;
   let hashed = 0;
-  let inFlight = 0;
   let wake: () => void = () => {};
   let changed = new Promise<void>((r) => (wake = r));
   const notify = () => {
@@ -350,7 +349,6 @@ async function fetchParallel(
         await changed;
         continue;
       }
-      inFlight++;
       try {
         let lastErr: unknown;
         let buf: Uint8Array | undefined;
@@ -378,14 +376,16 @@ async function fetchParallel(
             source: src.id,
             error: (lastErr as Error)?.message,
           });
-          bad.add(src.id);
+          // Stalls, endless data and redirects mark the source for this
+          // artifact; a plain failure (no Range support, a reset) only
+          // retires it from the parallel phase.
+          if (!(lastErr instanceof ClientError && lastErr.code === "E_FETCH")) bad.add(src.id);
           return;
         }
         p.contributors.add(src.id);
         ready.set(idx, buf);
         void flush();
       } finally {
-        inFlight--;
         notify();
       }
     }
@@ -393,7 +393,6 @@ async function fetchParallel(
   await Promise.all(sources.map(worker));
   await flushing;
   if (flushError) throw flushError;
-  void inFlight;
   if (p.pos < o.size) {
     throw new ClientError(
       "E_FETCH",
