@@ -480,3 +480,25 @@ Deno.test("fetch: two fetchers on one cache at once: one download, both verified
     }
   }, { kernel: 2_000_000, initramfs: 500_000 });
 });
+
+Deno.test("fetch: a mirror without Range support leaves the parallel phase; the download completes", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const a = serveRelease(rel, "ignore-range");
+    const b = serveRelease(rel);
+    try {
+      const r = await fetchRelease(opts({
+        manifestUrl: a.url,
+        mirrors: [b.url],
+        trust: rel.trust,
+        cacheDir: cache,
+        segmentBytes: 64 * 1024,
+        parallelMinBytes: 128 * 1024,
+      }));
+      assertEquals(await Deno.readFile(r.artifacts.kernel.path), rel.files.get("kernel"));
+      assertEquals(await auditCache(cacheLayout(cache)), []);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  }, { kernel: 1_000_000, initramfs: 50_000 });
+});
