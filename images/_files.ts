@@ -58,7 +58,11 @@ if [ "$mode" != private ]; then
   cache=$(findpart ${PART_NAMES.cache}) && mount -t ext4 -o nosuid,nodev,noexec "$cache" /var/cache/phase
   # The ESP, for the chainload fallback (phase-kexec fallback writes the target there).
   mkdir -p /run/phase/esp
-  esp=$(findpart ${PART_NAMES.esp}) && mount -t vfat -o nosuid,nodev,noexec,umask=077 "$esp" /run/phase/esp
+  if esp=$(findpart ${PART_NAMES.esp}) && mount -t vfat -o nosuid,nodev,noexec,umask=077 "$esp" /run/phase/esp; then
+    echo "phase-seed: ESP $esp mounted for the chainload fallback"
+  else
+    echo "phase-seed: ESP not mounted: the chainload fallback is unavailable"
+  fi
 else
   # Private mode: the cache partition is never mounted; everything lives on tmpfs.
   echo "phase-seed: private mode: cache partition not mounted, state on tmpfs only"

@@ -44,6 +44,7 @@ export const SEED_MODULES = [
   "nls_cp437",
   "nls_iso8859_1",
   "nls_utf8",
+  "nls_ascii",
   "efivarfs",
 ] as const;
 /** Entrypoints bundled onto the seed: launcher name, deno.json task. */

@@ -59,6 +59,8 @@ export interface VmOptions {
   readonly echo?: boolean;
   /** Let the guest reboot (the chainload fallback) instead of exiting QEMU. */
   readonly allowReboot?: boolean;
+  /** Command prefix QEMU runs under (e.g. `ip netns exec NS`). */
+  readonly wrap?: readonly string[];
   /** Extra -device/-netdev arguments replacing the default user network. */
   readonly netArgs?: readonly string[];
 }
@@ -117,15 +119,14 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
     vars = tmpVars;
   }
   const t0 = performance.now();
-  const child = new Deno.Command(
-    o.arch === "arm64" ? "qemu-system-aarch64" : "qemu-system-x86_64",
-    {
-      args: qemuArgs(o, vars),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    },
-  ).spawn();
+  const qemu = o.arch === "arm64" ? "qemu-system-aarch64" : "qemu-system-x86_64";
+  const argv = [...(o.wrap ?? []), qemu, ...qemuArgs(o, vars)];
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
   const lines: ConsoleLine[] = [];
   const marks: Record<string, number> = {};
   let outcome = "exit";

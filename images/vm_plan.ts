@@ -294,6 +294,119 @@ Deno.test("vm expired (TM-03): an expired manifest aborts to the seed shell", as
   }
 });
 
+/** Runs `ip args`; throws with its stderr. */
+async function ip(...args: string[]): Promise<void> {
+  const r = await new Deno.Command("ip", { args, stderr: "piped", stdout: "null" }).output();
+  if (r.code !== 0) throw new Error(`ip ${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
+}
+
+Deno.test("vm lan (TM-07 path): discovery by mDNS through a tap device in a network namespace", async () => {
+  // No manual URL: the command line loses phase.provider, so only the LAN step can find the provider.
+  const img = await vmCopy("lan");
+  const ns = `phase-lan-${crypto.randomUUID().slice(0, 8)}`;
+  const procs: Deno.ChildProcess[] = [];
+  try {
+    await editEntry(img, "internet.conf", (t) => t.replace(/ phase\.provider=\S+/, ""));
+    await ip("netns", "add", ns);
+    await ip("-n", ns, "link", "set", "lo", "up");
+    await ip("-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap");
+    await ip("-n", ns, "addr", "add", "10.77.0.1/24", "dev", "tap0");
+    await ip("-n", ns, "link", "set", "tap0", "up");
+    const conf = `${WORK}/udhcpd-${ns}.conf`;
+    await Deno.writeTextFile(`${WORK}/udhcpd-${ns}.leases`, "");
+    await Deno.writeTextFile(
+      conf,
+      `interface tap0\nstart 10.77.0.10\nend 10.77.0.20\nlease_file ${WORK}/udhcpd-${ns}.leases\noption subnet 255.255.255.0\n`,
+    );
+    procs.push(
+      new Deno.Command("ip", {
+        args: ["netns", "exec", ns, "busybox", "udhcpd", "-f", conf],
+        stdout: "null",
+        stderr: "null",
+      }).spawn(),
+    );
+    // The real provider with its mDNS responder, inside the namespace.
+    const serve = new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        ns,
+        // deno run, not deno task: `ip netns exec` execs it, so the pid we kill is the server.
+        "deno",
+        "run",
+        "-q",
+        "--no-prompt",
+        "--no-remote",
+        "-P=serve",
+        "provider/main.ts",
+        "serve",
+        "--root",
+        ARTIFACTS,
+        "--state",
+        `${WORK}/lan-state`,
+        "--trust",
+        `${KEYS}/trust.json`,
+        "--no-sign",
+        "--host",
+        "10.77.0.1",
+        "--port",
+        "8080",
+        "--no-dht",
+      ],
+      cwd: REPO,
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    procs.push(serve);
+    const reader = serve.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    const deadline = Date.now() + 60_000;
+    while (!seen.includes("phase-serve: ready") && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    assert(
+      seen.includes("phase-serve: ready"),
+      "provider in the namespace did not start:\n" + seen,
+    );
+    // Keep draining its stdout so it never blocks on a full pipe.
+    (async () => {
+      try {
+        while (!(await reader.read()).done) { /* drain */ }
+      } catch { /* closed */ }
+    })();
+    const run = await bootVm({
+      image: img,
+      timeoutMs: BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: WATCH,
+      wrap: ["ip", "netns", "exec", ns],
+      netArgs: [
+        "-netdev",
+        "tap,id=n0,ifname=tap0,script=no,downscript=no",
+        "-device",
+        "virtio-net-pci,netdev=n0",
+      ],
+    });
+    report("lan", run);
+    assertEquals(run.outcome, "target", tail(run));
+    assert(
+      run.lines.some((l) => /phase-boot: discover: .*\(mdns\)/.test(l.text)),
+      "found by mDNS\n" + tail(run),
+    );
+  } finally {
+    for (const p of procs) {
+      try {
+        p.kill("SIGTERM");
+      } catch { /* gone */ }
+      await p.status;
+    }
+    await ip("netns", "del", ns).catch(() => {});
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
 Deno.test("vm local: a second boot from the cache with the provider down reaches the target", async () => {
   const img = await vmCopy("local");
   const vars = `${WORK}/local-vars.fd`;
