@@ -407,6 +407,146 @@ Deno.test("vm lan (TM-07 path): discovery by mDNS through a tap device in a netw
   }
 });
 
+Deno.test("vm captive (TM-15): a fake portal answers on the LAN, the manual URL from the command line wins", async () => {
+  const img = await vmCopy("captive");
+  const ns = `phase-cap-${crypto.randomUUID().slice(0, 8)}`;
+  const procs: Deno.ChildProcess[] = [];
+  const waitFor = async (child: Deno.ChildProcess, text: string) => {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    const deadline = Date.now() + 60_000;
+    while (!seen.includes(text) && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    assert(seen.includes(text), `no '${text}':\n${seen}`);
+    (async () => {
+      try {
+        while (!(await reader.read()).done) { /* drain */ }
+      } catch { /* closed */ }
+    })();
+  };
+  try {
+    await editEntry(
+      img,
+      "internet.conf",
+      (t) =>
+        t.replace(
+          /phase\.provider=\S+/,
+          "phase.provider=http://10.77.0.1:8080/stable/amd64/manifest.json",
+        ),
+    );
+    await ip("netns", "add", ns);
+    await ip("-n", ns, "link", "set", "lo", "up");
+    await ip("-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap");
+    await ip("-n", ns, "addr", "add", "10.77.0.1/24", "dev", "tap0");
+    await ip("-n", ns, "addr", "add", "10.77.0.2/24", "dev", "tap0");
+    await ip("-n", ns, "link", "set", "tap0", "up");
+    const conf = `${WORK}/udhcpd-${ns}.conf`;
+    await Deno.writeTextFile(`${WORK}/udhcpd-${ns}.leases`, "");
+    await Deno.writeTextFile(
+      conf,
+      `interface tap0\nstart 10.77.0.10\nend 10.77.0.20\nlease_file ${WORK}/udhcpd-${ns}.leases\noption subnet 255.255.255.0\n`,
+    );
+    procs.push(
+      new Deno.Command("ip", {
+        args: ["netns", "exec", ns, "busybox", "udhcpd", "-f", conf],
+        stdout: "null",
+        stderr: "null",
+      }).spawn(),
+    );
+    const serve = new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        ns,
+        "deno",
+        "run",
+        "-q",
+        "--no-prompt",
+        "--no-remote",
+        "-P=serve",
+        "provider/main.ts",
+        "serve",
+        "--root",
+        ARTIFACTS,
+        "--state",
+        `${WORK}/captive-state`,
+        "--trust",
+        `${KEYS}/trust.json`,
+        "--no-sign",
+        "--host",
+        "10.77.0.1",
+        "--port",
+        "8080",
+        "--no-dht",
+        "--no-mdns",
+      ],
+      cwd: REPO,
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    procs.push(serve);
+    await waitFor(serve, "phase-serve: ready");
+    const portal = new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        ns,
+        "deno",
+        "run",
+        "-q",
+        "--no-prompt",
+        "-P=test",
+        "images/_portal.ts",
+        "10.77.0.2",
+      ],
+      cwd: REPO,
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    procs.push(portal);
+    await waitFor(portal, "portal: ready");
+    const run = await bootVm({
+      image: img,
+      timeoutMs: BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: WATCH,
+      wrap: ["ip", "netns", "exec", ns],
+      netArgs: [
+        "-netdev",
+        "tap,id=n0,ifname=tap0,script=no,downscript=no",
+        "-device",
+        "virtio-net-pci,netdev=n0",
+      ],
+    });
+    report("captive", run);
+    assertEquals(run.outcome, "target", tail(run));
+    assert(
+      run.lines.some((l) =>
+        /phase-boot: discover: rejected http:\/\/10\.77\.0\.2.*captive portal/.test(l.text)
+      ),
+      "the portal was seen and rejected\n" + tail(run),
+    );
+    assert(
+      run.lines.some((l) =>
+        /phase-boot: discover: .*using http:\/\/10\.77\.0\.1:8080.*\(cmdline\)/.test(l.text)
+      ),
+      tail(run),
+    );
+  } finally {
+    for (const p of procs) {
+      try {
+        p.kill("SIGTERM");
+      } catch { /* gone */ }
+      await p.status;
+    }
+    await ip("netns", "del", ns).catch(() => {});
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
 Deno.test("vm local: a second boot from the cache with the provider down reaches the target", async () => {
   const img = await vmCopy("local");
   const vars = `${WORK}/local-vars.fd`;

@@ -32,6 +32,15 @@ import {
   stageDtb,
 } from "./kexec.ts";
 
+/**
+ * Progress goes to stderr (the console): the boot orchestrator reads a
+ * step's stdout, and `load --exec` never returns to print later. Only the
+ * dry run's result is on stdout.
+ */
+function note(line: string): void {
+  console.error(line);
+}
+
 /** Permission set of phase-kexec. */
 export const KEXEC_PERMISSION_SET = "kexec";
 /** Default chainload entry (images/ writes it on the ESP). */
@@ -114,7 +123,7 @@ async function verifyAndStage(values: StageValues, out: (s: string) => void) {
     floor,
   });
   const staged = await stageArtifacts(verified, paths, values.dir ?? DEFAULT_STAGE_PARENT);
-  out(
+  note(
     `phase-kexec: staged ${verified.value.channel}/${verified.value.arch} ${verified.value.version} in ${staged.dir}; digests re-checked`,
   );
   return { staged, mode };
@@ -137,7 +146,7 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
   if (staged.arch === "arm64" && method !== "file") {
     const d = await stageDtb(staged, values.fdt ?? FDT_SOURCE);
     dtb = d.path;
-    out(`phase-kexec: dtb ${d.path} (${d.changed.join(", ") || "no seed found"})`);
+    note(`phase-kexec: dtb ${d.path} (${d.changed.join(", ") || "no seed found"})`);
   }
   const dryRun = values["dry-run"] ?? false;
   const kexec = dryRun ? "/sbin/kexec" : await findKexec();
@@ -148,13 +157,13 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
     return 0;
   }
   for (const t of result.tried) {
-    if (t.code !== 0) out(`phase-kexec: '${t.argv[1]}' failed (exit ${t.code}): ${t.stderr}`);
+    if (t.code !== 0) note(`phase-kexec: '${t.argv[1]}' failed (exit ${t.code}): ${t.stderr}`);
   }
-  out(`phase-kexec: loaded with ${formatArgv(result.argv)}`);
+  note(`phase-kexec: loaded with ${formatArgv(result.argv)}`);
   // The kernel holds its own copy now; the staged files are not needed.
   await Deno.remove(staged.dir, { recursive: true }).catch(() => {});
   if (values.exec) {
-    out("phase-kexec: executing the loaded kernel");
+    note("phase-kexec: executing the loaded kernel");
     await execKernel({ kexec });
   }
   return 0;
@@ -170,7 +179,7 @@ async function cmdExec(args: string[], out: (s: string) => void): Promise<number
     );
     return 0;
   }
-  out("phase-kexec: executing the loaded kernel");
+  note("phase-kexec: executing the loaded kernel");
   await execKernel({ kexec: await findKexec() });
   return 0;
 }
@@ -194,12 +203,12 @@ async function cmdFallback(args: string[], out: (s: string) => void): Promise<nu
     return 0;
   }
   const conf = await installChainloadEntry(staged, { esp, entry, mode });
-  out(`phase-kexec: fallback: target installed on the ESP, entry ${conf}`);
+  note(`phase-kexec: fallback: target installed on the ESP, entry ${conf}`);
   const path = await setOneShotEntry(entry, { dir: values.efivars ?? DEFAULT_EFIVARS });
-  out(`phase-kexec: fallback: LoaderEntryOneShot=${entry} written to ${path}`);
+  note(`phase-kexec: fallback: LoaderEntryOneShot=${entry} written to ${path}`);
   await Deno.remove(staged.dir, { recursive: true }).catch(() => {});
   if (values["no-reboot"]) return 0;
-  out("phase-kexec: fallback: rebooting into the chainload entry");
+  note("phase-kexec: fallback: rebooting into the chainload entry");
   const r = await runProgram(["/sbin/reboot", "-f"], 30_000);
   throw new KexecError("E_FALLBACK", `reboot returned (exit ${r.code}): ${r.stderr}`);
 }

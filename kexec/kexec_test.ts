@@ -221,7 +221,7 @@ Deno.test("phase-kexec load --dry-run under its own permission set re-verifies a
       stdout: "piped",
       stderr: "piped",
     }).output();
-    const text = new TextDecoder().decode(out.stdout);
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
     assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
     assert(text.includes("digests re-checked"), text);
     assert(text.includes('"-s"') && text.includes("phase.mode=internet"), text);

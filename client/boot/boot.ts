@@ -321,6 +321,15 @@ async function fromNetwork(d: BootDeps, timings: Record<string, number>, clock: 
   const candidates = Array.isArray(found.candidates)
     ? found.candidates as Record<string, unknown>[]
     : [];
+  for (
+    const rej of Array.isArray(found.rejected) ? found.rejected as Record<string, unknown>[] : []
+  ) {
+    d.say(
+      `phase-boot: discover: rejected ${rej.url} (${rej.source}): ${rej.reason}${
+        rej.captivePortal ? " [captive portal]" : ""
+      }`,
+    );
+  }
   if (candidates.length === 0) throw new BootError("E_NO_RELEASE", "discovery found no provider");
   const first = candidates[0];
   const url = String(first.manifestUrl);
