@@ -668,6 +668,11 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     staged.push([dst, s]);
   }
   await clampTimes(espStage, opts.epoch);
+  // A GRUB fallback needs grub-mkstandalone (apt: grub-common, grub-efi-amd64-bin /
+  // grub-efi-arm64-bin), which the images set does not run yet: say so.
+  log.info(
+    "images: GRUB fallback not built (systemd-boot only); needs grub-mkstandalone from grub-common",
+  );
   const esp = `${opts.work}/esp.img`;
   await makeEsp(
     esp,

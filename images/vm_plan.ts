@@ -205,7 +205,7 @@ function report(name: string, run: VmRun): void {
   );
 }
 
-Deno.test("vm internet: fetch, verify and kexec into the target, whose init prints the marker", async () => {
+Deno.test("[vm internet] fetch, verify and kexec into the target, whose init prints the marker", async () => {
   const p = await provider();
   try {
     const run = await bootVm({
@@ -224,7 +224,7 @@ Deno.test("vm internet: fetch, verify and kexec into the target, whose init prin
   }
 });
 
-Deno.test("vm tamper (TM-01): a tampered kernel aborts to the seed shell, nothing is kexec'd", async () => {
+Deno.test("TM-01 tampering: [vm tamper] a tampered kernel aborts to the seed shell, nothing is kexec'd", async () => {
   const dir = `${WORK}/tampered`;
   await Deno.mkdir(dir, { recursive: true });
   for (const f of ["manifest.json", "kernel", "initramfs"]) {
@@ -257,7 +257,7 @@ Deno.test("vm tamper (TM-01): a tampered kernel aborts to the seed shell, nothin
   }
 });
 
-Deno.test("vm expired (TM-03): an expired manifest aborts to the seed shell", async () => {
+Deno.test("TM-03 freeze: [vm expired] an expired manifest aborts to the seed shell", async () => {
   const root = `${WORK}/expired`;
   await Deno.mkdir(`${root}/stable/amd64`, { recursive: true });
   for (const f of ["kernel", "initramfs"]) {
@@ -300,7 +300,7 @@ async function ip(...args: string[]): Promise<void> {
   if (r.code !== 0) throw new Error(`ip ${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
 }
 
-Deno.test("vm lan (TM-07 path): discovery by mDNS through a tap device in a network namespace", async () => {
+Deno.test("[vm lan] discovery by mDNS through a tap device in a network namespace", async () => {
   // No manual URL: the command line loses phase.provider, so only the LAN step can find the provider.
   const img = await vmCopy("lan");
   const ns = `phase-lan-${crypto.randomUUID().slice(0, 8)}`;
@@ -407,7 +407,7 @@ Deno.test("vm lan (TM-07 path): discovery by mDNS through a tap device in a netw
   }
 });
 
-Deno.test("vm captive (TM-15): a fake portal answers on the LAN, the manual URL from the command line wins", async () => {
+Deno.test("TM-15 captive portal and redirects: [vm captive] a fake portal answers on the LAN, the manual URL from the command line wins", async () => {
   const img = await vmCopy("captive");
   const ns = `phase-cap-${crypto.randomUUID().slice(0, 8)}`;
   const procs: Deno.ChildProcess[] = [];
@@ -547,7 +547,7 @@ Deno.test("vm captive (TM-15): a fake portal answers on the LAN, the manual URL 
   }
 });
 
-Deno.test("vm local: a second boot from the cache with the provider down reaches the target", async () => {
+Deno.test("[vm local] a second boot from the cache with the provider down reaches the target", async () => {
   const img = await vmCopy("local");
   const vars = `${WORK}/local-vars.fd`;
   await Deno.copyFile("/usr/share/OVMF/OVMF_VARS_4M.fd", vars);
@@ -591,7 +591,69 @@ Deno.test("vm local: a second boot from the cache with the provider down reaches
   }
 });
 
-Deno.test("vm private (TM-13): the cache partition is byte-identical before and after a private boot", async () => {
+Deno.test("TM-02 rollback: [vm rollback] after booting a release, an older validly signed one is refused on the device", async () => {
+  const img = await vmCopy("rollback");
+  const vars = `${WORK}/rollback-vars.fd`;
+  await Deno.copyFile("/usr/share/OVMF/OVMF_VARS_4M.fd", vars);
+  const old = `${WORK}/rollback-old`;
+  await Deno.mkdir(`${old}/stable/amd64`, { recursive: true });
+  for (const f of ["kernel", "initramfs"]) {
+    await Deno.copyFile(`${ARTIFACTS}/stable/amd64/${f}`, `${old}/stable/amd64/${f}`);
+  }
+  await signRelease({
+    root: old,
+    channel: "stable",
+    arch: "amd64",
+    version: "2026.1.1",
+    now: new Date(),
+    expiresInMs: 7 * 86_400_000,
+    cmdline: "console=ttyS0",
+  }, await loadSigningKey(`${KEYS}/release.pem`));
+  try {
+    const p = await provider();
+    let first: VmRun;
+    try {
+      first = await bootVm({
+        image: img,
+        providerPort: p.port,
+        timeoutMs: BOOT_TIMEOUT_MS,
+        until: UNTIL,
+        watch: WATCH,
+        persistent: true,
+        vars,
+      });
+    } finally {
+      await p.close();
+    }
+    report("rollback (first boot, current release)", first);
+    assertEquals(first.outcome, "target", tail(first));
+    const server = hostileServer(`${old}/stable/amd64`);
+    try {
+      const run = await bootVm({
+        image: img,
+        providerPort: server.port,
+        timeoutMs: BOOT_TIMEOUT_MS,
+        until: UNTIL,
+        watch: WATCH,
+        persistent: true,
+        vars,
+      });
+      report("rollback (second boot, older release)", run);
+      assertEquals(run.outcome, "shell", tail(run));
+      assert(!("kexec" in run.marks), tail(run));
+      assert(
+        run.lines.some((l) => /E_ROLLBACK|below the/.test(l.text)),
+        "the console names the rollback\n" + tail(run),
+      );
+    } finally {
+      await server.close();
+    }
+  } finally {
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
+Deno.test("TM-13 private-mode privacy: [vm private] the cache partition is byte-identical before and after a private boot", async () => {
   const img = await vmCopy("private");
   try {
     await setDefaultEntry(img, "private.conf");
@@ -623,7 +685,7 @@ Deno.test("vm private (TM-13): the cache partition is byte-identical before and 
   }
 });
 
-Deno.test("vm kexec: a kexec failure leads to the chainload fallback entry, which boots the target", async () => {
+Deno.test("[vm kexec] a kexec failure leads to the chainload fallback entry, which boots the target", async () => {
   const img = await vmCopy("kexec");
   try {
     // A real refusal by the kernel, no test hook in Phase: with
@@ -659,7 +721,7 @@ Deno.test("vm kexec: a kexec failure leads to the chainload fallback entry, whic
   }
 });
 
-Deno.test("vm arm64: the arm64 image (AAVMF, systemd-bootaa64, kexec -l with the zeroed-seed DTB) boots to the target marker", async () => {
+Deno.test("[vm arm64] the arm64 image (AAVMF, systemd-bootaa64, kexec -l with the zeroed-seed DTB) boots to the target marker", async () => {
   const sysroot = Deno.env.get("PHASE_ARM64_SYSROOT") ?? `${REPO}/.cache/arm64/root`;
   const deno = Deno.env.get("PHASE_ARM64_DENO") ?? `${REPO}/.cache/arm64/deno/package/deno`;
   try {

@@ -290,6 +290,15 @@ export async function cachedRelease(
   return best && { manifest: best.manifest, artifacts: best.artifacts };
 }
 
+/**
+ * The on-device rollback floor (TM-02) the fetcher raises in the cache:
+ * verify and kexec check it too, also when booting from the cache. Private
+ * mode has no persistent floor.
+ */
+function floorArgs(d: BootDeps): string[] {
+  return d.policy.mode === "private" ? [] : ["--state", `${d.paths.cache}/state`];
+}
+
 function commonArgs(d: BootDeps): string[] {
   const a = ["--trust", d.paths.trust, "--channel", d.policy.channel, "--arch", d.arch];
   if (d.policy.minVersion) a.push("--min-version", d.policy.minVersion);
@@ -422,6 +431,7 @@ export async function runChain(d: BootDeps): Promise<BootOutcome> {
     "--manifest",
     rel.manifest,
     ...commonArgs(d),
+    ...floorArgs(d),
     ...artifactArgs,
     "--json",
   ], VERIFY_TIMEOUT_MS);
@@ -437,6 +447,7 @@ export async function runChain(d: BootDeps): Promise<BootOutcome> {
     "--manifest",
     rel.manifest,
     ...commonArgs(d),
+    ...floorArgs(d),
     ...artifactArgs,
     "--mode",
     p.mode,
