@@ -56,9 +56,11 @@ export function readEmbeddedPermissions(bytes: Uint8Array): EmbeddedPermissions 
 function expected(g: Grant, kind: string, base: string): string[] | null | "all" {
   if (g === false) return null;
   if (g === true) return "all";
-  return g.map((s) =>
-    (kind === "read" || kind === "write" || kind === "ffi") ? resolveScope(s, base) : s
-  );
+  // Deno resolves relative program paths like file paths.
+  const isPath = (s: string) =>
+    kind === "read" || kind === "write" || kind === "ffi" ||
+    (kind === "run" && (s.startsWith("./") || s.startsWith("../")));
+  return g.map((s) => isPath(s) ? resolveScope(s, base) : s);
 }
 
 /** Compares a binary's embedded permissions with its set. */

@@ -41,6 +41,14 @@ export function entrypointTasks(
   return out;
 }
 
+/** Sets of development tools: never compiled or shipped. */
+export const DEV_TASK_SETS: ReadonlySet<string> = new Set(["test"]);
+
+/** Development tools: tasks with a `:` or run under a development set. */
+export function isDevTask(t: EntrypointTask): boolean {
+  return t.task.includes(":") || DEV_TASK_SETS.has(t.set);
+}
+
 /** A compiled binary: its file name, set, module and baked-in arguments. */
 export interface BinarySpec {
   readonly name: string;
@@ -58,7 +66,7 @@ export interface BinarySpec {
 export function binaries(tasks = entrypointTasks()): BinarySpec[] {
   const groups = new Map<string, EntrypointTask[]>();
   for (const t of tasks) {
-    if (t.task.includes(":")) continue;
+    if (isDevTask(t)) continue;
     const key = `${t.entry}|${t.set}`;
     groups.set(key, [...(groups.get(key) ?? []), t]);
   }

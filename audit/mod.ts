@@ -11,7 +11,7 @@ export { compareEmbedded, readEmbeddedPermissions } from "./compiled.ts";
 export type { EmbeddedPermissions } from "./compiled.ts";
 export { auditDynamic, dynamicFindings, grants, probe } from "./dynamic.ts";
 export type { Attempt } from "./dynamic.ts";
-export { binaries, entrypointTasks } from "./entrypoints.ts";
+export { binaries, DEV_TASK_SETS, entrypointTasks, isDevTask } from "./entrypoints.ts";
 export type { BinarySpec, EntrypointTask } from "./entrypoints.ts";
 export {
   auditPrivateImports,

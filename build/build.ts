@@ -19,6 +19,14 @@ export class BuildError extends PhaseError<"E_RUNTIME" | "E_COMPILE"> {}
 /** Exit statuses of the build. */
 export const BUILD_EXIT_CODES = { E_RUNTIME: 3, E_COMPILE: 4 } as const;
 
+/**
+ * Files a binary loads at run time that its static import graph does not
+ * show (a Worker script, example modules), embedded with `--include`.
+ */
+export const COMPILE_INCLUDES: Readonly<Record<string, readonly string[]>> = {
+  "wasm/main.ts": ["wasm/_worker.ts", "wasm/examples"],
+};
+
 /** The `deno compile` argv for one binary. */
 export function compileArgs(b: BinarySpec, dist: string): string[] {
   return [
@@ -27,6 +35,7 @@ export function compileArgs(b: BinarySpec, dist: string): string[] {
     "--no-prompt",
     "--no-remote",
     `-P=${b.set}`,
+    ...(COMPILE_INCLUDES[b.entry] ?? []).flatMap((p) => ["--include", p]),
     "--output",
     `${dist}/${b.name}`,
     b.entry,
