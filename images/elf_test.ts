@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../kexec/_assert.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
 import { ImagesError } from "./errors.ts";
 import { elfNeeded } from "./elf.ts";
 

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../kexec/_assert.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
 import { permissionSet } from "../cli/mod.ts";
 import { launcherScript, permissionFlags } from "./launcher.ts";
 import { derivedUuid, diskDescriptor } from "./build.ts";

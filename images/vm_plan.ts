@@ -9,7 +9,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { assert, assertEquals } from "../kexec/_assert.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
 import { startProvider } from "../provider/mod.ts";
 import { loadSigningKey, signRelease } from "../sign/mod.ts";
 import { memoryLogger } from "../cli/mod.ts";
