@@ -16,7 +16,7 @@ import {
 } from "../../cli/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, VerifyError } from "../../verify/mod.ts";
 import { CLIENT_EXIT_CODES } from "../errors.ts";
-import { fetchRelease } from "../fetch.ts";
+import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch.ts";
 import { DEFAULT_LIMITS } from "../http.ts";
 import { preparePrivateRoot } from "../private.ts";
 import { progressReporter } from "../progress.ts";
@@ -24,8 +24,70 @@ import { progressReporter } from "../progress.ts";
 const USAGE =
   "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... " +
   "[--gateway URL]... [--cid CID] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... " +
-  "[--stall-timeout 15s] [--no-parallel]\n" +
+  "[--stall-timeout 15s] [--no-parallel] [--candidates FILE|-]\n" +
   "       deno task fetch-private --root TMPFS_DIR --manifest URL --trust FILE ...";
+
+/** Largest candidates document read (discover's JSON output), in bytes. */
+export const MAX_CANDIDATES_BYTES = 256 * 1024;
+
+/**
+ * Reads `discover`'s JSON output (a file, or `-` for stdin) and returns its
+ * ranked candidates. They are hints: each is verified when fetched (TM-07).
+ */
+async function readCandidates(path: string): Promise<FetchCandidate[]> {
+  let bytes: Uint8Array;
+  try {
+    if (path === "-") {
+      const parts: Uint8Array[] = [];
+      let n = 0;
+      for await (const c of Deno.stdin.readable) {
+        n += c.length;
+        if (n > MAX_CANDIDATES_BYTES) throw new Error(`more than ${MAX_CANDIDATES_BYTES} bytes`);
+        parts.push(c);
+      }
+      bytes = new Uint8Array(n);
+      let off = 0;
+      for (const c of parts) {
+        bytes.set(c, off);
+        off += c.length;
+      }
+    } else {
+      bytes = await readFileCapped(path, MAX_CANDIDATES_BYTES);
+    }
+  } catch (err) {
+    throw new UsageError(`cannot read --candidates ${path}: ${(err as Error).message}`, USAGE);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new UsageError(
+      `--candidates ${path} is not JSON (give the output of 'deno task discover')`,
+      USAGE,
+    );
+  }
+  const list = (doc as { candidates?: unknown })?.candidates;
+  if (!Array.isArray(list)) {
+    throw new UsageError(`--candidates ${path} has no 'candidates' array`, USAGE);
+  }
+  const out: FetchCandidate[] = [];
+  for (const c of list) {
+    const url = (c as { manifestUrl?: unknown })?.manifestUrl;
+    if (typeof url !== "string") continue;
+    const mirrors = (c as { mirrors?: unknown }).mirrors;
+    const cid = (c as { manifestCid?: unknown }).manifestCid;
+    const source = (c as { source?: unknown }).source;
+    out.push({
+      manifestUrl: url,
+      mirrors: Array.isArray(mirrors)
+        ? mirrors.filter((m): m is string => typeof m === "string")
+        : [],
+      manifestCid: typeof cid === "string" ? cid : undefined,
+      source: typeof source === "string" ? source : undefined,
+    });
+  }
+  return out;
+}
 
 /** Runs `fetch` with `args`; returns the exit status. */
 export async function run(args: string[]): Promise<number> {
@@ -45,11 +107,12 @@ export async function run(args: string[]): Promise<number> {
     "no-parallel": { type: "boolean" },
     private: { type: "boolean" },
     root: { type: "string" },
+    candidates: { type: "string" },
   }, USAGE);
   if (!values.trust) throw new UsageError("missing --trust", USAGE);
-  if (!values.manifest && !values.cid && !(values.mirror?.length)) {
+  if (!values.manifest && !values.cid && !(values.mirror?.length) && !values.candidates) {
     throw new UsageError(
-      "give --manifest URL (or --mirror, or --cid with --provider/--gateway)",
+      "give --manifest URL (or --mirror, --cid with --provider/--gateway, or --candidates from discover)",
       USAGE,
     );
   }
@@ -89,12 +152,9 @@ export async function run(args: string[]): Promise<number> {
     }
     : DEFAULT_LIMITS;
   const logger = consoleLogger("fetch");
-  const release = await fetchRelease({
-    manifestUrl: values.manifest,
-    mirrors: values.mirror,
+  const common = {
     providers: values.provider,
     gateways: values.gateway,
-    manifestCid: values.cid,
     trust,
     cacheDir,
     channel: values.channel,
@@ -105,7 +165,15 @@ export async function run(args: string[]): Promise<number> {
     logger,
     progress: progressReporter(),
     parallel: !values["no-parallel"],
-  });
+  };
+  const release = values.candidates
+    ? await fetchFromCandidates(await readCandidates(values.candidates), common)
+    : await fetchRelease({
+      ...common,
+      manifestUrl: values.manifest,
+      mirrors: values.mirror,
+      manifestCid: values.cid,
+    });
   const m = release.verified.value;
   const artifacts: Record<string, unknown> = {};
   for (const [name, a] of Object.entries(release.artifacts)) {

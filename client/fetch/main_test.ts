@@ -240,3 +240,51 @@ cd /run/phase/t/root/cas/sha256 && sha256sum *
     await Deno.remove(rel.dir, { recursive: true });
   }
 });
+
+Deno.test("fetch entrypoint: --candidates - takes discover's JSON on stdin and fetches the first candidate that verifies", async () => {
+  const rel = await makeRelease();
+  const rogueRel = await makeRelease({ version: "2099.1.1" });
+  const genuine = serveRelease(rel);
+  const rogue = serveRelease(rogueRel);
+  try {
+    const discovered = {
+      candidates: [
+        { manifestUrl: rogue.url, mirrors: [], providers: [], source: "mdns", version: "2099.1.1" },
+        { manifestUrl: genuine.url, mirrors: [], providers: [], source: "mdns" },
+      ],
+      rejected: [],
+      steps: [],
+    };
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        ...taskArgv("fetch"),
+        "--candidates",
+        "-",
+        "--trust",
+        rel.trustPath,
+        "--cache",
+        `${rel.dir}/cache`,
+      ],
+      cwd: ROOT,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(JSON.stringify(discovered)));
+    await w.close();
+    const out = await child.output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, 0, stderr);
+    const res = JSON.parse(new TextDecoder().decode(out.stdout));
+    assertEquals(res.source, genuine.url);
+    assertEquals(res.version, "2026.11.20");
+    assert(stderr.includes('"event":"candidate_failed"') && stderr.includes("E_SIGNATURE"), stderr);
+    assertEquals(rogue.requests.map((r) => r.path), ["/stable/amd64/manifest.json"]);
+  } finally {
+    await genuine.close();
+    await rogue.close();
+    await Deno.remove(rel.dir, { recursive: true });
+    await Deno.remove(rogueRel.dir, { recursive: true });
+  }
+});
