@@ -34,6 +34,7 @@ Deno.test("TM-12 compromised component: the static rules catch each kind of viol
     ["serve", normaliseSet({ net: true, run: ["sh"], env: true, import: DENY })],
     ["receipt", normaliseSet({ read: ["../../etc"], ffi: true })],
     ["images", normaliseSet({ read: true, write: ["./"], import: DENY })],
+    ["kexec", normaliseSet({ read: ["/sys/firmware/fdt"], import: DENY })],
   ]);
   const rules = new Set(auditTable(table).map((f) => `${f.where}:${f.rule}`));
   for (
@@ -47,6 +48,7 @@ Deno.test("TM-12 compromised component: the static rules catch each kind of viol
       "images:scoped",
       "images:write-root",
       "verify:justified",
+      "kexec:no-pseudo-fs",
     ]
   ) ok(rules.has(want), `expected ${want} in ${[...rules].join(", ")}`);
   const tasks = auditTasks(
@@ -162,7 +164,7 @@ Deno.test("TM-13 private-mode privacy: the fetch-private set writes only on tmpf
   const set = permissionTable().get("fetch-private")!;
   ok(Array.isArray(set.write) && set.write.length > 0);
   for (const p of set.write as string[]) {
-    ok(p === "/run/phase" || p === "/dev/shm/phase", `write scope ${p} is a tmpfs root`);
+    ok(p === "/run/phase", `write scope ${p} is the tmpfs root`);
   }
   const task = entrypointTasks().find((t) => t.task === "fetch-private")!;
   const attempts = await probe(task, REPO);

@@ -45,7 +45,7 @@ export const UNSCOPED_GRANTS: Readonly<Record<string, Readonly<Record<string, st
 
 /** Sets whose write grants must all lie on tmpfs (TM-13). */
 export const TMPFS_ONLY_WRITE: Readonly<Record<string, readonly string[]>> = {
-  "fetch-private": ["/run/phase", "/dev/shm/phase"],
+  "fetch-private": ["/run/phase"],
 };
 
 /** Sets that must hold no network, no write, no subprocess. */
@@ -88,6 +88,13 @@ export function auditTable(
     }
     for (const p of [...scoped(set.read), ...scoped(set.write)]) {
       if (p.split("/").includes("..")) add(name, "no-dotdot", `scope '${p}' leaves its root`);
+    }
+    // Deno 2.9.6 grants paths under /proc, /sys and /dev only with
+    // --allow-all: a scoped grant there is dead and misleads the reader.
+    for (const p of [...scoped(set.read), ...scoped(set.write)]) {
+      if (/^\/(proc|sys|dev)(\/|$)/.test(p)) {
+        add(name, "no-pseudo-fs", `scope '${p}' can never be granted without --allow-all`);
+      }
     }
     for (const p of scoped(set.write)) {
       if (p === "/" || p === "./" || p === ".") {

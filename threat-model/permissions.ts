@@ -61,6 +61,10 @@ ${reasons.join("\n")}
 6. No set holds both \`net\` and \`run\`: a networked component cannot start
    programs, and one that starts programs cannot reach the network.
 7. No scope contains \`..\`; no set may write \`/\` or the repository root.
+   No scope lies under \`/proc\`, \`/sys\` or \`/dev\`: Deno 2.9.6 grants those
+   only with \`--allow-all\`, so such a grant would be dead. The boot init copies
+   what Phase needs from them (\`/proc/cmdline\`, \`/sys/firmware/fdt\`) into
+   \`/run/phase\` before any entrypoint starts.
 8. Every entrypoint task names a set with \`-P=\`, passes \`--no-prompt\` and
    \`--no-remote\`, adds no \`--allow-*\` flag, and starts through the guard.
 9. No component imports another component's private \`_x.ts\` module (only
