@@ -1,22 +1,12 @@
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
-import { configDir, normaliseSet, permissionTable } from "../cli/mod.ts";
+import { configDir, DEFAULT_IMPORT_HOSTS, normaliseSet, permissionTable } from "../cli/mod.ts";
 import { compareEmbedded, readEmbeddedPermissions } from "./compiled.ts";
 import { dynamicFindings, probe } from "./dynamic.ts";
 import { binaries, entrypointTasks, isDevTask } from "./entrypoints.ts";
 import { auditPrivateImports, auditTable, auditTasks } from "./static.ts";
 
 const REPO = configDir();
-const DENY = {
-  deny: [
-    "jsr.io:443",
-    "deno.land:443",
-    "esm.sh:443",
-    "raw.esm.sh:443",
-    "cdn.jsdelivr.net:443",
-    "raw.githubusercontent.com:443",
-    "gist.githubusercontent.com:443",
-  ],
-};
+const DENY = { deny: [...DEFAULT_IMPORT_HOSTS] };
 
 Deno.test("TM-12 compromised component: the permission table and tasks obey every static rule", async () => {
   const findings = [

@@ -18,6 +18,13 @@ async function run(cmd: string, args: string[], cwd = REPO) {
 }
 const task = (...args: string[]) => run("deno", ["task", "-q", ...args]);
 
+/** `openssl pkeyutl -verify -rawin` of dir/sig.bin over dir/jcs.bin with dir/k.pub.pem. */
+const opensslVerify = (dir: string) =>
+  run("openssl", [
+    ...["pkeyutl", "-verify", "-pubin", "-inkey", `${dir}/k.pub.pem`, "-rawin"],
+    ...["-in", `${dir}/jcs.bin`, "-sigfile", `${dir}/sig.bin`],
+  ]);
+
 async function scratch() {
   await Deno.mkdir("/tmp/phase", { recursive: true });
   return await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "sign-" });
@@ -193,18 +200,7 @@ Deno.test("interop: an openssl-generated key signs, and openssl verifies Phase's
     await Deno.writeTextFile(`${dir}/jcs.bin`, canonicalize(rest as never));
     const sig = decodeBase64((signatures as { sig: string }[])[0].sig)!;
     await Deno.writeFile(`${dir}/sig.bin`, sig);
-    const ok = await run("openssl", [
-      "pkeyutl",
-      "-verify",
-      "-pubin",
-      "-inkey",
-      `${dir}/k.pub.pem`,
-      "-rawin",
-      "-in",
-      `${dir}/jcs.bin`,
-      "-sigfile",
-      `${dir}/sig.bin`,
-    ]);
+    const ok = await opensslVerify(dir);
     assertEquals(ok.code, 0, ok.stdout + ok.stderr);
     assertMatch(ok.stdout, /Signature Verified Successfully/);
     // And a byte flipped in the signed bytes makes openssl refuse it.
@@ -212,18 +208,7 @@ Deno.test("interop: an openssl-generated key signs, and openssl verifies Phase's
       `${dir}/jcs.bin`,
       canonicalize(rest as never).replace("console", "Console"),
     );
-    const bad = await run("openssl", [
-      "pkeyutl",
-      "-verify",
-      "-pubin",
-      "-inkey",
-      `${dir}/k.pub.pem`,
-      "-rawin",
-      "-in",
-      `${dir}/jcs.bin`,
-      "-sigfile",
-      `${dir}/sig.bin`,
-    ]);
+    const bad = await opensslVerify(dir);
     assertEquals(bad.code === 0, false);
   } finally {
     await Deno.remove(dir, { recursive: true });
