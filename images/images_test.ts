@@ -97,6 +97,15 @@ Deno.test({
       for (const n of ["phase-esp", "phase-seed", "phase-cache"]) {
         assert(table.includes(`name="${n}"`), table);
       }
+      // The QCOW2 and Parallels conversions hold exactly the raw disk.
+      const hds = sums.split("\n").map((l) => l.slice(66)).find((n) => n.endsWith(".hds"))!;
+      for (const [fmt, file] of [["qcow2", "phase-amd64.qcow2"], ["parallels", hds]]) {
+        const cmp = await new Deno.Command("qemu-img", {
+          args: ["compare", "-f", "raw", "-F", fmt, `${dir}/a/phase-amd64.img`, `${dir}/a/${file}`],
+          stdout: "piped",
+        }).output();
+        assertEquals(cmp.code, 0, `${file} differs from the raw image`);
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
