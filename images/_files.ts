@@ -47,7 +47,7 @@ seed=""
 i=0
 while [ $i -lt 50 ]; do seed=$(findpart ${PART_NAMES.seed}) && break; sleep 0.2; i=$((i+1)); done
 fail() {
-  echo "$1" > /run/phase/last-error
+  echo "$1" >> /run/phase/last-error
   echo "${SEED_SHELL_MARKER}: $1"
   echo "phase-seed: seed shell; run 'phase-diag' for addresses, routes, DNS, provider reachability and the last error"
   exec setsid cttyhack sh
@@ -71,7 +71,7 @@ ls /sys/class/net > /run/phase/interfaces
 echo "phase-seed: seed ready at $(cut -d' ' -f1 /proc/uptime)s (mode \${mode:-internet})"
 /usr/lib/phase/bin/phase-boot
 rc=$?
-fail "phase-boot exited with status $rc: $(cat /run/phase/last-error 2>/dev/null)"
+fail "phase-boot exited with status $rc: $(tail -n 1 /run/phase/last-error 2>/dev/null)"
 `;
 }
 
@@ -104,7 +104,7 @@ export function phaseDiag(): string {
 echo "== kernel command line"; cat /proc/cmdline
 echo "== addresses"; ip -o addr show
 echo "== routes"; ip route show
-echo "== DNS"; cat /run/phase/resolv.conf 2>/dev/null || echo "(no resolv.conf: no DHCP lease)"
+echo "== DNS"; if [ -s /run/phase/resolv.conf ]; then cat /run/phase/resolv.conf; else echo "(no DNS server from DHCP)"; fi
 echo "== DHCP lease"; cat /run/phase/net.lease 2>/dev/null || echo "(none)"
 echo "== provider"
 url=$(sed -n 's/.*phase\\.provider=\\([^ ]*\\).*/\\1/p' /proc/cmdline)

@@ -405,7 +405,7 @@ async function seedTree(opts: BuildOptions, root: string): Promise<string[]> {
       );
     }
   }
-  await writeText(`${root}/bin/phase-diag`, phaseDiag(), 0o755);
+
   return made;
 }
 
@@ -597,6 +597,8 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
   for (const lib of libs) await copyFile(lib.file, `${seedRoot}${lib.path}`, 0o755);
   await writeText(`${seedRoot}/init`, seedInit(), 0o755);
   await writeText(`${seedRoot}/usr/share/udhcpc/default.script`, udhcpcScript(), 0o755);
+  // In the initramfs, on PATH: it must work even when the seed partition does not mount.
+  await writeText(`${seedRoot}/usr/bin/phase-diag`, phaseDiag(), 0o755);
   await copyFile(trustPath, `${seedRoot}/etc/phase/trust.json`, 0o644);
   await writeText(
     `${seedRoot}/etc/phase/policy.toml`,
