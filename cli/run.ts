@@ -42,6 +42,11 @@ export function exitStatusFor(err: unknown, codes: ExitCodes): number {
   return EXIT_INTERNAL;
 }
 
+/** True when the user asked for help. */
+export function wantsHelp(args: readonly string[]): boolean {
+  return args.includes("--help") || args.includes("-h");
+}
+
 /** Runs an entrypoint as a process: guard, work, exit. */
 export async function main(entry: Entrypoint): Promise<never> {
   let status: number;
@@ -49,6 +54,12 @@ export async function main(entry: Entrypoint): Promise<never> {
     assertPermissionSet(entry.permissionSet);
     status = await entry.run(Deno.args);
   } catch (err) {
+    if (wantsHelp(Deno.args) && err instanceof PhaseError && err.code === "E_USAGE" && err.hint) {
+      // No entrypoint declares --help: strict parsing refuses it before any
+      // work is done, and the usage it carries is the help text.
+      console.log(err.hint.startsWith("usage:") ? err.hint : `usage: ${err.hint}`);
+      Deno.exit(0);
+    }
     Deno.stderr.writeSync(new TextEncoder().encode(formatError(entry.name, err)));
     status = exitStatusFor(err, entry.exitCodes);
   }
