@@ -115,6 +115,7 @@ else
   echo "(no provider URL known)"
 fi
 echo "== last error"; cat /run/phase/last-error 2>/dev/null || echo "(none)"
+echo "== end of phase-diag"
 `;
 }
 

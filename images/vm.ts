@@ -59,6 +59,8 @@ export interface VmOptions {
   readonly echo?: boolean;
   /** Let the guest reboot (the chainload fallback) instead of exiting QEMU. */
   readonly allowReboot?: boolean;
+  /** Type `text` on the console when a line matches `when` (once each). */
+  readonly input?: readonly { readonly when: RegExp; readonly text: string }[];
   /** Command prefix QEMU runs under (e.g. `ip netns exec NS`). */
   readonly wrap?: readonly string[];
   /** Extra -device/-netdev arguments replacing the default user network. */
@@ -123,10 +125,12 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
   const argv = [...(o.wrap ?? []), qemu, ...qemuArgs(o, vars)];
   const child = new Deno.Command(argv[0], {
     args: argv.slice(1),
-    stdin: "null",
+    stdin: o.input?.length ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  const pending = [...(o.input ?? [])];
+  const writer = o.input?.length ? child.stdin.getWriter() : undefined;
   const lines: ConsoleLine[] = [];
   const marks: Record<string, number> = {};
   let outcome = "exit";
@@ -155,6 +159,12 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
         const ms = Math.round(performance.now() - t0);
         lines.push({ ms, text });
         if (o.echo) console.log(text);
+        for (let i = 0; i < pending.length; i++) {
+          if (pending[i].when.test(text)) {
+            await writer?.write(new TextEncoder().encode(pending[i].text));
+            pending.splice(i--, 1);
+          }
+        }
         for (const [name, re] of Object.entries(o.watch ?? {})) {
           if (!(name in marks) && re.test(text)) marks[name] = ms;
         }
@@ -173,6 +183,7 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
       child.kill("SIGKILL");
     } catch { /* gone */ }
     await child.status;
+    await writer?.close().catch(() => {});
     await child.stderr.cancel().catch(() => {});
     if (tmpVars) await Deno.remove(tmpVars).catch(() => {});
   }

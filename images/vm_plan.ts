@@ -239,11 +239,20 @@ Deno.test("TM-01 tampering: [vm tamper] a tampered kernel aborts to the seed she
       image: IMAGE,
       providerPort: server.port,
       timeoutMs: BOOT_TIMEOUT_MS,
-      until: UNTIL,
-      watch: WATCH,
+      until: { target: UNTIL.target, diag: /== end of phase-diag/ },
+      watch: { ...WATCH, shell: UNTIL.shell },
+      // At the seed shell, a person would type phase-diag.
+      input: [{ when: UNTIL.shell, text: "phase-diag\n" }],
     });
     report("tamper", run);
-    assertEquals(run.outcome, "shell", tail(run));
+    assertEquals(run.outcome, "diag", tail(run));
+    assert("shell" in run.marks, "aborted to the seed shell\n" + tail(run));
+    const texts = run.lines.map((l) => l.text);
+    const at = texts.findIndex((t) => t.includes("== last error"));
+    assert(
+      at >= 0 && /fetch/.test(texts.slice(at + 1).join("\n")),
+      "phase-diag shows the last error\n" + tail(run, 40),
+    );
     assert(
       !("kexec" in run.marks) && !("targetInit" in run.marks),
       "nothing may reach kexec\n" + tail(run),
