@@ -112,13 +112,38 @@ export interface AccessEntry {
   readonly ms: number;
 }
 
+// Characters JSON.stringify would escape (quote, backslash, controls, lone
+// surrogates): strings without them are written as they are.
+// deno-lint-ignore no-control-regex
+const NEEDS_ESCAPE_RE = /["\\\x00-\x1f\ud800-\udfff]/;
+
+function jsonString(v: string): string {
+  return NEEDS_ESCAPE_RE.test(v) ? JSON.stringify(v) : `"${v}"`;
+}
+
+// The timestamp string is rebuilt at most once per millisecond.
+let tsMs = -1;
+let tsText = "";
+
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== tsMs) {
+    tsMs = ms;
+    tsText = new Date(ms).toISOString();
+  }
+  return tsText;
+}
+
 /** Formats an access entry as the JSON line the console logger would write, cheaply. */
-export function formatAccess(component: string, e: AccessEntry, now = new Date()): string {
-  return `{"ts":"${now.toISOString()}","level":"info","component":"${component}","event":"access","method":${
-    JSON.stringify(e.method)
-  },"path":${JSON.stringify(e.path)},"status":${e.status},"length":${e.length}${
-    e.range === undefined ? "" : `,"range":${JSON.stringify(e.range)}`
-  }${e.remote === undefined ? "" : `,"remote":${JSON.stringify(e.remote)}`},"ms":${e.ms}}\n`;
+export function formatAccess(component: string, e: AccessEntry, now?: Date): string {
+  const ts = now ? now.toISOString() : isoNow();
+  return `{"ts":"${ts}","level":"info","component":${
+    jsonString(component)
+  },"event":"access","method":${jsonString(e.method)},"path":${
+    jsonString(e.path)
+  },"status":${e.status},"length":${e.length}${
+    e.range === undefined ? "" : `,"range":${jsonString(e.range)}`
+  }${e.remote === undefined ? "" : `,"remote":${jsonString(e.remote)}`},"ms":${e.ms}}\n`;
 }
 
 /** Connection info Deno.serve passes; optional so tests may omit it. */
@@ -130,6 +155,16 @@ export interface RequestInfo {
 
 /** The handler type: plain `(Request) => Promise<Response>`. */
 export type Handler = (req: Request, info?: RequestInfo) => Promise<Response>;
+
+/**
+ * The provider's handler, plus the same handler for `Deno.serve` itself:
+ * `direct` answers in-memory documents synchronously (a Response, not a
+ * Promise), which Deno.serve sends without a round through the microtask
+ * queue; artifacts still come back as a Promise.
+ */
+export interface ProviderHandler extends Handler {
+  readonly direct: (req: Request, info?: RequestInfo) => Response | Promise<Response>;
+}
 
 const BASE_HEADERS: Record<string, string> = {
   "x-content-type-options": "nosniff",
@@ -230,7 +265,7 @@ export function providerInfo(opts: HandlerOptions) {
 }
 
 /** Builds the provider's request handler. */
-export function createHandler(opts: HandlerOptions): Handler {
+export function createHandler(opts: HandlerOptions): ProviderHandler {
   const m = opts.metrics;
   const log = opts.logger;
   const maxInflight = opts.maxInflight ?? MAX_INFLIGHT;
@@ -427,7 +462,19 @@ export function createHandler(opts: HandlerOptions): Handler {
     return opts.catalog().releases.get(`${channel}/${canonical}`);
   }
 
-  async function route(req: Request, segs: string[], query: string): Promise<Response> {
+  // Digests of discovery records, computed once per record.
+  const recordDigests = new WeakMap<Uint8Array, string>();
+
+  async function recordDigest(record: Uint8Array): Promise<string> {
+    const digest = new Uint8Array(
+      await crypto.subtle.digest("SHA-256", record as Uint8Array<ArrayBuffer>),
+    );
+    const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+    recordDigests.set(record, hex);
+    return hex;
+  }
+
+  function route(req: Request, segs: string[], query: string): Response | Promise<Response> {
     const catalog = opts.catalog();
     if (segs.length === 0) {
       if (prefersHtml(req.headers.get("accept"))) {
@@ -466,7 +513,7 @@ export function createHandler(opts: HandlerOptions): Handler {
     }
     if (segs.length === 3 && segs[0] === "cas" && segs[1] === "sha256" && HEX64_RE.test(segs[2])) {
       const a = catalog.byDigest.get(segs[2]);
-      if (a) return await serveArtifact(req, a, {}, `${a.channel}/${a.arch}/${a.name}`);
+      if (a) return serveArtifact(req, a, {}, `${a.channel}/${a.arch}/${a.name}`);
       const r = catalog.manifestsByDigest.get(segs[2]);
       if (r) return manifestLike(req, r.manifestBytes, r.manifestDigest, "application/json");
       return text(404, "not found");
@@ -485,7 +532,7 @@ export function createHandler(opts: HandlerOptions): Handler {
         "x-ipfs-path": `/ipfs/${segs[1]}`,
       };
       const a = catalog.byDigest.get(hex);
-      if (a) return await serveArtifact(req, a, extra, `${a.channel}/${a.arch}/${a.name}`);
+      if (a) return serveArtifact(req, a, extra, `${a.channel}/${a.arch}/${a.name}`);
       const r = catalog.manifestsByDigest.get(hex);
       if (r) {
         const res = manifestLike(req, r.manifestBytes, r.manifestDigest, type);
@@ -502,27 +549,27 @@ export function createHandler(opts: HandlerOptions): Handler {
       }
       if (segs[2] === "record.json") {
         if (!r.record) return text(404, "no discovery record for this release");
-        const digest = new Uint8Array(
-          await crypto.subtle.digest("SHA-256", r.record as Uint8Array<ArrayBuffer>),
-        );
-        const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
-        return manifestLike(req, r.record, hex, "application/json");
+        const record = r.record;
+        const hex = recordDigests.get(record);
+        if (hex) return manifestLike(req, record, hex, "application/json");
+        return recordDigest(record).then((h) => manifestLike(req, record, h, "application/json"));
       }
       const a = r.artifacts.get(segs[2]);
-      if (a) return await serveArtifact(req, a, {}, `${r.channel}/${r.arch}/${a.name}`);
+      if (a) return serveArtifact(req, a, {}, `${r.channel}/${r.arch}/${a.name}`);
     }
     return text(404, "not found");
   }
 
-  return async (req: Request, info?: RequestInfo): Promise<Response> => {
+  function direct(req: Request, info?: RequestInfo): Response | Promise<Response> {
     const t0 = performance.now();
     m.requests++;
     const { path, query } = rawTarget(req.url);
     const shownPath = path.length > MAX_LOGGED_PATH ? path.slice(0, MAX_LOGGED_PATH) + "..." : path;
-    let res: Response;
     // A request holds a slot until its response is delivered or the client
     // leaves (info.completed), so slow downloads count against the caps.
-    const client = info?.remoteAddr?.hostname ?? "local";
+    // Read once: each read of remoteAddr is a call into the runtime.
+    const remote = info?.remoteAddr?.hostname;
+    const client = remote ?? "local";
     m.inflight++;
     perClient.set(client, (perClient.get(client) ?? 0) + 1);
     let released = false;
@@ -534,6 +581,32 @@ export function createHandler(opts: HandlerOptions): Handler {
       if (n <= 0) perClient.delete(client);
       else perClient.set(client, n);
     };
+    const failed = (err: unknown): Response => {
+      log.error("handler_error", {
+        path: shownPath,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return text(500, "internal error");
+    };
+    const done = (res: Response): Response => {
+      if (info?.completed) info.completed.then(release, release);
+      else release();
+      if (res.status >= 500) m.errors++;
+      m.byStatus[res.status] = (m.byStatus[res.status] ?? 0) + 1;
+      const entry: AccessEntry = {
+        method: req.method,
+        path: shownPath,
+        status: res.status,
+        length: Number(res.headers.get("content-length") ?? 0),
+        range: req.headers.get("range") ?? undefined,
+        remote,
+        ms: Math.round((performance.now() - t0) * 1000) / 1000,
+      };
+      if (opts.accessLog) opts.accessLog(entry);
+      else log.info("access", entry as unknown as Record<string, unknown>);
+      return res;
+    };
+    let res: Response | Promise<Response>;
     try {
       if (req.method !== "GET" && req.method !== "HEAD") {
         res = text(405, "method not allowed", { allow: "GET, HEAD" });
@@ -552,35 +625,27 @@ export function createHandler(opts: HandlerOptions): Handler {
         if (!segs) {
           m.rejectedPaths++;
           // TM-10: every traversal attempt is logged, and answered like any miss.
-          log.warn("path_rejected", { path: shownPath, remote: info?.remoteAddr?.hostname });
+          log.warn("path_rejected", { path: shownPath, remote });
           res = text(404, "not found");
         } else {
-          res = await route(req, segs, query);
+          res = route(req, segs, query);
         }
       }
     } catch (err) {
-      log.error("handler_error", {
-        path: shownPath,
-        error: err instanceof Error ? err.message : String(err),
-      });
-      res = text(500, "internal error");
-    } finally {
-      if (info?.completed) info.completed.then(release, release);
-      else release();
+      res = failed(err);
     }
-    if (res.status >= 500) m.errors++;
-    m.byStatus[res.status] = (m.byStatus[res.status] ?? 0) + 1;
-    const entry: AccessEntry = {
-      method: req.method,
-      path: shownPath,
-      status: res.status,
-      length: Number(res.headers.get("content-length") ?? 0),
-      range: req.headers.get("range") ?? undefined,
-      remote: info?.remoteAddr?.hostname,
-      ms: Math.round((performance.now() - t0) * 1000) / 1000,
-    };
-    if (opts.accessLog) opts.accessLog(entry);
-    else log.info("access", entry as unknown as Record<string, unknown>);
-    return res;
-  };
+    // Documents from memory are answered synchronously; only artifact
+    // streams (and a record's first digest) wait for I/O.
+    if (res instanceof Promise) return res.then(done, (err) => done(failed(err)));
+    return done(res);
+  }
+
+  const handler = ((req: Request, info?: RequestInfo) => {
+    try {
+      return Promise.resolve(direct(req, info));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }) as ProviderHandler;
+  return Object.assign(handler, { direct });
 }

@@ -9,7 +9,7 @@ import {
   tempDir,
   writeRelease,
 } from "../testing/mod.ts";
-import { parseRange, prefersHtml, safeSegments } from "./mod.ts";
+import { formatAccess, parseRange, prefersHtml, safeSegments } from "./mod.ts";
 import { startProvider } from "./server.ts";
 
 async function setup() {
@@ -153,6 +153,56 @@ Deno.test("provider: record.json is a valid signed record naming the served mani
   assertEquals(rec.manifestCid, rawCid(m));
   assertEquals(rec.mirrors, [`${s.p.url}/stable/amd64/manifest.json`]);
   assertEquals(rec.signatures[0].keyid, s.p.keyid);
+  // The record's digest is computed once; later requests answer from it.
+  const again = await fetch(`${s.p.url}/stable/amd64/record.json`);
+  const etag = again.headers.get("etag")!;
+  await again.body?.cancel();
+  assertMatch(etag, /^"sha256:[0-9a-f]{64}"$/);
+  const cached = await fetch(`${s.p.url}/stable/amd64/record.json`, {
+    headers: { "if-none-match": etag },
+  });
+  assertEquals(cached.status, 304);
+  await cached.body?.cancel();
+});
+
+Deno.test("provider: access log lines are valid JSON with every field intact, whatever the path holds", () => {
+  const paths = [
+    "/stable/amd64/manifest.json",
+    '/a"b\\c',
+    "/%2e%2e/\x00\x1f\x7f\n",
+    "/\ud800lone/\udfffsurrogates",
+    "/caf\u00e9/\u{1f600}",
+  ];
+  for (const path of paths) {
+    const entry = {
+      method: "GET",
+      path,
+      status: 404,
+      length: 10,
+      range: 'bytes=0-"1',
+      remote: "127.0.0.1",
+      ms: 0.125,
+    };
+    const line = formatAccess("serve", entry);
+    assert(line.endsWith("}\n"), line);
+    const parsed = JSON.parse(line);
+    assertEquals(parsed, {
+      ...parsed,
+      component: "serve",
+      event: "access",
+      level: "info",
+      ...entry,
+    });
+    assertEquals(line, JSON.stringify(parsed) + "\n");
+    assert(Math.abs(Date.parse(parsed.ts) - Date.now()) < 5000, parsed.ts);
+  }
+  const fixed = formatAccess(
+    "serve",
+    { method: "HEAD", path: "/", status: 200, length: 0, ms: 1 },
+    new Date(0),
+  );
+  assertEquals(JSON.parse(fixed).ts, "1970-01-01T00:00:00.000Z");
+  assertEquals("range" in JSON.parse(fixed), false);
 });
 
 Deno.test("provider: /health, /status, GET / as JSON and as HTML", async () => {

@@ -34,6 +34,7 @@ export {
   MAX_INFLIGHT_PER_CLIENT,
   type Metrics,
   newMetrics,
+  type ProviderHandler,
   providerInfo,
   rawTarget,
   type RequestInfo,

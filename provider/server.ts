@@ -262,7 +262,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
       port: opts.port ?? DEFAULT_PORT,
       signal: abort.signal,
       onListen: () => {},
-    }, (req, info) => handler(req, info as unknown as RequestInfo));
+    }, (req, info) => handler.direct(req, info as unknown as RequestInfo));
   } catch (err) {
     throw new ProviderError(
       "E_BIND",
