@@ -284,6 +284,9 @@ export function createHandler(opts: HandlerOptions): ProviderHandler {
   // Small documents are answered by cloning a prepared Response: building
   // headers per request costs more than the rest of the request.
   const templates = new WeakMap<Uint8Array, Map<string, { get: Response; head: Response }>>();
+  // Body length of the template a synchronous answer was cloned from (-1:
+  // none), so the access log need not read the response's headers back.
+  let templateLength = -1;
 
   function manifestLike(req: Request, bytes: Uint8Array, digest: string, type: string): Response {
     const etag = `"sha256:${digest}"`;
@@ -305,6 +308,7 @@ export function createHandler(opts: HandlerOptions): ProviderHandler {
     }
     if (req.method === "HEAD") return t.head.clone();
     m.bytes += bytes.length;
+    templateLength = bytes.length;
     return t.get.clone();
   }
 
@@ -588,7 +592,7 @@ export function createHandler(opts: HandlerOptions): ProviderHandler {
       });
       return text(500, "internal error");
     };
-    const done = (res: Response): Response => {
+    const done = (res: Response, known = -1): Response => {
       if (info?.completed) info.completed.then(release, release);
       else release();
       if (res.status >= 500) m.errors++;
@@ -597,7 +601,7 @@ export function createHandler(opts: HandlerOptions): ProviderHandler {
         method: req.method,
         path: shownPath,
         status: res.status,
-        length: Number(res.headers.get("content-length") ?? 0),
+        length: known >= 0 ? known : Number(res.headers.get("content-length") ?? 0),
         range: req.headers.get("range") ?? undefined,
         remote,
         ms: Math.round((performance.now() - t0) * 1000) / 1000,
@@ -607,6 +611,7 @@ export function createHandler(opts: HandlerOptions): ProviderHandler {
       return res;
     };
     let res: Response | Promise<Response>;
+    templateLength = -1;
     try {
       if (req.method !== "GET" && req.method !== "HEAD") {
         res = text(405, "method not allowed", { allow: "GET, HEAD" });
@@ -636,8 +641,8 @@ export function createHandler(opts: HandlerOptions): ProviderHandler {
     }
     // Documents from memory are answered synchronously; only artifact
     // streams (and a record's first digest) wait for I/O.
-    if (res instanceof Promise) return res.then(done, (err) => done(failed(err)));
-    return done(res);
+    if (res instanceof Promise) return res.then((r) => done(r), (err) => done(failed(err)));
+    return done(res, res.status === 200 ? templateLength : -1);
   }
 
   const handler = ((req: Request, info?: RequestInfo) => {

@@ -11,8 +11,8 @@ import type { Logger } from "../cli/log.ts";
 
 /** Longest a log line waits before it is written, in ms. */
 export const LOG_FLUSH_MS = 100;
-/** Pending log bytes that trigger a write. */
-export const LOG_BUFFER_BYTES = 64 * 1024;
+/** Size of the batch buffer; a batch is written once half of it is used, in bytes. */
+export const LOG_BUFFER_BYTES = 128 * 1024;
 
 /** A logger with an explicit flush. */
 export interface BufferedLogger extends Logger {
@@ -33,19 +33,44 @@ export function bufferedJsonLogger(
   write: (bytes: Uint8Array) => void = writeAll,
 ): BufferedLogger {
   const enc = new TextEncoder();
-  let pending = "";
+  // Lines are encoded straight into one buffer (ASCII by a plain loop, the
+  // rest by encodeInto): no long string to flatten and encode per batch.
+  const buf = new Uint8Array(LOG_BUFFER_BYTES);
+  let len = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const flush = () => {
     clearTimeout(timer);
     timer = undefined;
-    if (!pending) return;
-    const out = pending;
-    pending = "";
-    write(enc.encode(out));
+    if (len === 0) return;
+    const out = buf.slice(0, len);
+    len = 0;
+    write(out);
+  };
+  const put = (line: string): boolean => {
+    const n = line.length;
+    if (len + n > buf.length) return false;
+    let i = 0;
+    for (; i < n; i++) {
+      const c = line.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[len + i] = c;
+    }
+    if (i === n) {
+      len += n;
+      return true;
+    }
+    // Non-ASCII: up to 3 bytes per UTF-16 unit.
+    if (len + i + (n - i) * 3 > buf.length) return false;
+    const r = enc.encodeInto(line.slice(i), buf.subarray(len + i));
+    len += i + r.written;
+    return true;
   };
   const append = (line: string, now: boolean) => {
-    pending += line;
-    if (now || pending.length >= LOG_BUFFER_BYTES) flush();
+    if (!put(line)) {
+      flush();
+      if (!put(line)) write(enc.encode(line)); // a line longer than the buffer
+    }
+    if (now || len >= buf.length / 2) flush();
     else if (!timer) {
       timer = setTimeout(flush, LOG_FLUSH_MS);
       Deno.unrefTimer(timer as unknown as number);
