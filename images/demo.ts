@@ -93,8 +93,18 @@ if (import.meta.main) {
   })
     .spawn();
   const timer = setTimeout(() => child.kill("SIGKILL"), DEMO_TIMEOUT_MS);
+  // Stopped from outside: stop QEMU too, then clean up below.
+  const stop = () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+  };
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
   const status = await child.status;
   clearTimeout(timer);
+  Deno.removeSignalListener("SIGTERM", stop);
+  Deno.removeSignalListener("SIGINT", stop);
   await provider.close();
   await Deno.remove(vars).catch(() => {});
   console.log(`\ndemo: QEMU exited (${status.code})`);
