@@ -33,8 +33,8 @@ export function bufferedJsonLogger(
   write: (bytes: Uint8Array) => void = writeAll,
 ): BufferedLogger {
   const enc = new TextEncoder();
-  // Lines are encoded straight into one buffer (ASCII by a plain loop, the
-  // rest by encodeInto): no long string to flatten and encode per batch.
+  // Lines are encoded straight into one buffer (encodeInto): no long string
+  // to flatten and encode per batch.
   const buf = new Uint8Array(LOG_BUFFER_BYTES);
   let len = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -47,22 +47,9 @@ export function bufferedJsonLogger(
     write(out);
   };
   const put = (line: string): boolean => {
-    const n = line.length;
-    if (len + n > buf.length) return false;
-    let i = 0;
-    for (; i < n; i++) {
-      const c = line.charCodeAt(i);
-      if (c >= 0x80) break;
-      buf[len + i] = c;
-    }
-    if (i === n) {
-      len += n;
-      return true;
-    }
-    // Non-ASCII: up to 3 bytes per UTF-16 unit.
-    if (len + i + (n - i) * 3 > buf.length) return false;
-    const r = enc.encodeInto(line.slice(i), buf.subarray(len + i));
-    len += i + r.written;
+    const r = enc.encodeInto(line, buf.subarray(len));
+    if (r.read < line.length) return false; // did not fit; the bytes past len are ignored
+    len += r.written;
     return true;
   };
   const append = (line: string, now: boolean) => {
