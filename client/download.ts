@@ -28,10 +28,16 @@ export const SEGMENT_BYTES = 4 * 1024 * 1024;
 export const WINDOW_SEGMENTS_PER_SOURCE = 2;
 /** Smallest remaining size worth splitting across providers, in bytes. */
 export const PARALLEL_MIN_BYTES = 16 * 1024 * 1024;
-/** Bytes collected before one write to the partial file. */
-export const WRITE_BUFFER_BYTES = 1024 * 1024;
-/** Size of the buffer the socket is read into (BYOB), in bytes. */
-export const READ_SCRATCH_BYTES = 256 * 1024;
+/** Bytes collected before one write to the partial file (and one hash update), in bytes. */
+export const WRITE_BUFFER_BYTES = 2 * 1024 * 1024;
+/** Write buffers of one stream: one filling from the socket, the others being written. */
+export const WRITE_BUFFERS = 3;
+/**
+ * Bytes written between two background `fdatasync` calls of the partial
+ * file, in bytes: writeback runs during the transfer instead of all of it
+ * in the final fsync (which is still done before the rename).
+ */
+export const WRITEBACK_BYTES = 64 * 1024 * 1024;
 /** Most full download rounds per artifact (a round ends with a digest check). */
 export const MAX_ROUNDS = 6;
 
@@ -85,7 +91,8 @@ function contentRange(
   return { start: Number(m[1]), end: Number(m[2]), total: m[3] === "*" ? undefined : Number(m[3]) };
 }
 
-interface Partial {
+/** An open partial file: its bytes, their hash so far, who sent them. */
+export interface Partial {
   file: Deno.FsFile;
   pos: number;
   hash: Hash;
@@ -122,6 +129,152 @@ async function restart(p: Partial): Promise<void> {
   p.pos = 0;
   p.hash = createHash("sha256");
   p.contributors.clear();
+}
+
+/**
+ * The write side of one sequential stream. The socket is read (BYOB)
+ * straight into a large write buffer, so no byte is copied in JavaScript;
+ * a full buffer is written while the next one fills, and it is hashed once
+ * that write has completed, while the following write runs on the runtime's
+ * blocking pool. So the hash and `p.pos` always cover exactly the bytes on
+ * disk, each buffer is hashed in one `update`, and at most
+ * `WRITE_BUFFERS * WRITE_BUFFER_BYTES` bytes are held. Every
+ * `WRITEBACK_BYTES` a background `fdatasync` (on a second descriptor, so
+ * it does not queue behind the writes) starts the writeback early; the
+ * final fsync before the rename is unchanged.
+ */
+export class PartialSink {
+  readonly #p: Partial;
+  readonly #path: string;
+  readonly #onProgress?: (done: number) => void;
+  #cur: Uint8Array;
+  #fill = 0;
+  readonly #free: ArrayBuffer[] = [];
+  /** Buffers handed to the writer, in order, not yet hashed. */
+  readonly #writing: { data: Uint8Array; done: Promise<void>; settled: boolean }[] = [];
+  #unsynced = 0;
+  #sync: Promise<void> | undefined;
+  #syncFile: Deno.FsFile | undefined;
+  #syncError: unknown;
+
+  constructor(p: Partial, path: string, onProgress?: (done: number) => void) {
+    this.#p = p;
+    this.#path = path;
+    this.#onProgress = onProgress;
+    this.#cur = new Uint8Array(WRITE_BUFFER_BYTES);
+    for (let i = 1; i < WRITE_BUFFERS; i++) this.#free.push(new ArrayBuffer(WRITE_BUFFER_BYTES));
+  }
+
+  /** The free tail of the current buffer: where the next socket read goes (never empty). */
+  space(): Uint8Array {
+    return this.#cur.subarray(this.#fill);
+  }
+
+  /** Takes back the current buffer after a BYOB read transferred it. */
+  adopt(buffer: ArrayBuffer): void {
+    this.#cur = new Uint8Array(buffer);
+  }
+
+  /** Accounts for bytes read in place into {@link space}, or copies bytes from elsewhere. */
+  push(chunk: Uint8Array): Promise<void> | undefined {
+    if (chunk.buffer === this.#cur.buffer && chunk.byteOffset === this.#fill) {
+      this.#fill += chunk.length;
+      return this.#fill === this.#cur.length ? this.#rotate() : undefined;
+    }
+    return this.#copy(chunk);
+  }
+
+  async #copy(chunk: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      const k = Math.min(chunk.length - off, this.#cur.length - this.#fill);
+      this.#cur.set(chunk.subarray(off, off + k), this.#fill);
+      this.#fill += k;
+      off += k;
+      if (this.#fill === this.#cur.length) await this.#rotate();
+    }
+  }
+
+  /** Hands the filled part of the current buffer to the writer and takes a free one. */
+  async #rotate(): Promise<void> {
+    if (this.#fill === 0) return;
+    const data = this.#cur.subarray(0, this.#fill);
+    // Writes are chained: each starts after the previous one completed.
+    const prev = this.#writing.at(-1)?.done ?? Promise.resolve();
+    const entry = { data, done: Promise.resolve(), settled: false };
+    entry.done = prev.then(() => writeAll(this.#p.file, data)).finally(() => {
+      entry.settled = true;
+    });
+    entry.done.catch(() => {}); // observed when committed, or in abandon()
+    this.#writing.push(entry);
+    this.#fill = 0;
+    // Hash the buffers already on disk (in order); wait for a write only
+    // when no buffer is free to read into.
+    while (this.#writing.length > 0 && (this.#writing[0].settled || this.#free.length === 0)) {
+      await this.#commitFirst();
+    }
+    this.#cur = new Uint8Array(this.#free.pop()!);
+  }
+
+  async #commitFirst(): Promise<void> {
+    const w = this.#writing[0];
+    await w.done;
+    this.#writing.shift();
+    this.#commit(w.data);
+    this.#free.push(w.data.buffer as ArrayBuffer);
+  }
+
+  #commit(data: Uint8Array): void {
+    this.#p.hash.update(data);
+    this.#p.pos += data.length;
+    this.#onProgress?.(this.#p.pos);
+    this.#unsynced += data.length;
+    if (this.#unsynced >= WRITEBACK_BYTES && !this.#sync) {
+      this.#unsynced = 0;
+      this.#sync = (async () => {
+        this.#syncFile ??= await Deno.open(this.#path, { read: true });
+        await this.#syncFile.syncData();
+      })().catch((err) => {
+        this.#syncError ??= err;
+      }).finally(() => {
+        this.#sync = undefined;
+      });
+    }
+  }
+
+  /** Writes and hashes everything received; throws when a write or a writeback failed. */
+  async finish(): Promise<void> {
+    await this.#rotate();
+    while (this.#writing.length > 0) await this.#commitFirst();
+    await this.#sync;
+    this.#closeSync();
+    if (this.#syncError) throw this.#syncError;
+  }
+
+  /**
+   * After a failed transfer: keeps what arrived (the next source resumes
+   * after it); when a write failed, cuts the file back to what the hash
+   * covers.
+   */
+  async abandon(): Promise<void> {
+    try {
+      await this.finish();
+    } catch {
+      for (const w of this.#writing) await w.done.catch(() => {});
+      this.#writing.length = 0;
+      await this.#sync;
+      this.#closeSync();
+      await this.#p.file.truncate(this.#p.pos).catch(() => {});
+      await this.#p.file.seek(this.#p.pos, Deno.SeekMode.Start).catch(() => {});
+    }
+  }
+
+  #closeSync(): void {
+    try {
+      this.#syncFile?.close();
+    } catch { /* closed */ }
+    this.#syncFile = undefined;
+  }
 }
 
 /** Streams the rest of the artifact from one URL into the partial file. */
@@ -174,44 +327,20 @@ async function fetchSequential(
     );
   }
   p.contributors.add(src.id);
-  // The socket is read straight into a scratch buffer (BYOB, when the body
-  // allows: no allocation per chunk), copied into a 1 MiB write buffer, and
-  // hashed and written together when that is full. The hash and `p.pos`
-  // always cover exactly the bytes on disk, and a failed read loses only
-  // the scratch (which held nothing new), so what arrived before a drop is
-  // kept and the next source resumes after it.
-  let scratch = new Uint8Array(READ_SCRATCH_BYTES);
-  const buf = new Uint8Array(WRITE_BUFFER_BYTES);
-  let fill = 0;
-  const flushBuf = async () => {
-    if (fill === 0) return;
-    const data = buf.subarray(0, fill);
-    await writeAll(p.file, data);
-    p.hash.update(data);
-    p.pos += fill;
-    fill = 0;
-    o.onProgress?.(p.pos);
-  };
+  const sink = new PartialSink(p, partialPathOf(o), o.onProgress);
   let overflow = false;
   try {
-    ({ overflow } = await readGuarded(open, want, async (chunk) => {
-      let off = 0;
-      while (off < chunk.length) {
-        const k = Math.min(chunk.length - off, buf.length - fill);
-        buf.set(chunk.subarray(off, off + k), fill);
-        fill += k;
-        off += k;
-        if (fill === buf.length) await flushBuf();
-      }
-    }, {
+    ({ overflow } = await readGuarded(open, want, (chunk) => sink.push(chunk), {
       limits,
-      into: () => scratch,
-      adopt: (b) => {
-        scratch = new Uint8Array(b);
-      },
+      into: () => sink.space(),
+      adopt: (b) => sink.adopt(b),
     }));
-  } finally {
-    await flushBuf();
+    await sink.finish();
+  } catch (err) {
+    // What arrived before a drop is kept (a resumable prefix); a failed
+    // write leaves the file cut back to what the hash covers.
+    await sink.abandon();
+    throw err;
   }
   if (overflow) {
     // TM-05: the first `size` bytes are kept (the digest decides on them);
@@ -433,9 +562,11 @@ export async function downloadArtifact(o: DownloadOptions): Promise<DownloadResu
   }
 }
 
+const partialPathOf = (o: DownloadOptions) => `${o.layout.partialDir}/${o.hex}`;
+
 async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
   const final = `${o.layout.casDir}/${o.hex}`;
-  const partialPath = `${o.layout.partialDir}/${o.hex}`;
+  const partialPath = partialPathOf(o);
   const bad = new Set<string>();
   let order = [...o.sources];
   let allowParallel = o.parallel ?? true;

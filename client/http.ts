@@ -9,6 +9,7 @@
  */
 import type { Logger } from "../cli/mod.ts";
 import { ClientError } from "./errors.ts";
+import { rawBody } from "./raw_http.ts";
 
 /** Time allowed from request to response headers, in milliseconds. */
 export const HEADERS_TIMEOUT_MS = 10_000;
@@ -155,19 +156,22 @@ export async function readGuarded(
   const now = opts.now ?? (() => performance.now());
   const body = open.response.body;
   if (!body) return { bytes: 0, overflow: false };
-  // With `into` and a byte stream, read straight into the caller's buffer
-  // (BYOB): no allocation and no copy per chunk, so a multi-GiB transfer
-  // keeps a flat memory profile. The caller's buffer is transferred by each
-  // read: `adopt` gets the new one after every read that returns it (also
-  // the last, empty one), before onChunk sees the bytes in place.
+  // With `into`, read straight into the caller's buffer: through the raw
+  // client's direct reader (no transfer: what the buffer held before a
+  // failed read is still there), else BYOB on a byte stream (the buffer is
+  // transferred by each read: `adopt` gets the new one after every read
+  // that returns it, also the last, empty one, before onChunk sees the
+  // bytes in place). No allocation and no copy per chunk, so a multi-GiB
+  // transfer keeps a flat memory profile.
+  const direct = opts.into ? rawBody(body) : undefined;
   let byob: ReadableStreamBYOBReader | undefined;
-  if (opts.into) {
+  if (opts.into && !direct) {
     try {
       byob = body.getReader({ mode: "byob" });
     } catch { /* not a byte stream: default reader */ }
   }
-  const reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array> = byob ??
-    body.getReader();
+  const reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array> | undefined =
+    direct ? undefined : byob ?? body.getReader();
   let total = 0;
   let windowStart = now();
   let windowBytes = 0;
@@ -184,14 +188,20 @@ export async function readGuarded(
         },
       );
       open.abort.abort(stalled);
-      reader.cancel(stalled).catch(() => {});
+      (reader ?? body).cancel(stalled).catch(() => {});
     }
   }, Math.max(10, Math.min(1000, limits.stallTimeoutMs / 4)));
   try {
     while (true) {
       let r: ReadableStreamReadResult<Uint8Array>;
       try {
-        if (byob && opts.into) {
+        if (direct && opts.into) {
+          const view = opts.into();
+          const n = await direct.read(view);
+          r = n === null
+            ? { done: true, value: undefined }
+            : { done: false, value: view.subarray(0, n) };
+        } else if (byob && opts.into) {
           r = await byob.read(opts.into()) as ReadableStreamReadResult<Uint8Array>;
           if (r.value) opts.adopt?.(r.value.buffer as ArrayBuffer);
         } else {
@@ -242,7 +252,7 @@ export async function readGuarded(
     // Whatever happened, release the connection (an endless or stalled
     // sender must not keep a socket and a reader alive).
     open.abort.abort();
-    reader.releaseLock();
+    reader?.releaseLock();
     await body.cancel().catch(() => {});
   }
 }

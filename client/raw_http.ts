@@ -55,11 +55,6 @@ class Conn {
     this.#buf = this.#buf.subarray(n);
     return out;
   }
-  /** Next bytes: buffered ones first, then one socket read (null at EOF). */
-  async next(max: number): Promise<Uint8Array | null> {
-    if (this.#buf.length === 0 && !(await this.fill())) return null;
-    return this.take(Math.min(max, this.#buf.length));
-  }
   /** Buffered bytes first, else one socket read straight into `view`. */
   async readInto(view: Uint8Array): Promise<number | null> {
     if (this.#buf.length > 0) {
@@ -109,6 +104,85 @@ async function writeAll(c: Conn, b: Uint8Array) {
   while (off < b.length) off += await c.write(b.subarray(off));
 }
 
+/**
+ * Direct access to a raw-client body: `read(view)` reads socket bytes into
+ * the caller's view (no transfer, no copy) and returns how many, or null at
+ * the end; it throws when the body is cut short. Used by http.ts
+ * readGuarded, which applies the same caps and timeouts as on a stream.
+ * The body stream must then not be read (cancelling it still closes the
+ * connection).
+ */
+export interface RawBody {
+  read(view: Uint8Array): Promise<number | null>;
+}
+
+const direct = new WeakMap<ReadableStream<Uint8Array>, RawBody>();
+
+/** The direct reader of a body from {@link rawHttpFetch}, if it is one. */
+export function rawBody(body: ReadableStream<Uint8Array> | null): RawBody | undefined {
+  return body ? direct.get(body) : undefined;
+}
+
+/** Reads a Content-Length, chunked or close-delimited body. */
+class BodyReader {
+  #conn: Conn;
+  #chunked: boolean;
+  #remaining: number;
+  #chunkLeft = 0;
+  finished = false;
+  constructor(conn: Conn, chunked: boolean, remaining: number) {
+    this.#conn = conn;
+    this.#chunked = chunked;
+    this.#remaining = remaining;
+    this.finished = !chunked && remaining === 0;
+  }
+  async read(view: Uint8Array): Promise<number | null> {
+    if (this.finished) return null;
+    const conn = this.#conn;
+    if (this.#chunked) {
+      if (this.#chunkLeft === 0) {
+        const sizeLine = await conn.line(MAX_CHUNK_LINE_BYTES);
+        const size = parseInt(sizeLine.split(";")[0].trim(), 16);
+        if (!Number.isSafeInteger(size) || size < 0) throw new TypeError("bad chunk size");
+        if (size === 0) {
+          // Trailers (ignored) up to the empty line.
+          while ((await conn.line(MAX_CHUNK_LINE_BYTES)) !== "");
+          conn.close();
+          this.finished = true;
+          return null;
+        }
+        this.#chunkLeft = size;
+      }
+      const n = await conn.readInto(view.subarray(0, Math.min(view.length, this.#chunkLeft)));
+      if (n === null) throw new TypeError("connection closed inside a chunk");
+      this.#chunkLeft -= n;
+      if (this.#chunkLeft === 0) {
+        const crlf = await conn.line(2);
+        if (crlf !== "") throw new TypeError("missing CRLF after a chunk");
+      }
+      return n;
+    }
+    const max = this.#remaining >= 0 ? this.#remaining : view.length;
+    const n = await conn.readInto(view.subarray(0, Math.min(view.length, max)));
+    if (n === null) {
+      conn.close();
+      if (this.#remaining > 0) {
+        throw new TypeError(`connection closed with ${this.#remaining} bytes missing`);
+      }
+      this.finished = true;
+      return null;
+    }
+    if (this.#remaining >= 0) {
+      this.#remaining -= n;
+      if (this.#remaining === 0) {
+        conn.close();
+        this.finished = true;
+      }
+    }
+    return n;
+  }
+}
+
 /** The raw client as a FetchFn (GET over http:; anything else: global fetch). */
 export const rawHttpFetch: FetchFn = async (input, init = {}) => {
   const url = new URL(input);
@@ -156,79 +230,33 @@ export const rawHttpFetch: FetchFn = async (input, init = {}) => {
     }
     const chunked = /(^|,)\s*chunked\s*$/i.test(resHeaders.get("transfer-encoding") ?? "");
     const lengthHeader = resHeaders.get("content-length");
-    let remaining = chunked || lengthHeader === null ? -1 : Number(lengthHeader);
+    const remaining = chunked || lengthHeader === null ? -1 : Number(lengthHeader);
     if (!chunked && lengthHeader !== null && !(Number.isSafeInteger(remaining) && remaining >= 0)) {
       throw new TypeError("bad content-length");
     }
     const noBody = status === 204 || status === 304;
-    let chunkLeft = 0;
     const done = noBody || remaining === 0;
-    // A byte stream: a BYOB reader (http.ts readGuarded with a scratch
-    // buffer) gets socket bytes read straight into its buffer.
-    const deliver = async (
-      ctl: ReadableByteStreamController,
-      max: number,
-    ): Promise<number | null> => {
-      const req = ctl.byobRequest;
-      const view = req?.view
-        ? new Uint8Array(req.view.buffer, req.view.byteOffset, req.view.byteLength)
-        : undefined;
-      if (view) {
-        const n = await conn.readInto(view.subarray(0, Math.min(view.length, max)));
-        if (n === null) return null;
-        req!.respond(n);
-        return n;
-      }
-      const b = await conn.next(max);
-      if (b === null) return null;
-      ctl.enqueue(b.slice());
-      return b.length;
-    };
+    const reader = new BodyReader(conn, chunked, remaining);
+    let scratch: Uint8Array | undefined;
+    // A byte stream: a BYOB reader gets socket bytes read straight into its
+    // buffer; a default reader gets a copy per read.
     const body = done ? null : new ReadableStream({
       type: "bytes",
       async pull(ctl) {
         try {
-          if (chunked) {
-            if (chunkLeft === 0) {
-              const sizeLine = await conn.line(MAX_CHUNK_LINE_BYTES);
-              const size = parseInt(sizeLine.split(";")[0].trim(), 16);
-              if (!Number.isSafeInteger(size) || size < 0) throw new TypeError("bad chunk size");
-              if (size === 0) {
-                // Trailers (ignored) up to the empty line.
-                while ((await conn.line(MAX_CHUNK_LINE_BYTES)) !== "");
-                conn.close();
-                ctl.close();
-                ctl.byobRequest?.respond(0);
-                return;
-              }
-              chunkLeft = size;
-            }
-            const n = await deliver(ctl, chunkLeft);
-            if (n === null) throw new TypeError("connection closed inside a chunk");
-            chunkLeft -= n;
-            if (chunkLeft === 0) {
-              const crlf = await conn.line(2);
-              if (crlf !== "") throw new TypeError("missing CRLF after a chunk");
-            }
-            return;
-          }
-          const n = await deliver(ctl, remaining >= 0 ? remaining : READ_BYTES);
+          const req = ctl.byobRequest;
+          const view = req?.view
+            ? new Uint8Array(req.view.buffer, req.view.byteOffset, req.view.byteLength)
+            : (scratch ??= new Uint8Array(READ_BYTES));
+          const n = await reader.read(view);
           if (n === null) {
-            conn.close();
-            if (remaining > 0) {
-              throw new TypeError(`connection closed with ${remaining} bytes missing`);
-            }
             ctl.close();
-            ctl.byobRequest?.respond(0);
+            req?.respond(0);
             return;
           }
-          if (remaining >= 0) {
-            remaining -= n;
-            if (remaining === 0) {
-              conn.close();
-              ctl.close();
-            }
-          }
+          if (req) req.respond(n);
+          else ctl.enqueue(view.slice(0, n));
+          if (reader.finished) ctl.close();
         } catch (err) {
           conn.close();
           ctl.error(signal?.aborted ? signal.reason : err);
@@ -238,6 +266,19 @@ export const rawHttpFetch: FetchFn = async (input, init = {}) => {
         conn.close();
       },
     });
+    if (body) {
+      const abortable: RawBody = {
+        read: async (view) => {
+          try {
+            return await reader.read(view);
+          } catch (err) {
+            conn.close();
+            throw signal?.aborted ? signal.reason : err;
+          }
+        },
+      };
+      direct.set(body, abortable);
+    }
     if (done) conn.close();
     return new Response(body, { status, statusText: m[2] ?? "", headers: resHeaders });
   } catch (err) {
