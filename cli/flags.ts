@@ -13,20 +13,28 @@ export type OptionSpec = Record<
   { type: "string" | "boolean"; multiple?: boolean; short?: string }
 >;
 
+/** Values parsed for an option spec: strings, booleans, or lists of them. */
+export type ParsedValues<O extends OptionSpec> = {
+  [K in keyof O]?: O[K]["type"] extends "boolean"
+    ? (O[K]["multiple"] extends true ? boolean[] : boolean)
+    : (O[K]["multiple"] extends true ? string[] : string);
+};
+
 /** Parses `args` strictly; throws {@link UsageError} with `usage` as hint. */
 export function parseFlags<O extends OptionSpec>(
   args: readonly string[],
   options: O,
   usage: string,
   allowPositionals = false,
-) {
+): { values: ParsedValues<O>; positionals: string[] } {
   try {
-    return parseArgs({
+    const { values, positionals } = parseArgs({
       args: [...args],
       options,
       strict: true,
       allowPositionals,
     });
+    return { values: values as ParsedValues<O>, positionals };
   } catch (err) {
     throw new UsageError(
       err instanceof Error ? err.message.split("\n")[0] : String(err),

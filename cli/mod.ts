@@ -14,7 +14,7 @@ export {
   UsageError,
 } from "./errors.ts";
 export { parseDurationMs, parseFlags, required } from "./flags.ts";
-export type { OptionSpec } from "./flags.ts";
+export type { OptionSpec, ParsedValues } from "./flags.ts";
 export { consoleLogger, memoryLogger } from "./log.ts";
 export type { Logger } from "./log.ts";
 export {

@@ -93,7 +93,7 @@ interface StageValues {
 }
 
 /** Verifies the manifest here (paths pass, trust never does), stages and re-checks the artifacts. */
-async function verifyAndStage(values: StageValues, out: (s: string) => void) {
+async function verifyAndStage(values: StageValues, _out: (s: string) => void) {
   if (!values.manifest) throw new UsageError("missing --manifest", USAGE);
   if (!values.trust) throw new UsageError("missing --trust", USAGE);
   const mode = parseMode(values.mode ?? "internet");

@@ -66,7 +66,10 @@ export async function loadSigningKey(path: string): Promise<SigningKey> {
 }
 
 /** Paths keygen writes under `dir` for key `name`. */
-export function keyPaths(dir: string, name: string) {
+export function keyPaths(
+  dir: string,
+  name: string,
+): { privateKey: string; publicKey: string; trust: string } {
   return {
     privateKey: `${dir}/${name}.pem`,
     publicKey: `${dir}/${name}.pub.pem`,

@@ -123,7 +123,7 @@ function signatureFor(
   doc: { readonly [k: string]: JsonValue },
   key: SigningKey,
   withPublic: boolean,
-) {
+): Record<string, string> {
   const sig = encodeBase64(signEd25519(key.key, signedBytes(doc)));
   return withPublic
     ? { keyid: key.keyid, public: encodeBase64(key.publicRaw), sig }
@@ -152,7 +152,17 @@ export function buildRecord(
 }
 
 /** Signs a new release; writes manifest.json and record.json atomically. */
-export async function signRelease(opts: ReleaseOptions, key: SigningKey) {
+export async function signRelease(
+  opts: ReleaseOptions,
+  key: SigningKey,
+): Promise<
+  {
+    path: string;
+    manifest: Record<string, JsonValue>;
+    record: Record<string, JsonValue>;
+    cid: string;
+  }
+> {
   const doc = await buildManifest(opts);
   const manifest = { ...doc, signatures: [signatureFor(doc, key, false)] };
   const bytes = formatDocument(manifest);
@@ -215,7 +225,12 @@ function appendSignature(
  * is rebuilt and signed by this key; once every manifest signature is in,
  * other record signers use `addRecordSignature` (`--add-signature --record`).
  */
-export async function addSignature(root: string, channel: string, arch: string, key: SigningKey) {
+export async function addSignature(
+  root: string,
+  channel: string,
+  arch: string,
+  key: SigningKey,
+): Promise<{ path: string; signatures: number }> {
   const canonical = canonicalArch(arch);
   if (!canonical) throw new SignError("E_MANIFEST", `unknown arch '${arch}'`);
   const dir = releaseDir(root, channel, canonical);

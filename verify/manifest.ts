@@ -87,7 +87,11 @@ function schema(message: string, cause?: unknown): VerifyError {
 }
 
 /** Parses bytes strictly into a JSON object, or throws E_SCHEMA. */
-export function parseDocument(bytes: Uint8Array, what: string, maxBytes: number) {
+export function parseDocument(
+  bytes: Uint8Array,
+  what: string,
+  maxBytes: number,
+): { readonly [key: string]: JsonValue } {
   if (bytes.length > maxBytes) {
     throw schema(`${what} is ${bytes.length} bytes, above the ${maxBytes}-byte cap`);
   }
