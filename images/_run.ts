@@ -25,6 +25,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   debugfs: "e2fsprogs",
   sfdisk: "fdisk",
   "qemu-img": "qemu-utils",
+  "grub-mkimage": "grub-common (with grub-efi-amd64-bin)",
   ldd: "libc-bin",
   modprobe: "kmod",
   "dpkg-deb": "dpkg",

@@ -1,7 +1,8 @@
 /**
  * `deno task images`: builds, without root and reproducibly, the seed
  * initramfs, the squashfs seed (Deno + bundled entrypoints + launchers),
- * the GPT USB image (ESP with systemd-boot, seed, ext4 cache), QCOW2 and
+ * the GPT USB image (ESP with systemd-boot and a GRUB fallback, seed, ext4
+ * cache), QCOW2 and
  * Parallels conversions, a signed target release and SHA256SUMS + its
  * signature. Every timestamp is SOURCE_DATE_EPOCH, every id is derived.
  *
@@ -16,6 +17,15 @@ import { ImagesError } from "./errors.ts";
 import { runTool } from "./_run.ts";
 import { neededClosure } from "./elf.ts";
 import { launcherScript } from "./launcher.ts";
+import {
+  type BootMode,
+  GRUB_ARCH,
+  GRUB_ESP_DIR,
+  grubCfg,
+  grubLoaderEntry,
+  grubMkimageArgs,
+  ustar,
+} from "./_grub.ts";
 import {
   loaderConf,
   loaderEntry,
@@ -258,6 +268,8 @@ interface Inputs {
   readonly kver: string;
   readonly kexec: string;
   readonly sdboot: string;
+  /** GRUB EFI module directory (grub-efi-amd64-bin / grub-efi-arm64-bin). */
+  readonly grubDir: string;
   readonly deno: string;
   /** Loader path in the image -> file to copy. */
   readonly libs: readonly { path: string; file: string }[];
@@ -277,7 +289,23 @@ async function sysrootKernel(sysroot: string): Promise<{ kernel: string; kver: s
 
 /** How to fill an arm64 sysroot (rootless: apt-get download + dpkg-deb -x). */
 export const ARM64_HINT =
-  "dpkg --add-architecture arm64 && apt-get update; apt-get download linux-image-6.1.0-56-cloud-arm64:arm64 busybox-static:arm64 kexec-tools:arm64 systemd-boot-efi:arm64 libc6:arm64 libgcc-s1:arm64 zlib1g:arm64 libxenmisc4.17:arm64 (and its libxen*/libyajl2/libfdt1/libuuid1/libext2fs2 deps); for d in *.deb; do dpkg-deb -x $d SYSROOT; done; Deno: npm pack @deno/linux-arm64-glibc@2.9.5 -> --deno";
+  "dpkg --add-architecture arm64 && apt-get update; apt-get download linux-image-6.1.0-56-cloud-arm64:arm64 busybox-static:arm64 kexec-tools:arm64 systemd-boot-efi:arm64 grub-efi-arm64-bin:arm64 libc6:arm64 libgcc-s1:arm64 zlib1g:arm64 libxenmisc4.17:arm64 (and its libxen*/libyajl2/libfdt1/libuuid1/libext2fs2 deps); for d in *.deb; do dpkg-deb -x $d SYSROOT; done; Deno: npm pack @deno/linux-arm64-glibc@2.9.5 -> --deno";
+
+/** The GRUB EFI module directory of `arch` (host, or the arm64 sysroot). */
+async function grubModules(sysroot: string, arch: "amd64" | "arm64"): Promise<string> {
+  const dir = `${sysroot}/usr/lib/grub/${GRUB_ARCH[arch].format}`;
+  try {
+    await Deno.stat(`${dir}/normal.mod`);
+  } catch (err) {
+    throw new ImagesError("E_INPUT", `no GRUB ${GRUB_ARCH[arch].format} modules in ${dir}`, {
+      cause: err,
+      hint: arch === "amd64"
+        ? "apt-get install grub-efi-amd64-bin grub-common"
+        : `images/fetch_arm64.sh (apt-get download ${GRUB_ARCH.arm64.package}:arm64; dpkg-deb -x into the sysroot)`,
+    });
+  }
+  return dir;
+}
 
 async function resolveInputs(opts: BuildOptions): Promise<Inputs> {
   const deno = denoBinary(opts);
@@ -294,6 +322,7 @@ async function resolveInputs(opts: BuildOptions): Promise<Inputs> {
       kver,
       kexec: "/usr/sbin/kexec",
       sdboot: ARCH.amd64.sdboot,
+      grubDir: await grubModules("", "amd64"),
       deno,
       libs,
     };
@@ -317,7 +346,16 @@ async function resolveInputs(opts: BuildOptions): Promise<Inputs> {
     "/usr/lib/aarch64-linux-gnu",
     "/lib",
   ]);
-  return { sysroot, kernel, kver, kexec, sdboot: `${sysroot}${ARCH.arm64.sdboot}`, deno, libs };
+  return {
+    sysroot,
+    kernel,
+    kver,
+    kexec,
+    sdboot: `${sysroot}${ARCH.arm64.sdboot}`,
+    grubDir: await grubModules(sysroot, "arm64"),
+    deno,
+    libs,
+  };
 }
 
 /** Bundles each seed entrypoint and writes its launcher. */
@@ -637,28 +675,53 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
   mark("squashfs", t);
 
   // 4. ESP.
-  t = step(log, 4, TOTAL, "ESP (FAT32, systemd-boot, loader entries)");
+  t = step(log, 4, TOTAL, "ESP (FAT32, systemd-boot, loader entries, GRUB fallback)");
   const espDir = `${opts.work}/esp`;
   await Deno.mkdir(espDir, { recursive: true });
   const extra = [opts.provider ? `phase.provider=${opts.provider}` : "", opts.extraCmdline ?? ""]
     .filter(Boolean).join(" ");
+  // One list of modes feeds both the systemd-boot entries and GRUB's menu.
+  const modes: BootMode[] = ["internet", "local", "private"].map((mode) => ({
+    id: mode,
+    title: `Phase seed (${mode})`,
+    options: [`console=${A.console}`, `phase.mode=${mode}`, extra].filter(Boolean).join(" "),
+  }));
   const entries: [string, string][] = [];
-  for (const mode of ["internet", "local", "private"]) {
-    const p = `${espDir}/${mode}.conf`;
-    await writeText(
-      p,
-      loaderEntry(
-        `Phase seed (${mode})`,
-        [`console=${A.console}`, `phase.mode=${mode}`, extra].filter(Boolean).join(" "),
-      ),
-    );
-    entries.push([`/loader/entries/${mode}.conf`, p]);
+  for (const m of modes) {
+    const p = `${espDir}/${m.id}.conf`;
+    await writeText(p, loaderEntry(m.title, m.options));
+    entries.push([`/loader/entries/${m.id}.conf`, p]);
   }
   await writeText(`${espDir}/loader.conf`, loaderConf("internet.conf"));
+  const espId = derivedUuid(`${opts.arch}:esp-id`).replaceAll("-", "").slice(0, 8);
+  // GRUB fallback: standalone EFI binary, grub.cfg in its memdisk, reachable
+  // from systemd-boot's menu (grub.conf) or a firmware entry for its path.
+  const G = GRUB_ARCH[opts.arch];
+  const grubEfi = `${espDir}/${G.efi}`;
+  const grubEsp = `${GRUB_ESP_DIR}/${G.efi}`;
+  await writeText(
+    `${espDir}/grub.cfg`,
+    grubCfg(modes, "internet", `${espId.slice(0, 4)}-${espId.slice(4)}`, {
+      linux: "/phase/linux",
+      initrd: "/phase/initrd",
+    }),
+  );
+  await Deno.writeFile(
+    `${espDir}/memdisk.tar`,
+    ustar([["boot/grub/grub.cfg", await Deno.readFile(`${espDir}/grub.cfg`)]], opts.epoch),
+  );
+  await runTool(
+    "grub-mkimage",
+    grubMkimageArgs(opts.arch, inp.grubDir, `${espDir}/memdisk.tar`, grubEfi),
+  );
+  await writeText(`${espDir}/grub.conf`, grubLoaderEntry(grubEsp));
+  log.info(`images: GRUB fallback ${grubEsp} (${G.format}, embedded grub.cfg, entry grub.conf)`);
   const espFiles: [string, string][] = [
     [`/EFI/BOOT/${A.efiName}`, inp.sdboot],
+    [grubEsp, grubEfi],
     ["/loader/loader.conf", `${espDir}/loader.conf`],
     ...entries,
+    ["/loader/entries/grub.conf", `${espDir}/grub.conf`],
     ["/phase/linux", kernel],
     ["/phase/initrd", seedInitrd],
   ];
@@ -670,18 +733,8 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     staged.push([dst, s]);
   }
   await clampTimes(espStage, opts.epoch);
-  // A GRUB fallback needs grub-mkstandalone (apt: grub-common, grub-efi-amd64-bin /
-  // grub-efi-arm64-bin), which the images set does not run yet: say so.
-  log.info(
-    "images: GRUB fallback not built (systemd-boot only); needs grub-mkstandalone from grub-common",
-  );
   const esp = `${opts.work}/esp.img`;
-  await makeEsp(
-    esp,
-    staged,
-    opts.epoch,
-    derivedUuid(`${opts.arch}:esp-id`).replaceAll("-", "").slice(0, 8),
-  );
+  await makeEsp(esp, staged, opts.epoch, espId);
   mark("esp", t);
 
   // 5. Cache + GPT disk.

@@ -9,7 +9,7 @@ DENO_VERSION=2.9.5 # latest @deno/linux-arm64-glibc published; the bundles are p
 mkdir -p "$DIR/debs" "$DIR/root" "$DIR/deno"
 cd "$DIR/debs"
 apt-get download linux-image-6.1.0-56-cloud-arm64:arm64 busybox-static:arm64 kexec-tools:arm64 \
-  systemd-boot-efi:arm64 libc6:arm64 libgcc-s1:arm64 zlib1g:arm64 libxenmisc4.17:arm64 \
+  systemd-boot-efi:arm64 grub-efi-arm64-bin:arm64 libc6:arm64 libgcc-s1:arm64 zlib1g:arm64 libxenmisc4.17:arm64 \
   libext2fs2:arm64 libfdt1:arm64 libuuid1:arm64 libxencall1:arm64 libxendevicemodel1:arm64 \
   libxenevtchn1:arm64 libxenforeignmemory1:arm64 libxengnttab1:arm64 libxenhypfs1:arm64 \
   libxenstore4:arm64 libxentoollog1:arm64 libyajl2:arm64 libxentoolcore1:arm64

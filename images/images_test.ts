@@ -2,6 +2,90 @@ import { assert, assertEquals } from "../testing/mod.ts";
 import { permissionSet } from "../cli/mod.ts";
 import { launcherScript, permissionFlags } from "./launcher.ts";
 import { derivedUuid, diskDescriptor } from "./build.ts";
+import {
+  type BootMode,
+  findUstarMember,
+  GRUB_BOOT_MARKER,
+  grubCfg,
+  parseGrubCfg,
+  ustar,
+} from "./_grub.ts";
+
+const REPO = new URL("..", import.meta.url).pathname;
+/** Bound of one image build (Deno bundling on a busy machine). */
+const BUILD_TIMEOUT_MS = 300_000;
+
+async function tmpDir(prefix: string): Promise<string> {
+  await Deno.mkdir("/tmp/phase", { recursive: true });
+  return await Deno.makeTempDir({ dir: "/tmp/phase", prefix });
+}
+
+/** Reads one file from the ESP partition of a GPT disk image (sfdisk + mtools). */
+async function espFile(img: string, path: string): Promise<Uint8Array> {
+  const j = await new Deno.Command("sfdisk", { args: ["--json", img], stdout: "piped" }).output();
+  const parts = JSON.parse(new TextDecoder().decode(j.stdout)).partitiontable.partitions as {
+    name?: string;
+    start: number;
+  }[];
+  const esp = parts.find((p) => p.name === "phase-esp");
+  assert(esp, "no phase-esp partition");
+  const r = await new Deno.Command("mtype", {
+    args: ["-i", `${img}@@${esp.start * 512}`, `::${path}`],
+    env: { MTOOLS_SKIP_CHECK: "1" },
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  assertEquals(r.code, 0, `${path}: ${new TextDecoder().decode(r.stderr)}`);
+  return r.stdout;
+}
+
+/** Parses a systemd-boot loader entry (key value lines). */
+function loaderKeys(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const m = /^(\S+)\s+(.*)$/.exec(line.trim());
+    if (m) out[m[1]] = m[2];
+  }
+  return out;
+}
+
+/**
+ * The GRUB fallback of a built image boots exactly what the systemd-boot
+ * entries boot: the grub.cfg embedded in the EFI binary's memdisk, read back
+ * from the image, has one entry per loader entry with the same kernel,
+ * initramfs and command line; grub.conf chainloads that binary.
+ */
+async function checkGrubFallback(img: string, efi: string): Promise<void> {
+  const grub = loaderKeys(
+    new TextDecoder().decode(await espFile(img, "/loader/entries/grub.conf")),
+  );
+  assertEquals(grub.efi, `/EFI/phase/${efi}`);
+  const binary = await espFile(img, grub.efi);
+  assert(binary.length > 100_000 && binary[0] === 0x4d && binary[1] === 0x5a, "a PE/EFI binary");
+  const cfgBytes = findUstarMember(binary, "boot/grub/grub.cfg");
+  assert(cfgBytes, "grub.cfg embedded in the memdisk");
+  const cfgText = new TextDecoder().decode(cfgBytes);
+  const cfg = parseGrubCfg(cfgText);
+  assertEquals(cfg.default, "internet");
+  assertEquals(cfg.entries.map((e) => e.id), ["internet", "local", "private"]);
+  for (const e of cfg.entries) {
+    const entry = loaderKeys(
+      new TextDecoder().decode(await espFile(img, `/loader/entries/${e.id}.conf`)),
+    );
+    assertEquals(
+      { title: e.title, linux: e.linux, initrd: e.initrd, options: e.options },
+      { title: entry.title, linux: entry.linux, initrd: entry.initrd, options: entry.options },
+      `GRUB entry ${e.id} differs from loader entry ${e.id}.conf`,
+    );
+    assert(e.options.includes(`phase.mode=${e.id}`), e.options);
+    // The kernel and initramfs it names are on the ESP.
+    assert((await espFile(img, e.linux)).length > 0);
+    assert((await espFile(img, e.initrd)).length > 0);
+  }
+  // Editor and shell locked, entries still bootable.
+  assert(/^set superusers=/m.test(cfgText) && cfgText.includes("--unrestricted"), cfgText);
+}
 
 Deno.test("launcher flags carry exactly the deno.json set, with imports denied", () => {
   const flags = permissionFlags(permissionSet("kexec"), "/usr/lib/phase");
@@ -35,13 +119,66 @@ Deno.test("derived ids are stable RFC 4122 v4-shaped UUIDs", () => {
   );
 });
 
+Deno.test("GRUB config: each mode's menu entry carries the loader entry's kernel, initramfs and command line", () => {
+  const modes: BootMode[] = ["internet", "local", "private"].map((m) => ({
+    id: m,
+    title: `Phase seed (${m})`,
+    options: `console=ttyS0 phase.mode=${m} phase.provider=http://10.0.2.100/a?b=c&d='e' x;y`,
+  }));
+  const text = grubCfg(modes, "internet", "1a2b-3c4d", {
+    linux: "/phase/linux",
+    initrd: "/phase/initrd",
+  });
+  const cfg = parseGrubCfg(text);
+  assertEquals(cfg.default, "internet");
+  assertEquals(
+    cfg.entries,
+    modes.map((m) => ({
+      id: m.id,
+      title: m.title,
+      linux: "/phase/linux",
+      initrd: "/phase/initrd",
+      options: m.options,
+    })),
+  );
+  assert(text.includes("search --no-floppy --fs-uuid --set=root 1a2b-3c4d"), text);
+  assert(text.includes(`echo '${GRUB_BOOT_MARKER} local'`), text);
+  // Shell metacharacters never reach GRUB's parser unquoted.
+  assert(text.includes(`'phase.provider=http://10.0.2.100/a?b=c&d='\\''e'\\'''`), text);
+  assert(text.includes(" 'x;y'"), text);
+});
+
+Deno.test("GRUB memdisk: the ustar archive lists with GNU tar at the epoch, owner 0:0", async () => {
+  const dir = await tmpDir("grub-tar-");
+  try {
+    const cfg = new TextEncoder().encode("set timeout=3\n");
+    const tar = ustar([["boot/grub/grub.cfg", cfg]], 1767225600);
+    assertEquals(tar.length % 512, 0);
+    await Deno.writeFile(`${dir}/m.tar`, tar);
+    const r = await new Deno.Command("tar", {
+      args: ["--numeric-owner", "--utc", "-tvf", `${dir}/m.tar`],
+      env: { TZ: "UTC", LC_ALL: "C" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+    assertEquals(
+      new TextDecoder().decode(r.stdout).trim().split(/\s+/).join(" "),
+      "-rw-r--r-- 0/0 14 2026-01-01 00:00 boot/grub/grub.cfg",
+    );
+    assertEquals(findUstarMember(new Uint8Array([1, 2, ...tar, 3]), "boot/grub/grub.cfg"), cfg);
+    assertEquals(findUstarMember(tar, "boot/grub/other.cfg"), undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test({
   name: "deno task images: two builds are byte-identical (reproducible, rootless paths)",
   sanitizeResources: true,
   async fn() {
-    await Deno.mkdir("/tmp/phase", { recursive: true });
-    const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "images-test-" });
-    const repo = new URL("..", import.meta.url).pathname;
+    const dir = await tmpDir("images-test-");
+    const repo = REPO;
     try {
       const build = async (out: string) => {
         const r = await new Deno.Command("deno", {
@@ -60,7 +197,7 @@ Deno.test({
           cwd: repo,
           stdout: "piped",
           stderr: "piped",
-          signal: AbortSignal.timeout(300_000),
+          signal: AbortSignal.timeout(BUILD_TIMEOUT_MS),
         }).output();
         assertEquals(r.code, 0, new TextDecoder().decode(r.stderr).slice(-2000));
       };
@@ -97,6 +234,8 @@ Deno.test({
       for (const n of ["phase-esp", "phase-seed", "phase-cache"]) {
         assert(table.includes(`name="${n}"`), table);
       }
+      // The GRUB fallback on the ESP boots what the loader entries boot.
+      await checkGrubFallback(`${dir}/a/phase-amd64.img`, "grubx64.efi");
       // The QCOW2 and Parallels conversions hold exactly the raw disk.
       const hds = sums.split("\n").map((l) => l.slice(66)).find((n) => n.endsWith(".hds"))!;
       for (const [fmt, file] of [["qcow2", "phase-amd64.qcow2"], ["parallels", hds]]) {
@@ -106,6 +245,88 @@ Deno.test({
         }).output();
         assertEquals(cmp.code, 0, `${file} differs from the raw image`);
       }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** arm64 inputs from images/fetch_arm64.sh; the test is skipped (and says why) without them. */
+const ARM64_SYSROOT = Deno.env.get("PHASE_ARM64_SYSROOT") ?? `${REPO}.cache/arm64/root`;
+const ARM64_DENO = Deno.env.get("PHASE_ARM64_DENO") ?? `${REPO}.cache/arm64/deno/package/deno`;
+const ARM64_MISSING = await (async () => {
+  for (
+    const p of [
+      `${ARM64_SYSROOT}/sbin/kexec`,
+      `${ARM64_SYSROOT}/usr/lib/grub/arm64-efi`,
+      ARM64_DENO,
+    ]
+  ) {
+    try {
+      await Deno.stat(p);
+    } catch {
+      return `${p} is missing: run images/fetch_arm64.sh`;
+    }
+  }
+  return "";
+})();
+
+Deno.test({
+  name: `deno task images --arch arm64: two builds are byte-identical${
+    ARM64_MISSING ? ` [SKIPPED: ${ARM64_MISSING}]` : ""
+  }`,
+  ignore: ARM64_MISSING !== "",
+  async fn() {
+    const dir = await tmpDir("images-arm64-test-");
+    try {
+      const build = async (out: string) => {
+        const r = await new Deno.Command("deno", {
+          args: [
+            "task",
+            "-q",
+            "images",
+            "--arch",
+            "arm64",
+            "--out",
+            out,
+            "--keys",
+            `${dir}/keys`,
+            "--sysroot",
+            ARM64_SYSROOT,
+            "--deno",
+            ARM64_DENO,
+            "--no-release",
+          ],
+          cwd: REPO,
+          stdout: "piped",
+          stderr: "piped",
+          signal: AbortSignal.timeout(BUILD_TIMEOUT_MS),
+        }).output();
+        assertEquals(r.code, 0, new TextDecoder().decode(r.stderr).slice(-2000));
+      };
+      await build(`${dir}/a`);
+      await build(`${dir}/b`);
+      const sums = await Deno.readTextFile(`${dir}/a/SHA256SUMS`);
+      assertEquals(await Deno.readTextFile(`${dir}/b/SHA256SUMS`), sums);
+      const names = sums.trim().split("\n").map((l) => l.slice(66));
+      for (
+        const want of [
+          "phase-arm64.img",
+          "phase-arm64.qcow2",
+          "phase-arm64-seed.squashfs",
+          "phase-arm64-seed.initramfs",
+        ]
+      ) {
+        assert(names.includes(want), `${want} missing from SHA256SUMS`);
+      }
+      for (const name of names) {
+        assertEquals(
+          await Deno.readFile(`${dir}/b/${name}`),
+          await Deno.readFile(`${dir}/a/${name}`),
+          name,
+        );
+      }
+      await checkGrubFallback(`${dir}/a/phase-arm64.img`, "grubaa64.efi");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
