@@ -270,7 +270,11 @@ export class PartialSink {
       await this.#tail;
       await this.#sync;
       this.#closeSync();
-      await restart(this.#p).catch(() => {});
+      await this.#p.file.truncate(0).catch(() => {});
+      await this.#p.file.seek(0, Deno.SeekMode.Start).catch(() => {});
+      this.#p.pos = 0;
+      this.#p.hash = createHash("sha256");
+      this.#p.contributors.clear();
     }
   }
 

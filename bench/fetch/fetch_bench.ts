@@ -9,7 +9,7 @@
  *   of the same URL and vs `curl -o` + `sync FILE` (fsync: the cache's
  *   durability), and vs the two-pass `curl -o` + `openssl dgst -sha256`.
  * - hash: the fetcher's hash-while-write pipeline (client/download.ts
- *   PartialSink: 2 MiB buffers, write, SHA-256 per buffer, background
+ *   PartialSink: 1 MiB buffers, SHA-256 per buffer, chained writes, background
  *   writeback; no network, no final fsync) fed from a page-cached file vs
  *   `openssl dgst -sha256` of the same file, and node:crypto alone.
  * - providers: 1..4 providers, each behind this script's own throttling
