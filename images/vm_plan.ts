@@ -15,9 +15,12 @@ import { loadSigningKey, signRelease } from "../sign/mod.ts";
 import { memoryLogger } from "../cli/mod.ts";
 import { bootVm, type VmRun } from "./vm.ts";
 import { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER } from "./_files.ts";
+import { GRUB_BOOT_MARKER } from "./_grub.ts";
 
 /** Bound of one boot in a scenario (TCG, 2 shared cores; a good boot takes ~40 s). */
 const BOOT_TIMEOUT_MS = 240_000;
+/** Bound of the GRUB scenario's boot (measured 39 s under TCG on a busy host: firmware, systemd-boot, GRUB menu 3 s, fetch, verify, kexec). */
+const GRUB_BOOT_TIMEOUT_MS = 120_000;
 /** Bound of the arm64 boot (TCG emulates a cortex-a57: ~75 s measured). */
 const ARM64_BOOT_TIMEOUT_MS = 600_000;
 /** Bound of the image build. */
@@ -725,6 +728,54 @@ Deno.test("[vm kexec] a kexec failure leads to the chainload fallback entry, whi
       run.lines.some((l) => l.text.includes("via=chainload")),
       "the target came up through the chainload entry\n" + tail(run),
     );
+  } finally {
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
+Deno.test("[vm grub] the GRUB fallback (systemd-boot's grub.conf entry) boots the internet entry's kernel and command line to the target marker", async () => {
+  const img = await vmCopy("grub");
+  const esp = await partition(img, PART_NAMES.esp);
+  const internet = await new Deno.Command("mtype", {
+    args: ["-i", `${img}@@${esp.offset}`, "::/loader/entries/internet.conf"],
+    env: { MTOOLS_SKIP_CHECK: "1" },
+    stdout: "piped",
+  }).output();
+  const options = /^options (.*)$/m.exec(new TextDecoder().decode(internet.stdout))?.[1];
+  assert(options, "internet.conf has options");
+  try {
+    // The firmware starts systemd-boot (EFI/BOOT), whose default is now the
+    // entry that chainloads /EFI/phase/grubx64.efi; GRUB's default is internet.
+    await setDefaultEntry(img, "grub.conf");
+    const p = await provider();
+    let run: VmRun;
+    try {
+      run = await bootVm({
+        image: img,
+        providerPort: p.port,
+        timeoutMs: GRUB_BOOT_TIMEOUT_MS,
+        until: UNTIL,
+        watch: {
+          grubMenu: /GNU GRUB/,
+          grub: new RegExp(`${GRUB_BOOT_MARKER} internet`),
+          kernelCmdline: /Command line: /,
+          ...WATCH,
+        },
+      });
+    } finally {
+      await p.close();
+    }
+    report("grub", run);
+    assertEquals(run.outcome, "target", tail(run));
+    assert("grub" in run.marks, "GRUB booted the internet entry\n" + tail(run));
+    assert(run.marks.grub < run.marks.seedInit, "GRUB ran before the seed's init\n" + tail(run));
+    // The seed kernel got exactly the loader entry's command line (GRUB adds BOOT_IMAGE).
+    const cmdline = run.lines.find((l) => l.text.includes("Command line: "))?.text ?? "";
+    assertEquals(
+      cmdline.slice(cmdline.indexOf("Command line: ") + "Command line: ".length).trim(),
+      `BOOT_IMAGE=/phase/linux ${options}`,
+    );
+    assert(run.lines.some((l) => l.text.includes("mode=internet")), tail(run));
   } finally {
     await Deno.remove(img).catch(() => {});
   }
