@@ -220,12 +220,12 @@ async function pipeline(path: string, dest: string): Promise<string> {
   }
 }
 
-/** node:crypto alone: 2 MiB reads into one reused buffer, one update each. */
+/** node:crypto alone: 1 MiB reads into one reused buffer, one update each (as verify/ and the sink). */
 async function hashOnly(path: string): Promise<string> {
   const f = await Deno.open(path, { read: true });
   try {
     const h = createHash("sha256");
-    const buf = new Uint8Array(2 * 1024 * 1024);
+    const buf = new Uint8Array(1024 * 1024);
     for (;;) {
       const n = await f.read(buf);
       if (n === null) break;
