@@ -159,6 +159,7 @@ export class PartialSink {
   #sync: Promise<void> | undefined;
   #syncFile: Deno.FsFile | undefined;
   #syncError: unknown;
+  #noWriteback = false;
 
   constructor(p: Partial, path: string, onProgress?: (done: number) => void) {
     this.#p = p;
@@ -235,10 +236,20 @@ export class PartialSink {
     this.#p.pos += n;
     this.#onProgress?.(this.#p.pos);
     this.#unsynced += n;
-    if (this.#unsynced >= WRITEBACK_BYTES && !this.#sync) {
+    if (this.#unsynced >= WRITEBACK_BYTES && !this.#sync && !this.#noWriteback) {
       this.#unsynced = 0;
       this.#sync = (async () => {
-        this.#syncFile ??= await Deno.open(this.#path, { read: true });
+        if (!this.#syncFile) {
+          try {
+            this.#syncFile = await Deno.open(this.#path, { read: true });
+          } catch {
+            // Early writeback is only an optimisation: without a second
+            // descriptor the final fsync does all of it.
+            this.#noWriteback = true;
+            return;
+          }
+        }
+        // An I/O error here is the download's error (the data may be lost).
         await this.#syncFile.syncData();
       })().catch((err) => {
         this.#syncError ??= err;
