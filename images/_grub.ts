@@ -7,7 +7,14 @@
  * memdisk tar with the current time and ignores SOURCE_DATE_EPOCH, so the
  * build writes the memdisk tar itself (ustar, every mtime = the epoch,
  * owner 0:0) and runs `grub-mkimage` (deterministic for fixed inputs) with
- * the modules built into the core image. Private to images/.
+ * the modules built into the core image.
+ *
+ * How firmware reaches it: systemd-boot (EFI/BOOT/BOOTX64.EFI) lists the
+ * entry `grub.conf`, which chainloads `/EFI/phase/grubx64.efi` (pick it in
+ * the menu, or make it the default/one-shot entry). When systemd-boot itself
+ * cannot start, add a firmware boot entry for the binary, e.g.
+ * `efibootmgr -c -d /dev/sdX -p 1 -L "Phase (GRUB)" -l '\EFI\phase\grubx64.efi'`,
+ * or pick the file in the firmware's boot-from-file menu. Private to images/.
  *
  * @module
  */
@@ -26,6 +33,7 @@ export const GRUB_MODULES = [
   "search_fs_uuid",
   "linux",
   "efi_gop",
+  "regexp",
 ] as const;
 
 /** Seconds GRUB shows its menu before booting the default entry. */
@@ -76,7 +84,13 @@ export function grubCfg(
     "# Like systemd-boot's `editor no`: a superuser with no password locks the",
     "# entry editor and the GRUB shell; the entries stay bootable (--unrestricted).",
     "set superusers=phase-locked",
-    `search --no-floppy --fs-uuid --set=root ${grubWord(espUuid)}`,
+    "# The ESP this binary was loaded from ($cmdpath is `(hdX,gptN)/EFI/phase`);",
+    "# by the image's FAT volume id only when that device lacks the kernel.",
+    `regexp --set=1:root '^\\((.*)\\)' "$cmdpath"`,
+    `if [ ! -f ${grubWord(paths.linux)} ]; then`,
+    `  search --no-floppy --fs-uuid --set=root ${grubWord(espUuid)}`,
+    "fi",
+    `echo "${GRUB_BOOT_MARKER.replace("booting", "ESP")} ($root)"`,
     "",
   ];
   for (const m of modes) {

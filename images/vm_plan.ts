@@ -758,6 +758,8 @@ Deno.test("[vm grub] the GRUB fallback (systemd-boot's grub.conf entry) boots th
         watch: {
           grubMenu: /GNU GRUB/,
           grub: new RegExp(`${GRUB_BOOT_MARKER} internet`),
+          // GRUB took the kernel from the ESP it was loaded from (its $cmdpath).
+          grubEsp: /phase-grub: ESP \(hd\d+,gpt1\)/,
           kernelCmdline: /Command line: /,
           ...WATCH,
         },
@@ -768,6 +770,7 @@ Deno.test("[vm grub] the GRUB fallback (systemd-boot's grub.conf entry) boots th
     report("grub", run);
     assertEquals(run.outcome, "target", tail(run));
     assert("grub" in run.marks, "GRUB booted the internet entry\n" + tail(run));
+    assert("grubEsp" in run.marks, "GRUB used the ESP it came from\n" + tail(run));
     assert(run.marks.grub < run.marks.seedInit, "GRUB ran before the seed's init\n" + tail(run));
     // The seed kernel got exactly the loader entry's command line (GRUB adds BOOT_IMAGE).
     const cmdline = run.lines.find((l) => l.text.includes("Command line: "))?.text ?? "";
