@@ -221,6 +221,12 @@ Deno.test("[vm internet] fetch, verify and kexec into the target, whose init pri
     report("internet", run);
     assertEquals(run.outcome, "target", tail(run));
     assert("wasm" in run.marks, "the target ran the post-boot WASM job\n" + tail(run));
+    // Issue #6: the post-boot service prints the job's output and the receipt's keyid.
+    assert(run.lines.some((l) => l.text.includes("phase-wasm: hello: dlroW ,olleH")), tail(run));
+    assert(
+      run.lines.some((l) => /phase-wasm: receipt keyid ed25519:[0-9a-f]{64}/.test(l.text)),
+      tail(run),
+    );
     assert(run.lines.some((l) => l.text.includes("mode=internet")), tail(run));
   } finally {
     await p.close();
