@@ -4,6 +4,7 @@
  * @module
  */
 import { PhaseError } from "../cli/errors.ts";
+import { VERIFY_EXIT_CODES } from "../verify/mod.ts";
 
 /** Codes of kexec/. Verification failures keep the verifier's codes. */
 export type KexecCode =
@@ -19,15 +20,7 @@ export class KexecError extends PhaseError<KexecCode> {}
 
 /** Exit statuses of `phase-kexec` (verifier codes keep the verifier's statuses). */
 export const KEXEC_EXIT_CODES: Readonly<Record<string, number>> = {
-  E_SCHEMA: 3,
-  E_SIGNATURE: 4,
-  E_MISMATCH: 5,
-  E_EXPIRED: 6,
-  E_ROLLBACK: 7,
-  E_SIZE: 8,
-  E_DIGEST: 9,
-  E_TRUST: 10,
-  E_IO: 11,
+  ...VERIFY_EXIT_CODES,
   E_STAGE: 20,
   E_LOAD: 21,
   E_EXEC: 22,

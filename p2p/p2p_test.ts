@@ -1,6 +1,6 @@
 import { parseTrust, rawCid, type Trust } from "../verify/mod.ts";
 import { buildRecord, formatDocument } from "../sign/mod.ts";
-import { signatureFor } from "../provider/mod.ts";
+import { signatureFor } from "../sign/mod.ts";
 import {
   assert,
   assertEquals,

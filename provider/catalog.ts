@@ -29,7 +29,7 @@ import {
   verifyManifest,
   verifyRecord,
 } from "../verify/mod.ts";
-import { buildRecord, formatDocument, type SigningKey } from "../sign/mod.ts";
+import { buildRecord, formatDocument, signatureFor, type SigningKey } from "../sign/mod.ts";
 
 /** Bytes read per hashing step. */
 export const HASH_CHUNK_BYTES = 1024 * 1024;
@@ -281,18 +281,6 @@ function trustOfKey(key: SigningKey): Trust {
     threshold: 1,
     keys: new Map([[key.keyid, { keyid: key.keyid, publicKey: key.publicRaw, name: "provider" }]]),
   };
-}
-
-/** Signs a document's JCS bytes with `key` (formats.md §1, §5). */
-export function signatureFor(
-  doc: { readonly [k: string]: JsonValue },
-  key: SigningKey,
-  withPublic: boolean,
-): Record<string, string> {
-  const sig = encodeBase64(signEd25519(key.key, signedBytes(doc)));
-  return withPublic
-    ? { keyid: key.keyid, public: encodeBase64(key.publicRaw), sig }
-    : { keyid: key.keyid, sig };
 }
 
 /**

@@ -20,7 +20,6 @@ export {
   type Refusal,
   type Release,
   sameIdentity,
-  signatureFor,
 } from "./catalog.ts";
 export { PROVIDER_EXIT_CODES, type ProviderCode, ProviderError } from "./errors.ts";
 export {

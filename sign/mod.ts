@@ -18,6 +18,7 @@ export {
   hashFile,
   RELEASE_ARTIFACTS,
   releaseDir,
+  signatureFor,
   signRelease,
 } from "./sign.ts";
 export type { ReleaseOptions } from "./sign.ts";

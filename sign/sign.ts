@@ -119,7 +119,8 @@ export async function buildManifest(opts: ReleaseOptions): Promise<Record<string
   };
 }
 
-function signatureFor(
+/** Signs a document's JCS bytes with `key` (formats.md §1, §5); records embed the public key. */
+export function signatureFor(
   doc: { readonly [k: string]: JsonValue },
   key: SigningKey,
   withPublic: boolean,
