@@ -379,22 +379,7 @@ async function seedTree(opts: BuildOptions, root: string): Promise<string[]> {
     const component = entry.split("/")[0];
     const bundle = `${component}/${name}.js`;
     await Deno.mkdir(`${root}/${component}`, { recursive: true });
-    await runTool("deno", [
-      "bundle",
-      "-q",
-      "--no-remote",
-      "--platform",
-      "deno",
-      "-o",
-      `${root}/${bundle}`,
-      entry,
-    ], {
-      cwd: opts.repo,
-      env: {
-        DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
-        HOME: Deno.env.get("HOME") ?? "/root",
-      },
-    });
+    await denoBundle(opts.repo, entry, `${root}/${bundle}`);
     await Deno.chmod(`${root}/${bundle}`, 0o644);
     const perms = table.get(set);
     if (!perms) throw new ImagesError("E_BUILD", `no permission set '${set}'`);
@@ -415,22 +400,7 @@ async function seedTree(opts: BuildOptions, root: string): Promise<string[]> {
   // Modules loaded at run time beside their bundle (wasm/runner.ts starts
   // its Worker from ./_worker.ts): bundled JS under the same name.
   for (const extra of EXTRA_BUNDLES) {
-    await runTool("deno", [
-      "bundle",
-      "-q",
-      "--no-remote",
-      "--platform",
-      "deno",
-      "-o",
-      `${root}/${extra}`,
-      extra,
-    ], {
-      cwd: opts.repo,
-      env: {
-        DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
-        HOME: Deno.env.get("HOME") ?? "/root",
-      },
-    });
+    await denoBundle(opts.repo, extra, `${root}/${extra}`);
     await Deno.chmod(`${root}/${extra}`, 0o644);
   }
   // The post-boot hello job, where wasm/hello.ts looks for it.
@@ -857,4 +827,15 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
   );
   mark("sums", t);
   return { outputs, release, timingsMs: timings };
+}
+
+/** `deno bundle` of one module, with the user's Deno cache (esbuild lives there). */
+async function denoBundle(repo: string, entry: string, out: string): Promise<void> {
+  await runTool("deno", ["bundle", "-q", "--no-remote", "--platform", "deno", "-o", out, entry], {
+    cwd: repo,
+    env: {
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+      HOME: Deno.env.get("HOME") ?? "/root",
+    },
+  });
 }
