@@ -252,7 +252,8 @@ export async function cachedRelease(
       const path = `${cas}/${e.name}`;
       const st = await Deno.stat(path);
       if (st.size > MAX_MANIFEST_BYTES || st.size < 2) continue;
-      const bytes = await Deno.readFile(path);
+      // Capped read: the stat above can race a writer (house style 5).
+      const bytes = await readFileCapped(path, MAX_MANIFEST_BYTES);
       if (bytes[0] !== 0x7b) continue; // '{'
       let doc;
       try {
