@@ -3,6 +3,7 @@ import { deepStrictEqual as assertEquals, match as assertMatch } from "node:asse
 
 const REPO = new URL("..", import.meta.url).pathname;
 const VEC = new URL("../../shared/vectors/", import.meta.url).pathname;
+const NOW = ["--now", "2026-11-22T00:00:00Z"];
 
 async function verify(...args: string[]) {
   const out = await new Deno.Command("deno", {
@@ -18,28 +19,32 @@ async function verify(...args: string[]) {
   };
 }
 
-Deno.test("verify CLI: usage errors, unreadable files, invalid trust and reads outside the set", async () => {
+/**
+ * Runs `fn` with the good vector manifest and its trust file staged in a
+ * scratch dir the verify set can read (m.json, t.json), removed after.
+ */
+async function withStaged(prefix: string, fn: (dir: string) => Promise<void>): Promise<void> {
   await Deno.mkdir("/tmp/phase", { recursive: true });
-  const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "vcli-" });
+  const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix });
   try {
     await Deno.copyFile(`${VEC}manifests/good.json`, `${dir}/m.json`);
     await Deno.copyFile(`${VEC}trust-a.json`, `${dir}/t.json`);
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** `--manifest <dir>/m.json --trust <dir>/t.json` */
+const staged = (dir: string) => ["--manifest", `${dir}/m.json`, "--trust", `${dir}/t.json`];
+
+Deno.test("verify CLI: usage errors, unreadable files, invalid trust and reads outside the set", async () => {
+  await withStaged("vcli-", async (dir) => {
     const usage = await verify("--manifest", `${dir}/m.json`);
     assertEquals(usage.code, 2);
     assertMatch(usage.stderr, /^phase-verify: error: missing --trust\nhint: deno task verify/);
-    assertEquals(
-      (await verify("--manifest", `${dir}/m.json`, "--trust", `${dir}/t.json`, "--bogus")).code,
-      2,
-    );
-    const badNow = await verify(
-      "--manifest",
-      `${dir}/m.json`,
-      "--trust",
-      `${dir}/t.json`,
-      "--now",
-      "tomorrow",
-    );
-    assertEquals(badNow.code, 2);
+    assertEquals((await verify(...staged(dir), "--bogus")).code, 2);
+    assertEquals((await verify(...staged(dir), "--now", "tomorrow")).code, 2);
     const missing = await verify(
       "--manifest",
       `${dir}/nope.json`,
@@ -65,58 +70,27 @@ Deno.test("verify CLI: usage errors, unreadable files, invalid trust and reads o
     );
     assertEquals(trust.code, 10);
     assertEquals(JSON.parse(trust.stdout).code, "E_TRUST");
-    const art = await verify(
-      ...[
-        "--manifest",
-        `${dir}/m.json`,
-        "--trust",
-        `${dir}/t.json`,
-        "--now",
-        "2026-11-22T00:00:00Z",
-      ],
-      ...["--artifact", "firmware=/tmp/phase/x"],
-    );
+    const art = await verify(...staged(dir), ...NOW, "--artifact", "firmware=/tmp/phase/x");
     assertEquals(art.code, 2);
     assertMatch(
       art.stderr,
       /manifest has no artifact 'firmware'\nhint: it lists: kernel, initramfs/,
     );
-    const ok = await verify(
-      "--manifest",
-      `${dir}/m.json`,
-      "--trust",
-      `${dir}/t.json`,
-      "--now",
-      "2026-11-22T00:00:00Z",
-    );
+    const ok = await verify(...staged(dir), ...NOW);
     assertEquals(ok.code, 0);
     assertMatch(ok.stdout, /^phase-verify: ok: stable\/amd64 2026\.11\.20, signed by ed25519:1adc/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("TM-02 rollback: the verify entrypoint refuses a release below the floor in --state", async () => {
-  await Deno.mkdir("/tmp/phase", { recursive: true });
-  const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "vfloor-" });
-  try {
-    await Deno.copyFile(`${VEC}manifests/good.json`, `${dir}/m.json`);
-    await Deno.copyFile(`${VEC}trust-a.json`, `${dir}/t.json`);
+  await withStaged("vfloor-", async (dir) => {
     await Deno.writeTextFile(`${dir}/floor.json`, JSON.stringify({ "stable/amd64": "2026.11.21" }));
     const r = await verify(
-      ...[
-        "--manifest",
-        `${dir}/m.json`,
-        "--trust",
-        `${dir}/t.json`,
-        "--now",
-        "2026-11-22T00:00:00Z",
-      ],
+      ...staged(dir),
+      ...NOW,
       ...["--channel", "stable", "--arch", "amd64", "--state", dir, "--json"],
     );
     assertEquals(r.code, 7);
     assertEquals(JSON.parse(r.stdout).code, "E_ROLLBACK");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
