@@ -191,12 +191,16 @@ Deno.test("targetCmdline refuses control characters and unknown modes", () => {
   assert(caught);
 });
 
-Deno.test("phase-kexec load --dry-run under its own permission set re-verifies and prints the argv", async () => {
-  const dir = await tempDir();
-  try {
-    const { rel, trustPath } = await release(dir);
-    const out = await new Deno.Command("deno", {
-      args: [
+/** `deno task kexec load ... --dry-run` on a release dir, under the kexec set. */
+async function kexecLoadDryRun(
+  rel: string,
+  trustPath: string,
+  runDir: string,
+  extra: string[] = [],
+) {
+  const out = await new Deno.Command("deno", {
+    args: [
+      ...[
         "task",
         "-q",
         "kexec",
@@ -205,24 +209,31 @@ Deno.test("phase-kexec load --dry-run under its own permission set re-verifies a
         `${rel}/manifest.json`,
         "--trust",
         trustPath,
-        "--artifact",
-        `kernel=${rel}/kernel`,
-        "--artifact",
-        `initramfs=${rel}/initramfs`,
-        "--channel",
-        "stable",
-        "--arch",
-        "amd64",
-        "--dir",
-        `${dir}/run`,
-        "--dry-run",
       ],
-      cwd: new URL("..", import.meta.url).pathname,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      ...["--artifact", `kernel=${rel}/kernel`, "--artifact", `initramfs=${rel}/initramfs`],
+      ...extra,
+      ...["--dir", runDir, "--dry-run"],
+    ],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("phase-kexec load --dry-run under its own permission set re-verifies and prints the argv", async () => {
+  const dir = await tempDir();
+  try {
+    const { rel, trustPath } = await release(dir);
+    const out = await kexecLoadDryRun(rel, trustPath, `${dir}/run`, [
+      "--channel",
+      "stable",
+      "--arch",
+      "amd64",
+    ]);
+    const text = out.stdout + out.stderr;
+    assertEquals(out.code, 0, out.stderr);
     assert(text.includes("digests re-checked"), text);
     assert(text.includes('"-s"') && text.includes("phase.mode=internet"), text);
     // A tampered initramfs: exit 9 (E_DIGEST), nothing printed as loaded.
@@ -230,33 +241,9 @@ Deno.test("phase-kexec load --dry-run under its own permission set re-verifies a
       `${rel}/initramfs`,
       new TextEncoder().encode("070701 evil!!!!! ".repeat(500)),
     );
-    const bad = await new Deno.Command("deno", {
-      args: [
-        "task",
-        "-q",
-        "kexec",
-        "load",
-        "--manifest",
-        `${rel}/manifest.json`,
-        "--trust",
-        trustPath,
-        "--artifact",
-        `kernel=${rel}/kernel`,
-        "--artifact",
-        `initramfs=${rel}/initramfs`,
-        "--dir",
-        `${dir}/run`,
-        "--dry-run",
-      ],
-      cwd: new URL("..", import.meta.url).pathname,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const bad = await kexecLoadDryRun(rel, trustPath, `${dir}/run`);
     assertEquals(bad.code, 9);
-    assert(
-      new TextDecoder().decode(bad.stderr).includes("E_DIGEST") ||
-        new TextDecoder().decode(bad.stderr).includes("hashes to"),
-    );
+    assert(bad.stderr.includes("E_DIGEST") || bad.stderr.includes("hashes to"));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
