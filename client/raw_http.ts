@@ -6,7 +6,8 @@
  * large buffers. It speaks only what a download needs: one GET per
  * connection (`Connection: close`), Content-Length, chunked or
  * close-delimited bodies. Everything else (https, other methods) goes to
- * the global `fetch`. It returns a standard `Response`, so the callers'
+ * the global `fetch`, unless a dialer is given (then https runs over it
+ * too, and nothing goes to the global `fetch`). It returns a standard `Response`, so the callers'
  * caps, timeouts and redirect rules (http.ts) apply unchanged.
  *
  * @module
@@ -183,16 +184,58 @@ class BodyReader {
   }
 }
 
+/**
+ * Opens the byte stream for one request: a TCP connection, or a tunnel
+ * through a proxy (client/socks.ts), with TLS already started for https.
+ */
+export type Dialer = (
+  url: URL,
+  signal?: AbortSignal,
+) => Promise<Deno.Conn>;
+
+/** How `makeRawHttpFetch` reaches a host. */
+export interface RawHttpOptions {
+  /**
+   * Opens every connection. When set, the client never falls back to the
+   * global `fetch`: every request, https included, goes through it, and
+   * anything it cannot carry (a method other than GET, a body, a scheme
+   * other than http/https) is refused. This is what keeps a private-mode
+   * fetch on Tor (TM-13): nothing may leave by another path.
+   */
+  readonly dial?: Dialer;
+}
+
+/** The raw client as a FetchFn; see `RawHttpOptions.dial`. */
+export function makeRawHttpFetch(o: RawHttpOptions = {}): FetchFn {
+  const dial = o.dial;
+  return (input, init = {}) => rawRequest(dial, input, init);
+}
+
 /** The raw client as a FetchFn (GET over http:; anything else: global fetch). */
-export const rawHttpFetch: FetchFn = async (input, init = {}) => {
+export const rawHttpFetch: FetchFn = makeRawHttpFetch();
+
+async function rawRequest(
+  dial: Dialer | undefined,
+  input: string | URL,
+  init: RequestInit,
+): Promise<Response> {
   const url = new URL(input);
   const method = (init.method ?? "GET").toUpperCase();
-  if (url.protocol !== "http:" || method !== "GET" || init.body) return await fetch(input, init);
+  const plain = url.protocol === "http:" && method === "GET" && !init.body;
+  if (!dial && !plain) return await fetch(input, init);
+  if (dial && !((url.protocol === "http:" || url.protocol === "https:") && method === "GET")) {
+    throw new TypeError(
+      `refused: only GET over http(s) goes through this dialer (${url.protocol})`,
+    );
+  }
+  if (dial && init.body) throw new TypeError("refused: a request body through this dialer");
   const signal = init.signal ?? undefined;
   signal?.throwIfAborted();
   const port = Number(url.port || 80);
   const host = url.hostname.replace(/^\[|\]$/g, "");
-  const conn = new Conn(await Deno.connect({ hostname: host, port }));
+  const conn = new Conn(
+    dial ? await dial(url, signal) : await Deno.connect({ hostname: host, port }),
+  );
   const onAbort = () => conn.close();
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
@@ -286,4 +329,4 @@ export const rawHttpFetch: FetchFn = async (input, init = {}) => {
     if (signal?.aborted) throw signal.reason;
     throw err;
   }
-};
+}
