@@ -17,7 +17,8 @@ export type ClientCode =
   | "E_PRIVATE_ROOT"
   | "E_CACHE"
   | "E_CAPTIVE"
-  | "E_NO_CANDIDATE";
+  | "E_NO_CANDIDATE"
+  | "E_TOR";
 
 /** An error of discovery or fetch. */
 export class ClientError extends PhaseError<ClientCode> {}
@@ -34,4 +35,5 @@ export const CLIENT_EXIT_CODES: Readonly<Record<string, number>> = {
   E_CACHE: 26,
   E_CAPTIVE: 27,
   E_NO_CANDIDATE: 28,
+  E_TOR: 29,
 };

@@ -93,3 +93,24 @@ export {
   type Step,
   stepOrder,
 } from "./discover.ts";
+export {
+  connectRequest,
+  parseSocksAddress,
+  SOCKS_HANDSHAKE_TIMEOUT_MS,
+  socksDialer,
+  type SocksDialerOptions,
+  type SocksProxy,
+} from "./socks.ts";
+export {
+  checkTorrcFragment,
+  DEFAULT_TOR_PATHS,
+  MAX_TORRC_BYTES,
+  startTor,
+  TOR_BOOTSTRAP_TIMEOUT_MS,
+  TOR_STOP_TIMEOUT_MS,
+  type TorHandle,
+  TorMissing,
+  type TorOptions,
+  torrc,
+} from "./tor.ts";
+export { type Dialer, makeRawHttpFetch, rawHttpFetch, type RawHttpOptions } from "./raw_http.ts";

@@ -17,6 +17,15 @@ import {
   parseStrictJson,
 } from "../../verify/mod.ts";
 import type { Policy } from "../policy.ts";
+import {
+  checkTorrcFragment,
+  DEFAULT_TOR_PATHS,
+  MAX_TORRC_BYTES,
+  startTor,
+  type TorHandle,
+  TorMissing,
+  type TorOptions,
+} from "../tor.ts";
 
 /** Deadline of DHCP on one interface (udhcpc retries inside it). */
 export const DHCP_TIMEOUT_MS = 20_000;
@@ -46,6 +55,7 @@ export const BOOT_EXIT_CODES: Readonly<Record<string, number>> = {
   E_NO_RELEASE: 42,
   E_KEXEC: 43,
   E_POLICY: 44,
+  E_TOR: 45,
 };
 
 /** phase-kexec exit statuses that mean "the kernel would not load / run" (kexec/errors.ts). */
@@ -79,6 +89,10 @@ export interface BootPaths {
   readonly udhcpcScript: string;
   /** Interface names, one a line (init writes it from /sys/class/net). */
   readonly interfaces: string;
+  /** Optional torrc fragment for private mode over Tor (bridges, transports). */
+  readonly torrc: string;
+  /** Where tor may be, in order. */
+  readonly torPaths: readonly string[];
 }
 
 /** Defaults on the seed. */
@@ -95,6 +109,8 @@ export const SEED_PATHS: BootPaths = Object.freeze({
   udhcpc: "/sbin/udhcpc",
   udhcpcScript: "/usr/share/udhcpc/default.script",
   interfaces: "/run/phase/interfaces",
+  torrc: "/etc/phase/torrc",
+  torPaths: DEFAULT_TOR_PATHS,
 });
 
 /** What the chain needs injected. */
@@ -109,6 +125,8 @@ export interface BootDeps {
   /** Stop after loading (kexec dry run). */
   readonly dryRun?: boolean;
   readonly now?: () => number;
+  /** Starts tor (tests inject the test network's options through `paths.torrc`). */
+  readonly startTor?: (o: TorOptions) => Promise<TorHandle>;
 }
 
 /** What a successful chain did (when it returns: dry run, or exec returned). */
@@ -306,12 +324,74 @@ function commonArgs(d: BootDeps): string[] {
   return a;
 }
 
+/**
+ * Private mode with `allow_tor`: starts tor with its state on tmpfs
+ * (`<run>/tor`) and returns it, or undefined (with a loud warning) when
+ * the seed has no tor binary. A tor that is there but cannot bootstrap
+ * stops the boot: the user asked for Tor, so there is no silent fallback
+ * to a direct connection (TM-13).
+ */
+async function torFor(d: BootDeps): Promise<TorHandle | undefined> {
+  let extra: string[] = [];
+  try {
+    extra = checkTorrcFragment(
+      new TextDecoder().decode(await readFileCapped(d.paths.torrc, MAX_TORRC_BYTES)),
+    );
+    d.say(`phase-boot: tor: ${extra.length} option(s) from ${d.paths.torrc}`);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  try {
+    const tor = await (d.startTor ?? startTor)({
+      torPaths: d.paths.torPaths,
+      dataDir: `${d.paths.run}/tor`,
+      extraTorrc: extra,
+      say: d.say,
+    });
+    d.say(
+      `phase-boot: tor: ready (${tor.torPath}); discovery and fetch go through SOCKS ${tor.socks.hostname}:${tor.socks.port}`,
+    );
+    return tor;
+  } catch (err) {
+    if (!(err instanceof TorMissing)) throw err;
+    d.say(
+      `phase-boot: WARNING: allow_tor is set but this seed has no tor binary (looked at ${
+        d.paths.torPaths.join(", ")
+      }): fetching WITHOUT Tor`,
+    );
+    d.log.warn("tor_missing", { paths: d.paths.torPaths, threat: "TM-13" });
+    return undefined;
+  }
+}
+
 /** Discover and fetch over the network; returns manifest and artifact paths. */
 async function fromNetwork(d: BootDeps, timings: Record<string, number>, clock: () => number) {
   let t = clock();
   await networkUp(d);
   timings.network = clock() - t;
   d.say(`phase-boot: network up in ${timings.network} ms`);
+  let tor: TorHandle | undefined;
+  if (d.policy.mode === "private" && d.policy.allowTor) {
+    t = clock();
+    tor = await torFor(d);
+    timings.tor = clock() - t;
+  }
+  try {
+    return await discoverAndFetch(d, timings, clock, tor);
+  } finally {
+    // Tor is needed only until the artifacts are on tmpfs.
+    await tor?.stop();
+  }
+}
+
+async function discoverAndFetch(
+  d: BootDeps,
+  timings: Record<string, number>,
+  clock: () => number,
+  tor: TorHandle | undefined,
+) {
+  let t: number;
+  const socks = tor ? ["--socks", `${tor.socks.hostname}:${tor.socks.port}`] : [];
 
   t = clock();
   const discoverArgs = [
@@ -326,6 +406,8 @@ async function fromNetwork(d: BootDeps, timings: Record<string, number>, clock: 
   ];
   // Local mode: LAN only, never the WAN (DHT) or a manual internet URL.
   if (d.policy.mode === "local") discoverArgs.push("--order", "lan");
+  // Over Tor: the manual URL only, through the proxy (discover enforces it).
+  discoverArgs.push(...socks);
   const found = await step(d, "discover", discoverArgs, DISCOVER_TIMEOUT_MS);
   timings.discover = clock() - t;
   const candidates = Array.isArray(found.candidates)
@@ -349,7 +431,7 @@ async function fromNetwork(d: BootDeps, timings: Record<string, number>, clock: 
   await Deno.writeTextFile(`${d.paths.run}/provider`, url + "\n").catch(() => {});
 
   t = clock();
-  const fetchArgs = ["--manifest", url, ...commonArgs(d)];
+  const fetchArgs = ["--manifest", url, ...commonArgs(d), ...socks];
   for (const c of candidates.slice(1)) fetchArgs.push("--mirror", String(c.manifestUrl));
   for (const m of Array.isArray(first.mirrors) ? first.mirrors : []) {
     fetchArgs.push("--mirror", String(m));
@@ -394,11 +476,6 @@ export async function runChain(d: BootDeps): Promise<BootOutcome> {
     d.say(
       "phase-boot: private mode: tmpfs only, no cache partition, nothing persistent is written",
     );
-    if (p.allowTor) {
-      d.say(
-        "phase-boot: WARNING: allow_tor is set but this seed carries no tor binary: fetching WITHOUT Tor",
-      );
-    }
   }
   let rel: { manifest: string; artifacts: Record<string, string> };
   let source: "network" | "cache" = "network";

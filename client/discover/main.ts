@@ -21,11 +21,13 @@ import { discover, type MdnsAnswer, type Step } from "../discover.ts";
 import { dhtLookup } from "../_dht.ts";
 import { CLIENT_EXIT_CODES, ClientError } from "../errors.ts";
 import { loadPolicy, MAX_CMDLINE_BYTES } from "../policy.ts";
+import { makeRawHttpFetch } from "../raw_http.ts";
+import { parseSocksAddress, socksDialer } from "../socks.ts";
 
 const USAGE =
   "deno task discover [--trust /etc/phase/trust.json] [--policy /etc/phase/policy.toml] " +
   "[--cmdline /proc/cmdline|/run/phase/cmdline] [--arch A] [--interface IPv4]... [--bootstrap MULTIADDR]... [--order lan,wan,manual] " +
-  "[--mdns-timeout 2s] [--dht-timeout 5s] [--mdns-port 5353] [--no-probe]";
+  "[--mdns-timeout 2s] [--dht-timeout 5s] [--mdns-port 5353] [--no-probe] [--socks HOST:PORT]";
 
 /** Default trust file. */
 export const DEFAULT_TRUST = "/etc/phase/trust.json";
@@ -54,8 +56,10 @@ export async function run(args: string[]): Promise<number> {
     "dht-timeout": { type: "string" },
     "mdns-port": { type: "string" },
     "no-probe": { type: "boolean" },
+    socks: { type: "string" },
   }, USAGE);
   const logger = consoleLogger("discover");
+  const socks = values.socks ? parseSocksAddress(values.socks) : undefined;
   const trustPath = values.trust ?? DEFAULT_TRUST;
   let trustBytes: Uint8Array;
   try {
@@ -88,7 +92,16 @@ export async function run(args: string[]): Promise<number> {
   });
   if (ignored.length) logger.info("cmdline_ignored", { words: ignored });
   let order: Step[] | undefined;
-  if (values.order) {
+  if (socks) {
+    // TM-13: over Tor only the manual URL is asked, through the proxy. An
+    // mDNS query announces the machine to the LAN and a DHT lookup talks to
+    // peers directly; neither can go through SOCKS.
+    if (values.order && values.order !== "manual") {
+      throw new UsageError("--socks allows only the manual step (--order manual)", USAGE);
+    }
+    order = ["manual"];
+    logger.info("socks_only", { proxy: values.socks, skipped: ["lan", "wan"], threat: "TM-13" });
+  } else if (values.order) {
     order = values.order.split(",") as Step[];
     for (const s of order) {
       if (s !== "lan" && s !== "wan" && s !== "manual") {
@@ -127,6 +140,7 @@ export async function run(args: string[]): Promise<number> {
       ? parseDurationMs(values["dht-timeout"], "dht-timeout")
       : undefined,
     probe: !values["no-probe"],
+    fetchFn: socks ? makeRawHttpFetch({ dial: socksDialer({ proxy: socks }) }) : undefined,
     logger,
   });
   console.log(JSON.stringify(result));

@@ -7,7 +7,8 @@ import config from "../../deno.json" with { type: "json" };
 import { NetnsLab, spawnServe, stopServe, writeRelease } from "../../testing/mod.ts";
 import { auditCache, cacheLayout } from "../cache.ts";
 import { CLIENT_EXIT_CODES } from "../errors.ts";
-import { tempDir } from "../_fixtures.ts";
+import { makeRelease, serveRelease, tempDir } from "../_fixtures.ts";
+import { startTestSocks } from "../../testing/socks5.ts";
 import { assert, assertEquals } from "../_testing.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -176,5 +177,61 @@ Deno.test("TM-15 captive portal and redirects: discover exits E_CAPTIVE with a h
     ac.abort();
     await portal.finished;
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TM-13 private-mode privacy: discover --socks asks only the manual URL, through the proxy, with the name unresolved", async () => {
+  const rel = await makeRelease();
+  const srv = serveRelease(rel);
+  const port = Number(new URL(srv.origin).port);
+  const name = "provider.phase.invalid";
+  const socks = startTestSocks({ names: { [name]: port } });
+  try {
+    const manual = `http://${name}:${port}/stable/amd64/manifest.json`;
+    await Deno.writeTextFile(`${rel.dir}/cmdline`, `quiet phase.provider=${manual}\n`);
+    const base = [
+      ...taskArgv("discover"),
+      "--trust",
+      rel.trustPath,
+      "--policy",
+      `${rel.dir}/no-policy.toml`,
+      "--cmdline",
+      `${rel.dir}/cmdline`,
+      "--socks",
+      `127.0.0.1:${socks.port}`,
+      "--mdns-timeout",
+      "5s",
+    ];
+    const t0 = performance.now();
+    const ok = await output(
+      new Deno.Command(Deno.execPath(), {
+        args: base,
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+      }),
+    );
+    assertEquals(ok.code, 0, ok.stderr);
+    // No mDNS window was spent (it would take 5 s), the probe went through the proxy.
+    assert(performance.now() - t0 < 5000 + 3000);
+    const result = JSON.parse(ok.stdout);
+    assertEquals(result.candidates.map((c: { manifestUrl: string }) => c.manifestUrl), [manual]);
+    assertEquals(socks.requests.map((r) => [r.atyp, r.host]), [[3, name]]);
+    assert(ok.stderr.includes("socks_only"), ok.stderr);
+    // LAN discovery cannot go through a proxy: asking for it is a usage error.
+    const lan = await output(
+      new Deno.Command(Deno.execPath(), {
+        args: [...base, "--order", "lan"],
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+      }),
+    );
+    assertEquals(lan.code, 2, lan.stderr);
+    assert(lan.stderr.includes("--socks allows only the manual step"), lan.stderr);
+  } finally {
+    await socks.close();
+    await srv.close();
+    await Deno.remove(rel.dir, { recursive: true });
   }
 });

@@ -20,11 +20,13 @@ import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch
 import { DEFAULT_LIMITS } from "../http.ts";
 import { preparePrivateRoot } from "../private.ts";
 import { progressReporter } from "../progress.ts";
+import { makeRawHttpFetch } from "../raw_http.ts";
+import { parseSocksAddress, socksDialer } from "../socks.ts";
 
 const USAGE =
   "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... " +
   "[--gateway URL]... [--cid CID] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... " +
-  "[--stall-timeout 15s] [--no-parallel] [--candidates FILE|-]\n" +
+  "[--stall-timeout 15s] [--no-parallel] [--candidates FILE|-] [--socks HOST:PORT]\n" +
   "       deno task fetch-private --root TMPFS_DIR --manifest URL --trust FILE ...";
 
 /** Largest candidates document read (discover's JSON output), in bytes. */
@@ -108,7 +110,9 @@ export async function run(args: string[]): Promise<number> {
     private: { type: "boolean" },
     root: { type: "string" },
     candidates: { type: "string" },
+    socks: { type: "string" },
   }, USAGE);
+  const socks = values.socks ? parseSocksAddress(values.socks) : undefined;
   if (!values.trust) throw new UsageError("missing --trust", USAGE);
   if (!values.manifest && !values.cid && !(values.mirror?.length) && !values.candidates) {
     throw new UsageError(
@@ -165,7 +169,12 @@ export async function run(args: string[]): Promise<number> {
     logger,
     progress: progressReporter(),
     parallel: !values["no-parallel"],
+    // TM-13: with --socks every request (manifest, artifacts, mirrors,
+    // gateways) goes through the proxy, and nothing falls back to a direct
+    // connection when the proxy fails.
+    fetchFn: socks ? makeRawHttpFetch({ dial: socksDialer({ proxy: socks }) }) : undefined,
   };
+  if (socks) logger.info("socks", { proxy: values.socks, threat: "TM-13" });
   const release = values.candidates
     ? await fetchFromCandidates(await readCandidates(values.candidates), common)
     : await fetchRelease({

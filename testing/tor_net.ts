@@ -1,0 +1,217 @@
+/**
+ * A private Tor network on loopback for tests (what Tor's own `chutney`
+ * builds): three directory authorities that are also guard, middle and
+ * exit relays, with `TestingTorNetwork` timings. Nothing in it knows of the
+ * public Tor network; its exits accept only 127.0.0.0/8. A Tor client is
+ * pointed at it with `clientTorrc()` (the DirAuthority lines).
+ *
+ * Needs the `tor` package (tor, tor-gencert). Bootstrapping the network
+ * takes about a minute (first consensus, then one with Exit flags).
+ *
+ * @module
+ */
+
+/** Longest wait for the authorities to publish a consensus with exits, in ms. */
+export const TOR_NET_START_TIMEOUT_MS = 240_000;
+/** Longest a key or fingerprint command may take, in ms. */
+const TOR_TOOL_TIMEOUT_MS = 30_000;
+/** Nodes in the network (each an authority and an exit relay). */
+const TOR_NET_NODES = 3;
+
+/** A running test network. */
+export interface TorNet {
+  /** DirAuthority lines (and test-network options) for a client torrc. */
+  readonly clientTorrc: readonly string[];
+  readonly dir: string;
+  stop(): Promise<void>;
+}
+
+/** Whether tor and tor-gencert can be run here. */
+export async function torAvailable(): Promise<boolean> {
+  for (const cmd of ["tor", "tor-gencert"]) {
+    try {
+      const r = await new Deno.Command(cmd, { args: ["--version"], stdout: "null", stderr: "null" })
+        .output();
+      if (cmd === "tor" && !r.success) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+async function runTool(cmd: string, args: string[], stdin?: string): Promise<string> {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(TOR_TOOL_TIMEOUT_MS),
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const r = await child.output();
+  const out = new TextDecoder().decode(r.stdout);
+  if (!r.success) {
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(r.stderr)}${out}`);
+  }
+  return out;
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Options every node and client of the test network shares. */
+const TESTING_OPTIONS = [
+  "TestingTorNetwork 1",
+  "AssumeReachable 1",
+  "PathsNeededToBuildCircuits 0.67",
+  "TestingDirAuthVoteExit *",
+  "TestingDirAuthVoteGuard *",
+  "TestingDirAuthVoteHSDir *",
+  "TestingMinExitFlagThreshold 0",
+  "V3AuthNIntervalsValid 2",
+  // Microdescriptor exit summaries cover only policies open to the whole
+  // internet; full descriptors carry the real (loopback-only) policy.
+  "UseMicrodescriptors 0",
+];
+
+/** Starts the network under `dir` and waits for a consensus with exits. */
+export async function startTorNet(dir: string): Promise<TorNet> {
+  const nodes = Array.from({ length: TOR_NET_NODES }, (_, i) => ({
+    nick: `phasetest${i + 1}`,
+    dir: `${dir}/a${i + 1}`,
+    orPort: freePort(),
+    dirPort: freePort(),
+    v3: "",
+    fpr: "",
+  }));
+  for (const n of nodes) {
+    await Deno.mkdir(`${n.dir}/keys`, { recursive: true, mode: 0o700 });
+    await Deno.chmod(n.dir, 0o700);
+    await runTool("tor-gencert", [
+      "--create-identity-key",
+      "--passphrase-fd",
+      "0",
+      "-m",
+      "12",
+      "-a",
+      `127.0.0.1:${n.dirPort}`,
+      "-i",
+      `${n.dir}/keys/authority_identity_key`,
+      "-s",
+      `${n.dir}/keys/authority_signing_key`,
+      "-c",
+      `${n.dir}/keys/authority_certificate`,
+    ], "phase-test\n");
+    const cert = await Deno.readTextFile(`${n.dir}/keys/authority_certificate`);
+    n.v3 = /^fingerprint ([0-9A-F]{40})$/m.exec(cert)?.[1] ?? "";
+    const fp = await runTool("tor", [
+      "--list-fingerprint",
+      "--DataDirectory",
+      n.dir,
+      "--ORPort",
+      "1",
+      "--Nickname",
+      n.nick,
+      "--DirAuthority",
+      "placeholder 127.0.0.1:1 0000000000000000000000000000000000000000",
+      "--Log",
+      "err stderr",
+    ]);
+    n.fpr = /([0-9A-F]{4}(?: [0-9A-F]{4}){9})\s*$/.exec(fp.trim())?.[1].replaceAll(" ", "") ?? "";
+    if (!n.v3 || !n.fpr) throw new Error(`could not read the keys of ${n.nick}`);
+  }
+  const authorities = nodes.map((n) =>
+    `DirAuthority ${n.nick} orport=${n.orPort} no-v2 v3ident=${n.v3} 127.0.0.1:${n.dirPort} ${n.fpr}`
+  );
+  const procs: Deno.ChildProcess[] = [];
+  const stop = async () => {
+    for (const p of procs) {
+      try {
+        p.kill("SIGKILL");
+      } catch { /* gone */ }
+    }
+    await Promise.all(procs.map((p) => p.status));
+  };
+  try {
+    for (const n of nodes) {
+      const conf = [
+        ...TESTING_OPTIONS,
+        `DataDirectory ${n.dir}`,
+        `Nickname ${n.nick}`,
+        "RunAsDaemon 0",
+        "ShutdownWaitLength 0",
+        `__OwningControllerProcess ${Deno.pid}`,
+        `Log notice file ${n.dir}/notice.log`,
+        "SafeLogging 0",
+        "SocksPort 0",
+        `ORPort 127.0.0.1:${n.orPort}`,
+        "Address 127.0.0.1",
+        `DirPort 127.0.0.1:${n.dirPort}`,
+        "AuthoritativeDirectory 1",
+        "V3AuthoritativeDirectory 1",
+        `ContactInfo ${n.nick}@phase.test`,
+        // chutney's fastest stable voting schedule.
+        "TestingV3AuthInitialVotingInterval 10",
+        "TestingV3AuthInitialVoteDelay 2",
+        "TestingV3AuthInitialDistDelay 2",
+        "V3AuthVotingInterval 10",
+        "V3AuthVoteDelay 2",
+        "V3AuthDistDelay 2",
+        "ExitRelay 1",
+        // Only loopback: the tests' provider. Nothing else is reachable.
+        "ExitPolicyRejectPrivate 0",
+        "ExitPolicy accept 127.0.0.0/8:*",
+        "ExitPolicy reject *:*",
+        ...authorities,
+        "",
+      ].join("\n");
+      await Deno.writeTextFile(`${n.dir}/torrc`, conf);
+      procs.push(
+        new Deno.Command("tor", {
+          args: ["-f", `${n.dir}/torrc`, "--ignore-missing-torrc"],
+          stdin: "null",
+          stdout: "null",
+          stderr: "null",
+        }).spawn(),
+      );
+    }
+    // Ready once an authority's consensus lists every node with the Exit flag.
+    const deadline = Date.now() + TOR_NET_START_TIMEOUT_MS;
+    for (;;) {
+      let text = "";
+      try {
+        text = await Deno.readTextFile(`${nodes[0].dir}/cached-consensus`);
+      } catch { /* not yet */ }
+      const exits = text.split("\n").filter((l) => l.startsWith("s ") && / Exit /.test(`${l} `));
+      if (exits.length >= TOR_NET_NODES) break;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `the test Tor network had no consensus with exits after ${TOR_NET_START_TIMEOUT_MS} ms`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    clientTorrc: [
+      "TestingTorNetwork 1",
+      "PathsNeededToBuildCircuits 0.67",
+      "UseMicrodescriptors 0",
+      ...authorities,
+    ],
+    dir,
+    stop,
+  };
+}
