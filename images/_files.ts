@@ -35,6 +35,8 @@ mkdir -p /run/phase /run/phase/home /run/phase/deno /dev/shm/phase && chmod 700 
 ln -sf /run/phase/resolv.conf /etc/resolv.conf
 # Deno refuses scoped reads of /proc: the steps read this copy.
 cat /proc/cmdline > /run/phase/cmdline
+# Loopback: tor's SOCKS listener (private mode over Tor) binds 127.0.0.1.
+ip link set lo up
 echo "phase-seed: init at $(cut -d' ' -f1 /proc/uptime)s"
 while read -r m; do insmod "/lib/modules/$m" 2>/dev/null; done < /etc/phase/modules.order
 # Deno refuses scoped access under /sys: efivarfs is mounted (again) and

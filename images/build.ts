@@ -13,6 +13,7 @@ import config from "../deno.json" with { type: "json" };
 import { type Logger, permissionTable } from "../cli/mod.ts";
 import { encodeBase64, signEd25519 } from "../verify/mod.ts";
 import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
+import { checkTorrcFragment } from "../client/mod.ts";
 import { ImagesError } from "./errors.ts";
 import { runTool } from "./_run.ts";
 import { neededClosure } from "./elf.ts";
@@ -93,6 +94,12 @@ export interface BuildOptions {
   readonly log: Logger;
   readonly denoBin?: string;
   readonly skipRelease?: boolean;
+  /** Put the tor client (and its libraries) into the seed, for private mode over Tor. */
+  readonly withTor?: boolean;
+  /** `allow_tor = true` in the seed's policy. */
+  readonly allowTor?: boolean;
+  /** A torrc fragment (bridges, ...) baked in as /etc/phase/torrc; checked first. */
+  readonly torrc?: string;
 }
 
 const ARCH = {
@@ -273,6 +280,8 @@ interface Inputs {
   readonly deno: string;
   /** Loader path in the image -> file to copy. */
   readonly libs: readonly { path: string; file: string }[];
+  /** The tor binary to put into the seed (with `withTor`). */
+  readonly tor?: string;
 }
 
 /** Newest <sysroot>/boot/vmlinuz-*. */
@@ -307,13 +316,36 @@ async function grubModules(sysroot: string, arch: "amd64" | "arm64"): Promise<st
   return dir;
 }
 
+/** The tor client binary (Debian package `tor`) of the host or the arm64 sysroot. */
+async function torBinary(sysroot: string, arch: "amd64" | "arm64"): Promise<string> {
+  const path = `${sysroot}/usr/sbin/tor`;
+  try {
+    await Deno.stat(path);
+    return path;
+  } catch (err) {
+    throw new ImagesError("E_INPUT", `--with-tor: no tor binary at ${path}`, {
+      cause: err,
+      hint: arch === "amd64"
+        ? "apt-get install tor"
+        : "apt-get download tor:arm64 (and its libraries); dpkg-deb -x into the sysroot",
+    });
+  }
+}
+
 async function resolveInputs(opts: BuildOptions): Promise<Inputs> {
   const deno = denoBinary(opts);
   if (opts.arch === "amd64") {
     const { kernel, kver } = opts.kernel
       ? { kernel: opts.kernel, kver: opts.kver ?? "" }
       : await hostKernel();
-    const libs = [...new Set([...(await lddLibs("/usr/sbin/kexec")), ...(await lddLibs(deno))])]
+    const tor = opts.withTor ? await torBinary("", "amd64") : undefined;
+    const libs = [
+      ...new Set([
+        ...(await lddLibs("/usr/sbin/kexec")),
+        ...(await lddLibs(deno)),
+        ...(tor ? await lddLibs(tor) : []),
+      ]),
+    ]
       .sort()
       .map((p) => ({ path: p, file: p }));
     return {
@@ -325,6 +357,7 @@ async function resolveInputs(opts: BuildOptions): Promise<Inputs> {
       grubDir: await grubModules("", "amd64"),
       deno,
       libs,
+      tor,
     };
   }
   const sysroot = opts.sysroot;
@@ -341,7 +374,8 @@ async function resolveInputs(opts: BuildOptions): Promise<Inputs> {
   // modprobe -d needs modules.dep, which dpkg-deb -x does not create.
   await runTool("depmod", ["-b", sysroot, kver]);
   const kexec = `${sysroot}/sbin/kexec`;
-  const libs = await neededClosure(sysroot, [kexec, deno], [
+  const tor = opts.withTor ? await torBinary(sysroot, "arm64") : undefined;
+  const libs = await neededClosure(sysroot, [kexec, deno, ...(tor ? [tor] : [])], [
     "/lib/aarch64-linux-gnu",
     "/usr/lib/aarch64-linux-gnu",
     "/lib",
@@ -355,6 +389,7 @@ async function resolveInputs(opts: BuildOptions): Promise<Inputs> {
     grubDir: await grubModules(sysroot, "arm64"),
     deno,
     libs,
+    tor,
   };
 }
 
@@ -602,6 +637,8 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
   const seedRoot = `${opts.work}/seed-initramfs`;
   await baseTree(seedRoot, inp, modules);
   await copyFile(inp.kexec, `${seedRoot}/sbin/kexec`, 0o755);
+  // Private mode over Tor (TM-13): the boot starts /usr/sbin/tor when present.
+  if (inp.tor) await copyFile(inp.tor, `${seedRoot}/usr/sbin/tor`, 0o755);
   for (const lib of libs) await copyFile(lib.file, `${seedRoot}${lib.path}`, 0o755);
   await writeText(`${seedRoot}/init`, seedInit(), 0o755);
   await writeText(`${seedRoot}/usr/share/udhcpc/default.script`, udhcpcScript(), 0o755);
@@ -610,8 +647,17 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
   await copyFile(trustPath, `${seedRoot}/etc/phase/trust.json`, 0o644);
   await writeText(
     `${seedRoot}/etc/phase/policy.toml`,
-    `mode = "internet"\nchannel = "${opts.channel}"\ncache_enabled = true\nmin_version = "2025.10.01"\nallow_tor = false\nprovider = ""\n`,
+    `mode = "internet"\nchannel = "${opts.channel}"\ncache_enabled = true\nmin_version = "2025.10.01"\nallow_tor = ${
+      opts.allowTor ? "true" : "false"
+    }\nprovider = ""\n`,
   );
+  if (opts.torrc !== undefined) {
+    // Checked here too, so a bad fragment fails the build, not the boot.
+    await writeText(
+      `${seedRoot}/etc/phase/torrc`,
+      checkTorrcFragment(opts.torrc).join("\n") + "\n",
+    );
+  }
   const seedInitrd = `${opts.out}/${base}-seed.initramfs`;
   await makeCpio(seedRoot, seedInitrd, opts.epoch);
   mark("seed-initramfs", t);

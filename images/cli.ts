@@ -5,10 +5,11 @@
  */
 import { consoleLogger, parseFlags, UsageError } from "../cli/mod.ts";
 import { isVersion } from "../verify/mod.ts";
+import { checkTorrcFragment } from "../client/mod.ts";
 import { buildImages, DEFAULT_SOURCE_DATE_EPOCH } from "./build.ts";
 
 const USAGE =
-  "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release]";
+  "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release] [--with-tor] [--allow-tor] [--torrc FILE]";
 
 function today(now: Date): string {
   const p = (n: number) => String(n).padStart(2, "0");
@@ -32,7 +33,11 @@ export async function runImages(args: string[]): Promise<number> {
     sysroot: { type: "string" },
     deno: { type: "string" },
     "no-release": { type: "boolean" },
+    "with-tor": { type: "boolean" },
+    "allow-tor": { type: "boolean" },
+    torrc: { type: "string" },
   }, USAGE);
+  const log0 = { warn: (m: string) => console.error(`phase-images: warning: ${m}`) };
   const arch = values.arch ?? "amd64";
   if (arch !== "amd64" && arch !== "arm64") {
     throw new UsageError(`--arch must be amd64 or arm64, got '${arch}'`, USAGE);
@@ -45,6 +50,23 @@ export async function runImages(args: string[]): Promise<number> {
   const epoch = epochText && /^\d+$/.test(epochText)
     ? Number(epochText)
     : DEFAULT_SOURCE_DATE_EPOCH;
+  let torrc: string | undefined;
+  if (values.torrc) {
+    try {
+      torrc = await Deno.readTextFile(values.torrc);
+    } catch (err) {
+      throw new UsageError(`cannot read --torrc ${values.torrc}: ${(err as Error).message}`, USAGE);
+    }
+    // Before anything is built: a fragment the boot would refuse (TM-13).
+    try {
+      checkTorrcFragment(torrc);
+    } catch (err) {
+      throw new UsageError(`--torrc ${values.torrc}: ${(err as Error).message}`, USAGE);
+    }
+  }
+  if (values["allow-tor"] && !values["with-tor"]) {
+    log0.warn("--allow-tor without --with-tor: a private boot will warn and fetch WITHOUT Tor");
+  }
   await Deno.mkdir("/tmp/phase", { recursive: true });
   const work = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "images-" });
   const log = consoleLogger("images");
@@ -68,6 +90,9 @@ export async function runImages(args: string[]): Promise<number> {
       now,
       log,
       skipRelease: values["no-release"] ?? false,
+      withTor: values["with-tor"] ?? false,
+      allowTor: values["allow-tor"] ?? false,
+      torrc,
     });
     console.log(
       `phase-images: built ${r.outputs.length} outputs in ${values.out} in ${

@@ -332,3 +332,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test("deno task images --torrc: a fragment that sets a port or the data directory is refused before anything is built", async () => {
+  const dir = await tmpDir("images-torrc-test-");
+  try {
+    await Deno.writeTextFile(`${dir}/torrc`, "UseBridges 1\nControlPort 9051\n");
+    const r = await new Deno.Command("deno", {
+      args: [
+        "task",
+        "-q",
+        "images",
+        "--out",
+        `${dir}/out`,
+        "--with-tor",
+        "--torrc",
+        `${dir}/torrc`,
+      ],
+      cwd: REPO,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(r.stderr);
+    assertEquals(r.code, 2, err);
+    assert(err.includes("line 2: 'controlport' is set by Phase"), err);
+    await Deno.stat(`${dir}/out`).then(
+      () => assert(false, "an output directory was created"),
+      (e) => assert(e instanceof Deno.errors.NotFound),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -16,6 +16,7 @@ import { memoryLogger } from "../cli/mod.ts";
 import { bootVm, type VmRun } from "./vm.ts";
 import { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER } from "./_files.ts";
 import { GRUB_BOOT_MARKER } from "./_grub.ts";
+import { startTorNet } from "../testing/tor_net.ts";
 
 /** Bound of one boot in a scenario (TCG, 2 shared cores; a good boot takes ~40 s). */
 const BOOT_TIMEOUT_MS = 240_000;
@@ -23,6 +24,8 @@ const BOOT_TIMEOUT_MS = 240_000;
 const GRUB_BOOT_TIMEOUT_MS = 120_000;
 /** Bound of the arm64 boot (TCG emulates a cortex-a57: ~75 s measured). */
 const ARM64_BOOT_TIMEOUT_MS = 600_000;
+/** Bound of the Tor boot (tor bootstraps under TCG, and the release comes over three relays). */
+const TOR_BOOT_TIMEOUT_MS = 480_000;
 /** Bound of the image build. */
 const BUILD_TIMEOUT_MS = 300_000;
 const MiB = 1024 * 1024;
@@ -318,94 +321,148 @@ async function ip(...args: string[]): Promise<void> {
   if (r.code !== 0) throw new Error(`ip ${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
 }
 
-Deno.test("[vm lan] discovery by mDNS through a tap device in a network namespace", async () => {
-  // No manual URL: the command line loses phase.provider, so only the LAN step can find the provider.
-  const img = await vmCopy("lan");
-  const ns = `phase-lan-${crypto.randomUUID().slice(0, 8)}`;
-  const procs: Deno.ChildProcess[] = [];
-  try {
-    await editEntry(img, "internet.conf", (t) => t.replace(/ phase\.provider=\S+/, ""));
+/** Longest wait for a process in the guest's LAN to print its ready line. */
+const LAN_READY_TIMEOUT_MS = 60_000;
+
+/**
+ * A network namespace as the guest's LAN: `tap0` with `addresses` (the
+ * first is 10.77.0.1), busybox udhcpd leasing 10.77.0.10-20, and the
+ * processes a scenario starts in it. QEMU joins it through `wrap` and
+ * `netArgs`.
+ */
+class GuestLan {
+  readonly procs: Deno.ChildProcess[] = [];
+  readonly wrap: readonly string[];
+  readonly netArgs: readonly string[] = [
+    "-netdev",
+    "tap,id=n0,ifname=tap0,script=no,downscript=no",
+    "-device",
+    "virtio-net-pci,netdev=n0",
+  ];
+  private constructor(readonly ns: string) {
+    this.wrap = ["ip", "netns", "exec", ns];
+  }
+
+  static async create(tag: string, addresses = ["10.77.0.1"]): Promise<GuestLan> {
+    const lan = new GuestLan(`phase-${tag}-${crypto.randomUUID().slice(0, 8)}`);
+    const ns = lan.ns;
     await ip("netns", "add", ns);
-    await ip("-n", ns, "link", "set", "lo", "up");
-    await ip("-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap");
-    await ip("-n", ns, "addr", "add", "10.77.0.1/24", "dev", "tap0");
-    await ip("-n", ns, "link", "set", "tap0", "up");
-    const conf = `${WORK}/udhcpd-${ns}.conf`;
-    await Deno.writeTextFile(`${WORK}/udhcpd-${ns}.leases`, "");
-    await Deno.writeTextFile(
-      conf,
-      `interface tap0\nstart 10.77.0.10\nend 10.77.0.20\nlease_file ${WORK}/udhcpd-${ns}.leases\noption subnet 255.255.255.0\n`,
-    );
-    procs.push(
-      new Deno.Command("ip", {
-        args: ["netns", "exec", ns, "busybox", "udhcpd", "-f", conf],
-        stdout: "null",
-        stderr: "null",
-      }).spawn(),
-    );
-    // The real provider with its mDNS responder, inside the namespace.
-    const serve = new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        ns,
-        // deno run, not deno task: `ip netns exec` execs it, so the pid we kill is the server.
-        "deno",
-        "run",
-        "-q",
-        "--no-prompt",
-        "--no-remote",
-        "-P=serve",
-        "provider/main.ts",
-        "serve",
-        "--root",
-        ARTIFACTS,
-        "--state",
-        `${WORK}/lan-state`,
-        "--trust",
-        `${KEYS}/trust.json`,
-        "--no-sign",
-        "--host",
-        "10.77.0.1",
-        "--port",
-        "8080",
-        "--no-dht",
-      ],
+    try {
+      await ip("-n", ns, "link", "set", "lo", "up");
+      await ip("-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap");
+      for (const a of addresses) await ip("-n", ns, "addr", "add", `${a}/24`, "dev", "tap0");
+      await ip("-n", ns, "link", "set", "tap0", "up");
+      const conf = `${WORK}/udhcpd-${ns}.conf`;
+      await Deno.writeTextFile(`${WORK}/udhcpd-${ns}.leases`, "");
+      await Deno.writeTextFile(
+        conf,
+        `interface tap0\nstart 10.77.0.10\nend 10.77.0.20\nlease_file ${WORK}/udhcpd-${ns}.leases\noption subnet 255.255.255.0\n`,
+      );
+      lan.spawn(["busybox", "udhcpd", "-f", conf], { stdout: "null" });
+    } catch (err) {
+      await lan.close();
+      throw err;
+    }
+    return lan;
+  }
+
+  /** Starts `argv` in the namespace (from the repository root); stderr is dropped unless piped. */
+  spawn(
+    argv: string[],
+    o: { stdout?: "piped" | "null"; stderr?: "piped" | "null" } = {},
+  ): Deno.ChildProcess {
+    const child = new Deno.Command("ip", {
+      args: ["netns", "exec", this.ns, ...argv],
       cwd: REPO,
-      stdout: "piped",
-      stderr: "null",
+      stdout: o.stdout ?? "piped",
+      stderr: o.stderr ?? "null",
     }).spawn();
-    procs.push(serve);
-    const reader = serve.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    this.procs.push(child);
+    return child;
+  }
+
+  /** Waits for `text` on `child`'s stdout, then keeps draining it so it never blocks. */
+  async ready(child: Deno.ChildProcess, text: string): Promise<void> {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let seen = "";
-    const deadline = Date.now() + 60_000;
-    while (!seen.includes("phase-serve: ready") && Date.now() < deadline) {
+    const deadline = Date.now() + LAN_READY_TIMEOUT_MS;
+    while (!seen.includes(text) && Date.now() < deadline) {
       const { value, done } = await reader.read();
       if (done) break;
       seen += value;
     }
-    assert(
-      seen.includes("phase-serve: ready"),
-      "provider in the namespace did not start:\n" + seen,
-    );
-    // Keep draining its stdout so it never blocks on a full pipe.
+    assert(seen.includes(text), `no '${text}' in the namespace ${this.ns}:\n${seen}`);
     (async () => {
       try {
         while (!(await reader.read()).done) { /* drain */ }
       } catch { /* closed */ }
     })();
+  }
+
+  /**
+   * The real provider on 10.77.0.1:8080 in the namespace, serving `root`
+   * pre-signed. `deno run`, not `deno task`: `ip netns exec` execs it, so
+   * the pid killed is the server's.
+   */
+  async provider(
+    root: string,
+    state: string,
+    extra: string[],
+    stderr: "piped" | "null" = "null",
+  ): Promise<Deno.ChildProcess> {
+    const serve = this.spawn([
+      "deno",
+      "run",
+      "-q",
+      "--no-prompt",
+      "--no-remote",
+      "-P=serve",
+      "provider/main.ts",
+      "serve",
+      "--root",
+      root,
+      "--state",
+      state,
+      "--trust",
+      `${KEYS}/trust.json`,
+      "--no-sign",
+      "--host",
+      "10.77.0.1",
+      "--port",
+      "8080",
+      "--no-dht",
+      ...extra,
+    ], { stderr });
+    await this.ready(serve, "phase-serve: ready");
+    return serve;
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.procs) {
+      try {
+        p.kill("SIGTERM");
+      } catch { /* gone */ }
+      await p.status;
+    }
+    await ip("netns", "del", this.ns).catch(() => {});
+  }
+}
+
+Deno.test("[vm lan] discovery by mDNS through a tap device in a network namespace", async () => {
+  // No manual URL: the command line loses phase.provider, so only the LAN step can find the provider.
+  const img = await vmCopy("lan");
+  await editEntry(img, "internet.conf", (t) => t.replace(/ phase\.provider=\S+/, ""));
+  const lan = await GuestLan.create("lan");
+  try {
+    // The real provider with its mDNS responder, inside the namespace.
+    await lan.provider(ARTIFACTS, `${WORK}/lan-state`, []);
     const run = await bootVm({
       image: img,
       timeoutMs: BOOT_TIMEOUT_MS,
       until: UNTIL,
       watch: WATCH,
-      wrap: ["ip", "netns", "exec", ns],
-      netArgs: [
-        "-netdev",
-        "tap,id=n0,ifname=tap0,script=no,downscript=no",
-        "-device",
-        "virtio-net-pci,netdev=n0",
-      ],
+      wrap: lan.wrap,
+      netArgs: lan.netArgs,
     });
     report("lan", run);
     assertEquals(run.outcome, "target", tail(run));
@@ -414,130 +471,42 @@ Deno.test("[vm lan] discovery by mDNS through a tap device in a network namespac
       "found by mDNS\n" + tail(run),
     );
   } finally {
-    for (const p of procs) {
-      try {
-        p.kill("SIGTERM");
-      } catch { /* gone */ }
-      await p.status;
-    }
-    await ip("netns", "del", ns).catch(() => {});
+    await lan.close();
     await Deno.remove(img).catch(() => {});
   }
 });
 
 Deno.test("TM-15 captive portal and redirects: [vm captive] a fake portal answers on the LAN, the manual URL from the command line wins", async () => {
   const img = await vmCopy("captive");
-  const ns = `phase-cap-${crypto.randomUUID().slice(0, 8)}`;
-  const procs: Deno.ChildProcess[] = [];
-  const waitFor = async (child: Deno.ChildProcess, text: string) => {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    const deadline = Date.now() + 60_000;
-    while (!seen.includes(text) && Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += value;
-    }
-    assert(seen.includes(text), `no '${text}':\n${seen}`);
-    (async () => {
-      try {
-        while (!(await reader.read()).done) { /* drain */ }
-      } catch { /* closed */ }
-    })();
-  };
+  await editEntry(
+    img,
+    "internet.conf",
+    (t) =>
+      t.replace(
+        /phase\.provider=\S+/,
+        "phase.provider=http://10.77.0.1:8080/stable/amd64/manifest.json",
+      ),
+  );
+  const lan = await GuestLan.create("cap", ["10.77.0.1", "10.77.0.2"]);
   try {
-    await editEntry(
-      img,
-      "internet.conf",
-      (t) =>
-        t.replace(
-          /phase\.provider=\S+/,
-          "phase.provider=http://10.77.0.1:8080/stable/amd64/manifest.json",
-        ),
-    );
-    await ip("netns", "add", ns);
-    await ip("-n", ns, "link", "set", "lo", "up");
-    await ip("-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap");
-    await ip("-n", ns, "addr", "add", "10.77.0.1/24", "dev", "tap0");
-    await ip("-n", ns, "addr", "add", "10.77.0.2/24", "dev", "tap0");
-    await ip("-n", ns, "link", "set", "tap0", "up");
-    const conf = `${WORK}/udhcpd-${ns}.conf`;
-    await Deno.writeTextFile(`${WORK}/udhcpd-${ns}.leases`, "");
-    await Deno.writeTextFile(
-      conf,
-      `interface tap0\nstart 10.77.0.10\nend 10.77.0.20\nlease_file ${WORK}/udhcpd-${ns}.leases\noption subnet 255.255.255.0\n`,
-    );
-    procs.push(
-      new Deno.Command("ip", {
-        args: ["netns", "exec", ns, "busybox", "udhcpd", "-f", conf],
-        stdout: "null",
-        stderr: "null",
-      }).spawn(),
-    );
-    const serve = new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        ns,
-        "deno",
-        "run",
-        "-q",
-        "--no-prompt",
-        "--no-remote",
-        "-P=serve",
-        "provider/main.ts",
-        "serve",
-        "--root",
-        ARTIFACTS,
-        "--state",
-        `${WORK}/captive-state`,
-        "--trust",
-        `${KEYS}/trust.json`,
-        "--no-sign",
-        "--host",
-        "10.77.0.1",
-        "--port",
-        "8080",
-        "--no-dht",
-        "--no-mdns",
-      ],
-      cwd: REPO,
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    procs.push(serve);
-    await waitFor(serve, "phase-serve: ready");
-    const portal = new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        ns,
-        "deno",
-        "run",
-        "-q",
-        "--no-prompt",
-        "-P=test",
-        "images/_portal.ts",
-        "10.77.0.2",
-      ],
-      cwd: REPO,
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    procs.push(portal);
-    await waitFor(portal, "portal: ready");
+    await lan.provider(ARTIFACTS, `${WORK}/captive-state`, ["--no-mdns"]);
+    const portal = lan.spawn([
+      "deno",
+      "run",
+      "-q",
+      "--no-prompt",
+      "-P=test",
+      "images/_portal.ts",
+      "10.77.0.2",
+    ]);
+    await lan.ready(portal, "portal: ready");
     const run = await bootVm({
       image: img,
       timeoutMs: BOOT_TIMEOUT_MS,
       until: UNTIL,
       watch: WATCH,
-      wrap: ["ip", "netns", "exec", ns],
-      netArgs: [
-        "-netdev",
-        "tap,id=n0,ifname=tap0,script=no,downscript=no",
-        "-device",
-        "virtio-net-pci,netdev=n0",
-      ],
+      wrap: lan.wrap,
+      netArgs: lan.netArgs,
     });
     report("captive", run);
     assertEquals(run.outcome, "target", tail(run));
@@ -554,13 +523,7 @@ Deno.test("TM-15 captive portal and redirects: [vm captive] a fake portal answer
       tail(run),
     );
   } finally {
-    for (const p of procs) {
-      try {
-        p.kill("SIGTERM");
-      } catch { /* gone */ }
-      await p.status;
-    }
-    await ip("netns", "del", ns).catch(() => {});
+    await lan.close();
     await Deno.remove(img).catch(() => {});
   }
 });
@@ -700,6 +663,88 @@ Deno.test("TM-13 private-mode privacy: [vm private] the cache partition is byte-
     );
   } finally {
     await Deno.remove(img).catch(() => {});
+  }
+});
+
+Deno.test("TM-13 private-mode privacy: [vm private-tor] a private boot with allow_tor reaches the target through a real Tor network; the provider sees only the exit relay", async () => {
+  // The guest's LAN holds a private three-relay Tor network and the
+  // provider, both on 10.77.0.1. The seed is built with tor, allow_tor =
+  // true and the test network's authorities as its torrc fragment.
+  const out = `${WORK}/out-tor`;
+  const artifacts = `${WORK}/artifacts-tor`;
+  const lan = await GuestLan.create("tor");
+  let net: Awaited<ReturnType<typeof startTorNet>> | undefined;
+  try {
+    const t0 = performance.now();
+    net = await startTorNet(`${WORK}/tornet`, { address: "10.77.0.1", wrap: lan.wrap });
+    console.log(
+      `vm-plan: private-tor: Tor network up in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+    const torrc = `${WORK}/tor-fragment.torrc`;
+    await Deno.writeTextFile(torrc, net.clientTorrc.join("\n") + "\n");
+    const b = await new Deno.Command("deno", {
+      args: [
+        "task",
+        "-q",
+        "images",
+        "--arch",
+        "amd64",
+        "--out",
+        out,
+        "--artifacts",
+        artifacts,
+        "--keys",
+        KEYS,
+        "--provider",
+        "http://10.77.0.1:8080/stable/amd64/manifest.json",
+        "--with-tor",
+        "--allow-tor",
+        "--torrc",
+        torrc,
+      ],
+      cwd: REPO,
+      stdout: "null",
+      stderr: "piped",
+      signal: AbortSignal.timeout(BUILD_TIMEOUT_MS),
+    }).output();
+    assertEquals(b.code, 0, new TextDecoder().decode(b.stderr).slice(-2000));
+    const img = `${out}/phase-amd64.img`;
+    await setDefaultEntry(img, "private.conf");
+    const serve = await lan.provider(artifacts, `${WORK}/tor-state`, ["--no-mdns"], "piped");
+    const accessLog = new Response(serve.stderr).text();
+    const run = await bootVm({
+      image: img,
+      timeoutMs: TOR_BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: { ...WATCH, tor: /phase-boot: tor: ready/ },
+      wrap: lan.wrap,
+      netArgs: lan.netArgs,
+    });
+    report("private-tor", run);
+    assertEquals(run.outcome, "target", tail(run, 40));
+    const text = run.lines.map((l) => l.text).join("\n");
+    assert(/phase-boot: mode private/.test(text), tail(run));
+    assert(/phase-boot: tor: bootstrapped 100%/.test(text), tail(run, 40));
+    assert(/phase-boot: tor: ready/.test(text), tail(run, 40));
+    assert(!/WITHOUT Tor/.test(text), tail(run, 40));
+    // The provider served the release, and every request it saw came from
+    // the exit relay (10.77.0.1), none from the guest's DHCP address.
+    serve.kill("SIGTERM");
+    await serve.status;
+    const remotes = new Set<string>();
+    let artifactRequests = 0;
+    for (const line of (await accessLog).split("\n")) {
+      if (!line.includes('"event":"access"')) continue;
+      const e = JSON.parse(line);
+      remotes.add(e.remote);
+      if (/\/(kernel|initramfs)$|\/cas\//.test(e.path)) artifactRequests++;
+    }
+    assert(artifactRequests >= 2, `artifact requests: ${artifactRequests}`);
+    assertEquals([...remotes], ["10.77.0.1"]);
+  } finally {
+    await lan.close();
+    await net?.stop();
+    await Deno.remove(out, { recursive: true }).catch(() => {});
   }
 });
 

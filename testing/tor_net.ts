@@ -61,11 +61,26 @@ async function runTool(cmd: string, args: string[], stdin?: string): Promise<str
   return out;
 }
 
+/** First port of a network started on another address than loopback (see `TorNetOptions`). */
+const FIXED_PORT_BASE = 17_100;
+
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
+}
+
+/** Where the network runs. */
+export interface TorNetOptions {
+  /**
+   * The address every relay binds and advertises, and the /24 its exits
+   * accept; 127.0.0.1 by default. Another address is for a network
+   * namespace that a VM reaches over a tap device (with `wrap`).
+   */
+  readonly address?: string;
+  /** Command prefix for the relays, e.g. `["ip", "netns", "exec", ns]`. */
+  readonly wrap?: readonly string[];
 }
 
 /** Options every node and client of the test network shares. */
@@ -84,15 +99,21 @@ const TESTING_OPTIONS = [
 ];
 
 /** Starts the network under `dir` and waits for a consensus with exits. */
-export async function startTorNet(dir: string): Promise<TorNet> {
+export async function startTorNet(dir: string, o: TorNetOptions = {}): Promise<TorNet> {
+  const address = o.address ?? "127.0.0.1";
+  const wrap = o.wrap ?? [];
+  // On loopback: free ports of this namespace. Elsewhere (a namespace of
+  // the test's own): fixed ports, nothing else listens there.
+  const port = (i: number) => address === "127.0.0.1" ? freePort() : FIXED_PORT_BASE + i;
   const nodes = Array.from({ length: TOR_NET_NODES }, (_, i) => ({
     nick: `phasetest${i + 1}`,
     dir: `${dir}/a${i + 1}`,
-    orPort: freePort(),
-    dirPort: freePort(),
+    orPort: port(2 * i),
+    dirPort: port(2 * i + 1),
     v3: "",
     fpr: "",
   }));
+  const subnet = `${address.split(".").slice(0, 3).join(".")}.0/24`;
   for (const n of nodes) {
     await Deno.mkdir(`${n.dir}/keys`, { recursive: true, mode: 0o700 });
     await Deno.chmod(n.dir, 0o700);
@@ -103,7 +124,7 @@ export async function startTorNet(dir: string): Promise<TorNet> {
       "-m",
       "12",
       "-a",
-      `127.0.0.1:${n.dirPort}`,
+      `${address}:${n.dirPort}`,
       "-i",
       `${n.dir}/keys/authority_identity_key`,
       "-s",
@@ -130,7 +151,7 @@ export async function startTorNet(dir: string): Promise<TorNet> {
     if (!n.v3 || !n.fpr) throw new Error(`could not read the keys of ${n.nick}`);
   }
   const authorities = nodes.map((n) =>
-    `DirAuthority ${n.nick} orport=${n.orPort} no-v2 v3ident=${n.v3} 127.0.0.1:${n.dirPort} ${n.fpr}`
+    `DirAuthority ${n.nick} orport=${n.orPort} no-v2 v3ident=${n.v3} ${address}:${n.dirPort} ${n.fpr}`
   );
   const procs: Deno.ChildProcess[] = [];
   const stop = async () => {
@@ -153,9 +174,9 @@ export async function startTorNet(dir: string): Promise<TorNet> {
         `Log notice file ${n.dir}/notice.log`,
         "SafeLogging 0",
         "SocksPort 0",
-        `ORPort 127.0.0.1:${n.orPort}`,
-        "Address 127.0.0.1",
-        `DirPort 127.0.0.1:${n.dirPort}`,
+        `ORPort ${address}:${n.orPort}`,
+        `Address ${address}`,
+        `DirPort ${address}:${n.dirPort}`,
         "AuthoritativeDirectory 1",
         "V3AuthoritativeDirectory 1",
         `ContactInfo ${n.nick}@phase.test`,
@@ -167,17 +188,23 @@ export async function startTorNet(dir: string): Promise<TorNet> {
         "V3AuthVoteDelay 2",
         "V3AuthDistDelay 2",
         "ExitRelay 1",
-        // Only loopback: the tests' provider. Nothing else is reachable.
+        // Only the tests' own addresses (the provider). Nothing else.
         "ExitPolicyRejectPrivate 0",
-        "ExitPolicy accept 127.0.0.0/8:*",
+        `ExitPolicy accept ${address === "127.0.0.1" ? "127.0.0.0/8" : subnet}:*`,
         "ExitPolicy reject *:*",
         ...authorities,
         "",
       ].join("\n");
       await Deno.writeTextFile(`${n.dir}/torrc`, conf);
       procs.push(
-        new Deno.Command("tor", {
-          args: ["-f", `${n.dir}/torrc`, "--ignore-missing-torrc"],
+        new Deno.Command(wrap[0] ?? "tor", {
+          args: [
+            ...wrap.slice(1),
+            ...(wrap.length ? ["tor"] : []),
+            "-f",
+            `${n.dir}/torrc`,
+            "--ignore-missing-torrc",
+          ],
           stdin: "null",
           stdout: "null",
           stderr: "null",
