@@ -14,6 +14,7 @@
 import { startProvider } from "../provider/mod.ts";
 import { consoleLogger } from "../cli/mod.ts";
 import { OVMF_VARS, qemuArgs } from "./vm.ts";
+import { imagesTaskArgs } from "./task.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const OUT = `${REPO}/images/out/demo`;
@@ -39,19 +40,12 @@ if (import.meta.main) {
   ) {
     console.log("demo: building the image and a signed release (deno task images, ~20 s)");
     const r = await new Deno.Command("deno", {
-      args: [
-        "task",
-        "-q",
-        "images",
-        "--arch",
-        "amd64",
-        "--out",
-        "./images/out/demo",
-        "--artifacts",
-        "./images/out/demo-artifacts",
-        "--provider",
-        "http://10.0.2.100/stable/amd64/manifest.json",
-      ],
+      args: imagesTaskArgs({
+        arch: "amd64",
+        out: "./images/out/demo",
+        artifacts: "./images/out/demo-artifacts",
+        provider: "http://10.0.2.100/stable/amd64/manifest.json",
+      }),
       cwd: REPO,
       stdout: "inherit",
       stderr: "inherit",

@@ -2,6 +2,7 @@ import { assert, assertEquals } from "../testing/mod.ts";
 import { permissionSet } from "../cli/mod.ts";
 import { launcherScript, permissionFlags } from "./launcher.ts";
 import { derivedUuid, diskDescriptor } from "./build.ts";
+import { imagesTaskArgs } from "./task.ts";
 import {
   type BootMode,
   findUstarMember,
@@ -182,18 +183,12 @@ Deno.test({
     try {
       const build = async (out: string) => {
         const r = await new Deno.Command("deno", {
-          args: [
-            "task",
-            "-q",
-            "images",
-            "--arch",
-            "amd64",
-            "--out",
+          args: imagesTaskArgs({
+            arch: "amd64",
             out,
-            "--keys",
-            `${dir}/keys`,
-            "--no-release",
-          ],
+            keys: `${dir}/keys`,
+            extra: ["--no-release"],
+          }),
           cwd: repo,
           stdout: "piped",
           stderr: "piped",
@@ -281,22 +276,12 @@ Deno.test({
     try {
       const build = async (out: string) => {
         const r = await new Deno.Command("deno", {
-          args: [
-            "task",
-            "-q",
-            "images",
-            "--arch",
-            "arm64",
-            "--out",
+          args: imagesTaskArgs({
+            arch: "arm64",
             out,
-            "--keys",
-            `${dir}/keys`,
-            "--sysroot",
-            ARM64_SYSROOT,
-            "--deno",
-            ARM64_DENO,
-            "--no-release",
-          ],
+            keys: `${dir}/keys`,
+            extra: ["--sysroot", ARM64_SYSROOT, "--deno", ARM64_DENO, "--no-release"],
+          }),
           cwd: REPO,
           stdout: "piped",
           stderr: "piped",

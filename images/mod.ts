@@ -21,3 +21,4 @@ export type { BuildOptions, BuildResult } from "./build.ts";
 export { launcherScript, permissionFlags, SEED_ROOT } from "./launcher.ts";
 export { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER } from "./_files.ts";
 export { runImages } from "./cli.ts";
+export { imagesTaskArgs, type ImagesTaskOptions } from "./task.ts";

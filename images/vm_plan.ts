@@ -17,6 +17,7 @@ import { bootVm, type VmRun } from "./vm.ts";
 import { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER } from "./_files.ts";
 import { GRUB_BOOT_MARKER } from "./_grub.ts";
 import { startTorNet } from "../testing/tor_net.ts";
+import { imagesTaskArgs } from "./task.ts";
 
 /** Bound of one boot in a scenario (TCG, 2 shared cores; a good boot takes ~40 s). */
 const BOOT_TIMEOUT_MS = 240_000;
@@ -39,36 +40,35 @@ const ARTIFACTS = `${WORK}/artifacts`;
 const KEYS = `${WORK}/keys`;
 const IMAGE = `${OUT}/phase-amd64.img`;
 
-async function build(): Promise<void> {
+/**
+ * `deno task images` into `out`, signing the release into `artifacts` with
+ * the plan's keys; `extra` adds flags (arch, sysroot, tor, ...). Throws
+ * with the tail of its stderr.
+ */
+async function buildImage(
+  out: string,
+  artifacts: string,
+  provider: string,
+  arch: "amd64" | "arm64",
+  extra: string[] = [],
+): Promise<void> {
   const t0 = performance.now();
   const r = await new Deno.Command("deno", {
-    args: [
-      "task",
-      "-q",
-      "images",
-      "--arch",
-      "amd64",
-      "--out",
-      OUT,
-      "--artifacts",
-      ARTIFACTS,
-      "--keys",
-      KEYS,
-      "--provider",
-      PROVIDER_URL,
-    ],
+    args: imagesTaskArgs({ arch, out, artifacts, keys: KEYS, provider, extra }),
     cwd: REPO,
-    stdout: "piped",
+    stdout: "null",
     stderr: "piped",
     signal: AbortSignal.timeout(BUILD_TIMEOUT_MS),
   }).output();
   if (r.code !== 0) {
     throw new Error(`image build failed:\n${new TextDecoder().decode(r.stderr).slice(-3000)}`);
   }
-  console.log(`vm-plan: image built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(
+    `vm-plan: image ${out} built in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
 }
 
-await build();
+await buildImage(OUT, ARTIFACTS, PROVIDER_URL, "amd64");
 
 /** A real Phase provider on an ephemeral loopback port, serving the signed release. */
 async function provider(root = ARTIFACTS) {
@@ -682,32 +682,12 @@ Deno.test("TM-13 private-mode privacy: [vm private-tor] a private boot with allo
     );
     const torrc = `${WORK}/tor-fragment.torrc`;
     await Deno.writeTextFile(torrc, net.clientTorrc.join("\n") + "\n");
-    const b = await new Deno.Command("deno", {
-      args: [
-        "task",
-        "-q",
-        "images",
-        "--arch",
-        "amd64",
-        "--out",
-        out,
-        "--artifacts",
-        artifacts,
-        "--keys",
-        KEYS,
-        "--provider",
-        "http://10.77.0.1:8080/stable/amd64/manifest.json",
-        "--with-tor",
-        "--allow-tor",
-        "--torrc",
-        torrc,
-      ],
-      cwd: REPO,
-      stdout: "null",
-      stderr: "piped",
-      signal: AbortSignal.timeout(BUILD_TIMEOUT_MS),
-    }).output();
-    assertEquals(b.code, 0, new TextDecoder().decode(b.stderr).slice(-2000));
+    await buildImage(out, artifacts, "http://10.77.0.1:8080/stable/amd64/manifest.json", "amd64", [
+      "--with-tor",
+      "--allow-tor",
+      "--torrc",
+      torrc,
+    ]);
     const img = `${out}/phase-amd64.img`;
     await setDefaultEntry(img, "private.conf");
     const serve = await lan.provider(artifacts, `${WORK}/tor-state`, ["--no-mdns"], "piped");
@@ -848,32 +828,12 @@ Deno.test("[vm arm64] the arm64 image (AAVMF, systemd-bootaa64, kexec -l with th
   }
   const out = `${WORK}/out-arm64`;
   const artifacts = `${WORK}/artifacts-arm64`;
-  const b = await new Deno.Command("deno", {
-    args: [
-      "task",
-      "-q",
-      "images",
-      "--arch",
-      "arm64",
-      "--out",
-      out,
-      "--artifacts",
-      artifacts,
-      "--keys",
-      KEYS,
-      "--sysroot",
-      sysroot,
-      "--deno",
-      deno,
-      "--provider",
-      "http://10.0.2.100/stable/arm64/manifest.json",
-    ],
-    cwd: REPO,
-    stdout: "null",
-    stderr: "piped",
-    signal: AbortSignal.timeout(BUILD_TIMEOUT_MS),
-  }).output();
-  assertEquals(b.code, 0, new TextDecoder().decode(b.stderr).slice(-2000));
+  await buildImage(out, artifacts, "http://10.0.2.100/stable/arm64/manifest.json", "arm64", [
+    "--sysroot",
+    sysroot,
+    "--deno",
+    deno,
+  ]);
   const p = await provider(artifacts);
   try {
     const run = await bootVm({

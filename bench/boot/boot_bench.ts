@@ -10,6 +10,7 @@
 import { startProvider } from "../../provider/mod.ts";
 import { memoryLogger } from "../../cli/mod.ts";
 import { bootVm } from "../../images/vm.ts";
+import { imagesTaskArgs } from "../../images/mod.ts";
 
 /** Bound of one boot. */
 const BOOT_TIMEOUT_MS = 300_000;
@@ -48,21 +49,13 @@ if (import.meta.main) {
   const work = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "boot-bench-" });
   try {
     const b = await new Deno.Command("deno", {
-      args: [
-        "task",
-        "-q",
-        "images",
-        "--arch",
-        "amd64",
-        "--out",
-        `${work}/out`,
-        "--artifacts",
-        `${work}/artifacts`,
-        "--keys",
-        `${work}/keys`,
-        "--provider",
-        "http://10.0.2.100/stable/amd64/manifest.json",
-      ],
+      args: imagesTaskArgs({
+        arch: "amd64",
+        out: `${work}/out`,
+        artifacts: `${work}/artifacts`,
+        keys: `${work}/keys`,
+        provider: "http://10.0.2.100/stable/amd64/manifest.json",
+      }),
       cwd: REPO,
       stdout: "null",
       stderr: "piped",
