@@ -241,7 +241,8 @@ async function hostKernel(): Promise<{ kernel: string; kver: string }> {
   for await (const e of Deno.readDir("/boot")) {
     if (e.name.startsWith("vmlinuz-")) names.push(e.name);
   }
-  names.sort();
+  // Newest kernel ABI first by version, not by string (6.1.0-9 < 6.1.0-10).
+  names.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
   const name = names.at(-1);
   if (!name) {
     throw new ImagesError("E_INPUT", "no kernel in /boot", {
@@ -290,7 +291,8 @@ async function sysrootKernel(sysroot: string): Promise<{ kernel: string; kver: s
   for await (const e of Deno.readDir(`${sysroot}/boot`)) {
     if (e.name.startsWith("vmlinuz-")) names.push(e.name);
   }
-  names.sort();
+  // Newest kernel ABI first by version, not by string (6.1.0-9 < 6.1.0-10).
+  names.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
   const name = names.at(-1);
   if (!name) throw new ImagesError("E_INPUT", `no kernel in ${sysroot}/boot`, { hint: ARM64_HINT });
   return { kernel: `${sysroot}/boot/${name}`, kver: name.slice("vmlinuz-".length) };
@@ -298,7 +300,7 @@ async function sysrootKernel(sysroot: string): Promise<{ kernel: string; kver: s
 
 /** How to fill an arm64 sysroot (rootless: apt-get download + dpkg-deb -x). */
 export const ARM64_HINT =
-  "dpkg --add-architecture arm64 && apt-get update; apt-get download linux-image-6.1.0-56-cloud-arm64:arm64 busybox-static:arm64 kexec-tools:arm64 systemd-boot-efi:arm64 grub-efi-arm64-bin:arm64 libc6:arm64 libgcc-s1:arm64 zlib1g:arm64 libxenmisc4.17:arm64 (and its libxen*/libyajl2/libfdt1/libuuid1/libext2fs2 deps); for d in *.deb; do dpkg-deb -x $d SYSROOT; done; Deno: npm pack @deno/linux-arm64-glibc@2.9.5 -> --deno";
+  "run images/fetch_arm64.sh (after dpkg --add-architecture arm64 && apt-get update): it downloads the kernel linux-image-cloud-arm64 points at, busybox-static, kexec-tools and its libraries, systemd-boot-efi and grub-efi-arm64-bin for arm64, unpacks them with dpkg-deb -x into ./.cache/arm64/root (--sysroot) and Deno's arm64 build (npm pack @deno/linux-arm64-glibc) into ./.cache/arm64/deno/package/deno (--deno)";
 
 /** The GRUB EFI module directory of `arch` (host, or the arm64 sysroot). */
 async function grubModules(sysroot: string, arch: "amd64" | "arm64"): Promise<string> {
