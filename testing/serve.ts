@@ -4,6 +4,7 @@
  *
  * @module
  */
+import config from "../deno.json" with { type: "json" };
 import type { NetnsLab } from "./netns.ts";
 
 /** Longest a spawned provider may take to print its banner, in ms. */
@@ -43,12 +44,24 @@ export interface SpawnedServe {
   readonly keyid: string | undefined;
 }
 
-/** Spawns `deno task serve ARGS` (in namespace `ns` of `lab` if given) and waits for its banner. */
+/**
+ * The `serve` task's command line after `deno`, run directly rather than
+ * through `deno task`: a signal sent to the child then reaches the provider
+ * itself, not the task runner in between (which answered a SIGINT with
+ * status 130 now and then).
+ */
+function serveArgv(): string[] {
+  const argv = (config.tasks as Record<string, string>).serve.split(/\s+/);
+  if (argv[0] !== "deno") throw new Error(`the serve task does not start with deno: ${argv}`);
+  return argv.slice(1);
+}
+
+/** Spawns the `serve` task with ARGS (in namespace `ns` of `lab` if given) and waits for its banner. */
 export async function spawnServe(
   args: string[],
   netns?: { lab: NetnsLab; index: number },
 ): Promise<SpawnedServe> {
-  const taskArgs = ["task", "-q", "serve", ...args];
+  const taskArgs = [...serveArgv(), ...args];
   const opts = { cwd: REPO, stdout: "piped", stderr: "piped" } as const;
   const child = netns
     ? netns.lab.command(netns.index, "deno", taskArgs, opts).spawn()
