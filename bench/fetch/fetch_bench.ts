@@ -2,7 +2,7 @@
  * Fetch benchmarks (issue #4). Run with the test set (it spawns curl,
  * openssl, sync, /usr/bin/time and the provider):
  *
- *   deno run -q --no-prompt -P=test bench/fetch/fetch_bench.ts [stream|hash|providers|rss|all] [MiB]
+ *   deno run -q --no-prompt -P=test bench/fetch/fetch_bench.ts [stream|hash|providers|rss|cores|all] [MiB]
  *
  * - stream: one stream from the real provider (`deno task serve`, its own
  *   process) into the cache (hash-while-fetch, fsync, rename) vs `curl -o`
@@ -15,6 +15,9 @@
  * - providers: 1..4 providers, each behind this script's own throttling
  *   proxy (RATE_MB_S per provider), parallel ranged download.
  * - rss: peak RSS of the `fetch` entrypoint fetching a 2 GiB artifact.
+ * - cores: why the hash stays on the thread that reads the socket: SHA-256
+ *   of bytes just copied on the same thread vs bytes copied on the main
+ *   thread and hashed in a worker right after (a shared ring, no copy).
  *
  * @module
  */
@@ -310,6 +313,104 @@ async function hash(mib: number) {
   }
 }
 
+/** Bytes copied per step of the `cores` benchmark (one socket read's worth), in bytes. */
+const CORES_CHUNK_BYTES = 256 * 1024;
+/** Chunks of the shared ring between the copying and the hashing thread. */
+const CORES_SLOTS = 8;
+/** Source the chunks are copied from, larger than a core's L2 (as socket data is), in bytes. */
+const CORES_SOURCE_BYTES = 64 * 1024 * 1024;
+
+/** The `cores` worker: hashes each ring slot as soon as the main thread marks it filled. */
+const CORES_WORKER = `import { createHash } from "node:crypto";
+self.onmessage = (e) => {
+  const { sab, ctl, chunk, slots, count } = e.data;
+  const ring = new Uint8Array(sab);
+  const h = createHash("sha256");
+  for (let c = 0; c < count; c++) {
+    while (Atomics.load(ctl, 0) <= c) Atomics.wait(ctl, 0, Atomics.load(ctl, 0));
+    const s = (c % slots) * chunk;
+    h.update(ring.subarray(s, s + chunk));
+    Atomics.store(ctl, 1, c + 1);
+    Atomics.notify(ctl, 1);
+  }
+  self.postMessage(h.digest("hex"));
+};`;
+
+async function cores(mib: number) {
+  const total = mib * 1024 * 1024;
+  const count = total / CORES_CHUNK_BYTES;
+  const source = new Uint8Array(CORES_SOURCE_BYTES);
+  crypto.getRandomValues(source.subarray(0, 65536));
+  for (let o = 65536; o < source.length; o += 65536) source.copyWithin(o, 0, 65536);
+  const at = (i: number) => (i * CORES_CHUNK_BYTES) % source.length;
+  const t: Record<string, number[]> = { hot: [], same: [], cross: [] };
+  let expect = "";
+  for (let r = 0; r < RUNS; r++) {
+    // The hash alone, over one buffer that stays in the cache.
+    t.hot.push(
+      await timeIt(() => {
+        const h = createHash("sha256");
+        const b = source.subarray(0, CORES_CHUNK_BYTES);
+        for (let i = 0; i < count; i++) h.update(b);
+        h.digest();
+        return Promise.resolve();
+      }),
+    );
+    // Copy a chunk (as a socket read does), hash it on the same thread.
+    t.same.push(
+      await timeIt(() => {
+        const h = createHash("sha256");
+        const b = new Uint8Array(CORES_CHUNK_BYTES);
+        for (let i = 0; i < count; i++) {
+          b.set(source.subarray(at(i), at(i) + CORES_CHUNK_BYTES));
+          h.update(b);
+        }
+        expect = h.digest("hex");
+        return Promise.resolve();
+      }),
+    );
+    // Copy on this thread into a shared ring, hash in a worker right after.
+    const sab = new SharedArrayBuffer(CORES_CHUNK_BYTES * CORES_SLOTS);
+    const ctl = new Int32Array(new SharedArrayBuffer(8)); // [filled, hashed]
+    const ring = new Uint8Array(sab);
+    const url = URL.createObjectURL(new Blob([CORES_WORKER], { type: "text/javascript" }));
+    const w = new Worker(url, { type: "module", deno: { permissions: "none" } } as WorkerOptions);
+    const done = new Promise<string>((res) => (w.onmessage = (e) => res(e.data)));
+    // Started and idle before the clock starts.
+    await new Promise((res) => setTimeout(res, 200));
+    t.cross.push(
+      await timeIt(async () => {
+        w.postMessage({ sab, ctl, chunk: CORES_CHUNK_BYTES, slots: CORES_SLOTS, count });
+        for (let i = 0; i < count; i++) {
+          while (i - Atomics.load(ctl, 1) >= CORES_SLOTS) {
+            await Atomics.waitAsync(ctl, 1, Atomics.load(ctl, 1)).value;
+          }
+          ring.set(
+            source.subarray(at(i), at(i) + CORES_CHUNK_BYTES),
+            (i % CORES_SLOTS) * CORES_CHUNK_BYTES,
+          );
+          Atomics.store(ctl, 0, i + 1);
+          Atomics.notify(ctl, 0);
+        }
+        if ((await done) !== expect) throw new Error("worker digest differs");
+      }),
+    );
+    w.terminate();
+    URL.revokeObjectURL(url);
+  }
+  const rate = (ms: number) => Math.round(mbs(total, ms));
+  const row = (ms: number[]) => [rate(stats(ms).best), rate(stats(ms).median)];
+  console.log(JSON.stringify({
+    bench: "cores",
+    mib,
+    chunk_bytes: CORES_CHUNK_BYTES,
+    load: load(),
+    hash_hot_buffer_mb_s: row(t.hot),
+    copy_then_hash_same_thread_mb_s: row(t.same),
+    copy_here_hash_in_worker_mb_s: row(t.cross),
+  }));
+}
+
 /** A TCP proxy to `target` whose downstream bytes are limited to `rate` bytes/s in total. */
 function throttlingProxy(targetPort: number, rate: number) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -488,5 +589,6 @@ if (import.meta.main) {
   if (what === "hash" || what === "all") await hash(Number(size ?? 512));
   if (what === "providers" || what === "all") await providers(Number(size ?? 128));
   if (what === "rss" || what === "all") await rss(Number(size ?? 2048));
+  if (what === "cores" || what === "all") await cores(Number(size ?? 512));
   Deno.exit(0);
 }
