@@ -166,9 +166,11 @@ export interface ProviderHandler extends Handler {
   readonly direct: (req: Request, info?: RequestInfo) => Response | Promise<Response>;
 }
 
+// Every response: never sniff a type. `referrer-policy` goes only on the
+// HTML page (the one document with links); each header on every manifest
+// response costs requests/s (bench/README.md, serve).
 const BASE_HEADERS: Record<string, string> = {
   "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
 };
 
 function headers(extra: Record<string, string>): Headers {
@@ -487,6 +489,7 @@ export function createHandler(opts: HandlerOptions): ProviderHandler {
             "content-type": "text/html; charset=utf-8",
             "cache-control": "no-store",
             "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "referrer-policy": "no-referrer",
           }),
         });
       }
@@ -592,8 +595,11 @@ export function createHandler(opts: HandlerOptions): ProviderHandler {
       });
       return text(500, "internal error");
     };
-    const done = (res: Response, known = -1): Response => {
-      if (info?.completed) info.completed.then(release, release);
+    const done = (res: Response, known = -1, fromMemory = false): Response => {
+      // A document from memory holds nothing once it is returned: its slot
+      // is free at once (no completion promise per manifest request). An
+      // artifact holds its slot until delivered or abandoned (TM-18).
+      if (info?.completed && !fromMemory) info.completed.then(release, release);
       else release();
       if (res.status >= 500) m.errors++;
       m.byStatus[res.status] = (m.byStatus[res.status] ?? 0) + 1;
@@ -642,7 +648,7 @@ export function createHandler(opts: HandlerOptions): ProviderHandler {
     // Documents from memory are answered synchronously; only artifact
     // streams (and a record's first digest) wait for I/O.
     if (res instanceof Promise) return res.then((r) => done(r), (err) => done(failed(err)));
-    return done(res, res.status === 200 ? templateLength : -1);
+    return done(res, res.status === 200 ? templateLength : -1, true);
   }
 
   const handler = ((req: Request, info?: RequestInfo) => {
