@@ -100,6 +100,10 @@ export {
   socksDialer,
   type SocksDialerOptions,
   type SocksProxy,
+  TOR_HEADERS_TIMEOUT_MS,
+  TOR_LIMITS,
+  TOR_PROBE_TIMEOUT_MS,
+  TOR_STALL_TIMEOUT_MS,
 } from "./socks.ts";
 export {
   checkTorrcFragment,

@@ -14,10 +14,28 @@
  * @module
  */
 import { ClientError } from "./errors.ts";
+import { DEFAULT_LIMITS, type TransferLimits } from "./http.ts";
 import type { Dialer } from "./raw_http.ts";
 
 /** Longest time from the TCP connect to the proxy until the tunnel is up, in ms. */
 export const SOCKS_HANDSHAKE_TIMEOUT_MS = 60_000;
+/**
+ * Over Tor, time from request to response headers, in ms: a stream waits
+ * while Tor builds (and, after a failure, rebuilds) its circuit, which
+ * takes seconds where a direct connection takes milliseconds. Still
+ * bounded (TM-06).
+ */
+export const TOR_HEADERS_TIMEOUT_MS = 60_000;
+/** Over Tor, longest wait for the next body bytes, in ms (TM-06). */
+export const TOR_STALL_TIMEOUT_MS = 60_000;
+/** The transfer limits of a fetch over Tor: the defaults with the two waits above. */
+export const TOR_LIMITS: TransferLimits = Object.freeze({
+  ...DEFAULT_LIMITS,
+  headersTimeoutMs: TOR_HEADERS_TIMEOUT_MS,
+  stallTimeoutMs: TOR_STALL_TIMEOUT_MS,
+});
+/** Over Tor, deadline of discovery's health probe of a candidate, in ms. */
+export const TOR_PROBE_TIMEOUT_MS = 30_000;
 /** Longest host name SOCKS5 can carry, in bytes (one length octet). */
 const MAX_SOCKS_HOST_BYTES = 255;
 

@@ -10,7 +10,7 @@ import { CLIENT_EXIT_CODES, ClientError } from "./errors.ts";
 import { fetchRelease } from "./fetch.ts";
 import { DEFAULT_POLICY } from "./policy.ts";
 import { makeRawHttpFetch } from "./raw_http.ts";
-import { socksDialer } from "./socks.ts";
+import { socksDialer, TOR_LIMITS } from "./socks.ts";
 import { checkTorrcFragment, startTor, TorMissing, torrc } from "./tor.ts";
 import { makeRelease, serveRelease, tempDir } from "./_fixtures.ts";
 import { assert, assertEquals, assertRejects } from "./_testing.ts";
@@ -118,6 +118,7 @@ Deno.test({
             trust: rel.trust,
             cacheDir: `${dir}/cache-lib`,
             fetchFn,
+            limits: TOR_LIMITS,
           });
           for (const [name, a] of Object.entries(got.artifacts)) {
             assertEquals(new Uint8Array(await Deno.readFile(a.path)), rel.files.get(name));

@@ -25,7 +25,7 @@ const BOOT_TIMEOUT_MS = 240_000;
 const GRUB_BOOT_TIMEOUT_MS = 120_000;
 /** Bound of the arm64 boot (TCG emulates a cortex-a57: ~75 s measured). */
 const ARM64_BOOT_TIMEOUT_MS = 600_000;
-/** Bound of the Tor boot (tor bootstraps under TCG, and the release comes over three relays). */
+/** Bound of the Tor boot (tor bootstraps under TCG, and the release comes over three hops). */
 const TOR_BOOT_TIMEOUT_MS = 480_000;
 /** Bound of the image build. */
 const BUILD_TIMEOUT_MS = 300_000;
@@ -667,7 +667,7 @@ Deno.test("TM-13 private-mode privacy: [vm private] the cache partition is byte-
 });
 
 Deno.test("TM-13 private-mode privacy: [vm private-tor] a private boot with allow_tor reaches the target through a real Tor network; the provider sees only the exit relay", async () => {
-  // The guest's LAN holds a private three-relay Tor network and the
+  // The guest's LAN holds a private five-relay Tor network and the
   // provider, both on 10.77.0.1. The seed is built with tor, allow_tor =
   // true and the test network's authorities as its torrc fragment.
   const out = `${WORK}/out-tor`;

@@ -1,12 +1,13 @@
 /**
  * A private Tor network on loopback for tests (what Tor's own `chutney`
- * builds): three directory authorities that are also guard, middle and
+ * builds): three directory authorities and two more relays, all guard, middle and
  * exit relays, with `TestingTorNetwork` timings. Nothing in it knows of the
  * public Tor network; its exits accept only 127.0.0.0/8. A Tor client is
  * pointed at it with `clientTorrc()` (the DirAuthority lines).
  *
  * Needs the `tor` package (tor, tor-gencert). Bootstrapping the network
- * takes about a minute (first consensus, then one with Exit flags).
+ * takes 16-140 s (the first consensus, then one where every relay has the
+ * Exit, Fast and Guard flags).
  *
  * @module
  */
@@ -15,8 +16,15 @@
 export const TOR_NET_START_TIMEOUT_MS = 240_000;
 /** Longest a key or fingerprint command may take, in ms. */
 const TOR_TOOL_TIMEOUT_MS = 30_000;
-/** Nodes in the network (each an authority and an exit relay). */
-const TOR_NET_NODES = 3;
+/** Directory authorities (each also a guard/middle/exit relay). */
+const TOR_NET_AUTHORITIES = 3;
+/**
+ * All relays: the authorities plus plain exit relays. A provider on the
+ * relays' own address is reached through that relay as the exit (Tor's
+ * "enclave" rule); with only three relays the guard and that exit then
+ * often leave no middle, and circuits fail for the first ~20 s.
+ */
+const TOR_NET_NODES = 5;
 
 /** A running test network. */
 export interface TorNet {
@@ -83,6 +91,9 @@ export interface TorNetOptions {
   readonly wrap?: readonly string[];
 }
 
+/** Flags every relay must carry in the consensus before the network is ready. */
+const READY_FLAGS = ["Exit", "Fast", "Guard", "Running", "Valid"];
+
 /** Options every node and client of the test network shares. */
 const TESTING_OPTIONS = [
   "TestingTorNetwork 1",
@@ -98,7 +109,7 @@ const TESTING_OPTIONS = [
   "UseMicrodescriptors 0",
 ];
 
-/** Starts the network under `dir` and waits for a consensus with exits. */
+/** Starts the network under `dir` and waits for a consensus listing every relay as an exit. */
 export async function startTorNet(dir: string, o: TorNetOptions = {}): Promise<TorNet> {
   const address = o.address ?? "127.0.0.1";
   const wrap = o.wrap ?? [];
@@ -106,6 +117,7 @@ export async function startTorNet(dir: string, o: TorNetOptions = {}): Promise<T
   // the test's own): fixed ports, nothing else listens there.
   const port = (i: number) => address === "127.0.0.1" ? freePort() : FIXED_PORT_BASE + i;
   const nodes = Array.from({ length: TOR_NET_NODES }, (_, i) => ({
+    authority: i < TOR_NET_AUTHORITIES,
     nick: `phasetest${i + 1}`,
     dir: `${dir}/a${i + 1}`,
     orPort: port(2 * i),
@@ -117,6 +129,7 @@ export async function startTorNet(dir: string, o: TorNetOptions = {}): Promise<T
   for (const n of nodes) {
     await Deno.mkdir(`${n.dir}/keys`, { recursive: true, mode: 0o700 });
     await Deno.chmod(n.dir, 0o700);
+    if (!n.authority) continue;
     await runTool("tor-gencert", [
       "--create-identity-key",
       "--passphrase-fd",
@@ -150,7 +163,7 @@ export async function startTorNet(dir: string, o: TorNetOptions = {}): Promise<T
     n.fpr = /([0-9A-F]{4}(?: [0-9A-F]{4}){9})\s*$/.exec(fp.trim())?.[1].replaceAll(" ", "") ?? "";
     if (!n.v3 || !n.fpr) throw new Error(`could not read the keys of ${n.nick}`);
   }
-  const authorities = nodes.map((n) =>
+  const authorities = nodes.filter((n) => n.authority).map((n) =>
     `DirAuthority ${n.nick} orport=${n.orPort} no-v2 v3ident=${n.v3} ${address}:${n.dirPort} ${n.fpr}`
   );
   const procs: Deno.ChildProcess[] = [];
@@ -177,16 +190,20 @@ export async function startTorNet(dir: string, o: TorNetOptions = {}): Promise<T
         `ORPort ${address}:${n.orPort}`,
         `Address ${address}`,
         `DirPort ${address}:${n.dirPort}`,
-        "AuthoritativeDirectory 1",
-        "V3AuthoritativeDirectory 1",
         `ContactInfo ${n.nick}@phase.test`,
-        // chutney's fastest stable voting schedule.
-        "TestingV3AuthInitialVotingInterval 10",
-        "TestingV3AuthInitialVoteDelay 2",
-        "TestingV3AuthInitialDistDelay 2",
-        "V3AuthVotingInterval 10",
-        "V3AuthVoteDelay 2",
-        "V3AuthDistDelay 2",
+        ...(n.authority
+          ? [
+            "AuthoritativeDirectory 1",
+            "V3AuthoritativeDirectory 1",
+            // chutney's fastest stable voting schedule.
+            "TestingV3AuthInitialVotingInterval 10",
+            "TestingV3AuthInitialVoteDelay 2",
+            "TestingV3AuthInitialDistDelay 2",
+            "V3AuthVotingInterval 10",
+            "V3AuthVoteDelay 2",
+            "V3AuthDistDelay 2",
+          ]
+          : []),
         "ExitRelay 1",
         // Only the tests' own addresses (the provider). Nothing else.
         "ExitPolicyRejectPrivate 0",
@@ -211,18 +228,24 @@ export async function startTorNet(dir: string, o: TorNetOptions = {}): Promise<T
         }).spawn(),
       );
     }
-    // Ready once an authority's consensus lists every node with the Exit flag.
+    // Ready once an authority's consensus lists every relay as a usable
+    // exit, guard and fast node: earlier consensuses let a client bootstrap
+    // but not build exit circuits (it finds no "live, fast routers" for the
+    // middle hop). Measured: 16-140 s from start.
     const deadline = Date.now() + TOR_NET_START_TIMEOUT_MS;
     for (;;) {
       let text = "";
       try {
         text = await Deno.readTextFile(`${nodes[0].dir}/cached-consensus`);
       } catch { /* not yet */ }
-      const exits = text.split("\n").filter((l) => l.startsWith("s ") && / Exit /.test(`${l} `));
-      if (exits.length >= TOR_NET_NODES) break;
+      const lines = text.split("\n");
+      const usable = lines.filter((l) =>
+        l.startsWith("s ") && READY_FLAGS.every((f) => ` ${l} `.includes(` ${f} `))
+      );
+      if (usable.length >= TOR_NET_NODES) break;
       if (Date.now() > deadline) {
         throw new Error(
-          `the test Tor network had no consensus with exits after ${TOR_NET_START_TIMEOUT_MS} ms`,
+          `the test Tor network had no consensus of usable exits after ${TOR_NET_START_TIMEOUT_MS} ms`,
         );
       }
       await new Promise((r) => setTimeout(r, 1000));

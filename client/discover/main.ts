@@ -22,7 +22,7 @@ import { dhtLookup } from "../_dht.ts";
 import { CLIENT_EXIT_CODES, ClientError } from "../errors.ts";
 import { loadPolicy, MAX_CMDLINE_BYTES } from "../policy.ts";
 import { makeRawHttpFetch } from "../raw_http.ts";
-import { parseSocksAddress, socksDialer } from "../socks.ts";
+import { parseSocksAddress, socksDialer, TOR_PROBE_TIMEOUT_MS } from "../socks.ts";
 
 const USAGE =
   "deno task discover [--trust /etc/phase/trust.json] [--policy /etc/phase/policy.toml] " +
@@ -141,6 +141,7 @@ export async function run(args: string[]): Promise<number> {
       : undefined,
     probe: !values["no-probe"],
     fetchFn: socks ? makeRawHttpFetch({ dial: socksDialer({ proxy: socks }) }) : undefined,
+    probeTimeoutMs: socks ? TOR_PROBE_TIMEOUT_MS : undefined,
     logger,
   });
   console.log(JSON.stringify(result));

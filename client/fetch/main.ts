@@ -21,7 +21,7 @@ import { DEFAULT_LIMITS } from "../http.ts";
 import { preparePrivateRoot } from "../private.ts";
 import { progressReporter } from "../progress.ts";
 import { makeRawHttpFetch } from "../raw_http.ts";
-import { parseSocksAddress, socksDialer } from "../socks.ts";
+import { parseSocksAddress, socksDialer, TOR_LIMITS } from "../socks.ts";
 
 const USAGE =
   "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... " +
@@ -149,12 +149,14 @@ export async function run(args: string[]): Promise<number> {
     );
   }
   const trust = parseTrust(trustBytes);
+  // Over Tor, circuits take seconds to build: longer (still bounded) waits.
+  const base = socks ? TOR_LIMITS : DEFAULT_LIMITS;
   const limits = values["stall-timeout"]
     ? {
-      ...DEFAULT_LIMITS,
+      ...base,
       stallTimeoutMs: parseDurationMs(values["stall-timeout"], "stall-timeout"),
     }
-    : DEFAULT_LIMITS;
+    : base;
   const logger = consoleLogger("fetch");
   const common = {
     providers: values.provider,
