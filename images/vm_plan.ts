@@ -86,6 +86,19 @@ async function provider(root = ARTIFACTS) {
   });
 }
 
+/** Boots with a real provider serving `root` for the length of the boot. */
+async function bootServed(
+  o: Omit<Parameters<typeof bootVm>[0], "providerPort">,
+  root = ARTIFACTS,
+): Promise<VmRun> {
+  const p = await provider(root);
+  try {
+    return await bootVm({ ...o, providerPort: p.port });
+  } finally {
+    await p.close();
+  }
+}
+
 /** A hostile static server: serves whatever files are in `dir`, no checks. */
 function hostileServer(dir: string) {
   const digests = new Map<string, string>();
@@ -212,28 +225,22 @@ function report(name: string, run: VmRun): void {
 }
 
 Deno.test("[vm internet] fetch, verify and kexec into the target, whose init prints the marker", async () => {
-  const p = await provider();
-  try {
-    const run = await bootVm({
-      image: IMAGE,
-      providerPort: p.port,
-      timeoutMs: BOOT_TIMEOUT_MS,
-      until: UNTIL,
-      watch: WATCH,
-    });
-    report("internet", run);
-    assertEquals(run.outcome, "target", tail(run));
-    assert("wasm" in run.marks, "the target ran the post-boot WASM job\n" + tail(run));
-    // Issue #6: the post-boot service prints the job's output and the receipt's keyid.
-    assert(run.lines.some((l) => l.text.includes("phase-wasm: hello: dlroW ,olleH")), tail(run));
-    assert(
-      run.lines.some((l) => /phase-wasm: receipt keyid ed25519:[0-9a-f]{64}/.test(l.text)),
-      tail(run),
-    );
-    assert(run.lines.some((l) => l.text.includes("mode=internet")), tail(run));
-  } finally {
-    await p.close();
-  }
+  const run = await bootServed({
+    image: IMAGE,
+    timeoutMs: BOOT_TIMEOUT_MS,
+    until: UNTIL,
+    watch: WATCH,
+  });
+  report("internet", run);
+  assertEquals(run.outcome, "target", tail(run));
+  assert("wasm" in run.marks, "the target ran the post-boot WASM job\n" + tail(run));
+  // Issue #6: the post-boot service prints the job's output and the receipt's keyid.
+  assert(run.lines.some((l) => l.text.includes("phase-wasm: hello: dlroW ,olleH")), tail(run));
+  assert(
+    run.lines.some((l) => /phase-wasm: receipt keyid ed25519:[0-9a-f]{64}/.test(l.text)),
+    tail(run),
+  );
+  assert(run.lines.some((l) => l.text.includes("mode=internet")), tail(run));
 });
 
 Deno.test("TM-01 tampering: [vm tamper] a tampered kernel aborts to the seed shell, nothing is kexec'd", async () => {
@@ -533,21 +540,14 @@ Deno.test("[vm local] a second boot from the cache with the provider down reache
   const vars = `${WORK}/local-vars.fd`;
   await Deno.copyFile("/usr/share/OVMF/OVMF_VARS_4M.fd", vars);
   try {
-    const p = await provider();
-    let first: VmRun;
-    try {
-      first = await bootVm({
-        image: img,
-        providerPort: p.port,
-        timeoutMs: BOOT_TIMEOUT_MS,
-        until: UNTIL,
-        watch: WATCH,
-        persistent: true,
-        vars,
-      });
-    } finally {
-      await p.close();
-    }
+    const first = await bootServed({
+      image: img,
+      timeoutMs: BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: WATCH,
+      persistent: true,
+      vars,
+    });
     report("local (first boot, internet)", first);
     assertEquals(first.outcome, "target", tail(first));
     await setDefaultEntry(img, "local.conf");
@@ -591,21 +591,14 @@ Deno.test("TM-02 rollback: [vm rollback] after booting a release, an older valid
     cmdline: "console=ttyS0",
   }, await loadSigningKey(`${KEYS}/release.pem`));
   try {
-    const p = await provider();
-    let first: VmRun;
-    try {
-      first = await bootVm({
-        image: img,
-        providerPort: p.port,
-        timeoutMs: BOOT_TIMEOUT_MS,
-        until: UNTIL,
-        watch: WATCH,
-        persistent: true,
-        vars,
-      });
-    } finally {
-      await p.close();
-    }
+    const first = await bootServed({
+      image: img,
+      timeoutMs: BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: WATCH,
+      persistent: true,
+      vars,
+    });
     report("rollback (first boot, current release)", first);
     assertEquals(first.outcome, "target", tail(first));
     const server = hostileServer(`${old}/stable/amd64`);
@@ -639,20 +632,13 @@ Deno.test("TM-13 private-mode privacy: [vm private] the cache partition is byte-
   try {
     await setDefaultEntry(img, "private.conf");
     const before = await partitionDigest(img, PART_NAMES.cache);
-    const p = await provider();
-    let run: VmRun;
-    try {
-      run = await bootVm({
-        image: img,
-        providerPort: p.port,
-        timeoutMs: BOOT_TIMEOUT_MS,
-        until: UNTIL,
-        watch: WATCH,
-        persistent: true,
-      });
-    } finally {
-      await p.close();
-    }
+    const run = await bootServed({
+      image: img,
+      timeoutMs: BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: WATCH,
+      persistent: true,
+    });
     report("private", run);
     assertEquals(run.outcome, "target", tail(run));
     assert(run.lines.some((l) => l.text.includes("mode=private")), tail(run));
@@ -738,20 +724,13 @@ Deno.test("[vm kexec] a kexec failure leads to the chainload fallback entry, whi
       "internet.conf",
       (t) => t.replace(/^options (.*)$/m, "options $1 sysctl.kernel.kexec_load_disabled=1"),
     );
-    const p = await provider();
-    let run: VmRun;
-    try {
-      run = await bootVm({
-        image: img,
-        providerPort: p.port,
-        timeoutMs: BOOT_TIMEOUT_MS,
-        until: UNTIL,
-        watch: { ...WATCH, fallback: /phase-kexec: fallback: LoaderEntryOneShot=/ },
-        allowReboot: true,
-      });
-    } finally {
-      await p.close();
-    }
+    const run = await bootServed({
+      image: img,
+      timeoutMs: BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: { ...WATCH, fallback: /phase-kexec: fallback: LoaderEntryOneShot=/ },
+      allowReboot: true,
+    });
     report("kexec", run);
     assertEquals(run.outcome, "target", tail(run, 40));
     assert("fallback" in run.marks, "the one-shot entry was set\n" + tail(run, 40));
@@ -778,26 +757,19 @@ Deno.test("[vm grub] the GRUB fallback (systemd-boot's grub.conf entry) boots th
     // The firmware starts systemd-boot (EFI/BOOT), whose default is now the
     // entry that chainloads /EFI/phase/grubx64.efi; GRUB's default is internet.
     await setDefaultEntry(img, "grub.conf");
-    const p = await provider();
-    let run: VmRun;
-    try {
-      run = await bootVm({
-        image: img,
-        providerPort: p.port,
-        timeoutMs: GRUB_BOOT_TIMEOUT_MS,
-        until: UNTIL,
-        watch: {
-          grubMenu: /GNU GRUB/,
-          grub: new RegExp(`${GRUB_BOOT_MARKER} internet`),
-          // GRUB took the kernel from the ESP it was loaded from (its $cmdpath).
-          grubEsp: /phase-grub: ESP \(hd\d+,gpt1\)/,
-          kernelCmdline: /Command line: /,
-          ...WATCH,
-        },
-      });
-    } finally {
-      await p.close();
-    }
+    const run = await bootServed({
+      image: img,
+      timeoutMs: GRUB_BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: {
+        grubMenu: /GNU GRUB/,
+        grub: new RegExp(`${GRUB_BOOT_MARKER} internet`),
+        // GRUB took the kernel from the ESP it was loaded from (its $cmdpath).
+        grubEsp: /phase-grub: ESP \(hd\d+,gpt1\)/,
+        kernelCmdline: /Command line: /,
+        ...WATCH,
+      },
+    });
     report("grub", run);
     assertEquals(run.outcome, "target", tail(run));
     assert("grub" in run.marks, "GRUB booted the internet entry\n" + tail(run));
@@ -834,22 +806,16 @@ Deno.test("[vm arm64] the arm64 image (AAVMF, systemd-bootaa64, kexec -l with th
     "--deno",
     deno,
   ]);
-  const p = await provider(artifacts);
-  try {
-    const run = await bootVm({
-      arch: "arm64",
-      image: `${out}/phase-arm64.img`,
-      providerPort: p.port,
-      timeoutMs: ARM64_BOOT_TIMEOUT_MS,
-      until: UNTIL,
-      watch: WATCH,
-    });
-    report("arm64", run);
-    assertEquals(run.outcome, "target", tail(run));
-    assert(run.lines.some((l) => l.text.includes("arch arm64")), tail(run));
-  } finally {
-    await p.close();
-  }
+  const run = await bootServed({
+    arch: "arm64",
+    image: `${out}/phase-arm64.img`,
+    timeoutMs: ARM64_BOOT_TIMEOUT_MS,
+    until: UNTIL,
+    watch: WATCH,
+  }, artifacts);
+  report("arm64", run);
+  assertEquals(run.outcome, "target", tail(run));
+  assert(run.lines.some((l) => l.text.includes("arch arm64")), tail(run));
 });
 
 globalThis.addEventListener("unload", () => {
