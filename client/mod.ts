@@ -99,6 +99,7 @@ export {
   SOCKS_HANDSHAKE_TIMEOUT_MS,
   socksDialer,
   type SocksDialerOptions,
+  socksFetch,
   type SocksProxy,
   TOR_HEADERS_TIMEOUT_MS,
   TOR_LIMITS,

@@ -15,7 +15,8 @@
  */
 import { ClientError } from "./errors.ts";
 import { DEFAULT_LIMITS, type TransferLimits } from "./http.ts";
-import type { Dialer } from "./raw_http.ts";
+import type { FetchFn } from "./http.ts";
+import { type Dialer, makeRawHttpFetch } from "./raw_http.ts";
 
 /** Longest time from the TCP connect to the proxy until the tunnel is up, in ms. */
 export const SOCKS_HANDSHAKE_TIMEOUT_MS = 60_000;
@@ -244,4 +245,13 @@ export function socksDialer(o: SocksDialerOptions): Dialer {
       signal?.removeEventListener("abort", onAbort);
     }
   };
+}
+
+/**
+ * A `FetchFn` whose every request goes through the SOCKS5 proxy at
+ * `proxy` (see `socksDialer` and `makeRawHttpFetch`): what discover and
+ * fetch use over Tor.
+ */
+export function socksFetch(proxy: SocksProxy): FetchFn {
+  return makeRawHttpFetch({ dial: socksDialer({ proxy }) });
 }

@@ -3,23 +3,18 @@
  * network on loopback (testing/tor_net.ts: three authority/exit relays).
  * CI installs the Debian `tor` package (.ci/apt-packages).
  */
-import config from "../deno.json" with { type: "json" };
+import { taskArgv } from "../testing/mod.ts";
 import { startTorNet, torAvailable } from "../testing/tor_net.ts";
 import { type BootDeps, runChain, SEED_PATHS, type StepResult } from "./boot/boot.ts";
 import { CLIENT_EXIT_CODES, ClientError } from "./errors.ts";
 import { fetchRelease } from "./fetch.ts";
 import { DEFAULT_POLICY } from "./policy.ts";
-import { makeRawHttpFetch } from "./raw_http.ts";
-import { socksDialer, TOR_LIMITS } from "./socks.ts";
+import { socksFetch, TOR_LIMITS } from "./socks.ts";
 import { checkTorrcFragment, startTor, TorMissing, torrc } from "./tor.ts";
 import { makeRelease, serveRelease, tempDir } from "./_fixtures.ts";
 import { assert, assertEquals, assertRejects } from "./_testing.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-
-function taskArgv(task: string): string[] {
-  return (config.tasks as Record<string, string>)[task].split(/\s+/).slice(1);
-}
 
 function alive(pid: number): boolean {
   try {
@@ -112,7 +107,7 @@ Deno.test({
         });
         try {
           assert(lines.some((l) => l.includes("bootstrapped 100%")), lines.join("\n"));
-          const fetchFn = makeRawHttpFetch({ dial: socksDialer({ proxy: tor.socks }) });
+          const fetchFn = socksFetch(tor.socks);
           const got = await fetchRelease({
             manifestUrl: srv.url,
             trust: rel.trust,
@@ -134,7 +129,7 @@ Deno.test({
             manifestUrl: srv.url,
             trust: rel.trust,
             cacheDir: `${dir}/cache-after`,
-            fetchFn: makeRawHttpFetch({ dial: socksDialer({ proxy: tor.socks }) }),
+            fetchFn: socksFetch(tor.socks),
           }),
           ClientError,
           "E_FETCH",

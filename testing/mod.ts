@@ -24,4 +24,5 @@ export {
   STOP_TIMEOUT_MS,
   stopLeftovers,
   stopServe,
+  taskArgv,
 } from "./serve.ts";

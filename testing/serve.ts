@@ -45,14 +45,15 @@ export interface SpawnedServe {
 }
 
 /**
- * The `serve` task's command line after `deno`, run directly rather than
- * through `deno task`: a signal sent to the child then reaches the provider
- * itself, not the task runner in between (which answered a SIGINT with
- * status 130 now and then).
+ * A task's command line after `deno` (deno.json "tasks"), to run the
+ * entrypoint directly rather than through `deno task`: a signal sent to
+ * the child then reaches the entrypoint itself, not the task runner in
+ * between (which answered a SIGINT with status 130 now and then).
  */
-function serveArgv(): string[] {
-  const argv = (config.tasks as Record<string, string>).serve.split(/\s+/);
-  if (argv[0] !== "deno") throw new Error(`the serve task does not start with deno: ${argv}`);
+export function taskArgv(task: string): string[] {
+  const line = (config.tasks as Record<string, string>)[task];
+  const argv = line?.split(/\s+/) ?? [];
+  if (argv[0] !== "deno") throw new Error(`task '${task}' does not start with deno: ${line}`);
   return argv.slice(1);
 }
 
@@ -61,7 +62,7 @@ export async function spawnServe(
   args: string[],
   netns?: { lab: NetnsLab; index: number },
 ): Promise<SpawnedServe> {
-  const taskArgs = [...serveArgv(), ...args];
+  const taskArgs = [...taskArgv("serve"), ...args];
   const opts = { cwd: REPO, stdout: "piped", stderr: "piped" } as const;
   const child = netns
     ? netns.lab.command(netns.index, "deno", taskArgs, opts).spawn()

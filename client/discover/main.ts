@@ -21,8 +21,7 @@ import { discover, type MdnsAnswer, type Step } from "../discover.ts";
 import { dhtLookup } from "../_dht.ts";
 import { CLIENT_EXIT_CODES, ClientError } from "../errors.ts";
 import { loadPolicy, MAX_CMDLINE_BYTES } from "../policy.ts";
-import { makeRawHttpFetch } from "../raw_http.ts";
-import { parseSocksAddress, socksDialer, TOR_PROBE_TIMEOUT_MS } from "../socks.ts";
+import { parseSocksAddress, socksFetch, TOR_PROBE_TIMEOUT_MS } from "../socks.ts";
 
 const USAGE =
   "deno task discover [--trust /etc/phase/trust.json] [--policy /etc/phase/policy.toml] " +
@@ -140,7 +139,7 @@ export async function run(args: string[]): Promise<number> {
       ? parseDurationMs(values["dht-timeout"], "dht-timeout")
       : undefined,
     probe: !values["no-probe"],
-    fetchFn: socks ? makeRawHttpFetch({ dial: socksDialer({ proxy: socks }) }) : undefined,
+    fetchFn: socks ? socksFetch(socks) : undefined,
     probeTimeoutMs: socks ? TOR_PROBE_TIMEOUT_MS : undefined,
     logger,
   });

@@ -3,8 +3,7 @@
  * set: real multicast between network namespaces against the real
  * provider (`deno task serve`), then the real `fetch` of what was found.
  */
-import config from "../../deno.json" with { type: "json" };
-import { NetnsLab, spawnServe, stopServe, writeRelease } from "../../testing/mod.ts";
+import { NetnsLab, spawnServe, stopServe, taskArgv, writeRelease } from "../../testing/mod.ts";
 import { auditCache, cacheLayout } from "../cache.ts";
 import { CLIENT_EXIT_CODES } from "../errors.ts";
 import { makeRelease, serveRelease, tempDir } from "../_fixtures.ts";
@@ -12,10 +11,6 @@ import { startTestSocks } from "../../testing/socks5.ts";
 import { assert, assertEquals } from "../_testing.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-
-function taskArgv(task: string): string[] {
-  return (config.tasks as Record<string, string>)[task].split(/\s+/).slice(1);
-}
 
 async function output(cmd: Deno.Command) {
   const out = await cmd.output();

@@ -20,8 +20,7 @@ import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch
 import { DEFAULT_LIMITS } from "../http.ts";
 import { preparePrivateRoot } from "../private.ts";
 import { progressReporter } from "../progress.ts";
-import { makeRawHttpFetch } from "../raw_http.ts";
-import { parseSocksAddress, socksDialer, TOR_LIMITS } from "../socks.ts";
+import { parseSocksAddress, socksFetch, TOR_LIMITS } from "../socks.ts";
 
 const USAGE =
   "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... " +
@@ -174,7 +173,7 @@ export async function run(args: string[]): Promise<number> {
     // TM-13: with --socks every request (manifest, artifacts, mirrors,
     // gateways) goes through the proxy, and nothing falls back to a direct
     // connection when the proxy fails.
-    fetchFn: socks ? makeRawHttpFetch({ dial: socksDialer({ proxy: socks }) }) : undefined,
+    fetchFn: socks ? socksFetch(socks) : undefined,
   };
   if (socks) logger.info("socks", { proxy: values.socks, threat: "TM-13" });
   const release = values.candidates

@@ -2,21 +2,13 @@
  * End-to-end tests of the `fetch` entrypoint as a subprocess under its own
  * permission set (the exact `deno run` line of its task in deno.json).
  */
-import config from "../../deno.json" with { type: "json" };
+import { taskArgv } from "../../testing/mod.ts";
 import { auditCache, cacheLayout } from "../cache.ts";
 import { CLIENT_EXIT_CODES } from "../errors.ts";
 import { makeRelease, serveRelease } from "../_fixtures.ts";
 import { assert, assertEquals } from "../_testing.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-
-/** The task's command line, split (no shell involved, so kill -9 hits the fetcher itself). */
-function taskArgv(task: "fetch" | "fetch-private"): string[] {
-  const line = (config.tasks as Record<string, string>)[task];
-  const argv = line.split(/\s+/);
-  assertEquals(argv[0], "deno");
-  return argv.slice(1);
-}
 
 function spawnFetch(
   task: "fetch" | "fetch-private",
