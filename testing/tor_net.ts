@@ -16,6 +16,8 @@
 export const TOR_NET_START_TIMEOUT_MS = 240_000;
 /** Longest a key or fingerprint command may take, in ms. */
 const TOR_TOOL_TIMEOUT_MS = 30_000;
+import { socksFetch, startTor } from "../client/mod.ts";
+
 /** Directory authorities (each also a guard/middle/exit relay). */
 const TOR_NET_AUTHORITIES = 3;
 /**
@@ -254,14 +256,53 @@ export async function startTorNet(dir: string, o: TorNetOptions = {}): Promise<T
     await stop();
     throw err;
   }
-  return {
-    clientTorrc: [
-      "TestingTorNetwork 1",
-      "PathsNeededToBuildCircuits 0.67",
-      "UseMicrodescriptors 0",
-      ...authorities,
-    ],
-    dir,
-    stop,
-  };
+  const clientTorrc = [
+    "TestingTorNetwork 1",
+    "PathsNeededToBuildCircuits 0.67",
+    "UseMicrodescriptors 0",
+    ...authorities,
+  ];
+  // On loopback, also wait until a fresh client can carry a stream through
+  // an exit: right after the flags appear, a client's first stream can
+  // still wait a minute for a usable path when the machine is busy.
+  if (address === "127.0.0.1") {
+    try {
+      await waitForExitStream(dir, clientTorrc);
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+  }
+  return { clientTorrc, dir, stop };
+}
+
+/** Longest wait for a probe stream through the new network, in ms. */
+const TOR_NET_PROBE_TIMEOUT_MS = 180_000;
+/** Deadline of one probe request, in ms. */
+const TOR_NET_PROBE_REQUEST_MS = 10_000;
+
+async function waitForExitStream(dir: string, clientTorrc: readonly string[]): Promise<void> {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response("ok"),
+  );
+  const tor = await startTor({ dataDir: `${dir}/probe-client`, extraTorrc: clientTorrc });
+  try {
+    const fetchFn = socksFetch(tor.socks);
+    const deadline = Date.now() + TOR_NET_PROBE_TIMEOUT_MS;
+    for (;;) {
+      const ok = await fetchFn(`http://127.0.0.1:${server.addr.port}/`, {
+        signal: AbortSignal.timeout(TOR_NET_PROBE_REQUEST_MS),
+      }).then((r) => r.text().then(() => r.ok), () => false);
+      if (ok) return;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `no stream through the test Tor network after ${TOR_NET_PROBE_TIMEOUT_MS} ms`,
+        );
+      }
+    }
+  } finally {
+    await tor.stop();
+    await server.shutdown();
+  }
 }
