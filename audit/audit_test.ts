@@ -1,3 +1,4 @@
+import { EXIT_STATUS } from "../core/mod.ts";
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { configDir, DEFAULT_IMPORT_HOSTS, normaliseSet, permissionTable } from "../cli/mod.ts";
 import { compareEmbedded, readEmbeddedPermissions } from "./compiled.ts";
@@ -62,7 +63,7 @@ Deno.test("TM-12 compromised component: every entrypoint refuses to run with -A 
       stderr: "piped",
     }).output();
     const err = new TextDecoder().decode(out.stderr);
-    assertEquals(out.code, 13, `${t.task}: ${err}`);
+    assertEquals(out.code, EXIT_STATUS.E_PERMISSIONS, `${t.task}: ${err}`);
     ok(/refusing to run: this process holds permissions outside its set/.test(err), err);
     ok(/\nhint: /.test(err), err);
   }
@@ -145,7 +146,7 @@ Deno.test("build: offline without DENORT_BIN the build says it cannot get the ru
     await Deno.remove("/tmp/phase/never-written", { recursive: true });
     return;
   }
-  assertEquals(out.code, 3, err);
+  assertEquals(out.code, EXIT_STATUS.E_RUNTIME, err);
   ok(/could not obtain its runtime \(denort\)/.test(err), err);
   ok(/hint: .*DENORT_BIN/.test(err), err);
 });

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { configDir, main, parseFlags, PhaseError } from "../cli/mod.ts";
+import { PhaseError } from "../core/mod.ts";
+import { configDir, main, parseFlags } from "../cli/mod.ts";
 import { runAudit } from "./audit.ts";
 
 const USAGE = "deno task audit [--dist DIR] [--static-only]";
@@ -13,7 +14,6 @@ if (import.meta.main) {
   await main({
     name: "audit",
     permissionSet: "audit",
-    exitCodes: { E_FINDINGS: 1 },
     run: async (args) => {
       const { values } = parseFlags(args, {
         dist: { type: "string" },

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { PhaseError } from "../cli/mod.ts";
+import { PhaseError } from "../core/mod.ts";
 import { binaries, type BinarySpec } from "../audit/mod.ts";
 
 /** Longest one `deno compile` may take. */
@@ -17,7 +17,6 @@ export const COMPILE_TIMEOUT_MS = 10 * 60_000;
 export class BuildError extends PhaseError<"E_RUNTIME" | "E_COMPILE"> {}
 
 /** Exit statuses of the build. */
-export const BUILD_EXIT_CODES = { E_RUNTIME: 3, E_COMPILE: 4 } as const;
 
 /**
  * Files a binary loads at run time that its static import graph does not

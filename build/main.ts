@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { configDir, main, parseFlags, UsageError } from "../cli/mod.ts";
-import { build, BUILD_EXIT_CODES } from "./build.ts";
+import { UsageError } from "../core/mod.ts";
+import { configDir, main, parseFlags } from "../cli/mod.ts";
+import { build } from "./build.ts";
 
 const USAGE = "deno task build [--out DIR] [--only phase-NAME]...";
 
@@ -13,7 +14,6 @@ if (import.meta.main) {
   await main({
     name: "build",
     permissionSet: "build",
-    exitCodes: BUILD_EXIT_CODES,
     run: async (args) => {
       const { values } = parseFlags(args, {
         out: { type: "string" },

@@ -4,4 +4,4 @@
  *
  * @module
  */
-export { build, BUILD_EXIT_CODES, BuildError, COMPILE_TIMEOUT_MS, compileArgs } from "./build.ts";
+export { build, BuildError, COMPILE_TIMEOUT_MS, compileArgs } from "./build.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../core/mod.ts";
 
 /** Option spec as `node:util` parseArgs takes it. */
 export type OptionSpec = Record<

@@ -1,22 +1,14 @@
 /**
- * Shared plumbing of Phase entrypoints: the permission table and start-up
- * guard, strict flags, the error base class and exit statuses, logging.
+ * cli/: the layer only entrypoints use: strict flags, the permission table
+ * and the start-up guard that refuses a process holding more than its set
+ * (TM-12), and `main`, which prints `phase-<name>: error: ...` + `hint:` and
+ * exits with the status of {@link ../core/mod.ts}'s registry. Library code
+ * imports `core/`, never this.
  *
  * @module
  */
-export {
-  describe,
-  EXIT_INTERNAL,
-  EXIT_PERMISSIONS,
-  EXIT_USAGE,
-  PermissionSetError,
-  PhaseError,
-  UsageError,
-} from "./errors.ts";
 export { parseDurationMs, parseFlags, required } from "./flags.ts";
 export type { OptionSpec, ParsedValues } from "./flags.ts";
-export { consoleLogger, memoryLogger } from "./log.ts";
-export type { Logger } from "./log.ts";
 export {
   assertPermissionSet,
   configDir,
@@ -30,6 +22,5 @@ export {
   resolveScope,
 } from "./permissions.ts";
 export type { Grant, PermissionKind, PermissionSet } from "./permissions.ts";
-export { exitStatusFor, formatError, main } from "./run.ts";
-export type { Entrypoint, ExitCodes } from "./run.ts";
-export { explainFsError, readFileCapped, TooLargeError, writeFileAtomic } from "./io.ts";
+export { formatError, main, wantsHelp } from "./run.ts";
+export type { Entrypoint } from "./run.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import config from "../deno.json" with { type: "json" };
-import { PermissionSetError } from "./errors.ts";
+import { PermissionSetError } from "../core/mod.ts";
 
 /** The permission kinds Deno knows. */
 export const PERMISSION_KINDS = [

@@ -4,11 +4,8 @@
  *
  * @module
  */
-import { describe, EXIT_INTERNAL, EXIT_PERMISSIONS, EXIT_USAGE, PhaseError } from "./errors.ts";
+import { describe, exitStatusOf, PhaseError } from "../core/mod.ts";
 import { assertPermissionSet } from "./permissions.ts";
-
-/** How an entrypoint maps its error codes to exit statuses. */
-export type ExitCodes = Readonly<Record<string, number>>;
 
 /** What an entrypoint declares once. */
 export interface Entrypoint {
@@ -16,8 +13,6 @@ export interface Entrypoint {
   readonly name: string;
   /** Its permission set in deno.json. */
   readonly permissionSet: string;
-  /** Exit status per error code; E_USAGE and E_PERMISSIONS are shared. */
-  readonly exitCodes: ExitCodes;
   /** The work; returns the exit status. */
   readonly run: (args: string[]) => Promise<number> | number;
 }
@@ -30,16 +25,6 @@ export function formatError(name: string, err: unknown): string {
     text += "hint: this is a bug in Phase; please report it with the command you ran\n";
   }
   return text;
-}
-
-/** Exit status for an error under `codes`. */
-export function exitStatusFor(err: unknown, codes: ExitCodes): number {
-  if (err instanceof PhaseError) {
-    if (err.code === "E_USAGE") return EXIT_USAGE;
-    if (err.code === "E_PERMISSIONS") return EXIT_PERMISSIONS;
-    if (err.code in codes) return codes[err.code];
-  }
-  return EXIT_INTERNAL;
 }
 
 /** True when the user asked for help. */
@@ -61,7 +46,7 @@ export async function main(entry: Entrypoint): Promise<never> {
       Deno.exit(0);
     }
     Deno.stderr.writeSync(new TextEncoder().encode(formatError(entry.name, err)));
-    status = exitStatusFor(err, entry.exitCodes);
+    status = exitStatusOf(err);
   }
   Deno.exit(status);
 }

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Logger } from "../cli/mod.ts";
+import type { Logger } from "../core/mod.ts";
 import { createPhaseNode, lookupRecords } from "../p2p/mod.ts";
 
 /** Longest wait for the routing table to learn a peer after bootstrap, in milliseconds. */

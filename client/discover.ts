@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Logger } from "../cli/mod.ts";
+import type { Logger } from "../core/mod.ts";
 import {
   canonicalArch,
   compareVersions,

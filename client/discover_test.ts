@@ -1,4 +1,4 @@
-import { memoryLogger } from "../cli/mod.ts";
+import { memoryLogger } from "../core/mod.ts";
 import { loadSigningKey } from "../sign/mod.ts";
 import { encodeBase64, rawCid, signEd25519, signedBytes, VerifyError } from "../verify/mod.ts";
 import {

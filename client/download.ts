@@ -9,7 +9,7 @@
  * @module
  */
 import { createHash, type Hash } from "node:crypto";
-import type { Logger } from "../cli/mod.ts";
+import type { Logger } from "../core/mod.ts";
 import { VerifyError } from "../verify/mod.ts";
 import { cachedPath, type CacheLayout, syncDir } from "./cache.ts";
 import { ClientError } from "./errors.ts";

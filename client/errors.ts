@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { PhaseError } from "../cli/mod.ts";
-import { VERIFY_EXIT_CODES } from "../verify/mod.ts";
+import { PhaseError } from "../core/mod.ts";
 
 /** Codes of the client. */
 export type ClientCode =
@@ -22,18 +21,3 @@ export type ClientCode =
 
 /** An error of discovery or fetch. */
 export class ClientError extends PhaseError<ClientCode> {}
-
-/** Exit statuses of `fetch` and `discover`: verify's, then the client's own. */
-export const CLIENT_EXIT_CODES: Readonly<Record<string, number>> = {
-  ...VERIFY_EXIT_CODES,
-  E_POLICY: 20,
-  E_FETCH: 21,
-  E_TOO_LARGE: 22,
-  E_STALL: 23,
-  E_REDIRECT: 24,
-  E_PRIVATE_ROOT: 25,
-  E_CACHE: 26,
-  E_CAPTIVE: 27,
-  E_NO_CANDIDATE: 28,
-  E_TOR: 29,
-};

@@ -8,7 +8,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import type { Logger } from "../cli/mod.ts";
+import type { Logger } from "../core/mod.ts";
 import {
   digestOfRawCid,
   type Manifest,

@@ -1,4 +1,4 @@
-import { memoryLogger } from "../cli/mod.ts";
+import { memoryLogger } from "../core/mod.ts";
 import { VerifyError } from "../verify/mod.ts";
 import { auditCache, cacheLayout } from "./cache.ts";
 import { ClientError } from "./errors.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Logger } from "../cli/mod.ts";
+import type { Logger } from "../core/mod.ts";
 import { ClientError } from "./errors.ts";
 import { rawBody } from "./raw_http.ts";
 

@@ -11,7 +11,7 @@
  *
  * @module
  */
-export { CLIENT_EXIT_CODES, type ClientCode, ClientError } from "./errors.ts";
+export { type ClientCode, ClientError } from "./errors.ts";
 export {
   applyCmdline,
   DEFAULT_POLICY,

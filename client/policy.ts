@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { readFileCapped, TooLargeError } from "../cli/mod.ts";
+import { readFileCapped, TooLargeError } from "../core/mod.ts";
 import { canonicalArch, isChannel, isVersion } from "../verify/mod.ts";
 import { ClientError } from "./errors.ts";
 

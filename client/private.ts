@@ -12,7 +12,7 @@
  * @module
  */
 import { statfs } from "node:fs/promises";
-import { readFileCapped } from "../cli/mod.ts";
+import { readFileCapped } from "../core/mod.ts";
 import { ClientError } from "./errors.ts";
 
 /** Largest /proc/mounts read, in bytes. */

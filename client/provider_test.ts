@@ -3,7 +3,7 @@
  * on loopback: plain fetch, parallel ranges from two providers, and the
  * IPFS path (`/ipfs/<cid>?format=raw`) by manifest CID.
  */
-import { memoryLogger } from "../cli/mod.ts";
+import { memoryLogger } from "../core/mod.ts";
 import { startProvider } from "../provider/mod.ts";
 import { writeRelease } from "../testing/mod.ts";
 import { parseTrust, rawCid } from "../verify/mod.ts";

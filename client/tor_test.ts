@@ -3,10 +3,11 @@
  * network on loopback (testing/tor_net.ts: three authority/exit relays).
  * CI installs the Debian `tor` package (.ci/apt-packages).
  */
+import { EXIT_STATUS } from "../core/mod.ts";
 import { taskArgv } from "../testing/mod.ts";
 import { startTorNet, torAvailable } from "../testing/tor_net.ts";
 import { type BootDeps, runChain, SEED_PATHS, type StepResult } from "./boot/boot.ts";
-import { CLIENT_EXIT_CODES, ClientError } from "./errors.ts";
+import { ClientError } from "./errors.ts";
 import { fetchRelease } from "./fetch.ts";
 import { DEFAULT_POLICY } from "./policy.ts";
 import { socksFetch, TOR_LIMITS } from "./socks.ts";
@@ -198,7 +199,7 @@ Deno.test({
               }
               // fetch-private: stop here (its tmpfs run is covered above and in
               // fetch/main_test.ts); the boot must then stop tor.
-              return { code: CLIENT_EXIT_CODES.E_FETCH, stdout: "" };
+              return { code: EXIT_STATUS.E_FETCH, stdout: "" };
             },
           };
           await assertRejects(runChain(deps), Error);
@@ -238,7 +239,7 @@ Deno.test({
               return Promise.resolve(
                 program.endsWith("udhcpc")
                   ? { code: 0, stdout: "" }
-                  : { code: CLIENT_EXIT_CODES.E_NO_CANDIDATE, stdout: "" },
+                  : { code: EXIT_STATUS.E_NO_CANDIDATE, stdout: "" },
               );
             },
           }),

@@ -10,7 +10,8 @@
  */
 import { createHash } from "node:crypto";
 import config from "../deno.json" with { type: "json" };
-import { type Logger, permissionTable } from "../cli/mod.ts";
+import type { Logger } from "../core/mod.ts";
+import { permissionTable } from "../cli/mod.ts";
 import { encodeBase64, signEd25519 } from "../verify/mod.ts";
 import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
 import { checkTorrcFragment } from "../client/mod.ts";

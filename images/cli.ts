@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { consoleLogger, parseFlags, UsageError } from "../cli/mod.ts";
+import { consoleLogger, UsageError } from "../core/mod.ts";
+import { parseFlags } from "../cli/mod.ts";
 import { isVersion } from "../verify/mod.ts";
 import { checkTorrcFragment } from "../client/mod.ts";
 import { buildImages, DEFAULT_SOURCE_DATE_EPOCH } from "./build.ts";

@@ -12,7 +12,7 @@
  * @module
  */
 import { startProvider } from "../provider/mod.ts";
-import { consoleLogger } from "../cli/mod.ts";
+import { consoleLogger } from "../core/mod.ts";
 import { OVMF_VARS, qemuArgs } from "./vm.ts";
 import { imagesTaskArgs } from "./task.ts";
 

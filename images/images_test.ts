@@ -1,3 +1,4 @@
+import { EXIT_STATUS } from "../core/mod.ts";
 import { assert, assertEquals } from "../testing/mod.ts";
 import { permissionSet } from "../cli/mod.ts";
 import { launcherScript, permissionFlags } from "./launcher.ts";
@@ -338,7 +339,7 @@ Deno.test("deno task images --torrc: a fragment that sets a port or the data dir
       stderr: "piped",
     }).output();
     const err = new TextDecoder().decode(r.stderr);
-    assertEquals(r.code, 2, err);
+    assertEquals(r.code, EXIT_STATUS.E_USAGE, err);
     assert(err.includes("line 2: 'controlport' is set by Phase"), err);
     await Deno.stat(`${dir}/out`).then(
       () => assert(false, "an output directory was created"),

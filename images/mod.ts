@@ -5,7 +5,7 @@
  *
  * @module
  */
-export { IMAGES_EXIT_CODES, ImagesError } from "./errors.ts";
+export { ImagesError } from "./errors.ts";
 export type { ImagesCode } from "./errors.ts";
 export {
   buildImages,

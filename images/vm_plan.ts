@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { assert, assertEquals } from "../testing/mod.ts";
 import { startProvider } from "../provider/mod.ts";
 import { loadSigningKey, signRelease } from "../sign/mod.ts";
-import { memoryLogger } from "../cli/mod.ts";
+import { memoryLogger } from "../core/mod.ts";
 import { bootVm, type VmRun } from "./vm.ts";
 import { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER } from "./_files.ts";
 import { GRUB_BOOT_MARKER } from "./_grub.ts";

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { explainFsError, parseFlags, readFileCapped, UsageError } from "../cli/mod.ts";
+import { explainFsError, readFileCapped, UsageError } from "../core/mod.ts";
+import { parseFlags } from "../cli/mod.ts";
 import {
   MAX_MANIFEST_BYTES,
   MAX_TRUST_BYTES,

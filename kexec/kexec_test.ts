@@ -1,3 +1,4 @@
+import { EXIT_STATUS } from "../core/mod.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
 import { parseTrust, VerifyError, verifyManifest } from "../verify/mod.ts";
@@ -242,7 +243,7 @@ Deno.test("phase-kexec load --dry-run under its own permission set re-verifies a
       new TextEncoder().encode("070701 evil!!!!! ".repeat(500)),
     );
     const bad = await kexecLoadDryRun(rel, trustPath, `${dir}/run`);
-    assertEquals(bad.code, 9);
+    assertEquals(bad.code, EXIT_STATUS.E_DIGEST);
     assert(bad.stderr.includes("E_DIGEST") || bad.stderr.includes("hashes to"));
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -4,15 +4,13 @@
  *
  * @module
  */
-import { main } from "../cli/run.ts";
+import { main } from "../cli/mod.ts";
 import { runKexec } from "./cli.ts";
-import { KEXEC_EXIT_CODES } from "./errors.ts";
 
 if (import.meta.main) {
   await main({
     name: "kexec",
     permissionSet: "kexec",
-    exitCodes: KEXEC_EXIT_CODES,
     run: (args) => runKexec(args),
   });
 }

@@ -7,7 +7,7 @@
  *
  * @module
  */
-export { KEXEC_EXIT_CODES, KexecError } from "./errors.ts";
+export { KexecError } from "./errors.ts";
 export type { KexecCode } from "./errors.ts";
 export {
   DEFAULT_STAGE_PARENT,

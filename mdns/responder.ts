@@ -10,7 +10,7 @@
 import type { Buffer } from "node:buffer";
 import dgram from "node:dgram";
 import dnsPacket, { type Answer, type Packet } from "dns-packet";
-import type { Logger } from "../cli/log.ts";
+import type { Logger } from "../core/mod.ts";
 import {
   instanceName,
   instanceRecords,

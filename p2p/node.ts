@@ -18,8 +18,8 @@ import { ping } from "@libp2p/ping";
 import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p, type Libp2p } from "libp2p";
-import { readFileCapped, writeFileAtomic } from "../cli/io.ts";
-import type { Logger } from "../cli/log.ts";
+import { readFileCapped, writeFileAtomic } from "../core/mod.ts";
+import type { Logger } from "../core/mod.ts";
 import {
   decodeRecord,
   type DiscoveryRecord,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Logger } from "../cli/log.ts";
+import type { Logger } from "../core/mod.ts";
 import { dnsLabel, MdnsResponder, type ServiceInstance } from "../mdns/mod.ts";
 import {
   createPhaseNode,

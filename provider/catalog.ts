@@ -11,8 +11,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { readFileCapped } from "../cli/io.ts";
-import type { Logger } from "../cli/log.ts";
+import { readFileCapped } from "../core/mod.ts";
+import type { Logger } from "../core/mod.ts";
 import {
   canonicalArch,
   compareVersions,

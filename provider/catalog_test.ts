@@ -1,4 +1,4 @@
-import { memoryLogger } from "../cli/log.ts";
+import { memoryLogger } from "../core/mod.ts";
 import { keygen } from "../sign/mod.ts";
 import { parseTrust, rawCid, verifyRecord } from "../verify/mod.ts";
 import {

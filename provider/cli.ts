@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { parseDurationMs, parseFlags, UsageError } from "../cli/mod.ts";
-import { consoleLogger, type Logger } from "../cli/log.ts";
+import { UsageError } from "../core/mod.ts";
+import { parseDurationMs, parseFlags } from "../cli/mod.ts";
+import { consoleLogger, type Logger } from "../core/mod.ts";
 import { ProviderError } from "./errors.ts";
 import { bufferedJsonLogger, type BufferedLogger } from "./log.ts";
 import {

@@ -1,4 +1,4 @@
-import { memoryLogger } from "../cli/log.ts";
+import { memoryLogger } from "../core/mod.ts";
 import { bestTrusted, createPhaseNode, findProviders, lookupRecords } from "../p2p/mod.ts";
 import { parseTrust, rawCid } from "../verify/mod.ts";
 import {

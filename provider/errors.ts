@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { PhaseError } from "../cli/errors.ts";
+import { PhaseError } from "../core/mod.ts";
 
 /** Codes of the provider. */
 export type ProviderCode =
@@ -17,14 +17,3 @@ export type ProviderCode =
 
 /** An error of `serve` / `provider`. */
 export class ProviderError extends PhaseError<ProviderCode> {}
-
-/** Exit statuses of the provider entrypoints (distinct per code). */
-export const PROVIDER_EXIT_CODES: Readonly<Record<ProviderCode, number>> = {
-  E_KEY: 3,
-  E_TRUST: 4,
-  E_BIND: 5,
-  E_ROOT: 6,
-  E_STATE: 7,
-  E_FETCH: 8,
-  E_CATALOG: 9,
-};

@@ -1,4 +1,4 @@
-import { memoryLogger } from "../cli/log.ts";
+import { memoryLogger } from "../core/mod.ts";
 import { assert, assertEquals, sha256Hex, tempDir, writeRelease } from "../testing/mod.ts";
 import { startProvider } from "./server.ts";
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Logger } from "../cli/log.ts";
+import type { Logger } from "../core/mod.ts";
 import { canonicalArch, digestOfRawCid } from "../verify/mod.ts";
 import { type Artifact, type Catalog, identityOf, type Release, sameIdentity } from "./catalog.ts";
 import { renderStatusPage } from "./html.ts";

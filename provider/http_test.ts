@@ -1,4 +1,4 @@
-import { memoryLogger } from "../cli/log.ts";
+import { memoryLogger } from "../core/mod.ts";
 import { decodeRecord, parseTrust, rawCid, verifyManifest } from "../verify/mod.ts";
 import {
   assert,

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Logger } from "../cli/log.ts";
+import type { Logger } from "../core/mod.ts";
 
 /** Longest a log line waits before it is written, in ms. */
 export const LOG_FLUSH_MS = 100;

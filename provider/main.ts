@@ -4,9 +4,8 @@
  *
  * @module
  */
-import { main } from "../cli/run.ts";
+import { main } from "../cli/mod.ts";
 import { runProviderCli, runServe } from "./cli.ts";
-import { PROVIDER_EXIT_CODES } from "./errors.ts";
 
 async function serve(args: string[]): Promise<number> {
   // libp2p reads the environment as it loads: only 'serve' (env granted) loads it.
@@ -22,7 +21,6 @@ if (import.meta.main) {
   await main({
     name: isServe ? "serve" : "provider",
     permissionSet: isServe ? "serve" : "provider",
-    exitCodes: PROVIDER_EXIT_CODES,
     run: (args) => isServe ? serve(args.slice(1)) : runProviderCli(args),
   });
 }

@@ -1,3 +1,4 @@
+import { EXIT_STATUS } from "../core/mod.ts";
 import { parseTrust } from "../verify/mod.ts";
 import {
   assert,
@@ -101,7 +102,7 @@ Deno.test("serve: JSON access log on stderr, 'provider status|list' tables and -
     const lj = JSON.parse((await providerCli(["list", url, "--json"])).out);
     assertEquals(lj[0].artifacts.map((a: { name: string }) => a.name), ["kernel", "initramfs"]);
     const bad = await providerCli(["status", "http://127.0.0.1:1"]);
-    assertEquals(bad.code, 8);
+    assertEquals(bad.code, EXIT_STATUS.E_FETCH);
     assertMatch(bad.err, /phase-provider: error: cannot reach/);
     const { status: st, err } = await stopServe(child, "SIGINT");
     assertEquals(st.code, 0, err);

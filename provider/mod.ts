@@ -21,7 +21,7 @@ export {
   type Release,
   sameIdentity,
 } from "./catalog.ts";
-export { PROVIDER_EXIT_CODES, type ProviderCode, ProviderError } from "./errors.ts";
+export { type ProviderCode, ProviderError } from "./errors.ts";
 export {
   type AccessEntry,
   type AdvertState,

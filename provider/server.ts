@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { consoleLogger, type Logger } from "../cli/log.ts";
-import { readFileCapped } from "../cli/io.ts";
+import { consoleLogger, type Logger } from "../core/mod.ts";
+import { readFileCapped } from "../core/mod.ts";
 import { keygen, loadSigningKey, type SigningKey } from "../sign/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
 import { type Catalog, CatalogLoader } from "./catalog.ts";

@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { parseDurationMs, parseFlags, required, UsageError } from "../cli/mod.ts";
+import { UsageError } from "../core/mod.ts";
+import { parseDurationMs, parseFlags, required } from "../cli/mod.ts";
 import { parseUtcTime } from "../verify/mod.ts";
 import { keygen, loadSigningKey } from "./keys.ts";
 import { addRecordSignature, addSignature, releaseDir, signRelease } from "./sign.ts";

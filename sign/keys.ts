@@ -5,7 +5,7 @@
  * @module
  */
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
-import { readFileCapped, writeFileAtomic } from "../cli/io.ts";
+import { readFileCapped, writeFileAtomic } from "../core/mod.ts";
 import {
   encodeBase64,
   formatTrust,

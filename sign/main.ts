@@ -4,15 +4,13 @@
  *
  * @module
  */
-import { main } from "../cli/run.ts";
+import { main } from "../cli/mod.ts";
 import { runSign, SIGN_PERMISSION_SET } from "./cli.ts";
-import { SIGN_EXIT_CODES } from "./errors.ts";
 
 if (import.meta.main) {
   await main({
     name: Deno.args[0] === "keygen" ? "keygen" : "sign",
     permissionSet: SIGN_PERMISSION_SET,
-    exitCodes: SIGN_EXIT_CODES,
     run: (args) => runSign(args),
   });
 }

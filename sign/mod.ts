@@ -5,7 +5,7 @@
  *
  * @module
  */
-export { SIGN_EXIT_CODES, SignError } from "./errors.ts";
+export { SignError } from "./errors.ts";
 export type { SignCode } from "./errors.ts";
 export { keygen, keyPaths, loadSigningKey } from "./keys.ts";
 export type { SigningKey } from "./keys.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { readFileCapped, writeFileAtomic } from "../cli/io.ts";
+import { readFileCapped, writeFileAtomic } from "../core/mod.ts";
 import {
   canonicalArch,
   decodeManifest,

@@ -2,6 +2,7 @@
  * The signer end to end: entrypoints as subprocesses under their sets,
  * checked by the verify entrypoint and by openssl (interop both ways).
  */
+import { EXIT_STATUS } from "../core/mod.ts";
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
 import { keyidOf, publicRawFromPem } from "../verify/mod.ts";
 
@@ -69,7 +70,7 @@ Deno.test("keygen: writes a 0600 PKCS#8 key, SPKI public key and trust file; nev
     assertEquals(Object.keys(trust.keys), [keyid]);
     const before = await Deno.readFile(`${dir}/keys/release.pem`);
     const again = await task("keygen", "--out", `${dir}/keys`);
-    assertEquals(again.code, 3);
+    assertEquals(again.code, EXIT_STATUS.E_EXISTS);
     assertMatch(again.stderr, /phase-keygen: error: .*already exists/);
     assertMatch(again.stderr, /hint: /);
     assertEquals(await Deno.readFile(`${dir}/keys/release.pem`), before);
@@ -143,7 +144,7 @@ Deno.test("TM-09 key compromise and rotation: --add-signature makes a 2-of-2 rel
     assertEquals(two.code, 0, two.stdout);
     assertEquals(JSON.parse(two.stdout).signers.length, 2);
     const dup = await task("sign", "--add-signature", ...base, "--key", `${dir}/b/b.pem`);
-    assertEquals(dup.code, 3);
+    assertEquals(dup.code, EXIT_STATUS.E_EXISTS);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -160,7 +161,7 @@ Deno.test("TM-09 key compromise and rotation: sign refuses a key readable by gro
       ...["--root", `${dir}/root`, "--channel", "stable", "--arch", "amd64", "--version", "1"],
       ...["--key", `${dir}/keys/release.pem`],
     );
-    assertEquals(r.code, 5);
+    assertEquals(r.code, EXIT_STATUS.E_KEY_MODE);
     assertMatch(r.stderr, /hint: chmod 600/);
     let exists = true;
     await Deno.stat(`${rel}/manifest.json`).catch(() => exists = false);
@@ -276,12 +277,12 @@ Deno.test("sign: bad input gives a usage error or a clear error and writes nothi
       `${dir}/keys/release.pem`,
     ];
     const noArch = await task("sign", ...base, "--version", "1");
-    assertEquals(noArch.code, 2);
+    assertEquals(noArch.code, EXIT_STATUS.E_USAGE);
     assertMatch(noArch.stderr, /phase-sign: error: missing required flag --arch/);
     const badVersion = await task("sign", ...base, "--arch", "amd64", "--version", "v1");
-    assertEquals(badVersion.code, 7);
+    assertEquals(badVersion.code, EXIT_STATUS.E_MANIFEST);
     const noRelease = await task("sign", ...base, "--arch", "arm64", "--version", "1");
-    assertEquals(noRelease.code, 6);
+    assertEquals(noRelease.code, EXIT_STATUS.E_ARTIFACT);
     const unknown = await task(
       "sign",
       ...base,
@@ -291,7 +292,7 @@ Deno.test("sign: bad input gives a usage error or a clear error and writes nothi
       "1",
       "--frobnicate",
     );
-    assertEquals(unknown.code, 2);
+    assertEquals(unknown.code, EXIT_STATUS.E_USAGE);
     let exists = true;
     await Deno.stat(`${dir}/root/stable/amd64/manifest.json`).catch(() => exists = false);
     assertEquals(exists, false);

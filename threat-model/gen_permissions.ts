@@ -11,7 +11,6 @@ if (import.meta.main) {
   await main({
     name: "docs",
     permissionSet: "docs",
-    exitCodes: {},
     run: async () => {
       const path = new URL("./permissions.md", import.meta.url).pathname;
       await Deno.writeTextFile(path, renderPermissionsDoc());

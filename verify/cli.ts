@@ -3,10 +3,11 @@
  *
  * @module
  */
-import { parseFlags, UsageError } from "../cli/mod.ts";
-import { explainFsError, readFileCapped } from "../cli/io.ts";
+import { UsageError } from "../core/mod.ts";
+import { parseFlags } from "../cli/mod.ts";
+import { explainFsError, readFileCapped } from "../core/mod.ts";
 import { rawCid } from "./cid.ts";
-import { VERIFY_EXIT_CODES, VerifyError } from "./errors.ts";
+import { VerifyError } from "./errors.ts";
 import { readFloor } from "./floor.ts";
 import { MAX_MANIFEST_BYTES, parseUtcTime } from "./manifest.ts";
 import { MAX_TRUST_BYTES, parseTrust } from "./trust.ts";
@@ -116,5 +117,3 @@ export async function runVerify(
     throw err;
   }
 }
-
-export { VERIFY_EXIT_CODES };

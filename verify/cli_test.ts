@@ -1,4 +1,5 @@
 /** Bad input to the verify entrypoint: clear errors, distinct exit codes. */
+import { EXIT_STATUS } from "../core/mod.ts";
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
 
 const REPO = new URL("..", import.meta.url).pathname;
@@ -41,10 +42,10 @@ const staged = (dir: string) => ["--manifest", `${dir}/m.json`, "--trust", `${di
 Deno.test("verify CLI: usage errors, unreadable files, invalid trust and reads outside the set", async () => {
   await withStaged("vcli-", async (dir) => {
     const usage = await verify("--manifest", `${dir}/m.json`);
-    assertEquals(usage.code, 2);
+    assertEquals(usage.code, EXIT_STATUS.E_USAGE);
     assertMatch(usage.stderr, /^phase-verify: error: missing --trust\nhint: deno task verify/);
-    assertEquals((await verify(...staged(dir), "--bogus")).code, 2);
-    assertEquals((await verify(...staged(dir), "--now", "tomorrow")).code, 2);
+    assertEquals((await verify(...staged(dir), "--bogus")).code, EXIT_STATUS.E_USAGE);
+    assertEquals((await verify(...staged(dir), "--now", "tomorrow")).code, EXIT_STATUS.E_USAGE);
     const missing = await verify(
       "--manifest",
       `${dir}/nope.json`,
@@ -52,10 +53,10 @@ Deno.test("verify CLI: usage errors, unreadable files, invalid trust and reads o
       `${dir}/t.json`,
       "--json",
     );
-    assertEquals(missing.code, 11);
+    assertEquals(missing.code, EXIT_STATUS.E_IO);
     assertEquals(JSON.parse(missing.stdout).code, "E_IO");
     const outside = await verify("--manifest", "/etc/hostname", "--trust", `${dir}/t.json`);
-    assertEquals(outside.code, 11);
+    assertEquals(outside.code, EXIT_STATUS.E_IO);
     assertMatch(outside.stderr, /outside the 'verify' permission set/);
     await Deno.writeTextFile(
       `${dir}/bad-trust.json`,
@@ -68,10 +69,10 @@ Deno.test("verify CLI: usage errors, unreadable files, invalid trust and reads o
       `${dir}/bad-trust.json`,
       "--json",
     );
-    assertEquals(trust.code, 10);
+    assertEquals(trust.code, EXIT_STATUS.E_TRUST);
     assertEquals(JSON.parse(trust.stdout).code, "E_TRUST");
     const art = await verify(...staged(dir), ...NOW, "--artifact", "firmware=/tmp/phase/x");
-    assertEquals(art.code, 2);
+    assertEquals(art.code, EXIT_STATUS.E_USAGE);
     assertMatch(
       art.stderr,
       /manifest has no artifact 'firmware'\nhint: it lists: kernel, initramfs/,
@@ -90,7 +91,7 @@ Deno.test("TM-02 rollback: the verify entrypoint refuses a release below the flo
       ...NOW,
       ...["--channel", "stable", "--arch", "amd64", "--state", dir, "--json"],
     );
-    assertEquals(r.code, 7);
+    assertEquals(r.code, EXIT_STATUS.E_ROLLBACK);
     assertEquals(JSON.parse(r.stdout).code, "E_ROLLBACK");
   });
 });

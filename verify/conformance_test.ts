@@ -4,7 +4,7 @@
  * subprocess under its own permission set.
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { VERIFY_EXIT_CODES } from "./errors.ts";
+import { EXIT_STATUS } from "../core/mod.ts";
 
 const VECTORS = new URL("../../shared/vectors/", import.meta.url).pathname;
 const REPO = new URL("..", import.meta.url).pathname;
@@ -67,7 +67,7 @@ Deno.test("conformance: every vector case through the verify entrypoint under -P
           assertEquals(line.ok, true);
         } else {
           assertEquals(line.code, c.expect, stdout);
-          assertEquals(out.code, VERIFY_EXIT_CODES[c.expect as keyof typeof VERIFY_EXIT_CODES]);
+          assertEquals(out.code, EXIT_STATUS[c.expect as keyof typeof EXIT_STATUS]);
         }
       });
     }

@@ -1,4 +1,4 @@
-import { PhaseError } from "../cli/errors.ts";
+import { PhaseError } from "../core/mod.ts";
 
 /** Codes of the verifier, in the order checks run (formats.md §1). */
 export type VerifyCode =
@@ -14,16 +14,3 @@ export type VerifyCode =
 
 /** An error of the verifier. */
 export class VerifyError extends PhaseError<VerifyCode> {}
-
-/** Exit statuses of the `verify` entrypoint (formats.md §1 table). */
-export const VERIFY_EXIT_CODES: Readonly<Record<VerifyCode, number>> = {
-  E_SCHEMA: 3,
-  E_SIGNATURE: 4,
-  E_MISMATCH: 5,
-  E_EXPIRED: 6,
-  E_ROLLBACK: 7,
-  E_SIZE: 8,
-  E_DIGEST: 9,
-  E_TRUST: 10,
-  E_IO: 11,
-};

@@ -20,7 +20,7 @@ export {
   signEd25519,
   verifyStrict,
 } from "./ed25519.ts";
-export { VERIFY_EXIT_CODES, VerifyError } from "./errors.ts";
+export { VerifyError } from "./errors.ts";
 export type { VerifyCode } from "./errors.ts";
 export { FLOOR_FILE, readFloor, recordFloor } from "./floor.ts";
 export { canonicalize, signedBytes } from "./jcs.ts";

@@ -165,7 +165,6 @@ if (import.meta.main) {
   await main({
     name: "wasm-build",
     permissionSet: "wasm-build",
-    exitCodes: {},
     run: async (args) => {
       const { values } = parseFlags(
         args,

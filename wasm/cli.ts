@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { type Logger, parseFlags, UsageError } from "../cli/mod.ts";
-import { explainFsError, readFileCapped } from "../cli/io.ts";
+import { type Logger, UsageError } from "../core/mod.ts";
+import { parseFlags } from "../cli/mod.ts";
+import { explainFsError, readFileCapped } from "../core/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
 import { loadComponent } from "./component.ts";
 import { type WasmCode, WasmError } from "./errors.ts";

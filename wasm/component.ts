@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { readFileCapped } from "../cli/io.ts";
+import { readFileCapped } from "../core/mod.ts";
 import { isJsonObject, parseStrictJson } from "../verify/mod.ts";
 import { WasmError } from "./errors.ts";
 import { sha256Digest } from "./receipt.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { PhaseError } from "../cli/errors.ts";
+import { PhaseError } from "../core/mod.ts";
 
 /** Codes of the WASM runtime and the receipt verifier. */
 export type WasmCode =
@@ -23,19 +23,3 @@ export type WasmCode =
 
 /** An error of the WASM runtime or the receipt verifier. */
 export class WasmError extends PhaseError<WasmCode> {}
-
-/** Exit statuses of `phase-wasm` (2, 13 and 70 are shared by every CLI). */
-export const WASM_EXIT_CODES: Readonly<Record<WasmCode, number>> = {
-  E_MODULE: 3,
-  E_IMPORT: 4,
-  E_TRAP: 5,
-  E_TIMEOUT: 6,
-  E_MEMORY: 7,
-  E_OUTPUT: 8,
-  E_EXIT: 9,
-  E_RECEIPT: 10,
-  E_IO: 11,
-  E_KEY: 12,
-  E_SIGNATURE: 14,
-  E_TRUST: 15,
-};

@@ -4,10 +4,9 @@
  *
  * @module
  */
-import { consoleLogger } from "../cli/log.ts";
-import { main } from "../cli/run.ts";
+import { consoleLogger } from "../core/mod.ts";
+import { main } from "../cli/mod.ts";
 import { RECEIPT_PERMISSION_SET, runWasm, WASM_PERMISSION_SET } from "./cli.ts";
-import { WASM_EXIT_CODES } from "./errors.ts";
 
 function writeAll(w: { writeSync(b: Uint8Array): number }, b: Uint8Array): void {
   let off = 0;
@@ -18,7 +17,6 @@ if (import.meta.main) {
   await main({
     name: "wasm",
     permissionSet: Deno.args[0] === "receipt" ? RECEIPT_PERMISSION_SET : WASM_PERMISSION_SET,
-    exitCodes: WASM_EXIT_CODES,
     run: (args) =>
       runWasm(args, {
         stdout: (b) => writeAll(Deno.stdout, b),

@@ -1,3 +1,4 @@
+import { EXIT_STATUS } from "../core/mod.ts";
 import {
   deepStrictEqual as assertEquals,
   match as assertMatch,
@@ -66,14 +67,14 @@ Deno.test("wasm run: the hello job under the 'wasm' set, receipt stored and veri
       (await Deno.readTextFile(file)).replace(/"wall_us": \d+/, '"wall_us": 1'),
     );
     const bad = await task("receipt", "verify", forged);
-    assertEquals(bad.code, 14, bad.stderr);
+    assertEquals(bad.code, EXIT_STATUS.E_SIGNATURE, bad.stderr);
     assertMatch(bad.stderr, /phase-wasm: error: .*does not verify\nhint: /);
     // A trust file that does not list the node.
     const other = await tempDir();
     try {
       await task("keygen", "--out", other).then((k) => assertEquals(k.code, 0, k.stderr));
       const untrusted = await task("receipt", "verify", file, "--trust", `${other}/trust.json`);
-      assertEquals(untrusted.code, 15, untrusted.stderr);
+      assertEquals(untrusted.code, EXIT_STATUS.E_TRUST, untrusted.stderr);
     } finally {
       await Deno.remove(other, { recursive: true });
     }
@@ -98,13 +99,13 @@ Deno.test("TM-16 hostile WASM job: each bad job exits with its own status and le
   const state = await tempDir();
   try {
     const cases: [string, string, string[], number, string][] = [
-      ["invalid", "", [], 3, "invalid_module"],
-      ["trap", `(module (func (export "_start") unreachable))`, [], 5, "trap"],
+      ["invalid", "", [], EXIT_STATUS.E_MODULE, "invalid_module"],
+      ["trap", `(module (func (export "_start") unreachable))`, [], EXIT_STATUS.E_TRAP, "trap"],
       [
         "loop",
         `(module (func (export "_start") (loop $l (br $l))))`,
         ["--timeout-ms", "300"],
-        6,
+        EXIT_STATUS.E_TIMEOUT,
         "timeout",
       ],
       [
@@ -113,7 +114,7 @@ Deno.test("TM-16 hostile WASM job: each bad job exits with its own status and le
           (loop $g (br_if $g (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
           (i32.store (i32.const 0x7ffffff0) (i32.const 1))))`,
         ["--memory-mb", "4"],
-        7,
+        EXIT_STATUS.E_MEMORY,
         "memory",
       ],
       [
@@ -122,14 +123,14 @@ Deno.test("TM-16 hostile WASM job: each bad job exits with its own status and le
           (memory 1) (func (export "_start") (i32.store (i32.const 4) (i32.const 4096))
           (loop $l (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))) (br $l))))`,
         ["--output-kb", "64"],
-        8,
+        EXIT_STATUS.E_OUTPUT,
         "output",
       ],
       [
         "import",
         `(module (import "env" "spawn" (func)) (func (export "_start")))`,
         [],
-        4,
+        EXIT_STATUS.E_IMPORT,
         "import_denied",
       ],
     ];
@@ -201,7 +202,7 @@ Deno.test("wasm run: the component version of hello runs through its transpiled 
     // Same component plus an empty custom section: other bytes, other digest.
     await Deno.writeFile(copy, new Uint8Array([...bytes, 0x00, 0x01, 0x00]));
     const refused = await task("wasm", "run", copy, "--state", state);
-    assertEquals(refused.code, 3, refused.stderr);
+    assertEquals(refused.code, EXIT_STATUS.E_MODULE, refused.stderr);
     assertMatch(refused.stderr, /not one this build transpiled/);
   } finally {
     await Deno.remove(state, { recursive: true });
@@ -216,7 +217,7 @@ Deno.test("wasm:build rebuilds the examples byte-identically", async () => {
 
 Deno.test("wasm run: paths outside the 'wasm' set and bad flags are refused", async () => {
   const r = await task("wasm", "run", "/etc/hostname", "--private");
-  assertEquals(r.code, 11, r.stderr);
+  assertEquals(r.code, EXIT_STATUS.E_IO, r.stderr);
   assertMatch(r.stderr, /outside the 'wasm' permission set/);
   const usage = await task(
     "wasm",
@@ -226,7 +227,7 @@ Deno.test("wasm run: paths outside the 'wasm' set and bad flags are refused", as
     "0",
     "--private",
   );
-  assertEquals(usage.code, 2);
+  assertEquals(usage.code, EXIT_STATUS.E_USAGE);
   const both = await task(
     "wasm",
     "run",
@@ -236,5 +237,5 @@ Deno.test("wasm run: paths outside the 'wasm' set and bad flags are refused", as
     "--input-file",
     "b",
   );
-  assertEquals(both.code, 2);
+  assertEquals(both.code, EXIT_STATUS.E_USAGE);
 });

@@ -22,7 +22,7 @@
  *   {@link ./_limits.ts}), and stops the job when it writes more than the
  *   output cap (default 1 MiB). Outcomes: `ok`, `exit`, `trap`, `timeout`,
  *   `memory`, `output`, `invalid_module`, `import_denied`; each gets a
- *   receipt and its own exit status ({@link WASM_EXIT_CODES}), and none
+ *   receipt and its own exit status (core/ registry), and none
  *   affects the host process (TM-16). `exit_code` is -1 when the job did
  *   not exit by itself; a stopped job's output is what it wrote before the
  *   cap (`output`) or nothing (`timeout`: the worker is gone).
@@ -79,7 +79,7 @@
 export { runAndSign } from "./cli.ts";
 export type { SignedJob } from "./cli.ts";
 export { loadComponent } from "./component.ts";
-export { WASM_EXIT_CODES, WasmError } from "./errors.ts";
+export { WasmError } from "./errors.ts";
 export type { WasmCode } from "./errors.ts";
 export { HELLO_INPUT, HELLO_OUTPUT, HELLO_WASM_DIGEST, helloWasmPath } from "./hello.ts";
 export { ephemeralNodeKey, loadOrCreateNodeKey, NODE_KEY_DIR, nodeKeyPaths } from "./node_key.ts";

@@ -16,7 +16,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { readFileCapped, writeFileAtomic } from "../cli/io.ts";
+import { readFileCapped, writeFileAtomic } from "../core/mod.ts";
 import type { SigningKey } from "../sign/mod.ts";
 import {
   decodeBase64,

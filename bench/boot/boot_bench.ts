@@ -8,7 +8,7 @@
  * @module
  */
 import { startProvider } from "../../provider/mod.ts";
-import { memoryLogger } from "../../cli/mod.ts";
+import { memoryLogger } from "../../core/mod.ts";
 import { bootVm } from "../../images/vm.ts";
 import { imagesTaskArgs } from "../../images/mod.ts";
 

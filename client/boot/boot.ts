@@ -8,8 +8,8 @@
  *
  * @module
  */
-import type { Logger } from "../../cli/mod.ts";
-import { PhaseError, readFileCapped } from "../../cli/mod.ts";
+import type { Logger } from "../../core/mod.ts";
+import { EXIT_STATUS, PhaseError, readFileCapped } from "../../core/mod.ts";
 import {
   compareVersions,
   isJsonObject,
@@ -48,19 +48,9 @@ export type BootCode = "E_NETWORK" | "E_STEP" | "E_NO_RELEASE" | "E_KEXEC";
 /** An error of the boot chain. */
 export class BootError extends PhaseError<BootCode> {}
 
-/** Exit statuses of phase-boot. */
-export const BOOT_EXIT_CODES: Readonly<Record<string, number>> = {
-  E_NETWORK: 40,
-  E_STEP: 41,
-  E_NO_RELEASE: 42,
-  E_KEXEC: 43,
-  E_POLICY: 44,
-  E_TOR: 45,
-};
-
-/** phase-kexec exit statuses that mean "the kernel would not load / run" (kexec/errors.ts). */
-const KEXEC_E_LOAD = 21;
-const KEXEC_E_EXEC = 22;
+/** phase-kexec exit statuses that mean "the kernel would not load / run". */
+const KEXEC_E_LOAD = EXIT_STATUS.E_LOAD;
+const KEXEC_E_EXEC = EXIT_STATUS.E_EXEC;
 
 /** Result of one step process. */
 export interface StepResult {

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { consoleLogger, main, parseFlags } from "../../cli/mod.ts";
+import { consoleLogger } from "../../core/mod.ts";
+import { main, parseFlags } from "../../cli/mod.ts";
 import { loadPolicy } from "../policy.ts";
-import { BOOT_EXIT_CODES, type BootPaths, runChain, SEED_PATHS, spawnStep } from "./boot.ts";
-import { CLIENT_EXIT_CODES } from "../errors.ts";
+import { type BootPaths, runChain, SEED_PATHS, spawnStep } from "./boot.ts";
 
 const USAGE =
   "phase-boot [--bin DIR] [--trust FILE] [--policy FILE] [--cmdline FILE] [--cache DIR] [--private-root DIR] " +
@@ -69,7 +69,6 @@ if (import.meta.main) {
   await main({
     name: "boot",
     permissionSet: "boot",
-    exitCodes: { ...CLIENT_EXIT_CODES, ...BOOT_EXIT_CODES },
     run,
   });
 }

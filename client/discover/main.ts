@@ -6,20 +6,13 @@
  *
  * @module
  */
-import {
-  consoleLogger,
-  explainFsError,
-  main,
-  parseDurationMs,
-  parseFlags,
-  readFileCapped,
-  UsageError,
-} from "../../cli/mod.ts";
+import { consoleLogger, explainFsError, readFileCapped, UsageError } from "../../core/mod.ts";
+import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
 import { queryServices } from "../../mdns/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, VerifyError } from "../../verify/mod.ts";
 import { discover, type MdnsAnswer, type Step } from "../discover.ts";
 import { dhtLookup } from "../_dht.ts";
-import { CLIENT_EXIT_CODES, ClientError } from "../errors.ts";
+import { ClientError } from "../errors.ts";
 import { loadPolicy, MAX_CMDLINE_BYTES } from "../policy.ts";
 import { parseSocksAddress, socksFetch, TOR_PROBE_TIMEOUT_MS } from "../socks.ts";
 
@@ -169,7 +162,6 @@ if (import.meta.main) {
   await main({
     name: "discover",
     permissionSet: "discover",
-    exitCodes: CLIENT_EXIT_CODES,
     run,
   });
 }

@@ -5,7 +5,7 @@
  */
 import { NetnsLab, spawnServe, stopServe, taskArgv, writeRelease } from "../../testing/mod.ts";
 import { auditCache, cacheLayout } from "../cache.ts";
-import { CLIENT_EXIT_CODES } from "../errors.ts";
+import { EXIT_STATUS } from "../../core/mod.ts";
 import { makeRelease, serveRelease, tempDir } from "../_fixtures.ts";
 import { startTestSocks } from "../../testing/socks5.ts";
 import { assert, assertEquals } from "../_testing.ts";
@@ -101,7 +101,7 @@ Deno.test({
         "--cache",
         `${dir}/rogue-cache`,
       ], opts));
-      assertEquals(r.code, 4, r.stderr);
+      assertEquals(r.code, EXIT_STATUS.E_SIGNATURE, r.stderr);
       assertEquals([...Deno.readDirSync(`${dir}/rogue-cache/cas/sha256`)], []);
       const f = await output(lab.command(1, Deno.execPath(), [
         ...taskArgv("fetch"),
@@ -159,7 +159,7 @@ Deno.test("TM-15 captive portal and redirects: discover exits E_CAPTIVE with a h
         stderr: "piped",
       }),
     );
-    assertEquals(r.code, CLIENT_EXIT_CODES.E_CAPTIVE, r.stderr);
+    assertEquals(r.code, EXIT_STATUS.E_CAPTIVE, r.stderr);
     const res = JSON.parse(r.stdout);
     assertEquals(res.candidates, []);
     assertEquals(res.rejected[0].captivePortal, true);
@@ -222,7 +222,7 @@ Deno.test("TM-13 private-mode privacy: discover --socks asks only the manual URL
         stderr: "piped",
       }),
     );
-    assertEquals(lan.code, 2, lan.stderr);
+    assertEquals(lan.code, EXIT_STATUS.E_USAGE, lan.stderr);
     assert(lan.stderr.includes("--socks allows only the manual step"), lan.stderr);
   } finally {
     await socks.close();

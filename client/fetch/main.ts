@@ -5,17 +5,9 @@
  *
  * @module
  */
-import {
-  consoleLogger,
-  explainFsError,
-  main,
-  parseDurationMs,
-  parseFlags,
-  readFileCapped,
-  UsageError,
-} from "../../cli/mod.ts";
+import { consoleLogger, explainFsError, readFileCapped, UsageError } from "../../core/mod.ts";
+import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, VerifyError } from "../../verify/mod.ts";
-import { CLIENT_EXIT_CODES } from "../errors.ts";
 import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch.ts";
 import { DEFAULT_LIMITS } from "../http.ts";
 import { preparePrivateRoot } from "../private.ts";
@@ -205,7 +197,6 @@ if (import.meta.main) {
   await main({
     name: "fetch",
     permissionSet: Deno.args.includes("--private") ? "fetch-private" : "fetch",
-    exitCodes: CLIENT_EXIT_CODES,
     run,
   });
 }

@@ -4,7 +4,7 @@
  */
 import { taskArgv } from "../../testing/mod.ts";
 import { auditCache, cacheLayout } from "../cache.ts";
-import { CLIENT_EXIT_CODES } from "../errors.ts";
+import { EXIT_STATUS } from "../../core/mod.ts";
 import { makeRelease, serveRelease } from "../_fixtures.ts";
 import { assert, assertEquals } from "../_testing.ts";
 
@@ -68,7 +68,7 @@ Deno.test("fetch entrypoint: exit 0 with every artifact verified, JSON lines on 
       "--cache",
       `${rel.dir}/c2`,
     ]);
-    assertEquals(bad.code, 4, bad.stderr);
+    assertEquals(bad.code, EXIT_STATUS.E_SIGNATURE, bad.stderr);
     assert(bad.stderr.includes("phase-fetch: error:"));
     await Deno.remove(other.dir, { recursive: true });
   } finally {
@@ -211,7 +211,7 @@ cd /run/phase/t/root/cas/sha256 && sha256sum *
       "--trust",
       rel.trustPath,
     ], env);
-    assertEquals(refused.code, CLIENT_EXIT_CODES.E_PRIVATE_ROOT, refused.stderr);
+    assertEquals(refused.code, EXIT_STATUS.E_PRIVATE_ROOT, refused.stderr);
     assert(refused.stderr.includes("not a tmpfs"), refused.stderr);
     await Deno.lstat(notTmpfs).then(() => {
       throw new Error(`${notTmpfs} was created`);
