@@ -136,8 +136,11 @@ export function isErrorCode(code: string): code is ErrorCode {
 
 /** A Phase error: a literal code, a human message, a hint and a cause. */
 export class PhaseError<C extends ErrorCode = ErrorCode> extends Error {
+  /** The literal code; its exit status is `EXIT_STATUS[code]`. */
   readonly code: C;
+  /** What the user can do about it, printed as `hint:` by the CLIs. */
   readonly hint: string | undefined;
+  /** Makes an error with `code`, a message and optionally a hint and a cause. */
   constructor(
     code: C,
     message: string,
@@ -165,6 +168,7 @@ export function exitStatusOf(err: unknown): number {
 
 /** A usage error: bad or missing flags. */
 export class UsageError extends PhaseError<"E_USAGE"> {
+  /** A usage error with its message and, usually, the usage as hint. */
   constructor(message: string, hint?: string) {
     super("E_USAGE", message, { hint });
   }
@@ -172,7 +176,9 @@ export class UsageError extends PhaseError<"E_USAGE"> {
 
 /** The process holds a permission its set does not grant (TM-12). */
 export class PermissionSetError extends PhaseError<"E_PERMISSIONS"> {
+  /** The grants held beyond the set, in words. */
   readonly excess: readonly string[];
+  /** Names the set and what the process holds beyond it. */
   constructor(set: string, excess: readonly string[]) {
     super(
       "E_PERMISSIONS",

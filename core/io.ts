@@ -6,6 +6,7 @@
 
 /** Thrown when a file is larger than the cap. */
 export class TooLargeError extends Error {
+  /** The file and the cap it exceeded. */
   constructor(readonly path: string, readonly maxBytes: number) {
     super(`${path} is larger than ${maxBytes} bytes`);
     this.name = "TooLargeError";

@@ -7,8 +7,11 @@
 
 /** A log sink. */
 export interface Logger {
+  /** A normal event: `event` is a short snake_case name, `fields` its data. */
   info(event: string, fields?: Record<string, unknown>): void;
+  /** Something the operator should look at; work goes on. */
   warn(event: string, fields?: Record<string, unknown>): void;
+  /** A failure. */
   error(event: string, fields?: Record<string, unknown>): void;
 }
 
