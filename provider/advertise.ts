@@ -56,7 +56,9 @@ export function mdnsInstances(
 }
 
 /** Factory of the mDNS advertiser for {@link startProvider}. */
-export function mdnsAdvertiser(opts: { port?: number } = {}) {
+export function mdnsAdvertiser(
+  opts: { port?: number } = {},
+): (ctx: AdvertContext) => Promise<Advertiser> {
   return async (ctx: AdvertContext): Promise<Advertiser> => {
     const responders: { address: string; r: MdnsResponder }[] = [];
     let state = "running";
@@ -116,7 +118,9 @@ export interface DhtAdvertOptions {
  * (`<state>/p2p.key`) that publishes each release's signed record and a
  * provider record, again on every catalog change and every `republishMs`.
  */
-export function dhtAdvertiser(opts: DhtAdvertOptions = {}) {
+export function dhtAdvertiser(
+  opts: DhtAdvertOptions = {},
+): (ctx: AdvertContext) => Promise<Advertiser> {
   return async (ctx: AdvertContext): Promise<Advertiser> => {
     const listenHost = /^\d+\.\d+\.\d+\.\d+$/.test(ctx.host) ? ctx.host : "127.0.0.1";
     const node: PhaseNode = await createPhaseNode({

@@ -127,7 +127,7 @@ export interface Catalog {
 }
 
 /** An empty catalog. */
-export function emptyCatalog(now = new Date()): Catalog {
+export function emptyCatalog(now: Date = new Date()): Catalog {
   return {
     releases: new Map(),
     byDigest: new Map(),

@@ -34,7 +34,6 @@ export {
   type Metrics,
   newMetrics,
   type ProviderHandler,
-  providerInfo,
   rawTarget,
   type RequestInfo,
   safeSegments,
