@@ -39,7 +39,7 @@ Deno.test("core: one registry, each exit status names one code, the spec's statu
     byStatus.set(status, code);
     if (!(status > 0 && status < 126)) throw new Error(`${code}: status ${status} out of range`);
   }
-  // formats.md §5: the conformance statuses are part of the wire contract.
+  // formats.md §1: the conformance statuses are part of the wire contract.
   assertEquals(
     [
       EXIT_STATUS.E_SCHEMA,

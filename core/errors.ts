@@ -18,19 +18,19 @@ export const EXIT_STATUS = {
   E_FINDINGS: 1,
   /** every CLI: bad or missing flags. */
   E_USAGE: 2,
-  /** verify: a document is not well-formed (formats.md §5). */
+  /** verify: a document is not well-formed (formats.md §1). */
   E_SCHEMA: 3,
-  /** verify: too few valid trusted signatures (formats.md §5). */
+  /** verify: too few valid trusted signatures (formats.md §1). */
   E_SIGNATURE: 4,
-  /** verify: channel or arch differs from what was asked for (formats.md §5). */
+  /** verify: channel or arch differs from what was asked for (formats.md §1). */
   E_MISMATCH: 5,
-  /** verify: the manifest has expired (formats.md §5). */
+  /** verify: the manifest has expired (formats.md §1). */
   E_EXPIRED: 6,
-  /** verify: the version is below the accepted floor (formats.md §5). */
+  /** verify: the version is below the accepted floor (formats.md §1). */
   E_ROLLBACK: 7,
-  /** verify: an artifact's size differs from the manifest (formats.md §5). */
+  /** verify: an artifact's size differs from the manifest (formats.md §1). */
   E_SIZE: 8,
-  /** verify: an artifact's SHA-256 differs from the manifest (formats.md §5). */
+  /** verify: an artifact's SHA-256 differs from the manifest (formats.md §1). */
   E_DIGEST: 9,
   /** verify: a trust file is missing, unreadable or invalid. */
   E_TRUST: 10,
