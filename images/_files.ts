@@ -31,7 +31,7 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -p /dev/shm && mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
-mkdir -p /run/phase /run/phase/home /run/phase/deno /dev/shm/phase && chmod 700 /run/phase /dev/shm/phase
+mkdir -p /run/phase /run/phase/home /run/phase/deno && chmod 700 /run/phase
 ln -sf /run/phase/resolv.conf /etc/resolv.conf
 # Deno refuses scoped reads of /proc: the steps read this copy.
 cat /proc/cmdline > /run/phase/cmdline
