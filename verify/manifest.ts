@@ -154,7 +154,8 @@ export function decodeManifest(
   if (doc.cmdline !== undefined) cmdline = str(doc, "cmdline");
   const arts = doc.artifacts;
   if (!isJsonObject(arts)) throw schema("'artifacts' must be an object");
-  const artifacts: Record<string, ArtifactRef> = {};
+  // Prototype-free: a lookup by a name from input finds only listed artifacts.
+  const artifacts: Record<string, ArtifactRef> = Object.create(null);
   for (const [name, ref] of Object.entries(arts)) {
     if (!ARTIFACT_NAME_RE.test(name)) {
       throw schema(`artifact name '${name}' is not allowed`);
@@ -172,7 +173,7 @@ export function decodeManifest(
     artifacts[name] = Object.freeze({ digest, size });
   }
   for (const required of ["kernel", "initramfs"]) {
-    if (!(required in artifacts)) throw schema(`artifact '${required}' is required`);
+    if (!Object.hasOwn(artifacts, required)) throw schema(`artifact '${required}' is required`);
   }
   const signatures = decodeSignatures(doc.signatures, (m) => schema(m));
   return Object.freeze({

@@ -22,7 +22,7 @@ export {
 } from "./ed25519.ts";
 export { VerifyError } from "./errors.ts";
 export type { VerifyCode } from "./errors.ts";
-export { FLOOR_FILE, readFloor, recordFloor } from "./floor.ts";
+export { FLOOR_FILE, floorKey, readFloor, recordFloor } from "./floor.ts";
 export { canonicalize, signedBytes } from "./jcs.ts";
 export {
   canonicalArch,
@@ -36,8 +36,10 @@ export {
 export type { Arch, ArtifactRef, Manifest, SignatureEntry } from "./manifest.ts";
 export { isJsonObject, MAX_JSON_DEPTH, parseStrictJson, StrictJsonError } from "./strict_json.ts";
 export type { JsonValue } from "./strict_json.ts";
-export { formatTrust, MAX_TRUST_BYTES, parseTrust } from "./trust.ts";
-export type { Trust, TrustedKey } from "./trust.ts";
+export { formatTrust, loadTrust, MAX_TRUST_BYTES, parseTrust } from "./trust.ts";
+export type { LoadTrustOptions, Trust, TrustedKey } from "./trust.ts";
+export { parseArtifactArgs, verifyFiles } from "./workflow.ts";
+export type { VerifiedFiles, VerifyFilesOptions } from "./workflow.ts";
 export { assertVerified } from "./_verified.ts";
 export type { Verified } from "./_verified.ts";
 export {
