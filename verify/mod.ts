@@ -28,10 +28,12 @@ export {
   canonicalArch,
   decodeManifest,
   decodeSignatures,
+  isArtifactName,
   isChannel,
   MAX_MANIFEST_BYTES,
   parseDocument,
   parseUtcTime,
+  REQUIRED_ARTIFACTS,
 } from "./manifest.ts";
 export type { Arch, ArtifactRef, Manifest, SignatureEntry } from "./manifest.ts";
 export { isJsonObject, MAX_JSON_DEPTH, parseStrictJson, StrictJsonError } from "./strict_json.ts";
@@ -46,12 +48,27 @@ export {
   checkArtifactFile,
   checkThreshold,
   countValidSignatures,
-  HASH_CHUNK_BYTES,
-  hashFile,
-  hashStream,
   verifyArtifact,
   verifyManifest,
 } from "./verify.ts";
+export {
+  HASH_CHUNK_BYTES,
+  hashFile,
+  hashStream,
+  SHA256_PREFIX,
+  sha256Hex,
+  toHex,
+} from "./digest.ts";
+export {
+  buildManifestDocument,
+  dhtRecordKey,
+  isMode,
+  isoSeconds,
+  MAX_CMDLINE_FILE_BYTES,
+  MODES,
+  RELEASE_ARTIFACTS,
+} from "./format.ts";
+export type { ManifestInput, Mode } from "./format.ts";
 export type { VerifyOptions } from "./verify.ts";
 export { compareVersions, isVersion } from "./version.ts";
 export {

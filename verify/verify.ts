@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { hashFile } from "./digest.ts";
 import { VerifyError } from "./errors.ts";
 import { verifyStrict } from "./ed25519.ts";
 import { signedBytes } from "./jcs.ts";
@@ -146,56 +146,6 @@ export function verifyManifest(
   checkNotBelow(manifest.version, opts.minVersion, "min_version");
   checkNotBelow(manifest.version, opts.floor, "accepted floor");
   return _seal(manifest, bytes, signers);
-}
-
-/** Bytes read per chunk while hashing. */
-export const HASH_CHUNK_BYTES = 1024 * 1024;
-
-/** Streaming SHA-256 with a byte cap: reading stops past `maxBytes`. */
-export async function hashStream(
-  stream: ReadableStream<Uint8Array>,
-  maxBytes: number,
-): Promise<{ size: number; digest: string; overflow: boolean }> {
-  const h = createHash("sha256");
-  let size = 0;
-  const reader = stream.getReader();
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.length;
-      if (size > maxBytes) {
-        await reader.cancel();
-        return { size, digest: "", overflow: true };
-      }
-      h.update(value);
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  return { size, digest: "sha256:" + h.digest("hex"), overflow: false };
-}
-
-/**
- * Streaming SHA-256 of an open file with a byte cap, reading
- * {@link HASH_CHUNK_BYTES} at a time into one reused buffer: memory stays
- * bounded and large reads keep the hash near OpenSSL's speed.
- */
-export async function hashFile(
-  file: Deno.FsFile,
-  maxBytes: number,
-): Promise<{ size: number; digest: string; overflow: boolean }> {
-  const h = createHash("sha256");
-  const buf = new Uint8Array(HASH_CHUNK_BYTES);
-  let size = 0;
-  while (true) {
-    const n = await file.read(buf);
-    if (n === null) break;
-    size += n;
-    if (size > maxBytes) return { size, digest: "", overflow: true };
-    h.update(buf.subarray(0, n));
-  }
-  return { size, digest: "sha256:" + h.digest("hex"), overflow: false };
 }
 
 /** Checks an open file's size and digest against a verified artifact. */

@@ -8,7 +8,8 @@ import { VerifyError } from "./errors.ts";
 import { manifestDoc, NOW, signedManifest, testKey, trustOf } from "./testing.ts";
 import { parseTrust } from "./trust.ts";
 import { assertVerified, type Verified } from "./_verified.ts";
-import { hashStream, verifyArtifact, verifyManifest } from "./verify.ts";
+import { hashStream } from "./digest.ts";
+import { verifyArtifact, verifyManifest } from "./verify.ts";
 import type { Manifest } from "./manifest.ts";
 
 function code(fn: () => unknown): string {

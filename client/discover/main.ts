@@ -9,11 +9,11 @@
 import { consoleLogger, explainFsError, readFileCapped, UsageError } from "../../core/mod.ts";
 import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
 import { queryServices } from "../../mdns/mod.ts";
-import { loadTrust } from "../../verify/mod.ts";
+import { loadTrust, MAX_CMDLINE_FILE_BYTES } from "../../verify/mod.ts";
 import { discover, type MdnsAnswer, type Step } from "../discover.ts";
 import { dhtLookup } from "../_dht.ts";
 import { ClientError } from "../errors.ts";
-import { loadPolicy, MAX_CMDLINE_BYTES } from "../policy.ts";
+import { loadPolicy } from "../policy.ts";
 import { parseSocksAddress, socksFetch, TOR_PROBE_TIMEOUT_MS } from "../socks.ts";
 
 const USAGE =
@@ -62,7 +62,7 @@ export async function run(args: string[]): Promise<number> {
   const cmdlinePaths = values.cmdline ? [values.cmdline] : DEFAULT_CMDLINES;
   for (const path of cmdlinePaths) {
     try {
-      cmdline = new TextDecoder().decode(await readFileCapped(path, MAX_CMDLINE_BYTES));
+      cmdline = new TextDecoder().decode(await readFileCapped(path, MAX_CMDLINE_FILE_BYTES));
       break;
     } catch (err) {
       logger.warn("cmdline_unreadable", { path, error: explainFsError(err, path, "discover") });
