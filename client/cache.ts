@@ -7,11 +7,8 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { hashFile, SHA256_PREFIX } from "../verify/mod.ts";
 import { ClientError } from "./errors.ts";
-
-/** Bytes read per chunk when re-hashing a cached file. */
-export const REHASH_CHUNK_BYTES = 1024 * 1024;
 
 const HEX_RE = /^[0-9a-f]{64}$/;
 
@@ -59,8 +56,11 @@ export async function ensureCache(layout: CacheLayout): Promise<void> {
   }
 }
 
-/** Streams a file through SHA-256, reading at most `maxBytes + 1` bytes. */
-export async function hashFile(
+/**
+ * Hex SHA-256 and size of a cached file, reading at most `maxBytes` (more
+ * is a mismatch: `hex` is then ""); `undefined` when the file is missing.
+ */
+async function hashCached(
   path: string,
   maxBytes: number,
 ): Promise<{ size: number; hex: string } | undefined> {
@@ -72,16 +72,8 @@ export async function hashFile(
     throw err;
   }
   try {
-    const h = createHash("sha256");
-    const buf = new Uint8Array(REHASH_CHUNK_BYTES);
-    let size = 0;
-    while (size <= maxBytes) {
-      const n = await f.read(buf);
-      if (n === null) break;
-      size += n;
-      h.update(buf.subarray(0, n));
-    }
-    return { size, hex: h.digest("hex") };
+    const { size, digest, overflow } = await hashFile(f, maxBytes);
+    return { size, hex: overflow ? "" : digest.slice(SHA256_PREFIX.length) };
   } finally {
     f.close();
   }
@@ -99,7 +91,7 @@ export async function cachedPath(
   size: number,
 ): Promise<string | undefined> {
   const path = `${layout.casDir}/${hex}`;
-  const got = await hashFile(path, size);
+  const got = await hashCached(path, size);
   if (!got) return undefined;
   if (got.size === size && got.hex === hex) return path;
   await Deno.remove(path).catch(() => {});
@@ -134,7 +126,7 @@ export async function auditCache(
         bad.push(e.name);
         continue;
       }
-      const got = await hashFile(`${layout.casDir}/${e.name}`, maxBytes);
+      const got = await hashCached(`${layout.casDir}/${e.name}`, maxBytes);
       if (!got || got.hex !== e.name) bad.push(e.name);
     }
   } catch (err) {

@@ -14,6 +14,7 @@ import type { Logger } from "../core/mod.ts";
 import {
   canonicalArch,
   compareVersions,
+  dhtRecordKey,
   type DiscoveryRecord,
   isVersion,
   type Trust,
@@ -101,11 +102,6 @@ export interface DiscoverResult {
   readonly candidates: readonly Candidate[];
   readonly rejected: readonly Rejected[];
   readonly steps: readonly { step: Step; ms: number; found: number; error?: string }[];
-}
-
-/** The DHT key of a channel/arch (formats.md §5). */
-export function dhtKey(channel: string, arch: string): string {
-  return `/phase/${channel}/${arch}/manifest`;
 }
 
 function httpUrl(s: string | undefined): string | undefined {
@@ -339,7 +335,7 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
           throw new ClientError("E_NO_CANDIDATE", "no DHT lookup available (no bootstrap peers?)");
         }
         const ms = o.dhtTimeoutMs ?? DHT_STEP_TIMEOUT_MS;
-        const key = dhtKey(channel, arch);
+        const key = dhtRecordKey(channel, arch);
         got = dhtCandidates(
           await bounded(o.dht(key, ms), ms + 1_000, "DHT step"),
           o.trust,

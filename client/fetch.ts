@@ -7,7 +7,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import type { Logger } from "../core/mod.ts";
 import {
   digestOfRawCid,
@@ -16,6 +15,7 @@ import {
   rawCidFromDigest,
   readFloor,
   recordFloor,
+  sha256Hex,
   type Trust,
   type Verified,
   VerifyError,
@@ -150,7 +150,7 @@ export async function fetchManifest(
         // A trustless gateway proves nothing by itself: the bytes must hash
         // to the digest inside the CID, and then the signature must hold.
         const want = digestOfRawCid(c.cid);
-        const got = createHash("sha256").update(bytes).digest("hex");
+        const got = sha256Hex(bytes);
         if (got !== want) {
           throw new VerifyError("E_DIGEST", `${c.url}: bytes do not match CID ${c.cid} (TM-01)`);
         }
@@ -256,7 +256,7 @@ async function removeStaleTemps(layout: CacheLayout, now: number): Promise<void>
 }
 
 async function storeManifest(layout: CacheLayout, bytes: Uint8Array): Promise<string> {
-  const hex = createHash("sha256").update(bytes).digest("hex");
+  const hex = sha256Hex(bytes);
   const final = `${layout.casDir}/${hex}`;
   const tmp = `${layout.partialDir}/${hex}.${crypto.randomUUID()}.manifest`;
   const f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });

@@ -502,3 +502,24 @@ Deno.test("fetch: a mirror without Range support leaves the parallel phase; the 
     }
   }, { kernel: 1_000_000, initramfs: 50_000 });
 });
+
+Deno.test("fetch: an --artifact name such as 'constructor' is not found on Object.prototype (E_SCHEMA, no request)", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const srv = serveRelease(rel);
+    try {
+      for (const name of ["constructor", "toString"]) {
+        const err = await assertRejects(
+          fetchRelease(
+            opts({ manifestUrl: srv.url, trust: rel.trust, cacheDir: cache, artifacts: [name] }),
+          ),
+          VerifyError,
+          "E_SCHEMA",
+        );
+        assert(err.message.includes(`manifest has no artifact '${name}'`), err.message);
+      }
+      assert(srv.requests.every((r) => r.path.endsWith("/manifest.json")));
+    } finally {
+      await srv.close();
+    }
+  });
+});

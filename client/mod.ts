@@ -17,9 +17,7 @@ export {
   DEFAULT_POLICY,
   loadPolicy,
   MAX_BOOTSTRAP_PEERS,
-  MAX_CMDLINE_BYTES,
   MAX_POLICY_BYTES,
-  type Mode,
   parsePolicy,
   parseTomlSubset,
   type Policy,
@@ -43,7 +41,6 @@ export {
   cacheLayout,
   digestHex,
   ensureCache,
-  hashFile,
 } from "./cache.ts";
 export {
   type ArtifactSource,
@@ -76,7 +73,6 @@ export {
   type Candidate,
   DHT_STEP_TIMEOUT_MS,
   dhtCandidates,
-  dhtKey,
   discover,
   type DiscoverOptions,
   type DiscoverResult,

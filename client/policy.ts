@@ -8,18 +8,20 @@
  * @module
  */
 import { readFileCapped, TooLargeError } from "../core/mod.ts";
-import { canonicalArch, isChannel, isVersion } from "../verify/mod.ts";
+import {
+  canonicalArch,
+  isChannel,
+  isMode,
+  isVersion,
+  MAX_CMDLINE_FILE_BYTES,
+  type Mode,
+} from "../verify/mod.ts";
 import { ClientError } from "./errors.ts";
 
 /** Largest policy file read, in bytes. */
 export const MAX_POLICY_BYTES = 64 * 1024;
-/** Largest kernel command line read, in bytes. */
-export const MAX_CMDLINE_BYTES = 64 * 1024;
 /** Most DHT bootstrap peers accepted. */
 export const MAX_BOOTSTRAP_PEERS = 32;
-
-/** Boot modes. */
-export type Mode = "internet" | "local" | "private";
 
 /** The effective policy. */
 export interface Policy {
@@ -158,7 +160,7 @@ export function parseTomlSubset(text: string, file = "policy.toml"): Map<string,
 }
 
 function checkMode(v: string, where: string): Mode {
-  if (v === "internet" || v === "local" || v === "private") return v;
+  if (isMode(v)) return v;
   throw policyError(where, `mode must be internet, local or private, got '${v}'`);
 }
 function checkChannel(v: string, where: string): string {
@@ -344,7 +346,7 @@ export async function loadPolicy(
   let cmdline = opts.cmdline;
   if (cmdline === undefined && opts.cmdlinePath) {
     try {
-      cmdline = await readText(opts.cmdlinePath, MAX_CMDLINE_BYTES);
+      cmdline = await readText(opts.cmdlinePath, MAX_CMDLINE_FILE_BYTES);
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) {
         throw new ClientError(

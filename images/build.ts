@@ -8,11 +8,10 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import config from "../deno.json" with { type: "json" };
 import type { Logger } from "../core/mod.ts";
 import { permissionTable } from "../cli/mod.ts";
-import { encodeBase64, signEd25519 } from "../verify/mod.ts";
+import { encodeBase64, hashFile, SHA256_PREFIX, sha256Hex, signEd25519 } from "../verify/mod.ts";
 import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
 import { checkTorrcFragment } from "../client/mod.ts";
 import { ImagesError } from "./errors.ts";
@@ -120,7 +119,7 @@ const ARCH = {
 
 /** Stable UUID derived from a label (build ids never come from randomness). */
 export function derivedUuid(label: string): string {
-  const h = createHash("sha256").update("phase-images:" + label).digest("hex");
+  const h = sha256Hex("phase-images:" + label);
   const v = h.slice(0, 12) + "4" + h.slice(13, 16) + ((parseInt(h[16], 16) & 3) | 8).toString(16) +
     h.slice(17, 32);
   return `${v.slice(0, 8)}-${v.slice(8, 12)}-${v.slice(12, 16)}-${v.slice(16, 20)}-${
@@ -129,10 +128,8 @@ export function derivedUuid(label: string): string {
 }
 
 async function sha256File(path: string): Promise<string> {
-  const h = createHash("sha256");
-  const f = await Deno.open(path);
-  for await (const c of f.readable) h.update(c);
-  return h.digest("hex");
+  using f = await Deno.open(path);
+  return (await hashFile(f, Number.MAX_SAFE_INTEGER)).digest.slice(SHA256_PREFIX.length);
 }
 
 function step(log: Logger, n: number, total: number, what: string): number {

@@ -11,7 +11,8 @@
  */
 import { checkEntryId, EFIVARS_DIR } from "./efivar.ts";
 import { KexecError } from "./errors.ts";
-import { type Mode, type Staged, targetCmdline } from "./kexec.ts";
+import type { Mode } from "../verify/mod.ts";
+import { type Staged, targetCmdline } from "./kexec.ts";
 
 /** Where the seed's init mounts the ESP (read-write, non-private modes only). */
 export const DEFAULT_ESP = "/run/phase/esp";

@@ -5,17 +5,9 @@
  *
  * @module
  */
-import { explainFsError, readFileCapped, UsageError } from "../core/mod.ts";
+import { UsageError } from "../core/mod.ts";
 import { parseFlags } from "../cli/mod.ts";
-import {
-  MAX_MANIFEST_BYTES,
-  MAX_TRUST_BYTES,
-  parseTrust,
-  parseUtcTime,
-  readFloor,
-  VerifyError,
-  verifyManifest,
-} from "../verify/mod.ts";
+import { parseArtifactArgs, parseUtcTime, verifyFiles } from "../verify/mod.ts";
 import { KexecError } from "./errors.ts";
 import { setOneShotEntry } from "./efivar.ts";
 import { DEFAULT_EFIVARS, DEFAULT_ESP, installChainloadEntry } from "./chainload.ts";
@@ -55,18 +47,6 @@ phase-kexec exec [--dry-run]
 phase-kexec fallback --manifest FILE --trust FILE --artifact kernel=PATH --artifact initramfs=PATH [--mode M]
                  [--esp DIR] [--entry ID] [--efivars DIR] [--no-reboot] [--dry-run]`;
 
-async function load(path: string, cap: number): Promise<Uint8Array> {
-  try {
-    return await readFileCapped(path, cap);
-  } catch (err) {
-    throw new VerifyError(
-      "E_IO",
-      `cannot read ${explainFsError(err, path, KEXEC_PERMISSION_SET)}`,
-      { cause: err },
-    );
-  }
-}
-
 const STAGE_FLAGS = {
   manifest: { type: "string" },
   trust: { type: "string" },
@@ -103,27 +83,24 @@ async function verifyAndStage(values: StageValues, _out: (s: string) => void) {
     now = parseUtcTime(values.now);
     if (!now) throw new UsageError(`--now must be RFC 3339 UTC, got '${values.now}'`, USAGE);
   }
-  const paths: Record<string, string> = {};
-  for (const a of values.artifact ?? []) {
-    const eq = a.indexOf("=");
-    if (eq <= 0 || eq === a.length - 1) {
-      throw new UsageError(`--artifact takes NAME=PATH, got '${a}'`, USAGE);
-    }
-    paths[a.slice(0, eq)] = a.slice(eq + 1);
-  }
-  const trust = parseTrust(await load(values.trust, MAX_TRUST_BYTES));
-  const bytes = await load(values.manifest, MAX_MANIFEST_BYTES);
-  const floor = values.state && values.channel && values.arch
-    ? await readFloor(values.state, values.channel, values.arch)
-    : undefined;
-  const verified = verifyManifest(bytes, trust, {
+  const paths = parseArtifactArgs(values.artifact ?? [], USAGE);
+  // The one "verify these files" workflow of verify/: the floor of the
+  // manifest's canonical channel/arch applies with or without --channel/--arch (TM-02).
+  const { verified } = await verifyFiles({
+    manifest: values.manifest,
+    trust: values.trust,
     channel: values.channel,
     arch: values.arch,
     now,
     minVersion: values["min-version"],
-    floor,
+    stateDir: values.state,
+    permissionSet: KEXEC_PERMISSION_SET,
   });
-  const staged = await stageArtifacts(verified, paths, values.dir ?? DEFAULT_STAGE_PARENT);
+  const staged = await stageArtifacts(
+    verified,
+    Object.fromEntries(paths),
+    values.dir ?? DEFAULT_STAGE_PARENT,
+  );
   note(
     `phase-kexec: staged ${verified.value.channel}/${verified.value.arch} ${verified.value.version} in ${staged.dir}; digests re-checked`,
   );

@@ -10,21 +10,18 @@ import {
   type Arch,
   assertVerified,
   checkArtifactFile,
+  isMode,
   type Manifest,
+  type Mode,
+  REQUIRED_ARTIFACTS,
   type Verified,
   VerifyError,
 } from "../verify/mod.ts";
 import { KexecError } from "./errors.ts";
 import { MAX_FDT_BYTES, zeroKaslrSeed } from "./fdt.ts";
 
-/** Artifacts kexec loads. */
-export const KEXEC_ARTIFACTS = ["kernel", "initramfs"] as const;
-/** Boot modes (formats.md §6). */
-export const MODES = ["internet", "local", "private"] as const;
-/** One boot mode. */
-export type Mode = typeof MODES[number];
-/** Longest kernel command line passed on (x86 COMMAND_LINE_SIZE is 2048). */
-export const MAX_CMDLINE_BYTES = 2048;
+/** Longest kernel command line passed to the target kernel, in bytes with its NUL (x86 COMMAND_LINE_SIZE is 2048). */
+export const MAX_KERNEL_CMDLINE_BYTES = 2048;
 /** Time a `kexec -l/-s` may take (TCG guests: a few seconds). */
 export const LOAD_TIMEOUT_MS = 120_000;
 /** Time `kexec -e` may take before we call it failed. */
@@ -59,10 +56,6 @@ export type Runner = (
   timeoutMs: number,
 ) => Promise<{ code: number; stderr: string }>;
 
-function isMode(s: string): s is Mode {
-  return (MODES as readonly string[]).includes(s);
-}
-
 /** Checks a mode string. */
 export function parseMode(s: string): Mode {
   if (!isMode(s)) {
@@ -82,8 +75,11 @@ export function targetCmdline(manifestCmdline: string, mode: Mode): string {
   }
   const words = manifestCmdline.split(" ").filter((w) => w && !w.startsWith("phase.mode="));
   const line = [...words, `phase.mode=${parseMode(mode)}`].join(" ");
-  if (new TextEncoder().encode(line).length >= MAX_CMDLINE_BYTES) {
-    throw new KexecError("E_STAGE", `command line is longer than ${MAX_CMDLINE_BYTES - 1} bytes`);
+  if (new TextEncoder().encode(line).length >= MAX_KERNEL_CMDLINE_BYTES) {
+    throw new KexecError(
+      "E_STAGE",
+      `command line is longer than ${MAX_KERNEL_CMDLINE_BYTES - 1} bytes`,
+    );
   }
   return line;
 }
@@ -127,7 +123,7 @@ export async function stageArtifacts(
   parent: string = DEFAULT_STAGE_PARENT,
 ): Promise<Staged> {
   const m = assertVerified(verified).value;
-  for (const name of KEXEC_ARTIFACTS) {
+  for (const name of REQUIRED_ARTIFACTS) {
     if (!m.artifacts[name]) throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`);
     if (!paths[name]) {
       throw new KexecError("E_STAGE", `no path given for artifact '${name}'`, {
@@ -152,7 +148,7 @@ export async function stageArtifacts(
   }
   try {
     const out: Record<string, string> = {};
-    for (const name of KEXEC_ARTIFACTS) {
+    for (const name of REQUIRED_ARTIFACTS) {
       const dst = `${dir}/${name}`;
       try {
         await copyCapped(paths[name], dst, m.artifacts[name].size);

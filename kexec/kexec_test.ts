@@ -249,3 +249,31 @@ Deno.test("phase-kexec load --dry-run under its own permission set re-verifies a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("TM-02 rollback: phase-kexec load --dry-run applies the floor under an arch alias and without --channel/--arch", async () => {
+  const dir = await tempDir();
+  try {
+    const { rel, trustPath } = await release(dir);
+    const state = `${dir}/state`;
+    await Deno.mkdir(state);
+    // The release is 2026.11.22; the floor is recorded under the canonical arch.
+    await Deno.writeTextFile(
+      `${state}/floor.json`,
+      JSON.stringify({ "stable/amd64": "2027.01.01" }),
+    );
+    for (
+      const flags of [
+        ["--channel", "stable", "--arch", "x86_64"],
+        ["--channel", "stable", "--arch", "amd64"],
+        [],
+      ]
+    ) {
+      const r = await kexecLoadDryRun(rel, trustPath, `${dir}/run`, [...flags, "--state", state]);
+      assertEquals(r.code, EXIT_STATUS.E_ROLLBACK, `${flags.join(" ")}: ${r.stderr}`);
+      assert(r.stderr.includes("below the accepted floor 2027.01.01"), r.stderr);
+      assert(!(r.stdout + r.stderr).includes("staged"), r.stderr);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

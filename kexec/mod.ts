@@ -17,21 +17,19 @@ export {
   FDT_SOURCE,
   findKexec,
   formatArgv,
-  KEXEC_ARTIFACTS,
   KEXEC_BINARIES,
   kexecLoaded,
   LOAD_TIMEOUT_MS,
   loadArgv,
   loadKernel,
-  MAX_CMDLINE_BYTES,
-  MODES,
+  MAX_KERNEL_CMDLINE_BYTES,
   parseMode,
   runProgram,
   stageArtifacts,
   stageDtb,
   targetCmdline,
 } from "./kexec.ts";
-export type { KexecMethod, LoadResult, Mode, Runner, Staged } from "./kexec.ts";
+export type { KexecMethod, LoadResult, Runner, Staged } from "./kexec.ts";
 export { findNode, MAX_FDT_BYTES, parseFdt, writeFdt, zeroKaslrSeed } from "./fdt.ts";
 export type { Fdt, FdtNode, FdtProperty } from "./fdt.ts";
 export {

@@ -6,7 +6,7 @@
 import { CID } from "multiformats/cid";
 import * as raw from "multiformats/codecs/raw";
 import { sha256 } from "multiformats/hashes/sha2";
-import { canonicalArch } from "../verify/mod.ts";
+import { canonicalArch, dhtRecordKey } from "../verify/mod.ts";
 
 /** The DHT namespace (second path segment) of Phase records. */
 export const PHASE_NAMESPACE = "phase";
@@ -19,9 +19,9 @@ function arch(a: string): string {
   return c;
 }
 
-/** The record key `/phase/{channel}/{arch}/manifest` as UTF-8 bytes. */
+/** The record key of verify/'s `dhtRecordKey` (`/phase/{channel}/{arch}/manifest`) as UTF-8 bytes. */
 export function recordKey(channel: string, a: string): Uint8Array {
-  return new TextEncoder().encode(`/${PHASE_NAMESPACE}/${channel}/${arch(a)}/manifest`);
+  return new TextEncoder().encode(dhtRecordKey(channel, a));
 }
 
 /** Parses a record key; `undefined` if it is not one. */

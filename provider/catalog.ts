@@ -14,14 +14,18 @@ import { createHash } from "node:crypto";
 import { readFileCapped } from "../core/mod.ts";
 import type { Logger } from "../core/mod.ts";
 import {
+  buildManifestDocument,
   canonicalArch,
   compareVersions,
   isChannel,
-  type JsonValue,
+  isoSeconds,
   type Manifest,
+  MAX_CMDLINE_FILE_BYTES,
   MAX_MANIFEST_BYTES,
   MAX_RECORD_BYTES,
   rawCid,
+  RELEASE_ARTIFACTS,
+  SHA256_PREFIX,
   type Trust,
   verifyManifest,
   verifyRecord,
@@ -34,10 +38,6 @@ export const HASH_CHUNK_BYTES = 1024 * 1024;
 export const MAX_RELEASES = 256;
 /** Most directory entries looked at per directory level. */
 export const MAX_DIR_ENTRIES = 4096;
-/** Largest cmdline file read, in bytes. */
-export const MAX_CMDLINE_BYTES = 4096;
-/** Artifacts a generated manifest covers; kernel and initramfs are required. */
-export const GENERATED_ARTIFACTS = ["kernel", "initramfs", "rootfs"] as const;
 /** Default validity of a generated manifest, in milliseconds (7 days). */
 export const DEFAULT_EXPIRES_MS = 7 * 86_400_000;
 
@@ -250,10 +250,6 @@ export async function snapshotIdentified(
   } finally {
     src.close();
   }
-}
-
-function isoSeconds(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 function versionAt(d: Date): string {
@@ -602,7 +598,7 @@ export class CatalogLoader {
     const key = this.#opts.key!;
     const artifacts = await this.#collect(
       dir,
-      GENERATED_ARTIFACTS,
+      RELEASE_ARTIFACTS,
       rootReal,
       channel,
       arch,
@@ -612,12 +608,13 @@ export class CatalogLoader {
     let cmdline = "";
     const cmdPath = await this.#artifactFile(dir, "cmdline", rootReal);
     if (cmdPath) {
-      cmdline = new TextDecoder().decode(await readFileCapped(cmdPath, MAX_CMDLINE_BYTES)).trim();
+      cmdline = new TextDecoder().decode(await readFileCapped(cmdPath, MAX_CMDLINE_FILE_BYTES))
+        .trim();
     }
-    const artifactDoc: Record<string, JsonValue> = {};
-    for (const [name, a] of artifacts) {
-      artifactDoc[name] = { digest: `sha256:${a.digest}`, size: a.size };
-    }
+    const refs = [...artifacts].map((
+      [name, a],
+    ) => [name, { digest: SHA256_PREFIX + a.digest, size: a.size }] as const);
+    const artifactDoc = Object.fromEntries(refs);
     const expiresInMs = this.#opts.expiresInMs ?? DEFAULT_EXPIRES_MS;
     const prev = this.#previous.releases.get(`${channel}/${arch}`);
     // Keep the signed bytes while nothing changed and half the validity remains.
@@ -633,16 +630,15 @@ export class CatalogLoader {
     if (prev && compareVersions(version, prev.manifest.version) <= 0) {
       version = bumpVersion(prev.manifest.version);
     }
-    const doc: Record<string, JsonValue> = {
-      schema: 1,
+    const doc = buildManifestDocument({
       version,
       channel,
       arch,
-      issued_at: isoSeconds(now),
-      expires_at: isoSeconds(new Date(now.getTime() + expiresInMs)),
+      now,
+      expiresInMs,
       cmdline,
-      artifacts: artifactDoc,
-    };
+      artifacts: refs,
+    });
     const bytes = formatDocument({ ...doc, signatures: [signatureFor(doc, key, false)] });
     const verified = verifyManifest(bytes, trustOfKey(key), { channel, arch, now });
     this.#opts.logger.info("manifest_generated", { channel, arch, version, keyid: key.keyid });

@@ -14,7 +14,6 @@ export {
   DEFAULT_EXPIRES_MS,
   emptyCatalog,
   type FileIdentity,
-  GENERATED_ARTIFACTS,
   hashIdentified,
   identityOf,
   type Refusal,

@@ -15,8 +15,6 @@ export {
   buildManifest,
   buildRecord,
   formatDocument,
-  hashFile,
-  RELEASE_ARTIFACTS,
   releaseDir,
   signatureFor,
   signRelease,

@@ -6,19 +6,22 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { readFileCapped, writeFileAtomic } from "../core/mod.ts";
 import {
+  buildManifestDocument,
   canonicalArch,
   decodeManifest,
   encodeBase64,
+  hashFile,
   isChannel,
   isJsonObject,
   isVersion,
   type JsonValue,
+  MAX_CMDLINE_FILE_BYTES,
   MAX_MANIFEST_BYTES,
   parseDocument,
   rawCid,
+  RELEASE_ARTIFACTS,
   signEd25519,
   signedBytes,
   VerifyError,
@@ -26,10 +29,6 @@ import {
 import { SignError } from "./errors.ts";
 import type { SigningKey } from "./keys.ts";
 
-/** Artifacts signed when present; kernel and initramfs are required. */
-export const RELEASE_ARTIFACTS = ["kernel", "initramfs", "rootfs"] as const;
-/** Largest cmdline file read. */
-export const MAX_CMDLINE_BYTES = 4096;
 /** Largest record file read. */
 export const MAX_RECORD_BYTES = 64 * 1024;
 
@@ -47,20 +46,11 @@ export interface ReleaseOptions {
   readonly providers?: readonly string[];
 }
 
-/** Streams a file through SHA-256. */
-export async function hashFile(path: string): Promise<{ digest: string; size: number }> {
-  const f = await Deno.open(path, { read: true });
-  const h = createHash("sha256");
-  let size = 0;
-  for await (const chunk of f.readable) {
-    h.update(chunk);
-    size += chunk.length;
-  }
-  return { digest: "sha256:" + h.digest("hex"), size };
-}
-
-function isoSeconds(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+/** Hashes one artifact file (no cap: the signer reads its own release). */
+async function hashArtifact(path: string): Promise<{ digest: string; size: number }> {
+  using f = await Deno.open(path, { read: true });
+  const { digest, size } = await hashFile(f, Number.MAX_SAFE_INTEGER);
+  return { digest, size };
 }
 
 /** Directory of a release. */
@@ -85,10 +75,10 @@ export async function buildManifest(opts: ReleaseOptions): Promise<Record<string
     });
   }
   const dir = releaseDir(opts.root, opts.channel, arch);
-  const artifacts: Record<string, JsonValue> = {};
+  const artifacts = new Map<string, { digest: string; size: number }>();
   for (const name of [...RELEASE_ARTIFACTS, ...(opts.extraArtifacts ?? [])]) {
     try {
-      artifacts[name] = await hashFile(`${dir}/${name}`);
+      artifacts.set(name, await hashArtifact(`${dir}/${name}`));
     } catch (err) {
       if (err instanceof Deno.errors.NotFound && name === "rootfs") continue;
       throw new SignError("E_ARTIFACT", `cannot hash ${dir}/${name}: ${(err as Error).message}`, {
@@ -100,23 +90,21 @@ export async function buildManifest(opts: ReleaseOptions): Promise<Record<string
   let cmdline = opts.cmdline;
   if (cmdline === undefined) {
     try {
-      cmdline = new TextDecoder().decode(await readFileCapped(`${dir}/cmdline`, MAX_CMDLINE_BYTES))
+      cmdline = new TextDecoder().decode(
+        await readFileCapped(`${dir}/cmdline`, MAX_CMDLINE_FILE_BYTES),
+      )
         .trim();
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
       cmdline = "";
     }
   }
-  return {
-    schema: 1,
-    version: opts.version,
-    channel: opts.channel,
-    arch,
-    issued_at: isoSeconds(opts.now),
-    expires_at: isoSeconds(new Date(opts.now.getTime() + opts.expiresInMs)),
-    cmdline,
-    artifacts,
-  };
+  try {
+    return buildManifestDocument({ ...opts, arch, cmdline, artifacts });
+  } catch (err) {
+    if (!(err instanceof VerifyError)) throw err;
+    throw new SignError("E_MANIFEST", err.message, { cause: err });
+  }
 }
 
 /** Signs a document's JCS bytes with `key` (formats.md §1, §5); records embed the public key. */

@@ -5,6 +5,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { toHex } from "./digest.ts";
 
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
 
@@ -55,5 +56,5 @@ export function digestOfRawCid(cid: string): string | undefined {
   if (out.length !== 36 || out[0] !== 1 || out[1] !== 0x55 || out[2] !== 0x12 || out[3] !== 0x20) {
     return undefined;
   }
-  return out.slice(4).map((b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(new Uint8Array(out.slice(4)));
 }

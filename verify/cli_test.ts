@@ -95,3 +95,53 @@ Deno.test("TM-02 rollback: the verify entrypoint refuses a release below the flo
     assertEquals(JSON.parse(r.stdout).code, "E_ROLLBACK");
   });
 });
+
+Deno.test("TM-02 rollback: the floor applies under an arch alias (x86_64 finds stable/amd64)", async () => {
+  await withStaged("valias-", async (dir) => {
+    await Deno.writeTextFile(`${dir}/floor.json`, JSON.stringify({ "stable/amd64": "2027.01.01" }));
+    for (const arch of ["x86_64", "amd64"]) {
+      const r = await verify(
+        ...staged(dir),
+        ...NOW,
+        ...["--channel", "stable", "--arch", arch, "--state", dir, "--json"],
+      );
+      assertEquals(r.code, EXIT_STATUS.E_ROLLBACK, `--arch ${arch}: ${r.stdout}${r.stderr}`);
+      assertMatch(JSON.parse(r.stdout).message, /below the accepted floor 2027\.01\.01/);
+    }
+  });
+});
+
+Deno.test("TM-02 rollback: with --state and no --channel/--arch the floor of the manifest's channel/arch applies", async () => {
+  await withStaged("vnoflags-", async (dir) => {
+    await Deno.writeTextFile(`${dir}/floor.json`, JSON.stringify({ "stable/amd64": "2026.11.21" }));
+    const r = await verify(...staged(dir), ...NOW, "--state", dir, "--json");
+    assertEquals(r.code, EXIT_STATUS.E_ROLLBACK, r.stdout + r.stderr);
+    assertEquals(JSON.parse(r.stdout).code, "E_ROLLBACK");
+    // A floor at or below the release still accepts it.
+    await Deno.writeTextFile(`${dir}/floor.json`, JSON.stringify({ "stable/amd64": "2026.11.20" }));
+    assertEquals((await verify(...staged(dir), ...NOW, "--state", dir)).code, 0);
+  });
+});
+
+Deno.test("verify CLI: --artifact names from input are not Object.prototype members, a directory is a clear E_IO", async () => {
+  await withStaged("vproto-", async (dir) => {
+    await Deno.mkdir(`${dir}/kdir`);
+    const isDir = await verify(...staged(dir), ...NOW, "--artifact", `kernel=${dir}/kdir`);
+    assertEquals(isDir.code, EXIT_STATUS.E_IO, isDir.stderr);
+    assertMatch(isDir.stderr, /artifact 'kernel' at .*kdir is not a regular file\nhint: /);
+    for (const name of ["constructor", "toString", "hasOwnProperty"]) {
+      const r = await verify(...staged(dir), ...NOW, "--artifact", `${name}=${dir}/t.json`);
+      assertEquals(r.code, EXIT_STATUS.E_USAGE, `${name}: ${r.stderr}`);
+      assertMatch(
+        r.stderr,
+        new RegExp(`manifest has no artifact '${name}'\nhint: it lists: kernel, initramfs`),
+      );
+    }
+    const twice = await verify(
+      ...staged(dir),
+      ...NOW,
+      ...["--artifact", `kernel=${dir}/t.json`, "--artifact", `kernel=${dir}/m.json`],
+    );
+    assertEquals(twice.code, EXIT_STATUS.E_USAGE, twice.stderr);
+  });
+});

@@ -5,13 +5,13 @@
  * @module
  */
 import {
-  createHash,
   createPrivateKey,
   createPublicKey,
   type KeyObject,
   sign as nodeSign,
   verify as nodeVerify,
 } from "node:crypto";
+import { sha256Hex } from "./digest.ts";
 
 /** Group order L of edwards25519. */
 const GROUP_ORDER = (1n << 252n) + 27742317777372353535851937790883648493n;
@@ -27,7 +27,7 @@ const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 
 /** `ed25519:` + lowercase hex SHA-256 of the raw public key. */
 export function keyidOf(raw: Uint8Array): string {
-  return "ed25519:" + createHash("sha256").update(raw).digest("hex");
+  return "ed25519:" + sha256Hex(raw);
 }
 
 /** True for a well-formed keyid. */

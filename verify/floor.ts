@@ -7,7 +7,7 @@
  * @module
  */
 import { VerifyError } from "./errors.ts";
-import type { Manifest } from "./manifest.ts";
+import { canonicalArch, type Manifest } from "./manifest.ts";
 import { isJsonObject, parseStrictJson } from "./strict_json.ts";
 import { assertVerified, type Verified } from "./_verified.ts";
 import { compareVersions, isVersion } from "./version.ts";
@@ -38,7 +38,7 @@ async function readFloors(stateDir: string): Promise<Record<string, string>> {
       f.close();
     }
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return {};
+    if (err instanceof Deno.errors.NotFound) return Object.create(null);
     if (err instanceof VerifyError) throw err;
     throw new VerifyError("E_IO", `cannot read the rollback floor: ${(err as Error).message}`, {
       cause: err,
@@ -54,20 +54,31 @@ async function readFloors(stateDir: string): Promise<Record<string, string>> {
     });
   }
   if (!isJsonObject(doc)) throw new VerifyError("E_IO", "corrupt rollback floor");
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null);
   for (const [k, v] of Object.entries(doc)) {
     if (typeof v === "string" && isVersion(v)) out[k] = v;
   }
   return out;
 }
 
-/** The floor for channel/arch, or `undefined` when none was recorded. */
+/**
+ * The key of a channel/arch in the floor file. Every read and write goes
+ * through here: the arch is canonicalised, so `x86_64` and `amd64` share one
+ * floor (TM-02: an alias must not find an empty floor and skip the check).
+ */
+export function floorKey(channel: string, arch: string): string {
+  return `${channel}/${canonicalArch(arch) ?? arch}`;
+}
+
+/** The floor for channel/arch (an alias counts as its canonical arch), or `undefined`. */
 export async function readFloor(
   stateDir: string,
   channel: string,
   arch: string,
 ): Promise<string | undefined> {
-  return (await readFloors(stateDir))[`${channel}/${arch}`];
+  const floors = await readFloors(stateDir);
+  const key = floorKey(channel, arch);
+  return Object.hasOwn(floors, key) ? floors[key] : undefined;
 }
 
 /** Raises the floor to the verified manifest's version (never lowers it). */
@@ -77,7 +88,7 @@ export async function recordFloor(
 ): Promise<void> {
   const m = assertVerified(verified).value;
   const floors = await readFloors(stateDir);
-  const key = `${m.channel}/${m.arch}`;
+  const key = floorKey(m.channel, m.arch);
   if (floors[key] !== undefined && compareVersions(m.version, floors[key]) <= 0) return;
   floors[key] = m.version;
   await Deno.mkdir(stateDir, { recursive: true });

@@ -34,3 +34,20 @@ Deno.test("TM-02 rollback: the accepted floor persists, only rises, and then ref
     await Deno.remove(state, { recursive: true });
   }
 });
+
+Deno.test("TM-02 rollback: an arch alias reads and raises the canonical arch's floor", async () => {
+  await Deno.mkdir("/tmp/phase", { recursive: true });
+  const state = await Deno.makeTempDir({ dir: "/tmp/phase" });
+  try {
+    await Deno.writeTextFile(
+      `${state}/floor.json`,
+      JSON.stringify({ "stable/amd64": "2027.01.01" }),
+    );
+    assertEquals(await readFloor(state, "stable", "x86_64"), "2027.01.01");
+    assertEquals(await readFloor(state, "stable", "aarch64"), undefined);
+    // A name from input is never an Object.prototype member.
+    assertEquals(await readFloor(state, "constructor", "amd64"), undefined);
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+});

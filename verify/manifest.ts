@@ -51,6 +51,14 @@ export function parseUtcTime(s: string): Date | undefined {
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 const ARTIFACT_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
+/** True for an allowed artifact name (`[a-z0-9][a-z0-9._-]{0,63}`: no path, no dotfile; TM-10). */
+export function isArtifactName(s: string): boolean {
+  return ARTIFACT_NAME_RE.test(s);
+}
+
+/** Artifacts every manifest must list: what kexec loads (formats.md §1). */
+export const REQUIRED_ARTIFACTS = ["kernel", "initramfs"] as const;
+
 /** One artifact reference. */
 export interface ArtifactRef {
   readonly digest: string;
@@ -154,9 +162,10 @@ export function decodeManifest(
   if (doc.cmdline !== undefined) cmdline = str(doc, "cmdline");
   const arts = doc.artifacts;
   if (!isJsonObject(arts)) throw schema("'artifacts' must be an object");
-  const artifacts: Record<string, ArtifactRef> = {};
+  // Prototype-free: a lookup by a name from input finds only listed artifacts.
+  const artifacts: Record<string, ArtifactRef> = Object.create(null);
   for (const [name, ref] of Object.entries(arts)) {
-    if (!ARTIFACT_NAME_RE.test(name)) {
+    if (!isArtifactName(name)) {
       throw schema(`artifact name '${name}' is not allowed`);
     }
     if (!isJsonObject(ref)) throw schema(`artifacts.${name} must be an object`);
@@ -171,8 +180,8 @@ export function decodeManifest(
     }
     artifacts[name] = Object.freeze({ digest, size });
   }
-  for (const required of ["kernel", "initramfs"]) {
-    if (!(required in artifacts)) throw schema(`artifact '${required}' is required`);
+  for (const required of REQUIRED_ARTIFACTS) {
+    if (!Object.hasOwn(artifacts, required)) throw schema(`artifact '${required}' is required`);
   }
   const signatures = decodeSignatures(doc.signatures, (m) => schema(m));
   return Object.freeze({

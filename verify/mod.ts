@@ -22,34 +22,53 @@ export {
 } from "./ed25519.ts";
 export { VerifyError } from "./errors.ts";
 export type { VerifyCode } from "./errors.ts";
-export { FLOOR_FILE, readFloor, recordFloor } from "./floor.ts";
+export { FLOOR_FILE, floorKey, readFloor, recordFloor } from "./floor.ts";
 export { canonicalize, signedBytes } from "./jcs.ts";
 export {
   canonicalArch,
   decodeManifest,
   decodeSignatures,
+  isArtifactName,
   isChannel,
   MAX_MANIFEST_BYTES,
   parseDocument,
   parseUtcTime,
+  REQUIRED_ARTIFACTS,
 } from "./manifest.ts";
 export type { Arch, ArtifactRef, Manifest, SignatureEntry } from "./manifest.ts";
 export { isJsonObject, MAX_JSON_DEPTH, parseStrictJson, StrictJsonError } from "./strict_json.ts";
 export type { JsonValue } from "./strict_json.ts";
-export { formatTrust, MAX_TRUST_BYTES, parseTrust } from "./trust.ts";
-export type { Trust, TrustedKey } from "./trust.ts";
+export { formatTrust, loadTrust, MAX_TRUST_BYTES, parseTrust } from "./trust.ts";
+export type { LoadTrustOptions, Trust, TrustedKey } from "./trust.ts";
+export { parseArtifactArgs, verifyFiles } from "./workflow.ts";
+export type { VerifiedFiles, VerifyFilesOptions } from "./workflow.ts";
 export { assertVerified } from "./_verified.ts";
 export type { Verified } from "./_verified.ts";
 export {
   checkArtifactFile,
   checkThreshold,
   countValidSignatures,
-  HASH_CHUNK_BYTES,
-  hashFile,
-  hashStream,
   verifyArtifact,
   verifyManifest,
 } from "./verify.ts";
+export {
+  HASH_CHUNK_BYTES,
+  hashFile,
+  hashStream,
+  SHA256_PREFIX,
+  sha256Hex,
+  toHex,
+} from "./digest.ts";
+export {
+  buildManifestDocument,
+  dhtRecordKey,
+  isMode,
+  isoSeconds,
+  MAX_CMDLINE_FILE_BYTES,
+  MODES,
+  RELEASE_ARTIFACTS,
+} from "./format.ts";
+export type { ManifestInput, Mode } from "./format.ts";
 export type { VerifyOptions } from "./verify.ts";
 export { compareVersions, isVersion } from "./version.ts";
 export {

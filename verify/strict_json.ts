@@ -28,7 +28,10 @@ export class StrictJsonError extends Error {
   }
 }
 
-const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+// ignoreBOM: true keeps a leading U+FEFF in the text, where the check below
+// refuses it; with false the decoder would strip it silently and a manifest
+// with and without a BOM (two different CIDs) would both verify.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Parses UTF-8 bytes (or a string) strictly. */
 export function parseStrictJson(input: Uint8Array | string): JsonValue {

@@ -31,6 +31,11 @@ Deno.test("strict JSON: syntax errors, trailing data, BOM and bad UTF-8 are reje
     assertThrows(() => parseStrictJson(t), StrictJsonError, JSON.stringify(t));
   }
   assertThrows(() => parseStrictJson("\ufeff{}"), /byte order mark/);
+  // As bytes too: the decoder must not strip EF BB BF before the check.
+  assertThrows(
+    () => parseStrictJson(new Uint8Array([0xef, 0xbb, 0xbf, 0x7b, 0x7d])),
+    /byte order mark/,
+  );
   assertThrows(
     () => parseStrictJson(new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d])),
     /UTF-8/,

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { explainFsError, readFileCapped } from "../core/mod.ts";
 import { VerifyError } from "./errors.ts";
 import { decodeBase64, isKeyid, keyidOf, PUBLIC_KEY_BYTES } from "./ed25519.ts";
 import { isJsonObject, type JsonValue, parseStrictJson } from "./strict_json.ts";
@@ -68,6 +69,40 @@ export function parseTrust(bytes: Uint8Array): Trust {
     throw invalid(`threshold ${threshold} exceeds the ${out.size} trusted keys`);
   }
   return Object.freeze({ threshold, keys: out });
+}
+
+/** Options of {@link loadTrust}. */
+export interface LoadTrustOptions {
+  /** The permission set of the running entrypoint, named when it denied the read. */
+  readonly permissionSet?: string;
+}
+
+/**
+ * Reads a trust file (at most {@link MAX_TRUST_BYTES}) and parses it. Every
+ * failure is a `VerifyError` with code `E_TRUST`: an unreadable file (missing,
+ * outside the permission set, too large) and an invalid one alike, each with
+ * a hint.
+ *
+ * @example
+ * ```ts ignore
+ * const trust = await loadTrust("./.phase/keys/trust.json");
+ * ```
+ */
+export async function loadTrust(path: string, opts: LoadTrustOptions = {}): Promise<Trust> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFileCapped(path, MAX_TRUST_BYTES);
+  } catch (err) {
+    const why = opts.permissionSet !== undefined
+      ? explainFsError(err, path, opts.permissionSet)
+      : `${path}: ${err instanceof Error ? err.message : String(err)}`;
+    throw new VerifyError("E_TRUST", `cannot read the trust file: ${why}`, {
+      cause: err,
+      hint:
+        "pass --trust the trust.json 'deno task keygen' wrote, in a directory this command may read",
+    });
+  }
+  return parseTrust(bytes);
 }
 
 /** Serialises a trust file (pretty, stable order). */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { hashFile } from "./digest.ts";
 import { VerifyError } from "./errors.ts";
 import { verifyStrict } from "./ed25519.ts";
 import { signedBytes } from "./jcs.ts";
@@ -82,6 +82,31 @@ function usageMismatch(message: string): VerifyError {
   });
 }
 
+function checkNotBelow(version: string, lower: string | undefined, label: string): void {
+  if (lower === undefined) return;
+  if (!isVersion(lower)) {
+    throw new VerifyError("E_ROLLBACK", `${label} '${lower}' is not a version`);
+  }
+  if (compareVersions(version, lower) < 0) {
+    throw new VerifyError(
+      "E_ROLLBACK",
+      `version ${version} is below the ${label} ${lower} (TM-02)`,
+      {
+        hint: "a provider offers an older release than this machine accepts; find a current one",
+      },
+    );
+  }
+}
+
+/**
+ * The rollback check alone, for a manifest already verified without a
+ * floor: the last check of {@link verifyManifest}, so the order of checks
+ * (and of errors) is the same as passing `floor` there (TM-02).
+ */
+export function checkFloor(verified: Verified<Manifest>, floor: string | undefined): void {
+  checkNotBelow(assertVerified(verified).value.version, floor, "accepted floor");
+}
+
 /** Verifies manifest bytes against a trust file. */
 export function verifyManifest(
   bytes: Uint8Array,
@@ -118,77 +143,9 @@ export function verifyManifest(
       },
     );
   }
-  for (
-    const [label, lower] of [["min_version", opts.minVersion], [
-      "accepted floor",
-      opts.floor,
-    ]] as const
-  ) {
-    if (lower === undefined) continue;
-    if (!isVersion(lower)) {
-      throw new VerifyError("E_ROLLBACK", `${label} '${lower}' is not a version`);
-    }
-    if (compareVersions(manifest.version, lower) < 0) {
-      throw new VerifyError(
-        "E_ROLLBACK",
-        `version ${manifest.version} is below the ${label} ${lower} (TM-02)`,
-        {
-          hint: "a provider offers an older release than this machine accepts; find a current one",
-        },
-      );
-    }
-  }
+  checkNotBelow(manifest.version, opts.minVersion, "min_version");
+  checkNotBelow(manifest.version, opts.floor, "accepted floor");
   return _seal(manifest, bytes, signers);
-}
-
-/** Bytes read per chunk while hashing. */
-export const HASH_CHUNK_BYTES = 1024 * 1024;
-
-/** Streaming SHA-256 with a byte cap: reading stops past `maxBytes`. */
-export async function hashStream(
-  stream: ReadableStream<Uint8Array>,
-  maxBytes: number,
-): Promise<{ size: number; digest: string; overflow: boolean }> {
-  const h = createHash("sha256");
-  let size = 0;
-  const reader = stream.getReader();
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.length;
-      if (size > maxBytes) {
-        await reader.cancel();
-        return { size, digest: "", overflow: true };
-      }
-      h.update(value);
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  return { size, digest: "sha256:" + h.digest("hex"), overflow: false };
-}
-
-/**
- * Streaming SHA-256 of an open file with a byte cap, reading
- * {@link HASH_CHUNK_BYTES} at a time into one reused buffer: memory stays
- * bounded and large reads keep the hash near OpenSSL's speed.
- */
-export async function hashFile(
-  file: Deno.FsFile,
-  maxBytes: number,
-): Promise<{ size: number; digest: string; overflow: boolean }> {
-  const h = createHash("sha256");
-  const buf = new Uint8Array(HASH_CHUNK_BYTES);
-  let size = 0;
-  while (true) {
-    const n = await file.read(buf);
-    if (n === null) break;
-    size += n;
-    if (size > maxBytes) return { size, digest: "", overflow: true };
-    h.update(buf.subarray(0, n));
-  }
-  return { size, digest: "sha256:" + h.digest("hex"), overflow: false };
 }
 
 /** Checks an open file's size and digest against a verified artifact. */
@@ -197,10 +154,15 @@ export async function checkArtifactFile(
   name: string,
   file: Deno.FsFile,
 ): Promise<void> {
-  const ref = assertVerified(verified).value.artifacts[name];
-  if (!ref) {
-    throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`);
+  const artifacts = assertVerified(verified).value.artifacts;
+  // A name from the command line or the network: only the manifest's own
+  // members count, never Object.prototype's (`constructor`, `__proto__`).
+  if (!Object.hasOwn(artifacts, name)) {
+    throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`, {
+      hint: `it lists: ${Object.keys(artifacts).join(", ")}`,
+    });
   }
+  const ref = artifacts[name];
   const { size, digest, overflow } = await hashFile(file, ref.size);
   if (overflow || size !== ref.size) {
     throw new VerifyError(
@@ -237,6 +199,11 @@ export async function verifyArtifact(
     );
   }
   try {
+    if (!(await file.stat()).isFile) {
+      throw new VerifyError("E_IO", `artifact '${name}' at ${path} is not a regular file`, {
+        hint: "give --artifact NAME=PATH the path of the artifact file itself, not a directory",
+      });
+    }
     await checkArtifactFile(verified, name, file);
   } finally {
     file.close();

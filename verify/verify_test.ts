@@ -8,7 +8,8 @@ import { VerifyError } from "./errors.ts";
 import { manifestDoc, NOW, signedManifest, testKey, trustOf } from "./testing.ts";
 import { parseTrust } from "./trust.ts";
 import { assertVerified, type Verified } from "./_verified.ts";
-import { hashStream, verifyArtifact, verifyManifest } from "./verify.ts";
+import { hashStream } from "./digest.ts";
+import { verifyArtifact, verifyManifest } from "./verify.ts";
 import type { Manifest } from "./manifest.ts";
 
 function code(fn: () => unknown): string {
@@ -209,4 +210,12 @@ Deno.test("TM-05 endless data: a manifest above MAX_MANIFEST_BYTES is refused be
   const k = testKey();
   const huge = new Uint8Array(1024 * 1024 + 1).fill(0x20);
   assertEquals(code(() => verifyManifest(huge, trustOf(1, k), { now: NOW })), "E_SCHEMA");
+});
+
+Deno.test("verify: a UTF-8 BOM before a signed manifest is E_SCHEMA (it would change manifest_cid)", () => {
+  const k = testKey();
+  const bytes = signedManifest(manifestDoc(), k);
+  assertEquals(code(() => verifyManifest(bytes, trustOf(1, k), { now: NOW })), "ok");
+  const withBom = new Uint8Array([0xef, 0xbb, 0xbf, ...bytes]);
+  assertEquals(code(() => verifyManifest(withBom, trustOf(1, k), { now: NOW })), "E_SCHEMA");
 });

@@ -9,11 +9,11 @@
 import { consoleLogger, explainFsError, readFileCapped, UsageError } from "../../core/mod.ts";
 import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
 import { queryServices } from "../../mdns/mod.ts";
-import { MAX_TRUST_BYTES, parseTrust, VerifyError } from "../../verify/mod.ts";
+import { loadTrust, MAX_CMDLINE_FILE_BYTES } from "../../verify/mod.ts";
 import { discover, type MdnsAnswer, type Step } from "../discover.ts";
 import { dhtLookup } from "../_dht.ts";
 import { ClientError } from "../errors.ts";
-import { loadPolicy, MAX_CMDLINE_BYTES } from "../policy.ts";
+import { loadPolicy } from "../policy.ts";
 import { parseSocksAddress, socksFetch, TOR_PROBE_TIMEOUT_MS } from "../socks.ts";
 
 const USAGE =
@@ -53,17 +53,7 @@ export async function run(args: string[]): Promise<number> {
   const logger = consoleLogger("discover");
   const socks = values.socks ? parseSocksAddress(values.socks) : undefined;
   const trustPath = values.trust ?? DEFAULT_TRUST;
-  let trustBytes: Uint8Array;
-  try {
-    trustBytes = await readFileCapped(trustPath, MAX_TRUST_BYTES);
-  } catch (err) {
-    throw new VerifyError(
-      "E_TRUST",
-      `cannot read the trust file: ${explainFsError(err, trustPath, "discover")}`,
-      { cause: err },
-    );
-  }
-  const trust = parseTrust(trustBytes);
+  const trust = await loadTrust(trustPath, { permissionSet: "discover" });
   // The kernel command line. Deno 2.9 refuses every read under /proc to a
   // scoped permission set, so by default the copy the initramfs init makes
   // in /run/phase/cmdline is read when /proc/cmdline is refused; an
@@ -72,7 +62,7 @@ export async function run(args: string[]): Promise<number> {
   const cmdlinePaths = values.cmdline ? [values.cmdline] : DEFAULT_CMDLINES;
   for (const path of cmdlinePaths) {
     try {
-      cmdline = new TextDecoder().decode(await readFileCapped(path, MAX_CMDLINE_BYTES));
+      cmdline = new TextDecoder().decode(await readFileCapped(path, MAX_CMDLINE_FILE_BYTES));
       break;
     } catch (err) {
       logger.warn("cmdline_unreadable", { path, error: explainFsError(err, path, "discover") });

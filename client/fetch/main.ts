@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { consoleLogger, explainFsError, readFileCapped, UsageError } from "../../core/mod.ts";
+import { consoleLogger, readFileCapped, UsageError } from "../../core/mod.ts";
 import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
-import { MAX_TRUST_BYTES, parseTrust, VerifyError } from "../../verify/mod.ts";
+import { loadTrust } from "../../verify/mod.ts";
 import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch.ts";
 import { DEFAULT_LIMITS } from "../http.ts";
 import { preparePrivateRoot } from "../private.ts";
@@ -127,19 +127,9 @@ export async function run(args: string[]): Promise<number> {
     if (!values.cache) throw new UsageError("missing --cache", USAGE);
     cacheDir = values.cache;
   }
-  let trustBytes: Uint8Array;
-  try {
-    trustBytes = await readFileCapped(values.trust, MAX_TRUST_BYTES);
-  } catch (err) {
-    throw new VerifyError(
-      "E_TRUST",
-      `cannot read the trust file: ${
-        explainFsError(err, values.trust, values.private ? "fetch-private" : "fetch")
-      }`,
-      { cause: err },
-    );
-  }
-  const trust = parseTrust(trustBytes);
+  const trust = await loadTrust(values.trust, {
+    permissionSet: values.private ? "fetch-private" : "fetch",
+  });
   // Over Tor, circuits take seconds to build: longer (still bounded) waits.
   const base = socks ? TOR_LIMITS : DEFAULT_LIMITS;
   const limits = values["stall-timeout"]
