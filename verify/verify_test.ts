@@ -5,7 +5,7 @@ import {
 } from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { VerifyError } from "./errors.ts";
-import { manifestDoc, NOW, signedManifest, testKey, trustOf } from "./testing.ts";
+import { manifestDoc, NOW, signedManifest, testKey, trustOf } from "../testing/mod.ts";
 import { parseTrust } from "./trust.ts";
 import { assertVerified, type Verified } from "./_verified.ts";
 import { hashStream, verifyArtifact, verifyManifest } from "./verify.ts";
