@@ -12,8 +12,7 @@ import {
 } from "./discover.ts";
 import { fetchFromCandidates } from "./fetch.ts";
 import { applyCmdline, DEFAULT_POLICY, parsePolicy } from "./policy.ts";
-import { makeRelease, serveRelease } from "./_fixtures.ts";
-import { assert, assertEquals } from "./_testing.ts";
+import { assert, assertEquals, makeRelease, serveRelease } from "../testing/mod.ts";
 
 function serve(handler: (req: Request) => Response | Promise<Response>) {
   const ac = new AbortController();

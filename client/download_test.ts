@@ -1,12 +1,6 @@
 import { createHash } from "node:crypto";
 import { type Partial, PartialSink, WRITE_BUFFER_BYTES } from "./download.ts";
-import { assert, assertEquals } from "./_testing.ts";
-import { pseudoRandom } from "./_fixtures.ts";
-
-async function tempDir() {
-  await Deno.mkdir("/tmp/phase", { recursive: true });
-  return await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "sink-" });
-}
+import { assert, assertEquals, pseudoRandom, tempDir } from "../testing/mod.ts";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 

@@ -4,8 +4,15 @@ import { auditCache, cacheLayout } from "./cache.ts";
 import { ClientError } from "./errors.ts";
 import { fetchRelease, type FetchReleaseOptions } from "./fetch.ts";
 import { DEFAULT_LIMITS } from "./http.ts";
-import { makeRelease, type Misbehaviour, serveRelease, tempDir } from "./_fixtures.ts";
-import { assert, assertEquals, assertRejects } from "./_testing.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejectsCode,
+  makeRelease,
+  type Misbehaviour,
+  serveRelease,
+  tempDir,
+} from "../testing/mod.ts";
 
 const FAST = {
   ...DEFAULT_LIMITS,
@@ -83,14 +90,14 @@ Deno.test("fetch: a manifest that does not verify stops before any artifact requ
     const other = await makeRelease();
     const srv = serveRelease(rel);
     try {
-      const err = await assertRejects(
+      const err = await assertRejectsCode(
         fetchRelease(opts({ manifestUrl: srv.url, trust: other.trust, cacheDir: cache })),
         VerifyError,
         "E_SIGNATURE",
       );
       assert(err.message.includes("0 valid trusted signature"));
       assertEquals(srv.requests.map((r) => r.path), ["/stable/amd64/manifest.json"]);
-      await assertRejects(
+      await assertRejectsCode(
         fetchRelease(
           opts({ manifestUrl: srv.url, trust: rel.trust, cacheDir: cache, minVersion: "2027.1" }),
         ),
@@ -133,7 +140,7 @@ Deno.test("TM-02 rollback: the floor recorded by a fetch refuses an older releas
       () => new Response(bytes),
     );
     try {
-      await assertRejects(
+      await assertRejectsCode(
         fetchRelease(
           opts({
             manifestUrl: `http://127.0.0.1:${s.addr.port}/stable/amd64/manifest.json`,
@@ -314,7 +321,7 @@ Deno.test("TM-15 captive portal and redirects: a redirect to another origin is r
       );
       // Alone, the redirecting source fails the fetch with E_FETCH after refusing.
       const cache2 = `${rel.dir}/cache2`;
-      await assertRejects(
+      await assertRejectsCode(
         fetchRelease(
           opts({
             manifestUrl: good.url,
@@ -436,7 +443,7 @@ Deno.test("fetch: IPFS fallback by CID when HTTP sources fail; a gateway's bytes
       assertEquals(await Deno.readFile(r.artifacts.kernel.path), rel.files.get("kernel"));
       assert(r.manifestSource.includes(`/ipfs/${rel.manifestCid}`));
       lie = true;
-      await assertRejects(
+      await assertRejectsCode(
         fetchRelease(
           opts({
             manifestCid: rel.manifestCid,
@@ -508,7 +515,7 @@ Deno.test("fetch: an --artifact name such as 'constructor' is not found on Objec
     const srv = serveRelease(rel);
     try {
       for (const name of ["constructor", "toString"]) {
-        const err = await assertRejects(
+        const err = await assertRejectsCode(
           fetchRelease(
             opts({ manifestUrl: srv.url, trust: rel.trust, cacheDir: cache, artifacts: [name] }),
           ),

@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects, assertThrows } from "./_testing.ts";
+import { assertEquals, assertRejectsCode, assertThrows } from "../testing/mod.ts";
 import { ClientError } from "./errors.ts";
 import {
   applyCmdline,
@@ -96,7 +96,7 @@ Deno.test("policy: loadPolicy reads a file and a command line; a missing file me
     });
     assertEquals(none.policy, DEFAULT_POLICY);
     await Deno.writeFile(`${dir}/big.toml`, new Uint8Array(70 * 1024).fill(0x23));
-    await assertRejects(loadPolicy({ policyPath: `${dir}/big.toml` }), ClientError, "E_POLICY");
+    await assertRejectsCode(loadPolicy({ policyPath: `${dir}/big.toml` }), ClientError, "E_POLICY");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

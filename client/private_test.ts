@@ -1,7 +1,6 @@
 import { ClientError } from "./errors.ts";
 import { mountOf, parseMounts, preparePrivateRoot } from "./private.ts";
-import { tempDir } from "./_fixtures.ts";
-import { assertEquals, assertRejects } from "./_testing.ts";
+import { assertEquals, assertRejects, assertRejectsCode, tempDir } from "../testing/mod.ts";
 
 const MOUNTS = `/dev/root / ext4 rw 0 0
 tmpfs /dev/shm tmpfs rw 0 0
@@ -22,13 +21,13 @@ Deno.test("TM-13 private-mode privacy: a root off the tmpfs (by mounts, by statf
   const dir = await tempDir();
   try {
     // By the mount table: /tmp/phase is on ext4 here.
-    await assertRejects(
+    await assertRejectsCode(
       preparePrivateRoot(`${dir}/root`, { mountsText: MOUNTS, useStatfs: false }),
       ClientError,
       "E_PRIVATE_ROOT",
     );
     // By statfs(2): the real filesystem of /tmp/phase is not tmpfs.
-    await assertRejects(preparePrivateRoot(`${dir}/root2`), ClientError, "E_PRIVATE_ROOT");
+    await assertRejectsCode(preparePrivateRoot(`${dir}/root2`), ClientError, "E_PRIVATE_ROOT");
     await assertRejects(Deno.lstat(`${dir}/root2`), Deno.errors.NotFound);
     // A symlink that leads off the tmpfs: the mount table says /tmp/phase/... is "tmpfs"
     // lexically here, but the resolved target is not.
@@ -38,7 +37,7 @@ Deno.test("TM-13 private-mode privacy: a root off the tmpfs (by mounts, by statf
     const link = `/tmp/phase/fake/link-${crypto.randomUUID()}`;
     await Deno.symlink(`${dir}/elsewhere`, link);
     try {
-      const err = await assertRejects(
+      const err = await assertRejectsCode(
         preparePrivateRoot(link, { mountsText: fake, useStatfs: false }),
         ClientError,
         "E_PRIVATE_ROOT",
@@ -48,8 +47,8 @@ Deno.test("TM-13 private-mode privacy: a root off the tmpfs (by mounts, by statf
       await Deno.remove(link);
       await Deno.remove("/tmp/phase/fake").catch(() => {});
     }
-    await assertRejects(preparePrivateRoot("relative/root"), ClientError, "E_PRIVATE_ROOT");
-    await assertRejects(preparePrivateRoot("/run/phase/../etc"), ClientError, "E_PRIVATE_ROOT");
+    await assertRejectsCode(preparePrivateRoot("relative/root"), ClientError, "E_PRIVATE_ROOT");
+    await assertRejectsCode(preparePrivateRoot("/run/phase/../etc"), ClientError, "E_PRIVATE_ROOT");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,5 +1,5 @@
 import { progressReporter } from "./progress.ts";
-import { assert, assertEquals } from "./_testing.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
 
 Deno.test("progress: JSON lines off a TTY (bytes, rate, ETA), throttled to one a second", () => {
   const out: string[] = [];

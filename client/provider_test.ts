@@ -5,12 +5,10 @@
  */
 import { memoryLogger } from "../core/mod.ts";
 import { startProvider } from "../provider/mod.ts";
-import { writeRelease } from "../testing/mod.ts";
+import { assert, assertEquals, tempDir, writeRelease } from "../testing/mod.ts";
 import { parseTrust, rawCid } from "../verify/mod.ts";
 import { auditCache, cacheLayout } from "./cache.ts";
 import { fetchRelease } from "./fetch.ts";
-import { tempDir } from "./_fixtures.ts";
-import { assert, assertEquals } from "./_testing.ts";
 
 Deno.test({
   name:

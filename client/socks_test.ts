@@ -3,8 +3,14 @@ import { ClientError } from "./errors.ts";
 import { fetchRelease } from "./fetch.ts";
 import { makeRawHttpFetch } from "./raw_http.ts";
 import { connectRequest, parseSocksAddress, socksDialer } from "./socks.ts";
-import { makeRelease, serveRelease } from "./_fixtures.ts";
-import { assert, assertEquals, assertRejects } from "./_testing.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertRejectsCode,
+  makeRelease,
+  serveRelease,
+} from "../testing/mod.ts";
 
 /** A name that no resolver answers (RFC 6761): only the proxy can map it. */
 const PROVIDER_NAME = "provider.phase.invalid";
@@ -67,7 +73,7 @@ Deno.test("TM-13 private-mode privacy: with the proxy down nothing is sent aroun
     assertEquals(direct.verified.value.channel, "stable");
     const before = srv.requests.length;
     assert(before > 0);
-    const e = await assertRejects(
+    const e = await assertRejectsCode(
       fetchRelease({ manifestUrl: srv.url, trust: rel.trust, cacheDir: `${rel.dir}/c2`, fetchFn }),
       ClientError,
       "E_FETCH",
@@ -93,7 +99,11 @@ Deno.test("TM-06 slow retrieval: a SOCKS proxy that never opens the tunnel is cu
       handshakeTimeoutMs: 300,
     });
     const t0 = performance.now();
-    const e = await assertRejects(dial(new URL("http://x.phase.invalid/")), ClientError, "E_STALL");
+    const e = await assertRejectsCode(
+      dial(new URL("http://x.phase.invalid/")),
+      ClientError,
+      "E_STALL",
+    );
     const took = performance.now() - t0;
     assert(took >= 250 && took < 5000, `took ${took} ms`);
     assert(e.message.includes("within 300 ms"), e.message);

@@ -4,7 +4,16 @@
  * CI installs the Debian `tor` package (.ci/apt-packages).
  */
 import { EXIT_STATUS } from "../core/mod.ts";
-import { taskArgv } from "../testing/mod.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertRejectsCode,
+  makeRelease,
+  serveRelease,
+  taskArgv,
+  tempDir,
+} from "../testing/mod.ts";
 import { startTorNet, torAvailable } from "../testing/tor_net.ts";
 import { type BootDeps, runChain, SEED_PATHS, type StepResult } from "./boot/boot.ts";
 import { ClientError } from "./errors.ts";
@@ -12,8 +21,6 @@ import { fetchRelease } from "./fetch.ts";
 import { DEFAULT_POLICY } from "./policy.ts";
 import { socksFetch, TOR_LIMITS } from "./socks.ts";
 import { checkTorrcFragment, startTor, TorMissing, torrc } from "./tor.ts";
-import { makeRelease, serveRelease, tempDir } from "./_fixtures.ts";
-import { assert, assertEquals, assertRejects } from "./_testing.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -67,7 +74,7 @@ Deno.test("tor: a missing binary is reported as such; a broken configuration sto
     assertEquals(missing.paths, [`${dir}/no-tor`, `${dir}/nor-here`]);
     if (!(await torAvailable())) throw new Error("tor is not installed (apt-get install tor)");
     const t0 = performance.now();
-    const e = await assertRejects(
+    const e = await assertRejectsCode(
       startTor({
         torPaths: ["/usr/sbin/tor", "/usr/bin/tor"],
         dataDir: `${dir}/t1`,
@@ -125,7 +132,7 @@ Deno.test({
         assert(!alive(tor.pid), "tor still runs after stop()");
         // Tor gone: the same fetch fails and the provider sees nothing.
         const before = srv.requests.length;
-        await assertRejects(
+        await assertRejectsCode(
           fetchRelease({
             manifestUrl: srv.url,
             trust: rel.trust,

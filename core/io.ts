@@ -76,5 +76,11 @@ export async function writeFileAtomic(
     }
     return;
   }
-  await Deno.rename(tmp, path);
+  try {
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    // A failed rename (the name is a directory, a read-only mount) must not leave the temp file.
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
 }

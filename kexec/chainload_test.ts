@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { assert, assertEquals, assertRejects } from "../testing/mod.ts";
 import { KexecError } from "./errors.ts";
 import { CHAINLOAD_MARK, installChainloadEntry } from "./chainload.ts";
 import type { Staged } from "./kexec.ts";

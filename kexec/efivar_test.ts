@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects } from "./_assert.ts";
+import { assertEquals, assertRejects } from "../testing/mod.ts";
 import { KexecError } from "./errors.ts";
 import { decodeEfiString, encodeEfiString, loaderVariablePath, setOneShotEntry } from "./efivar.ts";
 

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
 import { KexecError } from "./errors.ts";
 import { type Fdt, findNode, parseFdt, writeFdt, zeroKaslrSeed } from "./fdt.ts";
 

@@ -1,14 +1,9 @@
 import { EXIT_STATUS } from "../core/mod.ts";
-import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { assert, assertEquals, assertRejects, tempDir } from "../testing/mod.ts";
 import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
 import { parseTrust, VerifyError, verifyManifest } from "../verify/mod.ts";
 import { KexecError } from "./errors.ts";
 import { loadArgv, loadKernel, type Runner, stageArtifacts, targetCmdline } from "./kexec.ts";
-
-async function tempDir(): Promise<string> {
-  await Deno.mkdir("/tmp/phase", { recursive: true });
-  return await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "kexec-test-" });
-}
 
 /** A real signed release with small fake kernel/initramfs bytes. */
 async function release(dir: string) {

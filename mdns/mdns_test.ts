@@ -1,4 +1,3 @@
-import dgram from "node:dgram";
 import { Buffer } from "node:buffer";
 import { parseTrust, rawCid, type VerifyError, verifyManifest } from "../verify/mod.ts";
 import {
@@ -19,6 +18,7 @@ import {
   MDNS_GROUP,
   SERVICE_TYPE,
 } from "./mod.ts";
+import { MAX_TXT_ENTRIES, MAX_TXT_ENTRY_BYTES } from "./service.ts";
 
 /** Listening time of each query, in ms. */
 const QUERY_MS = 1200;
@@ -262,6 +262,16 @@ Deno.test("TM-07 mDNS poisoning: a flood of answers is bounded and TTL-0 goodbye
     from: "10.0.0.66",
   };
   assertEquals(assemble([...genuine, forgedBye], SERVICE_TYPE).map((s) => s.from), ["10.0.0.1"]);
-  // A raw socket is available here: keep the import honest.
-  assert(typeof dgram.createSocket === "function" && Buffer.isBuffer(Buffer.from("x")));
+  // TXT data is bounded too: at most MAX_TXT_ENTRIES entries are read, and an entry longer than
+  // MAX_TXT_ENTRY_BYTES is dropped, not truncated into a plausible value.
+  const many = Array.from({ length: MAX_TXT_ENTRIES + 8 }, (_, i) => Buffer.from(`k${i}=v${i}`));
+  const oversized = Buffer.from(`big=${"x".repeat(MAX_TXT_ENTRY_BYTES)}`);
+  const txt = {
+    answer: { type: "TXT" as const, name, ttl: 120, data: [oversized, ...many] },
+    from: "10.0.0.1",
+  };
+  const [withTxt] = assemble([...genuine, txt], SERVICE_TYPE);
+  assert(!("big" in withTxt.txt), "an oversized TXT entry is dropped");
+  assertEquals(Object.keys(withTxt.txt).length, MAX_TXT_ENTRIES - 1);
+  assertEquals(withTxt.txt.k0, "v0");
 });

@@ -1,6 +1,7 @@
 /**
- * testing/: shared test helpers (fixtures, raw HTTP, network namespaces).
- * Used only by tests.
+ * testing/: shared test helpers: the one assertion module, the one
+ * `tempDir`, fixtures (keys, signed releases, a release server), raw HTTP,
+ * network namespaces. Used only by tests and benchmarks.
  *
  * @module
  */
@@ -14,7 +15,26 @@ export {
 } from "./fixtures.ts";
 export { MAX_RAW_RESPONSE_BYTES, RAW_REQUEST_TIMEOUT_MS, rawRequest } from "./http.ts";
 export type { RawResponse } from "./http.ts";
-export { assert, assertEquals, assertMatch, assertRejects, waitFor } from "./assert.ts";
+export {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertRejectsCode,
+  assertThrows,
+  type ErrorClass,
+  waitFor,
+} from "./assert.ts";
+export {
+  makeRelease,
+  type Misbehaviour,
+  pseudoRandom,
+  type Release,
+  serveRelease,
+  signRecord,
+  type TestServer,
+} from "./release.ts";
+export { manifestDoc, NOW, signedManifest, type TestKey, testKey, trustOf } from "./manifest.ts";
 export { IP_COMMAND_TIMEOUT_MS, type Netns, netnsAvailable, NetnsLab } from "./netns.ts";
 export {
   REPO,

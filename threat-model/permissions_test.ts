@@ -2,7 +2,7 @@ import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { renderPermissionsDoc } from "./permissions.ts";
 import { permissionTable } from "../cli/mod.ts";
 
-Deno.test("TM-12 compromised component: permissions.md matches the table in deno.json", async () => {
+Deno.test("threat model: permissions.md is generated from the permission table in deno.json", async () => {
   const doc = await Deno.readTextFile(new URL("./permissions.md", import.meta.url));
   assertEquals(
     doc,

@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { decodeBase64, encodeBase64, keyidOf, publicRawFromPem, verifyStrict } from "./ed25519.ts";
-import { testKey } from "./testing.ts";
+import { testKey } from "../testing/mod.ts";
 import { signedBytes } from "./jcs.ts";
 
 const L = (1n << 252n) + 27742317777372353535851937790883648493n;

@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, rejects as assertRejects } from "node:assert/strict";
 import { readFloor, recordFloor } from "./floor.ts";
-import { manifestDoc, NOW, signedManifest, testKey, trustOf } from "./testing.ts";
+import { manifestDoc, NOW, signedManifest, testKey, trustOf } from "../testing/mod.ts";
 import { verifyManifest } from "./verify.ts";
 import { VerifyError } from "./errors.ts";
 

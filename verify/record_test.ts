@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
 import { decodeRecord, selectRecordIndex, verifyRecord } from "./record.ts";
 import { parseTrust } from "./trust.ts";
-import { NOW, testKey, trustOf } from "./testing.ts";
+import { NOW, testKey, trustOf } from "../testing/mod.ts";
 import type { JsonValue } from "./strict_json.ts";
 
 const VEC = new URL("../../shared/vectors/", import.meta.url).pathname;

@@ -5,12 +5,12 @@ import {
 } from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { VerifyError } from "./errors.ts";
-import { manifestDoc, NOW, signedManifest, testKey, trustOf } from "./testing.ts";
+import { manifestDoc, NOW, signedManifest, testKey, trustOf } from "../testing/mod.ts";
 import { parseTrust } from "./trust.ts";
 import { assertVerified, type Verified } from "./_verified.ts";
 import { hashStream } from "./digest.ts";
 import { verifyArtifact, verifyManifest } from "./verify.ts";
-import type { Manifest } from "./manifest.ts";
+import { type Manifest, MAX_MANIFEST_BYTES } from "./manifest.ts";
 
 function code(fn: () => unknown): string {
   try {
@@ -208,8 +208,23 @@ Deno.test("TM-05 endless data: an artifact longer than its size fails E_SIZE wit
 
 Deno.test("TM-05 endless data: a manifest above MAX_MANIFEST_BYTES is refused before parsing", () => {
   const k = testKey();
-  const huge = new Uint8Array(1024 * 1024 + 1).fill(0x20);
-  assertEquals(code(() => verifyManifest(huge, trustOf(1, k), { now: NOW })), "E_SCHEMA");
+  const trust = trustOf(1, k);
+  // A validly signed manifest padded with trailing whitespace: still valid JSON with the same
+  // signed content, so only the byte cap can refuse it.
+  const signed = signedManifest(manifestDoc(), k);
+  const padded = (size: number) => {
+    const b = new Uint8Array(size).fill(0x20);
+    b.set(signed);
+    return b;
+  };
+  assertEquals(code(() => verifyManifest(padded(MAX_MANIFEST_BYTES), trust, { now: NOW })), "ok");
+  assertThrows(() => verifyManifest(padded(MAX_MANIFEST_BYTES + 1), trust, { now: NOW }), {
+    name: "VerifyError",
+    code: "E_SCHEMA",
+    message: `manifest is ${
+      MAX_MANIFEST_BYTES + 1
+    } bytes, above the ${MAX_MANIFEST_BYTES}-byte cap`,
+  });
 });
 
 Deno.test("verify: a UTF-8 BOM before a signed manifest is E_SCHEMA (it would change manifest_cid)", () => {

@@ -7,6 +7,7 @@ import {
 import { watToWasm } from "./build.ts";
 import { HELLO_WASM_DIGEST, helloWasmPath } from "./hello.ts";
 import { sha256Digest, verifyReceipt } from "./receipt.ts";
+import { tempDir } from "../testing/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -22,11 +23,6 @@ async function task(...args: string[]): Promise<{ code: number; stdout: string; 
     signal: AbortSignal.timeout(CLI_TIMEOUT_MS),
   }).output();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-async function tempDir(): Promise<string> {
-  await Deno.mkdir("/tmp/phase", { recursive: true });
-  return await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "wasm-cli-" });
 }
 
 async function receipts(state: string): Promise<string[]> {

@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { checkArtifactFile, verifyManifest } from "../../verify/mod.ts";
-import { manifestDoc, NOW, signedManifest, testKey, trustOf } from "../../verify/testing.ts";
+import { manifestDoc, NOW, signedManifest, testKey, trustOf } from "../../testing/mod.ts";
 
 const MIB = Number(Deno.args[0] ?? 1024);
 await Deno.mkdir("/tmp/phase", { recursive: true });

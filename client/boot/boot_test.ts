@@ -1,12 +1,7 @@
 import { createHash } from "node:crypto";
-import { assert, assertEquals } from "../_testing.ts";
+import { assert, assertEquals, tempDir } from "../../testing/mod.ts";
 import { keygen, loadSigningKey, signRelease } from "../../sign/mod.ts";
 import { cachedRelease, lastJson } from "./boot.ts";
-
-async function tempDir(): Promise<string> {
-  await Deno.mkdir("/tmp/phase", { recursive: true });
-  return await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "boot-test-" });
-}
 
 function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");

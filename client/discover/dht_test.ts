@@ -4,8 +4,7 @@
  */
 import config from "../../deno.json" with { type: "json" };
 import { createPhaseNode, type PhaseNode, publishRecord } from "../../p2p/mod.ts";
-import { makeRelease, serveRelease, signRecord } from "../_fixtures.ts";
-import { assert, assertEquals } from "../_testing.ts";
+import { assert, assertEquals, makeRelease, serveRelease, signRecord } from "../../testing/mod.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 

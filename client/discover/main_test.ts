@@ -3,12 +3,21 @@
  * set: real multicast between network namespaces against the real
  * provider (`deno task serve`), then the real `fetch` of what was found.
  */
-import { NetnsLab, spawnServe, stopServe, taskArgv, writeRelease } from "../../testing/mod.ts";
+import {
+  assert,
+  assertEquals,
+  makeRelease,
+  NetnsLab,
+  serveRelease,
+  spawnServe,
+  stopServe,
+  taskArgv,
+  tempDir,
+  writeRelease,
+} from "../../testing/mod.ts";
 import { auditCache, cacheLayout } from "../cache.ts";
 import { EXIT_STATUS } from "../../core/mod.ts";
-import { makeRelease, serveRelease, tempDir } from "../_fixtures.ts";
 import { startTestSocks } from "../../testing/socks5.ts";
-import { assert, assertEquals } from "../_testing.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 

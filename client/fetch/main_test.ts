@@ -2,11 +2,9 @@
  * End-to-end tests of the `fetch` entrypoint as a subprocess under its own
  * permission set (the exact `deno run` line of its task in deno.json).
  */
-import { taskArgv } from "../../testing/mod.ts";
+import { assert, assertEquals, makeRelease, serveRelease, taskArgv } from "../../testing/mod.ts";
 import { auditCache, cacheLayout } from "../cache.ts";
 import { EXIT_STATUS } from "../../core/mod.ts";
-import { makeRelease, serveRelease } from "../_fixtures.ts";
-import { assert, assertEquals } from "../_testing.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 

@@ -3,8 +3,8 @@
  * starts a provider on loopback and boots the image with OVMF under TCG;
  * the guest reaches the provider at http://10.0.2.100/ through a user-mode
  * guestfwd, so nothing leaves loopback. Each scenario is a named test with
- * a time bound. Not matched by the default test glob (it takes minutes):
- * run it through the task.
+ * a time bound. It takes minutes, so deno.json's `test.exclude` keeps it
+ * out of `deno task test`; `deno task test:vm` un-excludes exactly this file.
  *
  * @module
  */

@@ -1,16 +1,29 @@
-/** Test fixtures for verify/ and its users: real keys, real signatures (tests and benchmarks only). */
+/**
+ * Test fixtures for verify/ and its users: in-memory keys, real signatures
+ * over hand-shaped manifest documents (tests and benchmarks only).
+ *
+ * @module
+ */
 import { generateKeyPairSync } from "node:crypto";
-import { encodeBase64, keyidOf, rawPublicKey, signEd25519 } from "./ed25519.ts";
-import { signedBytes } from "./jcs.ts";
-import type { JsonValue } from "./strict_json.ts";
-import { parseTrust, type Trust } from "./trust.ts";
+import {
+  encodeBase64,
+  type JsonValue,
+  keyidOf,
+  parseTrust,
+  rawPublicKey,
+  signEd25519,
+  signedBytes,
+  type Trust,
+} from "../verify/mod.ts";
 
+/** An in-memory Ed25519 key that signs documents. */
 export interface TestKey {
   sign(doc: Record<string, JsonValue>): { keyid: string; sig: string };
   keyid: string;
   publicB64: string;
 }
 
+/** A fresh random test key. */
 export function testKey(): TestKey {
   const { privateKey } = generateKeyPairSync("ed25519");
   const raw = rawPublicKey(privateKey);
@@ -22,12 +35,14 @@ export function testKey(): TestKey {
   };
 }
 
+/** A parsed trust document with `threshold` over `keys`. */
 export function trustOf(threshold: number, ...keys: TestKey[]): Trust {
   const obj: Record<string, unknown> = {};
   for (const k of keys) obj[k.keyid] = { public: k.publicB64, name: "t" };
   return parseTrust(new TextEncoder().encode(JSON.stringify({ threshold, keys: obj })));
 }
 
+/** A schema-1 manifest document (unsigned); `over` replaces fields. */
 export function manifestDoc(over: Record<string, JsonValue> = {}): Record<string, JsonValue> {
   return {
     schema: 1,
@@ -45,10 +60,12 @@ export function manifestDoc(over: Record<string, JsonValue> = {}): Record<string
   };
 }
 
+/** `doc` with a signature from each of `keys`, as bytes. */
 export function signedManifest(doc: Record<string, JsonValue>, ...keys: TestKey[]): Uint8Array {
   return new TextEncoder().encode(
     JSON.stringify({ ...doc, signatures: keys.map((k) => k.sign(doc)) }),
   );
 }
 
+/** The fixed clock of the verify tests (inside manifestDoc's validity window). */
 export const NOW = new Date("2026-11-22T00:00:00Z");
