@@ -9,18 +9,18 @@
  * @module
  */
 import { createHash, type Hash } from "node:crypto";
-import type { Logger } from "../core/mod.ts";
+import { type Logger, PhaseError } from "../core/mod.ts";
 import { VerifyError } from "../verify/mod.ts";
 import { cachedPath, type CacheLayout, syncDir } from "./cache.ts";
 import { ClientError } from "./errors.ts";
-import { rawHttpFetch } from "./raw_http.ts";
 import {
   DEFAULT_LIMITS,
   type FetchFn,
   openRequest,
+  rawHttpFetch,
   readGuarded,
   type TransferLimits,
-} from "./http.ts";
+} from "../net/mod.ts";
 
 /** Size of one ranged segment in a parallel download, in bytes. */
 export const SEGMENT_BYTES = 4 * 1024 * 1024;
@@ -508,7 +508,7 @@ async function fetchParallel(
             lastErr = err;
             // A 404 at the first URL form: try the next form at this source.
             if (
-              err instanceof ClientError && err.code === "E_FETCH" &&
+              err instanceof PhaseError && err.code === "E_FETCH" &&
               / HTTP 404 /.test(err.message) && urls.length > 1
             ) {
               urls = urls.slice(1);
@@ -528,7 +528,7 @@ async function fetchParallel(
           // Stalls, endless data and redirects mark the source for this
           // artifact; a plain failure (no Range support, a reset) only
           // retires it from the parallel phase.
-          if (!(lastErr instanceof ClientError && lastErr.code === "E_FETCH")) bad.add(src.id);
+          if (!(lastErr instanceof PhaseError && lastErr.code === "E_FETCH")) bad.add(src.id);
           return;
         }
         p.contributors.add(src.id);
@@ -631,7 +631,7 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
             });
             // A redirect elsewhere, endless data or a stall marks the source;
             // a plain failure (404, reset) lets the next URL form be tried.
-            if (err instanceof ClientError && err.code !== "E_FETCH") {
+            if (err instanceof PhaseError && err.code !== "E_FETCH") {
               bad.add(src.id);
               break;
             }

@@ -24,7 +24,7 @@ import {
 import { type CacheLayout, cacheLayout, digestHex, ensureCache, syncDir } from "./cache.ts";
 import { type ArtifactSource, downloadArtifact } from "./download.ts";
 import { ClientError } from "./errors.ts";
-import { DEFAULT_LIMITS, fetchCapped, type FetchFn, type TransferLimits } from "./http.ts";
+import { DEFAULT_LIMITS, fetchCapped, type FetchFn, type TransferLimits } from "../net/mod.ts";
 import { type Progress, silentProgress } from "./progress.ts";
 
 /** What to fetch and where from. */

@@ -3,7 +3,7 @@ import { VerifyError } from "../verify/mod.ts";
 import { auditCache, cacheLayout } from "./cache.ts";
 import { ClientError } from "./errors.ts";
 import { fetchRelease, type FetchReleaseOptions } from "./fetch.ts";
-import { DEFAULT_LIMITS } from "./http.ts";
+import { DEFAULT_LIMITS } from "../net/mod.ts";
 import { makeRelease, type Misbehaviour, serveRelease, tempDir } from "./_fixtures.ts";
 import { assert, assertEquals, assertRejects } from "./_testing.ts";
 

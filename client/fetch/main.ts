@@ -9,10 +9,9 @@ import { consoleLogger, explainFsError, readFileCapped, UsageError } from "../..
 import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, VerifyError } from "../../verify/mod.ts";
 import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch.ts";
-import { DEFAULT_LIMITS } from "../http.ts";
+import { DEFAULT_LIMITS, parseSocksAddress, socksFetch, TOR_LIMITS } from "../../net/mod.ts";
 import { preparePrivateRoot } from "../private.ts";
 import { progressReporter } from "../progress.ts";
-import { parseSocksAddress, socksFetch, TOR_LIMITS } from "../socks.ts";
 
 const USAGE =
   "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... " +
