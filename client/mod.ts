@@ -55,6 +55,7 @@ export {
 } from "./fetch.ts";
 export { type Progress, progressReporter, silentProgress } from "./progress.ts";
 export {
+  checkPrivateTree,
   MAX_MOUNTS_BYTES,
   mountOf,
   parseMounts,

@@ -10,7 +10,7 @@ import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, VerifyError } from "../../verify/mod.ts";
 import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch.ts";
 import { DEFAULT_LIMITS, parseSocksAddress, socksFetch, TOR_LIMITS } from "../../net/mod.ts";
-import { preparePrivateRoot } from "../private.ts";
+import { checkPrivateTree, preparePrivateRoot } from "../private.ts";
 import { progressReporter } from "../progress.ts";
 
 const USAGE =
@@ -165,6 +165,7 @@ export async function run(args: string[]): Promise<number> {
     // gateways) goes through the proxy, and nothing falls back to a direct
     // connection when the proxy fails.
     fetchFn: socks ? socksFetch(socks) : undefined,
+    beforeWrite: values.private ? () => checkPrivateTree(cacheDir) : undefined,
   };
   if (socks) logger.info("socks", { proxy: values.socks, threat: "TM-13" });
   const release = values.candidates
