@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Logger } from "../core/mod.ts";
+import { type Logger, PhaseError } from "../core/mod.ts";
 import {
   canonicalArch,
   compareVersions,
@@ -21,7 +21,7 @@ import {
   verifyRecord,
 } from "../verify/mod.ts";
 import { ClientError } from "./errors.ts";
-import { type FetchFn, openRequest, readGuarded, type TransferLimits } from "./http.ts";
+import { type FetchFn, openRequest, readGuarded, type TransferLimits } from "../net/mod.ts";
 import type { Policy } from "./policy.ts";
 
 /** Time the mDNS step listens for answers, in milliseconds. */
@@ -253,7 +253,7 @@ export async function probeHealth(
   try {
     open = await openRequest({ url, accept: "application/json" }, { limits, fetchFn: noFollow });
   } catch (err) {
-    if (err instanceof ClientError && err.code === "E_REDIRECT") {
+    if (err instanceof PhaseError && err.code === "E_REDIRECT") {
       return {
         ok: false,
         captivePortal: true,

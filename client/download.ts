@@ -9,18 +9,18 @@
  * @module
  */
 import { createHash, type Hash } from "node:crypto";
-import type { Logger } from "../core/mod.ts";
+import { type Logger, PhaseError } from "../core/mod.ts";
 import { VerifyError } from "../verify/mod.ts";
 import { cachedPath, type CacheLayout, syncDir } from "./cache.ts";
 import { ClientError } from "./errors.ts";
-import { rawHttpFetch } from "./raw_http.ts";
 import {
   DEFAULT_LIMITS,
   type FetchFn,
   openRequest,
+  rawHttpFetch,
   readGuarded,
   type TransferLimits,
-} from "./http.ts";
+} from "../net/mod.ts";
 
 /** Size of one ranged segment in a parallel download, in bytes. */
 export const SEGMENT_BYTES = 4 * 1024 * 1024;
@@ -91,8 +91,15 @@ function contentRange(
   return { start: Number(m[1]), end: Number(m[2]), total: m[3] === "*" ? undefined : Number(m[3]) };
 }
 
+/**
+ * Stands in the contributors of a partial file for a prefix found on disk:
+ * left by an earlier run or another candidate, its sender is unknown, so a
+ * digest failure after resuming it blames no one (TM-07).
+ */
+export const EARLIER_PREFIX = "(prefix from an earlier attempt)";
+
 /** An open partial file: its bytes, their hash so far, who sent them. */
-export interface Partial {
+export interface PartialFile {
   file: Deno.FsFile;
   pos: number;
   hash: Hash;
@@ -100,7 +107,7 @@ export interface Partial {
 }
 
 /** Opens (or creates) the partial file and re-hashes its prefix. */
-async function openPartial(path: string, size: number): Promise<Partial> {
+async function openPartial(path: string, size: number): Promise<PartialFile> {
   const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
   const hash = createHash("sha256");
   let len = (await file.stat()).size;
@@ -120,10 +127,12 @@ async function openPartial(path: string, size: number): Promise<Partial> {
     await file.truncate(pos);
   }
   await file.seek(pos, Deno.SeekMode.Start);
-  return { file, pos, hash, contributors: new Set() };
+  // TM-07: a prefix is trusted only for a resume by whoever wrote it in
+  // this run; one found on disk counts as a second, unknown contributor.
+  return { file, pos, hash, contributors: new Set(pos > 0 ? [EARLIER_PREFIX] : []) };
 }
 
-async function restart(p: Partial): Promise<void> {
+async function restart(p: PartialFile): Promise<void> {
   await p.file.truncate(0);
   await p.file.seek(0, Deno.SeekMode.Start);
   p.pos = 0;
@@ -145,7 +154,7 @@ async function restart(p: Partial): Promise<void> {
  * final fsync before the rename is unchanged.
  */
 export class PartialSink {
-  readonly #p: Partial;
+  readonly #p: PartialFile;
   readonly #path: string;
   readonly #onProgress?: (done: number) => void;
   #cur: Uint8Array;
@@ -161,7 +170,7 @@ export class PartialSink {
   #syncError: unknown;
   #noWriteback = false;
 
-  constructor(p: Partial, path: string, onProgress?: (done: number) => void) {
+  constructor(p: PartialFile, path: string, onProgress?: (done: number) => void) {
     this.#p = p;
     this.#path = path;
     this.#onProgress = onProgress;
@@ -300,7 +309,7 @@ export class PartialSink {
 /** Streams the rest of the artifact from one URL into the partial file. */
 async function fetchSequential(
   o: DownloadOptions,
-  p: Partial,
+  p: PartialFile,
   src: ArtifactSource,
   url: string,
 ): Promise<void> {
@@ -372,176 +381,240 @@ async function fetchSequential(
   }
 }
 
+/** The byte range of segment `idx` of a parallel download (inclusive end). */
+interface Segment {
+  readonly idx: number;
+  readonly start: number;
+  readonly end: number;
+}
+
+/**
+ * Fetches one ranged segment from `url` into a fresh buffer. Anything but
+ * a 206 for exactly the asked range fails (E_FETCH); a length above the
+ * range is refused (TM-05).
+ */
+async function fetchSegment(o: DownloadOptions, url: string, s: Segment): Promise<Uint8Array> {
+  const limits = o.limits ?? DEFAULT_LIMITS;
+  const len = s.end - s.start + 1;
+  const open = await openRequest({ url, start: s.start, end: s.end }, {
+    limits,
+    fetchFn: o.fetchFn ?? rawHttpFetch,
+    logger: o.logger,
+  });
+  const { response } = open;
+  const cancel = async () => {
+    open.abort.abort();
+    await response.body?.cancel().catch(() => {});
+  };
+  const cr = contentRange(response.headers.get("content-range"));
+  if (
+    response.status !== 206 || !cr || cr.start !== s.start || cr.end !== s.end ||
+    (cr.total !== undefined && cr.total !== o.size)
+  ) {
+    await cancel();
+    throw new ClientError(
+      "E_FETCH",
+      `${url}: HTTP ${response.status} ${
+        response.headers.get("content-range") ?? ""
+      } for bytes ${s.start}-${s.end}`,
+    );
+  }
+  const declared = Number(response.headers.get("content-length") ?? "NaN");
+  if (declared > len) {
+    await cancel();
+    o.logger?.warn("oversize_refused", {
+      artifact: o.name,
+      url,
+      declared,
+      expected: len,
+      threat: "TM-05",
+    });
+    throw new ClientError(
+      "E_TOO_LARGE",
+      `${url}: announces ${declared} bytes for a ${len}-byte range (TM-05)`,
+    );
+  }
+  // Read in place into the segment's buffer when the body allows (BYOB).
+  let buf = new Uint8Array(len);
+  let off = 0;
+  let inBuf = true;
+  const { overflow } = await readGuarded(open, len, (c) => {
+    if (c.buffer !== buf.buffer) buf.set(c, off);
+    off += c.length;
+  }, {
+    limits,
+    // Once full, one more 1-byte read tells the end from extra bytes (TM-05).
+    into: () => {
+      inBuf = off < len;
+      return inBuf ? buf.subarray(off) : new Uint8Array(1);
+    },
+    adopt: (b) => {
+      if (inBuf) buf = new Uint8Array(b);
+    },
+  });
+  if (overflow) o.logger?.warn("extra_bytes_refused", { artifact: o.name, url, threat: "TM-05" });
+  if (off < len) {
+    throw new ClientError("E_FETCH", `${url}: range ${s.start}-${s.end} closed after ${off} bytes`);
+  }
+  return buf;
+}
+
+/** Fetches a segment from the first URL form of a source that has it (a 404 tries the next form). */
+async function fetchSegmentFrom(
+  o: DownloadOptions,
+  urls: string[],
+  s: Segment,
+): Promise<Uint8Array> {
+  for (;;) {
+    try {
+      return await fetchSegment(o, urls[0], s);
+    } catch (err) {
+      const notHere = err instanceof PhaseError && err.code === "E_FETCH" &&
+        / HTTP 404 /.test(err.message);
+      if (!notHere || urls.length <= 1) throw err;
+      urls.shift();
+    }
+  }
+}
+
+/**
+ * The shared state of a parallel download: which segment is handed out
+ * next, which failed and wait for another source, and the segments that
+ * arrived out of order. Segments are written and hashed strictly in order
+ * (so the partial file stays a resumable prefix), and at most `window`
+ * segments are handed out ahead of the writer (so memory stays bounded).
+ */
+class SegmentQueue {
+  readonly #o: DownloadOptions;
+  readonly #p: PartialFile;
+  readonly #base: number;
+  readonly #seg: number;
+  readonly #count: number;
+  readonly #window: number;
+  readonly #requeued: number[] = [];
+  readonly #ready = new Map<number, Uint8Array>();
+  #next = 0;
+  #written = 0;
+  #wake: () => void = () => {};
+  #changed: Promise<void>;
+  #flushing: Promise<void> = Promise.resolve();
+  /** A failed write of the partial file: ends every worker. */
+  writeError: unknown;
+
+  constructor(o: DownloadOptions, p: PartialFile, sources: number) {
+    this.#o = o;
+    this.#p = p;
+    this.#base = p.pos;
+    this.#seg = o.segmentBytes ?? SEGMENT_BYTES;
+    this.#count = Math.ceil((o.size - this.#base) / this.#seg);
+    this.#window = Math.max(2, WINDOW_SEGMENTS_PER_SOURCE * sources);
+    this.#changed = new Promise<void>((r) => (this.#wake = r));
+  }
+
+  /** Wakes the workers waiting in {@link take}. */
+  notify(): void {
+    const w = this.#wake;
+    this.#changed = new Promise<void>((r) => (this.#wake = r));
+    w();
+  }
+
+  /** The next segment to fetch, or undefined when there is none left for anyone. */
+  async take(): Promise<Segment | undefined> {
+    for (;;) {
+      if (this.writeError) return undefined;
+      let idx: number | undefined;
+      if (this.#requeued.length > 0) idx = this.#requeued.shift();
+      else if (this.#next < this.#count && this.#next < this.#written + this.#window) {
+        idx = this.#next++;
+      } else if (this.#next >= this.#count) return undefined;
+      if (idx !== undefined) {
+        const start = this.#base + idx * this.#seg;
+        return { idx, start, end: Math.min(this.#o.size, start + this.#seg) - 1 };
+      }
+      await this.#changed;
+    }
+  }
+
+  /** Gives a segment back for another source. */
+  requeue(s: Segment): void {
+    this.#requeued.push(s.idx);
+    this.#requeued.sort((a, b) => a - b);
+    this.notify();
+  }
+
+  /** Hands in a fetched segment; the writer takes it when its turn comes. */
+  deliver(s: Segment, buf: Uint8Array): void {
+    this.#ready.set(s.idx, buf);
+    this.#flushing = this.#flushing.then(async () => {
+      while (this.#ready.has(this.#written)) {
+        const b = this.#ready.get(this.#written)!;
+        this.#ready.delete(this.#written);
+        await writeAll(this.#p.file, b);
+        this.#p.hash.update(b);
+        this.#p.pos += b.length;
+        this.#written++;
+        this.#o.onProgress?.(this.#p.pos);
+      }
+    }).catch((err) => {
+      this.writeError = err;
+    }).finally(() => this.notify());
+    this.notify();
+  }
+
+  /** Waits until everything delivered is written; throws a write error. */
+  async drain(): Promise<void> {
+    await this.#flushing;
+    if (this.writeError) throw this.writeError;
+  }
+}
+
+/**
+ * One source's share of a parallel download: takes segments until none is
+ * left. On a failure the segment goes back to the queue and the source
+ * leaves the parallel phase; stalls, endless data and redirects also mark
+ * it bad for this artifact, a plain failure (no Range support, a reset)
+ * does not.
+ */
+async function segmentWorker(
+  o: DownloadOptions,
+  p: PartialFile,
+  queue: SegmentQueue,
+  src: ArtifactSource,
+  bad: Set<string>,
+): Promise<void> {
+  const urls = [...src.urls];
+  for (let s = await queue.take(); s; s = await queue.take()) {
+    let buf: Uint8Array;
+    try {
+      buf = await fetchSegmentFrom(o, urls, s);
+    } catch (err) {
+      queue.requeue(s);
+      o.logger?.warn("source_failed", {
+        artifact: o.name,
+        source: src.id,
+        error: (err as Error)?.message,
+      });
+      if (!(err instanceof PhaseError && err.code === "E_FETCH")) bad.add(src.id);
+      return;
+    }
+    p.contributors.add(src.id);
+    queue.deliver(s, buf);
+  }
+}
+
 /**
  * Fetches the rest of the artifact from several providers at once, by
- * segments. Segments are written and hashed in order, so at most
- * `window` segments are held in memory and the file stays a prefix.
+ * segments (see {@link SegmentQueue}).
  */
 async function fetchParallel(
   o: DownloadOptions,
-  p: Partial,
+  p: PartialFile,
   sources: readonly ArtifactSource[],
   bad: Set<string>,
 ): Promise<void> {
-  const limits = o.limits ?? DEFAULT_LIMITS;
-  const seg = o.segmentBytes ?? SEGMENT_BYTES;
-  const base = p.pos;
-  const count = Math.ceil((o.size - base) / seg);
-  const window = Math.max(2, WINDOW_SEGMENTS_PER_SOURCE * sources.length);
-  const requeue: number[] = [];
-  const ready = new Map<number, Uint8Array>();
-  let next = 0;
-  let hashed = 0;
-  let wake: () => void = () => {};
-  let changed = new Promise<void>((r) => (wake = r));
-  const notify = () => {
-    const w = wake;
-    changed = new Promise<void>((r) => (wake = r));
-    w();
-  };
-  let flushing = Promise.resolve();
-  let flushError: unknown;
-  const flush = () => {
-    flushing = flushing.then(async () => {
-      while (ready.has(hashed)) {
-        const buf = ready.get(hashed)!;
-        ready.delete(hashed);
-        await writeAll(p.file, buf);
-        p.hash.update(buf);
-        p.pos += buf.length;
-        hashed++;
-        o.onProgress?.(p.pos);
-      }
-    }).catch((err) => {
-      flushError = err;
-    }).finally(notify);
-    return flushing;
-  };
-
-  const fetchSegment = async (
-    url: string,
-    idx: number,
-  ): Promise<Uint8Array> => {
-    const start = base + idx * seg;
-    const end = Math.min(o.size, start + seg) - 1;
-    const len = end - start + 1;
-    const open = await openRequest({ url, start, end }, {
-      limits,
-      fetchFn: o.fetchFn ?? rawHttpFetch,
-      logger: o.logger,
-    });
-    const { response } = open;
-    const cr = contentRange(response.headers.get("content-range"));
-    if (
-      response.status !== 206 || !cr || cr.start !== start || cr.end !== end ||
-      (cr.total !== undefined && cr.total !== o.size)
-    ) {
-      open.abort.abort();
-      await response.body?.cancel().catch(() => {});
-      throw new ClientError(
-        "E_FETCH",
-        `${url}: HTTP ${response.status} ${
-          response.headers.get("content-range") ?? ""
-        } for bytes ${start}-${end}`,
-      );
-    }
-    const declared = Number(response.headers.get("content-length") ?? "NaN");
-    if (declared > len) {
-      open.abort.abort();
-      await response.body?.cancel().catch(() => {});
-      o.logger?.warn("oversize_refused", {
-        artifact: o.name,
-        url,
-        declared,
-        expected: len,
-        threat: "TM-05",
-      });
-      throw new ClientError(
-        "E_TOO_LARGE",
-        `${url}: announces ${declared} bytes for a ${len}-byte range (TM-05)`,
-      );
-    }
-    // Read in place into the segment's buffer when the body allows (BYOB).
-    let buf = new Uint8Array(len);
-    let off = 0;
-    let inBuf = true;
-    const { overflow } = await readGuarded(open, len, (c) => {
-      if (c.buffer !== buf.buffer) buf.set(c, off);
-      off += c.length;
-    }, {
-      limits,
-      // Once full, one more 1-byte read tells the end from extra bytes (TM-05).
-      into: () => {
-        inBuf = off < len;
-        return inBuf ? buf.subarray(off) : new Uint8Array(1);
-      },
-      adopt: (b) => {
-        if (inBuf) buf = new Uint8Array(b);
-      },
-    });
-    if (overflow) o.logger?.warn("extra_bytes_refused", { artifact: o.name, url, threat: "TM-05" });
-    if (off < len) {
-      throw new ClientError("E_FETCH", `${url}: range ${start}-${end} closed after ${off} bytes`);
-    }
-    return buf;
-  };
-
-  const worker = async (src: ArtifactSource) => {
-    let urls = [...src.urls];
-    while (true) {
-      if (flushError) return;
-      let idx: number | undefined;
-      if (requeue.length > 0) idx = requeue.shift();
-      else if (next < count && next < hashed + window) idx = next++;
-      else if (next >= count && requeue.length === 0) return;
-      if (idx === undefined) {
-        await changed;
-        continue;
-      }
-      try {
-        let lastErr: unknown;
-        let buf: Uint8Array | undefined;
-        while (urls.length > 0 && !buf) {
-          try {
-            buf = await fetchSegment(urls[0], idx);
-          } catch (err) {
-            lastErr = err;
-            // A 404 at the first URL form: try the next form at this source.
-            if (
-              err instanceof ClientError && err.code === "E_FETCH" &&
-              / HTTP 404 /.test(err.message) && urls.length > 1
-            ) {
-              urls = urls.slice(1);
-              continue;
-            }
-            break;
-          }
-        }
-        if (!buf) {
-          requeue.push(idx);
-          requeue.sort((a, b) => a - b);
-          o.logger?.warn("source_failed", {
-            artifact: o.name,
-            source: src.id,
-            error: (lastErr as Error)?.message,
-          });
-          // Stalls, endless data and redirects mark the source for this
-          // artifact; a plain failure (no Range support, a reset) only
-          // retires it from the parallel phase.
-          if (!(lastErr instanceof ClientError && lastErr.code === "E_FETCH")) bad.add(src.id);
-          return;
-        }
-        p.contributors.add(src.id);
-        ready.set(idx, buf);
-        void flush();
-      } finally {
-        notify();
-      }
-    }
-  };
-  await Promise.all(sources.map(worker));
-  await flushing;
-  if (flushError) throw flushError;
+  const queue = new SegmentQueue(o, p, sources.length);
+  await Promise.all(sources.map((src) => segmentWorker(o, p, queue, src, bad)));
+  await queue.drain();
   if (p.pos < o.size) {
     throw new ClientError(
       "E_FETCH",
@@ -591,6 +664,7 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
   let order = [...o.sources];
   let allowParallel = o.parallel ?? true;
   const errors: string[] = [];
+  let digestFailures = 0;
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const p = await openPartial(partialPath, o.size);
     try {
@@ -631,13 +705,25 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
             });
             // A redirect elsewhere, endless data or a stall marks the source;
             // a plain failure (404, reset) lets the next URL form be tried.
-            if (err instanceof ClientError && err.code !== "E_FETCH") {
+            if (err instanceof PhaseError && err.code !== "E_FETCH") {
               bad.add(src.id);
               break;
             }
             continue;
           }
         }
+      }
+      if (p.pos < o.size && digestFailures > 0) {
+        // Every source that delivered the whole artifact sent other bytes:
+        // that is tampering (TM-01), not a network failure.
+        throw new VerifyError(
+          "E_DIGEST",
+          `'${o.name}' never matched sha256:${o.hex}: the sources that delivered it sent other bytes (TM-01)`,
+          {
+            cause: errors,
+            hint: `last errors: ${errors.slice(-3).join("; ")}`,
+          },
+        );
       }
       if (p.pos < o.size) {
         throw new ClientError(
@@ -659,6 +745,10 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
           threat: "TM-01",
         });
         errors.push(`'${o.name}' hashed to sha256:${got}`);
+        digestFailures++;
+        // One sender: it lied. Several (a resume across sources, a prefix
+        // from an earlier attempt, a parallel download): start over from
+        // byte 0 without blaming anyone, one source at a time (TM-07).
         if (p.contributors.size === 1) bad.add([...p.contributors][0]);
         else allowParallel = false;
         order = [...order.slice(1), ...order.slice(0, 1)];
@@ -669,7 +759,11 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
       p.file.close();
       await Deno.rename(partialPath, final);
       await syncDir(o.layout.casDir);
-      return { path: final, cached: false, sources: [...p.contributors] };
+      return {
+        path: final,
+        cached: false,
+        sources: [...p.contributors].filter((c) => c !== EARLIER_PREFIX),
+      };
     } finally {
       try {
         p.file.close();

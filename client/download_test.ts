@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { type Partial, PartialSink, WRITE_BUFFER_BYTES } from "./download.ts";
+import { type PartialFile, PartialSink, WRITE_BUFFER_BYTES } from "./download.ts";
 import { assert, assertEquals, pseudoRandom, tempDir } from "../testing/mod.ts";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
@@ -10,7 +10,7 @@ Deno.test("download: the partial sink writes and hashes exactly the bytes pushed
     const data = pseudoRandom(3 * WRITE_BUFFER_BYTES + 12_345, 7);
     const path = `${dir}/partial`;
     const file = await Deno.open(path, { read: true, write: true, create: true });
-    const p: Partial = { file, pos: 0, hash: createHash("sha256"), contributors: new Set() };
+    const p: PartialFile = { file, pos: 0, hash: createHash("sha256"), contributors: new Set() };
     const sink = new PartialSink(p, path);
     let off = 0;
     let i = 0;
@@ -44,7 +44,12 @@ Deno.test("download: a failed write of the partial file starts it over, so its h
     await Deno.writeFile(path, new Uint8Array(0));
     // Read-only: every write fails (as on a full or failing disk).
     const file = await Deno.open(path, { read: true });
-    const p: Partial = { file, pos: 0, hash: createHash("sha256"), contributors: new Set(["a"]) };
+    const p: PartialFile = {
+      file,
+      pos: 0,
+      hash: createHash("sha256"),
+      contributors: new Set(["a"]),
+    };
     const sink = new PartialSink(p, path);
     let failed = false;
     try {

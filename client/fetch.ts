@@ -24,7 +24,7 @@ import {
 import { type CacheLayout, cacheLayout, digestHex, ensureCache, syncDir } from "./cache.ts";
 import { type ArtifactSource, downloadArtifact } from "./download.ts";
 import { ClientError } from "./errors.ts";
-import { DEFAULT_LIMITS, fetchCapped, type FetchFn, type TransferLimits } from "./http.ts";
+import { DEFAULT_LIMITS, fetchCapped, type FetchFn, type TransferLimits } from "../net/mod.ts";
 import { type Progress, silentProgress } from "./progress.ts";
 
 /** What to fetch and where from. */
@@ -55,6 +55,11 @@ export interface FetchReleaseOptions {
   readonly parallel?: boolean;
   readonly segmentBytes?: number;
   readonly parallelMinBytes?: number;
+  /**
+   * Called before each write into `cacheDir` (the private mode passes
+   * `checkPrivateTree`, TM-13); a throw stops the fetch.
+   */
+  readonly beforeWrite?: () => Promise<void>;
 }
 
 /** One artifact in the cache. */
@@ -280,9 +285,13 @@ async function storeManifest(layout: CacheLayout, bytes: Uint8Array): Promise<st
  */
 export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelease> {
   const layout = cacheLayout(o.cacheDir);
+  const beforeWrite = o.beforeWrite ?? (() => Promise.resolve());
+  await beforeWrite();
   await ensureCache(layout);
+  await beforeWrite();
   await removeStaleTemps(layout, Date.now());
   const { verified, source, bytes } = await fetchManifest(o, layout);
+  await beforeWrite();
   const manifestPath = await storeManifest(layout, bytes);
   const m = verified.value;
   const names = o.artifacts ?? Object.keys(m.artifacts);
@@ -292,6 +301,7 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
     const ref = m.artifacts[name];
     if (!ref) throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`);
     progress.start(name, ref.size);
+    await beforeWrite();
     const r = await downloadArtifact({
       layout,
       name,
@@ -322,6 +332,7 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
       sources: r.sources,
     });
   }
+  await beforeWrite();
   await recordFloor(layout.stateDir, verified);
   return { verified, manifestSource: source, manifestPath, artifacts: out, layout };
 }

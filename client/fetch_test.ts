@@ -2,11 +2,12 @@ import { memoryLogger } from "../core/mod.ts";
 import { VerifyError } from "../verify/mod.ts";
 import { auditCache, cacheLayout } from "./cache.ts";
 import { ClientError } from "./errors.ts";
-import { fetchRelease, type FetchReleaseOptions } from "./fetch.ts";
-import { DEFAULT_LIMITS } from "./http.ts";
+import { fetchFromCandidates, fetchRelease, type FetchReleaseOptions } from "./fetch.ts";
+import { DEFAULT_LIMITS } from "../net/mod.ts";
 import {
   assert,
   assertEquals,
+  assertRejects,
   assertRejectsCode,
   makeRelease,
   type Misbehaviour,
@@ -527,6 +528,82 @@ Deno.test("fetch: an --artifact name such as 'constructor' is not found on Objec
       assert(srv.requests.every((r) => r.path.endsWith("/manifest.json")));
     } finally {
       await srv.close();
+    }
+  });
+});
+
+/**
+ * A rogue provider: serves the genuine signed manifest, then for every
+ * artifact request 1 MB of junk and a cut connection.
+ */
+function rogueProvider(manifest: Uint8Array) {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const enc = new TextEncoder();
+  const junk = new Uint8Array(1_000_000).fill(0x41);
+  const serving = (async () => {
+    for await (const c of l) {
+      (async () => {
+        const buf = new Uint8Array(8192);
+        const n = (await c.read(buf)) ?? 0;
+        const head = new TextDecoder().decode(buf.subarray(0, n));
+        const body = /^GET \S*manifest\.json /.test(head) ? manifest : junk;
+        // For artifacts: 3 MB announced, 1 MB sent, then the connection is cut.
+        const length = body === manifest ? manifest.length : 3_000_000;
+        await c.write(enc.encode(`HTTP/1.1 200 OK\r\nContent-Length: ${length}\r\n\r\n`));
+        let off = 0;
+        while (off < body.length) off += await c.write(body.subarray(off));
+      })().catch(() => {}).finally(() => c.close());
+    }
+  })().catch(() => {});
+  return {
+    url: `http://127.0.0.1:${(l.addr as Deno.NetAddr).port}/stable/amd64/manifest.json`,
+    async close() {
+      l.close();
+      await serving;
+    },
+  };
+}
+
+Deno.test("TM-07 rogue candidate: its junk prefix is not resumed by the honest source, which is not blamed", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const rogue = rogueProvider(rel.manifestBytes);
+    const honest = serveRelease(rel);
+    const logger = memoryLogger();
+    try {
+      const r = await fetchFromCandidates(
+        [{ manifestUrl: rogue.url }, { manifestUrl: honest.url }],
+        { limits: FAST, trust: rel.trust, cacheDir: cache, logger },
+      );
+      assertEquals(r.candidate.manifestUrl, honest.url);
+      for (const [name, a] of Object.entries(r.artifacts)) {
+        assertEquals(await Deno.readFile(a.path), rel.files.get(name));
+        assertEquals(a.sources, [honest.origin]);
+      }
+      // The honest source resumed the junk once, then started over from 0.
+      const mismatch = logger.entries.filter((e) => e.event === "digest_mismatch");
+      assert(mismatch.length >= 1, events(logger).join());
+      assert(honest.requests.some((q) => q.range === null && q.path.includes("cas")));
+      assertEquals(await auditCache(cacheLayout(cache)), []);
+    } finally {
+      await rogue.close();
+      await honest.close();
+    }
+  }, { kernel: 3_000_000, initramfs: 120_000 });
+});
+
+Deno.test("TM-01 tampering: when every source fails on the digest, the error is E_DIGEST", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const liar = serveRelease(rel, "wrong-bytes");
+    try {
+      const e = await assertRejectsCode(
+        fetchRelease(opts({ manifestUrl: liar.url, trust: rel.trust, cacheDir: cache })),
+        VerifyError,
+        "E_DIGEST",
+      );
+      assert(/never matched sha256:[0-9a-f]{64}/.test(e.message), e.message);
+      assertEquals(await auditCache(cacheLayout(cache)), []);
+    } finally {
+      await liar.close();
     }
   });
 });

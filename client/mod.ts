@@ -24,17 +24,6 @@ export {
   splitCmdline,
 } from "./policy.ts";
 export {
-  DEFAULT_LIMITS,
-  fetchCapped,
-  type FetchFn,
-  HEADERS_TIMEOUT_MS,
-  MAX_REDIRECTS,
-  MIN_RATE_BYTES_PER_S,
-  MIN_RATE_WINDOW_MS,
-  STALL_TIMEOUT_MS,
-  type TransferLimits,
-} from "./http.ts";
-export {
   auditCache,
   cachedPath,
   type CacheLayout,
@@ -63,6 +52,7 @@ export {
 } from "./fetch.ts";
 export { type Progress, progressReporter, silentProgress } from "./progress.ts";
 export {
+  checkPrivateTree,
   MAX_MOUNTS_BYTES,
   mountOf,
   parseMounts,
@@ -89,29 +79,3 @@ export {
   type Step,
   stepOrder,
 } from "./discover.ts";
-export {
-  connectRequest,
-  parseSocksAddress,
-  SOCKS_HANDSHAKE_TIMEOUT_MS,
-  socksDialer,
-  type SocksDialerOptions,
-  socksFetch,
-  type SocksProxy,
-  TOR_HEADERS_TIMEOUT_MS,
-  TOR_LIMITS,
-  TOR_PROBE_TIMEOUT_MS,
-  TOR_STALL_TIMEOUT_MS,
-} from "./socks.ts";
-export {
-  checkTorrcFragment,
-  DEFAULT_TOR_PATHS,
-  MAX_TORRC_BYTES,
-  startTor,
-  TOR_BOOTSTRAP_TIMEOUT_MS,
-  TOR_STOP_TIMEOUT_MS,
-  type TorHandle,
-  TorMissing,
-  type TorOptions,
-  torrc,
-} from "./tor.ts";
-export { type Dialer, makeRawHttpFetch, rawHttpFetch, type RawHttpOptions } from "./raw_http.ts";

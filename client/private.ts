@@ -170,5 +170,37 @@ export async function preparePrivateRoot(
   }
   // Re-check after creation: a symlink planted in between must not lead off the tmpfs.
   await check(await Deno.realPath(path));
+  await checkPrivateTree(path);
   return path;
+}
+
+/** The directories a private root holds (client/cache.ts `cacheLayout`). */
+export const PRIVATE_SUBDIRS: readonly string[] = ["cas", "cas/sha256", "partial", "state"];
+
+/**
+ * TM-13: refuses a private root whose subdirectories (those that exist)
+ * are not plain directories on the root's own filesystem: a symlink or a
+ * mount planted at `root/cas` would lead the writes off the tmpfs, onto a
+ * disk. The fetcher calls it before each write. Throws E_PRIVATE_ROOT.
+ */
+export async function checkPrivateTree(root: string): Promise<void> {
+  const refuse = (what: string) =>
+    new ClientError("E_PRIVATE_ROOT", `${what}: refused (TM-13)`, {
+      hint: "private mode writes only into plain directories on its tmpfs root",
+    });
+  const top = await Deno.lstat(root);
+  if (!top.isDirectory) throw refuse(`${root} is not a plain directory`);
+  for (const sub of PRIVATE_SUBDIRS) {
+    const p = `${root}/${sub}`;
+    let st: Deno.FileInfo;
+    try {
+      st = await Deno.lstat(p);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) continue;
+      throw err;
+    }
+    if (st.isSymlink) throw refuse(`${p} is a symbolic link`);
+    if (!st.isDirectory) throw refuse(`${p} is not a directory`);
+    if (st.dev !== top.dev) throw refuse(`${p} is on another filesystem than ${root}`);
+  }
 }

@@ -13,13 +13,29 @@ export class TooLargeError extends Error {
   }
 }
 
-/** Reads at most `maxBytes` of `path`; throws {@link TooLargeError} beyond. */
+/** Thrown when a path to read is not a regular file (a FIFO, a device, a directory). */
+export class NotRegularFileError extends Error {
+  constructor(readonly path: string) {
+    super(`${path} is not a regular file`);
+    this.name = "NotRegularFileError";
+  }
+}
+
+/**
+ * Reads at most `maxBytes` of `path`; throws {@link TooLargeError} beyond
+ * and {@link NotRegularFileError} for anything but a regular file: opening
+ * a FIFO blocks until a writer comes, forever if none does, and a device
+ * may never end (issue 18 #17). Checked before the open and again on the
+ * open file.
+ */
 export async function readFileCapped(
   path: string,
   maxBytes: number,
 ): Promise<Uint8Array> {
+  if (!(await Deno.stat(path)).isFile) throw new NotRegularFileError(path);
   const f = await Deno.open(path, { read: true });
   try {
+    if (!(await f.stat()).isFile) throw new NotRegularFileError(path);
     const buf = new Uint8Array(maxBytes + 1);
     let off = 0;
     while (off < buf.length) {
@@ -40,7 +56,7 @@ export function explainFsError(err: unknown, path: string, set: string): string 
     return `${path} is outside the '${set}' permission set (see threat-model/permissions.md)`;
   }
   if (err instanceof Deno.errors.NotFound) return `${path} does not exist`;
-  if (err instanceof TooLargeError) return err.message;
+  if (err instanceof TooLargeError || err instanceof NotRegularFileError) return err.message;
   return `${path}: ${err instanceof Error ? err.message : String(err)}`;
 }
 

@@ -27,5 +27,11 @@ export {
   PhaseError,
   UsageError,
 } from "./errors.ts";
-export { explainFsError, readFileCapped, TooLargeError, writeFileAtomic } from "./io.ts";
+export {
+  explainFsError,
+  NotRegularFileError,
+  readFileCapped,
+  TooLargeError,
+  writeFileAtomic,
+} from "./io.ts";
 export { consoleLogger, type Logger, memoryLogger } from "./log.ts";

@@ -13,7 +13,7 @@ import type { Logger } from "../core/mod.ts";
 import { permissionTable } from "../cli/mod.ts";
 import { encodeBase64, hashFile, SHA256_PREFIX, sha256Hex, signEd25519 } from "../verify/mod.ts";
 import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
-import { checkTorrcFragment } from "../client/mod.ts";
+import { checkTorrcFragment } from "../net/mod.ts";
 import { ImagesError } from "./errors.ts";
 import { runTool } from "./_run.ts";
 import { neededClosure } from "./elf.ts";

@@ -6,7 +6,7 @@
 import { consoleLogger, UsageError } from "../core/mod.ts";
 import { parseFlags } from "../cli/mod.ts";
 import { isVersion } from "../verify/mod.ts";
-import { checkTorrcFragment } from "../client/mod.ts";
+import { checkTorrcFragment } from "../net/mod.ts";
 import { buildImages, DEFAULT_SOURCE_DATE_EPOCH } from "./build.ts";
 
 const USAGE =

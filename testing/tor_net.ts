@@ -16,7 +16,7 @@
 export const TOR_NET_START_TIMEOUT_MS = 240_000;
 /** Longest a key or fingerprint command may take, in ms. */
 const TOR_TOOL_TIMEOUT_MS = 30_000;
-import { socksFetch, startTor } from "../client/mod.ts";
+import { socksFetch, startTor } from "../net/mod.ts";
 
 /** Directory authorities (each also a guard/middle/exit relay). */
 const TOR_NET_AUTHORITIES = 3;

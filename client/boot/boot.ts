@@ -25,7 +25,7 @@ import {
   type TorHandle,
   TorMissing,
   type TorOptions,
-} from "../tor.ts";
+} from "../../net/mod.ts";
 
 /** Deadline of DHCP on one interface (udhcpc retries inside it). */
 export const DHCP_TIMEOUT_MS = 20_000;

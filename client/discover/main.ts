@@ -14,7 +14,7 @@ import { discover, type MdnsAnswer, type Step } from "../discover.ts";
 import { dhtLookup } from "../_dht.ts";
 import { ClientError } from "../errors.ts";
 import { loadPolicy } from "../policy.ts";
-import { parseSocksAddress, socksFetch, TOR_PROBE_TIMEOUT_MS } from "../socks.ts";
+import { parseSocksAddress, socksFetch, TOR_PROBE_TIMEOUT_MS } from "../../net/mod.ts";
 
 const USAGE =
   "deno task discover [--trust /etc/phase/trust.json] [--policy /etc/phase/policy.toml] " +

@@ -9,10 +9,9 @@ import { consoleLogger, readFileCapped, UsageError } from "../../core/mod.ts";
 import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
 import { loadTrust } from "../../verify/mod.ts";
 import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch.ts";
-import { DEFAULT_LIMITS } from "../http.ts";
-import { preparePrivateRoot } from "../private.ts";
+import { DEFAULT_LIMITS, parseSocksAddress, socksFetch, TOR_LIMITS } from "../../net/mod.ts";
+import { checkPrivateTree, preparePrivateRoot } from "../private.ts";
 import { progressReporter } from "../progress.ts";
-import { parseSocksAddress, socksFetch, TOR_LIMITS } from "../socks.ts";
 
 const USAGE =
   "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... " +
@@ -156,6 +155,7 @@ export async function run(args: string[]): Promise<number> {
     // gateways) goes through the proxy, and nothing falls back to a direct
     // connection when the proxy fails.
     fetchFn: socks ? socksFetch(socks) : undefined,
+    beforeWrite: values.private ? () => checkPrivateTree(cacheDir) : undefined,
   };
   if (socks) logger.info("socks", { proxy: values.socks, threat: "TM-13" });
   const release = values.candidates

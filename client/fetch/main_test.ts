@@ -278,3 +278,39 @@ Deno.test("fetch entrypoint: --candidates - takes discover's JSON on stdin and f
     await Deno.remove(rogueRel.dir, { recursive: true });
   }
 });
+
+Deno.test("fetch entrypoint: a FIFO given as a file to read is refused at once, never opened (issue 18 #17)", async () => {
+  await Deno.mkdir("/tmp/phase", { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: "/tmp/phase" });
+  try {
+    const fifo = `${dir}/fifo`;
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assertEquals(mk.code, 0);
+    const t0 = performance.now();
+    // No writer ever opens the FIFO: opening it for reading would block forever.
+    const trust = await runFetch("fetch", [
+      "--manifest",
+      "http://127.0.0.1:9/stable/amd64/manifest.json",
+      "--trust",
+      fifo,
+      "--cache",
+      `${dir}/cache`,
+    ]);
+    assertEquals(trust.code, EXIT_STATUS.E_TRUST, trust.stderr);
+    assert(trust.stderr.includes(`${fifo} is not a regular file`), trust.stderr);
+    const rel = await makeRelease({ dir: `${dir}/rel` });
+    const candidates = await runFetch("fetch", [
+      "--candidates",
+      fifo,
+      "--trust",
+      rel.trustPath,
+      "--cache",
+      `${dir}/cache`,
+    ]);
+    assertEquals(candidates.code, EXIT_STATUS.E_USAGE, candidates.stderr);
+    assert(candidates.stderr.includes(`${fifo} is not a regular file`), candidates.stderr);
+    assert(performance.now() - t0 < 20_000, "refused without waiting for a writer");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -12,14 +12,21 @@
  *
  * @module
  */
-import type { FetchFn } from "./http.ts";
+import { connectUntil } from "./_connect.ts";
+import type { Dialer, DirectReader, DirectResponse, FetchFn } from "./types.ts";
 
 /** Largest response head (status line + headers) accepted, in bytes. */
 export const MAX_HEAD_BYTES = 16 * 1024;
 /** Size of one socket read, in bytes. */
 export const READ_BYTES = 512 * 1024;
-/** Largest chunk-size line in a chunked body, in bytes. */
-const MAX_CHUNK_LINE_BYTES = 1024;
+/** Largest chunk-size line (size and extensions) in a chunked body, in bytes. */
+export const MAX_CHUNK_LINE_BYTES = 1024;
+/**
+ * Largest trailer section after the last chunk, in bytes: an endless
+ * trailer is refused at this cap instead of running into the stall
+ * timeout (TM-06).
+ */
+export const MAX_TRAILER_BYTES = 16 * 1024;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -65,17 +72,19 @@ class Conn {
     }
     return await this.#conn.read(view);
   }
-  /** A CRLF-terminated line of at most `max` bytes. */
-  async line(max: number): Promise<string> {
+  /** A CRLF-terminated line of at most `max` bytes; `what` names it in errors. */
+  async line(max: number, what: string): Promise<string> {
     for (;;) {
       const i = indexOfCrlf(this.#buf);
+      if (i > max || (i < 0 && this.#buf.length > max)) {
+        throw new TypeError(`${what} above ${max} bytes`);
+      }
       if (i >= 0) {
         const l = dec.decode(this.take(i));
         this.take(2);
         return l;
       }
-      if (this.#buf.length > max) throw new Error("line too long");
-      if (!(await this.fill())) throw new Error("connection closed in a line");
+      if (!(await this.fill())) throw new TypeError(`connection closed in a ${what}`);
     }
   }
   close() {
@@ -86,6 +95,45 @@ class Conn {
   write(b: Uint8Array) {
     return this.#conn.write(b);
   }
+}
+
+/**
+ * The size of a chunk-size line (RFC 9112 §7.1: `1*HEXDIG [ chunk-ext ]`):
+ * hex digits only (no `0x`, sign or space: parseInt would accept them and
+ * two parsers would disagree on the framing), at most 13 of them (a safe
+ * integer).
+ */
+function chunkSize(line: string): number {
+  const m = /^([0-9A-Fa-f]{1,13})[ \t]*(;.*)?$/.exec(line);
+  if (!m) throw new TypeError(`bad chunk size '${line.slice(0, 40)}'`);
+  return parseInt(m[1], 16);
+}
+
+/** A field name (RFC 9110 §5.6.2 token). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * The framing of a response body from its headers (RFC 9112 §6.3), strict:
+ * a response that two parsers could frame differently is refused, never
+ * guessed at (response splitting, cache poisoning of a resumable prefix).
+ * Returns -1 for chunked or close-delimited bodies.
+ */
+function framing(lines: readonly string[], headers: Headers): { chunked: boolean; length: number } {
+  let lengths = 0;
+  for (const l of lines) if (/^content-length:/i.test(l)) lengths++;
+  const te = headers.get("transfer-encoding");
+  const cl = headers.get("content-length");
+  if (te !== null && cl !== null) {
+    throw new TypeError("both Transfer-Encoding and Content-Length: refused");
+  }
+  if (te !== null) {
+    if (!/^chunked$/i.test(te)) throw new TypeError(`unsupported Transfer-Encoding '${te}'`);
+    return { chunked: true, length: -1 };
+  }
+  if (lengths > 1) throw new TypeError("duplicate Content-Length: refused");
+  if (cl === null) return { chunked: false, length: -1 };
+  if (!/^\d{1,15}$/.test(cl)) throw new TypeError(`bad Content-Length '${cl.slice(0, 40)}'`);
+  return { chunked: false, length: Number(cl) };
 }
 
 function indexOfCrlf(b: Uint8Array, from = 0): number {
@@ -103,25 +151,6 @@ function indexOfHeadEnd(b: Uint8Array): number {
 async function writeAll(c: Conn, b: Uint8Array) {
   let off = 0;
   while (off < b.length) off += await c.write(b.subarray(off));
-}
-
-/**
- * Direct access to a raw-client body: `read(view)` reads socket bytes into
- * the caller's view (no transfer, no copy) and returns how many, or null at
- * the end; it throws when the body is cut short. Used by http.ts
- * readGuarded, which applies the same caps and timeouts as on a stream.
- * The body stream must then not be read (cancelling it still closes the
- * connection).
- */
-export interface RawBody {
-  read(view: Uint8Array): Promise<number | null>;
-}
-
-const direct = new WeakMap<ReadableStream<Uint8Array>, RawBody>();
-
-/** The direct reader of a body from {@link rawHttpFetch}, if it is one. */
-export function rawBody(body: ReadableStream<Uint8Array> | null): RawBody | undefined {
-  return body ? direct.get(body) : undefined;
 }
 
 /** Reads a Content-Length, chunked or close-delimited body. */
@@ -142,12 +171,19 @@ class BodyReader {
     const conn = this.#conn;
     if (this.#chunked) {
       if (this.#chunkLeft === 0) {
-        const sizeLine = await conn.line(MAX_CHUNK_LINE_BYTES);
-        const size = parseInt(sizeLine.split(";")[0].trim(), 16);
-        if (!Number.isSafeInteger(size) || size < 0) throw new TypeError("bad chunk size");
+        const size = chunkSize(await conn.line(MAX_CHUNK_LINE_BYTES, "chunk-size line"));
         if (size === 0) {
-          // Trailers (ignored) up to the empty line.
-          while ((await conn.line(MAX_CHUNK_LINE_BYTES)) !== "");
+          // Trailers (ignored) up to the empty line, all of them within
+          // MAX_TRAILER_BYTES (TM-06).
+          let trailerBytes = 0;
+          for (;;) {
+            const t = await conn.line(MAX_TRAILER_BYTES, "chunked trailer line");
+            if (t === "") break;
+            trailerBytes += t.length + 2;
+            if (trailerBytes > MAX_TRAILER_BYTES) {
+              throw new TypeError(`chunked trailer section above ${MAX_TRAILER_BYTES} bytes`);
+            }
+          }
           conn.close();
           this.finished = true;
           return null;
@@ -158,7 +194,7 @@ class BodyReader {
       if (n === null) throw new TypeError("connection closed inside a chunk");
       this.#chunkLeft -= n;
       if (this.#chunkLeft === 0) {
-        const crlf = await conn.line(2);
+        const crlf = await conn.line(2, "chunk end");
         if (crlf !== "") throw new TypeError("missing CRLF after a chunk");
       }
       return n;
@@ -183,15 +219,6 @@ class BodyReader {
     return n;
   }
 }
-
-/**
- * Opens the byte stream for one request: a TCP connection, or a tunnel
- * through a proxy (client/socks.ts), with TLS already started for https.
- */
-export type Dialer = (
-  url: URL,
-  signal?: AbortSignal,
-) => Promise<Deno.Conn>;
 
 /** How `makeRawHttpFetch` reaches a host. */
 export interface RawHttpOptions {
@@ -233,8 +260,12 @@ async function rawRequest(
   signal?.throwIfAborted();
   const port = Number(url.port || 80);
   const host = url.hostname.replace(/^\[|\]$/g, "");
+  // TM-06: the connect is inside the caller's deadline (the signal), not
+  // only the request and the response head.
   const conn = new Conn(
-    dial ? await dial(url, signal) : await Deno.connect({ hostname: host, port }),
+    dial
+      ? await connectUntil(dial(url, signal), signal)
+      : await connectUntil(Deno.connect({ hostname: host, port }), signal),
   );
   const onAbort = () => conn.close();
   signal?.addEventListener("abort", onAbort, { once: true });
@@ -267,16 +298,15 @@ async function rawRequest(
     if (status < 200) throw new TypeError(`unexpected interim status ${status}`);
     const resHeaders = new Headers();
     for (const l of lines.slice(1)) {
+      // RFC 9112 §5.2: obsolete line folding is refused, never unfolded.
+      if (/^[ \t]/.test(l)) throw new TypeError("obsolete header line folding: refused");
       const i = l.indexOf(":");
-      if (i <= 0) throw new TypeError("bad header line");
-      resHeaders.append(l.slice(0, i).trim(), l.slice(i + 1).trim());
+      if (i <= 0 || !TOKEN.test(l.slice(0, i))) {
+        throw new TypeError(`bad header line '${l.slice(0, 40)}'`);
+      }
+      resHeaders.append(l.slice(0, i), l.slice(i + 1).trim());
     }
-    const chunked = /(^|,)\s*chunked\s*$/i.test(resHeaders.get("transfer-encoding") ?? "");
-    const lengthHeader = resHeaders.get("content-length");
-    const remaining = chunked || lengthHeader === null ? -1 : Number(lengthHeader);
-    if (!chunked && lengthHeader !== null && !(Number.isSafeInteger(remaining) && remaining >= 0)) {
-      throw new TypeError("bad content-length");
-    }
+    const { chunked, length: remaining } = framing(lines.slice(1), resHeaders);
     const noBody = status === 204 || status === 304;
     const done = noBody || remaining === 0;
     const reader = new BodyReader(conn, chunked, remaining);
@@ -309,8 +339,9 @@ async function rawRequest(
         conn.close();
       },
     });
+    let direct: DirectReader | undefined;
     if (body) {
-      const abortable: RawBody = {
+      direct = {
         read: async (view) => {
           try {
             return await reader.read(view);
@@ -320,10 +351,17 @@ async function rawRequest(
           }
         },
       };
-      direct.set(body, abortable);
     }
     if (done) conn.close();
-    return new Response(body, { status, statusText: m[2] ?? "", headers: resHeaders });
+    const response: DirectResponse = new Response(body, {
+      status,
+      statusText: m[2] ?? "",
+      headers: resHeaders,
+    });
+    // The direct reader travels with its own response (no side table):
+    // readGuarded takes it from there when it reads into its own buffers.
+    if (direct) Object.defineProperty(response, "direct", { value: direct, enumerable: false });
+    return response;
   } catch (err) {
     conn.close();
     if (signal?.aborted) throw signal.reason;

@@ -15,10 +15,9 @@ import {
   tempDir,
 } from "../testing/mod.ts";
 import { startTorNet, torAvailable } from "../testing/tor_net.ts";
-import { type BootDeps, runChain, SEED_PATHS, type StepResult } from "./boot/boot.ts";
-import { ClientError } from "./errors.ts";
-import { fetchRelease } from "./fetch.ts";
-import { DEFAULT_POLICY } from "./policy.ts";
+import { type BootDeps, runChain, SEED_PATHS, type StepResult } from "../client/boot/boot.ts";
+import { ClientError, DEFAULT_POLICY, fetchRelease } from "../client/mod.ts";
+import { NetError } from "./errors.ts";
 import { socksFetch, TOR_LIMITS } from "./socks.ts";
 import { checkTorrcFragment, startTor, TorMissing, torrc } from "./tor.ts";
 
@@ -53,7 +52,7 @@ Deno.test("tor: torrc fragments may not move state, open ports or change logging
     try {
       checkTorrcFragment(`UseBridges 1\n${bad}\n`);
     } catch (err) {
-      code = (err as ClientError).code;
+      code = (err as NetError).code;
       assert((err as Error).message.includes("line 2"), (err as Error).message);
     }
     assertEquals(code, "E_TOR", bad);
@@ -80,7 +79,7 @@ Deno.test("tor: a missing binary is reported as such; a broken configuration sto
         dataDir: `${dir}/t1`,
         extraTorrc: ["NoSuchTorOption 1"],
       }),
-      ClientError,
+      NetError,
       "E_TOR",
     );
     assert(e.message.includes("exited before it bootstrapped"), e.message);

@@ -13,10 +13,11 @@
  *
  * @module
  */
-import { ClientError } from "./errors.ts";
+import { NetError } from "./errors.ts";
+import { connectUntil } from "./_connect.ts";
 import { DEFAULT_LIMITS, type TransferLimits } from "./http.ts";
-import type { FetchFn } from "./http.ts";
-import { type Dialer, makeRawHttpFetch } from "./raw_http.ts";
+import { makeRawHttpFetch } from "./raw_http.ts";
+import type { Dialer, FetchFn } from "./types.ts";
 
 /** Longest time from the TCP connect to the proxy until the tunnel is up, in ms. */
 export const SOCKS_HANDSHAKE_TIMEOUT_MS = 60_000;
@@ -77,7 +78,7 @@ export function parseSocksAddress(text: string): SocksProxy {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s\[\]]+)):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : NaN;
   if (!m || !(port > 0 && port < 65536)) {
-    throw new ClientError("E_POLICY", `bad SOCKS proxy address '${text}'`, {
+    throw new NetError("E_POLICY", `bad SOCKS proxy address '${text}'`, {
       hint: "give host:port, for example 127.0.0.1:9050",
     });
   }
@@ -117,7 +118,7 @@ export function connectRequest(host: string, port: number): Uint8Array {
     else {
       const name = new TextEncoder().encode(host);
       if (name.length === 0 || name.length > MAX_SOCKS_HOST_BYTES) {
-        throw new ClientError("E_FETCH", `host name '${host.slice(0, 40)}' cannot go over SOCKS5`);
+        throw new NetError("E_FETCH", `host name '${host.slice(0, 40)}' cannot go over SOCKS5`);
       }
       // TM-13: the name goes to the proxy as is; it is never resolved here.
       addr = [3, name.length, ...name];
@@ -131,7 +132,7 @@ async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
   let off = 0;
   while (off < n) {
     const r = await conn.read(out.subarray(off));
-    if (r === null) throw new ClientError("E_FETCH", "the SOCKS proxy closed the connection");
+    if (r === null) throw new NetError("E_FETCH", "the SOCKS proxy closed the connection");
     off += r;
   }
   return out;
@@ -150,15 +151,15 @@ async function handshake(
 ): Promise<void> {
   const user = isolation === undefined ? undefined : new TextEncoder().encode(isolation);
   if (user && (user.length === 0 || user.length > 255)) {
-    throw new ClientError("E_FETCH", "SOCKS isolation token must be 1-255 bytes");
+    throw new NetError("E_FETCH", "SOCKS isolation token must be 1-255 bytes");
   }
   // Offer exactly one method: no authentication, or user name/password
   // (RFC 1929) when an isolation token is given.
   await writeAll(conn, new Uint8Array([5, 1, user ? 2 : 0]));
   const choice = await readExactly(conn, 2);
-  if (choice[0] !== 5) throw new ClientError("E_FETCH", "the proxy does not speak SOCKS5");
+  if (choice[0] !== 5) throw new NetError("E_FETCH", "the proxy does not speak SOCKS5");
   if (choice[1] !== (user ? 2 : 0)) {
-    throw new ClientError(
+    throw new NetError(
       "E_FETCH",
       `the SOCKS proxy refused the offered authentication (method ${choice[1]})`,
     );
@@ -166,13 +167,13 @@ async function handshake(
   if (user) {
     await writeAll(conn, new Uint8Array([1, user.length, ...user, 0]));
     const auth = await readExactly(conn, 2);
-    if (auth[1] !== 0) throw new ClientError("E_FETCH", "the SOCKS proxy refused the user name");
+    if (auth[1] !== 0) throw new NetError("E_FETCH", "the SOCKS proxy refused the user name");
   }
   await writeAll(conn, connectRequest(host, port));
   const head = await readExactly(conn, 4);
-  if (head[0] !== 5) throw new ClientError("E_FETCH", "bad SOCKS5 reply");
+  if (head[0] !== 5) throw new NetError("E_FETCH", "bad SOCKS5 reply");
   if (head[1] !== 0) {
-    throw new ClientError(
+    throw new NetError(
       "E_FETCH",
       `the SOCKS proxy could not connect to ${host}:${port}: ${
         REPLIES[head[1]] ?? `reply ${head[1]}`
@@ -182,7 +183,7 @@ async function handshake(
   // The bound address, which a CONNECT does not need: read and drop it.
   const atyp = head[3];
   const len = atyp === 1 ? 4 : atyp === 4 ? 16 : atyp === 3 ? (await readExactly(conn, 1))[0] : -1;
-  if (len < 0) throw new ClientError("E_FETCH", `bad SOCKS5 address type ${atyp}`);
+  if (len < 0) throw new NetError("E_FETCH", `bad SOCKS5 address type ${atyp}`);
   await readExactly(conn, len + 2);
 }
 
@@ -199,9 +200,14 @@ export function socksDialer(o: SocksDialerOptions): Dialer {
     const port = Number(url.port || (https ? 443 : 80));
     let conn: Deno.TcpConn;
     try {
-      conn = await Deno.connect({ hostname: o.proxy.hostname, port: o.proxy.port });
+      // TM-06: reaching the proxy counts against the caller's deadline.
+      conn = await connectUntil(
+        Deno.connect({ hostname: o.proxy.hostname, port: o.proxy.port }),
+        signal,
+      );
     } catch (err) {
-      throw new ClientError(
+      if (signal?.aborted) throw signal.reason;
+      throw new NetError(
         "E_FETCH",
         `cannot reach the SOCKS proxy ${o.proxy.hostname}:${o.proxy.port}: ${
           (err as Error).message
@@ -222,7 +228,7 @@ export function socksDialer(o: SocksDialerOptions): Dialer {
         await handshake(conn, host, port, o.isolation);
       } catch (err) {
         if (timedOut) {
-          throw new ClientError(
+          throw new NetError(
             "E_STALL",
             `the SOCKS proxy did not open a tunnel to ${host}:${port} within ${timeoutMs} ms`,
             { cause: err },

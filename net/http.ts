@@ -8,8 +8,8 @@
  * @module
  */
 import type { Logger } from "../core/mod.ts";
-import { ClientError } from "./errors.ts";
-import { rawBody } from "./raw_http.ts";
+import { NetError } from "./errors.ts";
+import type { DirectReader, DirectResponse, FetchFn } from "./types.ts";
 
 /** Time allowed from request to response headers, in milliseconds. */
 export const HEADERS_TIMEOUT_MS = 10_000;
@@ -38,14 +38,17 @@ export const DEFAULT_LIMITS: TransferLimits = Object.freeze({
   minRateWindowMs: MIN_RATE_WINDOW_MS,
 });
 
-/** The fetch function used (injected; defaults to the global one). */
-export type FetchFn = (input: string | URL, init?: RequestInit) => Promise<Response>;
-
 /** An open response whose body is read through {@link readGuarded}. */
 export interface OpenResponse {
   readonly response: Response;
   readonly url: string;
   readonly abort: AbortController;
+  /**
+   * The raw client's direct body reader, when the response came from it
+   * (types.ts `DirectResponse`): readGuarded reads through it into the
+   * caller's buffers.
+   */
+  readonly direct?: DirectReader;
 }
 
 /** A request: url, optional Range, accepted content types. */
@@ -82,7 +85,7 @@ export async function openRequest(
     const timer = setTimeout(
       () =>
         abort.abort(
-          new ClientError(
+          new NetError(
             "E_STALL",
             `no response headers from ${url.origin} within ${limits.headersTimeoutMs} ms (TM-06)`,
           ),
@@ -93,8 +96,8 @@ export async function openRequest(
     try {
       response = await fetchFn(url, { headers, redirect: "manual", signal: abort.signal });
     } catch (err) {
-      if (abort.signal.reason instanceof ClientError) throw abort.signal.reason;
-      throw new ClientError("E_FETCH", `${url.href}: ${(err as Error).message}`, { cause: err });
+      if (abort.signal.reason instanceof NetError) throw abort.signal.reason;
+      throw new NetError("E_FETCH", `${url.href}: ${(err as Error).message}`, { cause: err });
     } finally {
       clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onOuter);
@@ -114,7 +117,7 @@ export async function openRequest(
           location: location ?? "",
           threat: "TM-15",
         });
-        throw new ClientError(
+        throw new NetError(
           "E_REDIRECT",
           `${url.href} redirected to ${
             location ?? "(no location)"
@@ -126,12 +129,12 @@ export async function openRequest(
         );
       }
       if (hop >= MAX_REDIRECTS) {
-        throw new ClientError("E_REDIRECT", `${spec.url}: more than ${MAX_REDIRECTS} redirects`);
+        throw new NetError("E_REDIRECT", `${spec.url}: more than ${MAX_REDIRECTS} redirects`);
       }
       url = next;
       continue;
     }
-    return { response, url: url.href, abort };
+    return { response, url: url.href, abort, direct: (response as DirectResponse).direct };
   }
 }
 
@@ -163,7 +166,7 @@ export async function readGuarded(
   // that returns it, also the last, empty one, before onChunk sees the
   // bytes in place). No allocation and no copy per chunk, so a multi-GiB
   // transfer keeps a flat memory profile.
-  const direct = opts.into ? rawBody(body) : undefined;
+  const direct = opts.into ? open.direct : undefined;
   let byob: ReadableStreamBYOBReader | undefined;
   if (opts.into && !direct) {
     try {
@@ -176,11 +179,11 @@ export async function readGuarded(
   let windowStart = now();
   let windowBytes = 0;
   let lastData = now();
-  let stalled: ClientError | undefined;
+  let stalled: NetError | undefined;
   // One watchdog per transfer rather than a timer per chunk: cheap at GB/s.
   const watchdog = setInterval(() => {
     if (now() - lastData >= limits.stallTimeoutMs) {
-      stalled = new ClientError(
+      stalled = new NetError(
         "E_STALL",
         `${open.url}: no data for ${limits.stallTimeoutMs} ms after ${total} bytes (TM-06)`,
         {
@@ -209,7 +212,7 @@ export async function readGuarded(
         }
       } catch (err) {
         if (stalled) throw stalled;
-        throw new ClientError(
+        throw new NetError(
           "E_FETCH",
           `${open.url}: connection failed after ${total} bytes: ${(err as Error).message}`,
           { cause: err },
@@ -232,7 +235,7 @@ export async function readGuarded(
       if (t - windowStart >= limits.minRateWindowMs) {
         const rate = windowBytes / ((t - windowStart) / 1000);
         if (rate < limits.minRateBytesPerS) {
-          throw new ClientError(
+          throw new NetError(
             "E_STALL",
             `${open.url}: ${Math.round(rate)} B/s over ${
               Math.round(t - windowStart)
@@ -268,13 +271,13 @@ export async function fetchCapped(
   if (response.status !== 200) {
     open.abort.abort();
     await response.body?.cancel().catch(() => {});
-    throw new ClientError("E_FETCH", `${url}: HTTP ${response.status}`);
+    throw new NetError("E_FETCH", `${url}: HTTP ${response.status}`);
   }
   const declared = Number(response.headers.get("content-length") ?? "NaN");
   if (declared > maxBytes) {
     open.abort.abort();
     await response.body?.cancel().catch(() => {});
-    throw new ClientError(
+    throw new NetError(
       "E_TOO_LARGE",
       `${url}: ${declared} bytes announced, above the ${maxBytes}-byte cap (TM-05)`,
     );
@@ -284,7 +287,7 @@ export async function fetchCapped(
     parts.push(c.slice());
   }, opts);
   if (overflow) {
-    throw new ClientError("E_TOO_LARGE", `${url}: more than ${maxBytes} bytes (TM-05)`, {
+    throw new NetError("E_TOO_LARGE", `${url}: more than ${maxBytes} bytes (TM-05)`, {
       hint: "the provider sends endless or oversized data; refused",
     });
   }

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { ClientError } from "./errors.ts";
+import { NetError } from "./errors.ts";
 import type { SocksProxy } from "./socks.ts";
 
 /** Longest wait for Tor to report "Bootstrapped 100%", in ms. */
@@ -56,7 +56,7 @@ const RESERVED_OPTIONS: ReadonlySet<string> = new Set([
  */
 export function checkTorrcFragment(text: string): string[] {
   if (new TextEncoder().encode(text).length > MAX_TORRC_BYTES) {
-    throw new ClientError("E_TOR", `torrc fragment above ${MAX_TORRC_BYTES} bytes`);
+    throw new NetError("E_TOR", `torrc fragment above ${MAX_TORRC_BYTES} bytes`);
   }
   const out: string[] = [];
   for (const [i, raw] of text.split("\n").entries()) {
@@ -65,7 +65,7 @@ export function checkTorrcFragment(text: string): string[] {
     const key = line.split(/\s+/, 1)[0].replace(/^[+\/]/, "").toLowerCase();
     // Every `*Port` option opens a listener (SocksPort, ControlPort, ORPort, ...).
     if (RESERVED_OPTIONS.has(key) || key.endsWith("port")) {
-      throw new ClientError(
+      throw new NetError(
         "E_TOR",
         `torrc fragment line ${i + 1}: '${key}' is set by Phase and may not be overridden`,
         { hint: "keep only options such as UseBridges, Bridge, ClientTransportPlugin" },
@@ -150,7 +150,7 @@ export async function startTor(o: TorOptions): Promise<TorHandle> {
       break;
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) continue;
-      throw new ClientError("E_TOR", `cannot start ${p}: ${(err as Error).message}`, {
+      throw new NetError("E_TOR", `cannot start ${p}: ${(err as Error).message}`, {
         cause: err,
       });
     }
@@ -222,7 +222,7 @@ export async function startTor(o: TorOptions): Promise<TorHandle> {
   clearTimeout(timer);
   if (outcome !== "ready") {
     await stop();
-    throw new ClientError(
+    throw new NetError(
       "E_TOR",
       outcome === "exited"
         ? `tor exited before it bootstrapped: ${tail.join(" | ")}`

@@ -1,6 +1,6 @@
 import { startTestSocks } from "../testing/socks5.ts";
-import { ClientError } from "./errors.ts";
-import { fetchRelease } from "./fetch.ts";
+import { ClientError, fetchRelease } from "../client/mod.ts";
+import { NetError } from "./errors.ts";
 import { makeRawHttpFetch } from "./raw_http.ts";
 import { connectRequest, parseSocksAddress, socksDialer } from "./socks.ts";
 import {
@@ -122,7 +122,7 @@ Deno.test("socks: refusals and non-SOCKS answers are reported with their reason"
     const socks = startTestSocks({ mode });
     try {
       const dial = socksDialer({ proxy: { hostname: "127.0.0.1", port: socks.port } });
-      const e = await assertRejects(dial(new URL("http://x.phase.invalid/")), ClientError);
+      const e = await assertRejects(dial(new URL("http://x.phase.invalid/")), NetError);
       assert(e.message.includes(text), `${mode}: ${e.message}`);
     } finally {
       await socks.close();
@@ -132,7 +132,7 @@ Deno.test("socks: refusals and non-SOCKS answers are reported with their reason"
   const socks = startTestSocks({ names: {} });
   try {
     const dial = socksDialer({ proxy: { hostname: "127.0.0.1", port: socks.port } });
-    const e = await assertRejects(dial(new URL("http://nowhere.phase.invalid:81/")), ClientError);
+    const e = await assertRejects(dial(new URL("http://nowhere.phase.invalid:81/")), NetError);
     assert(e.message.includes("nowhere.phase.invalid:81: host unreachable"), e.message);
   } finally {
     await socks.close();
@@ -156,7 +156,7 @@ Deno.test("socks: CONNECT requests encode names, IPv4 and IPv6 as RFC 1928 says"
     try {
       parseSocksAddress(bad);
     } catch (err) {
-      threw = err instanceof ClientError && err.code === "E_POLICY";
+      threw = err instanceof NetError && err.code === "E_POLICY";
     }
     assert(threw, `accepted '${bad}'`);
   }
@@ -164,7 +164,7 @@ Deno.test("socks: CONNECT requests encode names, IPv4 and IPv6 as RFC 1928 says"
   try {
     connectRequest("a".repeat(256), 80);
   } catch (err) {
-    tooLong = err instanceof ClientError;
+    tooLong = err instanceof NetError;
   }
   assert(tooLong, "a 256-byte name was encoded");
 });
