@@ -6,7 +6,7 @@
 import { EXIT_STATUS } from "../core/mod.ts";
 import { taskArgv } from "../testing/mod.ts";
 import { startTorNet, torAvailable } from "../testing/tor_net.ts";
-import { type BootDeps, runChain, SEED_PATHS, type StepResult } from "./boot/boot.ts";
+import { type BootDeps, runChain, SEED_PATHS, type StepResult } from "../boot/mod.ts";
 import { ClientError } from "./errors.ts";
 import { fetchRelease } from "./fetch.ts";
 import { DEFAULT_POLICY } from "./policy.ts";

@@ -8,24 +8,24 @@
  *
  * @module
  */
-import type { Logger } from "../../core/mod.ts";
-import { EXIT_STATUS, PhaseError, readFileCapped } from "../../core/mod.ts";
+import type { Logger } from "../core/mod.ts";
+import { EXIT_STATUS, PhaseError, readFileCapped } from "../core/mod.ts";
 import {
   compareVersions,
   isJsonObject,
   MAX_MANIFEST_BYTES,
   parseStrictJson,
-} from "../../verify/mod.ts";
-import type { Policy } from "../policy.ts";
+} from "../verify/mod.ts";
 import {
   checkTorrcFragment,
   DEFAULT_TOR_PATHS,
   MAX_TORRC_BYTES,
+  type Policy,
   startTor,
   type TorHandle,
   TorMissing,
   type TorOptions,
-} from "../tor.ts";
+} from "../client/mod.ts";
 
 /** Deadline of DHCP on one interface (udhcpc retries inside it). */
 export const DHCP_TIMEOUT_MS = 20_000;

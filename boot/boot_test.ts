@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { assert, assertEquals } from "../_testing.ts";
-import { keygen, loadSigningKey, signRelease } from "../../sign/mod.ts";
+import { assert, assertEquals } from "../testing/mod.ts";
+import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
 import { cachedRelease, lastJson } from "./boot.ts";
 
 async function tempDir(): Promise<string> {
