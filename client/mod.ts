@@ -21,7 +21,6 @@ export {
   MAX_POLICY_BYTES,
   type Mode,
   parsePolicy,
-  parseTomlSubset,
   type Policy,
   splitCmdline,
 } from "./policy.ts";
