@@ -22,6 +22,8 @@ export {
   type Mode,
   parsePolicy,
   type Policy,
+  policyFromValues,
+  type PolicyValues,
   splitCmdline,
 } from "./policy.ts";
 export {
@@ -63,6 +65,12 @@ export {
   fetchRelease,
   type FetchReleaseOptions,
 } from "./fetch.ts";
+export {
+  decodeDiscoverResult,
+  decodeFetchResult,
+  type FetchResult,
+  type FetchResultArtifact,
+} from "./results.ts";
 export { type Progress, progressReporter, silentProgress } from "./progress.ts";
 export {
   MAX_MOUNTS_BYTES,

@@ -285,6 +285,39 @@ export function applyCmdline(
   return { policy: Object.freeze(p), ignored };
 }
 
+/** The effective policy as flags carry it (phase-boot -> phase-discover). */
+export interface PolicyValues {
+  readonly mode?: string;
+  readonly channel?: string;
+  readonly provider?: string;
+  /** The provider came from the kernel command line: ask it first. */
+  readonly providerFirst?: boolean;
+  readonly bootstrap?: readonly string[];
+  readonly arch?: string;
+}
+
+/**
+ * A policy from values another process already loaded and validated (the
+ * boot orchestrator): the same checks as the file and the command line,
+ * no file read. Private mode still forces the cache off.
+ */
+export function policyFromValues(v: PolicyValues, where = "flags"): Policy {
+  const p: { -readonly [K in keyof Policy]: Policy[K] } = { ...DEFAULT_POLICY };
+  if (v.mode !== undefined) p.mode = checkMode(v.mode, `${where}: mode`);
+  if (v.channel !== undefined) p.channel = checkChannel(v.channel, `${where}: channel`);
+  if (v.provider !== undefined) p.provider = checkUrl(v.provider, `${where}: provider`);
+  if (v.providerFirst) {
+    if (!p.provider) throw policyError(`${where}: provider-first`, "needs a provider");
+    p.providerFromCmdline = true;
+  }
+  if (v.bootstrap) {
+    p.bootstrap = Object.freeze(checkBootstrap([...v.bootstrap], `${where}: bootstrap`));
+  }
+  if (v.arch !== undefined) p.arch = checkArch(v.arch, `${where}: arch`);
+  if (p.mode === "private") p.cacheEnabled = false;
+  return Object.freeze(p);
+}
+
 /**
  * Loads the effective policy: the file (absent: defaults), then the kernel
  * command line. Both reads are capped.
