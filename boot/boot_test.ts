@@ -86,7 +86,7 @@ Deno.test("cachedRelease picks the newest cached release that verifies, with its
   }
 });
 
-Deno.test("TM-02 rollback / TM-11 planted cache: cachedRelease skips newer manifests that do not verify (untrusted signer, expired, other arch, below the floor) and boots the older valid one", async () => {
+Deno.test("TM-02 rollback: a local boot from the cache skips newer manifests that do not verify (untrusted signer, expired, other arch, below the floor) and chooses the older valid one", async () => {
   const dir = await tempDir("boot-test");
   try {
     const { key, trust } = await keys(dir);
