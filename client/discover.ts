@@ -305,10 +305,14 @@ export async function probeHealth(
   return { ok: true };
 }
 
-/** The step order: a command-line manual URL first, then the requested order. */
+/**
+ * The step order: a command-line manual URL first, then the requested
+ * order. Local mode asks the LAN only: never the WAN (DHT) nor the policy
+ * file's manual URL (one rule, here; the boot orchestrator passes the mode).
+ */
 export function stepOrder(policy: Policy, order?: readonly Step[]): Step[] {
   let steps = [...(order ?? ["lan", "wan", "manual"])];
-  if (policy.mode === "local") steps = steps.filter((s) => s !== "wan");
+  if (policy.mode === "local") steps = steps.filter((s) => s === "lan");
   if (policy.providerFromCmdline) steps = ["manual", ...steps.filter((s) => s !== "manual")];
   return steps;
 }

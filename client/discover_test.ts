@@ -112,7 +112,7 @@ Deno.test("TM-15 captive portal and redirects: a /health answered by a redirect 
   }
 });
 
-Deno.test("discover: step order is LAN, WAN, manual; a command-line URL goes first; local mode skips WAN", () => {
+Deno.test("discover: step order is LAN, WAN, manual; a command-line URL goes first; local mode asks only the LAN (and a command-line URL)", () => {
   assertEquals(stepOrder(DEFAULT_POLICY), ["lan", "wan", "manual"]);
   assertEquals(stepOrder(parsePolicy(`provider = "http://a/m.json"\n`)), ["lan", "wan", "manual"]);
   assertEquals(stepOrder(applyCmdline(DEFAULT_POLICY, "phase.provider=http://a/m.json").policy), [
@@ -120,7 +120,13 @@ Deno.test("discover: step order is LAN, WAN, manual; a command-line URL goes fir
     "lan",
     "wan",
   ]);
-  assertEquals(stepOrder(parsePolicy(`mode = "local"\n`)), ["lan", "manual"]);
+  assertEquals(stepOrder(parsePolicy(`mode = "local"\n`)), ["lan"]);
+  assertEquals(
+    stepOrder(
+      applyCmdline(parsePolicy(`mode = "local"\n`), "phase.provider=http://a/m.json").policy,
+    ),
+    ["manual", "lan"],
+  );
 });
 
 Deno.test("discover: a step that hangs is bounded by its timeout and reported", async () => {

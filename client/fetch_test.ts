@@ -7,7 +7,7 @@ import { DEFAULT_LIMITS } from "../net/mod.ts";
 import {
   assert,
   assertEquals,
-  assertRejects,
+  type assertRejects,
   assertRejectsCode,
   makeRelease,
   type Misbehaviour,

@@ -19,8 +19,9 @@ export {
   MAX_BOOTSTRAP_PEERS,
   MAX_POLICY_BYTES,
   parsePolicy,
-  parseTomlSubset,
   type Policy,
+  policyFromValues,
+  type PolicyValues,
   splitCmdline,
 } from "./policy.ts";
 export {
@@ -50,6 +51,12 @@ export {
   fetchRelease,
   type FetchReleaseOptions,
 } from "./fetch.ts";
+export {
+  decodeDiscoverResult,
+  decodeFetchResult,
+  type FetchResult,
+  type FetchResultArtifact,
+} from "./results.ts";
 export { type Progress, progressReporter, silentProgress } from "./progress.ts";
 export {
   checkPrivateTree,

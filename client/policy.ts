@@ -1,12 +1,13 @@
 /**
  * The policy file `/etc/phase/policy.toml` and its kernel command line
- * overrides (formats.md §6). The TOML reader is a deliberately small,
- * strict subset: `key = value` lines with basic strings, booleans and
- * arrays of strings, `#` comments. Tables, dotted keys, unknown keys,
- * repeated keys and anything else are errors naming the line.
+ * overrides (formats.md §6). The file is TOML 1.0 (read with npm
+ * `smol-toml`, at most {@link MAX_POLICY_BYTES}); the schema is strict:
+ * unknown keys and tables, values of the wrong type and repeated keys are
+ * errors naming the line and the key.
  *
  * @module
  */
+import { parse as parseTomlText, TomlError } from "smol-toml";
 import { readFileCapped, TooLargeError } from "../core/mod.ts";
 import {
   canonicalArch,
@@ -54,8 +55,6 @@ export const DEFAULT_POLICY: Policy = Object.freeze({
   arch: undefined,
 });
 
-type TomlValue = string | boolean | string[];
-
 function policyError(where: string, message: string): ClientError {
   return new ClientError("E_POLICY", `${where}: ${message}`, {
     hint:
@@ -63,100 +62,51 @@ function policyError(where: string, message: string): ClientError {
   });
 }
 
-/** Reads one TOML basic string starting at `s[i] === '"'`; returns value and next index. */
-function readString(s: string, i: number, where: string): [string, number] {
-  let out = "";
-  i++;
-  while (i < s.length) {
-    const c = s[i];
-    if (c === '"') return [out, i + 1];
-    if (c === "\\") {
-      const e = s[i + 1];
-      const simple: Record<string, string> = {
-        '"': '"',
-        "\\": "\\",
-        n: "\n",
-        t: "\t",
-        r: "\r",
-        b: "\b",
-        f: "\f",
-      };
-      if (e !== undefined && e in simple) {
-        out += simple[e];
-        i += 2;
-        continue;
-      }
-      if (e === "u") {
-        const hex = s.slice(i + 2, i + 6);
-        if (!/^[0-9A-Fa-f]{4}$/.test(hex)) throw policyError(where, "bad \\u escape");
-        out += String.fromCharCode(parseInt(hex, 16));
-        i += 6;
-        continue;
-      }
-      throw policyError(where, `unsupported escape '\\${e ?? ""}'`);
-    }
-    if (c < " " && c !== "\t") throw policyError(where, "control character in string");
-    out += c;
-    i++;
-  }
-  throw policyError(where, "unterminated string");
-}
+/** Deepest nesting of TOML arrays / inline tables accepted (the schema needs 1). */
+export const MAX_POLICY_DEPTH = 4;
 
-function skipSpace(s: string, i: number): number {
-  while (s[i] === " " || s[i] === "\t") i++;
-  return i;
-}
-
-function readValue(s: string, i: number, where: string): [TomlValue, number] {
-  if (s[i] === '"') return readString(s, i, where);
-  if (s.startsWith("true", i)) return [true, i + 4];
-  if (s.startsWith("false", i)) return [false, i + 5];
-  if (s[i] === "[") {
-    const items: string[] = [];
-    i = skipSpace(s, i + 1);
-    while (s[i] !== "]") {
-      if (s[i] !== '"') throw policyError(where, "arrays hold strings only (one line)");
-      const [v, next] = readString(s, i, where);
-      items.push(v);
-      i = skipSpace(s, next);
-      if (s[i] === ",") i = skipSpace(s, i + 1);
-      else if (s[i] !== "]") throw policyError(where, "expected ',' or ']' in array");
-    }
-    return [items, i + 1];
-  }
-  throw policyError(where, 'value must be a "string", true, false or ["array", "of strings"]');
-}
-
-/** Parses the strict TOML subset into key/value pairs. */
-export function parseTomlSubset(text: string, file = "policy.toml"): Map<string, TomlValue> {
-  const out = new Map<string, TomlValue>();
+/** The 1-based line where top-level `key` is assigned, for error messages (0: not found). */
+function lineOf(text: string, key: string): number {
   const lines = text.split("\n");
   for (let n = 0; n < lines.length; n++) {
-    const where = `${file}:${n + 1}`;
-    const line = lines[n].replace(/\r$/, "");
-    let i = skipSpace(line, 0);
-    if (i === line.length || line[i] === "#") continue;
-    const key = /^[A-Za-z0-9_-]+/.exec(line.slice(i))?.[0];
-    if (!key) {
-      throw policyError(
-        where,
-        line[i] === "[" ? "tables are not supported" : "expected 'key = value'",
-      );
-    }
-    i = skipSpace(line, i + key.length);
-    if (line[i] !== "=") {
-      throw policyError(where, `expected '=' after '${key}' (dotted keys are not supported)`);
-    }
-    i = skipSpace(line, i + 1);
-    const [value, next] = readValue(line, i, where);
-    i = skipSpace(line, next);
-    if (i < line.length && line[i] !== "#") {
-      throw policyError(where, "unexpected text after the value");
-    }
-    if (out.has(key)) throw policyError(where, `'${key}' is set twice`);
-    out.set(key, value);
+    const m = /^\s*"?([A-Za-z0-9_-]+)"?\s*=/.exec(lines[n]);
+    if (m && m[1] === key) return n + 1;
   }
-  return out;
+  return 0;
+}
+
+/**
+ * Parses TOML with smol-toml: the full TOML 1.0 grammar, so integers,
+ * tables and dotted keys are syntax the reader understands, and the schema
+ * in {@link parsePolicy} then says what is allowed. Syntax errors name the
+ * line and column; `__proto__` / `constructor` keys are refused.
+ */
+function parseToml(text: string, file: string): Record<string, unknown> {
+  if (new TextEncoder().encode(text).length > MAX_POLICY_BYTES) {
+    throw policyError(file, `larger than ${MAX_POLICY_BYTES} bytes`);
+  }
+  try {
+    return parseTomlText(text, { maxDepth: MAX_POLICY_DEPTH, unsafeKeyBehaviour: "throw" });
+  } catch (err) {
+    if (err instanceof TomlError) {
+      const key = /^\s*"?([A-Za-z0-9_.-]+)"?\s*=/.exec(text.split("\n")[err.line - 1] ?? "")?.[1];
+      const message = err.message.split("\n")[0].replace(/^Invalid TOML document: /, "");
+      throw policyError(`${file}:${err.line}:${err.column}${key ? `: ${key}` : ""}`, message);
+    }
+    throw policyError(file, (err as Error).message);
+  }
+}
+
+/** How a TOML value is named in an error. */
+function describe(v: unknown): string {
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "number" || typeof v === "bigint") return "a number";
+  if (v !== null && typeof v === "object") {
+    return typeof (v as { toISOString?: unknown }).toISOString === "function"
+      ? "a date"
+      : "a table";
+  }
+  return `a ${typeof v}`;
 }
 
 function checkMode(v: string, where: string): Mode {
@@ -202,18 +152,27 @@ function checkBootstrap(v: string[], where: string): string[] {
   return v;
 }
 
-/** Parses a policy file's text into a full policy (defaults for missing keys). */
+/**
+ * Parses a policy file's text into a full policy (defaults for missing
+ * keys). Strict schema: unknown keys (also tables) are refused, each value
+ * must have its key's type, and errors name the file, line and key.
+ */
 export function parsePolicy(text: string, file = "policy.toml"): Policy {
-  const kv = parseTomlSubset(text, file);
+  const doc = parseToml(text, file);
   const p: { -readonly [K in keyof Policy]: Policy[K] } = { ...DEFAULT_POLICY };
-  for (const [key, value] of kv) {
-    const where = `${file}: ${key}`;
+  for (const [key, value] of Object.entries(doc)) {
+    const line = lineOf(text, key);
+    const where = `${file}${line ? `:${line}` : ""}: ${key}`;
     const str = () => {
-      if (typeof value !== "string") throw policyError(where, "must be a string");
+      if (typeof value !== "string") {
+        throw policyError(where, `must be a string, got ${describe(value)}`);
+      }
       return value;
     };
     const bool = () => {
-      if (typeof value !== "boolean") throw policyError(where, "must be true or false");
+      if (typeof value !== "boolean") {
+        throw policyError(where, `must be true or false, got ${describe(value)}`);
+      }
       return value;
     };
     switch (key) {
@@ -239,13 +198,21 @@ export function parsePolicy(text: string, file = "policy.toml"): Policy {
         p.arch = checkArch(str(), where);
         break;
       case "bootstrap":
-        if (!Array.isArray(value)) {
-          throw policyError(where, "must be an array of multiaddr strings");
+        if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
+          throw policyError(
+            where,
+            `must be an array of multiaddr strings, got ${describe(value)}`,
+          );
         }
-        p.bootstrap = Object.freeze(checkBootstrap(value, where));
+        p.bootstrap = Object.freeze(checkBootstrap(value as string[], where));
         break;
       default:
-        throw policyError(where, `unknown key '${key}'`);
+        throw policyError(
+          where,
+          `unknown ${
+            value !== null && typeof value === "object" && !Array.isArray(value) ? "table" : "key"
+          } '${key}'`,
+        );
     }
   }
   if (p.mode === "private") p.cacheEnabled = false;
@@ -318,6 +285,39 @@ export function applyCmdline(
   }
   if (p.mode === "private") p.cacheEnabled = false;
   return { policy: Object.freeze(p), ignored };
+}
+
+/** The effective policy as flags carry it (phase-boot -> phase-discover). */
+export interface PolicyValues {
+  readonly mode?: string;
+  readonly channel?: string;
+  readonly provider?: string;
+  /** The provider came from the kernel command line: ask it first. */
+  readonly providerFirst?: boolean;
+  readonly bootstrap?: readonly string[];
+  readonly arch?: string;
+}
+
+/**
+ * A policy from values another process already loaded and validated (the
+ * boot orchestrator): the same checks as the file and the command line,
+ * no file read. Private mode still forces the cache off.
+ */
+export function policyFromValues(v: PolicyValues, where = "flags"): Policy {
+  const p: { -readonly [K in keyof Policy]: Policy[K] } = { ...DEFAULT_POLICY };
+  if (v.mode !== undefined) p.mode = checkMode(v.mode, `${where}: mode`);
+  if (v.channel !== undefined) p.channel = checkChannel(v.channel, `${where}: channel`);
+  if (v.provider !== undefined) p.provider = checkUrl(v.provider, `${where}: provider`);
+  if (v.providerFirst) {
+    if (!p.provider) throw policyError(`${where}: provider-first`, "needs a provider");
+    p.providerFromCmdline = true;
+  }
+  if (v.bootstrap) {
+    p.bootstrap = Object.freeze(checkBootstrap([...v.bootstrap], `${where}: bootstrap`));
+  }
+  if (v.arch !== undefined) p.arch = checkArch(v.arch, `${where}: arch`);
+  if (p.mode === "private") p.cacheEnabled = false;
+  return Object.freeze(p);
 }
 
 /**

@@ -1,13 +1,6 @@
 import { assertEquals, assertRejectsCode, assertThrows } from "../testing/mod.ts";
 import { ClientError } from "./errors.ts";
-import {
-  applyCmdline,
-  DEFAULT_POLICY,
-  loadPolicy,
-  parsePolicy,
-  parseTomlSubset,
-  splitCmdline,
-} from "./policy.ts";
+import { applyCmdline, DEFAULT_POLICY, loadPolicy, parsePolicy, splitCmdline } from "./policy.ts";
 
 Deno.test("policy: the formats.md §6 example parses", () => {
   const p = parsePolicy(`mode = "internet"        # internet | local | private
@@ -31,20 +24,26 @@ Deno.test("policy: private mode forces cache_enabled false", () => {
   assertEquals(parsePolicy(`mode = "private"\ncache_enabled = true\n`).cacheEnabled, false);
 });
 
-Deno.test("policy: strictness errors name the line", () => {
+Deno.test("policy: strictness errors name the line and the key", () => {
   const cases: [string, RegExp][] = [
-    [`[table]\n`, /:1: tables are not supported/],
-    [`mode = "internet"\nmode = "local"\n`, /:2: 'mode' is set twice/],
-    [`colour = "red"\n`, /unknown key 'colour'/],
-    [`mode = "usb"\n`, /mode must be internet, local or private/],
-    [`cache_enabled = "yes"\n`, /must be true or false/],
-    [`a.b = "x"\n`, /dotted keys/],
-    [`channel = "stable" extra\n`, /unexpected text/],
-    [`channel = "unterminated\n`, /unterminated string/],
+    [`[table]\n`, /policy\.toml: table: unknown table 'table'/],
+    [`mode = "internet"\n[phase]\nmode = "local"\n`, /unknown table 'phase'/],
+    [`mode = "internet"\nmode = "local"\n`, /policy\.toml:2:\d+: .*mode/],
+    [`colour = "red"\n`, /policy\.toml:1: colour: unknown key 'colour'/],
+    [`channel = "stable"\nmode = "usb"\n`, /:2: mode: mode must be internet, local or private/],
+    [`cache_enabled = "yes"\n`, /:1: cache_enabled: must be true or false, got a string/],
+    [`a.b = "x"\n`, /unknown table 'a'/],
+    [`channel = "stable" extra\n`, /policy\.toml:1:\d+: /],
+    [`channel = "unterminated\n`, /policy\.toml:1:\d+: /],
     [`min_version = "v1"\n`, /not a version/],
     [`provider = "ftp://x/"\n`, /must be http\(s\)/],
-    [`channel = 1\n`, /value must be/],
+    [`channel = 1\n`, /:1: channel: must be a string, got a number/],
+    [`min_version = 2025\n`, /min_version: must be a string, got a number/],
+    [`allow_tor = 1979-05-27\n`, /allow_tor: must be true or false, got a date/],
     [`bootstrap = ["not-a-multiaddr"]\n`, /not a multiaddr/],
+    [`bootstrap = [1, 2]\n`, /bootstrap: must be an array of multiaddr strings/],
+    [`"__proto__" = "x"\n`, /:1:1: __proto__: .*unsafe/],
+    [`mode = "internet"\n` + "#".repeat(64 * 1024), /larger than 65536 bytes/],
   ];
   for (const [text, re] of cases) {
     const err = assertThrows(() => parsePolicy(text), ClientError);
@@ -53,9 +52,18 @@ Deno.test("policy: strictness errors name the line", () => {
   }
 });
 
-Deno.test("policy: strings honour escapes and comments after values", () => {
-  const kv = parseTomlSubset(`provider = "http://h/a\\u0062#x" # comment\n`);
-  assertEquals(kv.get("provider"), "http://h/ab#x");
+Deno.test("policy: full TOML syntax (literal strings, escapes, multi-line arrays, comments) reads", () => {
+  const p = parsePolicy(`# Phase policy
+provider = "http://h/a\\u0062#x" # comment
+channel = 'beta'
+bootstrap = [
+  "/ip4/127.0.0.1/tcp/4001", # first
+  "/dns4/x.example/tcp/1",
+]
+`);
+  assertEquals(p.provider, "http://h/ab#x");
+  assertEquals(p.channel, "beta");
+  assertEquals(p.bootstrap, ["/ip4/127.0.0.1/tcp/4001", "/dns4/x.example/tcp/1"]);
 });
 
 Deno.test("policy: kernel command line overrides, manual URL goes first", () => {

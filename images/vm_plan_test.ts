@@ -141,7 +141,6 @@ const WATCH = {
   network: /phase-boot: network up/,
   discover: /phase-boot: discover:/,
   fetch: /phase-boot: fetch:/,
-  verify: /phase-boot: verify:/,
   kexec: /phase-boot: kexec:/,
   targetInit: /phase-target: init/,
   wasm: /phase-wasm: hello:/,

@@ -9,6 +9,7 @@ import { UsageError } from "../core/mod.ts";
 import { parseFlags } from "../cli/mod.ts";
 import { parseArtifactArgs, parseUtcTime, verifyFiles } from "../verify/mod.ts";
 import { KexecError } from "./errors.ts";
+import type { KexecLoadResult } from "./result.ts";
 import { setOneShotEntry } from "./efivar.ts";
 import { DEFAULT_EFIVARS, DEFAULT_ESP, installChainloadEntry } from "./chainload.ts";
 import {
@@ -104,7 +105,7 @@ async function verifyAndStage(values: StageValues, _out: (s: string) => void) {
   note(
     `phase-kexec: staged ${verified.value.channel}/${verified.value.arch} ${verified.value.version} in ${staged.dir}; digests re-checked`,
   );
-  return { staged, mode };
+  return { staged, mode, channel: verified.value.channel };
 }
 
 async function cmdLoad(args: string[], out: (s: string) => void): Promise<number> {
@@ -119,7 +120,7 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
   if (!["auto", "file", "classic"].includes(method)) {
     throw new UsageError(`bad --method '${method}'`, USAGE);
   }
-  const { staged, mode } = await verifyAndStage(values, out);
+  const { staged, mode, channel } = await verifyAndStage(values, out);
   let dtb: string | undefined;
   if (staged.arch === "arm64" && method !== "file") {
     const d = await stageDtb(staged, values.fdt ?? FDT_SOURCE);
@@ -129,15 +130,26 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
   const dryRun = values["dry-run"] ?? false;
   const kexec = dryRun ? "/sbin/kexec" : await findKexec();
   const result = await loadKernel(staged, { mode, kexec, method, dtb, dryRun });
+  // The one result line the boot orchestrator decodes (decodeKexecLoadResult), last on stdout.
+  const loaded: KexecLoadResult = {
+    ok: true,
+    channel,
+    arch: staged.arch,
+    version: staged.version,
+    method: result.method,
+    argv: result.argv,
+    dryRun,
+  };
   if (dryRun) {
     out(`phase-kexec: dry run: would run: ${formatArgv(result.argv)}`);
-    out(`phase-kexec: dry run: argv ${JSON.stringify(result.argv)}`);
+    out(JSON.stringify(loaded));
     return 0;
   }
   for (const t of result.tried) {
     if (t.code !== 0) note(`phase-kexec: '${t.argv[1]}' failed (exit ${t.code}): ${t.stderr}`);
   }
   note(`phase-kexec: loaded with ${formatArgv(result.argv)}`);
+  out(JSON.stringify(loaded));
   // The kernel holds its own copy now; the staged files are not needed.
   await Deno.remove(staged.dir, { recursive: true }).catch(() => {});
   if (values.exec) {

@@ -3,6 +3,7 @@ import { assert, assertEquals, assertRejects, tempDir } from "../testing/mod.ts"
 import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
 import { parseTrust, VerifyError, verifyManifest } from "../verify/mod.ts";
 import { KexecError } from "./errors.ts";
+import { decodeKexecLoadResult } from "./result.ts";
 import { loadArgv, loadKernel, type Runner, stageArtifacts, targetCmdline } from "./kexec.ts";
 
 /** A real signed release with small fake kernel/initramfs bytes. */
@@ -232,6 +233,14 @@ Deno.test("phase-kexec load --dry-run under its own permission set re-verifies a
     assertEquals(out.code, 0, out.stderr);
     assert(text.includes("digests re-checked"), text);
     assert(text.includes('"-s"') && text.includes("phase.mode=internet"), text);
+    // The result line the boot orchestrator reads, through the one decoder.
+    const loaded = decodeKexecLoadResult(out.stdout);
+    assertEquals([loaded.channel, loaded.arch, loaded.method, loaded.dryRun], [
+      "stable",
+      "amd64",
+      "file",
+      true,
+    ]);
     // A tampered initramfs: exit 9 (E_DIGEST), nothing printed as loaded.
     await Deno.writeFile(
       `${rel}/initramfs`,

@@ -49,4 +49,5 @@ export {
   DEFAULT_ESP,
   installChainloadEntry,
 } from "./chainload.ts";
+export { decodeKexecLoadResult, type KexecLoadResult } from "./result.ts";
 export { DEFAULT_FALLBACK_ENTRY, KEXEC_PERMISSION_SET, runKexec } from "./cli.ts";

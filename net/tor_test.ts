@@ -15,7 +15,7 @@ import {
   tempDir,
 } from "../testing/mod.ts";
 import { startTorNet, torAvailable } from "../testing/tor_net.ts";
-import { type BootDeps, runChain, SEED_PATHS, type StepResult } from "../client/boot/boot.ts";
+import { type BootDeps, runChain, SEED_PATHS, type StepResult } from "../boot/mod.ts";
 import { ClientError, DEFAULT_POLICY, fetchRelease } from "../client/mod.ts";
 import { NetError } from "./errors.ts";
 import { socksFetch, TOR_LIMITS } from "./socks.ts";
@@ -189,11 +189,8 @@ Deno.test({
                 const out = await new Deno.Command(Deno.execPath(), {
                   args: [
                     ...taskArgv("discover"),
-                    ...args.map((a) => a === SEED_PATHS.trust ? rel.trustPath : a)
-                      .filter((a, i, all) => !(a === "--policy" || all[i - 1] === "--policy"))
-                      .filter((a, i, all) => !(a === "--cmdline" || all[i - 1] === "--cmdline")),
-                    "--cmdline",
-                    await cmdlineFile(dir, srv.url),
+                    // The boot passes the policy it loaded as flags (--provider ...).
+                    ...args.map((a) => a === SEED_PATHS.trust ? rel.trustPath : a),
                   ],
                   cwd: ROOT,
                   stdout: "piped",
@@ -265,9 +262,3 @@ Deno.test({
     }
   },
 });
-
-async function cmdlineFile(dir: string, url: string): Promise<string> {
-  const p = `${dir}/cmdline`;
-  await Deno.writeTextFile(p, `console=ttyS0 phase.provider=${url}\n`);
-  return p;
-}

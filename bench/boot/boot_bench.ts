@@ -23,7 +23,6 @@ const MARKS = {
   network: /phase-boot: network up/,
   discover: /phase-boot: discover:/,
   fetch: /phase-boot: fetch:/,
-  verify: /phase-boot: verify:/,
   kexec: /phase-boot: kexec:/,
   targetInit: /phase-target: init/,
   target: /PHASE-TARGET-OK/,
@@ -37,8 +36,8 @@ const PHASES: [string, string, string][] = [
   ["network (udhcpc)", "bootStart", "network"],
   ["discover", "network", "discover"],
   ["fetch (13.5 MiB kernel + 2 MiB initramfs)", "discover", "fetch"],
-  ["verify", "fetch", "verify"],
-  ["kexec (load, exec, target kernel boot)", "kexec", "targetInit"],
+  // No separate verify step: kexec load verifies, stages and re-hashes.
+  ["kexec (verify, stage, load, exec, target kernel boot)", "kexec", "targetInit"],
   ["target init (WASM job, marker)", "targetInit", "target"],
   ["total boot-to-target", "", "target"],
 ];

@@ -6,20 +6,28 @@
  *
  * @module
  */
-import { consoleLogger, explainFsError, readFileCapped, UsageError } from "../../core/mod.ts";
+import {
+  consoleLogger,
+  explainFsError,
+  type Logger,
+  readFileCapped,
+  UsageError,
+} from "../../core/mod.ts";
 import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
 import { queryServices } from "../../mdns/mod.ts";
 import { loadTrust, MAX_CMDLINE_FILE_BYTES } from "../../verify/mod.ts";
-import { discover, type MdnsAnswer, type Step } from "../discover.ts";
+import { discover, type DiscoverResult, type MdnsAnswer, type Step } from "../discover.ts";
 import { dhtLookup } from "../_dht.ts";
 import { ClientError } from "../errors.ts";
-import { loadPolicy } from "../policy.ts";
+import { loadPolicy, type Policy, policyFromValues } from "../policy.ts";
 import { parseSocksAddress, socksFetch, TOR_PROBE_TIMEOUT_MS } from "../../net/mod.ts";
 
 const USAGE =
   "deno task discover [--trust /etc/phase/trust.json] [--policy /etc/phase/policy.toml] " +
   "[--cmdline /proc/cmdline|/run/phase/cmdline] [--arch A] [--interface IPv4]... [--bootstrap MULTIADDR]... [--order lan,wan,manual] " +
-  "[--mdns-timeout 2s] [--dht-timeout 5s] [--mdns-port 5353] [--no-probe] [--socks HOST:PORT]";
+  "[--mdns-timeout 2s] [--dht-timeout 5s] [--mdns-port 5353] [--no-probe] [--socks HOST:PORT]\n" +
+  "  or, with a policy another process loaded (phase-boot): --mode M --channel C [--provider URL [--provider-first]]\n" +
+  "  [--bootstrap MULTIADDR]... (then neither --policy nor --cmdline: nothing is read twice)";
 
 /** Default trust file. */
 export const DEFAULT_TRUST = "/etc/phase/trust.json";
@@ -32,6 +40,35 @@ function localIPv4(): string[] {
   return Deno.networkInterfaces()
     .filter((i) => i.family === "IPv4" && !i.address.startsWith("127."))
     .map((i) => i.address);
+}
+
+/**
+ * The policy file plus the kernel command line, for discover run by hand.
+ * Deno 2.9 refuses every read under /proc to a scoped permission set, so
+ * by default the copy the initramfs init makes in /run/phase/cmdline is
+ * read when /proc/cmdline is refused; an unreadable command line is
+ * reported and skipped rather than fatal.
+ */
+async function policyFromFiles(
+  policyPath: string | undefined,
+  cmdlinePath: string | undefined,
+  logger: Logger,
+): Promise<Policy> {
+  let cmdline: string | undefined;
+  for (const path of cmdlinePath ? [cmdlinePath] : DEFAULT_CMDLINES) {
+    try {
+      cmdline = new TextDecoder().decode(await readFileCapped(path, MAX_CMDLINE_FILE_BYTES));
+      break;
+    } catch (err) {
+      logger.warn("cmdline_unreadable", { path, error: explainFsError(err, path, "discover") });
+    }
+  }
+  const { policy, ignored } = await loadPolicy({
+    policyPath: policyPath ?? DEFAULT_POLICY_PATH,
+    cmdline,
+  });
+  if (ignored.length) logger.info("cmdline_ignored", { words: ignored });
+  return policy;
 }
 
 /** Runs `discover` with `args`; returns the exit status. */
@@ -49,30 +86,39 @@ export async function run(args: string[]): Promise<number> {
     "mdns-port": { type: "string" },
     "no-probe": { type: "boolean" },
     socks: { type: "string" },
+    mode: { type: "string" },
+    channel: { type: "string" },
+    provider: { type: "string" },
+    "provider-first": { type: "boolean" },
   }, USAGE);
   const logger = consoleLogger("discover");
   const socks = values.socks ? parseSocksAddress(values.socks) : undefined;
   const trustPath = values.trust ?? DEFAULT_TRUST;
   const trust = await loadTrust(trustPath, { permissionSet: "discover" });
-  // The kernel command line. Deno 2.9 refuses every read under /proc to a
-  // scoped permission set, so by default the copy the initramfs init makes
-  // in /run/phase/cmdline is read when /proc/cmdline is refused; an
-  // unreadable command line is reported and skipped rather than fatal.
-  let cmdline: string | undefined;
-  const cmdlinePaths = values.cmdline ? [values.cmdline] : DEFAULT_CMDLINES;
-  for (const path of cmdlinePaths) {
-    try {
-      cmdline = new TextDecoder().decode(await readFileCapped(path, MAX_CMDLINE_FILE_BYTES));
-      break;
-    } catch (err) {
-      logger.warn("cmdline_unreadable", { path, error: explainFsError(err, path, "discover") });
+  const fromBoot = values.mode !== undefined || values.channel !== undefined ||
+    values.provider !== undefined || values["provider-first"] !== undefined;
+  let policy: Policy;
+  let extraBootstrap = values.bootstrap ?? [];
+  if (fromBoot) {
+    // The policy was loaded once, by phase-boot: take its effective values
+    // (validated again here: flags are input) and read no file.
+    if (values.policy !== undefined || values.cmdline !== undefined) {
+      throw new UsageError(
+        "--mode/--channel/--provider carry a loaded policy: give them or --policy/--cmdline, not both",
+        USAGE,
+      );
     }
+    policy = policyFromValues({
+      mode: values.mode,
+      channel: values.channel,
+      provider: values.provider,
+      providerFirst: values["provider-first"],
+      bootstrap: values.bootstrap,
+    });
+    extraBootstrap = [];
+  } else {
+    policy = await policyFromFiles(values.policy, values.cmdline, logger);
   }
-  const { policy, ignored } = await loadPolicy({
-    policyPath: values.policy ?? DEFAULT_POLICY_PATH,
-    cmdline,
-  });
-  if (ignored.length) logger.info("cmdline_ignored", { words: ignored });
   let order: Step[] | undefined;
   if (socks) {
     // TM-13: over Tor only the manual URL is asked, through the proxy. An
@@ -96,7 +142,7 @@ export async function run(args: string[]): Promise<number> {
     throw new UsageError("--mdns-port must be a port number", USAGE);
   }
   const interfaces = values.interface ?? localIPv4();
-  const bootstrap = [...policy.bootstrap, ...(values.bootstrap ?? [])];
+  const bootstrap = [...policy.bootstrap, ...extraBootstrap];
   const mdns = async (timeoutMs: number): Promise<MdnsAnswer[]> => {
     const all = await Promise.all(
       interfaces.map((ip) =>
@@ -108,7 +154,9 @@ export async function run(args: string[]): Promise<number> {
     );
     return all.flat();
   };
-  const result = await discover({
+  // The one result line the boot orchestrator and `fetch --candidates`
+  // decode (client/results.ts decodeDiscoverResult).
+  const result: DiscoverResult = await discover({
     policy,
     trust,
     arch: values.arch ?? policy.arch ?? (Deno.build.arch === "aarch64" ? "arm64" : "amd64"),

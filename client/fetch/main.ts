@@ -12,6 +12,7 @@ import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch
 import { DEFAULT_LIMITS, parseSocksAddress, socksFetch, TOR_LIMITS } from "../../net/mod.ts";
 import { checkPrivateTree, preparePrivateRoot } from "../private.ts";
 import { progressReporter } from "../progress.ts";
+import { decodeDiscoverResult, type FetchResult, type FetchResultArtifact } from "../results.ts";
 
 const USAGE =
   "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... " +
@@ -49,36 +50,21 @@ async function readCandidates(path: string): Promise<FetchCandidate[]> {
   } catch (err) {
     throw new UsageError(`cannot read --candidates ${path}: ${(err as Error).message}`, USAGE);
   }
-  let doc: unknown;
+  let discovered;
   try {
-    doc = JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
+    discovered = decodeDiscoverResult(new TextDecoder().decode(bytes), "--candidates");
+  } catch (err) {
     throw new UsageError(
-      `--candidates ${path} is not JSON (give the output of 'deno task discover')`,
+      `${(err as Error).message} (give the output of 'deno task discover')`,
       USAGE,
     );
   }
-  const list = (doc as { candidates?: unknown })?.candidates;
-  if (!Array.isArray(list)) {
-    throw new UsageError(`--candidates ${path} has no 'candidates' array`, USAGE);
-  }
-  const out: FetchCandidate[] = [];
-  for (const c of list) {
-    const url = (c as { manifestUrl?: unknown })?.manifestUrl;
-    if (typeof url !== "string") continue;
-    const mirrors = (c as { mirrors?: unknown }).mirrors;
-    const cid = (c as { manifestCid?: unknown }).manifestCid;
-    const source = (c as { source?: unknown }).source;
-    out.push({
-      manifestUrl: url,
-      mirrors: Array.isArray(mirrors)
-        ? mirrors.filter((m): m is string => typeof m === "string")
-        : [],
-      manifestCid: typeof cid === "string" ? cid : undefined,
-      source: typeof source === "string" ? source : undefined,
-    });
-  }
-  return out;
+  return discovered.candidates.map((c) => ({
+    manifestUrl: c.manifestUrl,
+    mirrors: [...c.mirrors],
+    manifestCid: c.manifestCid,
+    source: c.source,
+  }));
 }
 
 /** Runs `fetch` with `args`; returns the exit status. */
@@ -167,11 +153,12 @@ export async function run(args: string[]): Promise<number> {
       manifestCid: values.cid,
     });
   const m = release.verified.value;
-  const artifacts: Record<string, unknown> = {};
+  const artifacts: Record<string, FetchResultArtifact> = {};
   for (const [name, a] of Object.entries(release.artifacts)) {
     artifacts[name] = { path: a.path, digest: a.digest, size: a.size, cached: a.cached };
   }
-  console.log(JSON.stringify({
+  // The one result line the boot orchestrator decodes (decodeFetchResult).
+  const result: FetchResult = {
     ok: true,
     version: m.version,
     channel: m.channel,
@@ -179,7 +166,8 @@ export async function run(args: string[]): Promise<number> {
     manifest: release.manifestPath,
     source: release.manifestSource,
     artifacts,
-  }));
+  };
+  console.log(JSON.stringify(result));
   return 0;
 }
 

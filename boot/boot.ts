@@ -1,22 +1,36 @@
 /**
  * The seed's boot chain: network up (busybox udhcpc) -> discover -> fetch
- * -> verify -> kexec. Each step is its own entrypoint under its own
- * permission set, started through its launcher; this orchestrator holds
- * no network and no write access beyond /run/phase. Paths pass between
- * steps, trust never does: verify and kexec each re-verify the manifest
- * against the trust file themselves.
+ * -> kexec. Each step is its own entrypoint under its own permission set,
+ * started through its launcher; this orchestrator holds no network and no
+ * write access beyond /run/phase. Each step's result line is read only
+ * through the decoder of the component that prints it. Paths pass between
+ * steps, trust never does: fetch verifies what it promotes into the cache,
+ * kexec verifies what it stages and loads (docs/architecture.md, "Trust
+ * boundaries").
  *
  * @module
  */
-import type { Logger } from "../../core/mod.ts";
-import { EXIT_STATUS, PhaseError, readFileCapped } from "../../core/mod.ts";
+import type { Logger } from "../core/mod.ts";
+import { EXIT_STATUS, explainFsError, PhaseError, readFileCapped } from "../core/mod.ts";
 import {
   compareVersions,
-  isJsonObject,
+  loadTrust,
   MAX_MANIFEST_BYTES,
-  parseStrictJson,
-} from "../../verify/mod.ts";
-import type { Policy } from "../policy.ts";
+  MAX_TRUST_BYTES,
+  parseTrust,
+  readFloor,
+  type Trust,
+  VerifyError,
+  verifyManifest,
+} from "../verify/mod.ts";
+import {
+  decodeDiscoverResult,
+  decodeFetchResult,
+  type DiscoverResult,
+  type FetchResult,
+  type Policy,
+} from "../client/mod.ts";
+import { decodeKexecLoadResult } from "../kexec/mod.ts";
 import {
   checkTorrcFragment,
   DEFAULT_TOR_PATHS,
@@ -25,7 +39,7 @@ import {
   type TorHandle,
   TorMissing,
   type TorOptions,
-} from "../../net/mod.ts";
+} from "../net/mod.ts";
 
 /** Deadline of DHCP on one interface (udhcpc retries inside it). */
 export const DHCP_TIMEOUT_MS = 20_000;
@@ -33,8 +47,6 @@ export const DHCP_TIMEOUT_MS = 20_000;
 export const DISCOVER_TIMEOUT_MS = 60_000;
 /** Deadline of fetching a release (TCG guests are slow; the fetcher bounds stalls itself). */
 export const FETCH_TIMEOUT_MS = 15 * 60_000;
-/** Deadline of the verify step. */
-export const VERIFY_TIMEOUT_MS = 3 * 60_000;
 /** Deadline of kexec load (+ exec). */
 export const KEXEC_TIMEOUT_MS = 5 * 60_000;
 /** Largest stdout kept from a step (its one JSON line). */
@@ -114,6 +126,9 @@ export interface BootDeps {
   readonly say: (line: string) => void;
   /** Stop after loading (kexec dry run). */
   readonly dryRun?: boolean;
+  /** Monotonic milliseconds for the timings. */
+  readonly clock?: () => number;
+  /** Wall clock (ms since the epoch) for expiry when choosing a cached release. */
   readonly now?: () => number;
   /** Starts tor (tests inject the test network's options through `paths.torrc`). */
   readonly startTor?: (o: TorOptions) => Promise<TorHandle>;
@@ -160,19 +175,6 @@ export const spawnStep: StepRunner = async (program, args, timeoutMs) => {
   }
 };
 
-/** The last JSON object line of a step's stdout. */
-export function lastJson(stdout: string): Record<string, unknown> | undefined {
-  const lines = stdout.trim().split("\n").reverse();
-  for (const l of lines) {
-    if (!l.startsWith("{")) continue;
-    try {
-      const v = JSON.parse(l);
-      if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
-    } catch { /* not JSON */ }
-  }
-  return undefined;
-}
-
 /** Largest interface list read. */
 export const MAX_INTERFACES_BYTES = 64 * 1024;
 
@@ -218,85 +220,139 @@ export async function networkUp(d: BootDeps): Promise<string> {
   });
 }
 
+/**
+ * Runs step `name` and returns its stdout when it exited 0. A failed step
+ * is E_STEP (its own error went to the console); `onFailure` may still read
+ * what it printed (discover prints its rejected candidates before failing).
+ */
 async function step(
   d: BootDeps,
   name: string,
   args: string[],
   timeoutMs: number,
-): Promise<Record<string, unknown>> {
+  onFailure?: (stdout: string) => void,
+): Promise<string> {
   const program = `${d.paths.bin}/phase-${name}`;
   const r = await d.run(program, args, timeoutMs);
-  const json = lastJson(r.stdout);
   if (r.code !== 0) {
-    for (
-      const rej of Array.isArray(json?.rejected) ? json.rejected as Record<string, unknown>[] : []
-    ) {
-      d.say(`phase-boot: ${name}: rejected ${rej.url} (${rej.source}): ${rej.reason}`);
-    }
-    const detail = json && typeof json.message === "string"
-      ? `: ${json.code ?? ""} ${json.message}`
-      : "";
-    throw new BootError("E_STEP", `step '${name}' failed with exit status ${r.code}${detail}`, {
+    onFailure?.(r.stdout);
+    throw new BootError("E_STEP", `step '${name}' failed with exit status ${r.code}`, {
       hint: `its own error is printed above (phase-${name}: error: ...)`,
     });
   }
-  if (!json) throw new BootError("E_STEP", `step '${name}' printed no JSON result`);
-  return json;
+  return r.stdout;
 }
 
-/** The newest manifest for channel/arch in the cache (unverified: the next steps verify it). */
+/** Decodes a step's result line; a malformed line is E_STEP naming the step. */
+function decoded<T>(name: string, decode: () => T): T {
+  try {
+    return decode();
+  } catch (err) {
+    throw new BootError(
+      "E_STEP",
+      `step '${name}' printed a malformed result: ${(err as Error).message}`,
+      { cause: err, hint: "the step and phase-boot come from the same seed: rebuild it" },
+    );
+  }
+}
+
+function sayRejected(d: BootDeps, found: DiscoverResult): void {
+  for (const rej of found.rejected) {
+    d.say(
+      `phase-boot: discover: rejected ${rej.url} (${rej.source}): ${rej.reason}${
+        rej.captivePortal ? " [captive portal]" : ""
+      }`,
+    );
+  }
+}
+
+/** What {@link cachedRelease} checks each cached manifest against. */
+export interface CacheSelection {
+  readonly trust: Trust;
+  readonly channel: string;
+  readonly arch: string;
+  readonly minVersion?: string;
+  /** The on-device rollback floor (TM-02). */
+  readonly floor?: string;
+  readonly now?: Date;
+  /** Told about every manifest skipped, and why. */
+  readonly log?: Logger;
+}
+
+/** A release found in the cache whose manifest verified. */
+export interface CachedRelease {
+  readonly manifest: string;
+  readonly version: string;
+  readonly artifacts: Readonly<Record<string, string>>;
+}
+
+/**
+ * The newest cached release whose manifest VERIFIES (trust, channel, arch,
+ * expiry, min version, floor), with its artifacts' CAS paths. Anyone who
+ * can write the cache partition can plant a manifest there, and releases
+ * expire: a newer invalid, expired, other-arch or planted manifest is
+ * skipped with a log line, so it cannot stop a local boot of the newest
+ * valid one (TM-02, TM-11). The kexec step verifies the chosen manifest
+ * again before it loads anything; this check only chooses.
+ */
 export async function cachedRelease(
   cache: string,
-  channel: string,
-  arch: string,
-): Promise<{ manifest: string; artifacts: Record<string, string> } | undefined> {
+  sel: CacheSelection,
+): Promise<CachedRelease | undefined> {
   const cas = `${cache}/cas/sha256`;
-  let best: { version: string; manifest: string; artifacts: Record<string, string> } | undefined;
+  let best: CachedRelease | undefined;
   let seen = 0;
+  const skip = (path: string, reason: string, code?: string) =>
+    sel.log?.info("cache_manifest_skipped", { path, reason, ...(code ? { code } : {}) });
   try {
     for await (const e of Deno.readDir(cas)) {
-      if (++seen > MAX_CACHE_SCAN) break;
+      if (++seen > MAX_CACHE_SCAN) {
+        sel.log?.warn("cache_scan_capped", { dir: cas, max: MAX_CACHE_SCAN });
+        break;
+      }
       if (!e.isFile || !/^[0-9a-f]{64}$/.test(e.name)) continue;
       const path = `${cas}/${e.name}`;
       const st = await Deno.stat(path);
       if (st.size > MAX_MANIFEST_BYTES || st.size < 2) continue;
       // Capped read: the stat above can race a writer (house style 5).
       const bytes = await readFileCapped(path, MAX_MANIFEST_BYTES);
-      if (bytes[0] !== 0x7b) continue; // '{'
-      let doc;
+      if (bytes[0] !== 0x7b) continue; // '{': artifacts are not manifests, skip them quietly.
+      let verified;
       try {
-        doc = parseStrictJson(bytes);
-      } catch {
+        verified = verifyManifest(bytes, sel.trust, {
+          channel: sel.channel,
+          arch: sel.arch,
+          now: sel.now,
+          minVersion: sel.minVersion,
+          floor: sel.floor,
+        });
+      } catch (err) {
+        if (!(err instanceof VerifyError)) throw err;
+        skip(path, err.message, err.code);
         continue;
       }
-      if (
-        !isJsonObject(doc) || doc.channel !== channel || doc.arch !== arch ||
-        typeof doc.version !== "string"
-      ) continue;
-      const arts = doc.artifacts;
-      if (!isJsonObject(arts)) continue;
+      const m = verified.value;
       const artifacts: Record<string, string> = {};
       for (const name of ["kernel", "initramfs"]) {
-        const a = arts[name];
-        if (
-          !isJsonObject(a) || typeof a.digest !== "string" ||
-          !/^sha256:[0-9a-f]{64}$/.test(a.digest)
-        ) continue;
-        artifacts[name] = `${cas}/${a.digest.slice(7)}`;
+        const a = m.artifacts[name];
+        if (a) artifacts[name] = `${cas}/${a.digest.slice("sha256:".length)}`;
       }
-      if (!artifacts.kernel || !artifacts.initramfs) continue;
-      try {
-        if (best && compareVersions(doc.version, best.version) <= 0) continue;
-      } catch {
+      if (!artifacts.kernel || !artifacts.initramfs) {
+        skip(path, "the manifest has no kernel or no initramfs");
         continue;
       }
-      best = { version: doc.version, manifest: path, artifacts };
+      if (best && compareVersions(m.version, best.version) <= 0) {
+        skip(path, `version ${m.version} is not newer than ${best.version}`);
+        continue;
+      }
+      if (best) skip(best.manifest, `version ${best.version} is older than ${m.version}`);
+      best = { version: m.version, manifest: path, artifacts };
     }
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;
     throw err;
   }
-  return best && { manifest: best.manifest, artifacts: best.artifacts };
+  return best;
 }
 
 /**
@@ -374,47 +430,50 @@ async function fromNetwork(d: BootDeps, timings: Record<string, number>, clock: 
   }
 }
 
+/**
+ * The policy, once: phase-boot loaded and validated it (file + kernel
+ * command line); discover gets the effective values as flags and reads
+ * neither the policy file nor the command line itself.
+ */
+export function discoverPolicyArgs(policy: Policy, arch: string): string[] {
+  const a = ["--arch", arch, "--mode", policy.mode, "--channel", policy.channel];
+  if (policy.provider) {
+    a.push("--provider", policy.provider);
+    if (policy.providerFromCmdline) a.push("--provider-first");
+  }
+  for (const b of policy.bootstrap) a.push("--bootstrap", b);
+  return a;
+}
+
 async function discoverAndFetch(
   d: BootDeps,
   timings: Record<string, number>,
   clock: () => number,
   tor: TorHandle | undefined,
-) {
+): Promise<{ manifest: string; artifacts: Record<string, string> }> {
   let t: number;
   const socks = tor ? ["--socks", `${tor.socks.hostname}:${tor.socks.port}`] : [];
 
   t = clock();
+  // Local mode (LAN only) and Tor (manual URL only) are discover's own rules.
   const discoverArgs = [
     "--trust",
     d.paths.trust,
-    "--policy",
-    d.paths.policy,
-    "--cmdline",
-    d.paths.cmdline,
-    "--arch",
-    d.arch,
+    ...discoverPolicyArgs(d.policy, d.arch),
+    ...socks,
   ];
-  // Local mode: LAN only, never the WAN (DHT) or a manual internet URL.
-  if (d.policy.mode === "local") discoverArgs.push("--order", "lan");
-  // Over Tor: the manual URL only, through the proxy (discover enforces it).
-  discoverArgs.push(...socks);
-  const found = await step(d, "discover", discoverArgs, DISCOVER_TIMEOUT_MS);
+  const stdout = await step(d, "discover", discoverArgs, DISCOVER_TIMEOUT_MS, (out) => {
+    try {
+      sayRejected(d, decodeDiscoverResult(out));
+    } catch { /* failed without a result line: its error is on the console */ }
+  });
+  const found = decoded("discover", () => decodeDiscoverResult(stdout));
   timings.discover = clock() - t;
-  const candidates = Array.isArray(found.candidates)
-    ? found.candidates as Record<string, unknown>[]
-    : [];
-  for (
-    const rej of Array.isArray(found.rejected) ? found.rejected as Record<string, unknown>[] : []
-  ) {
-    d.say(
-      `phase-boot: discover: rejected ${rej.url} (${rej.source}): ${rej.reason}${
-        rej.captivePortal ? " [captive portal]" : ""
-      }`,
-    );
-  }
+  sayRejected(d, found);
+  const candidates = found.candidates;
   if (candidates.length === 0) throw new BootError("E_NO_RELEASE", "discovery found no provider");
   const first = candidates[0];
-  const url = String(first.manifestUrl);
+  const url = first.manifestUrl;
   d.say(
     `phase-boot: discover: ${candidates.length} candidate(s), using ${url} (${first.source}) in ${timings.discover} ms`,
   );
@@ -422,39 +481,65 @@ async function discoverAndFetch(
 
   t = clock();
   const fetchArgs = ["--manifest", url, ...commonArgs(d), ...socks];
-  for (const c of candidates.slice(1)) fetchArgs.push("--mirror", String(c.manifestUrl));
-  for (const m of Array.isArray(first.mirrors) ? first.mirrors : []) {
-    fetchArgs.push("--mirror", String(m));
-  }
-  let fetched;
-  if (d.policy.mode === "private") {
-    // TM-13: nothing persistent; the fetcher refuses a root that is not tmpfs.
-    fetched = await step(
-      d,
-      "fetch-private",
-      ["--root", d.paths.privateRoot, ...fetchArgs],
-      FETCH_TIMEOUT_MS,
-    );
-  } else {
-    fetched = await step(d, "fetch", ["--cache", d.paths.cache, ...fetchArgs], FETCH_TIMEOUT_MS);
-  }
+  for (const c of candidates.slice(1)) fetchArgs.push("--mirror", c.manifestUrl);
+  for (const m of first.mirrors) fetchArgs.push("--mirror", m);
+  // TM-13: private mode writes nothing persistent; the fetcher refuses a root that is not tmpfs.
+  const [name, where] = d.policy.mode === "private"
+    ? ["fetch-private", ["--root", d.paths.privateRoot]]
+    : ["fetch", ["--cache", d.paths.cache]];
+  const out = await step(d, name, [...where, ...fetchArgs], FETCH_TIMEOUT_MS);
+  const fetched: FetchResult = decoded(name, () => decodeFetchResult(out, name));
   timings.fetch = clock() - t;
-  const arts = fetched.artifacts as Record<string, { path: string }> | undefined;
-  if (typeof fetched.manifest !== "string" || !arts?.kernel?.path || !arts?.initramfs?.path) {
-    throw new BootError("E_STEP", "fetch did not report manifest and artifact paths");
+  const kernel = fetched.artifacts.kernel?.path;
+  const initramfs = fetched.artifacts.initramfs?.path;
+  if (!kernel || !initramfs) {
+    throw new BootError("E_STEP", `step '${name}' reported no kernel or no initramfs`);
   }
   d.say(
     `phase-boot: fetch: ${fetched.channel}/${fetched.arch} ${fetched.version} in ${timings.fetch} ms`,
   );
-  return {
-    manifest: fetched.manifest,
-    artifacts: { kernel: arts.kernel.path, initramfs: arts.initramfs.path },
+  return { manifest: fetched.manifest, artifacts: { kernel, initramfs } };
+}
+
+/**
+ * Local mode, network path failed: the newest cached release that verifies.
+ * Private mode never gets here (no cache); the floor is the cache's own.
+ */
+async function fromCache(d: BootDeps, cause: unknown) {
+  const p = d.policy;
+  const say = (path: string, reason: string) =>
+    d.say(`phase-boot: cache: skipped ${path}: ${reason}`);
+  const log: Logger = {
+    info: (event, fields = {}) => {
+      d.log.info(event, fields);
+      if (event === "cache_manifest_skipped") say(String(fields.path), String(fields.reason));
+    },
+    warn: (e, f) => d.log.warn(e, f),
+    error: (e, f) => d.log.error(e, f),
   };
+  const cached = await cachedRelease(d.paths.cache, {
+    trust: await loadTrust(d.paths.trust, { permissionSet: "boot" }),
+    channel: p.channel,
+    arch: d.arch,
+    minVersion: p.minVersion,
+    floor: await readFloor(`${d.paths.cache}/state`, p.channel, d.arch),
+    now: d.now ? new Date(d.now()) : undefined,
+    log,
+  });
+  if (!cached) {
+    throw new BootError(
+      "E_NO_RELEASE",
+      `no provider and no cached ${p.channel}/${d.arch} release that verifies`,
+      { cause, hint: "boot once in internet mode to fill the cache" },
+    );
+  }
+  d.say(`phase-boot: cache: ${cached.manifest} (${cached.version})`);
+  return cached;
 }
 
 /** Runs the chain. Returns only on a dry run; a real boot ends in the target kernel. */
 export async function runChain(d: BootDeps): Promise<BootOutcome> {
-  const clock = d.now ?? (() => Math.round(performance.now()));
+  const clock = d.clock ?? (() => Math.round(performance.now()));
   const timings: Record<string, number> = {};
   const p = d.policy;
   d.say(
@@ -467,7 +552,7 @@ export async function runChain(d: BootDeps): Promise<BootOutcome> {
       "phase-boot: private mode: tmpfs only, no cache partition, nothing persistent is written",
     );
   }
-  let rel: { manifest: string; artifacts: Record<string, string> };
+  let rel: { manifest: string; artifacts: Readonly<Record<string, string>> };
   let source: "network" | "cache" = "network";
   try {
     rel = await fromNetwork(d, timings, clock);
@@ -476,40 +561,16 @@ export async function runChain(d: BootDeps): Promise<BootOutcome> {
     d.say(
       `phase-boot: local mode: network path failed (${(err as Error).message}); trying the cache`,
     );
-    const cached = await cachedRelease(d.paths.cache, p.channel, d.arch);
-    if (!cached) {
-      throw new BootError(
-        "E_NO_RELEASE",
-        `no provider and no cached ${p.channel}/${d.arch} release`,
-        {
-          cause: err,
-          hint: "boot once in internet mode to fill the cache",
-        },
-      );
-    }
-    rel = cached;
+    rel = await fromCache(d, err);
     source = "cache";
-    d.say(`phase-boot: cache: ${cached.manifest}`);
   }
   const artifactArgs = Object.entries(rel.artifacts).flatMap((
     [n, path],
   ) => ["--artifact", `${n}=${path}`]);
-  let t = clock();
-  const v = await step(d, "verify", [
-    "--manifest",
-    rel.manifest,
-    ...commonArgs(d),
-    ...floorArgs(d),
-    ...artifactArgs,
-    "--json",
-  ], VERIFY_TIMEOUT_MS);
-  timings.verify = clock() - t;
-  d.say(
-    `phase-boot: verify: ok ${v.version}, signed by ${
-      (v.signers as string[] | undefined)?.join(", ")
-    } in ${timings.verify} ms`,
-  );
-  t = clock();
+  // No separate verify step: kexec load verifies the manifest, copies and
+  // re-hashes exactly what it loads (the trust boundary at the process
+  // that acts on the bytes, TM-11).
+  const t = clock();
   const kexecArgs = [
     "load",
     "--manifest",
@@ -525,7 +586,7 @@ export async function runChain(d: BootDeps): Promise<BootOutcome> {
   if (d.dryRun) kexecArgs.push("--dry-run");
   else kexecArgs.push("--exec");
   d.say(
-    `phase-boot: kexec: loading (${d.dryRun ? "dry run" : "then exec"}); timings ${
+    `phase-boot: kexec: verifying and loading (${d.dryRun ? "dry run" : "then exec"}); timings ${
       JSON.stringify(timings)
     }`,
   );
@@ -548,5 +609,11 @@ export async function runChain(d: BootDeps): Promise<BootOutcome> {
         "phase-kexec printed why above; 'phase-kexec fallback' sets the chainload entry and reboots",
     });
   }
+  const loaded = decoded("kexec", () => decodeKexecLoadResult(r.stdout));
+  d.say(
+    `phase-boot: kexec: dry run: ${loaded.channel}/${loaded.arch} ${loaded.version} verified and staged; would run ${
+      loaded.argv.join(" ")
+    }`,
+  );
   return { manifest: rel.manifest, artifacts: rel.artifacts, source, timingsMs: timings };
 }

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { consoleLogger } from "../../core/mod.ts";
-import { main, parseFlags } from "../../cli/mod.ts";
-import { loadPolicy } from "../policy.ts";
+import { consoleLogger } from "../core/mod.ts";
+import { main, parseFlags } from "../cli/mod.ts";
+import { loadPolicy } from "../client/mod.ts";
 import { type BootPaths, runChain, SEED_PATHS, spawnStep } from "./boot.ts";
 
 const USAGE =

@@ -1,0 +1,72 @@
+/**
+ * What `phase-kexec load` prints as its last stdout line once the kernel is
+ * loaded (or, with `--dry-run`, would be): one type and one strict decoder,
+ * used by the producer (`kexec/cli.ts`) and the boot orchestrator. After a
+ * real `load --exec` the line is printed before exec, which does not return.
+ *
+ * @module
+ */
+import {
+  bool,
+  objectWith,
+  oneOf,
+  resultLine,
+  stepFail,
+  type StepObject,
+  StepOutputError,
+  str,
+  strings,
+} from "../core/step.ts";
+import { isJsonObject, type JsonValue, parseStrictJson } from "../verify/mod.ts";
+import type { KexecMethod } from "./kexec.ts";
+
+/** The result of `phase-kexec load`. */
+export interface KexecLoadResult {
+  readonly ok: true;
+  readonly channel: string;
+  readonly arch: string;
+  readonly version: string;
+  /** `file` (kexec_file_load, `kexec -s`) or `classic` (`kexec -l`). */
+  readonly method: KexecMethod;
+  /** The kexec command line that loaded (or would load) the staged copies. */
+  readonly argv: readonly string[];
+  readonly dryRun: boolean;
+}
+
+const METHODS: readonly KexecMethod[] = ["file", "classic"];
+
+/**
+ * Decodes `phase-kexec load`'s result (its stdout, or just the line).
+ * Throws `StepOutputError` (E_STEP) on anything else.
+ */
+export function decodeKexecLoadResult(stdout: string, step = "kexec"): KexecLoadResult {
+  let doc: JsonValue;
+  try {
+    doc = parseStrictJson(resultLine(stdout, step));
+  } catch (err) {
+    if (err instanceof StepOutputError) throw err;
+    throw new StepOutputError("E_STEP", `${step}: result line is not strict JSON: ${err}`, {
+      cause: err,
+    });
+  }
+  if (!isJsonObject(doc)) stepFail(step, "line", "is not a JSON object");
+  const o = objectWith(doc as StepObject, step, "line", [
+    "ok",
+    "channel",
+    "arch",
+    "version",
+    "method",
+    "argv",
+    "dryRun",
+  ]);
+  if (o.ok !== true) stepFail(step, "line.ok", "is not true");
+  return {
+    ok: true,
+    channel: str(o, "channel", step, "line"),
+    arch: str(o, "arch", step, "line"),
+    version: str(o, "version", step, "line"),
+    method: oneOf(o, "method", METHODS, step, "line"),
+    argv: strings(o, "argv", step, "line"),
+    dryRun: bool(o, "dryRun", step, "line"),
+  };
+}
