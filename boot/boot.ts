@@ -11,13 +11,11 @@
  * @module
  */
 import type { Logger } from "../core/mod.ts";
-import { EXIT_STATUS, explainFsError, PhaseError, readFileCapped } from "../core/mod.ts";
+import { EXIT_STATUS, PhaseError, readFileCapped } from "../core/mod.ts";
 import {
   compareVersions,
   loadTrust,
   MAX_MANIFEST_BYTES,
-  MAX_TRUST_BYTES,
-  parseTrust,
   readFloor,
   type Trust,
   VerifyError,

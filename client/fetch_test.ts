@@ -7,7 +7,6 @@ import { DEFAULT_LIMITS } from "../net/mod.ts";
 import {
   assert,
   assertEquals,
-  type assertRejects,
   assertRejectsCode,
   makeRelease,
   type Misbehaviour,
