@@ -47,6 +47,24 @@ export function rawTable(): Record<string, Record<string, RawGrant>> {
   }).permissions;
 }
 
+/**
+ * The task table as written in deno.json (`deno task <name>` command
+ * lines). cli/ is the one module that imports deno.json; the audit, the
+ * image build and the tests take the tasks from here.
+ */
+export function rawTasks(): Record<string, string> {
+  const out: Record<string, string> = {};
+  const tasks = (config as unknown as { tasks: Record<string, string | { command: string }> })
+    .tasks;
+  for (const [name, t] of Object.entries(tasks)) out[name] = typeof t === "string" ? t : t.command;
+  return out;
+}
+
+/** The `"unstable"` feature list of deno.json (launchers pass it on). */
+export function unstableFeatures(): readonly string[] {
+  return (config as { unstable?: string[] }).unstable ?? [];
+}
+
 /** Normalises one raw set. */
 export function normaliseSet(raw: Record<string, RawGrant>): PermissionSet {
   const out: Record<string, Grant> = {};
