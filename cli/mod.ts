@@ -14,6 +14,7 @@ export {
   configDir,
   DEFAULT_IMPORT_HOSTS,
   excessPermissions,
+  guardProbes,
   normaliseSet,
   PERMISSION_KINDS,
   permissionSet,
@@ -21,6 +22,7 @@ export {
   rawTable,
   rawTasks,
   resolveScope,
+  revokeUnheld,
   unstableFeatures,
 } from "./permissions.ts";
 export type { Grant, PermissionKind, PermissionSet } from "./permissions.ts";
