@@ -4,11 +4,18 @@
  *
  * @module
  */
-import { type Grant, PERMISSION_KINDS, type PermissionSet, permissionTable } from "../cli/mod.ts";
+import {
+  type Grant,
+  PERMISSION_KINDS,
+  type PermissionSet,
+  permissionTable,
+  rawTable,
+} from "../cli/mod.ts";
 import { compareEmbedded, MAX_BINARY_BYTES, readEmbeddedPermissions } from "./compiled.ts";
 import { auditDynamic, dynamicFindings } from "./dynamic.ts";
 import { binaries, entrypointTasks } from "./entrypoints.ts";
-import { auditPrivateImports, auditTable, auditTasks, type Finding } from "./static.ts";
+import { auditDenoSpawns, auditImports, sourceFiles } from "./source.ts";
+import { auditBaseline, auditTable, auditTasks, type Finding, readBaseline } from "./static.ts";
 
 /** What the audit covers. */
 export interface AuditOptions {
@@ -50,10 +57,13 @@ export async function runAudit(opts: AuditOptions): Promise<Finding[]> {
   const tasks = entrypointTasks();
   out("== permission table (deno.json) ==");
   out(permissionMarkdown(table));
+  const files = await sourceFiles(opts.repo);
   const findings: Finding[] = [
     ...auditTable(table),
     ...auditTasks(tasks, table),
-    ...await auditPrivateImports(opts.repo),
+    ...auditBaseline(rawTable(), await readBaseline(opts.repo)),
+    ...auditImports(files),
+    ...auditDenoSpawns(files),
   ];
   out(`\n== static: ${tasks.length} entrypoint tasks, ${table.size} sets ==`);
   for (const t of tasks) {

@@ -1,19 +1,36 @@
 import { EXIT_STATUS } from "../core/mod.ts";
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
-import { configDir, DEFAULT_IMPORT_HOSTS, normaliseSet, permissionTable } from "../cli/mod.ts";
+import {
+  configDir,
+  DEFAULT_IMPORT_HOSTS,
+  normaliseSet,
+  permissionTable,
+  rawTable,
+} from "../cli/mod.ts";
 import { compareEmbedded, readEmbeddedPermissions } from "./compiled.ts";
 import { dynamicFindings, probe } from "./dynamic.ts";
 import { binaries, entrypointTasks, isDevTask } from "./entrypoints.ts";
-import { auditPrivateImports, auditTable, auditTasks } from "./static.ts";
+import { auditDenoSpawns, auditImports, sourceFiles } from "./source.ts";
+import {
+  auditBaseline,
+  auditTable,
+  auditTasks,
+  readBaseline,
+  runsDeno,
+  tableDigest,
+} from "./static.ts";
 
 const REPO = configDir();
 const DENY = { deny: [...DEFAULT_IMPORT_HOSTS] };
 
 Deno.test("TM-12 compromised component: the permission table and tasks obey every static rule", async () => {
+  const files = await sourceFiles(REPO);
   const findings = [
     ...auditTable(),
     ...auditTasks(entrypointTasks()),
-    ...await auditPrivateImports(REPO),
+    ...auditBaseline(rawTable(), await readBaseline(REPO)),
+    ...auditImports(files),
+    ...auditDenoSpawns(files),
   ];
   assertEquals(findings, []);
 });
@@ -48,6 +65,153 @@ Deno.test("TM-12 compromised component: the static rules catch each kind of viol
     () => "await main({})",
   );
   assertEquals(tasks.map((f) => f.rule).sort(), ["flags", "flags", "flags"]);
+});
+
+/** A copy of the real table with `name`'s set changed by `edit`. */
+function widened(
+  name: string,
+  edit: (raw: Record<string, unknown>) => void,
+): Map<string, ReturnType<typeof normaliseSet>> {
+  const raw = structuredClone(rawTable()) as Record<string, Record<string, never>>;
+  edit(raw[name]);
+  return new Map(Object.entries(raw).map(([n, r]) => [n, normaliseSet(r)]));
+}
+
+function rulesOf(findings: readonly { where: string; rule: string }[]): string[] {
+  return findings.map((f) => `${f.where}:${f.rule}`).sort();
+}
+
+Deno.test("TM-12 compromised component: a networked set that can read the keys folder or write a trust folder is a finding", () => {
+  // The layout before issue 18: ./.phase whole for serve, discover and fetch.
+  for (const name of ["serve", "discover", "fetch"]) {
+    const t = widened(name, (r) => (r.read as unknown as string[]).push("./.phase"));
+    assertEquals(rulesOf(auditTable(t)), [`${name}:keys-offline`], name);
+  }
+  const deeper = widened(
+    "fetch-private",
+    (r) => (r.read as unknown as string[]).push("./.phase/keys/release.pem"),
+  );
+  assertEquals(rulesOf(auditTable(deeper)), ["fetch-private:keys-offline"]);
+  const serveWrites = widened("serve", (r) => (r.write as unknown as string[]).push("./.phase"));
+  assertEquals(rulesOf(auditTable(serveWrites)), [
+    "serve:trust-read-only",
+    "serve:trust-read-only",
+  ]);
+  const etc = widened("fetch", (r) => (r.write as unknown as string[]).push("/etc/phase"));
+  assertEquals(rulesOf(auditTable(etc)), ["fetch:trust-read-only"]);
+  // The same grants on an offline set are no finding of these rules.
+  const offline = widened("sign", (r) => (r.read as unknown as string[]).push("./.phase"));
+  assertEquals(auditTable(offline).filter((f) => /keys|trust/.test(f.rule)), []);
+});
+
+Deno.test("TM-12 compromised component: a set that may start deno is every permission: offline and development-only", () => {
+  const net = widened("audit", (r) => (r as Record<string, unknown>).net = ["127.0.0.1"]);
+  assertEquals(rulesOf(auditTable(net)).filter((r) => r.endsWith("deno-run")), ["audit:deno-run"]);
+  const shipped = widened("kexec", (r) => (r.run as unknown as string[]).push("/usr/bin/deno"));
+  assertEquals(rulesOf(auditTable(shipped)).filter((r) => r.endsWith("deno-run")), [
+    "kexec:deno-run",
+  ]);
+  const task = entrypointTasks().find((t) => t.task === "kexec")!;
+  assertEquals(
+    auditTasks([task], shipped).map((f) => f.rule).filter((r) => r === "deno-run"),
+    ["deno-run"],
+  );
+  // No shipped binary is built from a set that may start deno.
+  const table = permissionTable();
+  for (const b of binaries()) ok(!runsDeno(table.get(b.set)!), `${b.name} may start deno`);
+});
+
+Deno.test("TM-12 compromised component: every spawn of deno in code passes an explicit permission set", () => {
+  const spawn = (args: string) => ({
+    path: "x/y.ts",
+    text: `const c = new Deno.Command("deno", { args: ${args}, cwd: "." });`,
+  });
+  const rules = (args: string) => auditDenoSpawns([spawn(args)]).map((f) => f.detail);
+  assertEquals(rules('["run", "-P=verify", "verify/main.ts"]'), []);
+  assertEquals(rules('["run", "--allow-read=/tmp/phase", "x.ts"]'), []);
+  assertEquals(rules('["bundle", "-o", "x.js", "x.ts"]'), []);
+  ok(/every permission/.test(rules('["run", "-A", "x.ts"]')[0]));
+  ok(/every permission/.test(rules('["eval", "--allow-all", "1"]')[0]));
+  ok(
+    /without an explicit permission set/.test(
+      rules('["eval", "Deno.readFileSync(\'/etc/shadow\')"]')[0],
+    ),
+  );
+  // Arguments built by a named helper are followed to its definition.
+  const helper = {
+    path: "x/z.ts",
+    text: 'function argv(): string[] { return ["run", "x.ts"]; }\n' +
+      'await new Deno.Command("deno", { args: argv() }).output();',
+  };
+  assertEquals(auditDenoSpawns([helper]).length, 1);
+  // Tests and test support run under the test set and are not checked.
+  assertEquals(auditDenoSpawns([{ ...spawn('["run", "-A"]'), path: "x/y_test.ts" }]), []);
+});
+
+Deno.test("audit: components import each other only through mod.ts, whatever folders exist", () => {
+  const files = [
+    { path: "verify/mod.ts", text: "" },
+    { path: "net/mod.ts", text: "" },
+    { path: "boot/mod.ts", text: "" },
+    { path: "testing/mod.ts", text: "" },
+    {
+      path: "boot/boot.ts",
+      text: 'import { x } from "../net/http.ts";\nimport { y } from "./step.ts";',
+    },
+    {
+      path: "boot/a/b.ts",
+      text: 'export * from "../../verify/verify.ts";\nimport "../../net/mod.ts";',
+    },
+    { path: "net/http_test.ts", text: 'import { z } from "../verify/_verified.ts";' },
+    { path: "net/raw.ts", text: 'const m = await import("../boot/boot.ts");' },
+    { path: "net/socks.ts", text: 'import config from "../deno.json" with { type: "json" };' },
+    { path: "testing/serve.ts", text: 'import { x } from "../net/http.ts";' },
+    { path: "bench/b.ts", text: 'import { x } from "../boot/boot.ts";' },
+    { path: "net/t_test.ts", text: 'import { t } from "../testing/tor_net.ts";' },
+  ];
+  assertEquals(rulesOf(auditImports(files)), [
+    "boot/a/b.ts:mod-import",
+    "boot/boot.ts:mod-import",
+    "net/http_test.ts:private-import",
+    "net/raw.ts:mod-import",
+    "net/socks.ts:config-import",
+  ]);
+});
+
+Deno.test("TM-12 compromised component: deno.json's table equals the reviewed baseline, and a widened set is a finding until the baseline and its note change together", async () => {
+  const baseline = (await readBaseline(REPO))!;
+  ok(baseline, "threat-model/permissions.baseline.json exists");
+  assertEquals(auditBaseline(rawTable(), baseline), []);
+  // Widen one set in deno.json (a copy): a finding naming the set and kind.
+  const raw = structuredClone(rawTable()) as Record<string, Record<string, unknown>>;
+  raw.verify.read = [...(raw.verify.read as string[]), "/root"];
+  const f = auditBaseline(raw, baseline);
+  assertEquals(f.map((x) => `${x.where}:${x.rule}`), ["verify:baseline"]);
+  ok(/^read is /.test(f[0].detail), f[0].detail);
+  // Copying the widened table into the baseline without a new review note
+  // is still a finding.
+  const copied = { ...baseline, permissions: raw };
+  assertEquals(auditBaseline(raw, copied).map((x) => x.rule), ["baseline"]);
+  // Updated together: clean.
+  const reviewed = {
+    permissions: raw,
+    review: { ...baseline.review, table_sha256: tableDigest(raw), note: "verify may read /root" },
+  };
+  assertEquals(auditBaseline(raw, reviewed), []);
+  assertEquals(auditBaseline(raw, undefined).map((x) => x.rule), ["baseline"]);
+});
+
+Deno.test("TM-12 compromised component: every command's default paths lie inside its set (kexec reads the trust file keygen writes)", () => {
+  assertEquals(auditTable().filter((f) => f.rule === "default-paths"), []);
+  const narrowed = widened("kexec", (r) => {
+    (r as Record<string, unknown>).read = (r.read as unknown as string[]).filter((p) =>
+      p !== "./.phase/trust"
+    );
+  });
+  assertEquals(
+    auditTable(narrowed).filter((f) => f.rule === "default-paths").map((f) => f.where),
+    ["kexec"],
+  );
 });
 
 Deno.test("TM-12 compromised component: every entrypoint refuses to run with -A (exit 13)", async () => {

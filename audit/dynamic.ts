@@ -53,9 +53,18 @@ export function grants(
 
 /** Runs the probe in one entrypoint's process. */
 export async function probe(task: EntrypointTask, repo: string): Promise<Attempt[]> {
-  const args = ["run", ...task.flags, "--preload", "audit/_probe.ts", task.entry, ...task.args];
+  // TM-12: the child gets its set explicitly (the audit itself may start deno).
+  const flags = task.flags.filter((f) => !/^(-P|--permission-set)=/.test(f));
   const child = new Deno.Command("deno", {
-    args,
+    args: [
+      "run",
+      `-P=${task.set}`,
+      ...flags,
+      "--preload",
+      "audit/_probe.ts",
+      task.entry,
+      ...task.args,
+    ],
     cwd: repo,
     env: { PHASE_PROBE_SECRET: "probe" },
     stdout: "piped",

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import config from "../deno.json" with { type: "json" };
+import { rawTasks } from "../cli/mod.ts";
 
 /** One entrypoint, as a task runs it. */
 export interface EntrypointTask {
@@ -20,9 +20,7 @@ export const NON_ENTRYPOINT_TASKS: ReadonlySet<string> = new Set(["test", "check
 
 /** Parses `deno run [flags] -P=<set> <entry> [args]` task commands. */
 export function entrypointTasks(
-  tasks: Record<string, string | { command: string }> = (config as unknown as {
-    tasks: Record<string, string | { command: string }>;
-  }).tasks,
+  tasks: Record<string, string | { command: string }> = rawTasks(),
 ): EntrypointTask[] {
   const out: EntrypointTask[] = [];
   for (const [task, raw] of Object.entries(tasks)) {
@@ -41,8 +39,18 @@ export function entrypointTasks(
   return out;
 }
 
-/** Sets of development tools: never compiled or shipped. */
-export const DEV_TASK_SETS: ReadonlySet<string> = new Set(["test"]);
+/**
+ * Sets of development tools: never compiled or shipped. Every set that may
+ * start `deno` is one (TM-12: such a set holds every permission in effect).
+ */
+export const DEV_TASK_SETS: ReadonlySet<string> = new Set([
+  "test",
+  "audit",
+  "build",
+  "images",
+  "wasm-build",
+  "docs",
+]);
 
 /** Development tools: tasks with a `:` or run under a development set. */
 export function isDevTask(t: EntrypointTask): boolean {

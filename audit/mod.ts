@@ -14,11 +14,23 @@ export type { Attempt } from "./dynamic.ts";
 export { binaries, DEV_TASK_SETS, entrypointTasks, isDevTask } from "./entrypoints.ts";
 export type { BinarySpec, EntrypointTask } from "./entrypoints.ts";
 export {
-  auditPrivateImports,
+  auditBaseline,
   auditTable,
   auditTasks,
+  BASELINE_PATH,
   DEV_SETS,
+  readBaseline,
+  runsDeno,
+  tableDigest,
   TMPFS_ONLY_WRITE,
   UNSCOPED_GRANTS,
 } from "./static.ts";
-export type { Finding } from "./static.ts";
+export type { Baseline, Finding } from "./static.ts";
+export {
+  auditDenoSpawns,
+  auditImports,
+  componentsOf,
+  NOT_COMPONENTS,
+  sourceFiles,
+} from "./source.ts";
+export type { SourceFile } from "./source.ts";

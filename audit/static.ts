@@ -6,12 +6,18 @@
  */
 import {
   DEFAULT_IMPORT_HOSTS,
+  DEFAULT_PATHS,
   type Grant,
+  KEY_DIRS,
   PERMISSION_KINDS,
   type PermissionSet,
   permissionTable,
+  resolveScope,
+  TRUST_DIRS,
 } from "../cli/mod.ts";
-import type { EntrypointTask } from "./entrypoints.ts";
+import { createHash } from "node:crypto";
+import { readFileCapped } from "../core/mod.ts";
+import { DEV_TASK_SETS, type EntrypointTask, isDevTask } from "./entrypoints.ts";
 
 /** One problem the audit found. */
 export interface Finding {
@@ -54,6 +60,37 @@ export const OFFLINE_READ_ONLY = ["verify", "receipt"] as const;
 function scoped(g: Grant): readonly string[] {
   return Array.isArray(g) ? g : [];
 }
+
+// Relative scopes resolve against the repository; any fixed base compares them.
+const BASE = "/repo";
+
+/** True when path scope `a` and folder `b` overlap: equal, or one contains the other. */
+function overlaps(a: string, b: string): boolean {
+  const x = resolveScope(a, BASE), y = resolveScope(b, BASE);
+  return x === y || x === "/" || y === "/" || x.startsWith(y + "/") || y.startsWith(x + "/");
+}
+
+/** True when scope list `g` grants `path` (the path itself or a folder above it). */
+function covers(g: Grant, path: string): boolean {
+  if (g === true) return true;
+  const p = resolveScope(path, BASE);
+  return scoped(g).some((s) => {
+    const r = resolveScope(s, BASE);
+    return r === "/" || p === r || p.startsWith(r + "/");
+  });
+}
+
+/**
+ * TM-12 (issue 18 #7): `deno` in a run grant is every permission: a child
+ * `deno eval` or `deno run -A` holds whatever it asks for.
+ */
+export function runsDeno(set: PermissionSet): boolean {
+  return set.run === true ||
+    scoped(set.run).some((p) => p === "deno" || p.endsWith("/deno"));
+}
+
+/** The one set allowed to hold both `deno` and the network: the test runner. */
+export const TEST_RUNNER_SET = "test";
 
 /** Checks the table itself. */
 export function auditTable(
@@ -107,6 +144,52 @@ export function auditTable(
       add(name, "net-xor-run", "holds both net and run");
     }
   }
+  for (const [name, set] of table) {
+    // The test runner holds everything by design and is never shipped.
+    if (set.net === false || name === TEST_RUNNER_SET) continue;
+    // TM-12 (issue 18 #2): a networked component never sees a signing key
+    // and never rewrites a trust file.
+    if (set.read === true) add(name, "keys-offline", "holds net and unscoped read");
+    for (const p of scoped(set.read)) {
+      for (const k of KEY_DIRS) {
+        if (overlaps(p, k)) {
+          add(name, "keys-offline", `holds net and reads '${p}', which holds the keys in '${k}'`);
+        }
+      }
+    }
+    if (set.write === true) add(name, "trust-read-only", "holds net and unscoped write");
+    for (const p of scoped(set.write)) {
+      for (const t of [...TRUST_DIRS, ...KEY_DIRS]) {
+        if (overlaps(p, t)) {
+          add(name, "trust-read-only", `holds net and writes '${p}', which holds '${t}'`);
+        }
+      }
+    }
+  }
+  for (const [name, set] of table) {
+    if (!runsDeno(set) || name === TEST_RUNNER_SET) continue;
+    // TM-12 (issue 18 #7): a set that may start deno holds every permission
+    // in effect: offline, and for development only.
+    if (set.net !== false) add(name, "deno-run", "may start deno (every permission) and holds net");
+    if (!DEV_TASK_SETS.has(name)) {
+      add(name, "deno-run", "may start deno (every permission) but is not a development set");
+    }
+  }
+  // Issue 11: what a command reads or writes by default lies inside its set.
+  for (const [name, paths] of Object.entries(DEFAULT_PATHS)) {
+    const set = table.get(name);
+    if (!set) continue;
+    for (const p of paths.read) {
+      if (!covers(set.read, p)) {
+        add(name, "default-paths", `reads '${p}' by default outside its set`);
+      }
+    }
+    for (const p of paths.write) {
+      if (!covers(set.write, p)) {
+        add(name, "default-paths", `writes '${p}' by default outside its set`);
+      }
+    }
+  }
   for (const name of OFFLINE_READ_ONLY) {
     const set = table.get(name);
     if (!set) {
@@ -153,6 +236,16 @@ export function auditTasks(
         f.push({ where, rule: "flags", detail: `grants outside the table: ${flag}` });
       }
     }
+    // TM-12 (issue 18 #7): a set that may start deno is reachable only from
+    // development tasks, never from a shipped binary or seed launcher.
+    const set = table.get(t.set);
+    if (set && runsDeno(set) && !isDevTask(t)) {
+      f.push({
+        where,
+        rule: "deno-run",
+        detail: `shipped task runs under '${t.set}', which may start deno`,
+      });
+    }
     let source = "";
     try {
       source = readEntry(t.entry);
@@ -172,28 +265,92 @@ export function auditTasks(
   return f;
 }
 
-/** Files that import another component's private `_x.ts` module. */
-export async function auditPrivateImports(root: string): Promise<Finding[]> {
+/** Where the reviewed permission table is pinned, relative to the repository. */
+export const BASELINE_PATH = "threat-model/permissions.baseline.json";
+/** Largest baseline file read, in bytes. */
+export const MAX_BASELINE_BYTES = 1024 * 1024;
+
+/** The pinned, reviewed table: deno.json's `"permissions"` and the review of exactly it. */
+export interface Baseline {
+  readonly review: {
+    readonly date: string;
+    readonly note: string;
+    /** {@link tableDigest} of `permissions`: the note was written for this table. */
+    readonly table_sha256: string;
+  };
+  readonly permissions: Record<string, unknown>;
+}
+
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  if (v && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    return `{${
+      Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(",")
+    }}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** SHA-256 (hex) of a raw permission table, independent of key order. */
+export function tableDigest(raw: unknown): string {
+  return createHash("sha256").update(canonical(raw)).digest("hex");
+}
+
+/**
+ * TM-12 (issue 18 #8): deno.json's table must equal the reviewed baseline,
+ * and the baseline's review note must name the digest of exactly that
+ * table; widening a set is a finding until both are updated together.
+ */
+export function auditBaseline(
+  raw: Record<string, unknown>,
+  baseline: Baseline | undefined,
+): Finding[] {
+  const where = BASELINE_PATH;
+  if (!baseline || typeof baseline !== "object" || !baseline.permissions || !baseline.review) {
+    return [{ where, rule: "baseline", detail: "missing or malformed reviewed baseline" }];
+  }
   const f: Finding[] = [];
-  const walk = async (dir: string): Promise<void> => {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.name.startsWith(".") || ["node_modules", "dist", "artifacts"].includes(e.name)) {
-        continue;
-      }
-      const path = `${dir}/${e.name}`;
-      if (e.isDirectory) await walk(path);
-      else if (e.name.endsWith(".ts")) {
-        const text = await Deno.readTextFile(path);
-        for (const m of text.matchAll(/from\s+"(\.\.\/[^"]*\/_[^"/]+\.ts)"/g)) {
-          f.push({
-            where: path.slice(root.length + 1),
-            rule: "private-import",
-            detail: `imports another component's private module ${m[1]}`,
-          });
-        }
+  const digest = tableDigest(baseline.permissions);
+  if (baseline.review.table_sha256 !== digest || !baseline.review.note?.trim()) {
+    f.push({
+      where,
+      rule: "baseline",
+      detail: `the review note is not for this baseline (table_sha256 ${digest}): review the ` +
+        "change and update the note with it",
+    });
+  }
+  const names = new Set([...Object.keys(raw), ...Object.keys(baseline.permissions)]);
+  for (const name of names) {
+    const a = (raw[name] ?? {}) as Record<string, unknown>;
+    const b = (baseline.permissions[name] ?? {}) as Record<string, unknown>;
+    if (!(name in raw)) {
+      f.push({ where: name, rule: "baseline", detail: "set removed from deno.json" });
+    } else if (!(name in baseline.permissions)) {
+      f.push({ where: name, rule: "baseline", detail: "set not in the reviewed baseline" });
+      continue;
+    }
+    for (const kind of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      if (canonical(a[kind]) !== canonical(b[kind])) {
+        f.push({
+          where: name,
+          rule: "baseline",
+          detail: `${kind} is ${canonical(a[kind])} in deno.json, reviewed ${
+            canonical(b[kind])
+          } (new table_sha256 ${tableDigest(raw)})`,
+        });
       }
     }
-  };
-  await walk(root);
+  }
   return f;
+}
+
+/** Reads the baseline under `repo`; undefined when missing or not JSON. */
+export async function readBaseline(repo: string): Promise<Baseline | undefined> {
+  try {
+    const bytes = await readFileCapped(`${repo}/${BASELINE_PATH}`, MAX_BASELINE_BYTES);
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return undefined;
+  }
 }

@@ -14,13 +14,28 @@ export {
   configDir,
   DEFAULT_IMPORT_HOSTS,
   excessPermissions,
+  guardProbes,
   normaliseSet,
   PERMISSION_KINDS,
   permissionSet,
   permissionTable,
   rawTable,
+  rawTasks,
   resolveScope,
+  revokeUnheld,
+  unstableFeatures,
 } from "./permissions.ts";
 export type { Grant, PermissionKind, PermissionSet } from "./permissions.ts";
 export { formatError, main, wantsHelp } from "./run.ts";
+export {
+  DEFAULT_PATHS,
+  KEY_DIRS,
+  KEYS_DIR,
+  PROVIDER_STATE_DIR,
+  SYSTEM_TRUST_FILE,
+  TRUST_DIR,
+  TRUST_DIRS,
+  TRUST_FILE,
+  WASM_STATE_DIR,
+} from "./layout.ts";
 export type { Entrypoint } from "./run.ts";

@@ -8,54 +8,51 @@
  *
  * @module
  */
-import {
-  arrayOf,
-  bool,
-  count,
-  objectWith,
-  oneOf,
-  optStr,
-  resultLine,
-  stepFail,
-  type StepObject,
-  StepOutputError,
-  str,
-  strings,
-} from "../core/step.ts";
+import { stepResult } from "../core/mod.ts";
 import { isJsonObject, type JsonValue, parseStrictJson } from "../verify/mod.ts";
 import type { Candidate, DiscoverResult, Rejected, Step } from "./discover.ts";
 
 const SOURCES: readonly Candidate["source"][] = ["cmdline", "mdns", "dht", "manual"];
 const STEPS: readonly Step[] = ["lan", "wan", "manual"];
 
-function parseLine(line: string, step: string): StepObject {
+function parseLine(line: string, step: string): stepResult.StepObject {
   let doc: JsonValue;
   try {
     doc = parseStrictJson(line);
   } catch (err) {
-    throw new StepOutputError("E_STEP", `${step}: result line is not strict JSON: ${err}`, {
-      cause: err,
-    });
+    throw new stepResult.StepOutputError(
+      "E_STEP",
+      `${step}: result line is not strict JSON: ${err}`,
+      {
+        cause: err,
+      },
+    );
   }
-  if (!isJsonObject(doc)) stepFail(step, "line", "is not a JSON object");
-  return doc as StepObject;
+  if (!isJsonObject(doc)) stepResult.stepFail(step, "line", "is not a JSON object");
+  return doc as stepResult.StepObject;
 }
 
 function candidate(v: unknown, where: string, step: string): Candidate {
-  const o = objectWith(v, step, where, ["manifestUrl", "mirrors", "providers", "source"], [
-    "version",
-    "manifestCid",
-    "name",
-  ]);
+  const o = stepResult.objectWith(
+    v,
+    step,
+    where,
+    ["manifestUrl", "mirrors", "providers", "source"],
+    [
+      "version",
+      "manifestCid",
+      "name",
+    ],
+  );
   const c: { -readonly [K in keyof Candidate]: Candidate[K] } = {
-    manifestUrl: str(o, "manifestUrl", step, where),
-    mirrors: strings(o, "mirrors", step, where),
-    providers: strings(o, "providers", step, where),
-    source: oneOf(o, "source", SOURCES, step, where),
+    manifestUrl: stepResult.str(o, "manifestUrl", step, where),
+    mirrors: stepResult.strings(o, "mirrors", step, where),
+    providers: stepResult.strings(o, "providers", step, where),
+    source: stepResult.oneOf(o, "source", SOURCES, step, where),
   };
-  const version = optStr(o, "version", step, where);
-  const manifestCid = optStr(o, "manifestCid", step, where);
-  const name = optStr(o, "name", step, where);
+  const version = stepResult.optStr(o, "version", step, where);
+  const manifestCid = stepResult.optStr(o, "manifestCid", step, where);
+  const name = stepResult.optStr(o, "name", step, where);
   if (version !== undefined) c.version = version;
   if (manifestCid !== undefined) c.manifestCid = manifestCid;
   if (name !== undefined) c.name = name;
@@ -63,13 +60,15 @@ function candidate(v: unknown, where: string, step: string): Candidate {
 }
 
 function rejected(v: unknown, where: string, step: string): Rejected {
-  const o = objectWith(v, step, where, ["url", "source", "reason", "captivePortal"], ["hint"]);
-  const hint = optStr(o, "hint", step, where);
+  const o = stepResult.objectWith(v, step, where, ["url", "source", "reason", "captivePortal"], [
+    "hint",
+  ]);
+  const hint = stepResult.optStr(o, "hint", step, where);
   return {
-    url: str(o, "url", step, where),
-    source: oneOf(o, "source", SOURCES, step, where),
-    reason: str(o, "reason", step, where),
-    captivePortal: bool(o, "captivePortal", step, where),
+    url: stepResult.str(o, "url", step, where),
+    source: stepResult.oneOf(o, "source", SOURCES, step, where),
+    reason: stepResult.str(o, "reason", step, where),
+    captivePortal: stepResult.bool(o, "captivePortal", step, where),
     ...(hint !== undefined ? { hint } : {}),
   };
 }
@@ -77,25 +76,25 @@ function rejected(v: unknown, where: string, step: string): Rejected {
 /**
  * Decodes `phase-discover`'s result (its stdout, or just the line): ranked
  * candidates, rejected ones, and what each discovery step did. Throws
- * `StepOutputError` (E_STEP) on anything else.
+ * `stepResult.StepOutputError` (E_STEP) on anything else.
  */
 export function decodeDiscoverResult(stdout: string, step = "discover"): DiscoverResult {
-  const o = objectWith(
-    parseLine(resultLine(stdout, step), step),
+  const o = stepResult.objectWith(
+    parseLine(stepResult.resultLine(stdout, step), step),
     step,
     "line",
     ["candidates", "rejected", "steps"],
   );
   return {
-    candidates: arrayOf(o, "candidates", step, "", (v, w) => candidate(v, w, step)),
-    rejected: arrayOf(o, "rejected", step, "", (v, w) => rejected(v, w, step)),
-    steps: arrayOf(o, "steps", step, "", (v, w) => {
-      const s = objectWith(v, step, w, ["step", "ms", "found"], ["error"]);
-      const error = optStr(s, "error", step, w);
+    candidates: stepResult.arrayOf(o, "candidates", step, "", (v, w) => candidate(v, w, step)),
+    rejected: stepResult.arrayOf(o, "rejected", step, "", (v, w) => rejected(v, w, step)),
+    steps: stepResult.arrayOf(o, "steps", step, "", (v, w) => {
+      const s = stepResult.objectWith(v, step, w, ["step", "ms", "found"], ["error"]);
+      const error = stepResult.optStr(s, "error", step, w);
       return {
-        step: oneOf(s, "step", STEPS, step, w),
-        ms: count(s, "ms", step, w),
-        found: count(s, "found", step, w),
+        step: stepResult.oneOf(s, "step", STEPS, step, w),
+        ms: stepResult.count(s, "ms", step, w),
+        found: stepResult.count(s, "found", step, w),
         ...(error !== undefined ? { error } : {}),
       };
     }),
@@ -125,44 +124,51 @@ export interface FetchResult {
 
 /**
  * Decodes `phase-fetch`'s result (its stdout, or just the line). Throws
- * `StepOutputError` (E_STEP) on anything else.
+ * `stepResult.StepOutputError` (E_STEP) on anything else.
  */
 export function decodeFetchResult(stdout: string, step = "fetch"): FetchResult {
-  const o = objectWith(parseLine(resultLine(stdout, step), step), step, "line", [
-    "ok",
-    "version",
-    "channel",
-    "arch",
-    "manifest",
-    "source",
-    "artifacts",
-  ]);
-  if (o.ok !== true) stepFail(step, ".ok", "is not true");
+  const o = stepResult.objectWith(
+    parseLine(stepResult.resultLine(stdout, step), step),
+    step,
+    "line",
+    [
+      "ok",
+      "version",
+      "channel",
+      "arch",
+      "manifest",
+      "source",
+      "artifacts",
+    ],
+  );
+  if (o.ok !== true) stepResult.stepFail(step, ".ok", "is not true");
   const arts = o.artifacts;
   if (arts === null || typeof arts !== "object" || Array.isArray(arts)) {
-    stepFail(step, ".artifacts", "is not an object");
+    stepResult.stepFail(step, ".artifacts", "is not an object");
   }
   // Names from input: a prototype-free map (no 'constructor' surprises).
   const artifacts: Record<string, FetchResultArtifact> = Object.create(null);
-  for (const [name, v] of Object.entries(arts as StepObject)) {
+  for (const [name, v] of Object.entries(arts as stepResult.StepObject)) {
     const w = `.artifacts.${name}`;
-    const a = objectWith(v, step, w, ["path", "digest", "size", "cached"]);
-    const digest = str(a, "digest", step, w);
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) stepFail(step, `${w}.digest`, "is not sha256:<hex>");
+    const a = stepResult.objectWith(v, step, w, ["path", "digest", "size", "cached"]);
+    const digest = stepResult.str(a, "digest", step, w);
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) {
+      stepResult.stepFail(step, `${w}.digest`, "is not sha256:<hex>");
+    }
     artifacts[name] = {
-      path: str(a, "path", step, w),
+      path: stepResult.str(a, "path", step, w),
       digest,
-      size: count(a, "size", step, w),
-      cached: bool(a, "cached", step, w),
+      size: stepResult.count(a, "size", step, w),
+      cached: stepResult.bool(a, "cached", step, w),
     };
   }
   return {
     ok: true,
-    version: str(o, "version", step, ""),
-    channel: str(o, "channel", step, ""),
-    arch: str(o, "arch", step, ""),
-    manifest: str(o, "manifest", step, ""),
-    source: str(o, "source", step, ""),
+    version: stepResult.str(o, "version", step, ""),
+    channel: stepResult.str(o, "channel", step, ""),
+    arch: stepResult.str(o, "arch", step, ""),
+    manifest: stepResult.str(o, "manifest", step, ""),
+    source: stepResult.str(o, "source", step, ""),
     artifacts,
   };
 }

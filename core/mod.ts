@@ -35,3 +35,5 @@ export {
   writeFileAtomic,
 } from "./io.ts";
 export { consoleLogger, type Logger, memoryLogger } from "./log.ts";
+/** Strict field readers for the one-line JSON results boot steps print. */
+export * as stepResult from "./step.ts";

@@ -8,9 +8,8 @@
  *
  * @module
  */
-import config from "../deno.json" with { type: "json" };
 import type { Logger } from "../core/mod.ts";
-import { permissionTable } from "../cli/mod.ts";
+import { permissionTable, rawTasks, unstableFeatures } from "../cli/mod.ts";
 import { encodeBase64, hashFile, SHA256_PREFIX, sha256Hex, signEd25519 } from "../verify/mod.ts";
 import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
 import { checkTorrcFragment } from "../net/mod.ts";
@@ -80,6 +79,11 @@ export interface BuildOptions {
   readonly channel: string;
   readonly version: string;
   readonly keyDir: string;
+  /**
+   * The trust file `deno task keygen` wrote apart from the keys (TM-12),
+   * used when `keyDir` holds none.
+   */
+  readonly trustFile?: string;
   readonly epoch: number;
   readonly repo: string;
   readonly kernel?: string;
@@ -395,7 +399,7 @@ async function resolveInputs(opts: BuildOptions): Promise<Inputs> {
 
 /** Bundles each seed entrypoint and writes its launcher. */
 async function seedTree(opts: BuildOptions, root: string): Promise<string[]> {
-  const tasks = config.tasks as Record<string, string>;
+  const tasks = rawTasks();
   const table = permissionTable();
   const made: string[] = [];
   for (const name of SEED_TASKS) {
@@ -425,7 +429,7 @@ async function seedTree(opts: BuildOptions, root: string): Promise<string[]> {
         set,
         permissions: perms,
         bundle,
-        unstable: (config as { unstable?: string[] }).unstable ?? [],
+        unstable: [...unstableFeatures()],
         args: rest.trim() ? rest.trim().split(/\s+/) : [],
       }),
       0o755,
@@ -621,6 +625,9 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
   const { kernel, deno, libs } = inp;
   const modules = await moduleOrder(inp.kver, SEED_MODULES, inp.sysroot);
   let trustPath = `${opts.keyDir}/trust.json`;
+  if (opts.trustFile && !(await Deno.stat(trustPath).then(() => true, () => false))) {
+    trustPath = opts.trustFile;
+  }
   try {
     await Deno.stat(`${opts.keyDir}/release.pem`);
   } catch {

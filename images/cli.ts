@@ -4,7 +4,7 @@
  * @module
  */
 import { consoleLogger, UsageError } from "../core/mod.ts";
-import { parseFlags } from "../cli/mod.ts";
+import { KEYS_DIR, parseFlags, TRUST_FILE } from "../cli/mod.ts";
 import { isVersion } from "../verify/mod.ts";
 import { checkTorrcFragment } from "../net/mod.ts";
 import { buildImages, DEFAULT_SOURCE_DATE_EPOCH } from "./build.ts";
@@ -79,7 +79,8 @@ export async function runImages(args: string[]): Promise<number> {
       artifacts: values.artifacts ?? "./artifacts",
       channel: values.channel ?? "stable",
       version,
-      keyDir: values.keys ?? "./.phase/keys",
+      keyDir: values.keys ?? KEYS_DIR,
+      trustFile: values.keys ? undefined : TRUST_FILE,
       epoch,
       repo: Deno.cwd(),
       kernel: values.kernel,

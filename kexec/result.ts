@@ -6,17 +6,7 @@
  *
  * @module
  */
-import {
-  bool,
-  objectWith,
-  oneOf,
-  resultLine,
-  stepFail,
-  type StepObject,
-  StepOutputError,
-  str,
-  strings,
-} from "../core/step.ts";
+import { stepResult } from "../core/mod.ts";
 import { isJsonObject, type JsonValue, parseStrictJson } from "../verify/mod.ts";
 import type { KexecMethod } from "./kexec.ts";
 
@@ -37,20 +27,24 @@ const METHODS: readonly KexecMethod[] = ["file", "classic"];
 
 /**
  * Decodes `phase-kexec load`'s result (its stdout, or just the line).
- * Throws `StepOutputError` (E_STEP) on anything else.
+ * Throws `stepResult.StepOutputError` (E_STEP) on anything else.
  */
 export function decodeKexecLoadResult(stdout: string, step = "kexec"): KexecLoadResult {
   let doc: JsonValue;
   try {
-    doc = parseStrictJson(resultLine(stdout, step));
+    doc = parseStrictJson(stepResult.resultLine(stdout, step));
   } catch (err) {
-    if (err instanceof StepOutputError) throw err;
-    throw new StepOutputError("E_STEP", `${step}: result line is not strict JSON: ${err}`, {
-      cause: err,
-    });
+    if (err instanceof stepResult.StepOutputError) throw err;
+    throw new stepResult.StepOutputError(
+      "E_STEP",
+      `${step}: result line is not strict JSON: ${err}`,
+      {
+        cause: err,
+      },
+    );
   }
-  if (!isJsonObject(doc)) stepFail(step, "line", "is not a JSON object");
-  const o = objectWith(doc as StepObject, step, "line", [
+  if (!isJsonObject(doc)) stepResult.stepFail(step, "line", "is not a JSON object");
+  const o = stepResult.objectWith(doc as stepResult.StepObject, step, "line", [
     "ok",
     "channel",
     "arch",
@@ -59,14 +53,14 @@ export function decodeKexecLoadResult(stdout: string, step = "kexec"): KexecLoad
     "argv",
     "dryRun",
   ]);
-  if (o.ok !== true) stepFail(step, "line.ok", "is not true");
+  if (o.ok !== true) stepResult.stepFail(step, "line.ok", "is not true");
   return {
     ok: true,
-    channel: str(o, "channel", step, "line"),
-    arch: str(o, "arch", step, "line"),
-    version: str(o, "version", step, "line"),
-    method: oneOf(o, "method", METHODS, step, "line"),
-    argv: strings(o, "argv", step, "line"),
-    dryRun: bool(o, "dryRun", step, "line"),
+    channel: stepResult.str(o, "channel", step, "line"),
+    arch: stepResult.str(o, "arch", step, "line"),
+    version: stepResult.str(o, "version", step, "line"),
+    method: stepResult.oneOf(o, "method", METHODS, step, "line"),
+    argv: stepResult.strings(o, "argv", step, "line"),
+    dryRun: stepResult.bool(o, "dryRun", step, "line"),
   };
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { UsageError } from "../core/mod.ts";
-import { parseDurationMs, parseFlags } from "../cli/mod.ts";
+import { parseDurationMs, parseFlags, PROVIDER_STATE_DIR, TRUST_FILE } from "../cli/mod.ts";
 import { consoleLogger, type Logger } from "../core/mod.ts";
 import { ProviderError } from "./errors.ts";
 import { bufferedJsonLogger, type BufferedLogger } from "./log.ts";
@@ -22,8 +22,9 @@ export const FETCH_TIMEOUT_MS = 10_000;
 /** Largest answer read by `status` / `list`, in bytes. */
 export const MAX_INFO_BYTES = 4 * 1024 * 1024;
 
-const SERVE_USAGE = `usage: deno task serve [--root DIR] [--state DIR] [--host ADDR] [--port N]
-  [--key PEM | --no-sign] [--trust FILE] [--name NAME] [--expires 7d]
+const SERVE_USAGE =
+  `usage: deno task serve [--root DIR] [--state DIR (${PROVIDER_STATE_DIR})] [--host ADDR] [--port N]
+  [--key PEM | --no-sign] [--trust FILE (default <state>/trust.json; the release's: ${TRUST_FILE})] [--name NAME] [--expires 7d]
   [--no-mdns] [--no-dht] [--dht-port N] [--bootstrap MULTIADDR]... [--no-watch] [--no-snapshot]`;
 
 const PROVIDER_USAGE = `usage: deno task provider status <url> [--json]
@@ -85,7 +86,9 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
   }
   return {
     root: values.root ?? "./artifacts",
-    state: values.state ?? "./.phase",
+    // TM-12: the provider's own folder; the release keys (./.phase/keys)
+    // and the trust files it reads (./.phase/trust) are outside what it writes.
+    state: values.state ?? PROVIDER_STATE_DIR,
     host,
     port,
     name,

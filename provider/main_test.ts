@@ -13,13 +13,13 @@ import {
 } from "../testing/mod.ts";
 import { serveOptions } from "./cli.ts";
 
-Deno.test("serve: defaults are loopback:8080, ./artifacts, ./.phase", () => {
+Deno.test("TM-12 compromised component: serve defaults to loopback:8080, ./artifacts and its own state folder ./.phase/provider (never ./.phase/keys)", () => {
   const o = serveOptions([]);
   assertEquals([o.host, o.port, o.root, o.state, o.sign], [
     "127.0.0.1",
     8080,
     "./artifacts",
-    "./.phase",
+    "./.phase/provider",
     true,
   ]);
 });

@@ -193,7 +193,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
       {
         cause: err,
         hint:
-          "pass --state DIR inside the 'serve' permission set (./.phase, /var/lib/phase, /run/phase, /tmp/phase)",
+          "pass --state DIR inside the 'serve' permission set (./.phase/provider, /var/lib/phase, /run/phase, /tmp/phase)",
       },
     );
   }

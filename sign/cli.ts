@@ -4,7 +4,14 @@
  * @module
  */
 import { UsageError } from "../core/mod.ts";
-import { parseDurationMs, parseFlags, required } from "../cli/mod.ts";
+import {
+  KEYS_DIR,
+  parseDurationMs,
+  parseFlags,
+  required,
+  resolveScope,
+  TRUST_FILE,
+} from "../cli/mod.ts";
 import { parseUtcTime } from "../verify/mod.ts";
 import { keygen, loadSigningKey } from "./keys.ts";
 import { addRecordSignature, addSignature, releaseDir, signRelease } from "./sign.ts";
@@ -12,7 +19,9 @@ import { addRecordSignature, addSignature, releaseDir, signRelease } from "./sig
 /** Permission set of the sign entrypoint. */
 export const SIGN_PERMISSION_SET = "sign";
 
-const KEYGEN_USAGE = "deno task keygen --out DIR [--name NAME]";
+const KEYGEN_USAGE = `deno task keygen [--out DIR] [--trust FILE] [--name NAME]
+      (default: the key in ${KEYS_DIR}, read only by 'sign'; the trust file at ${TRUST_FILE},
+      which verifiers read and no networked set writes; with another --out, beside the key)`;
 const SIGN_USAGE =
   "deno task sign --root DIR --channel C --arch A --version V --key PEM [--expires-in 30d] [--cmdline STR] [--artifact NAME]... [--mirror URL]... [--provider MULTIADDR]... [--now RFC3339]\n" +
   "      deno task sign --add-signature [--record] --root DIR --channel C --arch A --key PEM";
@@ -26,11 +35,15 @@ export async function runSign(
   if (cmd === "keygen") {
     const { values } = parseFlags(
       rest,
-      { out: { type: "string" }, name: { type: "string" } },
+      { out: { type: "string" }, trust: { type: "string" }, name: { type: "string" } },
       KEYGEN_USAGE,
     );
-    const dir = required(values.out, "out", KEYGEN_USAGE);
-    const { keyid, paths } = await keygen(dir, values.name ?? "release");
+    const dir = values.out ?? KEYS_DIR;
+    // TM-12: in the layout, the trust file lives apart from the keys, where
+    // networked sets may read it but never the private key beside it.
+    const inLayout = resolveScope(dir, "/") === resolveScope(KEYS_DIR, "/");
+    const trustPath = values.trust ?? (inLayout ? TRUST_FILE : undefined);
+    const { keyid, paths } = await keygen(dir, values.name ?? "release", { trustPath });
     out(`phase-keygen: wrote ${paths.privateKey} (0600), ${paths.publicKey}, ${paths.trust}`);
     out(`keyid ${keyid}`);
     return 0;

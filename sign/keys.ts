@@ -65,15 +65,19 @@ export async function loadSigningKey(path: string): Promise<SigningKey> {
   return { key, publicRaw, keyid: keyidOf(publicRaw) };
 }
 
-/** Paths keygen writes under `dir` for key `name`. */
+/**
+ * Paths keygen writes under `dir` for key `name`; the trust file goes to
+ * `trust` when given (TM-12: beside the key only when the folder is private).
+ */
 export function keyPaths(
   dir: string,
   name: string,
+  trust?: string,
 ): { privateKey: string; publicKey: string; trust: string } {
   return {
     privateKey: `${dir}/${name}.pem`,
     publicKey: `${dir}/${name}.pub.pem`,
-    trust: `${dir}/trust.json`,
+    trust: trust ?? `${dir}/trust.json`,
   };
 }
 
@@ -81,17 +85,19 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /**
  * Generates a key pair into `dir`: private PEM (0600), public PEM and a
- * trust file with threshold 1. Never overwrites: when any output exists,
- * nothing is written.
+ * trust file with threshold 1 (in `dir`, or at `opts.trustPath`: a folder
+ * that network-facing sets may read, TM-12). Never overwrites: when any
+ * output exists, nothing is written.
  */
 export async function keygen(
   dir: string,
   name: string,
+  opts: { readonly trustPath?: string } = {},
 ): Promise<{ keyid: string; paths: ReturnType<typeof keyPaths> }> {
   if (!NAME_RE.test(name)) {
     throw new SignError("E_KEY", `invalid key name '${name}'`, { hint: "letters, digits, . _ -" });
   }
-  const paths = keyPaths(dir, name);
+  const paths = keyPaths(dir, name, opts.trustPath);
   for (const p of Object.values(paths)) {
     try {
       await Deno.lstat(p);
@@ -125,6 +131,10 @@ export async function keygen(
       { createNew: true },
     );
     written.push(paths.publicKey);
+    if (opts.trustPath !== undefined) {
+      const cut = opts.trustPath.lastIndexOf("/");
+      if (cut > 0) await Deno.mkdir(opts.trustPath.slice(0, cut), { recursive: true });
+    }
     await writeFileAtomic(
       paths.trust,
       enc.encode(formatTrust(1, [{ keyid, publicKey: publicRaw, name }], encodeBase64)),

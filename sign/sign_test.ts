@@ -79,6 +79,24 @@ Deno.test("keygen: writes a 0600 PKCS#8 key, SPKI public key and trust file; nev
   }
 });
 
+Deno.test("TM-12 compromised component: keygen --trust writes the trust file apart from the private key", async () => {
+  const dir = await scratch();
+  try {
+    const r = await task("keygen", "--out", `${dir}/keys`, "--trust", `${dir}/trust/trust.json`);
+    assertEquals(r.code, 0, r.stderr);
+    const keyid = /keyid (ed25519:[0-9a-f]{64})/.exec(r.stdout)![1];
+    const trust = JSON.parse(await Deno.readTextFile(`${dir}/trust/trust.json`));
+    assertEquals(Object.keys(trust.keys), [keyid]);
+    // The keys folder holds no trust file a networked set would need to read.
+    assertEquals((await Array.fromAsync(Deno.readDir(`${dir}/keys`))).map((e) => e.name).sort(), [
+      "release.pem",
+      "release.pub.pem",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("sign: a release signed by the sign entrypoint verifies through the verify entrypoint", async () => {
   const dir = await scratch();
   try {

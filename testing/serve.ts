@@ -4,7 +4,7 @@
  *
  * @module
  */
-import config from "../deno.json" with { type: "json" };
+import { rawTasks } from "../cli/mod.ts";
 import type { NetnsLab } from "./netns.ts";
 
 /** Longest a spawned provider may take to print its banner, in ms. */
@@ -51,7 +51,7 @@ export interface SpawnedServe {
  * between (which answered a SIGINT with status 130 now and then).
  */
 export function taskArgv(task: string): string[] {
-  const line = (config.tasks as Record<string, string>)[task];
+  const line = rawTasks()[task];
   const argv = line?.split(/\s+/) ?? [];
   if (argv[0] !== "deno") throw new Error(`task '${task}' does not start with deno: ${line}`);
   return argv.slice(1);

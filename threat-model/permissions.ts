@@ -67,8 +67,22 @@ ${reasons.join("\n")}
    \`/run/phase\` before any entrypoint starts.
 8. Every entrypoint task names a set with \`-P=\`, passes \`--no-prompt\` and
    \`--no-remote\`, adds no \`--allow-*\` flag, and starts through the guard.
-9. No component imports another component's private \`_x.ts\` module (only
-   \`verify/\` creates a \`Verified\` value).
+9. Components (top-level folders with a \`mod.ts\`; not \`testing/\` or \`bench/\`)
+   import each other only through \`mod.ts\`; no file imports another folder's
+   private \`_x.ts\` module (only \`verify/\` creates a \`Verified\` value); only
+   \`cli/\` imports \`deno.json\`.
+10. \`./.phase\` is scoped per purpose: \`./.phase/keys\` (signing keys),
+    \`./.phase/trust\` (trust files), \`./.phase/provider\`, \`./.phase/wasm\`. No set
+    that holds \`net\` may read a keys folder or write a trust folder (\`./.phase/trust\`,
+    \`/etc/phase\`) (TM-12).
+11. \`deno\` in a \`run\` grant is every permission: such a set holds no \`net\`, is
+    used only by development tasks (never compiled or in a seed launcher), and each
+    place code starts \`deno\` passes the child \`-P=<set>\` or scoped \`--allow-*\`
+    flags, never \`-A\`.
+12. The table equals the reviewed baseline \`threat-model/permissions.baseline.json\`,
+    whose review note names the table's digest: a widened set is a finding until
+    both are updated together.
+13. The paths each command uses by default (\`cli/layout.ts\`) lie inside its set.
 
 Development-only sets, never compiled or shipped: ${
     Object.entries(DEV_SETS).map(([s, why]) => `\`${s}\` (${why})`).join(", ")

@@ -2,9 +2,15 @@
  * DHT discovery against a loopback DHT of real libp2p nodes (p2p/mod.ts),
  * through the `discover` entrypoint under its own permission set.
  */
-import config from "../../deno.json" with { type: "json" };
 import { createPhaseNode, type PhaseNode, publishRecord } from "../../p2p/mod.ts";
-import { assert, assertEquals, makeRelease, serveRelease, signRecord } from "../../testing/mod.ts";
+import {
+  assert,
+  assertEquals,
+  makeRelease,
+  serveRelease,
+  signRecord,
+  taskArgv,
+} from "../../testing/mod.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -55,7 +61,7 @@ Deno.test({
         `bootstrap = ["${forger.getMultiaddrs()[0]}"]\n`,
       );
       await Deno.writeTextFile(`${rel.dir}/cmdline`, "quiet\n");
-      const argv = (config.tasks as Record<string, string>).discover.split(/\s+/).slice(1);
+      const argv = taskArgv("discover");
       const out = await new Deno.Command(Deno.execPath(), {
         args: [
           ...argv,
