@@ -90,7 +90,19 @@ export interface WasiOptions {
   readonly stderrCap: number;
   /** A directory granted read-only as fd 3; none by default. */
   readonly dir?: DirGrant;
+  /**
+   * Called once, at the job's first terminal event (`proc_exit`, or a write
+   * past an output cap), before the job can catch it: the worker reports
+   * then, and the host stops the job (TM-16, TM-17: nothing the job does
+   * afterwards can change its outcome).
+   */
+  readonly onTerminal?: (event: TerminalEvent) => void;
 }
+
+/** The first thing that ended a job from the host's side. */
+export type TerminalEvent =
+  | { readonly kind: "exit"; readonly code: number }
+  | { readonly kind: "output"; readonly error: OutputLimit };
 
 /**
  * Write operations (one per fd_write call plus one per iovec, empty ones
@@ -117,16 +129,24 @@ class Sink {
   readonly maxOps: number;
   /** Set once the job tried to write past the cap, even if it caught the error. */
   overflow: OutputLimit | undefined;
-  constructor(readonly fd: number, readonly cap: number) {
+  constructor(
+    readonly fd: number,
+    readonly cap: number,
+    readonly onOverflow: (e: OutputLimit) => void,
+  ) {
     this.maxOps = cap * WRITE_OPS_PER_BYTE + WRITE_OPS_SLACK;
+  }
+  #overflow(e: OutputLimit): never {
+    this.overflow = e;
+    this.onOverflow(e);
+    throw e;
   }
   /** Counts `n` write operations against the budget; throws past it. */
   charge(n: number): void {
     if (this.overflow) throw this.overflow;
     this.ops += n;
     if (this.ops > this.maxOps) {
-      this.overflow = new OutputLimit(this.fd, this.cap, this.maxOps);
-      throw this.overflow;
+      this.#overflow(new OutputLimit(this.fd, this.cap, this.maxOps));
     }
   }
   push(bytes: Uint8Array): void {
@@ -145,8 +165,7 @@ class Sink {
       this.size += take;
     }
     if (bytes.length > room) {
-      this.overflow = new OutputLimit(this.fd, this.cap);
-      throw this.overflow;
+      this.#overflow(new OutputLimit(this.fd, this.cap));
     }
   }
   bytes(): Uint8Array {
@@ -166,8 +185,9 @@ export class Wasi {
   readonly #enc = new TextEncoder();
 
   constructor(readonly options: WasiOptions) {
-    this.stdout = new Sink(1, options.stdoutCap);
-    this.stderr = new Sink(2, options.stderrCap);
+    const output = (error: OutputLimit) => this.#terminal({ kind: "output", error });
+    this.stdout = new Sink(1, options.stdoutCap, output);
+    this.stderr = new Sink(2, options.stderrCap, output);
     this.#argBytes = options.args.map((a) => this.#enc.encode(a + "\0"));
   }
 
@@ -315,7 +335,10 @@ export class Wasi {
       fd_prestat_get: () => ERRNO.BADF,
       fd_prestat_dir_name: () => ERRNO.BADF,
       proc_exit: (code: number) => {
-        this.exited ??= code >>> 0;
+        if (this.exited === undefined) {
+          this.exited = code >>> 0;
+          this.#terminal({ kind: "exit", code: this.exited });
+        }
         throw new WasiExit(this.exited);
       },
       sched_yield: () => ERRNO.SUCCESS,
@@ -411,6 +434,15 @@ export class Wasi {
 
   /** The status of the job's first `proc_exit`, if it called it. */
   exited: number | undefined;
+
+  /** The job's first terminal event, if any (TM-17: the outcome is this one). */
+  first: TerminalEvent | undefined;
+
+  #terminal(event: TerminalEvent): void {
+    if (this.first) return;
+    this.first = event;
+    this.options.onTerminal?.(event);
+  }
 
   /** The granted directory, once imports() made it. */
   dir: ReadOnlyDir | undefined;
