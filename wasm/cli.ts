@@ -10,6 +10,7 @@ import { explainFsError, readFileCapped } from "../core/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
 import { loadComponent } from "./component.ts";
 import { type WasmCode, WasmError } from "./errors.ts";
+import { dirDigest } from "./dir_digest.ts";
 import { HELLO_INPUT, HELLO_WASM_DIGEST, helloWasmPath } from "./hello.ts";
 import { isComponentBinary } from "./_limits.ts";
 import { ephemeralNodeKey, loadOrCreateNodeKey } from "./node_key.ts";
@@ -22,6 +23,7 @@ import {
   verifyReceiptFile,
 } from "./receipt.ts";
 import {
+  DEFAULT_ARGS,
   DEFAULT_LIMITS,
   type DirGrant,
   type JobResult,
@@ -126,15 +128,21 @@ export async function runAndSign(opts: {
   private: boolean;
 }): Promise<SignedJob> {
   const key = opts.private ? ephemeralNodeKey() : await loadOrCreateNodeKey(opts.stateDir);
+  // TM-17: the directory's contents as read just before the run are bound.
+  const dir = opts.dir && { ...opts.dir, digest: await dirDigest(opts.dir.hostPath) };
+  const args = opts.args ?? DEFAULT_ARGS;
   const result = await runJob({
     module: opts.module,
     input: opts.input,
-    args: opts.args,
+    args,
     limits: opts.limits,
     component: opts.component,
     dir: opts.dir,
   });
-  const receipt = signReceipt(buildReceipt(opts, result, key.keyid), key);
+  const receipt = signReceipt(
+    buildReceipt({ module: opts.module, input: opts.input, args, dir }, result, key.keyid),
+    key,
+  );
   const receiptBytes = formatReceipt(receipt);
   const path = opts.private
     ? undefined

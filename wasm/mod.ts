@@ -37,8 +37,10 @@
  * (generated on first use, 0600, beside `node.pub.pem` and a `trust.json`
  * naming it), stored as `<state>/receipts/<time>-<digest>.json`. With
  * `--private` the key is ephemeral and nothing is written. Extra members:
- * `outcome`, `error`, `limits.output_bytes`, `grants` (with `--dir`), and `public` in the signature
- * entry (as DHT records, §5). `deno task receipt verify <file>
+ * `outcome` (the job's first terminal event), `error`, `limits.output_bytes`,
+ * `args` (the job's argv), `grants` and `dir_digest` (with `--dir`: a digest
+ * of the directory's files as read before the run, {@link dirDigest}), and
+ * `public` in the signature entry (as DHT records, §5). Every input is bound. `deno task receipt verify <file>
  * [--trust <state>/node-key/trust.json] [--json]` checks one and exits
  * non-zero on any mismatch (10 schema, 14 signature, 15 node not trusted,
  * 11 unreadable) (TM-17).
@@ -79,6 +81,7 @@
 export { runAndSign } from "./cli.ts";
 export type { SignedJob } from "./cli.ts";
 export { loadComponent } from "./component.ts";
+export { dirDigest, MAX_DIR_DIGEST_BYTES, MAX_DIR_DIGEST_ENTRIES } from "./dir_digest.ts";
 export { WasmError } from "./errors.ts";
 export type { WasmCode } from "./errors.ts";
 export { HELLO_INPUT, HELLO_OUTPUT, HELLO_WASM_DIGEST, helloWasmPath } from "./hello.ts";

@@ -30,6 +30,8 @@ export const MAX_MODULE_BYTES = 16 * 1024 * 1024;
 export const MAX_INPUT_BYTES = 16 * 1024 * 1024;
 /** Bytes in a WebAssembly page. */
 const PAGE_BYTES = 65536;
+/** The argv a job gets when none is given. */
+export const DEFAULT_ARGS: readonly string[] = Object.freeze(["job"]);
 
 /** Limits of one job. */
 export interface JobLimits {
@@ -185,7 +187,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     kind: spec.component ? "component" : "core",
     module: spec.module.slice(),
     stdin: spec.input.slice(),
-    args: [...(spec.args ?? ["job"])],
+    args: [...(spec.args ?? DEFAULT_ARGS)],
     memoryPages: limits.memoryBytes / PAGE_BYTES,
     stdoutCap: limits.outputBytes,
     stderrCap: MAX_STDERR_BYTES,
