@@ -47,7 +47,8 @@ export const CONSOLE_PREFIX = "phase-wasm:";
 const RUN_USAGE =
   "deno task wasm run <module.wasm> [--input STR | --input-file F] [--arg A]... [--dir HOST[::GUEST]] [--timeout-ms N] [--memory-mb N] [--output-kb N] [--state DIR] [--private]";
 const POSTBOOT_USAGE = "deno task wasm postboot [--state DIR] [--private]";
-const RECEIPT_USAGE = "deno task receipt verify <receipt.json> [--trust FILE] [--json]";
+const RECEIPT_USAGE =
+  "deno task receipt verify <receipt.json> (--trust FILE | --self-consistent-only) [--json]";
 
 /** Where the commands write. */
 export interface WasmIo {
@@ -282,6 +283,7 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
     args.slice(1),
     {
       trust: { type: "string" },
+      "self-consistent-only": { type: "boolean" },
       json: { type: "boolean" },
     },
     RECEIPT_USAGE,
@@ -289,6 +291,9 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
   );
   if (positionals.length !== 1) {
     throw new UsageError("give exactly one receipt file", RECEIPT_USAGE);
+  }
+  if (values.trust !== undefined && values["self-consistent-only"]) {
+    throw new UsageError("--trust and --self-consistent-only are exclusive", RECEIPT_USAGE);
   }
   let trust: Trust | undefined;
   if (values.trust !== undefined) {
@@ -314,6 +319,20 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
     }
   }
   const r = await verifyReceiptFile(positionals[0], trust);
+  // TM-17: any key can sign a self-consistent receipt. Without a trust
+  // anchor nothing says the node is one you trust, so that is a trust
+  // failure (E_TRUST, the status of an untrusted node), after the schema and
+  // signature checks so a forged receipt still reports what is wrong with it.
+  if (!r.anchored && !values["self-consistent-only"]) {
+    throw new WasmError(
+      "E_TRUST",
+      `the receipt is self-consistent (signed by ${r.node}), but no --trust anchors that node`,
+      {
+        hint:
+          "pass --trust <state>/node-key/trust.json of the node, or --self-consistent-only to check only that the receipt is intact",
+      },
+    );
+  }
   if (values.json) {
     io.line(JSON.stringify({
       ok: true,

@@ -40,10 +40,13 @@
  * `outcome` (the job's first terminal event), `error`, `limits.output_bytes`,
  * `args` (the job's argv), `grants` and `dir_digest` (with `--dir`: a digest
  * of the directory's files as read before the run, {@link dirDigest}), and
- * `public` in the signature entry (as DHT records, §5). Every input is bound. `deno task receipt verify <file>
- * [--trust <state>/node-key/trust.json] [--json]` checks one and exits
- * non-zero on any mismatch (10 schema, 14 signature, 15 node not trusted,
- * 11 unreadable) (TM-17).
+ * `public` in the signature entry (as DHT records, §5). Every input is bound.
+ * `deno task receipt verify <file> --trust <state>/node-key/trust.json
+ * [--json]` checks one and exits non-zero on any mismatch (E_RECEIPT
+ * schema, E_SIGNATURE signature, E_TRUST node not trusted, E_IO
+ * unreadable). Without `--trust` it exits with E_TRUST even for an intact
+ * receipt (any key can sign one) unless `--self-consistent-only` is given
+ * (TM-17).
  *
  * ## Post-boot service (for the boot-chain image)
  * Command, from the directory holding deno.json (the repository or its copy
