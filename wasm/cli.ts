@@ -5,7 +5,7 @@
  * @module
  */
 import { type Logger, UsageError } from "../core/mod.ts";
-import { parseFlags } from "../cli/mod.ts";
+import { parseFlags, permissionSet } from "../cli/mod.ts";
 import { explainFsError, readFileCapped } from "../core/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
 import { loadComponent } from "./component.ts";
@@ -97,11 +97,21 @@ async function readInput(path: string, cap: number, what: string): Promise<Uint8
       `cannot read ${what} ${explainFsError(err, path, WASM_PERMISSION_SET)}`,
       {
         cause: err,
-        hint:
-          "the 'wasm' set reads ./wasm, ./.phase, /etc/phase, /var/lib/phase, /run/phase, /dev/shm/phase, /tmp/phase",
+        hint: readScopeHint(WASM_PERMISSION_SET),
       },
     );
   }
+}
+
+/**
+ * The paths a set reads, from the permission table itself: a hint never
+ * names a path the set does not grant (issue 18 #17).
+ */
+export function readScopeHint(set: string): string {
+  const read = permissionSet(set).read;
+  if (read === true) return `the '${set}' set reads any path`;
+  if (read === false) return `the '${set}' set reads no file`;
+  return `the '${set}' set reads ${read.join(", ")}`;
 }
 
 /** A finished job with its signed receipt. */

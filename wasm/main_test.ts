@@ -5,6 +5,7 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import { watToWasm } from "./build.ts";
+import { permissionSet } from "../cli/mod.ts";
 import { runAndSign } from "./cli.ts";
 import { HELLO_WASM_DIGEST, helloWasmPath } from "./hello.ts";
 import { sha256Digest, verifyReceipt } from "./receipt.ts";
@@ -264,4 +265,13 @@ Deno.test("TM-17 forged receipt: without a trust anchor 'receipt verify' fails u
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("wasm run: the hint for an unreadable module lists exactly the 'wasm' set's read grants", async () => {
+  const r = await task("wasm", "run", "/tmp/phase/no-such-module.wasm");
+  assertEquals(r.code, EXIT_STATUS.E_IO, r.stderr);
+  const hint = r.stderr.match(/^hint: the 'wasm' set reads (.*)$/m);
+  assert(hint, r.stderr);
+  assertEquals(hint[1].split(", "), permissionSet("wasm").read);
+  assert(!hint[1].includes("/dev/shm"), "no set grants /dev/shm");
 });
