@@ -82,7 +82,7 @@ export const EXIT_STATUS = {
   E_STATE: 36,
   /** provider: the release catalog could not be built. */
   E_CATALOG: 37,
-  /** build: the denort runtime for deno compile is unavailable. */
+  /** build, wasm: the Deno runtime lacks what is needed (denort for deno compile; worker-options for a WASM job). */
   E_RUNTIME: 38,
   /** build: deno compile failed. */
   E_COMPILE: 39,

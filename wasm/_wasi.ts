@@ -12,7 +12,9 @@
  *
  * @module
  */
-import { type DirGrant, ReadOnlyDir } from "./_wasi_fs.ts";
+import { type DirGrant, MAX_IOVS, ReadOnlyDir } from "./_wasi_fs.ts";
+
+export { MAX_IOVS };
 
 /** The only import module a core job may use. */
 export const WASI_MODULE = "wasi_snapshot_preview1";
@@ -69,8 +71,13 @@ export class WasiExit extends Error {
 
 /** Thrown when a job writes more than its output cap (TM-16). */
 export class OutputLimit extends Error {
-  constructor(readonly fd: number, readonly cap: number) {
-    super(`the job wrote more than ${cap} bytes to ${fd === 1 ? "stdout" : "stderr"}`);
+  constructor(readonly fd: number, readonly cap: number, readonly ops?: number) {
+    const stream = fd === 1 ? "stdout" : "stderr";
+    super(
+      ops === undefined
+        ? `the job wrote more than ${cap} bytes to ${stream}`
+        : `the job made more than ${ops} write calls and iovecs on ${stream} (cap ${cap} bytes)`,
+    );
     this.name = "OutputLimit";
   }
 }
@@ -83,34 +90,86 @@ export interface WasiOptions {
   readonly stderrCap: number;
   /** A directory granted read-only as fd 3; none by default. */
   readonly dir?: DirGrant;
+  /**
+   * Called once, at the job's first terminal event (`proc_exit`, or a write
+   * past an output cap), before the job can catch it: the worker reports
+   * then, and the host stops the job (TM-16, TM-17: nothing the job does
+   * afterwards can change its outcome).
+   */
+  readonly onTerminal?: (event: TerminalEvent) => void;
 }
 
+/** The first thing that ended a job from the host's side. */
+export type TerminalEvent =
+  | { readonly kind: "exit"; readonly code: number }
+  | { readonly kind: "output"; readonly error: OutputLimit };
+
+/**
+ * Write operations (one per fd_write call plus one per iovec, empty ones
+ * included) a stream allows per byte of its cap, on top of
+ * {@link WRITE_OPS_SLACK}. A job writing its whole cap one byte per call
+ * uses 2 per byte; a flood of empty writes, which adds no output, runs out
+ * here instead of only at the timeout (TM-16).
+ */
+export const WRITE_OPS_PER_BYTE = 2;
+/** Write operations every stream allows whatever its cap (a job with a 0-byte cap may still try). */
+export const WRITE_OPS_SLACK = 65_536;
+
 class Sink {
-  readonly chunks: Uint8Array[] = [];
+  /**
+   * One contiguous buffer, grown by doubling up to the cap: the host keeps
+   * at most `cap` bytes per stream, however many writes made them (an
+   * object per write let a flood of empty iovecs grow the heap without
+   * bound, TM-16).
+   */
+  #buf = new Uint8Array(0);
   size = 0;
+  /** Write operations so far (calls and iovecs). */
+  ops = 0;
+  readonly maxOps: number;
   /** Set once the job tried to write past the cap, even if it caught the error. */
   overflow: OutputLimit | undefined;
-  constructor(readonly fd: number, readonly cap: number) {}
+  constructor(
+    readonly fd: number,
+    readonly cap: number,
+    readonly onOverflow: (e: OutputLimit) => void,
+  ) {
+    this.maxOps = cap * WRITE_OPS_PER_BYTE + WRITE_OPS_SLACK;
+  }
+  #overflow(e: OutputLimit): never {
+    this.overflow = e;
+    this.onOverflow(e);
+    throw e;
+  }
+  /** Counts `n` write operations against the budget; throws past it. */
+  charge(n: number): void {
+    if (this.overflow) throw this.overflow;
+    this.ops += n;
+    if (this.ops > this.maxOps) {
+      this.#overflow(new OutputLimit(this.fd, this.cap, this.maxOps));
+    }
+  }
   push(bytes: Uint8Array): void {
     if (this.overflow) throw this.overflow;
     const room = this.cap - this.size;
-    if (bytes.length > room) {
-      if (room > 0) this.chunks.push(bytes.slice(0, room));
-      this.size = this.cap;
-      this.overflow = new OutputLimit(this.fd, this.cap);
-      throw this.overflow;
+    const take = Math.min(bytes.length, room);
+    if (take > 0) {
+      if (this.size + take > this.#buf.length) {
+        const grown = new Uint8Array(
+          Math.min(this.cap, Math.max(this.size + take, this.#buf.length * 2, 4096)),
+        );
+        grown.set(this.#buf.subarray(0, this.size));
+        this.#buf = grown;
+      }
+      this.#buf.set(bytes.subarray(0, take), this.size);
+      this.size += take;
     }
-    this.chunks.push(bytes.slice());
-    this.size += bytes.length;
+    if (bytes.length > room) {
+      this.#overflow(new OutputLimit(this.fd, this.cap));
+    }
   }
   bytes(): Uint8Array {
-    const out = new Uint8Array(this.size);
-    let off = 0;
-    for (const c of this.chunks) {
-      out.set(c, off);
-      off += c.length;
-    }
-    return out;
+    return this.#buf.slice(0, this.size);
   }
 }
 
@@ -126,8 +185,9 @@ export class Wasi {
   readonly #enc = new TextEncoder();
 
   constructor(readonly options: WasiOptions) {
-    this.stdout = new Sink(1, options.stdoutCap);
-    this.stderr = new Sink(2, options.stderrCap);
+    const output = (error: OutputLimit) => this.#terminal({ kind: "output", error });
+    this.stdout = new Sink(1, options.stdoutCap, output);
+    this.stderr = new Sink(2, options.stderrCap, output);
     this.#argBytes = options.args.map((a) => this.#enc.encode(a + "\0"));
   }
 
@@ -211,6 +271,7 @@ export class Wasi {
       },
       fd_read: (fd: number, iovs: number, iovsLen: number, nread: number) => {
         if (fd !== 0) return ERRNO.BADF;
+        if (iovsLen > MAX_IOVS) return ERRNO.INVAL;
         const v = this.#view();
         if (!v || !this.#inBounds(iovs, 8 * iovsLen) || !this.#inBounds(nread, 4)) {
           return ERRNO.FAULT;
@@ -232,6 +293,10 @@ export class Wasi {
       fd_write: (fd: number, iovs: number, iovsLen: number, nwritten: number) => {
         if (fd !== 1 && fd !== 2) return ERRNO.BADF;
         const sink = fd === 1 ? this.stdout : this.stderr;
+        // TM-16: every call and every iovec costs, even when it adds no byte.
+        sink.charge(1);
+        if (iovsLen > MAX_IOVS) return ERRNO.INVAL;
+        sink.charge(iovsLen);
         const v = this.#view();
         if (!v || !this.#inBounds(iovs, 8 * iovsLen) || !this.#inBounds(nwritten, 4)) {
           return ERRNO.FAULT;
@@ -270,7 +335,10 @@ export class Wasi {
       fd_prestat_get: () => ERRNO.BADF,
       fd_prestat_dir_name: () => ERRNO.BADF,
       proc_exit: (code: number) => {
-        this.exited ??= code >>> 0;
+        if (this.exited === undefined) {
+          this.exited = code >>> 0;
+          this.#terminal({ kind: "exit", code: this.exited });
+        }
         throw new WasiExit(this.exited);
       },
       sched_yield: () => ERRNO.SUCCESS,
@@ -366,6 +434,15 @@ export class Wasi {
 
   /** The status of the job's first `proc_exit`, if it called it. */
   exited: number | undefined;
+
+  /** The job's first terminal event, if any (TM-17: the outcome is this one). */
+  first: TerminalEvent | undefined;
+
+  #terminal(event: TerminalEvent): void {
+    if (this.first) return;
+    this.first = event;
+    this.options.onTerminal?.(event);
+  }
 
   /** The granted directory, once imports() made it. */
   dir: ReadOnlyDir | undefined;

@@ -30,6 +30,11 @@ const E = {
 
 /** Most files and directories a job may hold open at once. */
 export const MAX_OPEN_FDS = 64;
+/**
+ * Most iovecs one fd_read or fd_write call may pass: WASI's (and POSIX's)
+ * IOV_MAX. More is EINVAL, so one call's host work is bounded (TM-16).
+ */
+export const MAX_IOVS = 1024;
 /** Longest path a job may pass, in bytes. */
 export const MAX_PATH_BYTES = 4096;
 /** Most entries listed from one directory. */
@@ -209,6 +214,7 @@ export class ReadOnlyDir {
     const e = this.#fds.get(fd);
     if (!e) return E.BADF;
     if (e.kind !== "file") return E.ISDIR;
+    if (iovsLen > MAX_IOVS) return E.INVAL; // TM-16: one call's work is bounded
     const v = this.mem.view();
     if (!v || !this.mem.inBounds(iovs, 8 * iovsLen) || !this.mem.inBounds(nread, 4)) return E.FAULT;
     let total = 0;

@@ -57,13 +57,25 @@ const scope = self as unknown as {
   postMessage(m: JobReport): void;
 };
 
+let reported = false;
+/**
+ * Sends the job's one report. The first call wins: a report sent at the
+ * job's first terminal event (from inside a WASI call) is final, and the
+ * host stops the worker when it arrives (TM-17).
+ */
+function post(r: JobReport): void {
+  if (reported) return;
+  reported = true;
+  scope.postMessage(r);
+}
+
 // Set before anything else runs: a message sent before the handler exists is lost.
 scope.onmessage = (e) => {
   scope.onmessage = null;
   const job = e.data;
   const run = job.kind === "component" ? runComponent(job) : runCore(job);
-  run.then((r) => scope.postMessage(r), (err) =>
-    scope.postMessage({
+  run.then(post, (err) =>
+    post({
       outcome: "trap",
       exitCode: -1,
       stdout: new Uint8Array(0),
@@ -128,6 +140,9 @@ async function runCore(job: JobRequest): Promise<JobReport> {
     stdoutCap: job.stdoutCap,
     stderrCap: job.stderrCap,
     dir: job.dir,
+    // TM-17: report the first terminal event at once, before the job can
+    // catch it and go on (loop until the timeout, trap, write more).
+    onTerminal: () => post(finalReport(wasi)),
   });
   wasi.memory = memory;
   try {
@@ -158,16 +173,14 @@ async function startCore(
   } catch (err) {
     failure = err;
   }
-  // What the job did first decides, whatever it caught afterwards (TM-16).
-  const overflow = wasi.stdout.overflow ?? wasi.stderr.overflow;
-  if (overflow) return report("output", overflow.message, wasi);
-  if (wasi.exited !== undefined) {
-    const code = wasi.exited;
-    return report(code === 0 ? "ok" : "exit", code === 0 ? "" : `exit ${code}`, wasi, code);
-  }
+  // What the job did first decides, whatever it caught afterwards (TM-16, TM-17).
+  if (wasi.first) return finalReport(wasi);
   if (failure === undefined) return report("ok", "", wasi, 0);
-  // A trap with memory at its cap is what a memory bomb ends in.
-  if (memory && memory.buffer.byteLength >= job.memoryPages * PAGE_BYTES) {
+  // An out-of-bounds access with memory at its cap is what a memory bomb
+  // ends in; any other trap is the job's own fault, whatever its memory.
+  if (
+    memory && memory.buffer.byteLength >= job.memoryPages * PAGE_BYTES && isOutOfBounds(failure)
+  ) {
     return report(
       "memory",
       `memory limit of ${job.memoryPages} pages reached: ${message(failure)}`,
@@ -175,6 +188,20 @@ async function startCore(
     );
   }
   return report("trap", message(failure), wasi);
+}
+
+/** The report for a job whose first terminal event was exit or output. */
+function finalReport(wasi: Wasi): JobReport {
+  const first = wasi.first!;
+  if (first.kind === "output") return report("output", first.error.message, wasi);
+  const code = first.code;
+  return report(code === 0 ? "ok" : "exit", code === 0 ? "" : `exit ${code}`, wasi, code);
+}
+
+/** True for V8's trap on a memory access outside the memory. */
+function isOutOfBounds(err: unknown): boolean {
+  return err instanceof WebAssembly.RuntimeError && /out of bounds/i.test(err.message) &&
+    !/table/i.test(err.message);
 }
 
 type Glue = {
@@ -254,7 +281,7 @@ async function runComponent(job: JobRequest): Promise<JobReport> {
     result = run(job.stdin);
   } catch (err) {
     for (const mem of memories.values()) {
-      if (mem.buffer.byteLength >= job.memoryPages * PAGE_BYTES) {
+      if (mem.buffer.byteLength >= job.memoryPages * PAGE_BYTES && isOutOfBounds(err)) {
         return report(
           "memory",
           `memory limit of ${job.memoryPages} pages reached: ${message(err)}`,

@@ -5,11 +5,12 @@
  * @module
  */
 import { type Logger, UsageError } from "../core/mod.ts";
-import { parseFlags } from "../cli/mod.ts";
+import { parseFlags, permissionSet } from "../cli/mod.ts";
 import { explainFsError, readFileCapped } from "../core/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
 import { loadComponent } from "./component.ts";
 import { type WasmCode, WasmError } from "./errors.ts";
+import { dirDigest } from "./dir_digest.ts";
 import { HELLO_INPUT, HELLO_WASM_DIGEST, helloWasmPath } from "./hello.ts";
 import { isComponentBinary } from "./_limits.ts";
 import { ephemeralNodeKey, loadOrCreateNodeKey } from "./node_key.ts";
@@ -22,6 +23,7 @@ import {
   verifyReceiptFile,
 } from "./receipt.ts";
 import {
+  DEFAULT_ARGS,
   DEFAULT_LIMITS,
   type DirGrant,
   type JobResult,
@@ -45,7 +47,8 @@ export const CONSOLE_PREFIX = "phase-wasm:";
 const RUN_USAGE =
   "deno task wasm run <module.wasm> [--input STR | --input-file F] [--arg A]... [--dir HOST[::GUEST]] [--timeout-ms N] [--memory-mb N] [--output-kb N] [--state DIR] [--private]";
 const POSTBOOT_USAGE = "deno task wasm postboot [--state DIR] [--private]";
-const RECEIPT_USAGE = "deno task receipt verify <receipt.json> [--trust FILE] [--json]";
+const RECEIPT_USAGE =
+  "deno task receipt verify <receipt.json> (--trust FILE | --self-consistent-only) [--json]";
 
 /** Where the commands write. */
 export interface WasmIo {
@@ -94,11 +97,21 @@ async function readInput(path: string, cap: number, what: string): Promise<Uint8
       `cannot read ${what} ${explainFsError(err, path, WASM_PERMISSION_SET)}`,
       {
         cause: err,
-        hint:
-          "the 'wasm' set reads ./wasm, ./.phase, /etc/phase, /var/lib/phase, /run/phase, /dev/shm/phase, /tmp/phase",
+        hint: readScopeHint(WASM_PERMISSION_SET),
       },
     );
   }
+}
+
+/**
+ * The paths a set reads, from the permission table itself: a hint never
+ * names a path the set does not grant (issue 18 #17).
+ */
+export function readScopeHint(set: string): string {
+  const read = permissionSet(set).read;
+  if (read === true) return `the '${set}' set reads any path`;
+  if (read === false) return `the '${set}' set reads no file`;
+  return `the '${set}' set reads ${read.join(", ")}`;
 }
 
 /** A finished job with its signed receipt. */
@@ -126,15 +139,21 @@ export async function runAndSign(opts: {
   private: boolean;
 }): Promise<SignedJob> {
   const key = opts.private ? ephemeralNodeKey() : await loadOrCreateNodeKey(opts.stateDir);
+  // TM-17: the directory's contents as read just before the run are bound.
+  const dir = opts.dir && { ...opts.dir, digest: await dirDigest(opts.dir.hostPath) };
+  const args = opts.args ?? DEFAULT_ARGS;
   const result = await runJob({
     module: opts.module,
     input: opts.input,
-    args: opts.args,
+    args,
     limits: opts.limits,
     component: opts.component,
     dir: opts.dir,
   });
-  const receipt = signReceipt(buildReceipt(opts, result, key.keyid), key);
+  const receipt = signReceipt(
+    buildReceipt({ module: opts.module, input: opts.input, args, dir }, result, key.keyid),
+    key,
+  );
   const receiptBytes = formatReceipt(receipt);
   const path = opts.private
     ? undefined
@@ -274,6 +293,7 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
     args.slice(1),
     {
       trust: { type: "string" },
+      "self-consistent-only": { type: "boolean" },
       json: { type: "boolean" },
     },
     RECEIPT_USAGE,
@@ -281,6 +301,9 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
   );
   if (positionals.length !== 1) {
     throw new UsageError("give exactly one receipt file", RECEIPT_USAGE);
+  }
+  if (values.trust !== undefined && values["self-consistent-only"]) {
+    throw new UsageError("--trust and --self-consistent-only are exclusive", RECEIPT_USAGE);
   }
   let trust: Trust | undefined;
   if (values.trust !== undefined) {
@@ -306,6 +329,20 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
     }
   }
   const r = await verifyReceiptFile(positionals[0], trust);
+  // TM-17: any key can sign a self-consistent receipt. Without a trust
+  // anchor nothing says the node is one you trust, so that is a trust
+  // failure (E_TRUST, the status of an untrusted node), after the schema and
+  // signature checks so a forged receipt still reports what is wrong with it.
+  if (!r.anchored && !values["self-consistent-only"]) {
+    throw new WasmError(
+      "E_TRUST",
+      `the receipt is self-consistent (signed by ${r.node}), but no --trust anchors that node`,
+      {
+        hint:
+          "pass --trust <state>/node-key/trust.json of the node, or --self-consistent-only to check only that the receipt is intact",
+      },
+    );
+  }
   if (values.json) {
     io.line(JSON.stringify({
       ok: true,

@@ -19,7 +19,9 @@ export type WasmCode =
   | "E_IO"
   | "E_KEY"
   | "E_SIGNATURE"
-  | "E_TRUST";
+  | "E_TRUST"
+  | "E_TOO_LARGE"
+  | "E_RUNTIME";
 
 /** An error of the WASM runtime or the receipt verifier. */
 export class WasmError extends PhaseError<WasmCode> {}

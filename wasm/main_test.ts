@@ -5,6 +5,8 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import { watToWasm } from "./build.ts";
+import { permissionSet } from "../cli/mod.ts";
+import { runAndSign } from "./cli.ts";
 import { HELLO_WASM_DIGEST, helloWasmPath } from "./hello.ts";
 import { sha256Digest, verifyReceipt } from "./receipt.ts";
 import { tempDir } from "../testing/mod.ts";
@@ -234,4 +236,38 @@ Deno.test("wasm run: paths outside the 'wasm' set and bad flags are refused", as
     "b",
   );
   assertEquals(both.code, EXIT_STATUS.E_USAGE);
+});
+
+Deno.test("TM-17 forged receipt: without a trust anchor 'receipt verify' fails unless --self-consistent-only", async () => {
+  const dir = await tempDir();
+  try {
+    // Self-signed by a key nobody trusts: intact, but anchored to nothing.
+    const job = await runAndSign({
+      module: await Deno.readFile(helloWasmPath()),
+      input: new TextEncoder().encode("x"),
+      stateDir: dir,
+      private: true,
+    });
+    const file = `${dir}/self-signed.json`;
+    await Deno.writeFile(file, job.receiptBytes);
+    const bare = await task("receipt", "verify", file);
+    assertEquals(bare.code, EXIT_STATUS.E_TRUST, bare.stderr);
+    assertMatch(bare.stderr, /no --trust anchors that node\nhint: .*--self-consistent-only/);
+    const self = await task("receipt", "verify", file, "--self-consistent-only", "--json");
+    assertEquals(self.code, 0, self.stderr);
+    assertEquals(JSON.parse(self.stdout).anchored, false);
+    const both = await task("receipt", "verify", file, "--self-consistent-only", "--trust", file);
+    assertEquals(both.code, EXIT_STATUS.E_USAGE, both.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("wasm run: the hint for an unreadable module lists exactly the 'wasm' set's read grants", async () => {
+  const r = await task("wasm", "run", "/tmp/phase/no-such-module.wasm");
+  assertEquals(r.code, EXIT_STATUS.E_IO, r.stderr);
+  const hint = r.stderr.match(/^hint: the 'wasm' set reads (.*)$/m);
+  assert(hint, r.stderr);
+  assertEquals(hint[1].split(", "), permissionSet("wasm").read);
+  assert(!hint[1].includes("/dev/shm"), "no set grants /dev/shm");
 });

@@ -37,11 +37,16 @@
  * (generated on first use, 0600, beside `node.pub.pem` and a `trust.json`
  * naming it), stored as `<state>/receipts/<time>-<digest>.json`. With
  * `--private` the key is ephemeral and nothing is written. Extra members:
- * `outcome`, `error`, `limits.output_bytes`, `grants` (with `--dir`), and `public` in the signature
- * entry (as DHT records, §5). `deno task receipt verify <file>
- * [--trust <state>/node-key/trust.json] [--json]` checks one and exits
- * non-zero on any mismatch (10 schema, 14 signature, 15 node not trusted,
- * 11 unreadable) (TM-17).
+ * `outcome` (the job's first terminal event), `error`, `limits.output_bytes`,
+ * `args` (the job's argv), `grants` and `dir_digest` (with `--dir`: a digest
+ * of the directory's files as read before the run, {@link dirDigest}), and
+ * `public` in the signature entry (as DHT records, §5). Every input is bound.
+ * `deno task receipt verify <file> --trust <state>/node-key/trust.json
+ * [--json]` checks one and exits non-zero on any mismatch (E_RECEIPT
+ * schema, E_SIGNATURE signature, E_TRUST node not trusted, E_IO
+ * unreadable). Without `--trust` it exits with E_TRUST even for an intact
+ * receipt (any key can sign one) unless `--self-consistent-only` is given
+ * (TM-17).
  *
  * ## Post-boot service (for the boot-chain image)
  * Command, from the directory holding deno.json (the repository or its copy
@@ -79,6 +84,7 @@
 export { runAndSign } from "./cli.ts";
 export type { SignedJob } from "./cli.ts";
 export { loadComponent } from "./component.ts";
+export { dirDigest, MAX_DIR_DIGEST_BYTES, MAX_DIR_DIGEST_ENTRIES } from "./dir_digest.ts";
 export { WasmError } from "./errors.ts";
 export type { WasmCode } from "./errors.ts";
 export { HELLO_INPUT, HELLO_OUTPUT, HELLO_WASM_DIGEST, helloWasmPath } from "./hello.ts";

@@ -6,9 +6,13 @@
  * (TM-17: a forged or altered receipt is rejected).
  *
  * Beyond §7's members a receipt carries `outcome` (why the job ended) and
- * `error` (a short reason, empty on success), `limits.output_bytes`, and
- * `grants` (`["dir:ro:/data"]`) when a directory was granted;
- * unknown members are covered by the signature. Each signature entry also
+ * `error` (a short reason, empty on success), `limits.output_bytes`,
+ * `args` (the job's argv, every string as the job received it) and, when a
+ * directory was granted, `grants` (`["dir:ro:/data"]`) with `dir_digest`
+ * (`sha256:` over the directory's files as the host read them before the
+ * run, {@link ./dir_digest.ts}): every input of the job is bound (TM-17).
+ * Verification requires `args`, and `dir_digest` whenever `grants` holds a
+ * `dir:` grant; unknown members are covered by the signature. Each signature entry also
  * carries `public` (base64 of the raw node key, as DHT records do, §5) so a
  * receipt can be checked for self-consistency without the node's trust file;
  * only `--trust` says whether the node is one you trust.
@@ -66,6 +70,10 @@ export interface Receipt {
   readonly limits: { readonly memoryBytes: number; readonly timeoutMs: number };
   readonly outcome: Outcome | undefined;
   readonly error: string;
+  /** The job's argv as it received it. */
+  readonly args: readonly string[];
+  /** Digest of the granted directory's contents, when one was granted. */
+  readonly dirDigest: string | undefined;
   /** True when the node key was found in a trust file, not only embedded. */
   readonly anchored: boolean;
   readonly document: { readonly [key: string]: JsonValue };
@@ -78,12 +86,18 @@ export function sha256Digest(bytes: Uint8Array): string {
 
 /** The unsigned receipt document for a finished job (formats.md §7). */
 export function buildReceipt(
-  job: { module: Uint8Array; input: Uint8Array; dir?: { guestPath: string } },
+  job: {
+    module: Uint8Array;
+    input: Uint8Array;
+    args: readonly string[];
+    dir?: { guestPath: string; digest: string };
+  },
   result: JobResult,
   node: string,
 ): Record<string, JsonValue> {
   return {
-    ...(job.dir ? { grants: [`dir:ro:${job.dir.guestPath}`] } : {}),
+    ...(job.dir ? { grants: [`dir:ro:${job.dir.guestPath}`], dir_digest: job.dir.digest } : {}),
+    args: [...job.args],
     schema: 1,
     module: sha256Digest(job.module),
     input: sha256Digest(job.input),
@@ -213,6 +227,18 @@ export function verifyReceipt(bytes: Uint8Array, what: string, trust?: Trust): R
       throw bad("'grants' must be an array of strings");
     }
   }
+  // TM-17: every input is bound: the argv, and a granted directory's contents.
+  const args = doc.args;
+  if (!Array.isArray(args) || args.some((a) => typeof a !== "string")) {
+    throw bad("'args' must be an array of strings (the job's argv)");
+  }
+  const grantsDir = Array.isArray(doc.grants) &&
+    doc.grants.some((g) => typeof g === "string" && g.startsWith("dir:"));
+  let dirDigest: string | undefined;
+  if (doc.dir_digest !== undefined || grantsDir) {
+    if (!grantsDir) throw bad("'dir_digest' without a dir grant");
+    dirDigest = digest(doc, "dir_digest");
+  }
   if (outcome === "ok" && exitCode !== 0) throw bad("outcome 'ok' with a non-zero exit code");
   const signatures = decodeSignatures(doc.signatures, (m) => bad(m));
   if (signatures.length !== 1) throw bad("a receipt carries exactly one signature, by its node");
@@ -271,6 +297,8 @@ export function verifyReceipt(bytes: Uint8Array, what: string, trust?: Trust): R
     limits: Object.freeze({ memoryBytes, timeoutMs }),
     outcome,
     error,
+    args: Object.freeze([...args as string[]]),
+    dirDigest,
     anchored: trust !== undefined,
     document: doc,
   });

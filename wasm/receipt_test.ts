@@ -13,7 +13,9 @@ import { runAndSign } from "./cli.ts";
 import { WasmError } from "./errors.ts";
 import { HELLO_INPUT, helloWasmPath } from "./hello.ts";
 import { ephemeralNodeKey, loadOrCreateNodeKey, nodeKeyPaths } from "./node_key.ts";
+import { dirDigest } from "./dir_digest.ts";
 import { formatReceipt, sha256Digest, signReceipt, verifyReceipt } from "./receipt.ts";
+import { resolveDirGrant } from "./runner.ts";
 
 const enc = new TextEncoder();
 
@@ -292,6 +294,54 @@ Deno.test("receipt: signed exactly like a manifest (verify/ threshold check and 
       stderr: "piped",
     }).output();
     assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+});
+
+Deno.test("TM-17 forged receipt: the job's args and a granted directory's contents are bound and checked", async () => {
+  const state = await tempState();
+  try {
+    const data = `${state}/data`;
+    await Deno.mkdir(`${data}/sub`, { recursive: true });
+    await Deno.writeTextFile(`${data}/a.txt`, "alpha");
+    await Deno.writeTextFile(`${data}/sub/b.txt`, "beta");
+    const run = async (args: string[]) => {
+      const job = await runAndSign({
+        module: await Deno.readFile(helloWasmPath()),
+        input: enc.encode(HELLO_INPUT),
+        args,
+        dir: await resolveDirGrant(data),
+        stateDir: state,
+        private: true,
+      });
+      return verifyReceipt(job.receiptBytes, "receipt");
+    };
+    const r1 = await run(["hello.wasm", "--secret-mode"]);
+    assertEquals(r1.args, ["hello.wasm", "--secret-mode"]);
+    assertEquals(r1.dirDigest, await dirDigest(data));
+    assert(/^sha256:[0-9a-f]{64}$/.test(r1.dirDigest!));
+    // Other args, or one changed byte in a granted file, give another receipt.
+    const r2 = await run(["hello.wasm"]);
+    assertEquals(r2.args, ["hello.wasm"]);
+    await Deno.writeTextFile(`${data}/sub/b.txt`, "Beta");
+    const r3 = await run(["hello.wasm"]);
+    assert(r3.dirDigest !== r1.dirDigest, "the digest covers the files' contents");
+    // A receipt that leaves them out does not verify, even re-signed by its node.
+    const key = ephemeralNodeKey();
+    const resign = (f: (doc: Record<string, JsonValue>) => void) => {
+      const doc = JSON.parse(new TextDecoder().decode(formatReceipt(r1.document as never)));
+      delete doc.signatures;
+      doc.node = key.keyid;
+      f(doc);
+      return formatReceipt(signReceipt(doc, key));
+    };
+    verifyReceipt(resign(() => {}), "receipt");
+    expectCode(resign((d) => delete d.args), "E_RECEIPT");
+    expectCode(resign((d) => d.args = [1]), "E_RECEIPT");
+    expectCode(resign((d) => delete d.dir_digest), "E_RECEIPT");
+    expectCode(resign((d) => d.dir_digest = "sha256:00"), "E_RECEIPT");
+    expectCode(resign((d) => delete d.grants), "E_RECEIPT");
   } finally {
     await Deno.remove(state, { recursive: true });
   }

@@ -7,6 +7,8 @@
  */
 import type { JobReport, JobRequest, Outcome } from "./_worker.ts";
 import type { DirGrant } from "./_wasi_fs.ts";
+import { WORKER_OPTIONS_FEATURE, workerOptionsState } from "./_unstable.ts";
+import { WasmError } from "./errors.ts";
 
 export type { DirGrant } from "./_wasi_fs.ts";
 
@@ -30,6 +32,8 @@ export const MAX_MODULE_BYTES = 16 * 1024 * 1024;
 export const MAX_INPUT_BYTES = 16 * 1024 * 1024;
 /** Bytes in a WebAssembly page. */
 const PAGE_BYTES = 65536;
+/** The argv a job gets when none is given. */
+export const DEFAULT_ARGS: readonly string[] = Object.freeze(["job"]);
 
 /** Limits of one job. */
 export interface JobLimits {
@@ -169,7 +173,9 @@ export async function resolveDirGrant(hostPath: string, guestPath = "/data"): Pr
  * Runs one job in a fresh worker and returns its result. Never throws for
  * anything the job does: invalid modules, traps, timeouts, memory and
  * output limits and denied imports are outcomes. Throws RangeError only for
- * limits outside their bounds.
+ * limits outside their bounds, and {@link WasmError} `E_RUNTIME` when the
+ * process's deno.json does not enable the unstable `worker-options` feature
+ * the sandbox needs (Deno would otherwise exit the whole process).
  */
 export async function runJob(spec: JobSpec): Promise<JobResult> {
   const limits = resolveLimits(spec.limits);
@@ -185,7 +191,7 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     kind: spec.component ? "component" : "core",
     module: spec.module.slice(),
     stdin: spec.input.slice(),
-    args: [...(spec.args ?? ["job"])],
+    args: [...(spec.args ?? DEFAULT_ARGS)],
     memoryPages: limits.memoryBytes / PAGE_BYTES,
     stdoutCap: limits.outputBytes,
     stderrCap: MAX_STDERR_BYTES,
@@ -195,6 +201,19 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   };
   if (spec.dir && spec.component) {
     throw new RangeError("a directory can be granted to core jobs only");
+  }
+  // TM-16: the sandbox is the worker's own permission set; without the
+  // feature Deno exits the process at `new Worker`, so refuse clearly first.
+  const feature = await workerOptionsState();
+  if (feature.state === "missing") {
+    throw new WasmError(
+      "E_RUNTIME",
+      `WASM jobs need Deno's unstable '${WORKER_OPTIONS_FEATURE}' feature, which ${feature.config} does not enable`,
+      {
+        hint:
+          `add "unstable": ["${WORKER_OPTIONS_FEATURE}"] to ${feature.config} (the job worker runs with no permissions only through Worker's deno.permissions option)`,
+      },
+    );
   }
   // TM-16: the job gets no read, write, net, run, sys, ffi or import
   // permission; transpiled component glue reads one variable (JCO_DEBUG).

@@ -349,3 +349,91 @@ Deno.test("TM-16 hostile WASM job: a job sleeping forever is stopped at the time
   assert(performance.now() - t0 < 5_000);
   await assertHostUnaffected();
 });
+
+Deno.test("TM-16 hostile WASM job: a flood of empty iovecs ends at the write budget with a receipt; host memory stays bounded", async () => {
+  // 500,000 zero-length iovecs per fd_write, forever: no byte of output, so
+  // only counting calls and iovecs can end it before the timeout.
+  const flood = (iovs: number) =>
+    wat(`(module ${WASI} (memory 64)
+    (func (export "_start")
+      (loop $l
+        (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const ${iovs}) (i32.const 8)))
+        (br $l))))`);
+  const rss0 = Deno.memoryUsage().rss;
+  const t0 = performance.now();
+  const { result, outcome } = await hostile(await flood(500_000), { timeoutMs: 5_000 });
+  const rssGrowth = Deno.memoryUsage().rss - rss0;
+  assertEquals(outcome, "output");
+  assertMatch(result.error, /write calls and iovecs/);
+  assertEquals(result.stdout.length, 0);
+  assert(performance.now() - t0 < 4_000, "ended by the budget, not the timeout");
+  assert(rssGrowth < 256 * 1024 * 1024, `host RSS grew ${rssGrowth} bytes`);
+  // The largest legal iovec count floods the same way and meets the same end.
+  const legal = await runJob({ module: await flood(1024), input: new Uint8Array(0) });
+  assertEquals(legal.outcome, "output");
+});
+
+Deno.test("TM-16 hostile WASM job: more than IOV_MAX iovecs in one call is EINVAL", async () => {
+  // fd_write and fd_read with 1025 iovecs: the job exits with the two errnos.
+  const module = await wat(`(module ${WASI}
+    (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+    (memory 1)
+    (func (export "_start")
+      (call $exit (i32.add
+        (i32.mul (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1025) (i32.const 8)) (i32.const 100))
+        (call $fd_read (i32.const 0) (i32.const 16) (i32.const 1025) (i32.const 8))))))`);
+  const r = await runJob({ module, input: enc.encode("x") });
+  assertEquals([r.outcome, r.exitCode], ["exit", 28 * 100 + 28]);
+});
+
+/** Compiles WAT that uses exception handling (try/catch_all). */
+async function ehWat(source: string): Promise<Uint8Array> {
+  const wabt = await (await import("wabt")).default();
+  const m = wabt.parseWat("eh.wat", source, { exceptions: true });
+  try {
+    m.resolveNames();
+    m.validate();
+    return new Uint8Array(m.toBinary({}).buffer);
+  } finally {
+    m.destroy();
+  }
+}
+
+Deno.test("TM-17 misattributed outcome: memory at its cap, then an unrelated trap, is a trap", async () => {
+  // One page of memory under a one-page cap from the start: full, never short.
+  const { result, outcome } = await hostile(
+    await wat(`(module (memory 1) (func (export "_start") unreachable))`),
+    { memoryBytes: 64 * 1024 },
+  );
+  assertEquals(outcome, "trap");
+  assertMatch(result.error, /unreachable/);
+});
+
+Deno.test("TM-17 misattributed outcome: a caught output-cap error, then a loop, is output with its stdout", async () => {
+  const module = await ehWat(`(module ${WASI} (memory 1)
+    (func (export "_start")
+      (i32.store (i32.const 4) (i32.const 4096))
+      (try (do (loop $l (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))) (br $l)))
+        (catch_all))
+      (loop $spin (br $spin))))`);
+  const t0 = performance.now();
+  const { result, outcome } = await hostile(module, { outputBytes: 10_000, timeoutMs: 3_000 });
+  assertEquals(outcome, "output");
+  assertEquals(result.stdout.length, 10_000);
+  assert(performance.now() - t0 < 2_500, "stopped at the event, not at the timeout");
+});
+
+Deno.test("TM-17 misattributed outcome: a caught proc_exit(0), then a trap or a loop, is ok with exit 0", async () => {
+  for (const after of ["unreachable", "(loop $spin (br $spin))"]) {
+    const module = await ehWat(`(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory 1)
+      (func (export "_start")
+        (try (do (call $exit (i32.const 0))) (catch_all))
+        ${after}))`);
+    const { result, outcome } = await hostile(module, { timeoutMs: 2_000 });
+    assertEquals([outcome, result.exitCode, result.error], ["ok", 0, ""], after);
+    assert(result.wallUs < 1_500_000, `${after}: stopped at the exit, not at the timeout`);
+  }
+});
