@@ -113,6 +113,8 @@ export interface Release {
 export interface Refusal {
   readonly dir: string;
   readonly reason: string;
+  /** The error's code (`E_SIGNATURE`, ...), shown over HTTP instead of the reason. */
+  readonly code?: string;
 }
 
 /** An immutable snapshot of what is served. */
@@ -337,7 +339,8 @@ export class CatalogLoader {
           if (release) releases.set(`${channel}/${arch}`, release);
         } catch (err) {
           const reason = err instanceof Error ? err.message : String(err);
-          refused.push({ dir, reason });
+          const code = (err as { code?: unknown }).code;
+          refused.push({ dir, reason, code: typeof code === "string" ? code : undefined });
           log.warn("release_refused", { dir, reason });
         }
       }

@@ -25,7 +25,8 @@ export const MAX_INFO_BYTES = 4 * 1024 * 1024;
 const SERVE_USAGE =
   `usage: deno task serve [--root DIR] [--state DIR (${PROVIDER_STATE_DIR})] [--host ADDR] [--port N]
   [--key PEM | --no-sign] [--trust FILE (default <state>/trust.json; the release's: ${TRUST_FILE})] [--name NAME] [--expires 7d]
-  [--no-mdns] [--no-dht] [--dht-port N] [--bootstrap MULTIADDR]... [--no-watch] [--no-snapshot]`;
+  [--no-mdns] [--no-dht] [--dht-port N] [--bootstrap MULTIADDR]... [--no-watch] [--no-snapshot]
+  [--header-timeout 10s] [--idle-timeout 15s] [--unsafe-public-status]`;
 
 const PROVIDER_USAGE = `usage: deno task provider status <url> [--json]
        deno task provider list <url> [--json]`;
@@ -58,6 +59,9 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
       bootstrap: { type: "string", multiple: true },
       "no-watch": { type: "boolean" },
       "no-snapshot": { type: "boolean" },
+      "header-timeout": { type: "string" },
+      "idle-timeout": { type: "string" },
+      "unsafe-public-status": { type: "boolean" },
       channel: { type: "string" },
       help: { type: "boolean" },
     },
@@ -99,6 +103,13 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
     watch: !values["no-watch"],
     snapshot: !values["no-snapshot"],
     defaultChannel: values.channel,
+    headerTimeoutMs: values["header-timeout"]
+      ? parseDurationMs(values["header-timeout"], "header-timeout")
+      : undefined,
+    idleTimeoutMs: values["idle-timeout"]
+      ? parseDurationMs(values["idle-timeout"], "idle-timeout")
+      : undefined,
+    unsafePublicStatus: values["unsafe-public-status"] === true,
     mdns: values["no-mdns"] ? false : factories.mdns?.({ host }) ?? false,
     dht: values["no-dht"]
       ? false
@@ -190,7 +201,7 @@ async function getJson(base: string, path: string): Promise<Record<string, unkno
   }
   if (!res.ok) {
     await res.body?.cancel();
-    throw new ProviderError("E_FETCH", `${url} answered ${res.status}`);
+    throw new ProviderError("E_FETCH", `${printable(url)} answered ${res.status}`);
   }
   const reader = res.body!.getReader();
   const chunks: Uint8Array[] = [];
@@ -218,9 +229,33 @@ async function getJson(base: string, path: string): Promise<Record<string, unkno
   }
 }
 
-/** Formats rows as an aligned text table. */
+// deno-lint-ignore no-control-regex
+const UNPRINTABLE_RE = /[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A string from the network made safe to print (finding 16): control
+ * characters (C0, DEL, C1: ANSI/OSC escapes, CR, LF) and bidi overrides
+ * become `\u{..}` escapes, so a hostile provider cannot move the cursor,
+ * rewrite earlier lines or set the terminal title.
+ */
+export function printable(v: unknown): string {
+  return String(v).replace(
+    UNPRINTABLE_RE,
+    (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`,
+  );
+}
+
+/** JSON for printing: also escapes DEL, C1 and bidi controls, which JSON.stringify leaves raw (finding 16). */
+export function printableJson(v: unknown): string {
+  return JSON.stringify(v).replace(
+    /[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** Formats rows as an aligned text table (every cell passed through {@link printable}). */
 export function table(head: string[], rows: (string | number)[][]): string {
-  const cells = [head, ...rows.map((r) => r.map(String))];
+  const cells = [head, ...rows.map((r) => r.map(printable))];
   const widths = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
   return cells.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n") +
     "\n";
@@ -243,10 +278,20 @@ export async function runProviderCli(
     throw new UsageError("expected 'status <url>' or 'list <url>'", PROVIDER_USAGE);
   }
   if (cmd === "status") {
-    const [info, status] = await Promise.all([getJson(url, "./"), getJson(url, "./status")]);
+    // /status answers loopback clients only (finding 15): elsewhere the
+    // counters are shown as unknown.
+    const [info, status] = await Promise.all([
+      getJson(url, "./"),
+      getJson(url, "./status").catch((err) => {
+        if (err instanceof ProviderError && / answered 403$/.test(err.message)) {
+          return {} as Record<string, unknown>;
+        }
+        throw err;
+      }),
+    ]);
     if (values.json) {
       write(
-        JSON.stringify({
+        printableJson({
           name: info.name,
           version: info.version,
           uptime_s: info.uptime_s,
@@ -284,7 +329,7 @@ export async function runProviderCli(
     artifacts: { name: string; size: number; digest: string }[];
   }[];
   if (values.json) {
-    write(JSON.stringify(channels) + "\n");
+    write(printableJson(channels) + "\n");
     return 0;
   }
   write(table(

@@ -37,7 +37,7 @@ interface PageInfo {
     manifest: string;
     artifacts: { name: string; size: number; digest: string }[];
   }[];
-  refused: readonly { dir: string; reason: string }[];
+  refused: readonly { dir: string; code: string }[];
   advert: {
     mdns: { enabled: boolean; state: string; instances: readonly string[] };
     dht: {
@@ -54,7 +54,18 @@ interface PageInfo {
     errors: number;
     inflight: number;
     rejectedPaths: number;
-  };
+  } | null;
+}
+
+function counters(m: NonNullable<PageInfo["metrics"]>): string {
+  return `<h2>Counters</h2>
+<table id="counters">
+<tr><th>requests</th><td id="requests">${m.requests}</td></tr>
+<tr><th>bytes sent</th><td id="bytes" data-bytes="${m.bytes}">${esc(bytes(m.bytes))}</td></tr>
+<tr><th>errors</th><td id="errors">${m.errors}</td></tr>
+<tr><th>in flight</th><td id="inflight">${m.inflight}</td></tr>
+<tr><th>rejected paths</th><td id="rejected">${m.rejectedPaths}</td></tr>
+</table>`;
 }
 
 /** Renders the status page. */
@@ -78,7 +89,7 @@ export function renderStatusPage(info: PageInfo): string {
       esc(c.manifest_cid)
     }</code></li>`
   ).join("\n");
-  const refused = info.refused.map((r) => `<li><code>${esc(r.dir)}</code>: ${esc(r.reason)}</li>`)
+  const refused = info.refused.map((r) => `<li><code>${esc(r.dir)}</code>: ${esc(r.code)}</li>`)
     .join("\n");
   const mdns = info.advert?.mdns;
   const dht = info.advert?.dht;
@@ -101,16 +112,7 @@ ${
 ${rows}
 </tbody></table>
 ${refused ? `<h2>Refused</h2><ul id="refused">${refused}</ul>` : ""}
-<h2>Counters</h2>
-<table id="counters">
-<tr><th>requests</th><td id="requests">${info.metrics.requests}</td></tr>
-<tr><th>bytes sent</th><td id="bytes" data-bytes="${info.metrics.bytes}">${
-    esc(bytes(info.metrics.bytes))
-  }</td></tr>
-<tr><th>errors</th><td id="errors">${info.metrics.errors}</td></tr>
-<tr><th>in flight</th><td id="inflight">${info.metrics.inflight}</td></tr>
-<tr><th>rejected paths</th><td id="rejected">${info.metrics.rejectedPaths}</td></tr>
-</table>
+${info.metrics ? counters(info.metrics) : ""}
 <h2>Advertisement</h2>
 <table id="advert">
 <tr><th>mDNS</th><td id="mdns-state">${esc(mdns ? (mdns.enabled ? mdns.state : "off") : "off")}</td>

@@ -46,6 +46,17 @@ export {
   mdnsAdvertiser,
   mdnsInstances,
 } from "./advertise.ts";
+export {
+  ACCEPT_BACKOFF_MS,
+  HEADER_TIMEOUT_MS,
+  type HttpListener,
+  IDLE_TIMEOUT_MS,
+  listenHttp,
+  type ListenOptions,
+  MAX_ACCEPT_BACKOFF_MS,
+  MAX_CONNECTIONS,
+  MAX_CONNECTIONS_PER_CLIENT,
+} from "./listen.ts";
 export { bufferedJsonLogger, type BufferedLogger, LOG_BUFFER_BYTES, LOG_FLUSH_MS } from "./log.ts";
 export { etagMatches, parseRange, prefersHtml } from "./range.ts";
 export {

@@ -38,6 +38,8 @@ async function provider(
     stallTimeoutMs: opts.stallTimeoutMs,
     snapshot: opts.snapshot,
     maxInflightPerClient: opts.perClient,
+    // Every test client is 127.0.0.1: the per-address connection cap follows the in-flight one.
+    maxConnectionsPerClient: opts.perClient,
     shutdownGraceMs: 2000,
   });
   return {

@@ -11,21 +11,13 @@ import { keygen, loadSigningKey, type SigningKey } from "../sign/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
 import { type Catalog, CatalogLoader } from "./catalog.ts";
 import { ProviderError } from "./errors.ts";
-import {
-  type AdvertState,
-  createHandler,
-  formatAccess,
-  type Metrics,
-  newMetrics,
-  type RequestInfo,
-} from "./http.ts";
+import { type AdvertState, createHandler, formatAccess, type Metrics, newMetrics } from "./http.ts";
+import { type HttpListener, listenHttp } from "./listen.ts";
+import { startRescanner } from "./_rescan.ts";
+import { drainServer, SHUTDOWN_GRACE_MS } from "./_shutdown.ts";
 
-/** Debounce between a change on disk and the rescan, in ms. */
-export const WATCH_DEBOUNCE_MS = 200;
-/** Periodic rescan (new root, re-signing before expiry), in ms. */
-export const RESCAN_INTERVAL_MS = 60_000;
-/** How long a stop waits for in-flight responses before cutting them, in ms. */
-export const SHUTDOWN_GRACE_MS = 10_000;
+export { RESCAN_INTERVAL_MS, WATCH_DEBOUNCE_MS } from "./_rescan.ts";
+export { SHUTDOWN_GRACE_MS } from "./_shutdown.ts";
 /** Default port of `deno task serve`. */
 export const DEFAULT_PORT = 8080;
 /** Default bind address: loopback unless told otherwise (house style 7). */
@@ -86,6 +78,16 @@ export interface ProviderOptions {
   readonly maxInflight?: number;
   readonly maxInflightPerClient?: number;
   readonly shutdownGraceMs?: number;
+  /** First request's headers deadline per connection, in ms (TM-18; default HEADER_TIMEOUT_MS). */
+  readonly headerTimeoutMs?: number;
+  /** Keep-alive idle deadline per connection, in ms (TM-18; default IDLE_TIMEOUT_MS). */
+  readonly idleTimeoutMs?: number;
+  /** Most open connections (TM-18; default MAX_CONNECTIONS). */
+  readonly maxConnections?: number;
+  /** Most open connections per client address (TM-18; default MAX_CONNECTIONS_PER_CLIENT). */
+  readonly maxConnectionsPerClient?: number;
+  /** Answer `/status` and the counters to every client, not only loopback (logged). */
+  readonly unsafePublicStatus?: boolean;
   readonly defaultChannel?: string;
   readonly defaultArch?: string;
 }
@@ -109,6 +111,8 @@ export interface RunningProvider {
   /** Stops: refuse new work, goodbye on mDNS, finish or cut in-flight within the grace. */
   close(): Promise<void>;
   readonly advertisers: readonly Advertiser[];
+  /** Connections open now. */
+  connections(): number;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -177,40 +181,11 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
   const logger = opts.logger ?? consoleLogger("serve");
   const now = opts.now ?? (() => new Date());
   const host = opts.host ?? DEFAULT_HOST;
-  const name = opts.name ?? (() => {
-    try {
-      return Deno.hostname();
-    } catch {
-      return "phase";
-    }
-  })();
-  try {
-    await Deno.mkdir(opts.state, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw new ProviderError(
-      "E_STATE",
-      `cannot create state directory ${opts.state}: ${(err as Error).message}`,
-      {
-        cause: err,
-        hint:
-          "pass --state DIR inside the 'serve' permission set (./.phase/provider, /var/lib/phase, /run/phase, /tmp/phase)",
-      },
-    );
-  }
-  let key: SigningKey | undefined;
-  let generatedKey = false;
-  if (opts.sign !== false) {
-    try {
-      const k = await providerKey(opts.state, opts.keyPath, logger);
-      key = k.key;
-      generatedKey = k.generated;
-    } catch (err) {
-      throw new ProviderError("E_KEY", `provider key: ${(err as Error).message}`, {
-        cause: err,
-        hint: (err as { hint?: string }).hint ?? "check --key / the state directory",
-      });
-    }
-  }
+  // The hostname names the provider on the LAN (mDNS) only; the HTTP
+  // pages show an operator-chosen name or "phase" (TM-18 finding 15).
+  const lanName = opts.name ?? hostnameOr("phase");
+  await makeStateDir(opts.state);
+  const { key, generatedKey } = await signingKey(opts, logger);
   const trustPath = opts.trustPath ?? `${opts.state}/trust.json`;
   const trust = await loadTrust(trustPath);
   const loader = new CatalogLoader({
@@ -223,54 +198,54 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     snapshotDir: opts.snapshot === false ? undefined : `${opts.state}/snapshots`,
   });
   const metrics = newMetrics();
-  const startedAt = now();
   let serving = true;
   const advertisers: Advertiser[] = [];
   const streams = new Set<() => void>();
+  // Pointed at the rescanner once it runs; a stale file before that waits for the first load.
+  const stale: { schedule(): void } = { schedule: () => {} };
+  if (opts.unsafePublicStatus) {
+    logger.warn("unsafe_public_status", {
+      hint: "/status and the counters are answered to every client, not only loopback",
+    });
+  }
   const handler = createHandler({
-    name,
+    name: opts.name ?? "phase",
     catalog: () => loader.current,
     metrics,
     logger,
-    startedAt,
+    startedAt: now(),
     now,
     serving: () => serving,
-    advert: () => {
-      const find = (k: string) => advertisers.find((a) => a.kind === k)?.state();
-      return {
-        mdns: (find("mdns") as AdvertState["mdns"]) ??
-          { enabled: false, state: "off", instances: [] },
-        dht: (find("dht") as AdvertState["dht"]) ?? { enabled: false, state: "off", peers: 0 },
-      };
-    },
+    advert: () => advertState(advertisers),
     defaultChannel: opts.defaultChannel,
     defaultArch: opts.defaultArch,
     maxInflight: opts.maxInflight,
     stallTimeoutMs: opts.stallTimeoutMs,
     maxInflightPerClient: opts.maxInflightPerClient,
+    unsafePublicStatus: opts.unsafePublicStatus,
     accessLog: "raw" in logger
       ? (e) => (logger as { raw(line: string): void }).raw(formatAccess("serve", e))
       : undefined,
-    onStale: () => scheduleRescan(),
+    onStale: () => stale.schedule(),
     streams,
   });
-  const abort = new AbortController();
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let server: HttpListener;
   try {
-    server = Deno.serve({
+    server = listenHttp({
       hostname: host,
       port: opts.port ?? DEFAULT_PORT,
-      signal: abort.signal,
-      onListen: () => {},
-    }, (req, info) => handler.direct(req, info as unknown as RequestInfo));
+      logger,
+      headerTimeoutMs: opts.headerTimeoutMs,
+      idleTimeoutMs: opts.idleTimeoutMs,
+      maxConnections: opts.maxConnections,
+      maxConnectionsPerClient: opts.maxConnectionsPerClient,
+    }, handler.direct);
   } catch (err) {
+    if (err instanceof ProviderError) throw err;
     throw new ProviderError(
       "E_BIND",
       `cannot listen on ${host}:${opts.port ?? DEFAULT_PORT}: ${(err as Error).message}`,
-      {
-        cause: err,
-        hint: "pick another --port, or stop what holds it",
-      },
+      { cause: err, hint: "pick another --port, or stop what holds it" },
     );
   }
   const port = server.addr.port;
@@ -280,70 +255,21 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
   try {
     await loader.load();
   } catch (err) {
-    abort.abort();
-    await server.finished.catch(() => {});
+    server.shutdown();
+    await server.finished();
     throw new ProviderError("E_ROOT", `cannot load ${opts.root}: ${(err as Error).message}`, {
       cause: err,
     });
   }
-
-  // Rescans are serialised; a request during one runs another after it.
-  let running: Promise<Catalog> | undefined;
-  let again = false;
-  let debounce: ReturnType<typeof setTimeout> | undefined;
-  const rescan = (): Promise<Catalog> => {
-    if (running) {
-      again = true;
-      return running;
-    }
-    running = (async () => {
-      let c = loader.current;
-      do {
-        again = false;
-        try {
-          c = await loader.load();
-        } catch (err) {
-          logger.error("rescan_failed", { error: (err as Error).message });
-        }
-      } while (again && serving);
-      for (const a of advertisers) {
-        await a.update(c).catch((err) =>
-          logger.warn("advert_update_failed", { kind: a.kind, error: String(err) })
-        );
-      }
-      return c;
-    })().finally(() => {
-      running = undefined;
-    });
-    return running;
-  };
-  function scheduleRescan() {
-    if (!serving) return;
-    clearTimeout(debounce);
-    debounce = setTimeout(() => void rescan(), WATCH_DEBOUNCE_MS);
-  }
-  const interval = setInterval(() => void rescan(), RESCAN_INTERVAL_MS);
-
-  let watcher: Deno.FsWatcher | undefined;
-  if (opts.watch !== false) {
-    try {
-      watcher = Deno.watchFs(opts.root, { recursive: true });
-      (async () => {
-        try {
-          for await (const _ of watcher!) scheduleRescan();
-        } catch { /* closed */ }
-      })();
-    } catch (err) {
-      logger.warn("watch_unavailable", {
-        root: opts.root,
-        error: (err as Error).message,
-        fallback_ms: RESCAN_INTERVAL_MS,
-      });
-    }
-  }
-
+  const rescanner = startRescanner({
+    loader,
+    root: opts.root,
+    watch: opts.watch !== false,
+    logger,
+    listeners: advertisers,
+  });
   const ctx: AdvertContext = {
-    name,
+    name: lanName,
     host,
     port,
     url,
@@ -358,42 +284,30 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     if (opts.dht) advertisers.push(await opts.dht(ctx));
   } catch (err) {
     for (const a of advertisers) await a.stop().catch(() => {});
-    clearInterval(interval);
-    watcher?.close();
-    abort.abort();
-    await server.finished.catch(() => {});
+    await rescanner.stop();
+    server.shutdown();
+    await server.finished();
     throw err;
   }
-
+  stale.schedule = () => rescanner.schedule();
+  const scanner = rescanner;
   let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
       serving = false;
-      clearTimeout(debounce);
-      clearInterval(interval);
-      watcher?.close();
       for (const a of advertisers) {
         await a.stop().catch((err) =>
           logger.warn("advert_stop_failed", { kind: a.kind, error: String(err) })
         );
       }
-      if (running) await running.catch(() => {});
-      const grace = opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const done = server.shutdown();
-      const timedOut = await Promise.race([
-        done.then(() => false),
-        new Promise<boolean>((r) => timer = setTimeout(() => r(true), grace)),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
-        logger.warn("shutdown_grace_expired", { grace_ms: grace, inflight: metrics.inflight });
-        for (const kill of [...streams]) kill();
-
-        await Promise.race([server.finished, new Promise((r) => setTimeout(r, 1000))]);
-      }
-      // Deadline timers of completed fast-path streams; cut anything left.
-      for (const kill of [...streams]) kill();
+      await scanner.stop();
+      await drainServer({
+        server,
+        streams,
+        graceMs: opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS,
+        logger,
+        inflight: () => metrics.inflight,
+      });
       logger.info("stopped", { requests: metrics.requests, bytes: metrics.bytes });
     })();
 
@@ -414,8 +328,57 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     metrics,
     catalog: () => loader.current,
     hashedFiles: () => loader.hashedFiles,
-    rescan,
+    rescan: () => scanner.rescan(),
     close,
     advertisers,
+    connections: () => server.connections(),
+  };
+}
+
+function hostnameOr(fallback: string): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return fallback;
+  }
+}
+
+async function makeStateDir(state: string): Promise<void> {
+  try {
+    await Deno.mkdir(state, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new ProviderError(
+      "E_STATE",
+      `cannot create state directory ${state}: ${(err as Error).message}`,
+      {
+        cause: err,
+        hint:
+          "pass --state DIR inside the 'serve' permission set (./.phase/provider, /var/lib/phase, /run/phase, /tmp/phase)",
+      },
+    );
+  }
+}
+
+async function signingKey(
+  opts: ProviderOptions,
+  logger: Logger,
+): Promise<{ key?: SigningKey; generatedKey: boolean }> {
+  if (opts.sign === false) return { generatedKey: false };
+  try {
+    const k = await providerKey(opts.state, opts.keyPath, logger);
+    return { key: k.key, generatedKey: k.generated };
+  } catch (err) {
+    throw new ProviderError("E_KEY", `provider key: ${(err as Error).message}`, {
+      cause: err,
+      hint: (err as { hint?: string }).hint ?? "check --key / the state directory",
+    });
+  }
+}
+
+function advertState(advertisers: readonly Advertiser[]): AdvertState {
+  const find = (k: string) => advertisers.find((a) => a.kind === k)?.state();
+  return {
+    mdns: (find("mdns") as AdvertState["mdns"]) ?? { enabled: false, state: "off", instances: [] },
+    dht: (find("dht") as AdvertState["dht"]) ?? { enabled: false, state: "off", peers: 0 },
   };
 }

@@ -1,0 +1,202 @@
+/**
+ * Artifact responses: ETag, `Range`/`If-Range`, and a body streamed from
+ * an open file whose identity is still the hashed one (TM-19), with a
+ * stall cut for clients that stop reading (TM-18). Private to provider/.
+ *
+ * @module
+ */
+import type { Logger } from "../core/mod.ts";
+import { type Artifact, identityOf, sameIdentity } from "./catalog.ts";
+import type { Metrics } from "./http.ts";
+import { etagMatches, parseRange } from "./range.ts";
+import { headers, text } from "./_respond.ts";
+
+/** Bytes read from disk per streamed chunk. */
+export const STREAM_CHUNK_BYTES = 512 * 1024;
+/** A response whose client reads nothing for this long is aborted (TM-18), in ms. */
+export const SEND_STALL_TIMEOUT_MS = 30_000;
+
+/** What artifact streaming needs from the provider. */
+export interface ArtifactContext {
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly stallMs: number;
+  /** Called when a file no longer matches its hash (rescan it). */
+  readonly onStale?: (artifact: Artifact) => void;
+  /** Open checked streams; calling an entry cuts that response (bounded stop). */
+  readonly streams?: Set<() => void>;
+}
+
+function count(m: Metrics, key: string, bytes: number) {
+  const e = m.perArtifact[key] ??= { requests: 0, bytes: 0 };
+  e.bytes += bytes;
+  if (bytes === 0) e.requests++;
+}
+
+/** Answers `a` to `req` (`key` names it in the per-artifact counters). */
+export async function serveArtifact(
+  ctx: ArtifactContext,
+  req: Request,
+  a: Artifact,
+  extra: Record<string, string>,
+  key: string,
+): Promise<Response> {
+  const m = ctx.metrics;
+  const etag = `"sha256:${a.digest}"`;
+  const base = {
+    etag,
+    "accept-ranges": "bytes",
+    "content-type": "application/octet-stream",
+    "cache-control": "public, max-age=31536000, immutable",
+    ...extra,
+  };
+  if (etagMatches(req.headers.get("if-none-match"), etag)) {
+    m.notModified++;
+    return new Response(null, { status: 304, headers: headers(base) });
+  }
+  let range = parseRange(req.headers.get("range"), a.size);
+  const ifRange = req.headers.get("if-range");
+  if (ifRange !== null && ifRange.trim() !== etag) range = undefined;
+  if (range === "unsatisfiable") {
+    return new Response(null, {
+      status: 416,
+      headers: headers({ ...base, "content-range": `bytes */${a.size}`, "content-length": "0" }),
+    });
+  }
+  // TM-19: serve only from a file that is still the one whose digest is
+  // the ETag; a replaced or rewritten file is refused, never mixed.
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(a.path, { read: true });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      // Out of descriptors or the like (TM-18): not a change on disk.
+      ctx.logger.warn("artifact_open_failed", { digest: a.digest, error: String(err) });
+      return text(503, "busy; retry", { "retry-after": "1" });
+    }
+    ctx.onStale?.(a);
+    return text(503, "artifact is being replaced; retry", { "retry-after": "1" });
+  }
+  let ok = false;
+  try {
+    ok = sameIdentity(identityOf(await file.stat()), a.identity);
+  } catch { /* treated as changed */ }
+  if (!ok) {
+    file.close();
+    ctx.logger.warn("artifact_changed", { path: a.path, digest: a.digest });
+    ctx.onStale?.(a);
+    return text(503, "artifact changed on disk and is being re-hashed; retry", {
+      "retry-after": "1",
+    });
+  }
+  const start = range ? range.start : 0;
+  const end = range ? range.end : a.size - 1;
+  const length = a.size === 0 ? 0 : end - start + 1;
+  const h: Record<string, string> = { ...base, "content-length": String(length) };
+  if (range) h["content-range"] = `bytes ${start}-${end}/${a.size}`;
+  const status = range ? 206 : 200;
+  if (range) m.partial++;
+  count(m, key, 0);
+  if (req.method === "HEAD" || length === 0) {
+    file.close();
+    return new Response(null, { status, headers: headers(h) });
+  }
+  if (a.immutable && end === a.size - 1) {
+    // A private snapshot nobody rewrites: Deno streams it without JS per
+    // chunk (TM-19 holds by construction). Slow clients hold a slot until
+    // they finish or leave; the global and per-client caps bound them (TM-18).
+    if (start > 0) await file.seek(start, Deno.SeekMode.Start);
+    m.bytes += length;
+    count(m, key, length);
+    return new Response(file.readable, { status, headers: headers(h) });
+  }
+  return new Response(checkedStream(ctx, file, a, start, length, key), {
+    status,
+    headers: headers(h),
+  });
+}
+
+/** A body read chunk by chunk, each checked against the hashed file's identity (TM-19). */
+function checkedStream(
+  ctx: ArtifactContext,
+  file: Deno.FsFile,
+  a: Artifact,
+  start: number,
+  length: number,
+  key: string,
+): ReadableStream<Uint8Array> {
+  const m = ctx.metrics;
+  let remaining = length;
+  let closed = false;
+  let stall: ReturnType<typeof setTimeout> | undefined;
+  let ctl: ReadableStreamDefaultController<Uint8Array> | undefined;
+  const finish = () => {
+    if (closed) return;
+    closed = true;
+    ctx.streams?.delete(kill);
+    clearTimeout(stall);
+    try {
+      file.close();
+    } catch { /* already closed */ }
+  };
+  const kill = () => {
+    finish();
+    try {
+      ctl?.close(); // short of Content-Length: the client sees a cut response
+    } catch { /* already closed */ }
+  };
+  ctx.streams?.add(kill);
+  return new ReadableStream<Uint8Array>({
+    async start(controller) {
+      ctl = controller;
+      if (start > 0) await file.seek(start, Deno.SeekMode.Start);
+    },
+    async pull(controller) {
+      clearTimeout(stall);
+      try {
+        const buf = new Uint8Array(Math.min(STREAM_CHUNK_BYTES, remaining));
+        let off = 0;
+        while (off < buf.length) {
+          const n = await file.read(buf.subarray(off));
+          if (n === null) break;
+          off += n;
+        }
+        // TM-19: every chunk is read from the hashed, unchanged file.
+        const now = identityOf(await file.stat());
+        if (off !== buf.length || !sameIdentity(now, a.identity)) {
+          m.tornAborts++;
+          ctx.logger.warn("artifact_changed_while_serving", { path: a.path, digest: a.digest });
+          ctx.onStale?.(a);
+          finish();
+          // Ending short of Content-Length makes the HTTP layer abort the
+          // connection: the client gets an incomplete body, never mixed bytes.
+          controller.close();
+          return;
+        }
+        remaining -= off;
+        m.bytes += off;
+        count(m, key, off);
+        controller.enqueue(buf);
+        if (remaining === 0) {
+          finish();
+          controller.close();
+          return;
+        }
+        // TM-18: a client that stops reading does not hold the file forever.
+        stall = setTimeout(() => {
+          ctx.logger.warn("client_stalled", { path: a.path, after_ms: ctx.stallMs });
+          finish();
+          try {
+            controller.close();
+          } catch { /* already errored */ }
+        }, ctx.stallMs);
+      } catch (err) {
+        finish();
+        controller.error(err);
+      }
+    },
+    cancel() {
+      finish();
+    },
+  }, { highWaterMark: 1 });
+}

@@ -1,0 +1,174 @@
+/**
+ * The provider's request pipeline, Hono-style: small wrappers
+ * `(req, ctx, next) => Response | Promise<Response>` composed once at
+ * start-up around the route table. Private to provider/.
+ *
+ * @module
+ */
+import type { Logger } from "../core/mod.ts";
+import type { AccessEntry, Metrics, RequestInfo } from "./http.ts";
+import { text } from "./_respond.ts";
+
+/** Per-request state, one object per request (no state shared across requests). */
+export interface RequestContext {
+  readonly t0: number;
+  /** Client address; undefined when called without a socket (tests). */
+  readonly remote: string | undefined;
+  /** Key of the per-client caps. */
+  readonly client: string;
+  /** Raw path (not normalised) and query of the target. */
+  readonly path: string;
+  readonly query: string;
+  /** The path as logged (cut at MAX_LOGGED_PATH). */
+  readonly shownPath: string;
+  readonly info: RequestInfo | undefined;
+  /** Decoded safe segments, set by {@link safePath}. */
+  segs: string[];
+  /** Body length when the route knows it (memory documents), else -1. */
+  length: number;
+}
+
+/** A handler inside the pipeline. */
+export type Next = (req: Request, ctx: RequestContext) => Response | Promise<Response>;
+/** A wrapper around the rest of the pipeline. */
+export type Middleware = (
+  req: Request,
+  ctx: RequestContext,
+  next: Next,
+) => Response | Promise<Response>;
+
+/** Composes `middlewares` (outermost first) around `last`, once. */
+export function compose(middlewares: readonly Middleware[], last: Next): Next {
+  return middlewares.reduceRight<Next>((next, mw) => (req, ctx) => mw(req, ctx, next), last);
+}
+
+/** Writes one access-log line per request and turns a thrown error into a 500 (logged). */
+export function accessLog(
+  metrics: Metrics,
+  logger: Logger,
+  sink: ((e: AccessEntry) => void) | undefined,
+): Middleware {
+  const failed = (ctx: RequestContext, err: unknown): Response => {
+    logger.error("handler_error", {
+      path: ctx.shownPath,
+      error: err instanceof Error ? err.message : String(err),
+    });
+    return text(500, "internal error");
+  };
+  const done = (req: Request, ctx: RequestContext, res: Response): Response => {
+    if (res.status >= 500) metrics.errors++;
+    metrics.byStatus[res.status] = (metrics.byStatus[res.status] ?? 0) + 1;
+    const entry: AccessEntry = {
+      method: req.method,
+      path: ctx.shownPath,
+      status: res.status,
+      length: ctx.length >= 0 && res.status === 200
+        ? ctx.length
+        : Number(res.headers.get("content-length") ?? 0),
+      range: req.headers.get("range") ?? undefined,
+      remote: ctx.remote,
+      ms: Math.round((performance.now() - ctx.t0) * 1000) / 1000,
+    };
+    if (sink) sink(entry);
+    else logger.info("access", entry as unknown as Record<string, unknown>);
+    return res;
+  };
+  return (req, ctx, next) => {
+    metrics.requests++;
+    let res: Response | Promise<Response>;
+    try {
+      res = next(req, ctx);
+    } catch (err) {
+      res = failed(ctx, err);
+    }
+    // Documents from memory are answered synchronously; only artifact
+    // streams (and a record's first digest) wait for I/O.
+    if (res instanceof Promise) {
+      return res.then((r) => done(req, ctx, r), (err) => done(req, ctx, failed(ctx, err)));
+    }
+    return done(req, ctx, res);
+  };
+}
+
+/**
+ * Refuses what a provider never takes (methods other than GET/HEAD, request
+ * bodies) and what exceeds the in-flight caps, in total and per client
+ * (TM-18). A request holds its slot until its response is delivered or the
+ * client leaves, so slow downloads count against the caps.
+ */
+export function admission(metrics: Metrics, maxInflight: number, maxPerClient: number): Middleware {
+  const perClient = new Map<string, number>();
+  const release = (client: string) => {
+    metrics.inflight--;
+    const n = (perClient.get(client) ?? 1) - 1;
+    if (n <= 0) perClient.delete(client);
+    else perClient.set(client, n);
+  };
+  return (req, ctx, next) => {
+    const client = ctx.client;
+    metrics.inflight++;
+    perClient.set(client, (perClient.get(client) ?? 0) + 1);
+    let res: Response | Promise<Response>;
+    try {
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        res = text(405, "method not allowed", { allow: "GET, HEAD" });
+      } else if (
+        req.body !== null ||
+        (req.headers.get("content-length") ?? "0") !== "0" ||
+        req.headers.has("transfer-encoding")
+      ) {
+        // Nothing a provider serves takes input: bodies are refused unread.
+        res = text(413, "request bodies are refused", { connection: "close" });
+      } else if (metrics.inflight > maxInflight || (perClient.get(client) ?? 0) > maxPerClient) {
+        metrics.refusedBusy++;
+        res = text(503, "busy; retry", { "retry-after": "1" });
+      } else {
+        res = next(req, ctx);
+      }
+    } catch (err) {
+      release(client);
+      throw err;
+    }
+    // A document from memory holds nothing once it is returned: its slot
+    // is free at once (no completion promise per manifest request). An
+    // artifact holds its slot until delivered or abandoned (TM-18).
+    if (!(res instanceof Promise)) {
+      release(client);
+      return res;
+    }
+    const completed = ctx.info?.completed;
+    let released = false;
+    const once = () => {
+      if (released) return;
+      released = true;
+      release(client);
+    };
+    return res.then((r) => {
+      if (completed) completed.then(once, once);
+      else once();
+      return r;
+    }, (err) => {
+      once();
+      throw err;
+    });
+  };
+}
+
+/** Decodes the path into safe segments or answers 404, logged (TM-10). */
+export function safePath(
+  metrics: Metrics,
+  logger: Logger,
+  decode: (path: string) => string[] | undefined,
+): Middleware {
+  return (req, ctx, next) => {
+    const segs = decode(ctx.path);
+    if (!segs) {
+      metrics.rejectedPaths++;
+      // TM-10: every traversal attempt is logged, and answered like any miss.
+      logger.warn("path_rejected", { path: ctx.shownPath, remote: ctx.remote });
+      return text(404, "not found");
+    }
+    ctx.segs = segs;
+    return next(req, ctx);
+  };
+}

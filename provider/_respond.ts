@@ -1,0 +1,93 @@
+/**
+ * Responses of the provider: plain text and JSON answers, and documents
+ * held in memory (manifests, records) answered by cloning a prepared
+ * Response. Private to provider/.
+ *
+ * @module
+ */
+import { etagMatches } from "./range.ts";
+import type { Metrics } from "./http.ts";
+
+// Every response: never sniff a type. `referrer-policy` goes only on the
+// HTML page (the one document with links); each header on every manifest
+// response costs requests/s (bench/README.md, serve).
+const BASE_HEADERS: Record<string, string> = {
+  "x-content-type-options": "nosniff",
+};
+
+/** Headers of a response: the base ones and `extra`. */
+export function headers(extra: Record<string, string>): Headers {
+  return new Headers({ ...BASE_HEADERS, ...extra });
+}
+
+/** A short plain-text answer. */
+export function text(status: number, body: string, extra: Record<string, string> = {}): Response {
+  return new Response(body + "\n", {
+    status,
+    headers: headers({
+      "content-type": "text/plain; charset=utf-8",
+      "cache-control": "no-store",
+      ...extra,
+    }),
+  });
+}
+
+/** A JSON answer (not cached). */
+export function json(status: number, value: unknown, extra: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(value, null, 2) + "\n", {
+    status,
+    headers: headers({ "content-type": "application/json", "cache-control": "no-store", ...extra }),
+  });
+}
+
+/** What a route tells the access log about its answer without a header read. */
+export interface BodyNote {
+  /** Body length when the route knows it, else -1. */
+  length: number;
+}
+
+/**
+ * Documents from memory. Building headers per request costs more than
+ * the rest of the request, so each (bytes, type) gets a prepared GET and
+ * HEAD Response once, and each request gets a clone of it.
+ */
+export class MemoryDocuments {
+  readonly #templates = new WeakMap<Uint8Array, Map<string, { get: Response; head: Response }>>();
+  readonly #metrics: Metrics;
+
+  constructor(metrics: Metrics) {
+    this.#metrics = metrics;
+  }
+
+  /** Answers `bytes` (ETag `sha256:<digest>`); notes the body length in `note`. */
+  serve(req: Request, note: BodyNote, bytes: Uint8Array, digest: string, type: string): Response {
+    const etag = `"sha256:${digest}"`;
+    if (etagMatches(req.headers.get("if-none-match"), etag)) {
+      this.#metrics.notModified++;
+      return new Response(null, {
+        status: 304,
+        headers: headers({ etag, "cache-control": "no-cache", "content-type": type }),
+      });
+    }
+    let byType = this.#templates.get(bytes);
+    if (!byType) this.#templates.set(bytes, byType = new Map());
+    let t = byType.get(type);
+    if (!t) {
+      const full = headers({
+        etag,
+        "cache-control": "no-cache",
+        "content-type": type,
+        "content-length": String(bytes.length),
+      });
+      t = {
+        get: new Response(bytes.slice() as Uint8Array<ArrayBuffer>, { status: 200, headers: full }),
+        head: new Response(null, { status: 200, headers: full }),
+      };
+      byType.set(type, t);
+    }
+    if (req.method === "HEAD") return t.head.clone();
+    this.#metrics.bytes += bytes.length;
+    note.length = bytes.length;
+    return t.get.clone();
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * The provider's route table (formats.md §3): each route matches decoded
+ * path segments and answers from the catalog. Private to provider/.
+ *
+ * @module
+ */
+import { canonicalArch, digestOfRawCid, rawCidFromDigest } from "../verify/mod.ts";
+import type { Catalog, Release } from "./catalog.ts";
+import { renderStatusPage } from "./html.ts";
+import { type HandlerOptions, providerInfo } from "./http.ts";
+import { accepts, prefersHtml } from "./range.ts";
+import { type ArtifactContext, serveArtifact } from "./_artifact.ts";
+import type { RequestContext } from "./_middleware.ts";
+import { headers, json, MemoryDocuments, text } from "./_respond.ts";
+
+const HEX64_RE = /^[0-9a-f]{64}$/;
+
+/** One entry of the route table. */
+export interface Route {
+  readonly name: string;
+  readonly match: (segs: readonly string[]) => boolean;
+  readonly handle: (
+    req: Request,
+    ctx: RequestContext,
+    catalog: Catalog,
+  ) => Response | Promise<Response>;
+}
+
+/** True for a loopback client, or none (a handler called without a socket). */
+export function isLoopback(remote: string | undefined): boolean {
+  if (remote === undefined) return true;
+  return remote === "::1" || remote.startsWith("127.") || remote.startsWith("::ffff:127.");
+}
+
+function hexBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+/** The route table of a handler, in match order. */
+export function routes(
+  opts: HandlerOptions,
+  artifacts: ArtifactContext,
+  defaults: { channel: string; arch: string },
+): readonly Route[] {
+  const m = opts.metrics;
+  const docs = new MemoryDocuments(m);
+  const now = opts.now ?? (() => new Date());
+  // Counters and advertisement state are for the operator (finding 15):
+  // loopback only unless the operator said otherwise (logged at start).
+  const showCounters = (ctx: RequestContext) =>
+    opts.unsafePublicStatus === true || isLoopback(ctx.remote);
+
+  const releaseFor = (catalog: Catalog, channel: string, arch: string): Release | undefined => {
+    const canonical = canonicalArch(arch);
+    return canonical ? catalog.releases.get(`${channel}/${canonical}`) : undefined;
+  };
+  const manifest = (req: Request, ctx: RequestContext, r: Release, type = "application/json") =>
+    docs.serve(req, ctx, r.manifestBytes, r.manifestDigest, type);
+
+  // Digests of discovery records, computed once per record.
+  const recordDigests = new WeakMap<Uint8Array, string>();
+  const recordDigest = async (record: Uint8Array): Promise<string> => {
+    const digest = new Uint8Array(
+      await crypto.subtle.digest("SHA-256", record as Uint8Array<ArrayBuffer>),
+    );
+    const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+    recordDigests.set(record, hex);
+    return hex;
+  };
+
+  return [
+    {
+      name: "index",
+      match: (s) => s.length === 0,
+      handle: (req, ctx) => {
+        const info = providerInfo(opts, { counters: showCounters(ctx) });
+        if (prefersHtml(req.headers.get("accept"))) {
+          return new Response(renderStatusPage(info), {
+            headers: headers({
+              "content-type": "text/html; charset=utf-8",
+              "cache-control": "no-store",
+              "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
+              "referrer-policy": "no-referrer",
+            }),
+          });
+        }
+        return json(200, info);
+      },
+    },
+    {
+      name: "health",
+      match: (s) => s.length === 1 && s[0] === "health",
+      handle: () => {
+        const up = opts.serving?.() ?? true;
+        return json(up ? 200 : 503, { status: up ? "serving" : "stopping" });
+      },
+    },
+    {
+      name: "status",
+      match: (s) => s.length === 1 && s[0] === "status",
+      handle: (_req, ctx, catalog) => {
+        if (!showCounters(ctx)) return text(403, "status is answered on loopback only");
+        return json(200, {
+          ...m,
+          // This request itself is not counted.
+          inflight: m.inflight - 1,
+          releases: catalog.releases.size,
+          uptime_s: Math.floor((now().getTime() - opts.startedAt.getTime()) / 1000),
+          advert: opts.advert?.() ?? null,
+        });
+      },
+    },
+    {
+      name: "default manifest",
+      match: (s) => s.length === 1 && s[0] === "manifest.json",
+      handle: (req, ctx, catalog) => {
+        const r = releaseFor(catalog, defaults.channel, defaults.arch);
+        return r ? manifest(req, ctx, r) : text(404, "not found");
+      },
+    },
+    {
+      name: "cas",
+      match: (s) => s.length === 3 && s[0] === "cas" && s[1] === "sha256" && HEX64_RE.test(s[2]),
+      handle: (req, ctx, catalog) => {
+        const a = catalog.byDigest.get(ctx.segs[2]);
+        if (a) return serveArtifact(artifacts, req, a, {}, `${a.channel}/${a.arch}/${a.name}`);
+        const r = catalog.manifestsByDigest.get(ctx.segs[2]);
+        return r ? manifest(req, ctx, r) : text(404, "not found");
+      },
+    },
+    {
+      name: "ipfs",
+      match: (s) => s.length === 2 && s[0] === "ipfs",
+      handle: (req, ctx, catalog) => {
+        const cid = ctx.segs[1];
+        const hex = digestOfRawCid(cid);
+        // One spelling per CID: base32 with non-zero padding bits decodes
+        // to the same digest; only the canonical encoding is served.
+        if (!hex || !HEX64_RE.test(hex) || rawCidFromDigest(hexBytes(hex)) !== cid) {
+          return text(404, "not found");
+        }
+        const format = new URLSearchParams(ctx.query).get("format");
+        if (format !== null && format !== "raw") return text(406, "only format=raw is served");
+        const raw = format === "raw" ||
+          accepts(req.headers.get("accept"), "application/vnd.ipld.raw");
+        const type = raw ? "application/vnd.ipld.raw" : "application/octet-stream";
+        const extra = {
+          "content-type": type,
+          "content-disposition": `attachment; filename="${cid}.bin"`,
+          "x-ipfs-path": `/ipfs/${cid}`,
+        };
+        const a = catalog.byDigest.get(hex);
+        if (a) return serveArtifact(artifacts, req, a, extra, `${a.channel}/${a.arch}/${a.name}`);
+        const r = catalog.manifestsByDigest.get(hex);
+        if (!r) return text(404, "not found");
+        const res = manifest(req, ctx, r, type);
+        for (const [k, v] of Object.entries(extra)) res.headers.set(k, v);
+        return res;
+      },
+    },
+    {
+      name: "release file",
+      match: (s) => s.length === 3,
+      handle: (req, ctx, catalog) => {
+        const [channel, arch, file] = ctx.segs;
+        const r = releaseFor(catalog, channel, arch);
+        if (!r) return text(404, "not found");
+        if (file === "manifest.json") return manifest(req, ctx, r);
+        if (file === "record.json") {
+          if (!r.record) return text(404, "no discovery record for this release");
+          const record = r.record;
+          const hex = recordDigests.get(record);
+          if (hex) return docs.serve(req, ctx, record, hex, "application/json");
+          return recordDigest(record).then((h) =>
+            docs.serve(req, ctx, record, h, "application/json")
+          );
+        }
+        const a = r.artifacts.get(file);
+        return a
+          ? serveArtifact(artifacts, req, a, {}, `${r.channel}/${r.arch}/${a.name}`)
+          : text(404, "not found");
+      },
+    },
+  ];
+}
+
+/** The last handler of the pipeline: the first matching route answers, else 404. */
+export function router(table: readonly Route[], catalog: () => Catalog) {
+  return (req: Request, ctx: RequestContext): Response | Promise<Response> => {
+    const segs = ctx.segs;
+    for (const r of table) if (r.match(segs)) return r.handle(req, ctx, catalog());
+    return text(404, "not found");
+  };
+}
