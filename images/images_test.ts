@@ -1,6 +1,6 @@
 import { EXIT_STATUS } from "../core/mod.ts";
 import { assert, assertEquals } from "../testing/mod.ts";
-import { permissionSet } from "../cli/mod.ts";
+import { permissionSet, resolveScope } from "../cli/mod.ts";
 import { launcherScript, permissionFlags } from "./launcher.ts";
 import { derivedUuid, diskDescriptor } from "./build.ts";
 import { imagesTaskArgs } from "./task.ts";
@@ -90,12 +90,13 @@ async function checkGrubFallback(img: string, efi: string): Promise<void> {
 }
 
 Deno.test("launcher flags carry exactly the deno.json set, with imports denied", () => {
-  const flags = permissionFlags(permissionSet("kexec"), "/usr/lib/phase");
+  const set = permissionSet("kexec");
+  const flags = permissionFlags(set, "/usr/lib/phase");
   assert(flags.includes("--allow-run=/sbin/kexec,/usr/sbin/kexec,/sbin/reboot"), flags.join(" "));
-  assert(
-    flags.some((f) => f.startsWith("--allow-read=/usr/lib/phase/.cache,/var/cache/phase,")),
-    flags.join(" "),
-  );
+  // Relative scopes of the set resolve under the install prefix, in the set's order.
+  const read = (set.read as readonly string[]).map((e) => resolveScope(e, "/usr/lib/phase"));
+  assert(read.includes("/usr/lib/phase/.cache") && read.includes("/var/cache/phase"), read.join());
+  assert(flags.includes(`--allow-read=${read.join(",")}`), flags.join(" "));
   assert(!flags.some((f) => f.startsWith("--allow-net")), "kexec has no network");
   assert(flags.some((f) => f.startsWith("--deny-import=jsr.io:443")));
   const script = launcherScript({
