@@ -15,6 +15,7 @@ export class TooLargeError extends Error {
 
 /** Thrown when a path to read is not a regular file (a FIFO, a device, a directory). */
 export class NotRegularFileError extends Error {
+  /** The path that is not a regular file. */
   constructor(readonly path: string) {
     super(`${path} is not a regular file`);
     this.name = "NotRegularFileError";

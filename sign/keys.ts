@@ -18,8 +18,11 @@ import { SignError } from "./errors.ts";
 
 /** A loaded signing key. */
 export interface SigningKey {
+  /** The private key, for `node:crypto` signing. */
   readonly key: KeyObject;
+  /** The 32-byte raw public key. */
   readonly publicRaw: Uint8Array;
+  /** Its keyid (`ed25519:<hex>`). */
   readonly keyid: string;
 }
 

@@ -19,6 +19,7 @@ import {
   type JsonValue,
   MAX_CMDLINE_FILE_BYTES,
   MAX_MANIFEST_BYTES,
+  MAX_RECORD_BYTES,
   parseDocument,
   rawCid,
   RELEASE_ARTIFACTS,
@@ -29,20 +30,27 @@ import {
 import { SignError } from "./errors.ts";
 import type { SigningKey } from "./keys.ts";
 
-/** Largest record file read. */
-export const MAX_RECORD_BYTES = 64 * 1024;
-
 /** What a release is. */
 export interface ReleaseOptions {
+  /** The artifact tree: the release is `<root>/<channel>/<arch>/`. */
   readonly root: string;
+  /** Release channel, e.g. `stable`. */
   readonly channel: string;
+  /** Architecture (`amd64`, `arm64` or an alias; written canonical). */
   readonly arch: string;
+  /** Version to sign, dot-separated decimal runs. */
   readonly version: string;
+  /** How long the manifest stays valid after `now`, in milliseconds. */
   readonly expiresInMs: number;
+  /** The signing time (`issued_at`). */
   readonly now: Date;
+  /** Kernel command line; default: the release's `cmdline` file, or empty. */
   readonly cmdline?: string;
+  /** Artifact files beyond kernel, initramfs and rootfs to list. */
   readonly extraArtifacts?: readonly string[];
+  /** Manifest URLs to put into the discovery record. */
   readonly mirrors?: readonly string[];
+  /** libp2p multiaddrs of long-lived providers for the record. */
   readonly providers?: readonly string[];
 }
 

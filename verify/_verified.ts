@@ -8,16 +8,26 @@
  */
 import { VerifyError } from "./errors.ts";
 
-declare const verifiedBrand: unique symbol;
+/**
+ * The brand of a {@link Verified} value. A class with a private member is
+ * nominal in TypeScript and this one has no constructor at run time
+ * (`declare`), so no object literal and no other module can produce the
+ * type; {@link assertVerified} re-checks membership at run time.
+ */
+export declare abstract class VerifiedBrand {
+  private readonly verified: true;
+}
 
 /** A value that passed verification in this process. */
 export type Verified<T> = {
+  /** The decoded value the signatures cover. */
   readonly value: T;
   /** Exact bytes the signature covered the parse of. */
   readonly bytes: Uint8Array;
   /** Trusted keyids whose valid signatures were counted. */
   readonly signers: readonly string[];
-  readonly [verifiedBrand]: true;
+  /** Type-level only: never present at run time. */
+  readonly brand: VerifiedBrand;
 };
 
 const issued = new WeakSet<object>();

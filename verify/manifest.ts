@@ -61,26 +61,39 @@ export const REQUIRED_ARTIFACTS = ["kernel", "initramfs"] as const;
 
 /** One artifact reference. */
 export interface ArtifactRef {
+  /** `sha256:` and 64 lowercase hex digits. */
   readonly digest: string;
+  /** Exact length in bytes. */
   readonly size: number;
 }
 
 /** One signature entry. */
 export interface SignatureEntry {
+  /** `ed25519:` and the hex SHA-256 of the raw public key. */
   readonly keyid: string;
+  /** The 64-byte Ed25519 signature. */
   readonly sig: Uint8Array;
 }
 
 /** A decoded v1 manifest. */
 export interface Manifest {
+  /** Always 1 in this version of the format. */
   readonly schema: 1;
+  /** Dot-separated decimal runs, compared segment by segment. */
   readonly version: string;
+  /** Release channel, e.g. `stable`. */
   readonly channel: string;
+  /** Canonical architecture. */
   readonly arch: Arch;
+  /** When the release was signed. */
   readonly issuedAt: Date;
+  /** The manifest is refused at and after this instant (E_EXPIRED). */
   readonly expiresAt: Date;
+  /** Kernel command line for the target. */
   readonly cmdline: string;
+  /** Artifacts by name (a prototype-free map). */
   readonly artifacts: Readonly<Record<string, ArtifactRef>>;
+  /** Every signature entry, trusted or not. */
   readonly signatures: readonly SignatureEntry[];
   /** The whole document as parsed (unknown members included). */
   readonly document: { readonly [key: string]: JsonValue };

@@ -1,8 +1,55 @@
 /**
- * verify/: the trust core. Ed25519 + SHA-256 + expiry + rollback checks of
- * boot manifests (formats.md §1), strict JSON and JCS, trust files, content
- * identifiers. Never touches the network. Only this module creates a
- * {@link Verified} value.
+ * verify/: the trust core and the one owner of Phase's wire formats
+ * (docs/formats.md). It checks boot manifests in a fixed order (schema,
+ * Ed25519 threshold signatures, channel/arch, expiry, rollback floor, then
+ * each artifact's size and SHA-256), parses trust files, records and strict
+ * JSON, computes JCS signing bytes and content identifiers, and builds the
+ * documents signers sign. It never touches the network, and only this module
+ * creates a {@link Verified} value: what boots, caches or serves bytes takes
+ * nothing else.
+ *
+ * @example Verify a release on disk: manifest, trust file, floor and artifacts
+ * ```ts
+ * import { verifyFiles } from "./mod.ts";
+ * import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
+ *
+ * await Deno.mkdir("/tmp/phase", { recursive: true });
+ * const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "verify-doc-" });
+ * try {
+ *   const { paths } = await keygen(`${dir}/keys`, "release");
+ *   const release = `${dir}/artifacts/stable/amd64`;
+ *   await Deno.mkdir(release, { recursive: true });
+ *   await Deno.writeFile(`${release}/kernel`, new Uint8Array(4096).fill(1));
+ *   await Deno.writeFile(`${release}/initramfs`, new Uint8Array(2048).fill(2));
+ *   const signed = await signRelease({
+ *     root: `${dir}/artifacts`, channel: "stable", arch: "amd64", version: "2026.11.29",
+ *     expiresInMs: 86_400_000, now: new Date(),
+ *   }, await loadSigningKey(paths.privateKey));
+ *
+ *   const ok = await verifyFiles({
+ *     manifest: signed.path,
+ *     trust: paths.trust,
+ *     arch: "x86_64", // an alias of amd64
+ *     stateDir: `${dir}/state`,
+ *     artifacts: new Map([["kernel", `${release}/kernel`]]),
+ *   });
+ *   console.log(ok.verified.value.version, ok.manifestCid, ok.artifactsChecked);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
+ * ```
+ *
+ * @example Strict JSON: a repeated member name is refused, never "last one wins"
+ * ```ts
+ * import { parseStrictJson, StrictJsonError } from "./mod.ts";
+ *
+ * try {
+ *   parseStrictJson(new TextEncoder().encode('{"version":"1","version":"9"}'));
+ *   throw new Error("accepted a duplicate member");
+ * } catch (err) {
+ *   if (!(err instanceof StrictJsonError)) throw err;
+ * }
+ * ```
  *
  * @module
  */
@@ -22,7 +69,7 @@ export {
 } from "./ed25519.ts";
 export { VerifyError } from "./errors.ts";
 export type { VerifyCode } from "./errors.ts";
-export { FLOOR_FILE, floorKey, readFloor, recordFloor } from "./floor.ts";
+export { readFloor, recordFloor } from "./floor.ts";
 export { canonicalize, signedBytes } from "./jcs.ts";
 export {
   canonicalArch,
@@ -43,22 +90,9 @@ export type { LoadTrustOptions, Trust, TrustedKey } from "./trust.ts";
 export { parseArtifactArgs, verifyFiles } from "./workflow.ts";
 export type { VerifiedFiles, VerifyFilesOptions } from "./workflow.ts";
 export { assertVerified } from "./_verified.ts";
-export type { Verified } from "./_verified.ts";
-export {
-  checkArtifactFile,
-  checkThreshold,
-  countValidSignatures,
-  verifyArtifact,
-  verifyManifest,
-} from "./verify.ts";
-export {
-  HASH_CHUNK_BYTES,
-  hashFile,
-  hashStream,
-  SHA256_PREFIX,
-  sha256Hex,
-  toHex,
-} from "./digest.ts";
+export type { Verified, VerifiedBrand } from "./_verified.ts";
+export { checkArtifactFile, checkThreshold, verifyArtifact, verifyManifest } from "./verify.ts";
+export { HASH_CHUNK_BYTES, hashFile, hashStream, SHA256_PREFIX, sha256Hex } from "./digest.ts";
 export {
   buildManifestDocument,
   dhtRecordKey,

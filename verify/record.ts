@@ -30,12 +30,19 @@ export const MAX_RECORD_SOURCES = 32;
 
 /** A decoded discovery record. */
 export interface DiscoveryRecord {
+  /** CIDv1 (raw, sha2-256, base32) of the manifest bytes the record points at. */
   readonly manifestCid: string;
+  /** The manifest's version. */
   readonly version: string;
+  /** The record is ignored at and after this instant. */
   readonly expiresAt: Date;
+  /** Manifest URLs known when the release was signed. */
   readonly mirrors: readonly string[];
+  /** libp2p multiaddrs of long-lived providers. */
   readonly providers: readonly string[];
+  /** Signatures with the public key each claims (self-consistency). */
   readonly signatures: readonly (SignatureEntry & { readonly publicKey: Uint8Array })[];
+  /** The whole document as parsed. */
   readonly document: { readonly [key: string]: JsonValue };
 }
 

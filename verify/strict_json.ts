@@ -22,6 +22,7 @@ export const MAX_JSON_DEPTH = 32;
 
 /** Why a document was rejected, with the byte offset. */
 export class StrictJsonError extends Error {
+  /** What is wrong and where, as a byte offset into the document. */
   constructor(message: string, readonly offset: number) {
     super(`${message} at offset ${offset}`);
     this.name = "StrictJsonError";

@@ -14,14 +14,19 @@ export const MAX_TRUST_BYTES = 256 * 1024;
 
 /** One trusted key. */
 export interface TrustedKey {
+  /** `ed25519:` and the hex SHA-256 of {@link TrustedKey.publicKey}. */
   readonly keyid: string;
+  /** The 32-byte raw Ed25519 public key. */
   readonly publicKey: Uint8Array;
+  /** A label for people (`release-2026`). */
   readonly name: string;
 }
 
 /** A parsed trust file. */
 export interface Trust {
+  /** How many distinct trusted keys must sign. */
   readonly threshold: number;
+  /** Trusted keys by keyid. */
   readonly keys: ReadonlyMap<string, TrustedKey>;
 }
 
