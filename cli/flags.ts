@@ -36,11 +36,50 @@ export function parseFlags<O extends OptionSpec>(
     });
     return { values: values as ParsedValues<O>, positionals };
   } catch (err) {
+    const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    const unknown = /^Unknown option '(-{1,2}[^']+)'/.exec(message);
+    const near = unknown ? nearestFlag(unknown[1], Object.keys(options)) : undefined;
     throw new UsageError(
-      err instanceof Error ? err.message.split("\n")[0] : String(err),
+      near ? `${message}; did you mean --${near}?` : message,
       usage,
     );
   }
+}
+
+/** Longest flag name compared for a suggestion, in characters (bounds the work). */
+const MAX_SUGGEST_CHARS = 64;
+
+/**
+ * The known flag nearest to a mistyped one (`--chanel` -> `channel`), or
+ * undefined when none is within two edits (or a third of its length).
+ */
+export function nearestFlag(given: string, known: readonly string[]): string | undefined {
+  const name = given.replace(/^-+/, "").split("=")[0].slice(0, MAX_SUGGEST_CHARS);
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const d = editDistance(name, k.slice(0, MAX_SUGGEST_CHARS));
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  const limit = Math.max(1, Math.min(2, Math.floor(name.length / 3)));
+  return bestDistance <= limit ? best : undefined;
+}
+
+/** Levenshtein distance, one row at a time. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(
+        prev[j] + 1,
+        row[j - 1] + 1,
+        prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    prev = row;
+  }
+  return prev[b.length];
 }
 
 /** Returns the string flag or throws a usage error naming it. */

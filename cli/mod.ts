@@ -19,6 +19,7 @@ export {
   PERMISSION_KINDS,
   permissionSet,
   permissionTable,
+  phaseVersion,
   rawTable,
   rawTasks,
   resolveScope,

@@ -457,3 +457,8 @@ export function revokeUnheld(set: PermissionSet): void {
     Deno.permissions.revokeSync(descriptor(kind));
   }
 }
+
+/** The version of Phase this is (deno.json `version`). */
+export function phaseVersion(): string {
+  return (config as { version?: string }).version ?? "0.0.0";
+}

@@ -1,6 +1,7 @@
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
 import { EXIT_STATUS, exitStatusOf, PhaseError, UsageError } from "../core/mod.ts";
-import { formatError, wantsHelp } from "./run.ts";
+import { formatError, renderHelp, wantsHelp, wantsVersion } from "./run.ts";
+import { nearestFlag, parseFlags } from "./flags.ts";
 
 Deno.test("cli: errors print 'phase-<name>: error:' and a hint; codes map to distinct statuses", () => {
   const e = new PhaseError("E_EXPIRED", "manifest expired", { hint: "re-sign it" });
@@ -64,4 +65,49 @@ Deno.test("core: the README's exit-status table is the registry, row for row", a
     .filter((m) => m !== null)
     .map((m) => [m[2], Number(m[1])]);
   assertEquals(rows, Object.entries(EXIT_STATUS));
+});
+
+Deno.test("cli: an unknown flag suggests the nearest known one, and only a near one", () => {
+  const spec = { channel: { type: "string" as const }, arch: { type: "string" as const } };
+  for (
+    const [typed, hint] of [["--chanel", "--channel"], ["--arc", "--arch"], [
+      "--channle",
+      "--channel",
+    ]]
+  ) {
+    try {
+      parseFlags([typed, "x"], spec, "usage: x");
+      throw new Error(`${typed} was accepted`);
+    } catch (err) {
+      assertEquals((err as UsageError).code, "E_USAGE");
+      assertMatch((err as Error).message, new RegExp(`did you mean ${hint}\\?$`));
+    }
+  }
+  assertEquals(nearestFlag("--zzz", ["channel", "arch"]), undefined);
+  assertEquals(nearestFlag("--trust=x", ["trust", "state"]), "trust");
+});
+
+Deno.test("cli: --help lists what the command does, each flag's default, examples and the registry's statuses", () => {
+  const text = renderHelp("verify", {
+    summary: "checks a manifest",
+    usage: "deno task verify --manifest FILE",
+    flags: [{ flag: "--manifest FILE", text: "the manifest" }, {
+      flag: "--channel NAME",
+      text: "expected channel",
+      default: "the manifest's",
+    }],
+    examples: ["deno task verify --manifest a", "deno task verify --manifest b --json"],
+    codes: ["E_SCHEMA", "E_DIGEST"],
+  });
+  assertMatch(text, /^phase-verify \d+\.\d+\.\d+: checks a manifest\n/);
+  assertMatch(text, /--channel NAME\s+expected channel \(default: the manifest's\)/);
+  assertMatch(
+    text,
+    /examples:\n  deno task verify --manifest a\n  deno task verify --manifest b --json/,
+  );
+  for (const code of ["E_USAGE", "E_PERMISSIONS", "E_SCHEMA", "E_DIGEST", "E_INTERNAL"] as const) {
+    assertMatch(text, new RegExp(`\\n  ${EXIT_STATUS[code]}\\s+${code}\\n`));
+  }
+  assertEquals(wantsVersion(["--version"]), true);
+  assertEquals(wantsVersion(["run", "--", "--version"]), false);
 });
