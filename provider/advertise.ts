@@ -55,7 +55,14 @@ export function mdnsInstances(
   }));
 }
 
-/** Factory of the mDNS advertiser for {@link startProvider}. */
+/**
+ * Factory of the mDNS advertiser for {@link ProviderOptions.mdns}: a
+ * responder on the IPv4 address the provider binds (on every non-loopback
+ * IPv4 interface when it binds `0.0.0.0`) that announces each release as
+ * `<name>-<channel>-<arch>._phase-image._tcp.local`, answers queries, and
+ * says goodbye on stop. `opts.port` is the UDP port to answer on (default
+ * 5353; tests use another).
+ */
 export function mdnsAdvertiser(
   opts: { port?: number } = {},
 ): (ctx: AdvertContext) => Promise<Advertiser> {

@@ -46,10 +46,15 @@ const RESERVED_NAMES = new Set(["manifest.json", "record.json", "cmdline"]);
 
 /** What identifies the bytes of a file without reading them. */
 export interface FileIdentity {
+  /** Device the file lives on. */
   readonly dev: number;
+  /** Inode number (0 where the platform has none). */
   readonly ino: number;
+  /** Size, in bytes. */
   readonly size: number;
+  /** Last modification time, in ms since the epoch. */
   readonly mtimeMs: number;
+  /** Last status change time, in ms since the epoch. */
   readonly ctimeMs: number;
 }
 
@@ -72,8 +77,11 @@ export function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
 
 /** One servable artifact: a file whose bytes hashed to `digest`. */
 export interface Artifact {
+  /** Artifact name in the manifest (`kernel`, `initramfs`, `rootfs`). */
   readonly name: string;
+  /** Channel of the release it belongs to (`stable`, ...). */
   readonly channel: string;
+  /** Canonical architecture of the release (`amd64`, `arm64`). */
   readonly arch: string;
   /** Path opened to serve it: the private snapshot, or the file in the root. */
   readonly path: string;
@@ -87,6 +95,7 @@ export interface Artifact {
   readonly immutable: boolean;
   /** Lowercase hex SHA-256. */
   readonly digest: string;
+  /** Size, in bytes. */
   readonly size: number;
   /** Identity of the file when it was hashed; serving re-checks it (TM-19). */
   readonly identity: FileIdentity;
@@ -94,16 +103,26 @@ export interface Artifact {
 
 /** One release as served. */
 export interface Release {
+  /** Channel (`stable`, ...): the first directory level under the root. */
   readonly channel: string;
+  /** Canonical architecture (`amd64`, `arm64`): the second directory level. */
   readonly arch: string;
+  /**
+   * `pre-signed`: the root holds a `manifest.json` that verified against the
+   * trust file; `generated`: the provider built and signed it with its key.
+   */
   readonly origin: "pre-signed" | "generated";
+  /** The decoded, verified manifest. */
   readonly manifest: Manifest;
+  /** The exact signed manifest bytes served as `manifest.json`. */
   readonly manifestBytes: Uint8Array;
   /** Lowercase hex SHA-256 of the manifest bytes. */
   readonly manifestDigest: string;
+  /** Raw-codec CIDv1 of the manifest bytes (`/ipfs/<cid>`). */
   readonly manifestCid: string;
   /** Signed discovery record bytes (formats.md §5), when there is one. */
   readonly record?: Uint8Array;
+  /** The release's artifacts, by name. */
   readonly artifacts: ReadonlyMap<string, Artifact>;
   /** Keyids whose valid signatures the manifest carries (trusted ones). */
   readonly signers: readonly string[];
@@ -111,7 +130,9 @@ export interface Release {
 
 /** A release directory that was not served, and why. */
 export interface Refusal {
+  /** The release directory (absolute, symlinks resolved). */
   readonly dir: string;
+  /** Why it was refused; logged, never shown over HTTP. */
   readonly reason: string;
   /** The error's code (`E_SIGNATURE`, ...), shown over HTTP instead of the reason. */
   readonly code?: string;
@@ -119,12 +140,15 @@ export interface Refusal {
 
 /** An immutable snapshot of what is served. */
 export interface Catalog {
+  /** Releases by `<channel>/<arch>`. */
   readonly releases: ReadonlyMap<string, Release>;
   /** Artifacts by hex digest (`/cas/sha256/<hex>`, `/ipfs/<cid>`). */
   readonly byDigest: ReadonlyMap<string, Artifact>;
   /** Manifests by hex digest of their bytes (`/ipfs/<manifest_cid>`). */
   readonly manifestsByDigest: ReadonlyMap<string, Release>;
+  /** Release directories found but not served, and why. */
   readonly refused: readonly Refusal[];
+  /** When this catalog was loaded (the clock of the loader). */
   readonly loadedAt: Date;
 }
 
@@ -141,14 +165,17 @@ export function emptyCatalog(now: Date = new Date()): Catalog {
 
 /** How the catalog is built. */
 export interface CatalogOptions {
+  /** Directory of releases, `<root>/<channel>/<arch>/`; it is only read. */
   readonly root: string;
   /** Trust for pre-signed manifests and records; none: pre-signed ones are refused. */
   readonly trust?: Trust;
   /** Key to sign generated manifests with; none (`--no-sign`): only pre-signed ones. */
   readonly key?: SigningKey;
+  /** Where refused releases and hashing are logged. */
   readonly logger: Logger;
+  /** Clock for expiry checks and generated manifests; default the system clock. */
   readonly now?: () => Date;
-  /** Validity of generated manifests, in milliseconds. */
+  /** Validity of generated manifests, in milliseconds; default {@link DEFAULT_EXPIRES_MS}. */
   readonly expiresInMs?: number;
   /** Base URL put in generated records' `mirrors` (e.g. `http://10.0.0.1:8080`). */
   readonly mirrorBase?: string;
@@ -293,6 +320,7 @@ export class CatalogLoader {
   /** How many files were hashed in total (tests check re-hashing). */
   hashedFiles = 0;
 
+  /** A loader for `opts.root`; nothing is read until {@link CatalogLoader.load}. */
   constructor(opts: CatalogOptions) {
     this.#opts = opts;
   }

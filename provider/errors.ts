@@ -5,7 +5,13 @@
  */
 import { PhaseError } from "../core/mod.ts";
 
-/** Codes of the provider. */
+/**
+ * Codes of the provider: `E_KEY` (the signing key cannot be loaded or
+ * made), `E_TRUST` (the trust file cannot be read or parsed), `E_BIND`
+ * (cannot listen), `E_ROOT` (the root cannot be scanned), `E_STATE` (the
+ * state directory cannot be made), `E_FETCH` (a running provider asked by
+ * `status` / `list` did not answer), `E_CATALOG` (registered, not thrown today).
+ */
 export type ProviderCode =
   | "E_KEY"
   | "E_TRUST"
@@ -15,5 +21,8 @@ export type ProviderCode =
   | "E_FETCH"
   | "E_CATALOG";
 
-/** An error of `serve` / `provider`. */
+/**
+ * An error of the provider, thrown by {@link startProvider}: a
+ * {@link PhaseError} with a {@link ProviderCode}, a hint and the cause.
+ */
 export class ProviderError extends PhaseError<ProviderCode> {}

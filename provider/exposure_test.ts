@@ -2,7 +2,7 @@ import { memoryLogger } from "../core/mod.ts";
 import { rawCid } from "../verify/mod.ts";
 import { assert, assertEquals, tempDir, writeRelease } from "../testing/mod.ts";
 import { runProviderCli } from "./cli.ts";
-import { createHandler, newMetrics } from "./mod.ts";
+import { createHandler, newMetrics } from "./http.ts";
 import { startProvider } from "./server.ts";
 
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";

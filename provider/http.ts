@@ -29,16 +29,27 @@ const VERSION = "0.1.0";
 
 /** Counters shown by `/status` and the status page. */
 export interface Metrics {
+  /** Requests answered since start. */
   requests: number;
+  /** Body bytes sent since start (manifests, records and artifacts). */
   bytes: number;
+  /** Responses with a 5xx status. */
   errors: number;
+  /** Request paths refused as unsafe (traversal, dotfiles, bad encoding: TM-10). */
   rejectedPaths: number;
+  /** `304 Not Modified` answers. */
   notModified: number;
+  /** `206 Partial Content` answers. */
   partial: number;
+  /** Requests refused with 503 at the in-flight caps (TM-18). */
   refusedBusy: number;
+  /** Artifact responses cut because the file changed while served (TM-19). */
   tornAborts: number;
+  /** Requests in flight now (open artifact streams included). */
   inflight: number;
+  /** Responses by HTTP status. */
   readonly byStatus: Record<string, number>;
+  /** Requests and body bytes per artifact, by `<channel>/<arch>/<name>`. */
   readonly perArtifact: Record<string, { requests: number; bytes: number }>;
 }
 
@@ -61,11 +72,13 @@ export function newMetrics(): Metrics {
 
 /** State of the advertisement layers, for `/` and `/status`. */
 export interface AdvertState {
+  /** The mDNS layer: on or off, its state (`running`, `off`, ...) and its instance names. */
   readonly mdns: {
     readonly enabled: boolean;
     readonly state: string;
     readonly instances: readonly string[];
   };
+  /** The DHT layer: on or off, its state, its libp2p peer id, listen multiaddrs and peer count. */
   readonly dht: {
     readonly enabled: boolean;
     readonly state: string;
@@ -77,20 +90,37 @@ export interface AdvertState {
 
 /** Everything the handler reads. */
 export interface HandlerOptions {
+  /** Provider name shown on the status page and in `GET /`. */
   readonly name: string;
+  /** The catalog to answer from, read per request (so a rescan takes effect at once). */
   readonly catalog: () => Catalog;
+  /** Counters the handler updates; make them with {@link newMetrics}. */
   readonly metrics: Metrics;
   /** Access and security log (JSON lines). */
   readonly logger: Logger;
+  /** Start time, for the uptime shown by `GET /`. */
   readonly startedAt: Date;
+  /** Clock; default the system clock. */
   readonly now?: () => Date;
+  /** False while the provider stops: `/health` then answers 503. Default: always serving. */
   readonly serving?: () => boolean;
+  /** State of the advertisement layers, shown by `GET /` and `/status`. */
   readonly advert?: () => AdvertState;
+  /** Channel of the release `GET /manifest.json` answers; default `stable`. */
   readonly defaultChannel?: string;
+  /** Architecture of the release `GET /manifest.json` answers; default the host's. */
   readonly defaultArch?: string;
+  /** Most requests in flight before 503 (TM-18); default {@link MAX_INFLIGHT}. */
   readonly maxInflight?: number;
-  /** Most requests in flight from one client address (TM-18). */
+  /**
+   * Most requests in flight from one client address (TM-18); default
+   * {@link MAX_INFLIGHT_PER_CLIENT}.
+   */
   readonly maxInflightPerClient?: number;
+  /**
+   * An artifact response whose client reads nothing for this long is
+   * aborted, in ms (TM-18); default {@link SEND_STALL_TIMEOUT_MS}.
+   */
   readonly stallTimeoutMs?: number;
   /** Called when a file no longer matches its hash (rescan it). */
   readonly onStale?: (artifact: Artifact) => void;
@@ -104,12 +134,19 @@ export interface HandlerOptions {
 
 /** One access-log entry (one JSON line per request). */
 export interface AccessEntry {
+  /** HTTP method. */
   readonly method: string;
+  /** Raw request path, cut to 256 characters. */
   readonly path: string;
+  /** HTTP status answered. */
   readonly status: number;
+  /** Body length, in bytes. */
   readonly length: number;
+  /** The request's `Range` header, if any. */
   readonly range?: string;
+  /** Client address, when the server passed one. */
   readonly remote?: string;
+  /** Time until the response was ready (its head, not the whole body), in ms. */
   readonly ms: number;
 }
 
@@ -149,6 +186,7 @@ export function formatAccess(component: string, e: AccessEntry, now?: Date): str
 
 /** Connection info Deno.serve passes; optional so tests may omit it. */
 export interface RequestInfo {
+  /** The client's address; loopback clients see `/status` and the counters. */
   readonly remoteAddr?: { hostname?: string; port?: number };
   /** Settles when the response was fully delivered or the client left. */
   readonly completed?: Promise<void>;
@@ -164,6 +202,7 @@ export type Handler = (req: Request, info?: RequestInfo) => Promise<Response>;
  * queue; artifacts still come back as a Promise.
  */
 export interface ProviderHandler extends Handler {
+  /** The same handler, answering in-memory documents without a Promise. */
   readonly direct: (req: Request, info?: RequestInfo) => Response | Promise<Response>;
 }
 

@@ -9,7 +9,8 @@ import {
   tempDir,
   writeRelease,
 } from "../testing/mod.ts";
-import { formatAccess, parseRange, prefersHtml, safeSegments } from "./mod.ts";
+import { formatAccess, safeSegments } from "./http.ts";
+import { parseRange, prefersHtml } from "./range.ts";
 import { startProvider } from "./server.ts";
 
 async function setup() {

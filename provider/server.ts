@@ -28,32 +28,52 @@ export const DEFAULT_HOST = "127.0.0.1";
  * after the server listens; told about every new catalog; stopped first.
  */
 export interface Advertiser {
+  /** Which layer it is; its state is shown under this name. */
   readonly kind: "mdns" | "dht";
+  /** Advertises `catalog` from now on (called after every rescan). */
   update(catalog: Catalog): Promise<void>;
+  /** Withdraws the advertisement (mDNS goodbye) and frees its sockets. */
   stop(): Promise<void>;
+  /** Its state now, for `GET /` and `/status`. */
   state(): AdvertState["mdns"] | AdvertState["dht"];
 }
 
 /** Context an advertiser factory receives. */
 export interface AdvertContext {
+  /** Name on the LAN: {@link ProviderOptions.name}, else the hostname. */
   readonly name: string;
+  /** Address the provider listens on. */
   readonly host: string;
+  /** TCP port the provider listens on (the bound one when 0 was asked). */
   readonly port: number;
+  /** The provider's base URL, `http://host:port`. */
   readonly url: string;
+  /** The catalog loaded at start. */
   readonly catalog: Catalog;
+  /** The provider's logger. */
   readonly logger: Logger;
+  /** The provider's signing key; absent with `sign: false`. */
   readonly key?: SigningKey;
+  /** The trust file's keys, when there is a trust file. */
   readonly trust?: Trust;
+  /** The provider's state directory (the DHT keeps its peer key there). */
   readonly state: string;
 }
 
 /** Options of {@link startProvider}. */
 export interface ProviderOptions {
+  /** Directory of releases, `<root>/<channel>/<arch>/`; only read, never written. */
   readonly root: string;
+  /**
+   * The provider's own directory (made with mode 0700): its key
+   * `provider.pem`, `trust.json`, snapshots and the DHT peer key.
+   */
   readonly state: string;
+  /** Address to bind; default {@link DEFAULT_HOST} (loopback). `0.0.0.0` serves the LAN. */
   readonly host?: string;
-  /** 0 picks a free port. */
+  /** TCP port; default {@link DEFAULT_PORT}. 0 picks a free port. */
   readonly port?: number;
+  /** Name on the status page and, on the LAN, in mDNS; default `phase` (LAN: the hostname). */
   readonly name?: string;
   /** Sign generated manifests with this key instead of `<state>/provider.pem`. */
   readonly keyPath?: string;
@@ -61,13 +81,22 @@ export interface ProviderOptions {
   readonly sign?: boolean;
   /** Trust file for pre-signed manifests; default `<state>/trust.json`. */
   readonly trustPath?: string;
-  /** Advertisement factories; `false`/absent: off. */
+  /** mDNS advertisement, e.g. {@link mdnsAdvertiser}(); `false` or absent: off. */
   readonly mdns?: false | ((ctx: AdvertContext) => Promise<Advertiser>);
+  /** DHT advertisement, e.g. {@link dhtAdvertiser}(); `false` or absent: off. */
   readonly dht?: false | ((ctx: AdvertContext) => Promise<Advertiser>);
+  /** Watch the root and rescan when it changes (default true); a periodic rescan runs anyway. */
   readonly watch?: boolean;
+  /** Where events and the access log go; default the console logger. */
   readonly logger?: Logger;
+  /** Clock for expiry and generated manifests; default the system clock. */
   readonly now?: () => Date;
+  /** Validity of generated manifests, in ms; default {@link DEFAULT_EXPIRES_MS}. */
   readonly expiresInMs?: number;
+  /**
+   * An artifact response whose client reads nothing for this long is
+   * aborted, in ms (TM-18); default {@link SEND_STALL_TIMEOUT_MS}.
+   */
   readonly stallTimeoutMs?: number;
   /**
    * Serve from private snapshots in `<state>/snapshots` (default true): fast
@@ -75,8 +104,17 @@ export interface ProviderOptions {
    * copy of each artifact. false: serve from the root, checked per chunk.
    */
   readonly snapshot?: boolean;
+  /** Most requests in flight before 503 (TM-18); default {@link MAX_INFLIGHT}. */
   readonly maxInflight?: number;
+  /**
+   * Most requests in flight from one client address (TM-18); default
+   * {@link MAX_INFLIGHT_PER_CLIENT}.
+   */
   readonly maxInflightPerClient?: number;
+  /**
+   * How long {@link RunningProvider.close} lets in-flight responses finish,
+   * in ms; default {@link SHUTDOWN_GRACE_MS}.
+   */
   readonly shutdownGraceMs?: number;
   /** First request's headers deadline per connection, in ms (TM-18; default HEADER_TIMEOUT_MS). */
   readonly headerTimeoutMs?: number;
@@ -88,7 +126,9 @@ export interface ProviderOptions {
   readonly maxConnectionsPerClient?: number;
   /** Answer `/status` and the counters to every client, not only loopback (logged). */
   readonly unsafePublicStatus?: boolean;
+  /** Channel of the release `GET /manifest.json` answers; default `stable`. */
   readonly defaultChannel?: string;
+  /** Architecture of the release `GET /manifest.json` answers; default the host's. */
   readonly defaultArch?: string;
 }
 
@@ -96,13 +136,26 @@ export interface ProviderOptions {
 export interface RunningProvider {
   /** `http://host:port` (no trailing slash). */
   readonly url: string;
+  /** Address it listens on. */
   readonly host: string;
+  /** TCP port it listens on (the bound one when 0 was asked). */
   readonly port: number;
+  /**
+   * Keyid (`ed25519:<hex>`) of the key that signs generated manifests;
+   * absent with `sign: false`.
+   */
   readonly keyid?: string;
   /** True when this start generated the provider key. */
   readonly generatedKey: boolean;
+  /**
+   * The trust file: it verifies pre-signed manifests and, when this
+   * provider created it, names the provider key that clients of generated
+   * manifests trust.
+   */
   readonly trustPath: string;
+  /** Live counters of the HTTP handler. */
   readonly metrics: Metrics;
+  /** The catalog served now. */
   catalog(): Catalog;
   /** Number of files hashed since start (re-hash only what changed). */
   hashedFiles(): number;
@@ -110,6 +163,7 @@ export interface RunningProvider {
   rescan(): Promise<Catalog>;
   /** Stops: refuse new work, goodbye on mDNS, finish or cut in-flight within the grace. */
   close(): Promise<void>;
+  /** The advertisement layers that started. */
   readonly advertisers: readonly Advertiser[];
   /** Connections open now. */
   connections(): number;
