@@ -64,11 +64,17 @@ const KEXEC_E_EXEC = EXIT_STATUS.E_EXEC;
 
 /** Result of one step process. */
 export interface StepResult {
+  /** Exit status (137 when the process was killed, e.g. at its deadline). */
   readonly code: number;
+  /** What the step printed on stdout, UTF-8 decoded (its last line is its JSON result). */
   readonly stdout: string;
 }
 
-/** Starts one program (a launcher or udhcpc) under a deadline. */
+/**
+ * Starts one program (a launcher or udhcpc) with `args` and returns its
+ * exit status and stdout; the process is killed after `timeoutMs`
+ * milliseconds. {@link spawnStep} is the real one; tests inject their own.
+ */
 export type StepRunner = (
   program: string,
   args: readonly string[],
@@ -79,13 +85,21 @@ export type StepRunner = (
 export interface BootPaths {
   /** Directory of the launchers (`phase-discover`, ...). */
   readonly bin: string;
+  /** Trust file (release keys and threshold) passed to every verifying step. */
   readonly trust: string;
+  /** Boot policy file (TOML: mode, channel, provider, ...). */
   readonly policy: string;
+  /** Copy of the kernel command line (`/proc/cmdline`), which can override the policy. */
   readonly cmdline: string;
+  /** Content-addressed cache of releases (local and internet modes; holds the rollback floor). */
   readonly cache: string;
+  /** tmpfs directory private mode fetches into (nothing persistent is written). */
   readonly privateRoot: string;
+  /** Runtime directory (tmpfs): staging, the chosen provider, the last error. */
   readonly run: string;
+  /** The busybox udhcpc binary. */
   readonly udhcpc: string;
+  /** udhcpc's script that configures the lease (address, route, DNS). */
   readonly udhcpcScript: string;
   /** Interface names, one a line (init writes it from /sys/class/net). */
   readonly interfaces: string;
@@ -95,7 +109,7 @@ export interface BootPaths {
   readonly torPaths: readonly string[];
 }
 
-/** Defaults on the seed. */
+/** The paths on the seed image (override single members for a test or another layout). */
 export const SEED_PATHS: BootPaths = Object.freeze({
   bin: "/usr/lib/phase/bin",
   trust: "/etc/phase/trust.json",
@@ -115,10 +129,15 @@ export const SEED_PATHS: BootPaths = Object.freeze({
 
 /** What the chain needs injected. */
 export interface BootDeps {
+  /** The effective boot policy (mode, channel, provider, ...), loaded once by the caller. */
   readonly policy: Policy;
+  /** Architecture of the release to boot. */
   readonly arch: "amd64" | "arm64";
+  /** Where the launchers, trust, cache and runtime files are. */
   readonly paths: BootPaths;
+  /** Starts each step's process ({@link spawnStep} on a real seed). */
   readonly run: StepRunner;
+  /** Structured log events. */
   readonly log: Logger;
   /** Console lines for the person at the machine. */
   readonly say: (line: string) => void;
@@ -132,16 +151,24 @@ export interface BootDeps {
   readonly startTor?: (o: TorOptions) => Promise<TorHandle>;
 }
 
-/** What a successful chain did (when it returns: dry run, or exec returned). */
+/** What a successful chain did (it returns only from a dry run). */
 export interface BootOutcome {
+  /** Path of the verified manifest that was loaded. */
   readonly manifest: string;
+  /** Path of each artifact handed to kexec, by name (`kernel`, `initramfs`). */
   readonly artifacts: Readonly<Record<string, string>>;
+  /** Whether the release came over the network or from the local cache. */
   readonly source: "network" | "cache";
+  /** Duration of each step (`network`, `tor`, `discover`, `fetch`, `kexec`), in milliseconds. */
   readonly timingsMs: Readonly<Record<string, number>>;
 }
 
-/** Runs a program with piped stdout (capped) and the console as stderr. */
-export const spawnStep: StepRunner = async (program, args, timeoutMs) => {
+/**
+ * The real {@link StepRunner}: runs a program with piped stdout (at most
+ * 1 MiB kept), stdin closed and the console as stderr, and kills it with
+ * SIGKILL at its deadline.
+ */
+export const spawnStep: StepRunner = async (program, args, timeoutMs): Promise<StepResult> => {
   const child = new Deno.Command(program, {
     args: [...args],
     stdin: "null",
@@ -266,12 +293,17 @@ function sayRejected(d: BootDeps, found: DiscoverResult): void {
 
 /** What {@link cachedRelease} checks each cached manifest against. */
 export interface CacheSelection {
+  /** The trusted release keys and threshold. */
   readonly trust: Trust;
+  /** Release channel the manifest must name (`stable`, ...). */
   readonly channel: string;
+  /** Architecture the manifest must name (`amd64`, `arm64`). */
   readonly arch: string;
+  /** Lowest version accepted, if any. */
   readonly minVersion?: string;
   /** The on-device rollback floor (TM-02). */
   readonly floor?: string;
+  /** Time to check expiry against (default: now). */
   readonly now?: Date;
   /** Told about every manifest skipped, and why. */
   readonly log?: Logger;
@@ -279,8 +311,11 @@ export interface CacheSelection {
 
 /** A release found in the cache whose manifest verified. */
 export interface CachedRelease {
+  /** Path of the manifest in the cache. */
   readonly manifest: string;
+  /** Its release version. */
   readonly version: string;
+  /** CAS path of `kernel` and `initramfs`, by name (not re-hashed here: kexec does that). */
   readonly artifacts: Readonly<Record<string, string>>;
 }
 
@@ -535,7 +570,12 @@ async function fromCache(d: BootDeps, cause: unknown) {
   return cached;
 }
 
-/** Runs the chain. Returns only on a dry run; a real boot ends in the target kernel. */
+/**
+ * Runs the chain: network, discover, fetch (local mode: or the newest
+ * cached release that verifies), kexec load, then exec. Returns only on a
+ * dry run (`dryRun`: stop after the load); a real boot ends in the target
+ * kernel. Throws {@link BootError} naming the step that failed.
+ */
 export async function runChain(d: BootDeps): Promise<BootOutcome> {
   const clock = d.clock ?? (() => Math.round(performance.now()));
   const timings: Record<string, number> = {};

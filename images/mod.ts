@@ -1,7 +1,7 @@
 /**
- * images/: reproducible seed initramfs, squashfs seed, GPT USB image (ESP
- * with systemd-boot + seed + ext4 cache), QCOW2 and Parallels, a signed
- * target release and SHA256SUMS (issue #5).
+ * images/: builds, reproducibly, the seed initramfs, the squashfs seed, the
+ * GPT USB image (ESP with systemd-boot + seed + ext4 cache), QCOW2 and
+ * Parallels images, a signed target release and SHA256SUMS.
  *
  * @module
  */

@@ -16,8 +16,8 @@ import { type Staged, targetCmdline } from "./kexec.ts";
 
 /** Where the seed's init mounts the ESP (read-write, non-private modes only). */
 export const DEFAULT_ESP = "/run/phase/esp";
-/** Where the seed's init mounts efivarfs (see efivar.ts). */
-export const DEFAULT_EFIVARS = EFIVARS_DIR;
+/** Where the seed's init mounts efivarfs (a second mount: Deno refuses scoped access under /sys). */
+export const DEFAULT_EFIVARS: string = EFIVARS_DIR;
 /** Command-line word that tells the target it came up through the fallback. */
 export const CHAINLOAD_MARK = "phase.boot=chainload";
 
@@ -45,10 +45,24 @@ export function chainloadEntry(staged: Staged, mode: Mode): string {
   ].join("\n");
 }
 
-/** Installs the staged target and its entry on the ESP; returns the entry path. */
+/** Options of {@link installChainloadEntry}. */
+export interface ChainloadOptions {
+  /** The mounted ESP (it must hold `loader/loader.conf`), e.g. {@link DEFAULT_ESP}. */
+  readonly esp: string;
+  /** File name of the loader entry, e.g. `phase-chainload.conf`. */
+  readonly entry: string;
+  /** Boot mode passed to the target as `phase.mode=<mode>`. */
+  readonly mode: Mode;
+}
+
+/**
+ * Installs the staged target (`/phase/target/{linux,initrd}`) and its
+ * systemd-boot entry on the ESP; returns the entry path. Throws
+ * {@link KexecError} `E_FALLBACK` when the ESP is not mounted or not writable.
+ */
 export async function installChainloadEntry(
   staged: Staged,
-  opts: { esp: string; entry: string; mode: Mode },
+  opts: ChainloadOptions,
 ): Promise<string> {
   const entry = checkEntryId(opts.entry);
   try {

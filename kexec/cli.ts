@@ -37,7 +37,7 @@ function note(line: string): void {
 
 /** Permission set of phase-kexec. */
 export const KEXEC_PERMISSION_SET = "kexec";
-/** Default chainload entry (images/ writes it on the ESP). */
+/** File name of the loader entry the chainload fallback writes on the ESP and selects by default. */
 export const DEFAULT_FALLBACK_ENTRY = "phase-chainload.conf";
 
 const USAGE =

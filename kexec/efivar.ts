@@ -59,13 +59,23 @@ export function loaderVariablePath(name: string, dir = EFIVARS_DIR): string {
   return `${dir}/${name}-${LOADER_GUID}`;
 }
 
+/** Options of {@link setOneShotEntry}. */
+export interface OneShotOptions {
+  /** Where efivarfs is mounted (default `/run/phase/efivars`). */
+  readonly dir?: string;
+  /** Makes an existing variable file deletable (efivarfs marks it immutable; busybox `chattr -i`). */
+  readonly unlinkImmutable?: (path: string) => Promise<void>;
+}
+
 /**
- * Writes `LoaderEntryOneShot`. An existing variable file is immutable in
- * efivarfs: it is removed first through `unlinkImmutable` (busybox chattr -i).
+ * Writes systemd-boot's `LoaderEntryOneShot` EFI variable so that the next
+ * boot, and only that one, starts entry `entryId`; returns the variable's
+ * path. An existing variable file is immutable in efivarfs: it is removed
+ * first through `unlinkImmutable`. Throws {@link KexecError} `E_FALLBACK`.
  */
 export async function setOneShotEntry(
   entryId: string,
-  opts: { dir?: string; unlinkImmutable?: (path: string) => Promise<void> } = {},
+  opts: OneShotOptions = {},
 ): Promise<string> {
   const path = loaderVariablePath("LoaderEntryOneShot", opts.dir);
   const bytes = encodeEfiString(checkEntryId(entryId));

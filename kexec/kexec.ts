@@ -37,20 +37,34 @@ export const FDT_SOURCE = "/run/phase/fdt";
 /** Reads "1" when a kexec image is loaded. */
 export const KEXEC_LOADED = "/sys/kernel/kexec_loaded";
 
-/** How the kernel is loaded. */
+/**
+ * How the kernel is loaded: `file` is kexec_file_load (`kexec -s`, the
+ * kernel checks the image's signature under lockdown), `classic` is
+ * kexec_load (`kexec -l`, the only method on Debian arm64).
+ */
 export type KexecMethod = "file" | "classic";
 
 /** Artifacts copied into a private directory and re-checked there. */
 export interface Staged {
+  /** The private staging directory (0700); remove it once the kernel is loaded. */
   readonly dir: string;
+  /** Path of the re-checked kernel copy (0400). */
   readonly kernel: string;
+  /** Path of the re-checked initramfs copy (0400). */
   readonly initramfs: string;
+  /** Architecture named by the verified manifest. */
   readonly arch: Arch;
+  /** Release version named by the verified manifest. */
   readonly version: string;
+  /** The manifest's kernel command line (the mode word is added at load time). */
   readonly manifestCmdline: string;
 }
 
-/** Runs one program; returns its exit status and (capped) stderr. */
+/**
+ * Runs one program (`argv[0]` with the rest as arguments) under a deadline
+ * of `timeoutMs` milliseconds; returns its exit status and (capped) stderr.
+ * The default runs the real program; tests inject their own.
+ */
 export type Runner = (
   argv: readonly string[],
   timeoutMs: number,
@@ -115,7 +129,9 @@ async function copyCapped(src: string, dst: string, maxBytes: number): Promise<v
  * directory under `parent` (0700, files 0600 then 0400) and re-checks each
  * copy against the verified manifest. TM-11: what is checked is the copy
  * that kexec reads, not the path the fetcher wrote, so a file swapped after
- * verification is refused here, before anything is loaded.
+ * verification is refused here, before anything is loaded. Throws
+ * `VerifyError` (a copy that does not match, or cannot be read) or
+ * {@link KexecError} `E_STAGE`; the staging directory is removed on failure.
  */
 export async function stageArtifacts(
   verified: Verified<Manifest>,
@@ -186,14 +202,23 @@ export async function stageArtifacts(
   }
 }
 
+/** The DTB {@link stageDtb} wrote. */
+export interface StagedDtb {
+  /** Path of the DTB in the staging directory (pass it as {@link LoadOptions.dtb}). */
+  path: string;
+  /** What was changed (`kaslr-seed zeroed`, `rng-seed removed`); empty when the tree had neither. */
+  changed: string[];
+}
+
 /**
- * Writes the DTB for an arm64 classic load: the running kernel's tree with
- * the KASLR seed zeroed, as a 0600 file in the staging directory.
+ * Writes the DTB for an arm64 classic load: the running kernel's tree
+ * (`source`, at most 2 MiB) with the KASLR seed zeroed, as a 0600 file in
+ * the staging directory. Throws {@link KexecError} `E_FDT`.
  */
 export async function stageDtb(
   staged: Staged,
-  source = FDT_SOURCE,
-): Promise<{ path: string; changed: string[] }> {
+  source: string = FDT_SOURCE,
+): Promise<StagedDtb> {
   let bytes: Uint8Array;
   try {
     const f = await Deno.open(source, { read: true });
@@ -290,7 +315,10 @@ export const runProgram: Runner = async (argv, timeoutMs) => {
   }
 };
 
-/** Picks the first kexec-tools binary that runs (`kexec --version`). */
+/**
+ * Picks the first kexec-tools binary that runs (`kexec --version`); throws
+ * {@link KexecError} `E_LOAD` when none does.
+ */
 export async function findKexec(
   run: Runner = runProgram,
   candidates: readonly string[] = KEXEC_BINARIES,
@@ -308,10 +336,42 @@ export async function findKexec(
 
 /** What a load did or, in a dry run, would do. */
 export interface LoadResult {
+  /** The method that loaded (dry run: the first that would be tried). */
   readonly method: KexecMethod;
+  /** The kexec-tools argv that loaded (or would load) the kernel. */
   readonly argv: readonly string[];
+  /** Every attempt in order, failed ones included, with exit status and stderr. */
   readonly tried: readonly { argv: readonly string[]; code: number; stderr: string }[];
+  /** True when nothing was run. */
   readonly dryRun: boolean;
+}
+
+/** Options of {@link loadKernel}. */
+export interface LoadOptions {
+  /** Boot mode passed to the target as `phase.mode=<mode>` on its command line. */
+  readonly mode: Mode;
+  /** Path of kexec-tools (see {@link findKexec}). */
+  readonly kexec: string;
+  /** Pin one method; `auto` (the default) tries `file`, then `classic`. */
+  readonly method?: KexecMethod | "auto";
+  /** DTB passed to a `classic` load (arm64: from {@link stageDtb}). */
+  readonly dtb?: string;
+  /** Return the argv of the first method without running anything. */
+  readonly dryRun?: boolean;
+  /** Runs kexec-tools (default: the real program). */
+  readonly run?: Runner;
+}
+
+/** Options of {@link execKernel}. */
+export interface ExecOptions {
+  /** Path of kexec-tools (see {@link findKexec}). */
+  readonly kexec: string;
+  /** Return the argv without running anything. */
+  readonly dryRun?: boolean;
+  /** Runs kexec-tools (default: the real program). */
+  readonly run?: Runner;
+  /** The kernel's "is an image loaded" flag (default `/sys/kernel/kexec_loaded`). */
+  readonly loadedPath?: string;
 }
 
 /**
@@ -320,17 +380,7 @@ export interface LoadResult {
  * method on Debian arm64, with the DTB) unless `method` pins one. A dry run
  * returns the argv of the first method without running anything.
  */
-export async function loadKernel(
-  staged: Staged,
-  opts: {
-    mode: Mode;
-    kexec: string;
-    method?: KexecMethod | "auto";
-    dtb?: string;
-    dryRun?: boolean;
-    run?: Runner;
-  },
-): Promise<LoadResult> {
+export async function loadKernel(staged: Staged, opts: LoadOptions): Promise<LoadResult> {
   const methods: KexecMethod[] = opts.method === "file"
     ? ["file"]
     : opts.method === "classic"
@@ -367,10 +417,12 @@ export async function kexecLoaded(path = KEXEC_LOADED): Promise<boolean | undefi
   }
 }
 
-/** Executes the loaded kernel (does not return on success). */
-export async function execKernel(
-  opts: { kexec: string; dryRun?: boolean; run?: Runner; loadedPath?: string },
-): Promise<readonly string[]> {
+/**
+ * Executes the loaded kernel (`kexec -e`): does not return on success. A
+ * dry run returns the argv. Throws {@link KexecError} `E_NOT_LOADED` when
+ * no kernel is loaded, `E_EXEC` when `kexec -e` returns.
+ */
+export async function execKernel(opts: ExecOptions): Promise<readonly string[]> {
   const argv = execArgv(opts.kexec);
   if (opts.dryRun) return argv;
   if ((await kexecLoaded(opts.loadedPath)) === false) {

@@ -12,24 +12,30 @@ import type { KexecMethod } from "./kexec.ts";
 
 /** The result of `phase-kexec load`. */
 export interface KexecLoadResult {
+  /** Always true: a failed load prints an error and no result line. */
   readonly ok: true;
+  /** Channel of the verified manifest. */
   readonly channel: string;
+  /** Architecture of the verified manifest. */
   readonly arch: string;
+  /** Release version of the verified manifest. */
   readonly version: string;
   /** `file` (kexec_file_load, `kexec -s`) or `classic` (`kexec -l`). */
   readonly method: KexecMethod;
   /** The kexec command line that loaded (or would load) the staged copies. */
   readonly argv: readonly string[];
+  /** True when nothing was loaded (`--dry-run`). */
   readonly dryRun: boolean;
 }
 
 const METHODS: readonly KexecMethod[] = ["file", "classic"];
 
 /**
- * Decodes `phase-kexec load`'s result (its stdout, or just the line).
- * Throws `stepResult.StepOutputError` (E_STEP) on anything else.
+ * Decodes `phase-kexec load`'s result (its stdout, or just the line);
+ * `step` names the step in error messages. Throws the core's
+ * `stepResult.StepOutputError` (E_STEP) on anything else.
  */
-export function decodeKexecLoadResult(stdout: string, step = "kexec"): KexecLoadResult {
+export function decodeKexecLoadResult(stdout: string, step: string = "kexec"): KexecLoadResult {
   let doc: JsonValue;
   try {
     doc = parseStrictJson(stepResult.resultLine(stdout, step));

@@ -61,7 +61,9 @@ const FDFLAGS_WRITE = 1 | 2 | 8 | 16;
 
 /** The grant: host directory (absolute, canonical) and the name the job sees. */
 export interface DirGrant {
+  /** The host directory, absolute and canonical (symlinks resolved). */
   readonly hostPath: string;
+  /** Where the job sees it (`/data`, `/name/name` or `.`). */
   readonly guestPath: string;
 }
 

@@ -32,7 +32,14 @@ export interface JobRequest {
   readonly dir?: DirGrant;
 }
 
-/** Outcome names, as receipts record them. */
+/**
+ * How a job ended, as receipts record it: `ok` (exited 0 or returned),
+ * `exit` (exited with another status), `trap` (a fault in the job),
+ * `timeout` (stopped at the wall-clock limit), `memory` (over the memory
+ * cap), `output` (over the output cap), `invalid_module` (not a module
+ * the runtime accepts), `import_denied` (imports something other than
+ * WASI preview1).
+ */
 export type Outcome =
   | "ok"
   | "exit"

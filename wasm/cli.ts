@@ -27,6 +27,7 @@ import {
   DEFAULT_LIMITS,
   type DirGrant,
   type JobResult,
+  type JobSpec,
   MAX_INPUT_BYTES,
   MAX_MODULE_BYTES,
   MAX_TIMEOUT_MS,
@@ -105,7 +106,7 @@ async function readInput(path: string, cap: number, what: string): Promise<Uint8
 
 /**
  * The paths a set reads, from the permission table itself: a hint never
- * names a path the set does not grant (issue 18 #17).
+ * names a path the set does not grant.
  */
 export function readScopeHint(set: string): string {
   const read = permissionSet(set).read;
@@ -116,28 +117,46 @@ export function readScopeHint(set: string): string {
 
 /** A finished job with its signed receipt. */
 export interface SignedJob {
+  /** What the job did. */
   readonly result: JobResult;
+  /** The signed receipt document. */
   readonly receipt: Record<string, unknown>;
+  /** The receipt as stored (pretty JSON): the bytes `verifyReceipt` checks. */
   readonly receiptBytes: Uint8Array;
+  /** Keyid (`ed25519:<hex>`) of the node key that signed it. */
   readonly keyid: string;
   /** Where the receipt was stored; undefined in private mode. */
   readonly path: string | undefined;
 }
 
+/** What {@link runAndSign} runs, and where the node key and receipts live. */
+export interface RunAndSignOptions {
+  /** The module (or component) bytes, as {@link JobSpec.module}. */
+  readonly module: Uint8Array;
+  /** The job's input, as {@link JobSpec.input}. */
+  readonly input: Uint8Array;
+  /** The job's argv (default `["job"]`); bound into the receipt. */
+  readonly args?: readonly string[];
+  /** Limits that differ from the defaults, as {@link JobSpec.limits}. */
+  readonly limits?: JobSpec["limits"];
+  /** The transpiled glue, for a component job. */
+  readonly component?: JobSpec["component"];
+  /** A directory granted read-only; its contents' digest is bound into the receipt. */
+  readonly dir?: JobSpec["dir"];
+  /** State directory: the node key (`node-key/`) and receipts (`receipts/`). */
+  readonly stateDir: string;
+  /** Sign with an ephemeral key and write nothing (`stateDir` is not used). */
+  readonly private: boolean;
+}
+
 /**
- * Runs a job, signs its receipt with the node key and stores it under
- * `<state>/receipts/` (private mode: ephemeral key, nothing written).
+ * Runs a job, signs its receipt with the node key (created on first use)
+ * and stores it under `<state>/receipts/` (private mode: ephemeral key,
+ * nothing written). A job that fails is still a result with a receipt.
+ * Throws RangeError for limits out of bounds, {@link WasmError} when the job
+ * cannot be run or its receipt cannot be signed or stored.
  */
-export async function runAndSign(opts: {
-  module: Uint8Array;
-  input: Uint8Array;
-  args?: readonly string[];
-  limits?: Parameters<typeof runJob>[0]["limits"];
-  component?: Parameters<typeof runJob>[0]["component"];
-  dir?: Parameters<typeof runJob>[0]["dir"];
-  stateDir: string;
-  private: boolean;
-}): Promise<SignedJob> {
+export async function runAndSign(opts: RunAndSignOptions): Promise<SignedJob> {
   const key = opts.private ? ephemeralNodeKey() : await loadOrCreateNodeKey(opts.stateDir);
   // TM-17: the directory's contents as read just before the run are bound.
   const dir = opts.dir && { ...opts.dir, digest: await dirDigest(opts.dir.hostPath) };

@@ -1,113 +1,70 @@
 /**
- * wasm/: sandboxed WebAssembly jobs with signed receipts (issue #6).
+ * Runs untrusted WebAssembly jobs in a sandbox and signs a receipt for each.
  *
- * ## Running a job
- * `deno task wasm run <module> [--input STR | --input-file F] [--arg A]...
- * [--dir HOST[::GUEST]] [--timeout-ms N] [--memory-mb N] [--output-kb N]
- * [--state DIR] [--private]`
+ * {@link runJob} runs one job in a fresh Worker that holds no permissions
+ * and is terminated at the job's wall-clock timeout. A core job is a WASI
+ * preview1 command: it may import only preview1 functions (stdin, stdout,
+ * stderr, args, clocks, random, exit), sees no filesystem unless one
+ * directory is granted read-only ({@link resolveDirGrant}), and its memory
+ * and output are capped ({@link JobLimits}, {@link DEFAULT_LIMITS}). A
+ * component job (world `phase:job/job`) runs through jco glue transpiled
+ * at build time and listed in the shipped allow-list
+ * ({@link loadComponent}). Whatever the job does (trap, loop, allocate,
+ * flood its output, import what it may not) is an {@link Outcome}, never
+ * an error of the host process (TM-16). The sandbox needs Deno's unstable
+ * `worker-options` feature: a project that runs jobs puts
+ * `"unstable": ["worker-options"]` in its deno.json, and `runJob` refuses
+ * with {@link WasmError} `E_RUNTIME` otherwise.
  *
- * - Core modules are WASI preview1 commands (`_start`). The host side
- *   ({@link runJob}) starts a Worker with no permissions at all, sends it
- *   the bytes, and terminates it at the wall-clock timeout (default 5 s).
- *   The worker ({@link ./_worker.ts}) validates the module, refuses any
- *   import that is not a preview1 function ({@link ./_wasi.ts}: args,
- *   environ (empty), stdin/stdout/stderr, clocks and poll_oneoff (sleep),
- *   random, exit; no
- *   preopened directory, so filesystem and socket calls return
- *   ENOTCAPABLE, unless `--dir` grants one directory read-only as fd 3,
- *   default guest name `/data`: the worker may then read below it only,
- *   and `..`, absolute paths and symlinks are refused, {@link
- *   ./_wasi_fs.ts}, TM-10), turns the module's memory into a host
- *   `WebAssembly.Memory` whose `maximum` is the cap (default 64 MiB,
- *   {@link ./_limits.ts}), and stops the job when it writes more than the
- *   output cap (default 1 MiB). Outcomes: `ok`, `exit`, `trap`, `timeout`,
- *   `memory`, `output`, `invalid_module`, `import_denied`; each gets a
- *   receipt and its own exit status (core/ registry), and none
- *   affects the host process (TM-16). `exit_code` is -1 when the job did
- *   not exit by itself; a stopped job's output is what it wrote before the
- *   cap (`output`) or nothing (`timeout`: the worker is gone).
- * - Components (world `phase:job/job`, `run: func(list<u8>) -> list<u8>`)
- *   run through JS glue jco 1.17.9 transpiled at build time
- *   (`deno task wasm:build`), loaded into the same kind of worker (which
- *   may read only `JCO_DEBUG`). Only components listed with their glue's
- *   digests in `examples/components.json` run ({@link loadComponent}).
+ * {@link runAndSign} runs a job and signs its receipt (formats.md §7: the
+ * digests of module, input and output, the argv, the limits, the outcome,
+ * and with a granted directory its {@link dirDigest}) with the node's
+ * Ed25519 key, created on first use under the state directory
+ * ({@link nodeKeyPaths}). {@link verifyReceipt} and
+ * {@link verifyReceiptFile} check a receipt over its exact bytes against a
+ * trust file naming the node (TM-17).
  *
- * ## Receipts (formats.md §7)
- * Signed (JCS, Ed25519) with the node key `<state>/node-key/node.pem`
- * (generated on first use, 0600, beside `node.pub.pem` and a `trust.json`
- * naming it), stored as `<state>/receipts/<time>-<digest>.json`. With
- * `--private` the key is ephemeral and nothing is written. Extra members:
- * `outcome` (the job's first terminal event), `error`, `limits.output_bytes`,
- * `args` (the job's argv), `grants` and `dir_digest` (with `--dir`: a digest
- * of the directory's files as read before the run, {@link dirDigest}), and
- * `public` in the signature entry (as DHT records, §5). Every input is bound.
- * `deno task receipt verify <file> --trust <state>/node-key/trust.json
- * [--json]` checks one and exits non-zero on any mismatch (E_RECEIPT
- * schema, E_SIGNATURE signature, E_TRUST node not trusted, E_IO
- * unreadable). Without `--trust` it exits with E_TRUST even for an intact
- * receipt (any key can sign one) unless `--self-consistent-only` is given
- * (TM-17).
+ * @example Run the bundled hello job, then check its signed receipt
+ * ```ts
+ * import { helloWasmPath, nodeKeyPaths, runAndSign, verifyReceipt } from "./mod.ts";
+ * import { parseTrust } from "../verify/mod.ts";
  *
- * ## Post-boot service (for the boot-chain image)
- * Command, from the directory holding deno.json (the repository or its copy
- * in the image):
+ * await Deno.mkdir("/tmp/phase", { recursive: true });
+ * const state = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "wasm-doc-" });
+ * try {
+ *   const job = await runAndSign({
+ *     module: await Deno.readFile(helloWasmPath()),
+ *     input: new TextEncoder().encode("Hello, World"),
+ *     limits: { timeoutMs: 2_000 },
+ *     stateDir: state,
+ *     private: false,
+ *   });
+ *   const stdout = new TextDecoder().decode(job.result.stdout);
+ *   console.log(job.result.outcome, stdout); // ok dlroW ,olleH
  *
- * ```sh
- * deno run -q --no-prompt --no-remote -P=wasm wasm/main.ts postboot --state /var/lib/phase/wasm
- * # same as: deno task wasm postboot --state /var/lib/phase/wasm
- * # or, on a read-only / private boot:  ... wasm/main.ts postboot --private
+ *   // Anyone who trusts this node's key can check what it ran.
+ *   const trust = parseTrust(await Deno.readFile(nodeKeyPaths(state).trust));
+ *   const receipt = verifyReceipt(job.receiptBytes, "receipt", trust);
+ *   if (!receipt.anchored || receipt.output !== job.receipt.output) {
+ *     throw new Error("the receipt does not match the job");
+ *   }
+ *   console.log(receipt.node, receipt.outcome, receipt.wallUs, "µs");
+ * } finally {
+ *   await Deno.remove(state, { recursive: true });
+ * }
  * ```
- *
- * It runs `wasm/examples/hello.wasm` (only if its digest is
- * {@link HELLO_WASM_DIGEST}) on `Hello, World` and prints exactly three
- * lines on stdout, then exits 0 (non-zero with `phase-wasm: error:` on
- * stderr otherwise):
- *
- * ```text
- * phase-wasm: hello: dlroW ,olleH
- * phase-wasm: receipt keyid ed25519:<64 hex>
- * phase-wasm: receipt /var/lib/phase/wasm/receipts/<time>-<hex>.json sha256:<64 hex>
- * ```
- * (third line: `phase-wasm: receipt private (not stored) sha256:<hex>` with `--private`).
- *
- * Files it needs: `deno.json` (permission set `wasm`, `unstable:
- * worker-options`), `cli/`, `verify/`, `sign/`, `wasm/*.ts` (the worker is
- * `wasm/_worker.ts`, loaded at run time), `wasm/examples/hello.wasm`; a
- * writable `--state` directory under `/var/lib/phase`, `./.phase` or
- * `/tmp/phase` (the `wasm` set's write list), or `--private`. Deno needs
- * `HOME` or `DENO_DIR` on a writable tmpfs. No network, no npm packages at
- * run time (jco and wabt are build-time only). With `deno compile`, pass
- * `--include wasm/_worker.ts --include wasm/examples/hello.wasm`.
  *
  * @module
  */
 export { runAndSign } from "./cli.ts";
-export type { SignedJob } from "./cli.ts";
+export type { RunAndSignOptions, SignedJob } from "./cli.ts";
 export { loadComponent } from "./component.ts";
-export { dirDigest, MAX_DIR_DIGEST_BYTES, MAX_DIR_DIGEST_ENTRIES } from "./dir_digest.ts";
+export { dirDigest } from "./dir_digest.ts";
 export { WasmError } from "./errors.ts";
 export type { WasmCode } from "./errors.ts";
-export { HELLO_INPUT, HELLO_OUTPUT, HELLO_WASM_DIGEST, helloWasmPath } from "./hello.ts";
-export { ephemeralNodeKey, loadOrCreateNodeKey, NODE_KEY_DIR, nodeKeyPaths } from "./node_key.ts";
-export {
-  buildReceipt,
-  formatReceipt,
-  MAX_RECEIPT_BYTES,
-  RECEIPTS_DIR,
-  sha256Digest,
-  signReceipt,
-  storeReceipt,
-  verifyReceipt,
-  verifyReceiptFile,
-} from "./receipt.ts";
+export { helloWasmPath } from "./hello.ts";
+export { nodeKeyPaths } from "./node_key.ts";
+export { verifyReceipt, verifyReceiptFile } from "./receipt.ts";
 export type { Receipt } from "./receipt.ts";
-export {
-  DEFAULT_LIMITS,
-  DEFAULT_MEMORY_BYTES,
-  DEFAULT_OUTPUT_BYTES,
-  DEFAULT_TIMEOUT_MS,
-  MAX_INPUT_BYTES,
-  MAX_MODULE_BYTES,
-  runJob,
-} from "./runner.ts";
-export type { ComponentGlue, JobLimits, JobResult, JobSpec, Outcome } from "./runner.ts";
+export { DEFAULT_LIMITS, resolveDirGrant, runJob } from "./runner.ts";
+export type { ComponentGlue, DirGrant, JobLimits, JobResult, JobSpec, Outcome } from "./runner.ts";

@@ -16,7 +16,10 @@ export const NODE_KEY_DIR = "node-key";
 /** Name of the node key files. */
 export const NODE_KEY_NAME = "node";
 
-/** Paths of the node key under `stateDir`. */
+/**
+ * Paths of the node key under `stateDir`: `privateKey`, `publicKey`, and
+ * `trust` (a trust file naming the node key, to verify its receipts with).
+ */
 export function nodeKeyPaths(stateDir: string): ReturnType<typeof keyPaths> {
   return keyPaths(`${stateDir}/${NODE_KEY_DIR}`, NODE_KEY_NAME);
 }

@@ -59,16 +59,27 @@ const OUTCOMES: ReadonlySet<string> = new Set<Outcome>([
 
 /** A decoded, checked receipt. */
 export interface Receipt {
+  /** Receipt format version. */
   readonly schema: 1;
+  /** `sha256:<hex>` of the module (or component) bytes that ran. */
   readonly module: string;
+  /** `sha256:<hex>` of the job's input. */
   readonly input: string;
+  /** `sha256:<hex>` of the job's stdout. */
   readonly output: string;
+  /** The job's exit status, or -1 when it did not exit by itself. */
   readonly exitCode: number;
+  /** When the job was started (whole seconds). */
   readonly startedAt: Date;
+  /** Spawn-to-result time in microseconds. */
   readonly wallUs: number;
+  /** Keyid (`ed25519:<hex>`) of the node key that signed the receipt. */
   readonly node: string;
+  /** The memory cap (bytes) and timeout (milliseconds) the job ran under. */
   readonly limits: { readonly memoryBytes: number; readonly timeoutMs: number };
+  /** How the job ended (undefined in a receipt that does not say). */
   readonly outcome: Outcome | undefined;
+  /** Human reason for any outcome other than `ok`; empty on success. */
   readonly error: string;
   /** The job's argv as it received it. */
   readonly args: readonly string[];
@@ -76,6 +87,7 @@ export interface Receipt {
   readonly dirDigest: string | undefined;
   /** True when the node key was found in a trust file, not only embedded. */
   readonly anchored: boolean;
+  /** The whole signed document as read, extra members included. */
   readonly document: { readonly [key: string]: JsonValue };
 }
 
@@ -179,10 +191,13 @@ function digest(doc: { readonly [k: string]: JsonValue }, name: string): string 
 
 /**
  * Checks receipt bytes: strict JSON, the §7 schema, one signature by the
- * node key that verifies over the JCS bytes. With `trust`, the node key
- * must be in it and is taken from it; without, the embedded `public` is
- * used and must hash to the keyid. Throws {@link WasmError}: E_RECEIPT
- * (schema), E_SIGNATURE (bad signature), E_TRUST (node not trusted).
+ * node key that verifies over the JCS bytes; `what` names the receipt in
+ * errors. With `trust`, the node key must be in it and is taken from it;
+ * without, the embedded `public` is used and must hash to the keyid: that
+ * proves only self-consistency (anyone can sign a receipt), so check
+ * {@link Receipt.anchored} or pass a trust. At most 64 KiB. Throws
+ * {@link WasmError}: E_RECEIPT (schema), E_SIGNATURE (bad signature),
+ * E_TRUST (node not trusted).
  */
 export function verifyReceipt(bytes: Uint8Array, what: string, trust?: Trust): Receipt {
   let doc: { readonly [k: string]: JsonValue };
@@ -304,7 +319,7 @@ export function verifyReceipt(bytes: Uint8Array, what: string, trust?: Trust): R
   });
 }
 
-/** Reads and verifies a receipt file. */
+/** Reads (at most 64 KiB) and verifies a receipt file, as {@link verifyReceipt}; E_IO when unreadable. */
 export async function verifyReceiptFile(path: string, trust?: Trust): Promise<Receipt> {
   let bytes: Uint8Array;
   try {

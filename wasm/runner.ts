@@ -37,30 +37,38 @@ export const DEFAULT_ARGS: readonly string[] = Object.freeze(["job"]);
 
 /** Limits of one job. */
 export interface JobLimits {
+  /** Memory cap in bytes: a multiple of 64 KiB (one WebAssembly page), at most 1 GiB. */
   readonly memoryBytes: number;
+  /** Wall-clock timeout in milliseconds, 1 to 600 000 (ten minutes). */
   readonly timeoutMs: number;
+  /** Cap on the job's stdout in bytes, 0 to 16 MiB; writing more stops the job. */
   readonly outputBytes: number;
 }
 
-/** The default limits. */
+/** The default limits: 64 MiB of memory, 5 s, 1 MiB of output. */
 export const DEFAULT_LIMITS: JobLimits = Object.freeze({
   memoryBytes: DEFAULT_MEMORY_BYTES,
   timeoutMs: DEFAULT_TIMEOUT_MS,
   outputBytes: DEFAULT_OUTPUT_BYTES,
 });
 
-/** A transpiled component: its glue and core modules (see components.ts). */
+/** A transpiled component: its glue and core modules (`loadComponent` reads and checks them). */
 export interface ComponentGlue {
+  /** The jco glue, ES module source. */
   readonly glue: string;
+  /** The component's core modules, by file name. */
   readonly coreModules: Readonly<Record<string, Uint8Array>>;
 }
 
 /** What to run. */
 export interface JobSpec {
-  /** The module (or component) bytes exactly as given; receipts hash these. */
+  /** The module (or component) bytes exactly as given, at most 16 MiB; receipts hash these. */
   readonly module: Uint8Array;
+  /** The job's stdin (a component's `run` argument), at most 16 MiB. */
   readonly input: Uint8Array;
+  /** The job's argv (default `["job"]`). */
   readonly args?: readonly string[];
+  /** Limits that differ from {@link DEFAULT_LIMITS}. */
   readonly limits?: Partial<JobLimits>;
   /** Present for a component job. */
   readonly component?: ComponentGlue;
@@ -75,16 +83,21 @@ export interface JobSpec {
 
 /** What happened. */
 export interface JobResult {
+  /** How the job ended. */
   readonly outcome: Outcome;
   /** The WASI exit status, or -1 when the job did not exit by itself. */
   readonly exitCode: number;
+  /** What the job wrote on stdout, up to the output cap (empty after a timeout). */
   readonly stdout: Uint8Array;
+  /** What the job wrote on stderr, at most 64 KiB. */
   readonly stderr: Uint8Array;
   /** Human reason for any outcome other than `ok`. */
   readonly error: string;
+  /** When the job was started. */
   readonly startedAt: Date;
   /** Spawn-to-result time in microseconds. */
   readonly wallUs: number;
+  /** The limits the job ran under (defaults filled in). */
   readonly limits: JobLimits;
 }
 
@@ -155,9 +168,10 @@ function checkReport(r: unknown, limits: JobLimits): JobReport {
 const GUEST_PATH_RE = /^\/[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$|^\.$/;
 
 /**
- * Checks a directory grant: the host path must be a directory (it is made
- * canonical, symlinks resolved, so the worker's read scope is exact) and
- * the guest path `/name[/name]` or `.`.
+ * Makes a directory grant for {@link JobSpec.dir}: the host path must be a
+ * directory (it is made canonical, symlinks resolved, so the worker's read
+ * scope is exact) and the guest path `/name[/name]` or `.`. Throws
+ * RangeError otherwise.
  */
 export async function resolveDirGrant(hostPath: string, guestPath = "/data"): Promise<DirGrant> {
   if (!GUEST_PATH_RE.test(guestPath) || guestPath.split("/").includes("..")) {
