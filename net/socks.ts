@@ -43,14 +43,17 @@ const MAX_SOCKS_HOST_BYTES = 255;
 
 /** Where the proxy listens. */
 export interface SocksProxy {
+  /** Host name or IP address of the proxy. */
   readonly hostname: string;
+  /** TCP port of the proxy. */
   readonly port: number;
 }
 
 /** Options of `socksDialer`. */
 export interface SocksDialerOptions {
+  /** The SOCKS5 proxy every connection goes through. */
   readonly proxy: SocksProxy;
-  /** Overrides `SOCKS_HANDSHAKE_TIMEOUT_MS` (tests). */
+  /** Deadline from connect to tunnel up, in milliseconds (default 60 000). */
   readonly handshakeTimeoutMs?: number;
   /**
    * Sent as the SOCKS5 user name (with an empty password). Tor keeps
