@@ -52,7 +52,7 @@ export interface Candidate {
   readonly source: "cmdline" | "mdns" | "dht" | "manual";
   /** Version the source claims (verified only for DHT records signed by the trust file). */
   readonly version?: string;
-  /** CID of the manifest (raw sha2-256 CIDv1), when the source names it: lets gateways serve it. */
+  /** CID of the manifest (raw sha2-256 CIDv1) when the source names it, for gateways. */
   readonly manifestCid?: string;
   /** mDNS instance name or DHT key. */
   readonly name?: string;

@@ -54,9 +54,8 @@ export interface OpenResponse {
   /** Aborts the request (and closes its connection). */
   readonly abort: AbortController;
   /**
-   * The raw client's direct body reader, when the response came from it
-   * (types.ts `DirectResponse`): readGuarded reads through it into the
-   * caller's buffers.
+   * The raw client's direct body reader, when the response came from it:
+   * readGuarded reads through it into the caller's buffers.
    */
   readonly direct?: DirectReader;
 }

@@ -30,7 +30,11 @@ export const SOCKS_HANDSHAKE_TIMEOUT_MS = 60_000;
 export const TOR_HEADERS_TIMEOUT_MS = 60_000;
 /** Over Tor, longest wait for the next body bytes, in ms (TM-06). */
 export const TOR_STALL_TIMEOUT_MS = 60_000;
-/** The transfer limits of a fetch over Tor: the defaults with the two waits above. */
+/**
+ * The transfer limits of a fetch over Tor: the defaults, with 60 s to the
+ * response headers and 60 s for the next body bytes (a circuit takes
+ * seconds to build).
+ */
 export const TOR_LIMITS: TransferLimits = Object.freeze({
   ...DEFAULT_LIMITS,
   headersTimeoutMs: TOR_HEADERS_TIMEOUT_MS,
