@@ -14,13 +14,17 @@ const HEX_RE = /^[0-9a-f]{64}$/;
 
 /** Paths of a cache rooted at `root`. */
 export interface CacheLayout {
+  /** The cache root, without a trailing slash. */
   readonly root: string;
+  /** `<root>/cas/sha256`: verified files named by their hex SHA-256. */
   readonly casDir: string;
+  /** `<root>/partial`: downloads in progress, resumable. */
   readonly partialDir: string;
+  /** `<root>/state`: the rollback floor per channel and arch. */
   readonly stateDir: string;
 }
 
-/** The layout of a cache directory. */
+/** The layout of a cache directory (nothing is created: see {@link ensureCache}). */
 export function cacheLayout(root: string): CacheLayout {
   const r = root.replace(/\/+$/, "") || "/";
   return Object.freeze({
@@ -110,7 +114,11 @@ export async function syncDir(dir: string): Promise<void> {
   } catch { /* some filesystems refuse fsync on a directory */ }
 }
 
-/** Lists the cas/ entries whose content does not hash to their name (used by tests and `--check`). */
+/**
+ * Lists the cas/ entries whose content does not hash to their name (or
+ * that are not plain files named by a hex digest), reading at most
+ * `maxBytes` of each; an absent cache lists nothing.
+ */
 export async function auditCache(
   layout: CacheLayout,
   maxBytes = Number.MAX_SAFE_INTEGER,

@@ -1,5 +1,5 @@
 /**
- * Discovery (issue #4): LAN (mDNS), then WAN (DHT), then the manual URL;
+ * Discovery: LAN (mDNS), then WAN (DHT), then the manual URL;
  * a manual URL from the kernel command line goes first. Each step is
  * bounded by its own timeout. Everything found is a hint (TM-07, TM-08):
  * trust comes only from the manifest signature checked by `fetch`. DHT
@@ -37,7 +37,7 @@ export const MAX_DHT_VALUES = 64;
 /** Most candidates reported. */
 export const MAX_CANDIDATES = 32;
 
-/** Discovery steps. */
+/** Discovery steps: `lan` (mDNS), `wan` (DHT), `manual` (the policy's provider URL). */
 export type Step = "lan" | "wan" | "manual";
 
 /** A place a release may be fetched from. A hint, never trust. */
@@ -46,11 +46,13 @@ export interface Candidate {
   readonly manifestUrl: string;
   /** Other URLs of the same manifest. */
   readonly mirrors: readonly string[];
-  /** libp2p provider addresses (DHT records) . */
+  /** libp2p provider addresses (DHT records). */
   readonly providers: readonly string[];
+  /** Where it was found: the kernel command line, mDNS, the DHT or the policy file. */
   readonly source: "cmdline" | "mdns" | "dht" | "manual";
   /** Version the source claims (verified only for DHT records signed by the trust file). */
   readonly version?: string;
+  /** CID of the manifest (raw sha2-256 CIDv1) when the source names it, for gateways. */
   readonly manifestCid?: string;
   /** mDNS instance name or DHT key. */
   readonly name?: string;
@@ -58,26 +60,39 @@ export interface Candidate {
 
 /** A candidate that must not be used, and why. */
 export interface Rejected {
+  /** The candidate's manifest URL. */
   readonly url: string;
+  /** Where it was found. */
   readonly source: Candidate["source"];
+  /** What its `/health` probe saw. */
   readonly reason: string;
+  /** True when the network answered in place of the provider (redirect, HTML page). */
   readonly captivePortal: boolean;
+  /** What the user can do about it. */
   readonly hint?: string;
 }
 
-/** An mDNS answer as the querier returns it (mdns/mod.ts DiscoveredService). */
+/** An mDNS answer for the `_phase._tcp` service, as an mDNS querier returns it. */
 export interface MdnsAnswer {
+  /** Service instance name. */
   readonly instance: string;
+  /** Target host name (SRV). */
   readonly host: string;
+  /** HTTP port of the provider (SRV). */
   readonly port: number;
+  /** Addresses announced for the host (A / AAAA). */
   readonly addresses: readonly string[];
+  /** TXT keys (`channel`, `arch`, `version`, `mirror`, `manifest_cid`): hints only. */
   readonly txt: Readonly<Record<string, string>>;
+  /** Source address of the answer packet. */
   readonly from: string;
 }
 
 /** What discovery needs; the network parts are injected. */
 export interface DiscoverOptions {
+  /** The effective policy: channel, mode, manual URL. */
   readonly policy: Policy;
+  /** The trust file: DHT records count only when it signs them. */
   readonly trust: Trust;
   /** Arch wanted (policy.arch, else this machine's). */
   readonly arch: string;
@@ -87,21 +102,42 @@ export interface DiscoverOptions {
   readonly dht?: (key: string, timeoutMs: number) => Promise<readonly Uint8Array[]>;
   /** Step order (default: lan, wan, manual; a command-line URL goes first). */
   readonly order?: readonly Step[];
+  /** How long the LAN step listens, in milliseconds (default 1 500). */
   readonly mdnsTimeoutMs?: number;
+  /** How long the WAN step may take, in milliseconds (default 5 000). */
   readonly dhtTimeoutMs?: number;
+  /** How long one `/health` probe may take, in milliseconds (default 3 000). */
   readonly probeTimeoutMs?: number;
   /** Probe `/health` of each candidate (default true). */
   readonly probe?: boolean;
+  /** Clock for DHT record expiry (default: now). */
   readonly now?: () => Date;
+  /** The fetch used for probes (default: the global `fetch`; over Tor: `socksFetch`). */
   readonly fetchFn?: FetchFn;
+  /** Structured log of each step, rejected record and captive portal. */
   readonly logger?: Logger;
+}
+
+/** What one discovery step did. */
+export interface DiscoverStep {
+  /** The step. */
+  step: Step;
+  /** Its duration, in milliseconds. */
+  ms: number;
+  /** Candidates it found (before deduplication and probing). */
+  found: number;
+  /** Why it failed, when it did (a failed step does not stop discovery). */
+  error?: string;
 }
 
 /** The outcome: ranked candidates, rejected ones, and what each step did. */
 export interface DiscoverResult {
+  /** Candidates in rank order, at most 32; none is trusted before fetch verifies it. */
   readonly candidates: readonly Candidate[];
+  /** Candidates whose `/health` probe failed, e.g. a captive portal. */
   readonly rejected: readonly Rejected[];
-  readonly steps: readonly { step: Step; ms: number; found: number; error?: string }[];
+  /** Each step in the order it ran. */
+  readonly steps: readonly DiscoverStep[];
 }
 
 function httpUrl(s: string | undefined): string | undefined {
@@ -323,7 +359,7 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
   if (!arch) throw new ClientError("E_POLICY", `unknown arch '${o.arch}'`);
   const channel = o.policy.channel;
   const now = o.now?.() ?? new Date();
-  const steps: { step: Step; ms: number; found: number; error?: string }[] = [];
+  const steps: DiscoverStep[] = [];
   const found: Candidate[] = [];
   for (const step of stepOrder(o.policy, o.order)) {
     const t0 = performance.now();

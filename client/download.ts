@@ -53,25 +53,39 @@ export interface ArtifactSource {
 
 /** What to download and how. */
 export interface DownloadOptions {
+  /** The cache to download into. */
   readonly layout: CacheLayout;
+  /** The artifact's name, for logs and errors. */
   readonly name: string;
+  /** The hex SHA-256 its content must hash to (its name in the cache). */
   readonly hex: string;
+  /** Its exact size, in bytes: nothing beyond is read (TM-05). */
   readonly size: number;
+  /** Where it may be fetched from, in failover order. */
   readonly sources: readonly ArtifactSource[];
+  /** Header, stall and minimum-rate limits of every request (default `DEFAULT_LIMITS`). */
   readonly limits?: TransferLimits;
+  /** The fetch used (default: the raw HTTP/1.1 client, the global `fetch` for https). */
   readonly fetchFn?: FetchFn;
+  /** Structured log of failovers and retries. */
   readonly logger?: Logger;
+  /** Called with the bytes written and hashed so far. */
   readonly onProgress?: (done: number) => void;
   /** Use several providers at once when more than one is known (default true). */
   readonly parallel?: boolean;
+  /** Size of one ranged segment of a parallel download, in bytes (default 4 MiB). */
   readonly segmentBytes?: number;
+  /** Smallest remainder worth splitting across providers, in bytes (default 16 MiB). */
   readonly parallelMinBytes?: number;
 }
 
 /** The result of one artifact. */
 export interface DownloadResult {
+  /** Its file in the cache, `<cache>/cas/sha256/<hex>`, verified. */
   readonly path: string;
+  /** True when it was already in the cache (re-hashed, not downloaded). */
   readonly cached: boolean;
+  /** The sources (ids) whose bytes it holds. */
   readonly sources: readonly string[];
 }
 
@@ -626,7 +640,9 @@ async function fetchParallel(
 /**
  * Makes `<cas>/<hex>` exist with verified content: a cache hit is
  * re-hashed; otherwise the artifact is downloaded from the sources with
- * failover, checked, fsynced and renamed into place.
+ * failover, checked, fsynced and renamed into place. The cache's
+ * directories must exist ({@link ensureCache}). Throws a `VerifyError`
+ * (E_DIGEST) or a `ClientError` when no source delivers the right bytes.
  */
 export async function downloadArtifact(o: DownloadOptions): Promise<DownloadResult> {
   const hit = await cachedPath(o.layout, o.hex, o.size);

@@ -1,5 +1,5 @@
 /**
- * Fetching a verified release (issue #4): the manifest first, capped and
+ * Fetching a verified release: the manifest first, capped and
  * verified through verify/ before any artifact is requested, then every
  * artifact into the content-addressed cache with failover across mirrors,
  * providers and IPFS gateways. Returns only when every artifact is in the
@@ -39,21 +39,39 @@ export interface FetchReleaseOptions {
   readonly gateways?: readonly string[];
   /** The manifest's CID (from discovery): lets gateways serve the manifest too. */
   readonly manifestCid?: string;
+  /** The trust file: the manifest must carry its threshold of signatures. */
   readonly trust: Trust;
   /** The cache root (a tmpfs root in private mode). */
   readonly cacheDir: string;
+  /** Channel the manifest must name (default: any). */
   readonly channel?: string;
+  /** Arch the manifest must name (default: any). */
   readonly arch?: string;
+  /** Lowest version accepted, on top of the rollback floor kept in the cache. */
   readonly minVersion?: string;
   /** Only these artifacts (default: all in the manifest). */
   readonly artifacts?: readonly string[];
+  /** Clock for the manifest's expiry (default: now). */
   readonly now?: () => Date;
+  /** Header, stall and minimum-rate limits of every request (default `DEFAULT_LIMITS`). */
   readonly limits?: TransferLimits;
+  /**
+   * The fetch used (default: the global `fetch` for the manifest, the raw
+   * HTTP/1.1 client for artifacts; over Tor: `socksFetch`).
+   */
   readonly fetchFn?: FetchFn;
+  /** Structured log of verified and rejected manifests, artifacts and failovers. */
   readonly logger?: Logger;
+  /** Progress of each artifact (default: none; see `progressReporter`). */
   readonly progress?: Progress;
+  /**
+   * Download one artifact from several providers at once when more than
+   * one is known (default true).
+   */
   readonly parallel?: boolean;
+  /** Size of one ranged segment of a parallel download, in bytes (default 4 MiB). */
   readonly segmentBytes?: number;
+  /** Smallest remainder worth splitting across providers, in bytes (default 16 MiB). */
   readonly parallelMinBytes?: number;
   /**
    * Called before each write into `cacheDir` (the private mode passes
@@ -64,21 +82,29 @@ export interface FetchReleaseOptions {
 
 /** One artifact in the cache. */
 export interface FetchedArtifact {
+  /** Its file, `<cache>/cas/sha256/<hex>`. */
   readonly path: string;
+  /** `sha256:<hex>`, as the manifest names it. */
   readonly digest: string;
+  /** Its size, in bytes. */
   readonly size: number;
+  /** True when it was already in the cache (re-hashed, not downloaded). */
   readonly cached: boolean;
+  /** The sources (origins) that sent its bytes. */
   readonly sources: readonly string[];
 }
 
 /** A release whose every artifact is in the cache and verified. */
 export interface FetchedRelease {
+  /** The manifest, verified against the trust file. */
   readonly verified: Verified<Manifest>;
   /** Where the verified manifest bytes came from. */
   readonly manifestSource: string;
   /** The manifest bytes, content-addressed in the cache. */
   readonly manifestPath: string;
+  /** Each fetched artifact by name. */
   readonly artifacts: Readonly<Record<string, FetchedArtifact>>;
+  /** The cache it is in. */
   readonly layout: CacheLayout;
 }
 
@@ -337,11 +363,15 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
   return { verified, manifestSource: source, manifestPath, artifacts: out, layout };
 }
 
-/** A discovered place to fetch from (client/discover.ts Candidate, structurally). */
+/** A discovered place to fetch from (a discovery `Candidate` is one). */
 export interface FetchCandidate {
+  /** URL of the manifest. */
   readonly manifestUrl: string;
+  /** Other URLs of the same manifest. */
   readonly mirrors?: readonly string[];
+  /** CID of the manifest, for gateways. */
   readonly manifestCid?: string;
+  /** Where it was found, for the log. */
   readonly source?: string;
 }
 

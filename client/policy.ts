@@ -24,13 +24,21 @@ export const MAX_POLICY_BYTES = 64 * 1024;
 /** Most DHT bootstrap peers accepted. */
 export const MAX_BOOTSTRAP_PEERS = 32;
 
-/** The effective policy. */
+/**
+ * The effective policy: how this machine boots and where it looks for a
+ * release. Read from `/etc/phase/policy.toml` and the kernel command line
+ * ({@link loadPolicy}); frozen.
+ */
 export interface Policy {
+  /** Boot mode: `internet`, `local` (LAN only) or `private` (tmpfs only, Tor optional). */
   readonly mode: Mode;
+  /** Release channel wanted (e.g. `stable`). */
   readonly channel: string;
-  /** Forced false in private mode. */
+  /** Whether fetched artifacts may be kept in a persistent cache; forced false in private mode. */
   readonly cacheEnabled: boolean;
+  /** Lowest release version accepted (rollback protection), or undefined for no minimum. */
   readonly minVersion: string | undefined;
+  /** Whether a private-mode boot may reach its provider through Tor. */
   readonly allowTor: boolean;
   /** Manual manifest URL ("" when none). */
   readonly provider: string;
@@ -247,10 +255,7 @@ export function splitCmdline(text: string): string[] {
  * Invalid values of known keys are errors; unknown `phase.*` keys are
  * returned in `ignored` so the caller can log them.
  */
-export function applyCmdline(
-  policy: Policy,
-  cmdline: string,
-): { policy: Policy; ignored: string[] } {
+export function applyCmdline(policy: Policy, cmdline: string): LoadedPolicy {
   const p: { -readonly [K in keyof Policy]: Policy[K] } = { ...policy };
   const ignored: string[] = [];
   for (const word of splitCmdline(cmdline)) {
@@ -287,14 +292,23 @@ export function applyCmdline(
   return { policy: Object.freeze(p), ignored };
 }
 
-/** The effective policy as flags carry it (phase-boot -> phase-discover). */
+/**
+ * Policy values given one by one (as flags carry them from the boot
+ * orchestrator to discovery); each is checked as in the policy file, and
+ * an absent one keeps its default.
+ */
 export interface PolicyValues {
+  /** Boot mode: `internet`, `local` or `private`. */
   readonly mode?: string;
+  /** Release channel (e.g. `stable`). */
   readonly channel?: string;
+  /** Manual manifest URL (http or https). */
   readonly provider?: string;
   /** The provider came from the kernel command line: ask it first. */
   readonly providerFirst?: boolean;
+  /** DHT bootstrap multiaddrs (`/ip4/.../tcp/...`), at most 32. */
   readonly bootstrap?: readonly string[];
+  /** Arch asked for (`amd64` or `arm64`; aliases such as `x86_64` are accepted). */
   readonly arch?: string;
 }
 
@@ -320,13 +334,33 @@ export function policyFromValues(v: PolicyValues, where = "flags"): Policy {
   return Object.freeze(p);
 }
 
+/** Where {@link loadPolicy} reads the policy from; every source is optional. */
+export interface LoadPolicyOptions {
+  /** The policy file (e.g. `/etc/phase/policy.toml`); a missing file means the defaults. */
+  policyPath?: string;
+  /**
+   * A file holding the kernel command line (e.g. a copy of `/proc/cmdline`),
+   * read when `cmdline` is not given; a missing file means no overrides.
+   */
+  cmdlinePath?: string;
+  /** The kernel command line itself. */
+  cmdline?: string;
+}
+
+/** A policy with the kernel command line applied. */
+export interface LoadedPolicy {
+  /** The effective policy. */
+  policy: Policy;
+  /** `phase.*` words of the command line that no key matched, for the caller to log. */
+  ignored: string[];
+}
+
 /**
  * Loads the effective policy: the file (absent: defaults), then the kernel
- * command line. Both reads are capped.
+ * command line. Both reads are capped. Throws a {@link ClientError}
+ * (`E_POLICY`) naming the file, line and key of a value it refuses.
  */
-export async function loadPolicy(
-  opts: { policyPath?: string; cmdlinePath?: string; cmdline?: string } = {},
-): Promise<{ policy: Policy; ignored: string[] }> {
+export async function loadPolicy(opts: LoadPolicyOptions = {}): Promise<LoadedPolicy> {
   let policy = DEFAULT_POLICY;
   if (opts.policyPath) {
     let text: string | undefined;

@@ -136,14 +136,25 @@ async function existingAncestor(path: string): Promise<string> {
   }
 }
 
+/** How {@link preparePrivateRoot} tells a tmpfs; the defaults suit a real boot. */
+export interface PrivateRootOptions {
+  /** The mount table's text, instead of reading `mountsPath` (tests). */
+  mountsText?: string;
+  /** Where the mount table is read; default `/proc/mounts` (skipped when not readable). */
+  mountsPath?: string;
+  /** Check the filesystem type with statfs(2) (default true). */
+  useStatfs?: boolean;
+}
+
 /**
  * Checks that `root` is on a tmpfs before anything is written (its nearest
  * existing ancestor), creates it (0700), then checks the created directory
- * again after resolving symlinks. Throws E_PRIVATE_ROOT.
+ * again after resolving symlinks. Returns the normalised root; throws a
+ * `ClientError` (E_PRIVATE_ROOT) for a root that is not on a tmpfs.
  */
 export async function preparePrivateRoot(
   root: string,
-  opts: { mountsText?: string; mountsPath?: string; useStatfs?: boolean } = {},
+  opts: PrivateRootOptions = {},
 ): Promise<string> {
   const path = normalise(root);
   const mounts = await readMounts(opts);

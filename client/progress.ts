@@ -8,11 +8,27 @@
 /** Least time between two progress reports of one artifact, in milliseconds. */
 export const PROGRESS_INTERVAL_MS = 1_000;
 
-/** A progress sink. */
+/** A progress sink: told when each artifact starts, advances and is done. */
 export interface Progress {
+  /** An artifact of `size` bytes starts (or is looked up in the cache). */
   start(name: string, size: number): void;
+  /** `done` bytes of the artifact are written and hashed so far. */
   update(name: string, done: number): void;
+  /** The artifact is in the cache and verified; `sources` are the origins it came from. */
   finish(name: string, info: { cached: boolean; sources: readonly string[] }): void;
+}
+
+/** Where and how {@link progressReporter} reports. */
+export interface ProgressReporterOptions {
+  /**
+   * One updating line per artifact (true) or JSON lines (false); default:
+   * whether stderr is a terminal.
+   */
+  tty?: boolean;
+  /** Where the text goes; default: stderr. */
+  write?: (s: string) => void;
+  /** Monotonic clock in milliseconds; default `performance.now`. */
+  now?: () => number;
 }
 
 function human(n: number): string {
@@ -25,10 +41,11 @@ function human(n: number): string {
   return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
-/** A progress reporter writing to `write` (stderr by default). */
-export function progressReporter(
-  opts: { tty?: boolean; write?: (s: string) => void; now?: () => number } = {},
-): Progress {
+/**
+ * A progress reporter writing to `write` (stderr by default): bytes, rate
+ * and ETA, at most once a second per artifact.
+ */
+export function progressReporter(opts: ProgressReporterOptions = {}): Progress {
   const enc = new TextEncoder();
   const write = opts.write ?? ((s: string) => Deno.stderr.writeSync(enc.encode(s)));
   const tty = opts.tty ?? Deno.stderr.isTerminal();

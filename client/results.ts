@@ -103,22 +103,31 @@ export function decodeDiscoverResult(stdout: string, step = "discover"): Discove
 
 /** One artifact of a fetch result: where it is in the cache, and what it is. */
 export interface FetchResultArtifact {
+  /** Its file in the cache. */
   readonly path: string;
+  /** `sha256:<hex>`. */
   readonly digest: string;
+  /** Its size, in bytes. */
   readonly size: number;
+  /** True when it was already in the cache. */
   readonly cached: boolean;
 }
 
 /** What `phase-fetch` (and `phase-fetch-private`) prints when every artifact is in the cache. */
 export interface FetchResult {
+  /** Always true: a failed fetch prints an error instead. */
   readonly ok: true;
+  /** The release version. */
   readonly version: string;
+  /** The release channel. */
   readonly channel: string;
+  /** The release arch. */
   readonly arch: string;
   /** The verified manifest's bytes in the cache. */
   readonly manifest: string;
   /** The URL the manifest came from. */
   readonly source: string;
+  /** Each artifact by name. */
   readonly artifacts: Readonly<Record<string, FetchResultArtifact>>;
 }
 

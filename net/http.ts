@@ -24,13 +24,20 @@ export const MAX_REDIRECTS = 3;
 
 /** Timeouts of one transfer; tests and slow links inject their own. */
 export interface TransferLimits {
+  /** Time allowed from sending the request to the response headers, in milliseconds. */
   readonly headersTimeoutMs: number;
+  /** Longest wait for the next body bytes, in milliseconds. */
   readonly stallTimeoutMs: number;
+  /** Lowest average body rate accepted over a window, in bytes per second (0: no minimum). */
   readonly minRateBytesPerS: number;
+  /** Window over which the minimum rate is measured, in milliseconds. */
   readonly minRateWindowMs: number;
 }
 
-/** The defaults above. */
+/**
+ * The default limits: 10 s to the headers, 15 s stall, at least 16 KiB/s
+ * over every 30 s window.
+ */
 export const DEFAULT_LIMITS: TransferLimits = Object.freeze({
   headersTimeoutMs: HEADERS_TIMEOUT_MS,
   stallTimeoutMs: STALL_TIMEOUT_MS,
@@ -40,25 +47,89 @@ export const DEFAULT_LIMITS: TransferLimits = Object.freeze({
 
 /** An open response whose body is read through {@link readGuarded}. */
 export interface OpenResponse {
+  /** The response, headers received; its body is not read yet. */
   readonly response: Response;
+  /** The URL that answered (after same-origin redirects). */
   readonly url: string;
+  /** Aborts the request (and closes its connection). */
   readonly abort: AbortController;
   /**
-   * The raw client's direct body reader, when the response came from it
-   * (types.ts `DirectResponse`): readGuarded reads through it into the
-   * caller's buffers.
+   * The raw client's direct body reader, when the response came from it:
+   * readGuarded reads through it into the caller's buffers.
    */
   readonly direct?: DirectReader;
 }
 
 /** A request: url, optional Range, accepted content types. */
 export interface RequestSpec {
+  /** The URL (http or https). */
   readonly url: string;
   /** First byte wanted; a Range header is sent when > 0 or `end` is set. */
   readonly start?: number;
   /** Last byte wanted, inclusive. */
   readonly end?: number;
+  /** The `Accept` header (default: none). */
   readonly accept?: string;
+}
+
+/** How {@link openRequest} sends a request. */
+export interface OpenRequestOptions {
+  /** Deadline to the response headers (default {@link DEFAULT_LIMITS}). */
+  limits?: TransferLimits;
+  /** The fetch used (default: the global `fetch`). */
+  fetchFn?: FetchFn;
+  /** Logs a refused redirect. */
+  logger?: Logger;
+  /** Aborts the request from outside. */
+  signal?: AbortSignal;
+}
+
+/** How {@link readGuarded} reads a body. */
+export interface ReadGuardedOptions {
+  /** Stall and minimum-rate limits (default {@link DEFAULT_LIMITS}). */
+  limits?: TransferLimits;
+  /** Monotonic clock in milliseconds (default `performance.now`). */
+  now?: () => number;
+  /**
+   * Returns the buffer the next read fills: the body is then read into the
+   * caller's buffers (no copy per chunk), and `onChunk` gets a view of it.
+   */
+  into?: () => Uint8Array;
+  /**
+   * With `into` on a byte stream: each read transfers the buffer, and this
+   * receives the new one before `onChunk` sees the bytes.
+   */
+  adopt?: (buffer: ArrayBuffer) => void;
+}
+
+/** What {@link readGuarded} read. */
+export interface ReadResult {
+  /** Bytes passed to `onChunk`. */
+  bytes: number;
+  /** True when the sender had more than `maxBytes`. */
+  overflow: boolean;
+}
+
+/** How {@link fetchCapped} fetches. */
+export interface FetchCappedOptions {
+  /** Header, stall and minimum-rate limits (default {@link DEFAULT_LIMITS}). */
+  limits?: TransferLimits;
+  /** The fetch used (default: the global `fetch`). */
+  fetchFn?: FetchFn;
+  /** Logs a refused redirect. */
+  logger?: Logger;
+  /** The `Accept` header. */
+  accept?: string;
+}
+
+/** A document {@link fetchCapped} read whole. */
+export interface FetchedDocument {
+  /** The body. */
+  bytes: Uint8Array;
+  /** The response (its body already consumed). */
+  response: Response;
+  /** The URL that answered (after same-origin redirects). */
+  url: string;
 }
 
 /**
@@ -67,7 +138,7 @@ export interface RequestSpec {
  */
 export async function openRequest(
   spec: RequestSpec,
-  opts: { limits?: TransferLimits; fetchFn?: FetchFn; logger?: Logger; signal?: AbortSignal } = {},
+  opts: OpenRequestOptions = {},
 ): Promise<OpenResponse> {
   const limits = opts.limits ?? DEFAULT_LIMITS;
   const fetchFn = opts.fetchFn ?? fetch;
@@ -148,13 +219,8 @@ export async function readGuarded(
   open: OpenResponse,
   maxBytes: number,
   onChunk: (chunk: Uint8Array) => void | Promise<void>,
-  opts: {
-    limits?: TransferLimits;
-    now?: () => number;
-    into?: () => Uint8Array;
-    adopt?: (buffer: ArrayBuffer) => void;
-  } = {},
-): Promise<{ bytes: number; overflow: boolean }> {
+  opts: ReadGuardedOptions = {},
+): Promise<ReadResult> {
   const limits = opts.limits ?? DEFAULT_LIMITS;
   const now = opts.now ?? (() => performance.now());
   const body = open.response.body;
@@ -260,12 +326,16 @@ export async function readGuarded(
   }
 }
 
-/** Fetches a small document whole (manifests, records, health), capped at `maxBytes` (TM-05). */
+/**
+ * Fetches a small document whole (manifests, records, health), capped at
+ * `maxBytes` (TM-05). Anything but a 200 is an `E_FETCH` error; a body
+ * announced or sent above the cap is `E_TOO_LARGE`.
+ */
 export async function fetchCapped(
   url: string,
   maxBytes: number,
-  opts: { limits?: TransferLimits; fetchFn?: FetchFn; logger?: Logger; accept?: string } = {},
-): Promise<{ bytes: Uint8Array; response: Response; url: string }> {
+  opts: FetchCappedOptions = {},
+): Promise<FetchedDocument> {
   const open = await openRequest({ url, accept: opts.accept }, opts);
   const { response } = open;
   if (response.status !== 200) {

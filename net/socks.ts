@@ -30,7 +30,11 @@ export const SOCKS_HANDSHAKE_TIMEOUT_MS = 60_000;
 export const TOR_HEADERS_TIMEOUT_MS = 60_000;
 /** Over Tor, longest wait for the next body bytes, in ms (TM-06). */
 export const TOR_STALL_TIMEOUT_MS = 60_000;
-/** The transfer limits of a fetch over Tor: the defaults with the two waits above. */
+/**
+ * The transfer limits of a fetch over Tor: the defaults, with 60 s to the
+ * response headers and 60 s for the next body bytes (a circuit takes
+ * seconds to build).
+ */
 export const TOR_LIMITS: TransferLimits = Object.freeze({
   ...DEFAULT_LIMITS,
   headersTimeoutMs: TOR_HEADERS_TIMEOUT_MS,
@@ -43,14 +47,17 @@ const MAX_SOCKS_HOST_BYTES = 255;
 
 /** Where the proxy listens. */
 export interface SocksProxy {
+  /** Host name or IP address of the proxy. */
   readonly hostname: string;
+  /** TCP port of the proxy. */
   readonly port: number;
 }
 
 /** Options of `socksDialer`. */
 export interface SocksDialerOptions {
+  /** The SOCKS5 proxy every connection goes through. */
   readonly proxy: SocksProxy;
-  /** Overrides `SOCKS_HANDSHAKE_TIMEOUT_MS` (tests). */
+  /** Deadline from connect to tunnel up, in milliseconds (default 60 000). */
   readonly handshakeTimeoutMs?: number;
   /**
    * Sent as the SOCKS5 user name (with an empty password). Tor keeps

@@ -84,7 +84,7 @@ export interface TorOptions {
   readonly dataDir: string;
   /** Lines added to the generated torrc (already checked). */
   readonly extraTorrc?: readonly string[];
-  /** Overrides `TOR_BOOTSTRAP_TIMEOUT_MS`. */
+  /** Longest wait for Tor to bootstrap, in milliseconds (default 180 000). */
   readonly bootstrapTimeoutMs?: number;
   /** Progress lines for the console. */
   readonly say?: (line: string) => void;
@@ -92,17 +92,24 @@ export interface TorOptions {
 
 /** A running, bootstrapped Tor client. */
 export interface TorHandle {
+  /** Tor's SOCKS listener on loopback: pass it to `socksFetch`. */
   readonly socks: SocksProxy;
+  /** Process id of tor. */
   readonly pid: number;
+  /** The tor binary that runs. */
   readonly torPath: string;
-  /** SIGTERM, then SIGKILL after `TOR_STOP_TIMEOUT_MS`. */
+  /** Stops tor: SIGTERM, then SIGKILL after 5 s. */
   stop(): Promise<void>;
 }
 
 /** Thrown by `startTor` when no candidate path holds a tor binary. */
 export class TorMissing extends Error {
-  constructor(readonly paths: readonly string[]) {
+  /** The candidate paths that were looked at. */
+  readonly paths: readonly string[];
+  /** An error naming the candidate `paths` that hold no tor binary. */
+  constructor(paths: readonly string[]) {
     super(`no tor binary (looked at ${paths.join(", ")})`);
+    this.paths = paths;
   }
 }
 

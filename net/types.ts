@@ -15,6 +15,7 @@ export type FetchFn = (input: string | URL, init?: RequestInit) => Promise<Respo
  * not be read (cancelling it still closes the connection).
  */
 export interface DirectReader {
+  /** Reads body bytes into `view`; returns how many, or null at the end of the body. */
   read(view: Uint8Array): Promise<number | null>;
 }
 
@@ -24,6 +25,7 @@ export interface DirectReader {
  * reads into its own buffers; any other `Response` is read as a stream.
  */
 export interface DirectResponse extends Response {
+  /** The direct reader of this response's body. */
   readonly direct?: DirectReader;
 }
 
