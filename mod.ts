@@ -11,9 +11,11 @@
  * | `@phase/phase/verify` | `verifyManifest`, `checkArtifactFile`, trust files |
  * | `@phase/phase/sign` | `keygen`, `signRelease` |
  * | `@phase/phase/client` | `discover`, `fetchRelease` |
+ * | `@phase/phase/net` | `fetchCapped`, the SOCKS5 dialer, `startTor` |
  * | `@phase/phase/provider` | `createHandler`, `startProvider` |
  * | `@phase/phase/kexec` | `stageArtifacts`, `loadKernel`, `execKernel` |
  * | `@phase/phase/wasm` | `runJob`, `verifyReceipt` |
+ * | `@phase/phase/boot` | `runChain`, `cachedRelease` |
  *
  * @example Refuse a manifest that carries no trusted signature
  * ```ts
