@@ -186,7 +186,7 @@ async function startCore(
   if (refused !== undefined) {
     return report(
       "memory",
-      `memory limit of ${job.memoryPages} pages reached: a memory.grow to ${refused} pages was refused, then ${
+      `memory limit reached: a memory.grow to ${refused} pages was refused (the job's cap: ${job.memoryPages} pages), then ${
         message(failure)
       }`,
       wasi,

@@ -56,8 +56,10 @@ Deno.test("TM-17 forged receipt: a refused big memory.grow, then unreachable, is
   const { result, receipt } = await signed(module, SMALL);
   assertEquals(receipt.outcome, "memory");
   assertEquals(result.exitCode, -1);
-  assertMatch(receipt.error, /memory limit of 16 pages reached/);
-  assertMatch(receipt.error, /memory\.grow to 1001 pages was refused, then .*unreachable/);
+  assertMatch(
+    receipt.error,
+    /memory limit reached: a memory\.grow to 1001 pages was refused \(the job's cap: 16 pages\), then .*unreachable/,
+  );
   // Only the first refusal counts: a later, smaller one does not replace it.
   const twice = await runJob({
     module: await watToWasm(
