@@ -14,6 +14,7 @@ import {
   PAGE_BYTES,
 } from "./_limits.ts";
 import { Wasi, WASI_MODULE } from "./_wasi.ts";
+import { compileWatched, refusedGrowPages, type WatchedModule } from "./_grow.ts";
 import type { DirGrant } from "./_wasi_fs.ts";
 
 /** A job as the host sends it. */
@@ -112,11 +113,14 @@ function hostMemory(capped: CappedModule): WebAssembly.Memory | undefined {
 async function runCore(job: JobRequest): Promise<JobReport> {
   let capped: CappedModule;
   let module: WebAssembly.Module;
+  let watched: WatchedModule;
   let memory: WebAssembly.Memory | undefined;
   try {
     capped = capMemory(job.module, job.memoryPages);
     // Async compilation keeps the worker's event loop free (see bench/README.md).
-    module = await WebAssembly.compile(capped.bytes as BufferSource);
+    // TM-17: memory.grow instrumented so that a refused grow is seen (_grow.ts).
+    watched = await compileWatched(capped.bytes);
+    module = watched.module;
   } catch (err) {
     if (err instanceof ModuleLimitError) return report(err.kind, err.message);
     return report("invalid_module", message(err));
@@ -153,7 +157,7 @@ async function runCore(job: JobRequest): Promise<JobReport> {
   });
   wasi.memory = memory;
   try {
-    return await startCore(module, wasi, memory, job);
+    return await startCore(module, wasi, memory, job, watched);
   } finally {
     wasi.dir?.closeAll();
   }
@@ -164,6 +168,7 @@ async function startCore(
   wasi: Wasi,
   memory: WebAssembly.Memory | undefined,
   job: JobRequest,
+  watched: WatchedModule,
 ): Promise<JobReport> {
   let instance: WebAssembly.Instance;
   try {
@@ -183,6 +188,17 @@ async function startCore(
   // What the job did first decides, whatever it caught afterwards (TM-16, TM-17).
   if (wasi.first) return finalReport(wasi);
   if (failure === undefined) return report("ok", "", wasi, 0);
+  // TM-17: a refused memory.grow came before this trap: the memory limit was first.
+  const refused = refusedGrowPages(instance, watched);
+  if (refused !== undefined) {
+    return report(
+      "memory",
+      `memory limit reached: a memory.grow to ${refused} pages was refused (the job's cap: ${job.memoryPages} pages), then ${
+        message(failure)
+      }`,
+      wasi,
+    );
+  }
   // An out-of-bounds access with memory at its cap is what a memory bomb
   // ends in; any other trap is the job's own fault, whatever its memory.
   if (
@@ -194,7 +210,7 @@ async function startCore(
       wasi,
     );
   }
-  return report("trap", message(failure), wasi);
+  return report("trap", message(failure) + (watched.note ? ` (${watched.note})` : ""), wasi);
 }
 
 /** The report for a job whose first terminal event was exit or output. */
