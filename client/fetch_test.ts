@@ -510,7 +510,7 @@ Deno.test("fetch: a mirror without Range support leaves the parallel phase; the 
   }, { kernel: 1_000_000, initramfs: 50_000 });
 });
 
-Deno.test("fetch: an --artifact name such as 'constructor' is not found on Object.prototype (E_SCHEMA, no request)", async () => {
+Deno.test("TM-04 mix-and-match: an --artifact name such as 'constructor' is not found on Object.prototype (E_SCHEMA, no request)", async () => {
   await withRelease(async ({ rel, cache }) => {
     const srv = serveRelease(rel);
     try {

@@ -34,7 +34,7 @@ async function withRefusal() {
   };
 }
 
-Deno.test("provider exposure: a remote client sees refused releases as relative names and codes, no counters, and no /status; loopback sees counters", async () => {
+Deno.test("TM-20 information disclosure: a remote client sees refused releases as relative names and codes, no counters, and no /status; loopback sees counters", async () => {
   await using s = await withRefusal();
   assertEquals(s.p.catalog().refused.length, 1);
   const handler = createHandler({

@@ -123,7 +123,7 @@ Deno.test("TM-02 rollback: with --state and no --channel/--arch the floor of the
   });
 });
 
-Deno.test("verify CLI: --artifact names from input are not Object.prototype members, a directory is a clear E_IO", async () => {
+Deno.test("TM-04 mix-and-match: --artifact names from input are not Object.prototype members, a directory is a clear E_IO", async () => {
   await withStaged("vproto-", async (dir) => {
     await Deno.mkdir(`${dir}/kdir`);
     const isDir = await verify(...staged(dir), ...NOW, "--artifact", `kernel=${dir}/kdir`);

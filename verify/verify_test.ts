@@ -227,7 +227,7 @@ Deno.test("TM-05 endless data: a manifest above MAX_MANIFEST_BYTES is refused be
   });
 });
 
-Deno.test("verify: a UTF-8 BOM before a signed manifest is E_SCHEMA (it would change manifest_cid)", () => {
+Deno.test("TM-01 tampering: a UTF-8 BOM before a signed manifest is E_SCHEMA (it would change manifest_cid)", () => {
   const k = testKey();
   const bytes = signedManifest(manifestDoc(), k);
   assertEquals(code(() => verifyManifest(bytes, trustOf(1, k), { now: NOW })), "ok");

@@ -279,7 +279,7 @@ Deno.test("fetch entrypoint: --candidates - takes discover's JSON on stdin and f
   }
 });
 
-Deno.test("fetch entrypoint: a FIFO given as a file to read is refused at once, never opened (issue 18 #17)", async () => {
+Deno.test("TM-06 slow retrieval: a FIFO given as a file to read is refused at once, never opened", async () => {
   await Deno.mkdir("/tmp/phase", { recursive: true });
   const dir = await Deno.makeTempDir({ dir: "/tmp/phase" });
   try {
