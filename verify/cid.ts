@@ -39,7 +39,7 @@ export function rawCid(bytes: Uint8Array): string {
   return rawCidFromDigest(new Uint8Array(createHash("sha256").update(bytes).digest()));
 }
 
-/** The sha256 digest inside a raw CIDv1, as hex; `undefined` if not one. */
+/** The sha256 digest inside a raw CIDv1 in its canonical spelling, as hex; `undefined` if not one. */
 export function digestOfRawCid(cid: string): string | undefined {
   if (!/^b[a-z2-7]+$/.test(cid)) return undefined;
   let bits = 0;
@@ -56,5 +56,10 @@ export function digestOfRawCid(cid: string): string | undefined {
   if (out.length !== 36 || out[0] !== 1 || out[1] !== 0x55 || out[2] !== 0x12 || out[3] !== 0x20) {
     return undefined;
   }
-  return toHex(new Uint8Array(out.slice(4)));
+  const digest = new Uint8Array(out.slice(4));
+  // One spelling per CID, as multiformats reads them: non-zero padding bits
+  // or an extra character decode to the same digest and are refused (found
+  // by fuzzing, docs/fuzzing.md).
+  if (rawCidFromDigest(digest) !== cid) return undefined;
+  return toHex(digest);
 }
