@@ -296,6 +296,9 @@ async function rawRequest(
     if (!m) throw new TypeError(`bad status line '${lines[0].slice(0, 80)}'`);
     const status = Number(m[1]);
     if (status < 200) throw new TypeError(`unexpected interim status ${status}`);
+    // `new Response` throws a RangeError above 599 (found by fuzzing,
+    // docs/fuzzing.md): refused here as fetch refuses it, with a TypeError.
+    if (status > 599) throw new TypeError(`status ${status} is above 599`);
     const resHeaders = new Headers();
     for (const l of lines.slice(1)) {
       // RFC 9112 §5.2: obsolete line folding is refused, never unfolded.
