@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Buffer } from "node:buffer";
+import { Buffer } from "node:buffer";
 import dgram from "node:dgram";
 import dnsPacket, { type Answer, type Packet } from "dns-packet";
 import {
@@ -66,6 +66,23 @@ function parseTxt(data: unknown): Record<string, string> {
   return out;
 }
 
+/**
+ * The answer and additional records of one received packet; none for an
+ * oversized, malformed or non-response packet (TM-07: garbage is ignored,
+ * never fatal). Never throws.
+ */
+export function responseRecords(msg: Uint8Array): Answer[] {
+  if (msg.length > MAX_PACKET_BYTES) return [];
+  let p: Packet;
+  try {
+    p = dnsPacket.decode(Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength));
+  } catch {
+    return [];
+  }
+  if (p.type !== "response") return [];
+  return [...(p.answers ?? []), ...(p.additionals ?? [])];
+}
+
 /** Browses for instances and returns what answered before the deadline. */
 export async function queryServices(opts: QueryOptions): Promise<DiscoveredService[]> {
   const timeoutMs = Math.min(opts.timeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS, MAX_QUERY_TIMEOUT_MS);
@@ -74,15 +91,8 @@ export async function queryServices(opts: QueryOptions): Promise<DiscoveredServi
   const records: { answer: Answer; from: string }[] = [];
   const id = Math.floor(Math.random() * 0xffff);
   sock.on("message", (msg: Buffer, rinfo) => {
-    if (msg.length > MAX_PACKET_BYTES || records.length >= MAX_RECORDS) return;
-    let p: Packet;
-    try {
-      p = dnsPacket.decode(msg);
-    } catch {
-      return; // TM-07: garbage is ignored
-    }
-    if (p.type !== "response") return;
-    for (const a of [...(p.answers ?? []), ...(p.additionals ?? [])]) {
+    if (records.length >= MAX_RECORDS) return;
+    for (const a of responseRecords(msg)) {
       if (records.length >= MAX_RECORDS) break;
       records.push({ answer: a, from: rinfo.address });
     }

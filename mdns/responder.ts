@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Buffer } from "node:buffer";
+import { Buffer } from "node:buffer";
 import dgram from "node:dgram";
 import dnsPacket, { type Answer, type Packet } from "dns-packet";
 import type { Logger } from "../core/mod.ts";
@@ -167,64 +167,83 @@ export class MdnsResponder {
   }
 
   #onMessage(msg: Buffer, rinfo: dgram.RemoteInfo) {
-    let packet: Packet;
-    try {
-      if (msg.length > MAX_PACKET_BYTES) throw new Error("oversized");
-      packet = dnsPacket.decode(msg);
-    } catch {
+    const legacy = rinfo.port !== MDNS_PORT; // RFC 6762 §6.7: one-shot querier
+    const reply = answerQuery(msg, legacy, this.#instances);
+    if (reply === "dropped") {
       this.dropped++; // TM-07: malformed or hostile packets are dropped, never fatal
       return;
     }
-    if (packet.type !== "query" || !packet.questions?.length) return;
-    const legacy = rinfo.port !== MDNS_PORT; // RFC 6762 §6.7: one-shot querier
-    const matched = new Map<string, ServiceInstance>();
-    const answers: Answer[] = [];
-    const additionals: Answer[] = [];
-    const scale = 1;
-    const maxTtl = legacy ? LEGACY_TTL_S : Infinity;
-    for (const q of packet.questions.slice(0, MAX_QUESTIONS)) {
-      const name = q.name.toLowerCase();
-      const any = (q.type as string) === "ANY";
-      if (name === SERVICE_TYPE && (q.type === "PTR" || any)) {
-        for (const s of this.#instances) matched.set(s.label, s);
-      } else if (name === SERVICES_META && (q.type === "PTR" || any) && this.#instances.length) {
-        answers.push({
-          type: "PTR",
-          name: SERVICES_META,
-          ttl: Math.min(PTR_TTL_S, maxTtl),
-          data: SERVICE_TYPE,
-        });
-      } else {
-        for (const s of this.#instances) {
-          const r = instanceRecords(s, scale, maxTtl);
-          if (name === instanceName(s.label).toLowerCase()) {
-            if (q.type === "SRV" || any) answers.push(r.srv);
-            if (q.type === "TXT" || any) answers.push(r.txt);
-            additionals.push(...r.a);
-          } else if (name === s.host.toLowerCase() && (q.type === "A" || any)) {
-            answers.push(...r.a);
-          }
-        }
-      }
-    }
-    for (const s of matched.values()) {
-      const r = instanceRecords(s, scale, maxTtl);
-      answers.push(r.ptr);
-      additionals.push(r.srv, r.txt, ...r.a);
-    }
-    if (answers.length === 0) return;
+    if (reply === undefined) return;
     this.answered++;
-    const buf = dnsPacket.encode({
-      type: "response",
-      id: legacy ? packet.id : 0,
-      flags: dnsPacket.AUTHORITATIVE_ANSWER,
-      questions: legacy ? packet.questions : [],
-      answers,
-      additionals,
-    });
     const [port, address] = legacy ? [rinfo.port, rinfo.address] : [MDNS_PORT, MDNS_GROUP];
-    void this.#send(buf, port, address).catch((err) =>
+    void this.#send(reply, port, address).catch((err) =>
       this.#opts.logger?.warn("mdns_reply_failed", { error: String(err) })
     );
   }
+}
+
+/**
+ * The responder's answer to one received packet about `instances`: the
+ * reply packet, `undefined` when the packet asks nothing it knows, or
+ * `"dropped"` for an oversized or malformed packet (TM-07: never fatal).
+ * `legacy` marks a one-shot querier (RFC 6762 §6.7: source port not 5353),
+ * which gets its question echoed, its id, and short TTLs. Never throws.
+ */
+export function answerQuery(
+  msg: Uint8Array,
+  legacy: boolean,
+  instances: readonly ServiceInstance[],
+): Buffer | "dropped" | undefined {
+  let packet: Packet;
+  try {
+    if (msg.length > MAX_PACKET_BYTES) throw new Error("oversized");
+    packet = dnsPacket.decode(Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength));
+  } catch {
+    return "dropped";
+  }
+  if (packet.type !== "query" || !packet.questions?.length) return undefined;
+  const matched = new Map<string, ServiceInstance>();
+  const answers: Answer[] = [];
+  const additionals: Answer[] = [];
+  const scale = 1;
+  const maxTtl = legacy ? LEGACY_TTL_S : Infinity;
+  for (const q of packet.questions.slice(0, MAX_QUESTIONS)) {
+    const name = q.name.toLowerCase();
+    const any = (q.type as string) === "ANY";
+    if (name === SERVICE_TYPE && (q.type === "PTR" || any)) {
+      for (const s of instances) matched.set(s.label, s);
+    } else if (name === SERVICES_META && (q.type === "PTR" || any) && instances.length) {
+      answers.push({
+        type: "PTR",
+        name: SERVICES_META,
+        ttl: Math.min(PTR_TTL_S, maxTtl),
+        data: SERVICE_TYPE,
+      });
+    } else {
+      for (const s of instances) {
+        const r = instanceRecords(s, scale, maxTtl);
+        if (name === instanceName(s.label).toLowerCase()) {
+          if (q.type === "SRV" || any) answers.push(r.srv);
+          if (q.type === "TXT" || any) answers.push(r.txt);
+          additionals.push(...r.a);
+        } else if (name === s.host.toLowerCase() && (q.type === "A" || any)) {
+          answers.push(...r.a);
+        }
+      }
+    }
+  }
+  for (const s of matched.values()) {
+    const r = instanceRecords(s, scale, maxTtl);
+    answers.push(r.ptr);
+    additionals.push(r.srv, r.txt, ...r.a);
+  }
+  if (answers.length === 0) return undefined;
+  return dnsPacket.encode({
+    type: "response",
+    id: legacy ? packet.id : 0,
+    flags: dnsPacket.AUTHORITATIVE_ANSWER,
+    questions: legacy ? packet.questions : [],
+    answers,
+    additionals,
+  });
 }

@@ -134,7 +134,10 @@ export function connectRequest(host: string, port: number): Uint8Array {
   return new Uint8Array([5, 1, 0, ...addr, port >> 8, port & 0xff]);
 }
 
-async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
+/** The two calls the handshake makes on its connection (a `Deno.Conn` has them). */
+export type SocksStream = Pick<Deno.Conn, "read" | "write">;
+
+async function readExactly(conn: SocksStream, n: number): Promise<Uint8Array> {
   const out = new Uint8Array(n);
   let off = 0;
   while (off < n) {
@@ -145,13 +148,19 @@ async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
   return out;
 }
 
-async function writeAll(conn: Deno.Conn, b: Uint8Array): Promise<void> {
+async function writeAll(conn: SocksStream, b: Uint8Array): Promise<void> {
   let off = 0;
   while (off < b.length) off += await conn.write(b.subarray(off));
 }
 
-async function handshake(
-  conn: Deno.Conn,
+/**
+ * The SOCKS5 client handshake on an open connection: method choice,
+ * optional user name (isolation), CONNECT, and the proxy's reply, which it
+ * reads to its end and no further. Throws `NetError` (E_FETCH) on any reply
+ * it does not accept. Exported for the fuzzer (fuzz/targets.ts).
+ */
+export async function socksHandshake(
+  conn: SocksStream,
   host: string,
   port: number,
   isolation: string | undefined,
@@ -232,7 +241,7 @@ export function socksDialer(o: SocksDialerOptions): Dialer {
         conn.close();
       }, timeoutMs);
       try {
-        await handshake(conn, host, port, o.isolation);
+        await socksHandshake(conn, host, port, o.isolation);
       } catch (err) {
         if (timedOut) {
           throw new NetError(
