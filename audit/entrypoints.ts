@@ -42,9 +42,11 @@ export function entrypointTasks(
 /**
  * Sets of development tools: never compiled or shipped. Every set that may
  * start `deno` is one (TM-12: such a set holds every permission in effect).
+ * `fuzz` is one too (loopback only, no files): the fuzzer is not shipped.
  */
 export const DEV_TASK_SETS: ReadonlySet<string> = new Set([
   "test",
+  "fuzz",
   "audit",
   "build",
   "images",

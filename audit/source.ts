@@ -7,8 +7,12 @@
  */
 import type { Finding } from "./static.ts";
 
-/** Folders that are not components: test support and benchmarks (issue 10 §3). */
-export const NOT_COMPONENTS: ReadonlySet<string> = new Set(["testing", "bench"]);
+/**
+ * Folders that are not components: test support, benchmarks (issue 10 §3)
+ * and the fuzzer (issue 14 §2), which reach parsers by file. They still
+ * never import another folder's private `_x.ts`.
+ */
+export const NOT_COMPONENTS: ReadonlySet<string> = new Set(["testing", "bench", "fuzz"]);
 /** Folders never scanned: outputs and dependencies. */
 const SKIP = new Set(["node_modules", "dist", "artifacts", "out"]);
 /** Largest source file read, in bytes. */

@@ -14,7 +14,7 @@
  * jobs and receipts.
  */
 export const EXIT_STATUS = {
-  /** audit: the permission audit found problems. */
+  /** audit, fuzz: the permission audit or a fuzz run found problems. */
   E_FINDINGS: 1,
   /** every CLI: bad or missing flags. */
   E_USAGE: 2,

@@ -1,0 +1,86 @@
+/**
+ * Entrypoint `deno task fuzz`: runs the fuzz targets of fuzz/targets.ts
+ * (every parser of untrusted bytes) for a number of inputs from a seed,
+ * prints each target's figures, and exits 1 on any finding with
+ * fast-check's report (the shrunk input, the seed and path that replay it).
+ * A development tool: never compiled or shipped.
+ *
+ * @module
+ */
+import { PhaseError, UsageError } from "../core/mod.ts";
+import { main, parseFlags } from "../cli/mod.ts";
+import { runTarget } from "./harness.ts";
+import { httpDifferences, httpExamples } from "./targets_net.ts";
+import { targetNamed, TARGETS } from "./targets.ts";
+
+const USAGE = "deno task fuzz [--runs N] [--seed S] [--target NAME[,NAME...]] [--list] [--json]";
+
+/** Inputs per target when --runs is not given. */
+export const DEFAULT_RUNS = 10_000;
+
+function positiveInt(v: string | undefined, flag: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (!/^\d{1,12}$/.test(v)) {
+    throw new UsageError(`${flag} must be a whole number, got '${v}'`, USAGE);
+  }
+  return Number(v);
+}
+
+if (import.meta.main) {
+  await main({
+    name: "fuzz",
+    permissionSet: "fuzz",
+    run: async (args) => {
+      const { values } = parseFlags(args, {
+        runs: { type: "string" },
+        seed: { type: "string" },
+        target: { type: "string" },
+        list: { type: "boolean" },
+        json: { type: "boolean" },
+      }, USAGE);
+      if (values.list) {
+        for (const t of TARGETS) console.log(`${t.name.padEnd(20)} ${t.parser}`);
+        return 0;
+      }
+      const runs = positiveInt(values.runs, "--runs", DEFAULT_RUNS);
+      const seed = positiveInt(values.seed, "--seed", Date.now() % 2 ** 31);
+      const names = values.target?.split(",") ?? TARGETS.map((t) => t.name);
+      const targets = names.map((n) => {
+        const t = targetNamed(n);
+        if (!t) {
+          throw new UsageError(
+            `no fuzz target '${n}'`,
+            `the targets are: ${TARGETS.map((x) => x.name).join(", ")}`,
+          );
+        }
+        return t;
+      });
+      let failed = 0;
+      for (const t of targets) {
+        const r = await runTarget(t, { runs, seed });
+        if (r.failed) failed++;
+        const rate = r.ms > 0 ? Math.round(r.runs / (r.ms / 1000)) : r.runs;
+        if (values.json) console.log(JSON.stringify({ ...r, perSecond: rate }));
+        else {
+          console.log(
+            `${r.failed ? "FAIL" : "ok  "} ${t.name.padEnd(20)} ${
+              String(r.runs).padStart(9)
+            } inputs ${String(r.ms).padStart(8)} ms  ${rate}/s  seed ${seed}`,
+          );
+        }
+        if (r.failed) console.log(r.report);
+        if (t.name === "http-differential") {
+          console.log(`  acceptance: ${JSON.stringify(httpDifferences)}`);
+          console.log(`  examples: ${JSON.stringify(httpExamples)}`);
+        }
+      }
+      if (failed > 0) {
+        throw new PhaseError("E_FINDINGS", `${failed} fuzz target(s) found a failing input`, {
+          hint:
+            "replay with the same --seed and --target; make the shrunk input a regression test beside the parser",
+        });
+      }
+      return 0;
+    },
+  });
+}
