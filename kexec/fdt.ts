@@ -57,7 +57,12 @@ function cString(bytes: Uint8Array, at: number, end: number): [string, number] {
   let i = at;
   while (i < end && bytes[i] !== 0) i++;
   if (i >= end) throw bad(`unterminated string at ${at}`);
-  return [new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(at, i)), i + 1];
+  try {
+    return [new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(at, i)), i + 1];
+  } catch {
+    // The decoder's TypeError is not E_FDT (found by fuzzing, docs/fuzzing.md).
+    throw bad(`string at ${at} is not UTF-8`);
+  }
 }
 
 /** Parses DTB bytes strictly (bounds-checked, depth-capped). */
