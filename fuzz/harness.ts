@@ -82,13 +82,14 @@ export function only<T>(typed: (err: unknown) => boolean, fn: () => T): T | unde
 export async function onlyAsync<T>(
   typed: (err: unknown) => boolean,
   fn: () => Promise<T>,
+  deadlineMs: number = INPUT_DEADLINE_MS,
 ): Promise<T | undefined> {
   countInput();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new FuzzFinding(`no answer within ${INPUT_DEADLINE_MS} ms (hang)`)),
-      INPUT_DEADLINE_MS,
+      () => reject(new FuzzFinding(`no answer within ${deadlineMs} ms (hang)`)),
+      deadlineMs,
     );
   });
   try {
@@ -121,6 +122,8 @@ export function codeOf(
 export interface RunOptions {
   readonly runs: number;
   readonly seed: number;
+  /** fast-check's replay path from a report: reruns exactly the failing input. */
+  readonly path?: string;
 }
 
 /** The outcome of one target's run. */
@@ -139,7 +142,12 @@ export async function runTarget(target: FuzzTarget, o: RunOptions): Promise<RunR
   const prop = await target.build();
   const t0 = performance.now();
   try {
-    const details = await fc.check(prop, { numRuns: o.runs, seed: o.seed, endOnFailure: false });
+    const details = await fc.check(prop, {
+      numRuns: o.runs,
+      seed: o.seed,
+      endOnFailure: false,
+      ...(o.path !== undefined ? { path: o.path } : {}),
+    });
     const ms = Math.round(performance.now() - t0);
     return {
       target: target.name,
@@ -147,7 +155,11 @@ export async function runTarget(target: FuzzTarget, o: RunOptions): Promise<RunR
       seed: o.seed,
       ms,
       failed: details.failed,
-      report: details.failed ? fc.defaultReportMessage(details) ?? "failed" : "",
+      report: details.failed
+        ? `${fc.defaultReportMessage(details) ?? "failed"}\nerror: ${
+          String(details.errorInstance).slice(0, 500)
+        }`
+        : "",
     };
   } finally {
     await target.close?.();

@@ -13,7 +13,8 @@ import { runTarget } from "./harness.ts";
 import { httpDifferences, httpExamples } from "./targets_net.ts";
 import { targetNamed, TARGETS } from "./targets.ts";
 
-const USAGE = "deno task fuzz [--runs N] [--seed S] [--target NAME[,NAME...]] [--list] [--json]";
+const USAGE =
+  "deno task fuzz [--runs N] [--seed S] [--target NAME[,NAME...]] [--path P] [--list] [--json]";
 
 /** Inputs per target when --runs is not given. */
 export const DEFAULT_RUNS = 10_000;
@@ -35,6 +36,7 @@ if (import.meta.main) {
         runs: { type: "string" },
         seed: { type: "string" },
         target: { type: "string" },
+        path: { type: "string" },
         list: { type: "boolean" },
         json: { type: "boolean" },
       }, USAGE);
@@ -57,7 +59,7 @@ if (import.meta.main) {
       });
       let failed = 0;
       for (const t of targets) {
-        const r = await runTarget(t, { runs, seed });
+        const r = await runTarget(t, { runs, seed, path: values.path });
         if (r.failed) failed++;
         const rate = r.ms > 0 ? Math.round(r.runs / (r.ms / 1000)) : r.runs;
         if (values.json) console.log(JSON.stringify({ ...r, perSecond: rate }));

@@ -177,9 +177,22 @@ const httpFraming: FuzzTarget = {
   },
 };
 
+/**
+ * Deadline of one loopback exchange in the differential target, in
+ * milliseconds: longer than INPUT_DEADLINE_MS, since two real connections
+ * on a loaded machine can stall for seconds (a hang of the parser itself is
+ * what `http-response` checks, in memory).
+ */
+export const LOOPBACK_DEADLINE_MS = 15_000;
+
 /** What node:http reads from the same bytes: status and body, or undefined on an error. */
 function nodeRead(port: number): Promise<{ status: number; body: Uint8Array } | undefined> {
-  return new Promise((resolve) => {
+  return new Promise((done) => {
+    const timer = setTimeout(() => done(undefined), LOOPBACK_DEADLINE_MS);
+    const resolve = (v: { status: number; body: Uint8Array } | undefined) => {
+      clearTimeout(timer);
+      done(v);
+    };
     const req = http.get({ host: "127.0.0.1", port, path: "/x", agent: false }, (res) => {
       const parts: Uint8Array[] = [];
       res.on("data", (d: Uint8Array) => parts.push(d));
@@ -272,6 +285,7 @@ const httpDifferential: FuzzTarget = {
       const mine = await onlyAsync(
         (e) => e instanceof TypeError,
         () => readAll(raw as typeof fetch, `http://127.0.0.1:${s.port}/x`),
+        LOOPBACK_DEADLINE_MS,
       );
       const theirs = await nodeRead(s.port);
       const kind = mine && theirs
