@@ -422,7 +422,8 @@ function partnerDigest(s: string): string | undefined {
   }
   // Deliberate: multiformats reads base32 in any case; Phase accepts one
   // spelling only, the one multiformats writes.
-  if (cid.toString() !== s) return undefined;
+  // (CID.parse keeps the source text for toString: re-encode from scratch.)
+  if (CID.create(cid.version, cid.code, cid.multihash).toString() !== s) return undefined;
   if (cid.version !== 1 || cid.code !== 0x55 || cid.multihash.code !== 0x12) return undefined;
   if (cid.multihash.digest.length !== 32) return undefined;
   return [...cid.multihash.digest].map((b) => b.toString(16).padStart(2, "0")).join("");

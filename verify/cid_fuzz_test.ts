@@ -20,3 +20,11 @@ Deno.test("fuzz: cid: a raw CID with non-zero padding bits is not a second spell
 Deno.test("fuzz: cid: a raw CID with an extra trailing character is refused", () => {
   assertEquals(digestOfRawCid(rawCid(new Uint8Array()) + "a"), undefined);
 });
+
+Deno.test("fuzz: cid: base32 in another case is not a second spelling (multiformats reads it; Phase does not)", () => {
+  assertEquals(
+    digestOfRawCid("bafkReihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"),
+    undefined,
+  );
+  assertEquals(digestOfRawCid(rawCid(new Uint8Array()).toUpperCase()), undefined);
+});
