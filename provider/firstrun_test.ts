@@ -18,6 +18,8 @@ import {
 import { serveOptions } from "./cli.ts";
 import { startProvider } from "./server.ts";
 import { ProviderError } from "./errors.ts";
+import { createHandler, newMetrics } from "./http.ts";
+import { emptyCatalog } from "./catalog.ts";
 import { ROOT_POLL_INTERVAL_MS } from "./_rescan.ts";
 
 /** Longest a new release may take to be served once written, in ms (issue 11 §3: "within a few seconds"). */
@@ -265,6 +267,80 @@ Deno.test("access log on a TTY (issue 11 §3): no 'undefined' fields, and bodies
         .arrayBuffer();
       assertMatch(lines.findLast((l) => l.includes("access"))!, /length=10 .*range=bytes=0-9/);
       for (const l of lines) assert(!l.includes("undefined"), l);
+    } finally {
+      await p.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("/health (issue 11 §3): 503 starting until the first catalog is loaded, then 200 serving, 503 stopping", async () => {
+  let ready = false;
+  let serving = true;
+  const h = createHandler({
+    name: "t",
+    catalog: () => emptyCatalog(),
+    metrics: newMetrics(),
+    logger: memoryLogger(),
+    startedAt: new Date(),
+    ready: () => ready,
+    serving: () => serving,
+  });
+  const health = async () => {
+    const res = await h(new Request("http://127.0.0.1/health"));
+    return [res.status, (await res.json()).status];
+  };
+  assertEquals(await health(), [503, "starting"]);
+  ready = true;
+  assertEquals(await health(), [200, "serving"]);
+  serving = false;
+  assertEquals(await health(), [503, "stopping"]);
+});
+
+/** Size of the artifact whose hashing the readiness test watches, in bytes (sparse: no disk). */
+const BIG_ARTIFACT_BYTES = 256 * 1024 * 1024;
+
+Deno.test("/health end to end (issue 11 §3): while a 256 MiB artifact is hashed at start, /health is 503 starting and the manifest 404; once ready, 200 and the manifest is there", async () => {
+  const dir = await tempDir("firstrun");
+  try {
+    const root = `${dir}/root`;
+    await writeRelease(root);
+    // A sparse kernel: hashing (and snapshotting) it takes a while, on no disk.
+    const f = await Deno.open(`${root}/stable/amd64/kernel`, { write: true, truncate: true });
+    await f.truncate(BIG_ARTIFACT_BYTES);
+    f.close();
+    // A free port known before the provider starts, so /health can be polled during start.
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    const starting = startProvider({
+      root,
+      state: `${dir}/state`,
+      port,
+      snapshot: false,
+      logger: memoryLogger(),
+      watch: false,
+    });
+    let done = false;
+    starting.finally(() => done = true).catch(() => {});
+    const seen: string[] = [];
+    while (!done) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/health`);
+        const body = await res.json();
+        const m = await fetch(`http://127.0.0.1:${port}/stable/amd64/manifest.json`);
+        await m.body?.cancel();
+        if (!done) seen.push(`${res.status} ${body.status} manifest ${m.status}`);
+      } catch { /* not listening yet */ }
+    }
+    const p = await starting;
+    try {
+      assert(seen.length > 0, "no answer while the catalog was loading");
+      for (const s of seen) assertEquals(s, "503 starting manifest 404");
+      const res = await fetch(`${p.url}/health`);
+      assertEquals([res.status, (await res.json()).status], [200, "serving"]);
+      assertEquals((await fetch(`${p.url}/stable/amd64/manifest.json`)).status, 200);
     } finally {
       await p.close();
     }

@@ -160,23 +160,29 @@ export function renderStatusPage(info: PageInfo, extras: PageExtras = { origin: 
     ? `<code id="root">${esc(extras.root)}/&lt;channel&gt;/&lt;arch&gt;/</code>`
     : "the provider's root, as <code>&lt;channel&gt;/&lt;arch&gt;/</code>";
   const signing = extras.keyid
-    ? `provider key <code id="keyid">${esc(extras.keyid)}</code>`
-    : `signing off (<code>--no-sign</code>): only pre-signed releases are served`;
+    ? `generated manifests are signed by <code id="keyid">${esc(extras.keyid)}</code>`
+    : `off (<code>--no-sign</code>): only pre-signed releases are served`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="refresh" content="${PAGE_REFRESH_S}">
 <title>Phase provider ${esc(info.name)}</title>
 <style>body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}code{font-size:.85em}
-pre.fetch{background:#f4f4f4;padding:.4em .6em;white-space:pre-wrap;word-break:break-all}
-small{color:#555}</style>
+td{white-space:nowrap}pre.fetch{background:#f4f4f4;padding:.4em .6em;white-space:pre-wrap;overflow-wrap:anywhere}
+small{color:#555}#about th{width:8em}</style>
 </head><body>
 <h1>Phase provider <span id="name">${esc(info.name)}</span></h1>
-<p>phase ${esc(info.version)}, up <span id="uptime">${info.uptime_s}</span> s;
-${signing}${
-    local && extras.trustPath ? `; trust file <code id="trust">${esc(extras.trustPath)}</code>` : ""
-  }${local ? `; serving <code id="root-path">${esc(extras.root)}</code>` : ""}.
+<p>phase ${esc(info.version)}, up <span id="uptime">${info.uptime_s}</span> s.
 <small>This page reloads every ${PAGE_REFRESH_S} s.</small></p>
+<table id="about">
+<tr><th>signing</th><td>${signing}</td></tr>${
+    local && extras.trustPath
+      ? `\n<tr><th>trust file</th><td><code id="trust">${esc(extras.trustPath)}</code></td></tr>`
+      : ""
+  }${
+    local ? `\n<tr><th>root</th><td><code id="root-path">${esc(extras.root)}</code></td></tr>` : ""
+  }
+</table>
 <h2>Releases</h2>
 ${
     info.channels.length
