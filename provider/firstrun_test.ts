@@ -16,6 +16,7 @@ import {
   writeRelease,
 } from "../testing/mod.ts";
 import { serveOptions } from "./cli.ts";
+import { PROVIDER_USAGE, SERVE_USAGE } from "./_help.ts";
 import { startProvider } from "./server.ts";
 import { ProviderError } from "./errors.ts";
 import { createHandler, newMetrics } from "./http.ts";
@@ -347,4 +348,33 @@ Deno.test("/health end to end (issue 11 §3): while a 256 MiB artifact is hashed
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("serve/provider --help (issue 11 §4): a summary, every flag of the usage with the defaults, two examples, the exit statuses", async () => {
+  for (const [task, usage] of [["serve", SERVE_USAGE], ["provider", PROVIDER_USAGE]] as const) {
+    const out = await new Deno.Command("deno", {
+      args: ["task", "-q", task, "--help"],
+      cwd: REPO,
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assertEquals(out.code, 0, text);
+    assertMatch(text, new RegExp(`^phase-${task} \\S+: \\S`));
+    const flags = text.slice(text.indexOf("\nflags:"), text.indexOf("\nexamples:"));
+    for (const f of new Set(usage.match(/--[a-z-]+/g))) {
+      assertMatch(flags, new RegExp(`^  ${f}\\b`, "m"), `${task}: ${f} not described`);
+    }
+    const examples = text.slice(text.indexOf("\nexamples:"), text.indexOf("\nexit statuses:"));
+    assert(examples.split("\n").filter((l) => l.startsWith(`  deno task ${task}`)).length >= 2);
+    assertMatch(text, new RegExp(`^  ${EXIT_STATUS.E_USAGE} +E_USAGE$`, "m"));
+  }
+  const serve = new TextDecoder().decode(
+    (await new Deno.Command("deno", { args: ["task", "-q", "serve", "--help"], cwd: REPO })
+      .output()).stdout,
+  );
+  assertMatch(serve, /--trust FILE .*\(default: \.\/\.phase\/trust\/trust\.json/);
+  assertMatch(serve, /snapshots.*as much disk again/);
+  assertMatch(serve, new RegExp(`^  ${EXIT_STATUS.E_TRUST} +E_TRUST$`, "m"));
 });
