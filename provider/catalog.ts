@@ -126,6 +126,8 @@ export interface Release {
   readonly artifacts: ReadonlyMap<string, Artifact>;
   /** Keyids whose valid signatures the manifest carries (trusted ones). */
   readonly signers: readonly string[];
+  /** Pre-signed: the trust file that verified it (a {@link TrustSource} path). */
+  readonly trustedBy?: string;
 }
 
 /** A release directory that was not served, and why. */
@@ -169,6 +171,14 @@ export interface CatalogOptions {
   readonly root: string;
   /** Trust for pre-signed manifests and records; none: pre-signed ones are refused. */
   readonly trust?: Trust;
+  /**
+   * More trust sources, each with the file it came from: a pre-signed
+   * manifest is served when it verifies against any one of them (or
+   * {@link CatalogOptions.trust}). Each keeps its own threshold: sources
+   * are never merged into one key set, so no k-of-n file is weakened.
+   * A refusal names every file and the keyids it expected.
+   */
+  readonly trustSources?: readonly TrustSource[];
   /** Key to sign generated manifests with; none (`--no-sign`): only pre-signed ones. */
   readonly key?: SigningKey;
   /** Where refused releases and hashing are logged. */
@@ -186,6 +196,42 @@ export interface CatalogOptions {
    * serve from the root with a check per chunk (slower).
    */
   readonly snapshotDir?: string;
+}
+
+/** A trust file the catalog verifies pre-signed manifests against. */
+export interface TrustSource {
+  /** Where it was read from, as shown in refusals (`./.phase/trust/trust.json`). */
+  readonly path: string;
+  /** Its parsed keys and threshold. */
+  readonly trust: Trust;
+}
+
+/** Keyids of a manifest's signatures, read without verifying (for refusal messages only). */
+export function signatureKeyids(bytes: Uint8Array): string[] {
+  try {
+    const doc = JSON.parse(new TextDecoder().decode(bytes));
+    const sigs = Array.isArray(doc?.signatures) ? doc.signatures : [];
+    return sigs.map((s: { keyid?: unknown }) => String(s?.keyid)).slice(0, 16);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The text appended to a signature refusal: which trust files were used,
+ * the keyids each expects (and how many of them), and the keyids that
+ * signed the manifest, so a wrong `--trust` is visible at a glance (issue 11).
+ */
+export function trustMismatch(
+  sources: readonly TrustSource[],
+  signedBy: readonly string[],
+): string {
+  const expected = sources.map((s) =>
+    `${s.path} expects ${s.trust.threshold} of [${[...s.trust.keys.keys()].join(", ")}]`
+  );
+  return `trust files used: ${expected.join("; ") || "none"}; the manifest is signed by [${
+    signedBy.join(", ")
+  }]`;
 }
 
 /** Thrown when a file changes while it is hashed. */
@@ -549,10 +595,44 @@ export class CatalogLoader {
     now: Date,
     seen: Set<string>,
   ): Promise<Release> {
-    const trust = this.#opts.trust;
-    if (!trust) throw new Error("pre-signed manifest.json but no trust file to verify it");
+    const sources: TrustSource[] = [
+      ...(this.#opts.trust ? [{ path: "(given trust)", trust: this.#opts.trust }] : []),
+      ...(this.#opts.trustSources ?? []),
+    ];
+    if (sources.length === 0) {
+      throw Object.assign(
+        new Error(
+          "pre-signed manifest.json but no trust file to verify it (pass --trust FILE, or run 'deno task keygen' to write ./.phase/trust/trust.json)",
+        ),
+        { code: "E_TRUST" },
+      );
+    }
     const bytes = await readFileCapped(manifestPath, MAX_MANIFEST_BYTES);
-    const verified = verifyManifest(bytes, trust, { channel, arch, now });
+    // The first source that verifies it wins; each keeps its own threshold.
+    let verified: ReturnType<typeof verifyManifest> | undefined;
+    let trust: Trust = sources[0].trust;
+    let trustedBy = sources[0].path;
+    let first: unknown;
+    for (const s of sources) {
+      try {
+        verified = verifyManifest(bytes, s.trust, { channel, arch, now });
+        trust = s.trust;
+        trustedBy = s.path;
+        break;
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (!verified) {
+      const code = (first as { code?: string }).code;
+      if (code !== "E_SIGNATURE") throw first;
+      throw Object.assign(
+        new Error(
+          `${(first as Error).message}; ${trustMismatch(sources, signatureKeyids(bytes))}`,
+        ),
+        { code },
+      );
+    }
     const manifest = verified.value;
     const artifacts = await this.#collect(
       dir,
@@ -602,6 +682,7 @@ export class CatalogLoader {
       record,
       artifacts,
       signers: verified.signers,
+      trustedBy,
     };
   }
 

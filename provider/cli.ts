@@ -5,10 +5,19 @@
  * @module
  */
 import { UsageError } from "../core/mod.ts";
-import { parseDurationMs, parseFlags, PROVIDER_STATE_DIR, TRUST_FILE } from "../cli/mod.ts";
+import {
+  parseDurationMs,
+  parseFlags,
+  PROVIDER_STATE_DIR,
+  SYSTEM_TRUST_FILE,
+  TRUST_FILE,
+} from "../cli/mod.ts";
 import { consoleLogger, type Logger } from "../core/mod.ts";
 import { ProviderError } from "./errors.ts";
+import { PROVIDER_USAGE, SERVE_USAGE } from "./_help.ts";
 import { bufferedJsonLogger, type BufferedLogger } from "./log.ts";
+import { canonicalArch } from "../verify/mod.ts";
+import { ROOT_POLL_INTERVAL_MS, WATCH_DEBOUNCE_MS } from "./_rescan.ts";
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,
@@ -21,15 +30,6 @@ import {
 export const FETCH_TIMEOUT_MS = 10_000;
 /** Largest answer read by `status` / `list`, in bytes. */
 export const MAX_INFO_BYTES = 4 * 1024 * 1024;
-
-const SERVE_USAGE =
-  `usage: deno task serve [--root DIR] [--state DIR (${PROVIDER_STATE_DIR})] [--host ADDR] [--port N]
-  [--key PEM | --no-sign] [--trust FILE (default <state>/trust.json; the release's: ${TRUST_FILE})] [--name NAME] [--expires 7d]
-  [--no-mdns] [--no-dht] [--dht-port N] [--bootstrap MULTIADDR]... [--no-watch] [--no-snapshot]
-  [--header-timeout 10s] [--idle-timeout 15s] [--unsafe-public-status]`;
-
-const PROVIDER_USAGE = `usage: deno task provider status <url> [--json]
-       deno task provider list <url> [--json]`;
 
 /** Builders of the advertisement layers, injected by main.ts. */
 export interface AdvertFactories {
@@ -99,6 +99,8 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
     keyPath: values.key,
     sign: !values["no-sign"],
     trustPath: values.trust,
+    // Issue 11 §1: what 'deno task keygen' writes, then a system install's.
+    trustCandidates: values.trust ? undefined : [TRUST_FILE, SYSTEM_TRUST_FILE],
     expiresInMs: values.expires ? parseDurationMs(values.expires, "expires") : undefined,
     watch: !values["no-watch"],
     snapshot: !values["no-snapshot"],
@@ -117,6 +119,27 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
   };
 }
 
+function mib(n: number): string {
+  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+/**
+ * The shell lines that put a release under `root` on this machine: the
+ * newest installed kernel and its initramfs. Debian and Ubuntu both name
+ * them `/boot/vmlinuz-<version>` and `/boot/initrd.img-<version>`; there is
+ * no `/boot/vmlinuz` on Debian, and the running kernel (`uname -r`) need
+ * not be installed at all (a VM booted with an external kernel).
+ */
+export function firstReleaseHint(root: string, arch: string): string[] {
+  const dir = `${root}/stable/${arch}`;
+  return [
+    `mkdir -p ${dir}`,
+    `k=$(ls -v /boot/vmlinuz-* | tail -n 1)`,
+    `cp "$k" ${dir}/kernel`,
+    `cp "/boot/initrd.img-\${k#/boot/vmlinuz-}" ${dir}/initramfs`,
+  ];
+}
+
 /** What `serve` prints on start (stdout), including the hint for an empty root. */
 export function startBanner(p: RunningProvider, opts: ProviderOptions): string {
   const lines = [`phase-serve: serving ${opts.root} on ${p.url}`];
@@ -124,9 +147,19 @@ export function startBanner(p: RunningProvider, opts: ProviderOptions): string {
     lines.push(
       `provider key: ${p.keyid}${p.generatedKey ? ` (generated in ${opts.state}, mode 0600)` : ""}`,
     );
-    lines.push(`trust file: ${p.trustPath}`);
+    lines.push(`trust file: ${p.trustPath} (clients of the manifests this provider signs)`);
   } else {
     lines.push("signing: off (--no-sign): only pre-signed manifests are served");
+  }
+  const presigned = p.trustFiles.length ? p.trustFiles.join(", ") : "none";
+  lines.push(`pre-signed manifests are verified against: ${presigned}`);
+  if (opts.snapshot !== false) {
+    // Issue 11 §3: the copy doubles disk use; say so, with the number.
+    lines.push(
+      `snapshots: ${
+        mib(p.snapshotBytes())
+      } in ${opts.state}/snapshots (a private copy of every artifact served, as much disk again as the artifacts; --no-snapshot serves from the root)`,
+    );
   }
   const c = p.catalog();
   for (const r of c.releases.values()) {
@@ -136,18 +169,30 @@ export function startBanner(p: RunningProvider, opts: ProviderOptions): string {
   }
   for (const r of c.refused) lines.push(`  refused ${r.dir}: ${r.reason}`);
   if (c.releases.size === 0) {
-    lines.push(`no release under ${opts.root} yet. To add one:`);
-    lines.push(`  mkdir -p ${opts.root}/stable/amd64`);
+    const arch = canonicalArch(opts.defaultArch ?? Deno.build.arch) ?? "amd64";
+    const within = Math.ceil((ROOT_POLL_INTERVAL_MS + WATCH_DEBOUNCE_MS) / 1000) + 1;
+    lines.push(`no release under ${opts.root} yet. To serve this machine's kernel:`);
+    for (const l of firstReleaseHint(opts.root, arch)) lines.push(`  ${l}`);
     lines.push(
-      `  cp /boot/vmlinuz ${opts.root}/stable/amd64/kernel; cp /boot/initrd.img ${opts.root}/stable/amd64/initramfs`,
+      p.keyid
+        ? `this provider signs it and serves it within ${within} s. To sign it offline instead (then serve with --no-sign):`
+        : `then sign it offline; it is served within ${within} s:`,
     );
+    lines.push(`  deno task keygen`);
     lines.push(
-      `  (the provider signs it with its key and serves it within a second), or sign a release`,
+      `  deno task sign --root ${opts.root} --channel stable --arch ${arch} --version ${
+        dayVersion(new Date())
+      } --key ./.phase/keys/release.pem`,
     );
-    lines.push(`  offline with 'deno task sign' and serve it with --no-sign.`);
   }
   lines.push("phase-serve: ready");
   return lines.join("\n") + "\n";
+}
+
+/** Today's date as a release version (`2026.11.30`), for the start-up hint. */
+function dayVersion(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getUTCFullYear()}.${p(d.getUTCMonth() + 1)}.${p(d.getUTCDate())}`;
 }
 
 /** Runs `serve` until SIGINT/SIGTERM; returns the exit status. */
@@ -315,7 +360,12 @@ export async function runProviderCli(
       ["inflight", Number(status.inflight)],
       ["rejected_paths", Number(status.rejectedPaths)],
       ["mdns", adv.mdns?.state ?? "off"],
-      ["dht", `${adv.dht?.state ?? "off"} (${adv.dht?.peers ?? 0} peers)`],
+      [
+        "dht",
+        adv.dht?.state && adv.dht.state !== "off"
+          ? `${adv.dht.state} (${adv.dht.peers ?? 0} peers)`
+          : "off",
+      ],
     ]));
     return 0;
   }
@@ -326,17 +376,33 @@ export async function runProviderCli(
     version: string;
     expires_at: string;
     origin: string;
+    manifest: string;
+    signers?: string[];
     artifacts: { name: string; size: number; digest: string }[];
   }[];
   if (values.json) {
     write(printableJson(channels) + "\n");
     return 0;
   }
+  const base = url.replace(/\/+$/, "");
+  // Issue 11 §4: the table shows what the JSON shows: who signed each
+  // release and where its manifest is, then the artifacts.
   write(table(
-    ["channel", "arch", "version", "expires", "artifact", "size", "digest"],
-    channels.flatMap((c) =>
-      c.artifacts.map((a) => [c.channel, c.arch, c.version, c.expires_at, a.name, a.size, a.digest])
-    ),
+    ["channel", "arch", "version", "origin", "expires", "signers", "manifest"],
+    channels.map((c) => [
+      c.channel,
+      c.arch,
+      c.version,
+      c.origin,
+      c.expires_at,
+      (c.signers ?? []).join(","),
+      `${base}${c.manifest}`,
+    ]),
+  ));
+  write("\n");
+  write(table(
+    ["channel", "arch", "artifact", "size", "digest"],
+    channels.flatMap((c) => c.artifacts.map((a) => [c.channel, c.arch, a.name, a.size, a.digest])),
   ));
   return 0;
 }

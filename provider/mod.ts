@@ -87,6 +87,7 @@ export {
   type FileIdentity,
   type Refusal,
   type Release,
+  type TrustSource,
 } from "./catalog.ts";
 export { type ProviderCode, ProviderError } from "./errors.ts";
 export {

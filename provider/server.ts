@@ -9,7 +9,7 @@ import { consoleLogger, type Logger } from "../core/mod.ts";
 import { readFileCapped } from "../core/mod.ts";
 import { keygen, loadSigningKey, type SigningKey } from "../sign/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
-import { type Catalog, CatalogLoader } from "./catalog.ts";
+import { type Catalog, CatalogLoader, type TrustSource } from "./catalog.ts";
 import { ProviderError } from "./errors.ts";
 import { type AdvertState, createHandler, formatAccess, type Metrics, newMetrics } from "./http.ts";
 import { type HttpListener, listenHttp } from "./listen.ts";
@@ -79,8 +79,19 @@ export interface ProviderOptions {
   readonly keyPath?: string;
   /** false (`--no-sign`): serve only pre-signed manifests; no key is touched. */
   readonly sign?: boolean;
-  /** Trust file for pre-signed manifests; default `<state>/trust.json`. */
+  /**
+   * The release trust file pre-signed manifests are verified against
+   * (`--trust`); it must exist (E_TRUST otherwise). Absent: the first of
+   * {@link ProviderOptions.trustCandidates} that exists.
+   */
   readonly trustPath?: string;
+  /**
+   * Where to look for the release trust file when `trustPath` is absent;
+   * the first that exists is used, none is fine while the provider signs.
+   * The CLI passes `./.phase/trust/trust.json` (what `deno task keygen`
+   * writes), then `/etc/phase/trust.json` (a system install). Default none.
+   */
+  readonly trustCandidates?: readonly string[];
   /** mDNS advertisement, e.g. {@link mdnsAdvertiser}(); `false` or absent: off. */
   readonly mdns?: false | ((ctx: AdvertContext) => Promise<Advertiser>);
   /** DHT advertisement, e.g. {@link dhtAdvertiser}(); `false` or absent: off. */
@@ -148,11 +159,21 @@ export interface RunningProvider {
   /** True when this start generated the provider key. */
   readonly generatedKey: boolean;
   /**
-   * The trust file: it verifies pre-signed manifests and, when this
-   * provider created it, names the provider key that clients of generated
-   * manifests trust.
+   * The trust file clients should use: with signing on, `<state>/trust.json`
+   * (which names the provider key when this provider created it); with
+   * `sign: false`, the release trust file.
    */
   readonly trustPath: string;
+  /**
+   * Every trust file pre-signed manifests are verified against (the release
+   * trust file, then `<state>/trust.json` when it exists); a manifest is
+   * served when it verifies against any one of them.
+   */
+  readonly trustFiles: readonly string[];
+  /** False until the first catalog is loaded (`/health` answers 503 `starting`). */
+  ready(): boolean;
+  /** Disk used by private snapshots of the current catalog, in bytes (0 with `snapshot: false`). */
+  snapshotBytes(): number;
   /** Live counters of the HTTP handler. */
   readonly metrics: Metrics;
   /** The catalog served now. */
@@ -208,16 +229,23 @@ export async function providerKey(
   return { key: await loadSigningKey(pem), generated: true };
 }
 
-async function loadTrust(path: string): Promise<Trust | undefined> {
+async function loadTrust(path: string, required = false): Promise<Trust | undefined> {
   let bytes: Uint8Array;
   try {
     bytes = await readFileCapped(path, MAX_TRUST_BYTES);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
+    if (err instanceof Deno.errors.NotFound && !required) return undefined;
     throw new ProviderError(
       "E_TRUST",
-      `cannot read trust file ${path}: ${(err as Error).message}`,
-      { cause: err },
+      err instanceof Deno.errors.NotFound
+        ? `trust file ${path} does not exist`
+        : `cannot read trust file ${path}: ${(err as Error).message}`,
+      {
+        cause: err,
+        hint: err instanceof Deno.errors.NotFound
+          ? "'deno task keygen' writes ./.phase/trust/trust.json; pass --trust with the trust file of the key that signed the release"
+          : "the trust file must be inside the 'serve' permission set (./.phase/trust, /etc/phase, /srv/phase, /var/lib/phase, /run/phase, /tmp/phase)",
+      },
     );
   }
   try {
@@ -240,11 +268,13 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
   const lanName = opts.name ?? hostnameOr("phase");
   await makeStateDir(opts.state);
   const { key, generatedKey } = await signingKey(opts, logger);
-  const trustPath = opts.trustPath ?? `${opts.state}/trust.json`;
-  const trust = await loadTrust(trustPath);
+  const trustSources = await resolveTrust(opts, key !== undefined);
+  const ownTrust = `${opts.state}/trust.json`;
+  const trustPath = key ? ownTrust : trustSources[0].path;
+  const trust = trustSources.find((s) => s.path === trustPath)?.trust ?? trustSources[0]?.trust;
   const loader = new CatalogLoader({
     root: opts.root,
-    trust,
+    trustSources,
     key,
     logger,
     now,
@@ -253,6 +283,9 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
   });
   const metrics = newMetrics();
   let serving = true;
+  // Until the first catalog is loaded, /health answers 503 "starting"
+  // (readiness probes must not send clients to an empty provider).
+  let ready = false;
   const advertisers: Advertiser[] = [];
   const streams = new Set<() => void>();
   // Pointed at the rescanner once it runs; a stale file before that waits for the first load.
@@ -270,6 +303,12 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     startedAt: now(),
     now,
     serving: () => serving,
+    ready: () => ready,
+    page: {
+      keyid: key?.keyid,
+      trustPath,
+      root: opts.root,
+    },
     advert: () => advertState(advertisers),
     defaultChannel: opts.defaultChannel,
     defaultArch: opts.defaultArch,
@@ -308,6 +347,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
   if (host !== "0.0.0.0" && host !== "::") loader.setMirrorBase(url);
   try {
     await loader.load();
+    ready = true;
   } catch (err) {
     server.shutdown();
     await server.finished();
@@ -370,7 +410,12 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     root: opts.root,
     state: opts.state,
     keyid: key?.keyid,
+    trust_files: trustSources.map((s) => s.path),
     releases: loader.current.releases.size,
+    // Issue 11 §3: snapshots cost as much disk again as the artifacts.
+    ...(opts.snapshot === false
+      ? {}
+      : { snapshots: `${opts.state}/snapshots`, snapshot_bytes: snapshotBytes(loader.current) }),
   });
   return {
     url,
@@ -379,6 +424,9 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     keyid: key?.keyid,
     generatedKey,
     trustPath,
+    trustFiles: trustSources.map((s) => s.path),
+    ready: () => ready,
+    snapshotBytes: () => snapshotBytes(loader.current),
     metrics,
     catalog: () => loader.current,
     hashedFiles: () => loader.hashedFiles,
@@ -387,6 +435,53 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     advertisers,
     connections: () => server.connections(),
   };
+}
+
+/** Bytes held in private snapshots by `catalog` (each digest once). */
+function snapshotBytes(catalog: Catalog): number {
+  let n = 0;
+  for (const a of catalog.byDigest.values()) if (a.immutable) n += a.size;
+  return n;
+}
+
+/**
+ * The trust files pre-signed manifests are checked against (issue 11 §1):
+ * the release trust file (`trustPath`, which must exist, else the first
+ * existing candidate), then `<state>/trust.json` when it exists (the
+ * provider's own, naming its key, or an operator's). With signing off
+ * and no trust file at all nothing could ever be served: E_TRUST.
+ */
+async function resolveTrust(opts: ProviderOptions, signing: boolean): Promise<TrustSource[]> {
+  const out: TrustSource[] = [];
+  let release: string | undefined = opts.trustPath;
+  if (release === undefined) {
+    for (const c of opts.trustCandidates ?? []) {
+      if (await exists(c)) {
+        release = c;
+        break;
+      }
+    }
+  }
+  if (release !== undefined) {
+    out.push({ path: release, trust: (await loadTrust(release, true))! });
+  }
+  const own = `${opts.state}/trust.json`;
+  if (own !== release) {
+    const t = await loadTrust(own);
+    if (t) out.push({ path: own, trust: t });
+  }
+  if (out.length === 0 && !signing) {
+    const looked = [...(opts.trustCandidates ?? []), own].join(", ");
+    throw new ProviderError(
+      "E_TRUST",
+      `--no-sign serves only pre-signed releases, and there is no trust file to verify them (looked for ${looked})`,
+      {
+        hint:
+          "run 'deno task keygen' (writes ./.phase/trust/trust.json) and sign with 'deno task sign', or pass --trust FILE",
+      },
+    );
+  }
+  return out;
 }
 
 function hostnameOr(fallback: string): string {
