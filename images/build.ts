@@ -634,7 +634,13 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     log.warn(
       `images: no release key in ${opts.keyDir}: generating a DEVELOPMENT key (never ship it)`,
     );
-    const k = await keygen(opts.keyDir, "release");
+    // With the default key folder the trust file goes where `deno task
+    // keygen` puts it (./.phase/trust, read by serve and fetch: TM-12).
+    const k = await keygen(
+      opts.keyDir,
+      "release",
+      opts.trustFile ? { trustPath: opts.trustFile } : {},
+    );
     trustPath = k.paths.trust;
   }
   mark("inputs", t);
