@@ -110,4 +110,10 @@ Deno.test("cli: --help lists what the command does, each flag's default, example
   }
   assertEquals(wantsVersion(["--version"]), true);
   assertEquals(wantsVersion(["run", "--", "--version"]), false);
+  // A command's own --version V (sign's release version) is not a version request.
+  assertEquals(
+    wantsVersion(["sign", "--root", "r", "--version", "2026.11.20", "--key", "k"]),
+    false,
+  );
+  assertEquals(wantsVersion(["sign", "--version", "--json"]), true);
 });
