@@ -47,7 +47,7 @@ async function sh(cwd: string, line: string) {
   };
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -73,7 +73,7 @@ Deno.test("README: the release flow as written (keygen, sign, second key, serve 
       assert(!/error:/.test(r.stderr), `${line}\n${r.stderr}`);
     }
 
-    const port = String(await freePort());
+    const port = String(freePort());
     const serveLine = lineStarting(lines, "deno task serve --root ./artifacts")
       .replace(/\s+#.*$/, "").replace(/\[(--[a-z-]+)\]/g, "$1").replace(/\b8080\b/g, port);
     const serveArgs = serveLine.split(/\s+/).slice(3);
