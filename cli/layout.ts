@@ -53,6 +53,10 @@ export const DEFAULT_PATHS: Readonly<
   fetch: { read: [TRUST_FILE, SYSTEM_TRUST_FILE, "./.cache"], write: ["./.cache"] },
   verify: { read: [TRUST_FILE, SYSTEM_TRUST_FILE, "./artifacts"], write: [] },
   kexec: { read: [TRUST_FILE, SYSTEM_TRUST_FILE, "./.cache"], write: ["/run/phase"] },
+  floor: {
+    read: ["./.cache/state", "/var/cache/phase/state"],
+    write: ["./.cache/state", "/var/cache/phase/state"],
+  },
   wasm: { read: [WASM_STATE_DIR, "./wasm/examples"], write: [WASM_STATE_DIR] },
   receipt: { read: [WASM_STATE_DIR, TRUST_FILE], write: [] },
 };

@@ -88,10 +88,18 @@ export function wantsHelp(args: readonly string[]): boolean {
   return args.includes("--help") || args.includes("-h");
 }
 
-/** True when the user asked for the version (`--version` before any `--`). */
+/**
+ * True when the user asked for the version: `--version` before any `--`,
+ * and not followed by a value. `deno task sign ... --version 2026.11.20`
+ * names the release's version (issue 11: the README's sign line printed
+ * "phase-sign 0.1.0" and signed nothing).
+ */
 export function wantsVersion(args: readonly string[]): boolean {
   const end = args.indexOf("--");
-  return (end < 0 ? args : args.slice(0, end)).includes("--version");
+  const head = end < 0 ? args : args.slice(0, end);
+  return head.some((a, i) =>
+    a === "--version" && (i + 1 >= head.length || head[i + 1].startsWith("-"))
+  );
 }
 
 /** Runs an entrypoint as a process: guard, work, exit. */

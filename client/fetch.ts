@@ -10,10 +10,11 @@
 import type { Logger } from "../core/mod.ts";
 import {
   digestOfRawCid,
+  enforceFloor,
+  type FloorChange,
   type Manifest,
   MAX_MANIFEST_BYTES,
   rawCidFromDigest,
-  readFloor,
   recordFloor,
   sha256Hex,
   type Trust,
@@ -106,6 +107,8 @@ export interface FetchedRelease {
   readonly artifacts: Readonly<Record<string, FetchedArtifact>>;
   /** The cache it is in. */
   readonly layout: CacheLayout;
+  /** The rollback floor of its channel/arch before and after this fetch (TM-02). */
+  readonly floor: FloorChange;
 }
 
 const ACCEPT_RAW = "application/vnd.ipld.raw, application/octet-stream;q=0.9";
@@ -187,9 +190,9 @@ export async function fetchManifest(
         }
       }
       const base = { channel: o.channel, arch: o.arch, now, minVersion: o.minVersion };
-      let verified = verifyManifest(bytes, o.trust, base);
-      const floor = await readFloor(layout.stateDir, verified.value.channel, verified.value.arch);
-      if (floor !== undefined) verified = verifyManifest(bytes, o.trust, { ...base, floor });
+      const verified = verifyManifest(bytes, o.trust, base);
+      // TM-02: the floor of what the manifest IS; the refusal names the floor file.
+      await enforceFloor(layout.stateDir, verified);
       o.logger?.info("manifest_verified", {
         url,
         version: verified.value.version,
@@ -359,8 +362,17 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
     });
   }
   await beforeWrite();
-  await recordFloor(layout.stateDir, verified);
-  return { verified, manifestSource: source, manifestPath, artifacts: out, layout };
+  const floor = await recordFloor(layout.stateDir, verified);
+  if (floor.previous !== floor.current) {
+    o.logger?.info("rollback_floor_raised", {
+      channel: m.channel,
+      arch: m.arch,
+      previous: floor.previous ?? null,
+      floor: floor.current,
+      file: floor.file,
+    });
+  }
+  return { verified, manifestSource: source, manifestPath, artifacts: out, layout, floor };
 }
 
 /** A discovered place to fetch from (a discovery `Candidate` is one). */

@@ -128,6 +128,7 @@ export {
   decodeFetchResult,
   type FetchResult,
   type FetchResultArtifact,
+  type FetchResultFloor,
 } from "./results.ts";
 export { type Progress, progressReporter, type ProgressReporterOptions } from "./progress.ts";
 export { checkPrivateTree, preparePrivateRoot, type PrivateRootOptions } from "./private.ts";

@@ -6,6 +6,7 @@
 import { UsageError } from "../core/mod.ts";
 import { parseFlags } from "../cli/mod.ts";
 import { VerifyError } from "./errors.ts";
+import { FLOOR_FILE } from "./floor.ts";
 import { parseUtcTime } from "./manifest.ts";
 import { parseArtifactArgs, verifyFiles } from "./workflow.ts";
 
@@ -41,7 +42,7 @@ export async function runVerify(
       if (!now) throw new UsageError(`--now must be RFC 3339 UTC (…Z), got '${values.now}'`, USAGE);
     }
     const artifacts = parseArtifactArgs(values.artifact ?? [], USAGE);
-    const { verified, manifestCid, artifactsChecked } = await verifyFiles({
+    const { verified, manifestCid, artifactsChecked, floor } = await verifyFiles({
       manifest: values.manifest,
       trust: values.trust,
       channel: values.channel,
@@ -53,6 +54,9 @@ export async function runVerify(
       permissionSet: VERIFY_PERMISSION_SET,
     });
     const m = verified.value;
+    // The floor that applied is part of the answer (issue 11): a user who
+    // meets E_ROLLBACK later must be able to see where the floor came from.
+    const floorFile = values.state !== undefined ? `${values.state}/${FLOOR_FILE}` : null;
     if (json) {
       out(JSON.stringify({
         ok: true,
@@ -63,19 +67,31 @@ export async function runVerify(
         signers: verified.signers,
         manifest_cid: manifestCid,
         artifacts_checked: artifactsChecked,
+        floor: floor ?? null,
+        floor_file: floorFile,
       }));
     } else {
       out(
         `phase-verify: ok: ${m.channel}/${m.arch} ${m.version}, signed by ${
           verified.signers.join(", ")
         }` +
-          (artifactsChecked.length ? `; artifacts ok: ${artifactsChecked.join(", ")}` : ""),
+          (artifactsChecked.length ? `; artifacts ok: ${artifactsChecked.join(", ")}` : "") +
+          (floorFile === null
+            ? "; rollback floor: not checked (no --state)"
+            : floor === undefined
+            ? `; rollback floor: none recorded in ${floorFile}`
+            : `; rollback floor: ${floor} (${floorFile})`),
       );
     }
     return 0;
   } catch (err) {
     if (json && (err instanceof VerifyError || err instanceof UsageError)) {
-      out(JSON.stringify({ ok: false, code: err.code, message: err.message }));
+      out(JSON.stringify({
+        ok: false,
+        code: err.code,
+        message: err.message,
+        ...(err.hint ? { hint: err.hint } : {}),
+      }));
     }
     throw err;
   }

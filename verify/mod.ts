@@ -69,7 +69,16 @@ export {
 } from "./ed25519.ts";
 export { VerifyError } from "./errors.ts";
 export type { VerifyCode } from "./errors.ts";
-export { readFloor, recordFloor } from "./floor.ts";
+export {
+  enforceFloor,
+  FLOOR_FILE,
+  floorReset,
+  floorShow,
+  floorStateDir,
+  readFloor,
+  recordFloor,
+} from "./floor.ts";
+export type { FloorChange, FloorEntry, FloorReport, FloorResetResult } from "./floor.ts";
 export { canonicalize, signedBytes } from "./jcs.ts";
 export {
   canonicalArch,

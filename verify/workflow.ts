@@ -8,10 +8,10 @@
 import { explainFsError, readFileCapped, UsageError } from "../core/mod.ts";
 import { rawCid } from "./cid.ts";
 import { VerifyError } from "./errors.ts";
-import { readFloor } from "./floor.ts";
+import { enforceFloor } from "./floor.ts";
 import { type Manifest, MAX_MANIFEST_BYTES } from "./manifest.ts";
 import { loadTrust } from "./trust.ts";
-import { checkFloor, verifyArtifact, verifyManifest } from "./verify.ts";
+import { verifyArtifact, verifyManifest } from "./verify.ts";
 import type { Verified } from "./_verified.ts";
 
 /** What to verify: files on disk and the caller's expectations. */
@@ -120,8 +120,7 @@ export async function verifyFiles(opts: VerifyFilesOptions): Promise<VerifiedFil
     // TM-02: the floor is looked up by what the manifest IS (its channel and
     // canonical arch), never by the flags: without flags, or with an alias,
     // a floor that exists still applies.
-    floor = await readFloor(opts.stateDir, verified.value.channel, verified.value.arch);
-    checkFloor(verified, floor);
+    floor = await enforceFloor(opts.stateDir, verified);
   }
   const artifacts = opts.artifacts ?? new Map<string, string>();
   const listed = verified.value.artifacts;

@@ -166,6 +166,11 @@ export async function run(args: string[]): Promise<number> {
     manifest: release.manifestPath,
     source: release.manifestSource,
     artifacts,
+    floor: {
+      current: release.floor.current,
+      previous: release.floor.previous ?? null,
+      file: release.floor.file,
+    },
   };
   console.log(JSON.stringify(result));
   return 0;
