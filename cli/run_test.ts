@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
 import { EXIT_STATUS, exitStatusOf, PhaseError, UsageError } from "../core/mod.ts";
-import { formatError, renderHelp, wantsHelp, wantsVersion } from "./run.ts";
+import { formatError, namedPaths, renderHelp, wantsHelp, wantsVersion } from "./run.ts";
 import { nearestFlag, parseFlags } from "./flags.ts";
 
 Deno.test("cli: errors print 'phase-<name>: error:' and a hint; codes map to distinct statuses", () => {
@@ -110,4 +110,32 @@ Deno.test("cli: --help lists what the command does, each flag's default, example
   }
   assertEquals(wantsVersion(["--version"]), true);
   assertEquals(wantsVersion(["run", "--", "--version"]), false);
+});
+
+Deno.test("cli: --version asks for the version only without a value; namedPaths finds every path a user typed", () => {
+  assertEquals(wantsVersion(["--version"]), true);
+  assertEquals(wantsVersion(["--json", "--version", "--x"]), true);
+  // sign's --version V is the release's version, not a request for Phase's.
+  assertEquals(wantsVersion(["--root", "./a", "--version", "2026.11.20"]), false);
+  assertEquals(wantsVersion(["--", "--version"]), false);
+  assertEquals(
+    namedPaths([
+      "run",
+      "x.wasm",
+      "--cache",
+      "./c",
+      "--state=/s",
+      "--artifact",
+      "kernel=/k",
+      "--json",
+    ]),
+    [
+      { flag: "argument", path: "run" },
+      { flag: "argument", path: "x.wasm" },
+      { flag: "--cache", path: "./c" },
+      { flag: "--state", path: "/s" },
+      { flag: "--artifact", path: "kernel=/k" },
+      { flag: "--artifact", path: "/k" },
+    ],
+  );
 });
