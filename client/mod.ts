@@ -129,7 +129,14 @@ export {
   type FetchResult,
   type FetchResultArtifact,
 } from "./results.ts";
-export { type Progress, progressReporter, type ProgressReporterOptions } from "./progress.ts";
+export {
+  type PlannedArtifact,
+  type Progress,
+  type ProgressReporter,
+  progressReporter,
+  type ProgressReporterOptions,
+  type ProgressSnapshot,
+} from "./progress.ts";
 export { checkPrivateTree, preparePrivateRoot, type PrivateRootOptions } from "./private.ts";
 export {
   type Candidate,
