@@ -14,6 +14,7 @@ export {
   configDir,
   DEFAULT_IMPORT_HOSTS,
   excessPermissions,
+  fsScopes,
   guardProbes,
   normaliseSet,
   PERMISSION_KINDS,
@@ -27,7 +28,7 @@ export {
   unstableFeatures,
 } from "./permissions.ts";
 export type { Grant, PermissionKind, PermissionSet } from "./permissions.ts";
-export { formatError, main, renderHelp, wantsHelp } from "./run.ts";
+export { formatError, main, namedPaths, renderHelp, wantsHelp, wantsVersion } from "./run.ts";
 export {
   DEFAULT_PATHS,
   KEY_DIRS,

@@ -4,8 +4,16 @@
  *
  * @module
  */
-import { describe, type ErrorCode, EXIT_STATUS, exitStatusOf, PhaseError } from "../core/mod.ts";
-import { assertPermissionSet, phaseVersion } from "./permissions.ts";
+import {
+  describe,
+  type ErrorCode,
+  EXIT_STATUS,
+  exitStatusOf,
+  explainRefusal,
+  type NamedPath,
+  PhaseError,
+} from "../core/mod.ts";
+import { assertPermissionSet, fsScopes, phaseVersion } from "./permissions.ts";
 
 /** One flag as `--help` lists it. */
 export interface FlagHelp {
@@ -102,6 +110,37 @@ export function wantsVersion(args: readonly string[]): boolean {
   );
 }
 
+/**
+ * The paths a user named on the command line (`--cache DIR`,
+ * `--cache=DIR`, `--artifact NAME=PATH`, positional arguments), so a
+ * refusal can say which flag to change. Any value may be a path: only
+ * those a refused path lies under are ever shown.
+ */
+export function namedPaths(args: readonly string[]): NamedPath[] {
+  const out: NamedPath[] = [];
+  const push = (flag: string, value: string) => {
+    out.push({ flag, path: value });
+    const eq = value.indexOf("=");
+    // --artifact kernel=./x: the path is after the name.
+    if (eq > 0 && !value.slice(0, eq).includes("/")) out.push({ flag, path: value.slice(eq + 1) });
+  };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") {
+      for (const rest of args.slice(i + 1)) push("argument", rest);
+      break;
+    }
+    if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      if (eq > 0) push(a.slice(0, eq), a.slice(eq + 1));
+      else if (i + 1 < args.length && !args[i + 1].startsWith("-")) push(a, args[++i]);
+    } else if (!a.startsWith("-")) {
+      push("argument", a);
+    }
+  }
+  return out;
+}
+
 /** Runs an entrypoint as a process: guard, work, exit. */
 export async function main(entry: Entrypoint): Promise<never> {
   let status: number;
@@ -123,8 +162,11 @@ export async function main(entry: Entrypoint): Promise<never> {
       console.log(err.hint.startsWith("usage:") ? err.hint : `usage: ${err.hint}`);
       Deno.exit(0);
     }
-    Deno.stderr.writeSync(new TextEncoder().encode(formatError(entry.name, err)));
-    status = exitStatusOf(err);
+    // A path outside the set (or one the system refused) gets the set's
+    // directories and the flag to change, in every entrypoint alike.
+    const explained = explainRefusal(err, fsScopes(entry.permissionSet), namedPaths(Deno.args));
+    Deno.stderr.writeSync(new TextEncoder().encode(formatError(entry.name, explained)));
+    status = exitStatusOf(explained);
   }
   Deno.exit(status);
 }

@@ -71,6 +71,12 @@ export interface DownloadOptions {
   readonly logger?: Logger;
   /** Called with the bytes written and hashed so far. */
   readonly onProgress?: (done: number) => void;
+  /**
+   * Called with the bytes already on disk before this run transferred any:
+   * a resumed prefix, or the whole artifact on a cache hit (so progress
+   * counts them as done, not as transferred).
+   */
+  readonly onPresent?: (bytes: number) => void;
   /** Use several providers at once when more than one is known (default true). */
   readonly parallel?: boolean;
   /** Size of one ranged segment of a parallel download, in bytes (default 4 MiB). */
@@ -647,6 +653,7 @@ async function fetchParallel(
 export async function downloadArtifact(o: DownloadOptions): Promise<DownloadResult> {
   const hit = await cachedPath(o.layout, o.hex, o.size);
   if (hit) {
+    o.onPresent?.(o.size);
     o.onProgress?.(o.size);
     return { path: hit, cached: true, sources: [] };
   }
@@ -662,6 +669,7 @@ export async function downloadArtifact(o: DownloadOptions): Promise<DownloadResu
     await lock.lock(true);
     const now = await cachedPath(o.layout, o.hex, o.size);
     if (now) {
+      o.onPresent?.(o.size);
       o.onProgress?.(o.size);
       return { path: now, cached: true, sources: [] };
     }
@@ -684,7 +692,10 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const p = await openPartial(partialPath, o.size);
     try {
-      if (p.pos > 0) o.logger?.info("resume", { artifact: o.name, from: p.pos, size: o.size });
+      if (p.pos > 0) {
+        o.logger?.info("resume", { artifact: o.name, from: p.pos, size: o.size });
+        o.onPresent?.(p.pos);
+      }
       const usable = order.filter((s) => !bad.has(s.id));
       const http = usable.filter((s) => s.kind === "http");
       const distinct = [...new Map(http.map((s) => [s.id, s])).values()];

@@ -326,6 +326,12 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
   const names = o.artifacts ?? Object.keys(m.artifacts);
   const progress = o.progress ?? silentProgress;
   const out: Record<string, FetchedArtifact> = {};
+  progress.plan?.(
+    names.flatMap((n) => {
+      const ref = m.artifacts[n];
+      return ref ? [{ name: n, size: ref.size, digest: ref.digest }] : [];
+    }),
+  );
   for (const name of names) {
     const ref = m.artifacts[name];
     if (!ref) throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`);
@@ -341,6 +347,7 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
       fetchFn: o.fetchFn,
       logger: o.logger,
       onProgress: (done) => progress.update(name, done),
+      onPresent: (bytes) => progress.present?.(name, bytes),
       parallel: o.parallel,
       segmentBytes: o.segmentBytes,
       parallelMinBytes: o.parallelMinBytes,

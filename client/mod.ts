@@ -130,7 +130,14 @@ export {
   type FetchResultArtifact,
   type FetchResultFloor,
 } from "./results.ts";
-export { type Progress, progressReporter, type ProgressReporterOptions } from "./progress.ts";
+export {
+  type PlannedArtifact,
+  type Progress,
+  type ProgressReporter,
+  progressReporter,
+  type ProgressReporterOptions,
+  type ProgressSnapshot,
+} from "./progress.ts";
 export { checkPrivateTree, preparePrivateRoot, type PrivateRootOptions } from "./private.ts";
 export {
   type Candidate,

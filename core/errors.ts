@@ -11,7 +11,7 @@
  * 3-9 are the conformance statuses of docs/formats.md and never change.
  * Ranges: 10-19 trust, keys and files; 20-29 fetch and discovery; 30-39
  * images, provider and build; 40-49 the boot chain; 50-59 kexec; 60-69 WASM
- * jobs and receipts.
+ * jobs and receipts; 80-89 work the user stopped.
  */
 export const EXIT_STATUS = {
   /** audit: the permission audit found problems. */
@@ -124,6 +124,8 @@ export const EXIT_STATUS = {
   E_RECEIPT: 67,
   /** every CLI: a bug in Phase: please report it. */
   E_INTERNAL: 70,
+  /** fetch: interrupted (Ctrl-C); the partial files are kept and the same command resumes them. */
+  E_INTERRUPTED: 80,
 } as const;
 
 /** One error code of Phase. */

@@ -13,7 +13,7 @@ import { type WasmCode, WasmError } from "./errors.ts";
 import { dirDigest } from "./dir_digest.ts";
 import { HELLO_INPUT, HELLO_WASM_DIGEST, helloWasmPath } from "./hello.ts";
 import { isComponentBinary } from "./_limits.ts";
-import { ephemeralNodeKey, loadOrCreateNodeKey } from "./node_key.ts";
+import { ephemeralNodeKey, loadOrCreateNodeKey, NODE_KEY_DIR } from "./node_key.ts";
 import {
   buildReceipt,
   formatReceipt,
@@ -59,6 +59,12 @@ export interface WasmIo {
   readonly stderr: (bytes: Uint8Array) => void;
   /** Human lines (one per call, with newline). */
   readonly line: (text: string) => void;
+  /**
+   * stdout is a terminal. A job's output is data and is written byte for
+   * byte; only on a terminal, when it does not end with a newline, one is
+   * added after it so the prompt (and the log) start on a line of their own.
+   */
+  readonly terminal?: boolean;
   readonly log: Logger;
 }
 
@@ -252,7 +258,11 @@ async function cmdRun(args: string[], io: WasmIo): Promise<number> {
     stateDir: values.state ?? DEFAULT_STATE_DIR,
     private: values.private ?? false,
   });
-  io.stdout(job.result.stdout);
+  const out = job.result.stdout;
+  io.stdout(out);
+  if (io.terminal && out.length > 0 && out[out.length - 1] !== 0x0a) {
+    io.stdout(new Uint8Array([0x0a]));
+  }
   if (job.result.stderr.length > 0) io.stderr(job.result.stderr);
   io.log.info("receipt", {
     outcome: job.result.outcome,
@@ -347,7 +357,20 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
       });
     }
   }
-  const r = await verifyReceiptFile(positionals[0], trust);
+  const nodeTrust = nodeTrustFile(positionals[0]);
+  let r;
+  try {
+    r = await verifyReceiptFile(positionals[0], trust);
+  } catch (err) {
+    if (err instanceof WasmError && err.code === "E_TRUST") {
+      throw new WasmError("E_TRUST", `${err.message} ${values.trust}`, {
+        cause: err,
+        hint: `the node that ran the job keeps its key in <state>/node-key/trust.json; ` +
+          `for a receipt under ${nodeTrust.state}: --trust ${nodeTrust.path}`,
+      });
+    }
+    throw err;
+  }
   // TM-17: any key can sign a self-consistent receipt. Without a trust
   // anchor nothing says the node is one you trust, so that is a trust
   // failure (E_TRUST, the status of an untrusted node), after the schema and
@@ -358,7 +381,8 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
       `the receipt is self-consistent (signed by ${r.node}), but no --trust anchors that node`,
       {
         hint:
-          "pass --trust <state>/node-key/trust.json of the node, or --self-consistent-only to check only that the receipt is intact",
+          `pass --trust ${nodeTrust.path} (the node's trust file: <state>/node-key/trust.json ` +
+          `of the node that ran the job), or --self-consistent-only to check only that the receipt is intact`,
       },
     );
   }
@@ -367,6 +391,7 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
       ok: true,
       node: r.node,
       anchored: r.anchored,
+      trust: values.trust ?? null,
       outcome: r.outcome ?? null,
       exit_code: r.exitCode,
       module: r.module,
@@ -376,11 +401,25 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
   } else {
     io.line(
       `${CONSOLE_PREFIX} receipt ok: node ${r.node} ${
-        r.anchored ? "(trusted)" : "(self-consistent only; pass --trust to check the node)"
+        r.anchored
+          ? `(trusted: its key is in ${values.trust})`
+          : `(self-consistent only; pass --trust ${nodeTrust.path} to check the node)`
       } outcome ${r.outcome ?? "unrecorded"} exit ${r.exitCode} module ${r.module}`,
     );
   }
   return 0;
+}
+
+/**
+ * The trust file of the node that signed a receipt, from where the receipt
+ * lies: `wasm run` stores receipts in `<state>/receipts/` and the node's
+ * key in `<state>/node-key/trust.json`; a receipt elsewhere points at the
+ * default state directory.
+ */
+export function nodeTrustFile(receiptPath: string): { state: string; path: string } {
+  const m = /^(.*)\/receipts\/[^/]+$/.exec(receiptPath);
+  const state = m ? (m[1] || "/") : DEFAULT_STATE_DIR;
+  return { state, path: `${state.replace(/\/$/, "")}/${NODE_KEY_DIR}/trust.json` };
 }
 
 /** Dispatches `wasm <command>`. */
