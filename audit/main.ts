@@ -7,6 +7,14 @@
 import { PhaseError } from "../core/mod.ts";
 import { configDir, main, parseFlags } from "../cli/mod.ts";
 import { runAudit } from "./audit.ts";
+import { AUDIT_HELP } from "./_help.ts";
+
+/** The flags of `deno task audit` (its `--help` lists each one; testing/help_test.ts checks). */
+export const AUDIT_FLAGS = {
+  dist: { type: "string" },
+  "static-only": { type: "boolean" },
+  json: { type: "boolean" },
+} as const;
 
 const USAGE = "deno task audit [--dist DIR] [--static-only]";
 
@@ -14,11 +22,9 @@ if (import.meta.main) {
   await main({
     name: "audit",
     permissionSet: "audit",
+    help: AUDIT_HELP,
     run: async (args) => {
-      const { values } = parseFlags(args, {
-        dist: { type: "string" },
-        "static-only": { type: "boolean" },
-      }, USAGE);
+      const { values } = parseFlags(args, AUDIT_FLAGS, USAGE);
       const repo = configDir();
       const findings = await runAudit({
         repo,

@@ -27,7 +27,7 @@ export {
   unstableFeatures,
 } from "./permissions.ts";
 export type { Grant, PermissionKind, PermissionSet } from "./permissions.ts";
-export { formatError, main, wantsHelp } from "./run.ts";
+export { formatError, main, renderHelp, wantsHelp } from "./run.ts";
 export {
   DEFAULT_PATHS,
   KEY_DIRS,
@@ -39,4 +39,4 @@ export {
   TRUST_FILE,
   WASM_STATE_DIR,
 } from "./layout.ts";
-export type { Entrypoint } from "./run.ts";
+export type { Entrypoint, FlagHelp, HelpSpec } from "./run.ts";

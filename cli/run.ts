@@ -67,6 +67,7 @@ export function renderHelp(name: string, help: HelpSpec): string {
     "  0   success",
     ...["E_USAGE", "E_PERMISSIONS", ...help.codes.filter((c) => c !== "E_USAGE"), "E_INTERNAL"]
       .filter((c, i, all) => all.indexOf(c) === i)
+      .sort((a, b) => EXIT_STATUS[a as ErrorCode] - EXIT_STATUS[b as ErrorCode])
       .map((c) => `  ${String(EXIT_STATUS[c as ErrorCode]).padEnd(3)} ${c}`),
     "",
   ];

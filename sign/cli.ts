@@ -19,6 +19,30 @@ import { addRecordSignature, addSignature, releaseDir, signRelease } from "./sig
 /** Permission set of the sign entrypoint. */
 export const SIGN_PERMISSION_SET = "sign";
 
+/** The flags of `deno task keygen` (its `--help` lists each one; testing/help_test.ts checks). */
+export const KEYGEN_FLAGS = {
+  out: { type: "string" },
+  trust: { type: "string" },
+  name: { type: "string" },
+} as const;
+
+/** The flags of `deno task sign` (its `--help` lists each one; testing/help_test.ts checks). */
+export const SIGN_FLAGS = {
+  root: { type: "string" },
+  channel: { type: "string" },
+  arch: { type: "string" },
+  version: { type: "string" },
+  key: { type: "string" },
+  "expires-in": { type: "string" },
+  cmdline: { type: "string" },
+  artifact: { type: "string", multiple: true },
+  mirror: { type: "string", multiple: true },
+  provider: { type: "string", multiple: true },
+  now: { type: "string" },
+  "add-signature": { type: "boolean" },
+  record: { type: "boolean" },
+} as const;
+
 const KEYGEN_USAGE = `deno task keygen [--out DIR] [--trust FILE] [--name NAME]
       (default: the key in ${KEYS_DIR}, read only by 'sign'; the trust file at ${TRUST_FILE},
       which verifiers read and no networked set writes; with another --out, beside the key)`;
@@ -33,11 +57,7 @@ export async function runSign(
 ): Promise<number> {
   const [cmd, ...rest] = args;
   if (cmd === "keygen") {
-    const { values } = parseFlags(
-      rest,
-      { out: { type: "string" }, trust: { type: "string" }, name: { type: "string" } },
-      KEYGEN_USAGE,
-    );
+    const { values } = parseFlags(rest, KEYGEN_FLAGS, KEYGEN_USAGE);
     const dir = values.out ?? KEYS_DIR;
     // TM-12: in the layout, the trust file lives apart from the keys, where
     // networked sets may read it but never the private key beside it.
@@ -51,21 +71,7 @@ export async function runSign(
   if (cmd !== "sign") {
     throw new UsageError(`unknown command '${cmd ?? ""}'`, `${KEYGEN_USAGE}\n      ${SIGN_USAGE}`);
   }
-  const { values } = parseFlags(rest, {
-    root: { type: "string" },
-    channel: { type: "string" },
-    arch: { type: "string" },
-    version: { type: "string" },
-    key: { type: "string" },
-    "expires-in": { type: "string" },
-    cmdline: { type: "string" },
-    artifact: { type: "string", multiple: true },
-    mirror: { type: "string", multiple: true },
-    provider: { type: "string", multiple: true },
-    now: { type: "string" },
-    "add-signature": { type: "boolean" },
-    record: { type: "boolean" },
-  }, SIGN_USAGE);
+  const { values } = parseFlags(rest, SIGN_FLAGS, SIGN_USAGE);
   const root = required(values.root, "root", SIGN_USAGE);
   const channel = required(values.channel, "channel", SIGN_USAGE);
   const arch = required(values.arch, "arch", SIGN_USAGE);

@@ -12,6 +12,19 @@ import { parseArtifactArgs, verifyFiles } from "./workflow.ts";
 /** Permission set of the verify entrypoint. */
 export const VERIFY_PERMISSION_SET = "verify";
 
+/** The flags of `deno task verify` (its `--help` lists each one; testing/help_test.ts checks). */
+export const VERIFY_FLAGS = {
+  manifest: { type: "string" },
+  trust: { type: "string" },
+  channel: { type: "string" },
+  arch: { type: "string" },
+  "min-version": { type: "string" },
+  now: { type: "string" },
+  artifact: { type: "string", multiple: true },
+  state: { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
 const USAGE =
   "deno task verify --manifest FILE --trust FILE [--channel C] [--arch A] [--min-version V] [--now RFC3339] [--artifact NAME=PATH]... [--state DIR] [--json]";
 
@@ -22,17 +35,7 @@ export async function runVerify(
 ): Promise<number> {
   const json = args.includes("--json");
   try {
-    const { values } = parseFlags(args, {
-      manifest: { type: "string" },
-      trust: { type: "string" },
-      channel: { type: "string" },
-      arch: { type: "string" },
-      "min-version": { type: "string" },
-      now: { type: "string" },
-      artifact: { type: "string", multiple: true },
-      state: { type: "string" },
-      json: { type: "boolean" },
-    }, USAGE);
+    const { values } = parseFlags(args, VERIFY_FLAGS, USAGE);
     if (!values.manifest) throw new UsageError("missing --manifest", USAGE);
     if (!values.trust) throw new UsageError("missing --trust", USAGE);
     let now: Date | undefined;

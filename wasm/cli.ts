@@ -45,6 +45,30 @@ export const DEFAULT_STATE_DIR = "./.phase/wasm";
 /** Prefix of every console line the post-boot service prints. */
 export const CONSOLE_PREFIX = "phase-wasm:";
 
+/** The flags of `deno task wasm run` (its `--help` lists each one; testing/help_test.ts checks). */
+export const RUN_FLAGS = {
+  input: { type: "string" },
+  "input-file": { type: "string" },
+  arg: { type: "string", multiple: true },
+  dir: { type: "string" },
+  "timeout-ms": { type: "string" },
+  "memory-mb": { type: "string" },
+  "output-kb": { type: "string" },
+  state: { type: "string" },
+  private: { type: "boolean" },
+} as const;
+/** The flags of `deno task wasm postboot`. */
+export const POSTBOOT_FLAGS = {
+  state: { type: "string" },
+  private: { type: "boolean" },
+} as const;
+/** The flags of `deno task receipt verify`. */
+export const RECEIPT_FLAGS = {
+  trust: { type: "string" },
+  "self-consistent-only": { type: "boolean" },
+  json: { type: "boolean" },
+} as const;
+
 const RUN_USAGE =
   "deno task wasm run <module.wasm> [--input STR | --input-file F] [--arg A]... [--dir HOST[::GUEST]] [--timeout-ms N] [--memory-mb N] [--output-kb N] [--state DIR] [--private]";
 const POSTBOOT_USAGE = "deno task wasm postboot [--state DIR] [--private]";
@@ -189,17 +213,7 @@ function outcomeError(result: JobResult, receiptNote: string): WasmError | undef
 async function cmdRun(args: string[], io: WasmIo): Promise<number> {
   const { values, positionals } = parseFlags(
     args,
-    {
-      input: { type: "string" },
-      "input-file": { type: "string" },
-      arg: { type: "string", multiple: true },
-      dir: { type: "string" },
-      "timeout-ms": { type: "string" },
-      "memory-mb": { type: "string" },
-      "output-kb": { type: "string" },
-      state: { type: "string" },
-      private: { type: "boolean" },
-    },
+    RUN_FLAGS,
     RUN_USAGE,
     true,
   );
@@ -267,10 +281,7 @@ async function cmdRun(args: string[], io: WasmIo): Promise<number> {
 }
 
 async function cmdPostboot(args: string[], io: WasmIo): Promise<number> {
-  const { values } = parseFlags(args, {
-    state: { type: "string" },
-    private: { type: "boolean" },
-  }, POSTBOOT_USAGE);
+  const { values } = parseFlags(args, POSTBOOT_FLAGS, POSTBOOT_USAGE);
   if (values.private && values.state !== undefined) {
     throw new UsageError("--private writes nothing: it takes no --state", POSTBOOT_USAGE);
   }
@@ -310,11 +321,7 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
   if (args[0] !== "verify") throw new UsageError("the receipt command is 'verify'", RECEIPT_USAGE);
   const { values, positionals } = parseFlags(
     args.slice(1),
-    {
-      trust: { type: "string" },
-      "self-consistent-only": { type: "boolean" },
-      json: { type: "boolean" },
-    },
+    RECEIPT_FLAGS,
     RECEIPT_USAGE,
     true,
   );

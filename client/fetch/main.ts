@@ -12,6 +12,7 @@ import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch
 import { DEFAULT_LIMITS, parseSocksAddress, socksFetch, TOR_LIMITS } from "../../net/mod.ts";
 import { checkPrivateTree, preparePrivateRoot } from "../private.ts";
 import { progressReporter } from "../progress.ts";
+import { fetchHelp } from "./_help.ts";
 import { decodeDiscoverResult, type FetchResult, type FetchResultArtifact } from "../results.ts";
 
 const USAGE =
@@ -19,6 +20,28 @@ const USAGE =
   "[--gateway URL]... [--cid CID] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... " +
   "[--stall-timeout 15s] [--no-parallel] [--candidates FILE|-] [--socks HOST:PORT]\n" +
   "       deno task fetch-private --root TMPFS_DIR --manifest URL --trust FILE ...";
+
+/** The flags of `deno task fetch` / `fetch-private` (their `--help` lists each one; testing/help_test.ts checks). */
+export const FETCH_FLAGS = {
+  manifest: { type: "string" },
+  trust: { type: "string" },
+  cache: { type: "string" },
+  mirror: { type: "string", multiple: true },
+  provider: { type: "string", multiple: true },
+  gateway: { type: "string", multiple: true },
+  cid: { type: "string" },
+  channel: { type: "string" },
+  arch: { type: "string" },
+  "min-version": { type: "string" },
+  artifact: { type: "string", multiple: true },
+  "stall-timeout": { type: "string" },
+  "no-parallel": { type: "boolean" },
+  private: { type: "boolean" },
+  root: { type: "string" },
+  candidates: { type: "string" },
+  socks: { type: "string" },
+  json: { type: "boolean" },
+} as const;
 
 /** Largest candidates document read (discover's JSON output), in bytes. */
 export const MAX_CANDIDATES_BYTES = 256 * 1024;
@@ -69,25 +92,7 @@ async function readCandidates(path: string): Promise<FetchCandidate[]> {
 
 /** Runs `fetch` with `args`; returns the exit status. */
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, {
-    manifest: { type: "string" },
-    trust: { type: "string" },
-    cache: { type: "string" },
-    mirror: { type: "string", multiple: true },
-    provider: { type: "string", multiple: true },
-    gateway: { type: "string", multiple: true },
-    cid: { type: "string" },
-    channel: { type: "string" },
-    arch: { type: "string" },
-    "min-version": { type: "string" },
-    artifact: { type: "string", multiple: true },
-    "stall-timeout": { type: "string" },
-    "no-parallel": { type: "boolean" },
-    private: { type: "boolean" },
-    root: { type: "string" },
-    candidates: { type: "string" },
-    socks: { type: "string" },
-  }, USAGE);
+  const { values } = parseFlags(args, FETCH_FLAGS, USAGE);
   const socks = values.socks ? parseSocksAddress(values.socks) : undefined;
   if (!values.trust) throw new UsageError("missing --trust", USAGE);
   if (!values.manifest && !values.cid && !(values.mirror?.length) && !values.candidates) {
@@ -175,6 +180,7 @@ if (import.meta.main) {
   await main({
     name: "fetch",
     permissionSet: Deno.args.includes("--private") ? "fetch-private" : "fetch",
+    help: fetchHelp(Deno.args),
     run,
   });
 }
