@@ -115,4 +115,10 @@ Deno.test("cli: --help lists what the command does, each flag's default, example
   }
   assertEquals(wantsVersion(["--version"]), true);
   assertEquals(wantsVersion(["run", "--", "--version"]), false);
+  assertEquals(wantsVersion(["sign", "--version", "--json"]), true);
+  // `--version V` is the release version of sign and images, not a version request.
+  assertEquals(
+    wantsVersion(["sign", "--root", "a", "--version", "2026.11.20", "--key", "k"]),
+    false,
+  );
 });
