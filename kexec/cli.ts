@@ -6,7 +6,7 @@
  * @module
  */
 import { UsageError } from "../core/mod.ts";
-import { parseFlags } from "../cli/mod.ts";
+import { parseFlags, printResult } from "../cli/mod.ts";
 import { parseArtifactArgs, parseUtcTime, verifyFiles } from "../verify/mod.ts";
 import { KexecError } from "./errors.ts";
 import type { KexecLoadResult } from "./result.ts";
@@ -158,16 +158,26 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
     argv: result.argv,
     dryRun,
   };
+  // A terminal gets a line; a pipe (phase-boot reads the last line) or --json the JSON line.
+  const print = () =>
+    printResult(
+      loaded,
+      () =>
+        `phase-kexec: ${
+          dryRun ? "ready (dry run)" : "loaded"
+        }: ${channel}/${staged.arch} ${staged.version} with ${result.method}`,
+      { json: values.json, out },
+    );
   if (dryRun) {
     out(`phase-kexec: dry run: would run: ${formatArgv(result.argv)}`);
-    out(JSON.stringify(loaded));
+    print();
     return 0;
   }
   for (const t of result.tried) {
     if (t.code !== 0) note(`phase-kexec: '${t.argv[1]}' failed (exit ${t.code}): ${t.stderr}`);
   }
   note(`phase-kexec: loaded with ${formatArgv(result.argv)}`);
-  out(JSON.stringify(loaded));
+  print();
   // The kernel holds its own copy now; the staged files are not needed.
   await Deno.remove(staged.dir, { recursive: true }).catch(() => {});
   if (values.exec) {

@@ -8,6 +8,7 @@ import {
   KEYS_DIR,
   parseDurationMs,
   parseFlags,
+  printResult,
   required,
   resolveScope,
   TRUST_FILE,
@@ -54,7 +55,11 @@ const SIGN_USAGE =
 export async function runSign(
   args: string[],
   out: (s: string) => void = console.log,
+  isTerminal: () => boolean = () => Deno.stdout.isTerminal(),
 ): Promise<number> {
+  // One rule (cli/output.ts): lines on a terminal, JSON with --json or on a pipe.
+  const result = (value: Record<string, unknown>, human: () => string[]) =>
+    printResult({ ok: true, ...value }, human, { isTerminal, out });
   const [cmd, ...rest] = args;
   if (cmd === "keygen") {
     const { values } = parseFlags(rest, KEYGEN_FLAGS, KEYGEN_USAGE);
@@ -64,8 +69,15 @@ export async function runSign(
     const inLayout = resolveScope(dir, "/") === resolveScope(KEYS_DIR, "/");
     const trustPath = values.trust ?? (inLayout ? TRUST_FILE : undefined);
     const { keyid, paths } = await keygen(dir, values.name ?? "release", { trustPath });
-    out(`phase-keygen: wrote ${paths.privateKey} (0600), ${paths.publicKey}, ${paths.trust}`);
-    out(`keyid ${keyid}`);
+    result({
+      private_key: paths.privateKey,
+      public_key: paths.publicKey,
+      trust: paths.trust,
+      keyid,
+    }, () => [
+      `phase-keygen: wrote ${paths.privateKey} (0600), ${paths.publicKey}, ${paths.trust}`,
+      `keyid ${keyid}`,
+    ]);
     return 0;
   }
   if (cmd !== "sign") {
@@ -81,11 +93,14 @@ export async function runSign(
     if (values.record) {
       const path = `${releaseDir(root, channel, arch)}/record.json`;
       await addRecordSignature(path, key);
-      out(`phase-sign: added ${key.keyid} to ${path}`);
+      result({ path, keyid: key.keyid }, () => [`phase-sign: added ${key.keyid} to ${path}`]);
       return 0;
     }
     const { path, signatures } = await addSignature(root, channel, arch, key);
-    out(`phase-sign: added ${key.keyid} to ${path} (${signatures} signatures)`);
+    result(
+      { path, keyid: key.keyid, signatures },
+      () => [`phase-sign: added ${key.keyid} to ${path} (${signatures} signatures)`],
+    );
     return 0;
   }
   const version = required(values.version, "version", SIGN_USAGE);
@@ -107,6 +122,9 @@ export async function runSign(
     mirrors: values.mirror,
     providers: values.provider,
   }, key);
-  out(`phase-sign: wrote ${path} (${cid}), signed by ${key.keyid}`);
+  result(
+    { path, cid, keyid: key.keyid },
+    () => [`phase-sign: wrote ${path} (${cid}), signed by ${key.keyid}`],
+  );
   return 0;
 }

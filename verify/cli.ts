@@ -4,7 +4,7 @@
  * @module
  */
 import { UsageError } from "../core/mod.ts";
-import { parseFlags } from "../cli/mod.ts";
+import { parseFlags, printResult, wantsJson } from "../cli/mod.ts";
 import { VerifyError } from "./errors.ts";
 import { parseUtcTime } from "./manifest.ts";
 import { parseArtifactArgs, verifyFiles } from "./workflow.ts";
@@ -32,8 +32,10 @@ const USAGE =
 export async function runVerify(
   args: string[],
   out: (line: string) => void = console.log,
+  isTerminal: () => boolean = () => Deno.stdout.isTerminal(),
 ): Promise<number> {
-  const json = args.includes("--json");
+  // One rule (cli/output.ts): JSON with --json or when stdout is not a terminal.
+  const json = wantsJson({ json: args.includes("--json"), isTerminal });
   try {
     const { values } = parseFlags(args, VERIFY_FLAGS, USAGE);
     if (!values.manifest) throw new UsageError("missing --manifest", USAGE);
@@ -56,8 +58,8 @@ export async function runVerify(
       permissionSet: VERIFY_PERMISSION_SET,
     });
     const m = verified.value;
-    if (json) {
-      out(JSON.stringify({
+    printResult(
+      {
         ok: true,
         channel: m.channel,
         arch: m.arch,
@@ -66,15 +68,14 @@ export async function runVerify(
         signers: verified.signers,
         manifest_cid: manifestCid,
         artifacts_checked: artifactsChecked,
-      }));
-    } else {
-      out(
+      },
+      () =>
         `phase-verify: ok: ${m.channel}/${m.arch} ${m.version}, signed by ${
           verified.signers.join(", ")
         }` +
-          (artifactsChecked.length ? `; artifacts ok: ${artifactsChecked.join(", ")}` : ""),
-      );
-    }
+        (artifactsChecked.length ? `; artifacts ok: ${artifactsChecked.join(", ")}` : ""),
+      { json, isTerminal, out },
+    );
     return 0;
   } catch (err) {
     if (json && (err instanceof VerifyError || err instanceof UsageError)) {

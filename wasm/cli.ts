@@ -5,7 +5,7 @@
  * @module
  */
 import { type Logger, UsageError } from "../core/mod.ts";
-import { parseFlags, permissionSet } from "../cli/mod.ts";
+import { parseFlags, permissionSet, printResult } from "../cli/mod.ts";
 import { explainFsError, readFileCapped } from "../core/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
 import { loadComponent } from "./component.ts";
@@ -84,6 +84,8 @@ export interface WasmIo {
   /** Human lines (one per call, with newline). */
   readonly line: (text: string) => void;
   readonly log: Logger;
+  /** Whether stdout is a terminal (results as lines) or not (JSON); default: asks Deno. */
+  readonly isTerminal?: () => boolean;
 }
 
 const OUTCOME_ERRORS: Readonly<Record<Exclude<Outcome, "ok">, [WasmCode, string]>> = {
@@ -369,8 +371,9 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
       },
     );
   }
-  if (values.json) {
-    io.line(JSON.stringify({
+  // One rule (cli/output.ts): a terminal gets the line, a pipe or --json the JSON.
+  printResult(
+    {
       ok: true,
       node: r.node,
       anchored: r.anchored,
@@ -379,14 +382,13 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
       module: r.module,
       input: r.input,
       output: r.output,
-    }));
-  } else {
-    io.line(
+    },
+    () =>
       `${CONSOLE_PREFIX} receipt ok: node ${r.node} ${
         r.anchored ? "(trusted)" : "(self-consistent only; pass --trust to check the node)"
       } outcome ${r.outcome ?? "unrecorded"} exit ${r.exitCode} module ${r.module}`,
-    );
-  }
+    { json: values.json, isTerminal: io.isTerminal, out: io.line },
+  );
   return 0;
 }
 

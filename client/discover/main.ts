@@ -13,7 +13,8 @@ import {
   readFileCapped,
   UsageError,
 } from "../../core/mod.ts";
-import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
+import { main, parseDurationMs, parseFlags, printResult } from "../../cli/mod.ts";
+import { discoverLines } from "../_output.ts";
 import { queryServices } from "../../mdns/mod.ts";
 import { loadTrust, MAX_CMDLINE_FILE_BYTES } from "../../verify/mod.ts";
 import { discover, type DiscoverResult, type MdnsAnswer, type Step } from "../discover.ts";
@@ -179,7 +180,8 @@ export async function run(args: string[]): Promise<number> {
     probeTimeoutMs: socks ? TOR_PROBE_TIMEOUT_MS : undefined,
     logger,
   });
-  console.log(JSON.stringify(result));
+  // A terminal gets lines; a pipe (phase-boot, fetch --candidates -) or --json the JSON line.
+  printResult(result, () => discoverLines(result), { json: values.json });
   if (result.candidates.length > 0) return 0;
   if (result.rejected.some((r) => r.captivePortal)) {
     throw new ClientError(

@@ -6,7 +6,8 @@
  * @module
  */
 import { consoleLogger, readFileCapped, UsageError } from "../../core/mod.ts";
-import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
+import { main, parseDurationMs, parseFlags, printResult } from "../../cli/mod.ts";
+import { fetchLines } from "../_output.ts";
 import { loadTrust } from "../../verify/mod.ts";
 import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch.ts";
 import { DEFAULT_LIMITS, parseSocksAddress, socksFetch, TOR_LIMITS } from "../../net/mod.ts";
@@ -172,7 +173,8 @@ export async function run(args: string[]): Promise<number> {
     source: release.manifestSource,
     artifacts,
   };
-  console.log(JSON.stringify(result));
+  // A terminal gets lines; a pipe (phase-boot) or --json the JSON line.
+  printResult(result, () => fetchLines(result), { json: values.json });
   return 0;
 }
 
