@@ -504,7 +504,12 @@ async function discoverAndFetch(
   timings.discover = clock() - t;
   sayRejected(d, found);
   const candidates = found.candidates;
-  if (candidates.length === 0) throw new BootError("E_NO_RELEASE", "discovery found no provider");
+  if (candidates.length === 0) {
+    throw new BootError("E_NO_RELEASE", "discovery found no provider", {
+      hint:
+        "start a provider on this network ('deno task serve --host 0.0.0.0'), or set phase.provider=URL on the kernel command line",
+    });
+  }
   const first = candidates[0];
   const url = first.manifestUrl;
   d.say(

@@ -29,6 +29,8 @@ export {
 } from "./permissions.ts";
 export type { Grant, PermissionKind, PermissionSet } from "./permissions.ts";
 export { formatError, main, namedPaths, renderHelp, wantsHelp, wantsVersion } from "./run.ts";
+export { printResult, wantsJson } from "./output.ts";
+export type { OutputOptions } from "./output.ts";
 export {
   DEFAULT_PATHS,
   KEY_DIRS,

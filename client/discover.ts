@@ -356,7 +356,11 @@ export function stepOrder(policy: Policy, order?: readonly Step[]): Step[] {
 /** Runs discovery. Never throws for a failed step: it is reported in `steps`. */
 export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
   const arch = canonicalArch(o.arch);
-  if (!arch) throw new ClientError("E_POLICY", `unknown arch '${o.arch}'`);
+  if (!arch) {
+    throw new ClientError("E_POLICY", `unknown arch '${o.arch}'`, {
+      hint: "give --arch amd64 or arm64 (x86_64 and aarch64 are accepted too)",
+    });
+  }
   const channel = o.policy.channel;
   const now = o.now?.() ?? new Date();
   const steps: DiscoverStep[] = [];
@@ -367,12 +371,20 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
     let error: string | undefined;
     try {
       if (step === "lan") {
-        if (!o.mdns) throw new ClientError("E_NO_CANDIDATE", "no mDNS querier available");
+        if (!o.mdns) {
+          throw new ClientError("E_NO_CANDIDATE", "no mDNS querier available", {
+            hint:
+              "this machine has no non-loopback IPv4 address: give --interface IPv4, or --order manual",
+          });
+        }
         const ms = o.mdnsTimeoutMs ?? MDNS_STEP_TIMEOUT_MS;
         got = mdnsCandidates(await bounded(o.mdns(ms), ms + 1_000, "mDNS step"), channel, arch);
       } else if (step === "wan") {
         if (!o.dht) {
-          throw new ClientError("E_NO_CANDIDATE", "no DHT lookup available (no bootstrap peers?)");
+          throw new ClientError("E_NO_CANDIDATE", "no DHT lookup available (no bootstrap peers?)", {
+            hint:
+              "give --bootstrap MULTIADDR or bootstrap = [...] in policy.toml, or leave 'wan' out of --order",
+          });
         }
         const ms = o.dhtTimeoutMs ?? DHT_STEP_TIMEOUT_MS;
         const key = dhtRecordKey(channel, arch);

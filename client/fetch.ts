@@ -25,7 +25,13 @@ import {
 import { type CacheLayout, cacheLayout, digestHex, ensureCache, syncDir } from "./cache.ts";
 import { type ArtifactSource, downloadArtifact } from "./download.ts";
 import { ClientError } from "./errors.ts";
-import { DEFAULT_LIMITS, fetchCapped, type FetchFn, type TransferLimits } from "../net/mod.ts";
+import {
+  DEFAULT_LIMITS,
+  fetchCapped,
+  type FetchFn,
+  httpUrlHint,
+  type TransferLimits,
+} from "../net/mod.ts";
 import { type Progress, silentProgress } from "./progress.ts";
 
 /** What to fetch and where from. */
@@ -118,10 +124,10 @@ function checkHttpUrl(u: string, what: string): URL {
   try {
     url = new URL(u);
   } catch {
-    throw new ClientError("E_FETCH", `${what} '${u}' is not a URL`);
+    throw new ClientError("E_FETCH", `${what} '${u}' is not a URL`, { hint: httpUrlHint(u) });
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ClientError("E_FETCH", `${what} '${u}' must be http(s)`);
+    throw new ClientError("E_FETCH", `${what} '${u}' must be http(s)`, { hint: httpUrlHint(u) });
   }
   return url;
 }
@@ -172,6 +178,8 @@ export async function fetchManifest(
   const now = o.now?.() ?? new Date();
   let firstVerifyError: VerifyError | undefined;
   const errors: string[] = [];
+  // What the sources' own errors suggest (a refused connection: is the provider running?).
+  const hints: string[] = [];
   for (const c of candidates) {
     try {
       const { bytes, url } = await fetchCapped(c.url, MAX_MANIFEST_BYTES, {
@@ -202,7 +210,10 @@ export async function fetchManifest(
       });
       return { verified, source: url, bytes };
     } catch (err) {
-      errors.push(`${c.url}: ${(err as Error).message}`);
+      const message = (err as Error).message;
+      errors.push(message.startsWith(c.url) ? message : `${c.url}: ${message}`);
+      const hint = (err as { hint?: unknown }).hint;
+      if (typeof hint === "string" && !hints.includes(hint)) hints.push(hint);
       o.logger?.warn("manifest_rejected", {
         url: c.url,
         code: (err as { code?: string }).code,
@@ -214,7 +225,7 @@ export async function fetchManifest(
   // A verification failure says more than "unreachable": report it (and its exit code).
   if (firstVerifyError) throw firstVerifyError;
   throw new ClientError("E_FETCH", `no manifest could be fetched: ${errors.join("; ")}`, {
-    hint: "check the URL, or give another mirror with --mirror",
+    hint: [...hints, "check the URL, or give another mirror with --mirror"].join("; "),
   });
 }
 
@@ -334,7 +345,11 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
   );
   for (const name of names) {
     const ref = m.artifacts[name];
-    if (!ref) throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`);
+    if (!ref) {
+      throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`, {
+        hint: `--artifact names one of: ${Object.keys(m.artifacts).join(", ")}`,
+      });
+    }
     progress.start(name, ref.size);
     await beforeWrite();
     const r = await downloadArtifact({

@@ -9,6 +9,25 @@ import { isVersion } from "../verify/mod.ts";
 import { checkTorrcFragment } from "../net/mod.ts";
 import { buildImages, DEFAULT_SOURCE_DATE_EPOCH } from "./build.ts";
 
+/** The flags of `deno task images` (its `--help` lists each one; testing/help_test.ts checks). */
+export const IMAGES_FLAGS = {
+  arch: { type: "string" },
+  out: { type: "string" },
+  artifacts: { type: "string" },
+  channel: { type: "string" },
+  version: { type: "string" },
+  keys: { type: "string" },
+  provider: { type: "string" },
+  cmdline: { type: "string" },
+  kernel: { type: "string" },
+  sysroot: { type: "string" },
+  deno: { type: "string" },
+  "no-release": { type: "boolean" },
+  "with-tor": { type: "boolean" },
+  "allow-tor": { type: "boolean" },
+  torrc: { type: "string" },
+} as const;
+
 const USAGE =
   "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release] [--with-tor] [--allow-tor] [--torrc FILE]";
 
@@ -21,23 +40,7 @@ function today(now: Date): string {
 
 /** Runs phase-images; returns the exit status. */
 export async function runImages(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, {
-    arch: { type: "string" },
-    out: { type: "string" },
-    artifacts: { type: "string" },
-    channel: { type: "string" },
-    version: { type: "string" },
-    keys: { type: "string" },
-    provider: { type: "string" },
-    cmdline: { type: "string" },
-    kernel: { type: "string" },
-    sysroot: { type: "string" },
-    deno: { type: "string" },
-    "no-release": { type: "boolean" },
-    "with-tor": { type: "boolean" },
-    "allow-tor": { type: "boolean" },
-    torrc: { type: "string" },
-  }, USAGE);
+  const { values } = parseFlags(args, IMAGES_FLAGS, USAGE);
   const log0 = { warn: (m: string) => console.error(`phase-images: warning: ${m}`) };
   const arch = values.arch ?? "amd64";
   if (arch !== "amd64" && arch !== "arm64") {

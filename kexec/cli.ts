@@ -6,7 +6,7 @@
  * @module
  */
 import { UsageError } from "../core/mod.ts";
-import { parseFlags } from "../cli/mod.ts";
+import { parseFlags, printResult } from "../cli/mod.ts";
 import { parseArtifactArgs, parseUtcTime, verifyFiles } from "../verify/mod.ts";
 import { KexecError } from "./errors.ts";
 import type { KexecLoadResult } from "./result.ts";
@@ -48,6 +48,7 @@ phase-kexec exec [--dry-run]
 phase-kexec fallback --manifest FILE --trust FILE --artifact kernel=PATH --artifact initramfs=PATH [--mode M]
                  [--esp DIR] [--entry ID] [--efivars DIR] [--no-reboot] [--dry-run]`;
 
+/** Flags shared by `load` and `fallback`: what to verify and stage. */
 const STAGE_FLAGS = {
   manifest: { type: "string" },
   trust: { type: "string" },
@@ -59,6 +60,29 @@ const STAGE_FLAGS = {
   state: { type: "string" },
   now: { type: "string" },
   dir: { type: "string" },
+} as const;
+
+/** The flags of `phase-kexec load` (its `--help` lists each one; testing/help_test.ts checks). */
+export const LOAD_FLAGS = {
+  ...STAGE_FLAGS,
+  method: { type: "string" },
+  fdt: { type: "string" },
+  "dry-run": { type: "boolean" },
+  exec: { type: "boolean" },
+  json: { type: "boolean" },
+} as const;
+
+/** The flags of `phase-kexec exec`. */
+export const EXEC_FLAGS = { "dry-run": { type: "boolean" } } as const;
+
+/** The flags of `phase-kexec fallback`. */
+export const FALLBACK_FLAGS = {
+  ...STAGE_FLAGS,
+  esp: { type: "string" },
+  entry: { type: "string" },
+  efivars: { type: "string" },
+  "no-reboot": { type: "boolean" },
+  "dry-run": { type: "boolean" },
 } as const;
 
 interface StageValues {
@@ -109,13 +133,7 @@ async function verifyAndStage(values: StageValues, _out: (s: string) => void) {
 }
 
 async function cmdLoad(args: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parseFlags(args, {
-    ...STAGE_FLAGS,
-    method: { type: "string" },
-    fdt: { type: "string" },
-    "dry-run": { type: "boolean" },
-    exec: { type: "boolean" },
-  }, USAGE);
+  const { values } = parseFlags(args, LOAD_FLAGS, USAGE);
   const method = (values.method ?? "auto") as KexecMethod | "auto";
   if (!["auto", "file", "classic"].includes(method)) {
     throw new UsageError(`bad --method '${method}'`, USAGE);
@@ -140,16 +158,26 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
     argv: result.argv,
     dryRun,
   };
+  // A terminal gets a line; a pipe (phase-boot reads the last line) or --json the JSON line.
+  const print = () =>
+    printResult(
+      loaded,
+      () =>
+        `phase-kexec: ${
+          dryRun ? "ready (dry run)" : "loaded"
+        }: ${channel}/${staged.arch} ${staged.version} with ${result.method}`,
+      { json: values.json, out },
+    );
   if (dryRun) {
     out(`phase-kexec: dry run: would run: ${formatArgv(result.argv)}`);
-    out(JSON.stringify(loaded));
+    print();
     return 0;
   }
   for (const t of result.tried) {
     if (t.code !== 0) note(`phase-kexec: '${t.argv[1]}' failed (exit ${t.code}): ${t.stderr}`);
   }
   note(`phase-kexec: loaded with ${formatArgv(result.argv)}`);
-  out(JSON.stringify(loaded));
+  print();
   // The kernel holds its own copy now; the staged files are not needed.
   await Deno.remove(staged.dir, { recursive: true }).catch(() => {});
   if (values.exec) {
@@ -160,7 +188,7 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
 }
 
 async function cmdExec(args: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parseFlags(args, { "dry-run": { type: "boolean" } }, USAGE);
+  const { values } = parseFlags(args, EXEC_FLAGS, USAGE);
   if (values["dry-run"]) {
     out(
       `phase-kexec: dry run: would run: ${
@@ -175,14 +203,7 @@ async function cmdExec(args: string[], out: (s: string) => void): Promise<number
 }
 
 async function cmdFallback(args: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parseFlags(args, {
-    ...STAGE_FLAGS,
-    esp: { type: "string" },
-    entry: { type: "string" },
-    efivars: { type: "string" },
-    "no-reboot": { type: "boolean" },
-    "dry-run": { type: "boolean" },
-  }, USAGE);
+  const { values } = parseFlags(args, FALLBACK_FLAGS, USAGE);
   const entry = values.entry ?? DEFAULT_FALLBACK_ENTRY;
   const { staged, mode } = await verifyAndStage(values, out);
   const esp = values.esp ?? DEFAULT_ESP;

@@ -140,7 +140,11 @@ export async function stageArtifacts(
 ): Promise<Staged> {
   const m = assertVerified(verified).value;
   for (const name of REQUIRED_ARTIFACTS) {
-    if (!m.artifacts[name]) throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`);
+    if (!m.artifacts[name]) {
+      throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`, {
+        hint: "a bootable release lists kernel and initramfs; sign it again with both",
+      });
+    }
     if (!paths[name]) {
       throw new KexecError("E_STAGE", `no path given for artifact '${name}'`, {
         hint: "pass --artifact kernel=PATH --artifact initramfs=PATH",

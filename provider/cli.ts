@@ -15,6 +15,7 @@ import {
 import { consoleLogger, type Logger } from "../core/mod.ts";
 import { ProviderError } from "./errors.ts";
 import { PROVIDER_USAGE, SERVE_USAGE } from "./_help.ts";
+import { httpUrlHint } from "../net/mod.ts";
 import { bufferedJsonLogger, type BufferedLogger } from "./log.ts";
 import { canonicalArch } from "../verify/mod.ts";
 import { ROOT_POLL_INTERVAL_MS, WATCH_DEBOUNCE_MS } from "./_rescan.ts";
@@ -226,10 +227,10 @@ async function getJson(base: string, path: string): Promise<Record<string, unkno
   try {
     url = new URL(path, base.endsWith("/") ? base : base + "/");
   } catch {
-    throw new UsageError(`'${base}' is not a URL`, PROVIDER_USAGE);
+    throw new UsageError(`'${base}' is not a URL`, httpUrlHint(base));
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new UsageError("only http(s) URLs", PROVIDER_USAGE);
+    throw new UsageError(`'${base}' is not an http(s) URL`, httpUrlHint(base));
   }
   let res: Response;
   try {
@@ -239,14 +240,22 @@ async function getJson(base: string, path: string): Promise<Record<string, unkno
       signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
     });
   } catch (err) {
-    throw new ProviderError("E_FETCH", `cannot reach ${url}: ${(err as Error).message}`, {
+    // fetch says only "fetch failed"; the reason (connection refused, ...) is its cause.
+    const cause = (err as { cause?: unknown }).cause;
+    const why = cause instanceof Error
+      ? `${(err as Error).message}: ${cause.message}`
+      : (err as Error).message;
+    throw new ProviderError("E_FETCH", `cannot reach ${url}: ${why}`, {
       cause: err,
       hint: "is the provider running ('deno task serve') and is the URL right?",
     });
   }
   if (!res.ok) {
     await res.body?.cancel();
-    throw new ProviderError("E_FETCH", `${printable(url)} answered ${res.status}`);
+    throw new ProviderError("E_FETCH", `${printable(url)} answered ${res.status}`, {
+      hint:
+        "is the URL the provider's base, e.g. http://127.0.0.1:8080 ('deno task serve' prints it)?",
+    });
   }
   const reader = res.body!.getReader();
   const chunks: Uint8Array[] = [];

@@ -16,6 +16,21 @@ import { type HttpListener, listenHttp } from "./listen.ts";
 import { startRescanner } from "./_rescan.ts";
 import { drainServer, SHUTDOWN_GRACE_MS } from "./_shutdown.ts";
 
+/** What to do when the listen address cannot be bound: the address or the port, by what failed. */
+function bindHint(host: string, message: string): string {
+  if (
+    /lookup address|name or service not known|invalid (ip )?address|cannot assign requested/i.test(
+      message,
+    )
+  ) {
+    return `--host '${host}' is not an address of this machine: give one of its IP addresses, 127.0.0.1 (loopback, the default) or 0.0.0.0 (every interface)`;
+  }
+  if (/permission denied/i.test(message)) {
+    return "ports below 1024 need privileges: pick --port 1024 or above";
+  }
+  return "pick another --port, or stop what holds it";
+}
+
 export { RESCAN_INTERVAL_MS, WATCH_DEBOUNCE_MS } from "./_rescan.ts";
 export { SHUTDOWN_GRACE_MS } from "./_shutdown.ts";
 /** Default port of `deno task serve`. */
@@ -338,7 +353,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     throw new ProviderError(
       "E_BIND",
       `cannot listen on ${host}:${opts.port ?? DEFAULT_PORT}: ${(err as Error).message}`,
-      { cause: err, hint: "pick another --port, or stop what holds it" },
+      { cause: err, hint: bindHint(host, (err as Error).message) },
     );
   }
   const port = server.addr.port;

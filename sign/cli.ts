@@ -8,6 +8,7 @@ import {
   KEYS_DIR,
   parseDurationMs,
   parseFlags,
+  printResult,
   required,
   resolveScope,
   TRUST_FILE,
@@ -24,6 +25,31 @@ import { addRecordSignature, addSignature, releaseDir, signRelease } from "./sig
 
 /** Permission set of the sign entrypoint. */
 export const SIGN_PERMISSION_SET = "sign";
+
+/** The flags of `deno task keygen` (its `--help` lists each one; testing/help_test.ts checks). */
+export const KEYGEN_FLAGS = {
+  out: { type: "string" },
+  trust: { type: "string" },
+  name: { type: "string" },
+  "add-to-trust": { type: "boolean" },
+} as const;
+
+/** The flags of `deno task sign` (its `--help` lists each one; testing/help_test.ts checks). */
+export const SIGN_FLAGS = {
+  root: { type: "string" },
+  channel: { type: "string" },
+  arch: { type: "string" },
+  version: { type: "string" },
+  key: { type: "string", multiple: true },
+  "expires-in": { type: "string" },
+  cmdline: { type: "string" },
+  artifact: { type: "string", multiple: true },
+  mirror: { type: "string", multiple: true },
+  provider: { type: "string", multiple: true },
+  now: { type: "string" },
+  "add-signature": { type: "boolean" },
+  record: { type: "boolean" },
+} as const;
 
 const KEYGEN_USAGE = `deno task keygen [--out DIR] [--trust FILE] [--name NAME] [--add-to-trust]
       (default: the key in ${KEYS_DIR}, read only by 'sign'; the trust file at ${TRUST_FILE},
@@ -83,19 +109,14 @@ export async function runSign(
   args: string[],
   out: (s: string) => void = console.log,
   warn: (s: string) => void = console.error,
+  isTerminal: () => boolean = () => Deno.stdout.isTerminal(),
 ): Promise<number> {
+  // One rule (cli/output.ts): lines on a terminal, JSON with --json or on a pipe.
+  const result = (value: Record<string, unknown>, human: () => string[]) =>
+    printResult({ ok: true, ...value }, human, { isTerminal, out });
   const [cmd, ...rest] = args;
   if (cmd === "keygen") {
-    const { values } = parseFlags(
-      rest,
-      {
-        out: { type: "string" },
-        trust: { type: "string" },
-        name: { type: "string" },
-        "add-to-trust": { type: "boolean" },
-      },
-      KEYGEN_USAGE,
-    );
+    const { values } = parseFlags(rest, KEYGEN_FLAGS, KEYGEN_USAGE);
     const dir = values.out ?? KEYS_DIR;
     // TM-12: in the layout, the trust file lives apart from the keys, where
     // networked sets may read it but never the private key beside it.
@@ -105,38 +126,36 @@ export async function runSign(
       trustPath,
       existingTrust: values["add-to-trust"] ? "add" : "keep",
     });
-    out(`phase-keygen: wrote ${paths.privateKey} (0600), ${paths.publicKey}`);
-    if (trust === "created") out(`phase-keygen: wrote ${paths.trust} (threshold 1)`);
-    else if (trust === "added") {
-      out(`phase-keygen: added the new key to ${paths.trust} (threshold unchanged)`);
-    } else {
-      out(
-        `phase-keygen: ${paths.trust} exists and was left unchanged: it does not trust the new key.\n` +
+    result({
+      private_key: paths.privateKey,
+      public_key: paths.publicKey,
+      trust: paths.trust,
+      trust_file: trust,
+      keyid,
+    }, () => [
+      `phase-keygen: wrote ${paths.privateKey} (0600), ${paths.publicKey}`,
+      trust === "created"
+        ? `phase-keygen: wrote ${paths.trust} (threshold 1)`
+        : trust === "added"
+        ? `phase-keygen: added the new key to ${paths.trust} (threshold unchanged)`
+        : `phase-keygen: ${paths.trust} exists and was left unchanged: it does not trust the new key.\n` +
           `  to trust it: deno task trust add ${paths.trust} --key ${paths.publicKey}\n` +
           `  (or next time: deno task keygen ... --add-to-trust)`,
+      `keyid ${keyid}`,
+    ]);
+    if (trust === "kept") {
+      // Said on stderr too, so a script reading the JSON result still sees it.
+      warn(
+        `phase-keygen: ${paths.trust} was left unchanged and does not trust ${keyid}; ` +
+          `to trust it: deno task trust add ${paths.trust} --key ${paths.publicKey}`,
       );
     }
-    out(`keyid ${keyid}`);
     return 0;
   }
   if (cmd !== "sign") {
     throw new UsageError(`unknown command '${cmd ?? ""}'`, `${KEYGEN_USAGE}\n      ${SIGN_USAGE}`);
   }
-  const { values } = parseFlags(rest, {
-    root: { type: "string" },
-    channel: { type: "string" },
-    arch: { type: "string" },
-    version: { type: "string" },
-    key: { type: "string", multiple: true },
-    "expires-in": { type: "string" },
-    cmdline: { type: "string" },
-    artifact: { type: "string", multiple: true },
-    mirror: { type: "string", multiple: true },
-    provider: { type: "string", multiple: true },
-    now: { type: "string" },
-    "add-signature": { type: "boolean" },
-    record: { type: "boolean" },
-  }, SIGN_USAGE);
+  const { values } = parseFlags(rest, SIGN_FLAGS, SIGN_USAGE);
   const root = required(values.root, "root", SIGN_USAGE);
   const channel = required(values.channel, "channel", SIGN_USAGE);
   const arch = required(values.arch, "arch", SIGN_USAGE);
@@ -151,12 +170,27 @@ export async function runSign(
         `${releaseDir(root, channel, canonical)}/record.json`,
         keys,
       );
-      out(`phase-sign: added ${r.added.join(", ")} to ${r.path} (${r.signatures} signatures)`);
+      result(
+        { path: r.path, added: r.added, signatures: r.signatures },
+        () => [`phase-sign: added ${r.added.join(", ")} to ${r.path} (${r.signatures} signatures)`],
+      );
       return 0;
     }
     const r = await addSignature(root, channel, arch, keys);
-    out(`phase-sign: added ${r.added.join(", ")} to ${r.path} (${r.signatures} signatures)`);
-    out(`phase-sign: re-signed ${r.recordPath} by ${r.recordSigners.join(", ")}`);
+    result(
+      {
+        path: r.path,
+        added: r.added,
+        signatures: r.signatures,
+        record: r.recordPath,
+        record_signers: r.recordSigners,
+        lost_record_signers: r.lostRecordSigners,
+      },
+      () => [
+        `phase-sign: added ${r.added.join(", ")} to ${r.path} (${r.signatures} signatures)`,
+        `phase-sign: re-signed ${r.recordPath} by ${r.recordSigners.join(", ")}`,
+      ],
+    );
     if (r.lostRecordSigners.length > 0) {
       const lost = [];
       for (const keyid of r.lostRecordSigners) {
@@ -190,6 +224,10 @@ export async function runSign(
     mirrors: values.mirror,
     providers: values.provider,
   }, keys);
-  out(`phase-sign: wrote ${path} (${cid}), signed by ${keys.map((k) => k.keyid).join(", ")}`);
+  const signers = keys.map((k) => k.keyid);
+  result(
+    { path, cid, signers },
+    () => [`phase-sign: wrote ${path} (${cid}), signed by ${signers.join(", ")}`],
+  );
   return 0;
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import { UsageError } from "../core/mod.ts";
-import { parseFlags } from "../cli/mod.ts";
+import { parseFlags, printResult, wantsJson } from "../cli/mod.ts";
 import { VerifyError } from "./errors.ts";
 import { FLOOR_FILE } from "./floor.ts";
 import { parseUtcTime } from "./manifest.ts";
@@ -13,6 +13,19 @@ import { parseArtifactArgs, verifyFiles } from "./workflow.ts";
 /** Permission set of the verify entrypoint. */
 export const VERIFY_PERMISSION_SET = "verify";
 
+/** The flags of `deno task verify` (its `--help` lists each one; testing/help_test.ts checks). */
+export const VERIFY_FLAGS = {
+  manifest: { type: "string" },
+  trust: { type: "string" },
+  channel: { type: "string" },
+  arch: { type: "string" },
+  "min-version": { type: "string" },
+  now: { type: "string" },
+  artifact: { type: "string", multiple: true },
+  state: { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
 const USAGE =
   "deno task verify --manifest FILE --trust FILE [--channel C] [--arch A] [--min-version V] [--now RFC3339] [--artifact NAME=PATH]... [--state DIR] [--json]";
 
@@ -20,20 +33,12 @@ const USAGE =
 export async function runVerify(
   args: string[],
   out: (line: string) => void = console.log,
+  isTerminal: () => boolean = () => Deno.stdout.isTerminal(),
 ): Promise<number> {
-  const json = args.includes("--json");
+  // One rule (cli/output.ts): JSON with --json or when stdout is not a terminal.
+  const json = wantsJson({ json: args.includes("--json"), isTerminal });
   try {
-    const { values } = parseFlags(args, {
-      manifest: { type: "string" },
-      trust: { type: "string" },
-      channel: { type: "string" },
-      arch: { type: "string" },
-      "min-version": { type: "string" },
-      now: { type: "string" },
-      artifact: { type: "string", multiple: true },
-      state: { type: "string" },
-      json: { type: "boolean" },
-    }, USAGE);
+    const { values } = parseFlags(args, VERIFY_FLAGS, USAGE);
     if (!values.manifest) throw new UsageError("missing --manifest", USAGE);
     if (!values.trust) throw new UsageError("missing --trust", USAGE);
     let now: Date | undefined;
@@ -57,8 +62,8 @@ export async function runVerify(
     // The floor that applied is part of the answer (issue 11): a user who
     // meets E_ROLLBACK later must be able to see where the floor came from.
     const floorFile = values.state !== undefined ? `${values.state}/${FLOOR_FILE}` : null;
-    if (json) {
-      out(JSON.stringify({
+    printResult(
+      {
         ok: true,
         channel: m.channel,
         arch: m.arch,
@@ -69,20 +74,19 @@ export async function runVerify(
         artifacts_checked: artifactsChecked,
         floor: floor ?? null,
         floor_file: floorFile,
-      }));
-    } else {
-      out(
+      },
+      () =>
         `phase-verify: ok: ${m.channel}/${m.arch} ${m.version}, signed by ${
           verified.signers.join(", ")
         }` +
-          (artifactsChecked.length ? `; artifacts ok: ${artifactsChecked.join(", ")}` : "") +
-          (floorFile === null
-            ? "; rollback floor: not checked (no --state)"
-            : floor === undefined
-            ? `; rollback floor: none recorded in ${floorFile}`
-            : `; rollback floor: ${floor} (${floorFile})`),
-      );
-    }
+        (artifactsChecked.length ? `; artifacts ok: ${artifactsChecked.join(", ")}` : "") +
+        (floorFile === null
+          ? "; rollback floor: not checked (no --state)"
+          : floor === undefined
+          ? `; rollback floor: none recorded in ${floorFile}`
+          : `; rollback floor: ${floor} (${floorFile})`),
+      { json, isTerminal, out },
+    );
     return 0;
   } catch (err) {
     if (json && (err instanceof VerifyError || err instanceof UsageError)) {

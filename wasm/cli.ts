@@ -5,7 +5,7 @@
  * @module
  */
 import { type Logger, UsageError } from "../core/mod.ts";
-import { parseFlags, permissionSet } from "../cli/mod.ts";
+import { parseFlags, permissionSet, printResult } from "../cli/mod.ts";
 import { explainFsError, readFileCapped } from "../core/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
 import { loadComponent } from "./component.ts";
@@ -45,6 +45,30 @@ export const DEFAULT_STATE_DIR = "./.phase/wasm";
 /** Prefix of every console line the post-boot service prints. */
 export const CONSOLE_PREFIX = "phase-wasm:";
 
+/** The flags of `deno task wasm run` (its `--help` lists each one; testing/help_test.ts checks). */
+export const RUN_FLAGS = {
+  input: { type: "string" },
+  "input-file": { type: "string" },
+  arg: { type: "string", multiple: true },
+  dir: { type: "string" },
+  "timeout-ms": { type: "string" },
+  "memory-mb": { type: "string" },
+  "output-kb": { type: "string" },
+  state: { type: "string" },
+  private: { type: "boolean" },
+} as const;
+/** The flags of `deno task wasm postboot`. */
+export const POSTBOOT_FLAGS = {
+  state: { type: "string" },
+  private: { type: "boolean" },
+} as const;
+/** The flags of `deno task receipt verify`. */
+export const RECEIPT_FLAGS = {
+  trust: { type: "string" },
+  "self-consistent-only": { type: "boolean" },
+  json: { type: "boolean" },
+} as const;
+
 const RUN_USAGE =
   "deno task wasm run <module.wasm> [--input STR | --input-file F] [--arg A]... [--dir HOST[::GUEST]] [--timeout-ms N] [--memory-mb N] [--output-kb N] [--state DIR] [--private]";
 const POSTBOOT_USAGE = "deno task wasm postboot [--state DIR] [--private]";
@@ -66,6 +90,8 @@ export interface WasmIo {
    */
   readonly terminal?: boolean;
   readonly log: Logger;
+  /** Whether stdout is a terminal (results as lines) or not (JSON); default: asks Deno. */
+  readonly isTerminal?: () => boolean;
 }
 
 const OUTCOME_ERRORS: Readonly<Record<Exclude<Outcome, "ok">, [WasmCode, string]>> = {
@@ -195,17 +221,7 @@ function outcomeError(result: JobResult, receiptNote: string): WasmError | undef
 async function cmdRun(args: string[], io: WasmIo): Promise<number> {
   const { values, positionals } = parseFlags(
     args,
-    {
-      input: { type: "string" },
-      "input-file": { type: "string" },
-      arg: { type: "string", multiple: true },
-      dir: { type: "string" },
-      "timeout-ms": { type: "string" },
-      "memory-mb": { type: "string" },
-      "output-kb": { type: "string" },
-      state: { type: "string" },
-      private: { type: "boolean" },
-    },
+    RUN_FLAGS,
     RUN_USAGE,
     true,
   );
@@ -277,10 +293,7 @@ async function cmdRun(args: string[], io: WasmIo): Promise<number> {
 }
 
 async function cmdPostboot(args: string[], io: WasmIo): Promise<number> {
-  const { values } = parseFlags(args, {
-    state: { type: "string" },
-    private: { type: "boolean" },
-  }, POSTBOOT_USAGE);
+  const { values } = parseFlags(args, POSTBOOT_FLAGS, POSTBOOT_USAGE);
   if (values.private && values.state !== undefined) {
     throw new UsageError("--private writes nothing: it takes no --state", POSTBOOT_USAGE);
   }
@@ -320,11 +333,7 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
   if (args[0] !== "verify") throw new UsageError("the receipt command is 'verify'", RECEIPT_USAGE);
   const { values, positionals } = parseFlags(
     args.slice(1),
-    {
-      trust: { type: "string" },
-      "self-consistent-only": { type: "boolean" },
-      json: { type: "boolean" },
-    },
+    RECEIPT_FLAGS,
     RECEIPT_USAGE,
     true,
   );
@@ -386,8 +395,9 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
       },
     );
   }
-  if (values.json) {
-    io.line(JSON.stringify({
+  // One rule (cli/output.ts): a terminal gets the line, a pipe or --json the JSON.
+  printResult(
+    {
       ok: true,
       node: r.node,
       anchored: r.anchored,
@@ -397,16 +407,15 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
       module: r.module,
       input: r.input,
       output: r.output,
-    }));
-  } else {
-    io.line(
+    },
+    () =>
       `${CONSOLE_PREFIX} receipt ok: node ${r.node} ${
         r.anchored
           ? `(trusted: its key is in ${values.trust})`
           : `(self-consistent only; pass --trust ${nodeTrust.path} to check the node)`
       } outcome ${r.outcome ?? "unrecorded"} exit ${r.exitCode} module ${r.module}`,
-    );
-  }
+    { json: values.json, isTerminal: io.isTerminal, out: io.line },
+  );
   return 0;
 }
 

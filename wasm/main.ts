@@ -88,6 +88,7 @@
 import { consoleLogger } from "../core/mod.ts";
 import { main } from "../cli/mod.ts";
 import { RECEIPT_PERMISSION_SET, runWasm, WASM_PERMISSION_SET } from "./cli.ts";
+import { wasmHelp } from "./_help.ts";
 
 function writeAll(w: { writeSync(b: Uint8Array): number }, b: Uint8Array): void {
   let off = 0;
@@ -98,6 +99,7 @@ if (import.meta.main) {
   await main({
     name: "wasm",
     permissionSet: Deno.args[0] === "receipt" ? RECEIPT_PERMISSION_SET : WASM_PERMISSION_SET,
+    help: wasmHelp(Deno.args),
     run: (args) =>
       runWasm(args, {
         stdout: (b) => writeAll(Deno.stdout, b),

@@ -12,13 +12,15 @@ import {
   readFileCapped,
   UsageError,
 } from "../../core/mod.ts";
-import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
+import { main, parseDurationMs, parseFlags, printResult } from "../../cli/mod.ts";
+import { fetchLines } from "../_output.ts";
 import { loadTrust } from "../../verify/mod.ts";
 import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch.ts";
 import { DEFAULT_LIMITS, parseSocksAddress, socksFetch, TOR_LIMITS } from "../../net/mod.ts";
 import { checkPrivateTree, preparePrivateRoot } from "../private.ts";
 import { humanBytes, progressReporter, type ProgressSnapshot } from "../progress.ts";
 import { cacheLayout, digestHex } from "../cache.ts";
+import { fetchHelp } from "./_help.ts";
 import { decodeDiscoverResult, type FetchResult, type FetchResultArtifact } from "../results.ts";
 
 const USAGE =
@@ -26,6 +28,28 @@ const USAGE =
   "[--gateway URL]... [--cid CID] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... " +
   "[--stall-timeout 15s] [--no-parallel] [--candidates FILE|-] [--socks HOST:PORT]\n" +
   "       deno task fetch-private --root TMPFS_DIR --manifest URL --trust FILE ...";
+
+/** The flags of `deno task fetch` / `fetch-private` (their `--help` lists each one; testing/help_test.ts checks). */
+export const FETCH_FLAGS = {
+  manifest: { type: "string" },
+  trust: { type: "string" },
+  cache: { type: "string" },
+  mirror: { type: "string", multiple: true },
+  provider: { type: "string", multiple: true },
+  gateway: { type: "string", multiple: true },
+  cid: { type: "string" },
+  channel: { type: "string" },
+  arch: { type: "string" },
+  "min-version": { type: "string" },
+  artifact: { type: "string", multiple: true },
+  "stall-timeout": { type: "string" },
+  "no-parallel": { type: "boolean" },
+  private: { type: "boolean" },
+  root: { type: "string" },
+  candidates: { type: "string" },
+  socks: { type: "string" },
+  json: { type: "boolean" },
+} as const;
 
 /** Largest candidates document read (discover's JSON output), in bytes. */
 export const MAX_CANDIDATES_BYTES = 256 * 1024;
@@ -166,25 +190,7 @@ export function interruptedError(
 
 /** Runs `fetch` with `args`; returns the exit status. */
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, {
-    manifest: { type: "string" },
-    trust: { type: "string" },
-    cache: { type: "string" },
-    mirror: { type: "string", multiple: true },
-    provider: { type: "string", multiple: true },
-    gateway: { type: "string", multiple: true },
-    cid: { type: "string" },
-    channel: { type: "string" },
-    arch: { type: "string" },
-    "min-version": { type: "string" },
-    artifact: { type: "string", multiple: true },
-    "stall-timeout": { type: "string" },
-    "no-parallel": { type: "boolean" },
-    private: { type: "boolean" },
-    root: { type: "string" },
-    candidates: { type: "string" },
-    socks: { type: "string" },
-  }, USAGE);
+  const { values } = parseFlags(args, FETCH_FLAGS, USAGE);
   const socks = values.socks ? parseSocksAddress(values.socks) : undefined;
   if (!values.trust) throw new UsageError("missing --trust", USAGE);
   if (!values.manifest && !values.cid && !(values.mirror?.length) && !values.candidates) {
@@ -303,7 +309,8 @@ export async function run(args: string[]): Promise<number> {
       file: release.floor.file,
     },
   };
-  console.log(JSON.stringify(result));
+  // A terminal gets lines; a pipe (phase-boot) or --json the JSON line.
+  printResult(result, () => fetchLines(result), { json: values.json });
   return 0;
 }
 
@@ -311,6 +318,7 @@ if (import.meta.main) {
   await main({
     name: "fetch",
     permissionSet: Deno.args.includes("--private") ? "fetch-private" : "fetch",
+    help: fetchHelp(Deno.args),
     run,
   });
 }
