@@ -117,6 +117,27 @@ Deno.test("errors: a bad command line for every entrypoint prints 'error:', a hi
         hint: /--host '10\.255\.255\.254' is not an address of this machine/,
       },
       {
+        argv: ["trust", "threshold", `${dir}/none.json`, "1"],
+        name: "trust",
+        code: "E_TRUST",
+        hint: /deno task trust init --out/,
+      },
+      {
+        argv: [
+          "floor",
+          "reset",
+          "--state",
+          `${dir}/state`,
+          "--channel",
+          "stable",
+          "--arch",
+          "amd64",
+        ],
+        name: "floor",
+        code: "E_USAGE",
+        hint: /--yes-reset-rollback-floor/,
+      },
+      {
         argv: ["provider", "status", `127.0.0.1:${port}`],
         name: "provider",
         code: "E_USAGE",

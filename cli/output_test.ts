@@ -87,7 +87,7 @@ Deno.test({
 
       const keys = await onTerminal(["keygen", "--out", `${dir}/k1`]);
       assertEquals(keys.code, 0, keys.text);
-      assertMatch(keys.text, /^phase-keygen: wrote .*\nkeyid ed25519:[0-9a-f]{64}\n$/);
+      assertMatch(keys.text, /^(phase-keygen: wrote .*\n)+keyid ed25519:[0-9a-f]{64}\n$/);
       const piped = await onPipe(["keygen", "--out", `${dir}/k2`]);
       const result = JSON.parse(piped.text);
       assertMatch(result.keyid, /^ed25519:[0-9a-f]{64}$/);

@@ -40,32 +40,38 @@ export interface AdvertFactories {
   ) => ProviderOptions["dht"];
 }
 
+/** The flags of `deno task provider` (its `--help` lists each one). */
+export const PROVIDER_FLAGS = { json: { type: "boolean" }, help: { type: "boolean" } } as const;
+
+/** The flags of `deno task serve` (its `--help` lists each one; testing/help_test.ts checks). */
+export const SERVE_FLAGS = {
+  root: { type: "string" },
+  state: { type: "string" },
+  host: { type: "string" },
+  port: { type: "string" },
+  key: { type: "string" },
+  "no-sign": { type: "boolean" },
+  trust: { type: "string" },
+  name: { type: "string" },
+  expires: { type: "string" },
+  "no-mdns": { type: "boolean" },
+  "no-dht": { type: "boolean" },
+  "dht-port": { type: "string" },
+  bootstrap: { type: "string", multiple: true },
+  "no-watch": { type: "boolean" },
+  "no-snapshot": { type: "boolean" },
+  "header-timeout": { type: "string" },
+  "idle-timeout": { type: "string" },
+  "unsafe-public-status": { type: "boolean" },
+  channel: { type: "string" },
+  help: { type: "boolean" },
+} as const;
+
 /** Parses `serve` flags into provider options. */
 export function serveOptions(args: string[], factories: AdvertFactories = {}): ProviderOptions {
   const { values, positionals } = parseFlags(
     args,
-    {
-      root: { type: "string" },
-      state: { type: "string" },
-      host: { type: "string" },
-      port: { type: "string" },
-      key: { type: "string" },
-      "no-sign": { type: "boolean" },
-      trust: { type: "string" },
-      name: { type: "string" },
-      expires: { type: "string" },
-      "no-mdns": { type: "boolean" },
-      "no-dht": { type: "boolean" },
-      "dht-port": { type: "string" },
-      bootstrap: { type: "string", multiple: true },
-      "no-watch": { type: "boolean" },
-      "no-snapshot": { type: "boolean" },
-      "header-timeout": { type: "string" },
-      "idle-timeout": { type: "string" },
-      "unsafe-public-status": { type: "boolean" },
-      channel: { type: "string" },
-      help: { type: "boolean" },
-    },
+    SERVE_FLAGS,
     SERVE_USAGE,
     true,
   );
@@ -322,7 +328,7 @@ export async function runProviderCli(
 ): Promise<number> {
   const { values, positionals } = parseFlags(
     args,
-    { json: { type: "boolean" }, help: { type: "boolean" } },
+    PROVIDER_FLAGS,
     PROVIDER_USAGE,
     true,
   );

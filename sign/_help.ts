@@ -11,7 +11,7 @@ export const KEYGEN_HELP: HelpSpec = {
   summary:
     "makes an Ed25519 release key (0600) and a trust file naming it. The key stays in a folder only " +
     "'sign' reads; the trust file goes where verifiers read it.",
-  usage: "deno task keygen [--out DIR] [--trust FILE] [--name NAME]",
+  usage: "deno task keygen [--out DIR] [--trust FILE] [--name NAME] [--add-to-trust]",
   flags: [
     { flag: "--out DIR", text: "where the private and public key are written", default: KEYS_DIR },
     {
@@ -24,9 +24,16 @@ export const KEYGEN_HELP: HelpSpec = {
       text: "file name of the key: NAME.pem, NAME.pub.pem",
       default: "release",
     },
+    {
+      flag: "--add-to-trust",
+      text: "when the trust file exists, add the new key to it (threshold unchanged); " +
+        "without it an existing trust file is left as it is",
+      default: "off",
+    },
   ],
   examples: [
     "deno task keygen",
+    "deno task keygen --name other --add-to-trust",
     "deno task keygen --out /etc/phase --name other --trust /etc/phase/other-trust.json",
   ],
   codes: ["E_USAGE", "E_EXISTS", "E_KEY", "E_IO"],

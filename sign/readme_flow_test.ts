@@ -77,7 +77,9 @@ Deno.test("README: the release flow as written (keygen, sign, second key, serve 
     const serveLine = lineStarting(lines, "deno task serve --root ./artifacts")
       .replace(/\s+#.*$/, "").replace(/\[(--[a-z-]+)\]/g, "$1").replace(/\b8080\b/g, port);
     const serveArgs = serveLine.split(/\s+/).slice(3);
-    const task = JSON.parse(await Deno.readTextFile(`${clone}/deno.json`)).tasks.serve as string;
+    const serveTask = JSON.parse(await Deno.readTextFile(`${clone}/deno.json`)).tasks.serve;
+    // A task is a command string or { description, command }.
+    const task = (typeof serveTask === "string" ? serveTask : serveTask.command) as string;
     serve = new Deno.Command("deno", {
       args: [...task.split(/\s+/).slice(1), ...serveArgs],
       cwd: clone,

@@ -384,7 +384,7 @@ Deno.test("TM-09 key compromise and rotation: --add-signature with only the new 
   try {
     const rel = await writeRelease(`${dir}/root`);
     const r1 = await task("keygen", "--out", `${dir}/keys`);
-    const firstId = /keyid (ed25519:[0-9a-f]{64})/.exec(r1.stdout)![1];
+    const firstId = JSON.parse(r1.stdout).keyid as string;
     await Deno.copyFile(`${dir}/keys/trust.json`, `${dir}/trust-first.json`);
     assertEquals((await task("keygen", "--out", `${dir}/keys`, "--name", "other")).code, 0);
     const base = ["--root", `${dir}/root`, "--channel", "stable", "--arch", "amd64"];

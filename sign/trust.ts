@@ -18,6 +18,7 @@ import {
   publicRawFromPem,
   type Trust,
   type TrustedKey,
+  VerifyError,
 } from "../verify/mod.ts";
 import { SignError } from "./errors.ts";
 
@@ -169,7 +170,7 @@ export async function trustAdd(
   publicKeyPath: string,
   name?: string,
 ): Promise<TrustSummary> {
-  const trust = await loadTrust(path);
+  const trust = await readTrustFile(path);
   const publicKey = await readPublicKey(publicKeyPath);
   return summarizeTrust(
     path,
@@ -209,7 +210,7 @@ export async function addKey(
  * ```
  */
 export async function trustRemove(path: string, keyid: string): Promise<TrustSummary> {
-  const trust = await loadTrust(path);
+  const trust = await readTrustFile(path);
   if (!trust.keys.has(keyid)) {
     throw new UsageError(
       `${path} does not trust ${keyid}`,
@@ -242,7 +243,7 @@ export async function trustRemove(path: string, keyid: string): Promise<TrustSum
  * ```
  */
 export async function trustThreshold(path: string, threshold: number): Promise<TrustSummary> {
-  const trust = await loadTrust(path);
+  const trust = await readTrustFile(path);
   return summarizeTrust(
     path,
     await writeTrust(path, threshold, [...trust.keys.values()], false),
@@ -259,5 +260,24 @@ export async function trustThreshold(path: string, threshold: number): Promise<T
  * ```
  */
 export async function trustShow(path: string): Promise<TrustSummary> {
-  return summarizeTrust(path, await loadTrust(path));
+  return summarizeTrust(path, await readTrustFile(path));
+}
+
+/**
+ * Reads a trust file to edit or show it. loadTrust's hint speaks of a
+ * `--trust` flag, which `deno task trust` does not have: say what to do here.
+ */
+async function readTrustFile(path: string): Promise<Trust> {
+  try {
+    return await loadTrust(path);
+  } catch (err) {
+    if (err instanceof VerifyError && err.code === "E_TRUST") {
+      throw new VerifyError("E_TRUST", err.message, {
+        cause: err,
+        hint: `check the path; to create a trust file: deno task trust init --out ${path} ` +
+          "--key PUB.pem --threshold 1",
+      });
+    }
+    throw err;
+  }
 }

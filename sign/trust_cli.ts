@@ -54,6 +54,16 @@ function parseThreshold(text: string, usage: string): number {
 
 const JSON_FLAG = { json: { type: "boolean" } } as const;
 
+/** Every flag of `deno task trust`'s subcommands (its `--help` lists each one). */
+export const TRUST_FLAGS = {
+  ...JSON_FLAG,
+  out: { type: "string" },
+  key: { type: "string", multiple: true },
+  threshold: { type: "string" },
+  name: { type: "string" },
+  keyid: { type: "string" },
+} as const;
+
 /** The subcommands, by name (issue 14 adds `rotate` here). */
 const COMMANDS: Readonly<Record<string, TrustCommand>> = {
   show: {

@@ -23,7 +23,11 @@ async function task(...args: string[]) {
   };
 }
 
-const keyidIn = (stdout: string) => /keyid (ed25519:[0-9a-f]{64})/.exec(stdout)![1];
+/** The keyid keygen printed: its JSON result on a pipe (cli/output.ts), or the `keyid` line on a terminal. */
+const keyidIn = (stdout: string): string =>
+  stdout.trimStart().startsWith("{")
+    ? JSON.parse(stdout.trim().split("\n").at(-1)!).keyid
+    : /keyid (ed25519:[0-9a-f]{64})/.exec(stdout)![1];
 const readTrust = async (path: string) => parseTrust(await Deno.readFile(path));
 
 Deno.test("keygen: a second key beside the first leaves the trust file unchanged, or joins it with --add-to-trust", async () => {
@@ -36,8 +40,9 @@ Deno.test("keygen: a second key beside the first leaves the trust file unchanged
 
     const other = await task("keygen", "--out", `${dir}/keys`, "--name", "other");
     assertEquals(other.code, 0, other.stderr);
-    assertMatch(other.stdout, /trust\.json exists and was left unchanged/);
-    assertMatch(other.stdout, /deno task trust add .*trust\.json --key .*other\.pub\.pem/);
+    assertEquals(JSON.parse(other.stdout).trust_file, "kept");
+    assertMatch(other.stderr, /trust\.json was left unchanged and does not trust ed25519:/);
+    assertMatch(other.stderr, /deno task trust add .*trust\.json --key .*other\.pub\.pem/);
     assertEquals(await Deno.readFile(trustPath), before);
     assertEquals((await Deno.stat(`${dir}/keys/other.pem`)).mode! & 0o777, 0o600);
 

@@ -26,6 +26,21 @@ export const DEFAULT_FLOOR_STATES: readonly string[] = ["./.cache/state", "/var/
 const USAGE = `deno task floor show [--state DIR]... [--json]
        deno task floor reset --state DIR --channel C --arch A --${CONFIRM_RESET_FLAG} [--json]`;
 
+/** The flags of `deno task floor show`. */
+export const FLOOR_SHOW_FLAGS = {
+  state: { type: "string", multiple: true },
+  json: { type: "boolean" },
+} as const;
+
+/** The flags of `deno task floor reset`. */
+export const FLOOR_RESET_FLAGS = {
+  state: { type: "string" },
+  channel: { type: "string" },
+  arch: { type: "string" },
+  [CONFIRM_RESET_FLAG]: { type: "boolean" },
+  json: { type: "boolean" },
+} as const;
+
 /** What `deno task floor --help` prints. */
 export const FLOOR_HELP: HelpSpec = {
   summary: "Shows the rollback floors (the lowest release version each channel/arch accepts, " +
@@ -76,23 +91,14 @@ export async function runFloor(
 ): Promise<number> {
   const [cmd, ...rest] = args;
   if (cmd === "show") {
-    const { values } = parseFlags(rest, {
-      state: { type: "string", multiple: true },
-      json: { type: "boolean" },
-    }, USAGE);
+    const { values } = parseFlags(rest, FLOOR_SHOW_FLAGS, USAGE);
     const reports = await floorShow(values.state?.length ? values.state : DEFAULT_FLOOR_STATES);
     if (values.json) out(JSON.stringify({ ok: true, states: reports }));
     else for (const l of showLines(reports)) out(l);
     return 0;
   }
   if (cmd === "reset") {
-    const { values } = parseFlags(rest, {
-      state: { type: "string" },
-      channel: { type: "string" },
-      arch: { type: "string" },
-      [CONFIRM_RESET_FLAG]: { type: "boolean" },
-      json: { type: "boolean" },
-    }, USAGE);
+    const { values } = parseFlags(rest, FLOOR_RESET_FLAGS, USAGE);
     const state = required(values.state, "state", USAGE);
     const channel = required(values.channel, "channel", USAGE);
     const arch = required(values.arch, "arch", USAGE);
