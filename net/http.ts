@@ -102,6 +102,14 @@ function explainFetchFailure(url: URL, err: unknown): { message: string; hint: s
     .map((e) => (e instanceof Error ? e.message : e === undefined ? "" : String(e)))
     .join(" ");
   const where = `${url.hostname}:${url.port || (url.protocol === "https:" ? "443" : "80")}`;
+  // Through a SOCKS proxy the refused or stalled connection may be the
+  // proxy's, not the URL's host: keep the dialer's own words (TM-13).
+  if (/SOCKS proxy/.test(text)) {
+    return {
+      message: text.trim(),
+      hint: "is the SOCKS proxy (Tor) running and listening where --socks says?",
+    };
+  }
   if (/connection refused/i.test(text)) {
     return {
       message: `connection refused: nothing listens on ${where}`,

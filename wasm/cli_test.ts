@@ -17,6 +17,7 @@ function capture(terminal: boolean) {
     line: (t) => lines.push(t),
     log: memoryLogger(),
     terminal,
+    isTerminal: () => terminal,
   };
   return { io, out, lines, text: () => new TextDecoder().decode(new Uint8Array(out)) };
 }
@@ -54,9 +55,13 @@ Deno.test("receipt verify: the success line and every E_TRUST hint name the trus
       "./.phase/wasm/node-key/trust.json",
     );
     assertEquals(nodeTrustFile("/elsewhere/a.json").path, "./.phase/wasm/node-key/trust.json");
-    const ok = capture(false);
+    // On a terminal the success line names the trust file; on a pipe the JSON does.
+    const ok = capture(true);
     assertEquals(await runWasm(["receipt", "verify", file, "--trust", nodeTrust], ok.io), 0);
     assert(ok.lines[0].includes(`(trusted: its key is in ${nodeTrust})`), ok.lines[0]);
+    const piped = capture(false);
+    assertEquals(await runWasm(["receipt", "verify", file, "--trust", nodeTrust], piped.io), 0);
+    assertEquals(JSON.parse(piped.lines[0]).trust, nodeTrust);
     // No --trust: the hint gives the exact flag to add.
     const bare = await assertRejects(
       runWasm(["receipt", "verify", file], capture(false).io),
