@@ -70,7 +70,11 @@ async function runDemo(argv: string[]): Promise<number> {
     host: "127.0.0.1",
     port: 0,
     sign: false,
-    trustPath: `${KEYS}/trust.json`,
+    // keygen's layout puts the trust file apart from the keys (TM-12); an
+    // older or custom key folder has it beside the key.
+    trustPath: (await exists(`${KEYS}/trust.json`))
+      ? `${KEYS}/trust.json`
+      : `${REPO}/.phase/trust/trust.json`,
     mdns: false,
     dht: false,
     logger: consoleLogger("serve", { json: false, write: () => {} }),
