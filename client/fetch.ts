@@ -479,7 +479,10 @@ export async function fetchFromCandidates(
         manifestUrl: c.manifestUrl,
         mirrors: c.mirrors,
         manifestCid: c.manifestCid,
-        providers: [...(o.providers ?? []), ...(c.providers ?? [])],
+        // Only HTTP base URLs: a record's libp2p addresses are not fetched from.
+        providers: [...(o.providers ?? []), ...(c.providers ?? [])].filter((p) =>
+          /^https?:\/\//.test(p)
+        ),
       });
       return { ...r, candidate: c };
     } catch (err) {

@@ -140,5 +140,6 @@ export {
   type DiscoverStep,
   type MdnsAnswer,
   type Rejected,
+  spread,
   type Step,
 } from "./discover.ts";
