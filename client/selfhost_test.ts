@@ -7,8 +7,8 @@
  * end to end (the real `serve` entrypoint under its permission set).
  */
 import { memoryLogger } from "../core/mod.ts";
-import { DEFAULT_POLICY, discover, fetchFromCandidates, fetchRelease } from "../client/mod.ts";
-import { dhtLookup, dhtProviderLookup } from "../client/_dht.ts";
+import { DEFAULT_POLICY, discover, fetchFromCandidates, fetchRelease } from "./mod.ts";
+import { dhtLookup, dhtProviderLookup } from "./_dht.ts";
 import {
   createPhaseNode,
   findManifestProviders,
@@ -28,8 +28,7 @@ import {
   writeRelease,
 } from "../testing/mod.ts";
 import { loadTrust, rawCid } from "../verify/mod.ts";
-import { dhtAdvertiser } from "./advertise.ts";
-import { type RunningProvider, startProvider } from "./server.ts";
+import { dhtAdvertiser, type RunningProvider, startProvider } from "../provider/mod.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
