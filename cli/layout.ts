@@ -45,7 +45,11 @@ export const DEFAULT_PATHS: Readonly<
   Record<string, { readonly read: readonly string[]; readonly write: readonly string[] }>
 > = {
   sign: { read: [KEYS_DIR, TRUST_DIR], write: [KEYS_DIR, TRUST_FILE] },
-  serve: { read: ["./artifacts", PROVIDER_STATE_DIR, TRUST_FILE], write: [PROVIDER_STATE_DIR] },
+  // ./.cache: `serve --mirror` fills it (and `--from-cache` reads it) by default.
+  serve: {
+    read: ["./artifacts", PROVIDER_STATE_DIR, TRUST_FILE, "./.cache"],
+    write: [PROVIDER_STATE_DIR, "./.cache"],
+  },
   discover: {
     read: [SYSTEM_TRUST_FILE, "/etc/phase/policy.toml", "/run/phase/cmdline", TRUST_FILE],
     write: [],

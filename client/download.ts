@@ -83,6 +83,13 @@ export interface DownloadOptions {
   readonly segmentBytes?: number;
   /** Smallest remainder worth splitting across providers, in bytes (default 16 MiB). */
   readonly parallelMinBytes?: number;
+  /**
+   * Source ids dropped for the rest of the run (shared by every artifact of
+   * one fetch): a source that alone sent bytes that did not hash to the
+   * digest is added here and never asked again (TM-01, TM-07). Default: a
+   * set private to this artifact.
+   */
+  readonly dropped?: Set<string>;
 }
 
 /** The result of one artifact. */
@@ -679,12 +686,20 @@ export async function downloadArtifact(o: DownloadOptions): Promise<DownloadResu
   }
 }
 
+/** A source id and the id of the same host's other route (`<origin>` and `ipfs:<origin>/`). */
+function sameHost(id: string): string[] {
+  if (id.startsWith("ipfs:")) return [id, id.slice(5).replace(/\/$/, "")];
+  return [id, `ipfs:${id}/`];
+}
+
 const partialPathOf = (o: DownloadOptions) => `${o.layout.partialDir}/${o.hex}`;
 
 async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
   const final = `${o.layout.casDir}/${o.hex}`;
   const partialPath = partialPathOf(o);
-  const bad = new Set<string>();
+  // Sources dropped earlier in this run (they lied about another artifact) stay dropped.
+  const dropped = o.dropped ?? new Set<string>();
+  const bad = new Set<string>(dropped);
   let order = [...o.sources];
   let allowParallel = o.parallel ?? true;
   const errors: string[] = [];
@@ -776,8 +791,18 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
         // One sender: it lied. Several (a resume across sources, a prefix
         // from an earlier attempt, a parallel download): start over from
         // byte 0 without blaming anyone, one source at a time (TM-07).
-        if (p.contributors.size === 1) bad.add([...p.contributors][0]);
-        else allowParallel = false;
+        if (p.contributors.size === 1) {
+          const liar = [...p.contributors][0];
+          bad.add(liar);
+          if (liar !== EARLIER_PREFIX) {
+            // The peer is dropped under both of its names (origin and its /ipfs/ route).
+            for (const id of sameHost(liar)) {
+              dropped.add(id);
+              bad.add(id);
+            }
+            o.logger?.warn("source_dropped", { source: liar, artifact: o.name, threat: "TM-01" });
+          }
+        } else allowParallel = false;
         order = [...order.slice(1), ...order.slice(0, 1)];
         await restart(p);
         continue;

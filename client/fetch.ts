@@ -14,6 +14,8 @@ import {
   type FloorChange,
   type Manifest,
   MAX_MANIFEST_BYTES,
+  MAX_RECORD_BYTES,
+  rawCid,
   rawCidFromDigest,
   recordFloor,
   sha256Hex,
@@ -21,6 +23,7 @@ import {
   type Verified,
   VerifyError,
   verifyManifest,
+  verifyRecord,
 } from "../verify/mod.ts";
 import { type CacheLayout, cacheLayout, digestHex, ensureCache, syncDir } from "./cache.ts";
 import { type ArtifactSource, downloadArtifact } from "./download.ts";
@@ -85,6 +88,13 @@ export interface FetchReleaseOptions {
    * `checkPrivateTree`, TM-13); a throw stops the fetch.
    */
   readonly beforeWrite?: () => Promise<void>;
+  /**
+   * Also fetch the signed `record.json` beside an HTTP manifest and keep it
+   * in the cache when it verifies under the trust file and names this
+   * manifest (default true), so a re-serving provider (`serve --from-cache`)
+   * can serve it as signed. A missing or bad record never fails the fetch.
+   */
+  readonly keepRecord?: boolean;
 }
 
 /** One artifact in the cache. */
@@ -115,6 +125,10 @@ export interface FetchedRelease {
   readonly layout: CacheLayout;
   /** The rollback floor of its channel/arch before and after this fetch (TM-02). */
   readonly floor: FloorChange;
+  /** The signed record kept in the cache (`<cache>/cas/sha256/<hex>`), when there was one. */
+  readonly recordPath?: string;
+  /** Sources dropped during this run because they sent bytes that did not verify (TM-01). */
+  readonly dropped: readonly string[];
 }
 
 const ACCEPT_RAW = "application/vnd.ipld.raw, application/octet-stream;q=0.9";
@@ -300,6 +314,43 @@ async function removeStaleTemps(layout: CacheLayout, now: number): Promise<void>
   } catch { /* best effort */ }
 }
 
+/**
+ * Fetches `record.json` beside the manifest and keeps it in cas/ only when
+ * it verifies under the trust file and names exactly this manifest; any
+ * failure is logged and ignored (the record is optional). Bounded by
+ * MAX_RECORD_BYTES and the transfer limits.
+ */
+async function keepRecord(
+  o: FetchReleaseOptions,
+  layout: CacheLayout,
+  source: string,
+  manifestBytes: Uint8Array,
+): Promise<string | undefined> {
+  if (source.includes("/ipfs/")) return undefined;
+  const url = new URL("record.json", source).href;
+  try {
+    const { bytes } = await fetchCapped(url, MAX_RECORD_BYTES, {
+      limits: o.limits ?? DEFAULT_LIMITS,
+      fetchFn: o.fetchFn,
+      logger: o.logger,
+      accept: "application/json",
+    });
+    const rec = verifyRecord(bytes, o.trust, o.now?.() ?? new Date());
+    if (rec.value.manifestCid !== rawCid(manifestBytes)) {
+      throw new VerifyError("E_MISMATCH", "record.json names another manifest");
+    }
+    await o.beforeWrite?.();
+    return await storeManifest(layout, bytes);
+  } catch (err) {
+    o.logger?.info("record_not_kept", {
+      url,
+      code: (err as { code?: string }).code,
+      error: (err as Error).message,
+    });
+    return undefined;
+  }
+}
+
 async function storeManifest(layout: CacheLayout, bytes: Uint8Array): Promise<string> {
   const hex = sha256Hex(bytes);
   const final = `${layout.casDir}/${hex}`;
@@ -343,6 +394,8 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
       return ref ? [{ name: n, size: ref.size, digest: ref.digest }] : [];
     }),
   );
+  // A source that lied about one artifact is not asked for the next (TM-01).
+  const dropped = new Set<string>();
   for (const name of names) {
     const ref = m.artifacts[name];
     if (!ref) {
@@ -366,6 +419,7 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
       parallel: o.parallel,
       segmentBytes: o.segmentBytes,
       parallelMinBytes: o.parallelMinBytes,
+      dropped,
     });
     progress.finish(name, r);
     out[name] = {
@@ -383,6 +437,9 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
       sources: r.sources,
     });
   }
+  const recordPath = o.keepRecord === false
+    ? undefined
+    : await keepRecord(o, layout, source, bytes);
   await beforeWrite();
   const floor = await recordFloor(layout.stateDir, verified);
   if (floor.previous !== floor.current) {
@@ -394,7 +451,16 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
       file: floor.file,
     });
   }
-  return { verified, manifestSource: source, manifestPath, artifacts: out, layout, floor };
+  return {
+    verified,
+    manifestSource: source,
+    manifestPath,
+    artifacts: out,
+    layout,
+    floor,
+    recordPath,
+    dropped: [...dropped],
+  };
 }
 
 /** A discovered place to fetch from (a discovery `Candidate` is one). */
@@ -405,6 +471,12 @@ export interface FetchCandidate {
   readonly mirrors?: readonly string[];
   /** CID of the manifest, for gateways. */
   readonly manifestCid?: string;
+  /**
+   * Base URLs of providers that claim to serve this release (re-serving
+   * peers found by mDNS or DHT provider records): hints, asked for
+   * `/cas/sha256/<hex>` alongside the mirrors (TM-07).
+   */
+  readonly providers?: readonly string[];
   /** Where it was found, for the log. */
   readonly source?: string;
 }
@@ -429,6 +501,10 @@ export async function fetchFromCandidates(
         manifestUrl: c.manifestUrl,
         mirrors: c.mirrors,
         manifestCid: c.manifestCid,
+        // Only HTTP base URLs: a record's libp2p addresses are not fetched from.
+        providers: [...(o.providers ?? []), ...(c.providers ?? [])].filter((p) =>
+          /^https?:\/\//.test(p)
+        ),
       });
       return { ...r, candidate: c };
     } catch (err) {

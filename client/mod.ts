@@ -147,5 +147,6 @@ export {
   type DiscoverStep,
   type MdnsAnswer,
   type Rejected,
+  spread,
   type Step,
 } from "./discover.ts";

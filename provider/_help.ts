@@ -9,13 +9,16 @@ import { type HelpSpec, PROVIDER_STATE_DIR, SYSTEM_TRUST_FILE, TRUST_FILE } from
 import { DEFAULT_EXPIRES_MS } from "./catalog.ts";
 import { HEADER_TIMEOUT_MS, IDLE_TIMEOUT_MS } from "./listen.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./server.ts";
+import { MIRROR_REFRESH_INTERVAL_MS } from "./_mirror.ts";
 
 /** The usage lines of `serve` (also the hint of its usage errors). */
 export const SERVE_USAGE =
   `usage: deno task serve [--root DIR] [--state DIR] [--host ADDR] [--port N] [--key PEM | --no-sign]
   [--trust FILE] [--name NAME] [--channel NAME] [--expires 7d] [--no-mdns] [--no-dht] [--dht-port N]
   [--bootstrap MULTIADDR]... [--no-watch] [--no-snapshot] [--header-timeout 10s] [--idle-timeout 15s]
-  [--unsafe-public-status]`;
+  [--unsafe-public-status]
+       deno task serve --from-cache DIR [--trust FILE] [--host ADDR] [--port N] ...
+       deno task serve --mirror URL [--from-cache DIR] [--mirror-interval 5m] [--trust FILE] ...`;
 
 /** The usage lines of `provider` (also the hint of its usage errors). */
 export const PROVIDER_USAGE = `usage: deno task provider status <url> [--json]
@@ -111,6 +114,23 @@ export const SERVE_HELP: HelpSpec = {
       default: secs(IDLE_TIMEOUT_MS),
     },
     {
+      flag: "--from-cache DIR",
+      text:
+        "re-serve the releases a fetch put in the cache DIR (cas/sha256/): the manifest and record bytes as signed, artifacts from cas/. " +
+        "Each manifest is re-verified under the trust file (signature, expiry, the cache's rollback floor) and each artifact re-hashed; what fails is refused (logged once, listed on the status page). " +
+        "Holds no signing key: --key is refused, --no-sign is implied; excludes --root",
+    },
+    {
+      flag: "--mirror URL",
+      text:
+        "pull-through LAN cache: fetch the releases of the provider at URL (or one manifest URL) through the verified fetcher into the cache (--from-cache DIR, default ./.cache), then re-serve them as --from-cache does",
+    },
+    {
+      flag: "--mirror-interval DURATION",
+      text: "time between two refreshes from the --mirror upstream (at least 1s)",
+      default: `${MIRROR_REFRESH_INTERVAL_MS / 60_000}m`,
+    },
+    {
       flag: "--unsafe-public-status",
       text:
         "answer /status, the counters and the advertisement state to every client, not only loopback",
@@ -120,6 +140,8 @@ export const SERVE_HELP: HelpSpec = {
     "deno task serve                                    # ./artifacts on 127.0.0.1:8080, signed by the provider's key",
     `deno task serve --root ./artifacts --state ${PROVIDER_STATE_DIR} --no-sign --no-mdns --no-dht   # releases signed with 'deno task sign', trusted via ${TRUST_FILE}`,
     "deno task serve --host 0.0.0.0 --name lab --trust /etc/phase/trust.json   # on the LAN",
+    "deno task serve --from-cache ./.cache --trust ./.phase/trust/trust.json --host 0.0.0.0   # re-serve what this machine fetched",
+    "deno task serve --mirror http://10.0.0.1:8080 --trust /etc/phase/trust.json --host 0.0.0.0   # a site's pull-through cache",
   ],
   codes: ["E_USAGE", "E_TRUST", "E_KEY", "E_BIND", "E_ROOT", "E_STATE"],
 };

@@ -37,7 +37,7 @@ export interface Rescanner {
 
 /** Starts periodic rescans of `root` (and a watch unless `watch` is false). */
 export function startRescanner(opts: {
-  readonly loader: CatalogLoader;
+  readonly loader: Pick<CatalogLoader, "current" | "load">;
   readonly root: string;
   readonly watch: boolean;
   readonly logger: Logger;

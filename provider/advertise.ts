@@ -9,8 +9,10 @@ import type { Logger } from "../core/mod.ts";
 import { dnsLabel, MdnsResponder, type ServiceInstance } from "../mdns/mod.ts";
 import {
   createPhaseNode,
+  httpMultiaddr,
   loadPeerKey,
   type PhaseNode,
+  provideManifest,
   publishRecord,
   REPUBLISH_INTERVAL_MS,
 } from "../p2p/mod.ts";
@@ -130,18 +132,30 @@ export function dhtAdvertiser(
 ): (ctx: AdvertContext) => Promise<Advertiser> {
   return async (ctx: AdvertContext): Promise<Advertiser> => {
     const listenHost = /^\d+\.\d+\.\d+\.\d+$/.test(ctx.host) ? ctx.host : "127.0.0.1";
+    // Issue 12 §2: the HTTP URL of this provider travels as an `/http`
+    // multiaddr in its signed peer record (identify), so a client that
+    // finds it as a provider of a manifest CID knows where to ask.
+    const httpHosts = ctx.host === "0.0.0.0" ? mdnsAddresses(ctx.host, ctx.logger) : [listenHost];
     const node: PhaseNode = await createPhaseNode({
       privateKey: await loadPeerKey(`${ctx.state}/p2p.key`),
       listen: [`/ip4/${listenHost}/tcp/${opts.port ?? 0}`],
       trust: ctx.trust,
       bootstrap: opts.bootstrap,
       logger: ctx.logger,
+      announce: httpHosts.map((h) => httpMultiaddr(h, ctx.port)),
     });
     let state = "running";
     let catalog = ctx.catalog;
     const published = new Map<string, Uint8Array>();
+    const provided = new Set<string>();
     const publish = async (force: boolean) => {
       for (const r of catalog.releases.values()) {
+        // Every provider that serves a manifest provides its CID: the one
+        // way a re-serving node (no key, not in the signed mirrors) is found.
+        if (force || !provided.has(r.manifestCid)) {
+          await provideManifest(node, r.manifestCid, { logger: ctx.logger });
+          provided.add(r.manifestCid);
+        }
         if (!r.record) continue;
         const k = `${r.channel}/${r.arch}`;
         const prev = published.get(k);

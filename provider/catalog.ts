@@ -138,6 +138,11 @@ export interface Refusal {
   readonly reason: string;
   /** The error's code (`E_SIGNATURE`, ...), shown over HTTP instead of the reason. */
   readonly code?: string;
+  /**
+   * What was refused when it is not the whole release (`record.json`: the
+   * release is served without its record); shown over HTTP.
+   */
+  readonly item?: string;
 }
 
 /** An immutable snapshot of what is served. */

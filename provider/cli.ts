@@ -19,6 +19,7 @@ import { httpUrlHint } from "../net/mod.ts";
 import { bufferedJsonLogger, type BufferedLogger } from "./log.ts";
 import { canonicalArch } from "../verify/mod.ts";
 import { ROOT_POLL_INTERVAL_MS, WATCH_DEBOUNCE_MS } from "./_rescan.ts";
+import { MIN_MIRROR_REFRESH_MS } from "./_mirror.ts";
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,
@@ -64,8 +65,14 @@ export const SERVE_FLAGS = {
   "idle-timeout": { type: "string" },
   "unsafe-public-status": { type: "boolean" },
   channel: { type: "string" },
+  "from-cache": { type: "string" },
+  mirror: { type: "string" },
+  "mirror-interval": { type: "string" },
   help: { type: "boolean" },
 } as const;
+
+/** The cache `--mirror` fills when no `--from-cache DIR` is given (what `fetch` uses too). */
+export const DEFAULT_MIRROR_CACHE = "./.cache";
 
 /** Parses `serve` flags into provider options. */
 export function serveOptions(args: string[], factories: AdvertFactories = {}): ProviderOptions {
@@ -90,13 +97,55 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
   if (values.key && values["no-sign"]) {
     throw new UsageError("--key and --no-sign exclude each other", SERVE_USAGE);
   }
+  // Issue 12 §2: a re-serving provider re-serves signed bytes and holds no key.
+  const reServe = values["from-cache"] !== undefined || values.mirror !== undefined;
+  if (reServe && values.key) {
+    throw new UsageError(
+      `--key cannot be used with ${
+        values.mirror !== undefined ? "--mirror" : "--from-cache"
+      }: a provider that re-serves a cache never signs (--no-sign is implied)`,
+      SERVE_USAGE,
+    );
+  }
+  if (reServe && values.root !== undefined) {
+    throw new UsageError("--root and --from-cache/--mirror exclude each other", SERVE_USAGE);
+  }
+  if (values["mirror-interval"] !== undefined && values.mirror === undefined) {
+    throw new UsageError("--mirror-interval needs --mirror URL", SERVE_USAGE);
+  }
+  if (values.mirror !== undefined) {
+    let u: URL | undefined;
+    try {
+      u = new URL(values.mirror);
+    } catch { /* below */ }
+    if (!u || (u.protocol !== "http:" && u.protocol !== "https:")) {
+      throw new UsageError(
+        `--mirror '${values.mirror}' is not an http(s) URL (e.g. http://10.0.0.1:8080)`,
+        SERVE_USAGE,
+      );
+    }
+  }
+  const cacheDir = values["from-cache"] ??
+    (values.mirror !== undefined ? DEFAULT_MIRROR_CACHE : undefined);
+  const mirrorIntervalMs = values["mirror-interval"]
+    ? parseDurationMs(values["mirror-interval"], "mirror-interval")
+    : undefined;
+  if (mirrorIntervalMs !== undefined && mirrorIntervalMs < MIN_MIRROR_REFRESH_MS) {
+    throw new UsageError(
+      `--mirror-interval must be at least ${MIN_MIRROR_REFRESH_MS / 1000}s`,
+      SERVE_USAGE,
+    );
+  }
   const host = values.host ?? DEFAULT_HOST;
   const name = values.name;
   if (name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(name)) {
     throw new UsageError("--name must be letters, digits and '-' (a DNS label)", SERVE_USAGE);
   }
   return {
-    root: values.root ?? "./artifacts",
+    root: cacheDir ?? values.root ?? "./artifacts",
+    fromCache: cacheDir,
+    mirror: values.mirror,
+    mirrorIntervalMs,
     // TM-12: the provider's own folder; the release keys (./.phase/keys)
     // and the trust files it reads (./.phase/trust) are outside what it writes.
     state: values.state ?? PROVIDER_STATE_DIR,
@@ -104,7 +153,7 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
     port,
     name,
     keyPath: values.key,
-    sign: !values["no-sign"],
+    sign: !values["no-sign"] && !reServe,
     trustPath: values.trust,
     // Issue 11 §1: what 'deno task keygen' writes, then a system install's.
     trustCandidates: values.trust ? undefined : [TRUST_FILE, SYSTEM_TRUST_FILE],
@@ -150,7 +199,12 @@ export function firstReleaseHint(root: string, arch: string): string[] {
 /** What `serve` prints on start (stdout), including the hint for an empty root. */
 export function startBanner(p: RunningProvider, opts: ProviderOptions): string {
   const lines = [`phase-serve: serving ${opts.root} on ${p.url}`];
-  if (p.keyid) {
+  if (opts.fromCache !== undefined) {
+    lines.push(
+      `re-serving the verified releases of the cache ${opts.fromCache}: no signing key; each manifest is re-verified (trust, expiry, floor) and each artifact re-hashed`,
+    );
+    if (opts.mirror) lines.push(`mirror of ${opts.mirror}: fetched through the verified fetcher`);
+  } else if (p.keyid) {
     lines.push(
       `provider key: ${p.keyid}${p.generatedKey ? ` (generated in ${opts.state}, mode 0600)` : ""}`,
     );
@@ -174,8 +228,18 @@ export function startBanner(p: RunningProvider, opts: ProviderOptions): string {
       `  ${r.channel}/${r.arch} ${r.manifest.version} (${r.origin}) ${p.url}/${r.channel}/${r.arch}/manifest.json`,
     );
   }
-  for (const r of c.refused) lines.push(`  refused ${r.dir}: ${r.reason}`);
-  if (c.releases.size === 0) {
+  for (const r of c.refused) {
+    lines.push(`  refused ${r.dir}${r.item ? ` ${r.item}` : ""}: ${r.reason}`);
+  }
+  if (c.releases.size === 0 && opts.fromCache !== undefined) {
+    lines.push(
+      opts.mirror
+        ? `no verified release in ${opts.fromCache} yet: it is served once fetched from ${opts.mirror}`
+        : `no verified release in ${opts.fromCache} yet: 'deno task fetch --cache ${opts.fromCache} --manifest URL --trust FILE' fills it; it is served within ${
+          Math.ceil((ROOT_POLL_INTERVAL_MS + WATCH_DEBOUNCE_MS) / 1000) + 1
+        } s`,
+    );
+  } else if (c.releases.size === 0) {
     const arch = canonicalArch(opts.defaultArch ?? Deno.build.arch) ?? "amd64";
     const within = Math.ceil((ROOT_POLL_INTERVAL_MS + WATCH_DEBOUNCE_MS) / 1000) + 1;
     lines.push(`no release under ${opts.root} yet. To serve this machine's kernel:`);

@@ -62,7 +62,7 @@ export interface PageInfo {
     signers?: readonly string[];
     artifacts: { name: string; size: number; digest: string }[];
   }[];
-  refused: readonly { dir: string; code: string }[];
+  refused: readonly { dir: string; code: string; item?: string }[];
   advert: {
     mdns: { enabled: boolean; state: string; instances: readonly string[] };
     dht: {
@@ -154,7 +154,9 @@ export function renderStatusPage(info: PageInfo, extras: PageExtras = { origin: 
       `${c.signers?.length ? `, signed by <code>${esc(c.signers.join(", "))}</code>` : ""}` +
       `<pre class="fetch">${esc(cmd)}</pre>${note}</li>`;
   }).join("\n");
-  const refused = info.refused.map((r) => `<li><code>${esc(r.dir)}</code>: ${esc(r.code)}</li>`)
+  const refused = info.refused.map((r) =>
+    `<li><code>${esc(r.dir)}${r.item ? ` ${esc(r.item)}` : ""}</code>: ${esc(r.code)}</li>`
+  )
     .join("\n");
   const where = local
     ? `<code id="root">${esc(extras.root)}/&lt;channel&gt;/&lt;arch&gt;/</code>`

@@ -278,7 +278,11 @@ function releaseInfo(r: Release) {
 function refusalInfo(r: Catalog["refused"][number]) {
   // The absolute path and the error text stay in the log (release_refused).
   const parts = r.dir.split("/");
-  return { dir: parts.slice(-2).join("/"), code: r.code ?? "E_REFUSED" };
+  return {
+    dir: parts.slice(-2).join("/"),
+    code: r.code ?? "E_REFUSED",
+    ...(r.item ? { item: r.item } : {}),
+  };
 }
 
 /**

@@ -14,6 +14,8 @@ import { ProviderError } from "./errors.ts";
 import { type AdvertState, createHandler, formatAccess, type Metrics, newMetrics } from "./http.ts";
 import { type HttpListener, listenHttp } from "./listen.ts";
 import { startRescanner } from "./_rescan.ts";
+import { CacheCatalogLoader } from "./from_cache.ts";
+import { type Mirror, startMirror } from "./_mirror.ts";
 import { drainServer, SHUTDOWN_GRACE_MS } from "./_shutdown.ts";
 
 /** What to do when the listen address cannot be bound: the address or the port, by what failed. */
@@ -156,6 +158,22 @@ export interface ProviderOptions {
   readonly defaultChannel?: string;
   /** Architecture of the release `GET /manifest.json` answers; default the host's. */
   readonly defaultArch?: string;
+  /**
+   * Re-serve the releases in this content-addressed cache (client/cache.ts
+   * layout) instead of a root: each manifest re-verified under the trust
+   * file and the cache's rollback floor, each artifact re-hashed. Needs
+   * `sign: false` (a re-serving provider never signs anything); `root` is
+   * then only shown.
+   */
+  readonly fromCache?: string;
+  /**
+   * Pull-through mirror: fetch the releases of this upstream provider (a
+   * base URL or one manifest URL) into {@link ProviderOptions.fromCache}
+   * with the verified fetcher, every `mirrorIntervalMs`.
+   */
+  readonly mirror?: string;
+  /** Time between two mirror refreshes, in ms (default MIRROR_REFRESH_INTERVAL_MS). */
+  readonly mirrorIntervalMs?: number;
 }
 
 /** A running provider. */
@@ -203,6 +221,8 @@ export interface RunningProvider {
   readonly advertisers: readonly Advertiser[];
   /** Connections open now. */
   connections(): number;
+  /** The mirror loop (with {@link ProviderOptions.mirror}). */
+  readonly mirror?: Mirror;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -282,20 +302,44 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
   // pages show an operator-chosen name or "phase" (TM-18 finding 15).
   const lanName = opts.name ?? hostnameOr("phase");
   await makeStateDir(opts.state);
+  if (opts.fromCache !== undefined && (opts.sign !== false || opts.keyPath !== undefined)) {
+    // A re-serving node can re-serve what the release key signed, never sign (issue 12 §2).
+    throw new ProviderError("E_KEY", "a provider serving from a cache holds no signing key", {
+      hint: "drop --key (--from-cache and --mirror imply --no-sign)",
+    });
+  }
+  if (opts.mirror !== undefined && opts.fromCache === undefined) {
+    throw new ProviderError("E_STATE", "--mirror needs the cache to fill (--from-cache DIR)", {
+      hint: "pass --from-cache DIR (default ./.cache)",
+    });
+  }
   const { key, generatedKey } = await signingKey(opts, logger);
-  const trustSources = await resolveTrust(opts, key !== undefined);
+  let trustSources = await resolveTrust(opts, key !== undefined);
+  // The device's release trust only: a re-serving node's own state names no key it trusts.
+  if (opts.fromCache !== undefined) {
+    trustSources = trustSources.filter((s) => s.path !== `${opts.state}/trust.json`);
+    if (trustSources.length === 0) {
+      throw new ProviderError("E_TRUST", "--from-cache needs the release trust file", {
+        hint: "pass --trust FILE (the trust file the cache's releases were fetched with)",
+      });
+    }
+  }
   const ownTrust = `${opts.state}/trust.json`;
   const trustPath = key ? ownTrust : trustSources[0].path;
   const trust = trustSources.find((s) => s.path === trustPath)?.trust ?? trustSources[0]?.trust;
-  const loader = new CatalogLoader({
-    root: opts.root,
-    trustSources,
-    key,
-    logger,
-    now,
-    expiresInMs: opts.expiresInMs,
-    snapshotDir: opts.snapshot === false ? undefined : `${opts.state}/snapshots`,
-  });
+  const snapshotDir = opts.snapshot === false ? undefined : `${opts.state}/snapshots`;
+  const loader: Pick<CatalogLoader, "current" | "load" | "setMirrorBase" | "hashedFiles"> =
+    opts.fromCache !== undefined
+      ? new CacheCatalogLoader({ cacheDir: opts.fromCache, trustSources, logger, now, snapshotDir })
+      : new CatalogLoader({
+        root: opts.root,
+        trustSources,
+        key,
+        logger,
+        now,
+        expiresInMs: opts.expiresInMs,
+        snapshotDir,
+      });
   const metrics = newMetrics();
   let serving = true;
   // Until the first catalog is loaded, /health answers 503 "starting"
@@ -372,7 +416,8 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
   }
   const rescanner = startRescanner({
     loader,
-    root: opts.root,
+    // A cache changes in cas/ (fetch renames verified files there).
+    root: opts.fromCache !== undefined ? `${opts.fromCache}/cas/sha256` : opts.root,
     watch: opts.watch !== false,
     logger,
     listeners: advertisers,
@@ -400,10 +445,21 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
   }
   stale.schedule = () => rescanner.schedule();
   const scanner = rescanner;
+  const mirror = opts.mirror !== undefined
+    ? startMirror({
+      upstream: opts.mirror,
+      cacheDir: opts.fromCache!,
+      trust: trustSources[0].trust,
+      intervalMs: opts.mirrorIntervalMs,
+      logger,
+      onFetched: () => scanner.rescan(),
+    })
+    : undefined;
   let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
       serving = false;
+      await mirror?.stop();
       for (const a of advertisers) {
         await a.stop().catch((err) =>
           logger.warn("advert_stop_failed", { kind: a.kind, error: String(err) })
@@ -449,6 +505,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     close,
     advertisers,
     connections: () => server.connections(),
+    mirror,
   };
 }
 

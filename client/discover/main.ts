@@ -18,7 +18,7 @@ import { discoverLines } from "../_output.ts";
 import { queryServices } from "../../mdns/mod.ts";
 import { loadTrust, MAX_CMDLINE_FILE_BYTES } from "../../verify/mod.ts";
 import { discover, type DiscoverResult, type MdnsAnswer, type Step } from "../discover.ts";
-import { dhtLookup } from "../_dht.ts";
+import { dhtLookup, dhtProviderLookup } from "../_dht.ts";
 import { ClientError } from "../errors.ts";
 import { loadPolicy, type Policy, policyFromValues } from "../policy.ts";
 import { parseSocksAddress, socksFetch, TOR_PROBE_TIMEOUT_MS } from "../../net/mod.ts";
@@ -168,6 +168,7 @@ export async function run(args: string[]): Promise<number> {
     arch: values.arch ?? policy.arch ?? (Deno.build.arch === "aarch64" ? "arm64" : "amd64"),
     mdns: interfaces.length ? mdns : undefined,
     dht: bootstrap.length ? dhtLookup(bootstrap, logger) : undefined,
+    dhtProviders: bootstrap.length ? dhtProviderLookup(bootstrap, logger) : undefined,
     order,
     mdnsTimeoutMs: values["mdns-timeout"]
       ? parseDurationMs(values["mdns-timeout"], "mdns-timeout")

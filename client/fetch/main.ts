@@ -94,6 +94,8 @@ async function readCandidates(path: string): Promise<FetchCandidate[]> {
     manifestUrl: c.manifestUrl,
     mirrors: [...c.mirrors],
     manifestCid: c.manifestCid,
+    // Re-serving peers (mDNS, DHT provider records): hints, verified like the rest.
+    providers: [...c.providers],
     source: c.source,
   }));
 }
