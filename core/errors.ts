@@ -11,7 +11,7 @@
  * 3-9 are the conformance statuses of docs/formats.md and never change.
  * Ranges: 10-19 trust, keys and files; 20-29 fetch and discovery; 30-39
  * images, provider and build; 40-49 the boot chain; 50-59 kexec; 60-69 WASM
- * jobs and receipts.
+ * jobs and receipts; 80-89 the Plasm job node and its SDK.
  */
 export const EXIT_STATUS = {
   /** audit: the permission audit found problems. */
@@ -124,6 +124,20 @@ export const EXIT_STATUS = {
   E_RECEIPT: 67,
   /** every CLI: a bug in Phase: please report it. */
   E_INTERNAL: 70,
+  /** node: a node refused the job offer (busy, over-limit, unauthorized, unsupported). */
+  E_REJECTED: 80,
+  /** node: a peer broke the job protocol (bad or oversized frame, missed deadline). */
+  E_PROTOCOL: 81,
+  /** node: no reachable node offers the capabilities the job asks for. */
+  E_NO_NODE: 82,
+  /** node: a job's receipt does not match the peer's key, the job sent or the output received. */
+  E_UNVERIFIED: 83,
+  /** node: two nodes signed different outputs for the same job (reexecute). */
+  E_DISAGREE: 84,
+  /** node: the job was cancelled by its submitter. */
+  E_CANCELLED: 85,
+  /** node: the node's configuration or limits are invalid. */
+  E_CONFIG: 86,
 } as const;
 
 /** One error code of Phase. */
