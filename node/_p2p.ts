@@ -61,6 +61,25 @@ export function bootstrapPeers(
   return bootstrap(p2p, addrs, logger);
 }
 
+/** Longest a client waits for its DHT routing table after dialling bootstrap peers, in ms. */
+export const ROUTING_WAIT_MS = 2_000;
+/** Poll interval of that wait, in ms. */
+const ROUTING_POLL_MS = 20;
+
+/**
+ * Waits until the DHT routing table holds a peer (identify must finish
+ * before lookups can route), at most `timeoutMs`. Returns its size.
+ */
+export async function waitForRouting(p2p: P2p, timeoutMs = ROUTING_WAIT_MS): Promise<number> {
+  const size = () =>
+    (p2p.services.dht as unknown as { routingTable?: { size: number } }).routingTable?.size ?? 0;
+  const end = Date.now() + timeoutMs;
+  while (size() === 0 && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, ROUTING_POLL_MS));
+  }
+  return size();
+}
+
 /** Puts the record under `/plasm/node/<peerId>` and provides the arch CID. */
 export async function archCidPublish(
   p2p: P2p,

@@ -36,6 +36,7 @@ import {
   getCapability,
   type P2p,
   parseAddr,
+  waitForRouting,
 } from "./_p2p.ts";
 import { type Capability, matches, type Selector } from "./capability.ts";
 import { DisagreeError, NodeError, RejectedError, type RejectReason } from "./errors.ts";
@@ -187,7 +188,7 @@ export class Plasm {
   static async connect(opts: ConnectOptions = {}): Promise<Plasm> {
     const identity = opts.key ? await identityOf(opts.key) : await ephemeralIdentity();
     const p2p = await createPlasmP2p(identity, [], true);
-    await bootstrapPeers(p2p, opts.bootstrap ?? []);
+    if (await bootstrapPeers(p2p, opts.bootstrap ?? []) > 0) await waitForRouting(p2p);
     return new Plasm(p2p, identity);
   }
 

@@ -67,12 +67,14 @@ export interface PlasmNodeOptions {
   /**
    * Test doubles of a hostile node (tests only; never set by the CLI):
    * `output` replaces the output it signs and returns, `vanish` drops the
-   * connection after accepting, `capability` replaces the record it serves.
+   * connection after accepting, `capability` replaces the record it serves,
+   * `sent` replaces the output sent but not the output signed.
    */
   readonly unsafeTestHooks?: {
     readonly output?: (out: Uint8Array) => Uint8Array;
     readonly vanish?: boolean;
     readonly capability?: (record: Uint8Array) => Uint8Array;
+    readonly sent?: (out: Uint8Array) => Uint8Array;
   };
 }
 
@@ -458,7 +460,7 @@ export class PlasmNode {
         type: "result",
         outcome: result.outcome,
         exit_code: result.exitCode,
-        output: encodeBase64(output),
+        output: encodeBase64(this.#opts.unsafeTestHooks?.sent?.(output) ?? output),
         stderr: encodeBase64(result.stderr.subarray(0, MAX_RESULT_STDERR_BYTES)),
         receipt: encodeBase64(receipt),
       });
