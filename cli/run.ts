@@ -150,6 +150,14 @@ export const DEFAULT_HINTS: Readonly<Record<ErrorCode, string>> = {
   E_EXIT: "the status is the job's own; its stderr may say why",
   E_RECEIPT: "the receipt is not one Phase wrote; check the file",
   E_INTERRUPTED: "run the same command again: it resumes from the partial files it kept",
+  E_REJECTED: "the node said why; another node, or the node's --allow list, may take the job",
+  E_PROTOCOL: "the peer may run another version of Phase; try another node",
+  E_NO_NODE: "check --peer or --bootstrap, and that a node offers what --select asks for",
+  E_UNVERIFIED: "do not use this output; the receipt names the node that signed it",
+  E_DISAGREE:
+    "keep both receipts: they prove one node lied ('deno task receipt verify' checks each)",
+  E_CANCELLED: "the job was cancelled on purpose; submit it again to run it",
+  E_CONFIG: "check the node's flags and config file; 'deno task node --help' lists them",
   E_INTERNAL: "this is a bug in Phase; please report it with the command you ran",
 };
 

@@ -69,6 +69,15 @@ export interface PhaseNodeOptions {
    * provider tells clients its HTTP URL (docs/dht-keys.md).
    */
   readonly announce?: readonly string[];
+  /**
+   * Validators of other DHT namespaces (keyed by the key's second path
+   * segment, e.g. `plasm`); the `phase` namespace's cannot be replaced.
+   */
+  readonly validators?: Readonly<
+    Record<string, (key: Uint8Array, value: Uint8Array) => Promise<void>>
+  >;
+  /** Selectors of other DHT namespaces, keyed as {@link PhaseNodeOptions.validators}. */
+  readonly selectors?: Readonly<Record<string, (key: Uint8Array, values: Uint8Array[]) => number>>;
 }
 
 /** Loads or creates the node's peer key (`<state>/p2p.key`, mode 0600): a stable peer id. */
@@ -106,8 +115,8 @@ export async function createPhaseNode(opts: PhaseNodeOptions = {}): Promise<Phas
         // formats.md §5: provider records live 24 h and are renewed every 12 h.
         providers: { provideValidity: RECORD_TTL_MS },
         reprovide: { validity: RECORD_TTL_MS, threshold: REPUBLISH_INTERVAL_MS },
-        validators: { [PHASE_NAMESPACE]: phaseValidator(opts.trust) },
-        selectors: { [PHASE_NAMESPACE]: phaseSelector(opts.trust) },
+        validators: { ...opts.validators, [PHASE_NAMESPACE]: phaseValidator(opts.trust) },
+        selectors: { ...opts.selectors, [PHASE_NAMESPACE]: phaseSelector(opts.trust) },
       }),
     },
   }) as unknown as PhaseNode;
