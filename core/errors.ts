@@ -74,7 +74,7 @@ export const EXIT_STATUS = {
   E_INPUT: 31,
   /** images: the image build failed. */
   E_BUILD: 32,
-  /** provider: the listen address cannot be bound. */
+  /** provider, node: the listen address cannot be bound. */
   E_BIND: 34,
   /** provider: the artifact root is unusable. */
   E_ROOT: 35,

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type Logger, readFileCapped, UsageError } from "../core/mod.ts";
+import { type Logger, PhaseError, readFileCapped, UsageError } from "../core/mod.ts";
 import { parseFlags } from "../cli/mod.ts";
 import { MAX_MODULE_BYTES, storeReceipt, WasmError } from "../wasm/mod.ts";
 import { loadOrCreateNodeKey } from "../wasm/mod.ts";
@@ -106,15 +106,38 @@ export async function runNodeCli(args: string[], io: NodeIo): Promise<number> {
       );
     }
   }
-  const node = await PlasmNode.start({
-    stateDir: state,
-    listen: v.listen ?? config?.listen,
-    bootstrap: v.bootstrap ?? config?.bootstrap,
-    allow: [...(config?.allow ?? []), ...(v.allow ?? [])],
-    open: v.open ?? config?.open ?? false,
-    limits,
-    logger: io.log,
-  });
+  const listen = v.listen ?? config?.listen;
+  let node: PlasmNode;
+  try {
+    node = await PlasmNode.start({
+      stateDir: state,
+      listen,
+      bootstrap: v.bootstrap ?? config?.bootstrap,
+      allow: [...(config?.allow ?? []), ...(v.allow ?? [])],
+      open: v.open ?? config?.open ?? false,
+      limits,
+      logger: io.log,
+    });
+  } catch (err) {
+    // libp2p reports a taken or foreign address as a generic Error: it is
+    // the user's address, not a bug.
+    if (/EADDRINUSE|EADDRNOTAVAIL|failed to be listened on/.test(String(err))) {
+      throw new PhaseError(
+        "E_BIND",
+        `cannot listen on ${(listen ?? []).join(", ") || "the default address"}: ${
+          /EADDRINUSE/.test(String(err))
+            ? "address already in use"
+            : "not an address of this machine"
+        }`,
+        {
+          cause: err,
+          hint:
+            "another node may be running there ('deno task node status'); pick another --listen port",
+        },
+      );
+    }
+    throw err;
+  }
   io.line(`phase-node: peer ${node.identity.peerId}`);
   io.line(`phase-node: node key ${node.identity.keyid}`);
   for (const a of node.multiaddrs()) io.line(`phase-node: listening ${a}`);

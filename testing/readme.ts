@@ -29,6 +29,8 @@ export interface ReadmeCommand {
 
 /** Longest wait for a background provider's `/health` 200, in milliseconds. */
 export const README_HEALTH_TIMEOUT_MS = 90_000;
+/** Longest one `/health` probe may take, in milliseconds. */
+const HEALTH_PROBE_TIMEOUT_MS = 2_000;
 /** Longest one README command may run, in milliseconds. */
 export const README_COMMAND_TIMEOUT_MS = 300_000;
 /** What a fresh clone does not have (and the copy must not carry). */
@@ -161,12 +163,26 @@ export async function startBackground(cwd: string, line: string, log: string): P
     stdout: "null",
     stderr: "null",
   }).spawn();
-  const port = Number(/--port[ =](\d+)/.exec(line)?.[1] ?? 8080);
+  // A libp2p node (--listen /ip4/A/tcp/P) is ready when it accepts TCP; a
+  // provider when its /health answers 200.
+  const listen = /--listen \/ip4\/([\d.]+)\/tcp\/(\d+)/.exec(line);
+  const port = Number(listen?.[2] ?? /--port[ =](\d+)/.exec(line)?.[1] ?? 8080);
   const deadline = Date.now() + README_HEALTH_TIMEOUT_MS;
   let healthy = false;
-  while (Date.now() < deadline) {
+  while (listen && Date.now() < deadline) {
     try {
-      const r = await fetch(`http://127.0.0.1:${port}/health`);
+      (await Deno.connect({ hostname: listen[1], port })).close();
+      healthy = true;
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  while (!listen && Date.now() < deadline) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/health`, {
+        signal: AbortSignal.timeout(HEALTH_PROBE_TIMEOUT_MS),
+      });
       await r.body?.cancel();
       if (r.status === 200) {
         healthy = true;
@@ -183,7 +199,7 @@ export async function startBackground(cwd: string, line: string, log: string): P
   if (!healthy) {
     await stop();
     throw new Error(
-      `'${line}' did not answer /health 200 on port ${port} within ${README_HEALTH_TIMEOUT_MS} ms:\n${await Deno
+      `'${line}' was not ready (/health 200 or a listening TCP port) on port ${port} within ${README_HEALTH_TIMEOUT_MS} ms:\n${await Deno
         .readTextFile(log).catch(() => "")}`,
     );
   }
