@@ -348,6 +348,9 @@ function trustOfKey(key: SigningKey): Trust {
   return {
     threshold: 1,
     keys: new Map([[key.keyid, { keyid: key.keyid, publicKey: key.publicRaw, name: "provider" }]]),
+    version: 1,
+    signatures: [],
+    document: {},
   };
 }
 
