@@ -120,7 +120,13 @@ export { parseArtifactArgs, verifyFiles } from "./workflow.ts";
 export type { VerifiedFiles, VerifyFilesOptions } from "./workflow.ts";
 export { assertVerified } from "./_verified.ts";
 export type { Verified, VerifiedBrand } from "./_verified.ts";
-export { checkArtifactFile, checkThreshold, verifyArtifact, verifyManifest } from "./verify.ts";
+export {
+  checkArtifactFile,
+  checkThreshold,
+  countValidSignatures,
+  verifyArtifact,
+  verifyManifest,
+} from "./verify.ts";
 export { HASH_CHUNK_BYTES, hashFile, hashStream, SHA256_PREFIX, sha256Hex } from "./digest.ts";
 export {
   buildManifestDocument,
