@@ -149,3 +149,5 @@ export {
   type Rejected,
   type Step,
 } from "./discover.ts";
+export { resolveTrust } from "./trust.ts";
+export type { ResolveTrustOptions, TrustChainOptions } from "./trust.ts";
