@@ -36,6 +36,7 @@ import {
   type TransferLimits,
 } from "../net/mod.ts";
 import { type Progress, silentProgress } from "./progress.ts";
+import { resolveTrust, type TrustChainOptions } from "./trust.ts";
 
 /** What to fetch and where from. */
 export interface FetchReleaseOptions {
@@ -49,8 +50,18 @@ export interface FetchReleaseOptions {
   readonly gateways?: readonly string[];
   /** The manifest's CID (from discovery): lets gateways serve the manifest too. */
   readonly manifestCid?: string;
-  /** The trust file: the manifest must carry its threshold of signatures. */
+  /**
+   * The trust file: the manifest must carry its threshold of signatures.
+   * With {@link FetchReleaseOptions.trustChain} it is the device's pinned
+   * trust, and the newest version reachable from it applies instead.
+   */
   readonly trust: Trust;
+  /**
+   * Walk the trust chain from `trust` before the manifest is verified
+   * (formats.md §1.1, TM-09): `/trust/<version>.json` from the release's
+   * sources, each step verified. None: `trust` applies as given.
+   */
+  readonly trustChain?: TrustChainOptions;
   /** The cache root (a tmpfs root in private mode). */
   readonly cacheDir: string;
   /** Channel the manifest must name (default: any). */
@@ -243,6 +254,17 @@ export async function fetchManifest(
   });
 }
 
+/** Origins that may serve the trust chain: the manifest's, its mirrors', the providers'. */
+function trustOrigins(o: FetchReleaseOptions): string[] {
+  const out: string[] = [];
+  for (const u of [o.manifestUrl, ...(o.mirrors ?? []), ...(o.providers ?? [])]) {
+    if (!u) continue;
+    const origin = checkHttpUrl(u, "source").origin;
+    if (!out.includes(origin)) out.push(origin);
+  }
+  return out;
+}
+
 /** The sources of one artifact, in failover order. */
 export function artifactSources(
   o: FetchReleaseOptions,
@@ -381,7 +403,20 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
   await ensureCache(layout);
   await beforeWrite();
   await removeStaleTemps(layout, Date.now());
-  const { verified, source, bytes } = await fetchManifest(o, layout);
+  // TM-09: the newest trust reachable from the pinned one, before any manifest.
+  const trust = o.trustChain
+    ? await resolveTrust({
+      pinned: o.trust,
+      stateDir: layout.stateDir,
+      origins: trustOrigins(o),
+      chain: o.trustChain,
+      now: o.now?.() ?? new Date(),
+      limits: o.limits,
+      fetchFn: o.fetchFn,
+      logger: o.logger,
+    })
+    : o.trust;
+  const { verified, source, bytes } = await fetchManifest({ ...o, trust }, layout);
   await beforeWrite();
   const manifestPath = await storeManifest(layout, bytes);
   const m = verified.value;

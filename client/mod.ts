@@ -150,3 +150,5 @@ export {
   spread,
   type Step,
 } from "./discover.ts";
+export { resolveTrust } from "./trust.ts";
+export type { ResolveTrustOptions, TrustChainOptions } from "./trust.ts";

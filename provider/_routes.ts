@@ -186,6 +186,17 @@ export function routes(
       },
     },
     {
+      // formats.md §1.1: one version of the trust chain; clients verify each step.
+      name: "trust version",
+      match: (s) => s.length === 2 && s[0] === "trust" && /^[1-9][0-9]{0,8}\.json$/.test(s[1]),
+      handle: (req, ctx, catalog) => {
+        const t = catalog.trustChain?.get(Number(ctx.segs[1].slice(0, -".json".length)));
+        return t
+          ? docs.serve(req, ctx, t.bytes, t.digest, "application/json")
+          : text(404, "no such trust version");
+      },
+    },
+    {
       name: "release file",
       match: (s) => s.length === 3,
       handle: (req, ctx, catalog) => {

@@ -16,7 +16,7 @@ import {
   publishRecord,
   REPUBLISH_INTERVAL_MS,
 } from "../p2p/mod.ts";
-import type { Catalog } from "./catalog.ts";
+import { type Catalog, latestTrustVersion } from "./catalog.ts";
 import type { AdvertContext, Advertiser } from "./server.ts";
 
 /** IPv4 addresses mDNS answers on for a bind address. */
@@ -42,6 +42,7 @@ export function mdnsInstances(
   catalog: Catalog,
 ): ServiceInstance[] {
   const host = `${dnsLabel(name)}.local`;
+  const trustVersion = latestTrustVersion(catalog);
   return [...catalog.releases.values()].map((r) => ({
     label: dnsLabel(`${name}-${r.channel}-${r.arch}`),
     host,
@@ -53,6 +54,8 @@ export function mdnsInstances(
       version: r.manifest.version,
       manifest_cid: r.manifestCid,
       mirror: `http://${address}:${port}/${r.channel}/${r.arch}/manifest.json`,
+      // formats.md §4: a hint of how far a device can walk its trust chain here.
+      ...(trustVersion !== undefined ? { trust_version: String(trustVersion) } : {}),
     },
   }));
 }

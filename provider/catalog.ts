@@ -23,6 +23,8 @@ import {
   MAX_CMDLINE_FILE_BYTES,
   MAX_MANIFEST_BYTES,
   MAX_RECORD_BYTES,
+  MAX_TRUST_BYTES,
+  parseTrust,
   rawCid,
   RELEASE_ARTIFACTS,
   SHA256_PREFIX,
@@ -157,7 +159,24 @@ export interface Catalog {
   readonly refused: readonly Refusal[];
   /** When this catalog was loaded (the clock of the loader). */
   readonly loadedAt: Date;
+  /**
+   * The trust chain served as `/trust/<version>.json` (formats.md §1.1):
+   * exact bytes and hex SHA-256 by version. Absent or empty: no chain.
+   */
+  readonly trustChain?: ReadonlyMap<
+    number,
+    { readonly bytes: Uint8Array; readonly digest: string }
+  >;
 }
+
+/** The newest trust version a catalog serves, or `undefined` when it serves no chain. */
+export function latestTrustVersion(catalog: Catalog): number | undefined {
+  let max: number | undefined;
+  for (const v of catalog.trustChain?.keys() ?? []) if (max === undefined || v > max) max = v;
+  return max;
+}
+
+const TRUST_FILE_RE = /^([1-9][0-9]{0,8})\.json$/;
 
 /** An empty catalog. */
 export function emptyCatalog(now: Date = new Date()): Catalog {
@@ -188,6 +207,13 @@ export interface CatalogOptions {
   readonly key?: SigningKey;
   /** Where refused releases and hashing are logged. */
   readonly logger: Logger;
+  /**
+   * Directory of the trust chain served as `/trust/<version>.json`
+   * (default `<root>/trust`): files `<version>.json`, each a trust file of
+   * that version. Clients verify every step; the provider only refuses
+   * files that are not what their name says.
+   */
+  readonly trustChainDir?: string;
   /** Clock for expiry checks and generated manifests; default the system clock. */
   readonly now?: () => Date;
   /** Validity of generated manifests, in milliseconds; default {@link DEFAULT_EXPIRES_MS}. */
@@ -353,6 +379,9 @@ function trustOfKey(key: SigningKey): Trust {
   return {
     threshold: 1,
     keys: new Map([[key.keyid, { keyid: key.keyid, publicKey: key.publicRaw, name: "provider" }]]),
+    version: 1,
+    signatures: [],
+    document: {},
   };
 }
 
@@ -432,9 +461,41 @@ export class CatalogLoader {
       manifestsByDigest.set(r.manifestDigest, r);
       for (const a of r.artifacts.values()) if (!byDigest.has(a.digest)) byDigest.set(a.digest, a);
     }
-    this.#previous = { releases, byDigest, manifestsByDigest, refused, loadedAt: now };
+    const trustChain = await this.#loadTrustChain(this.#opts.trustChainDir ?? `${rootReal}/trust`);
+    this.#previous = { releases, byDigest, manifestsByDigest, refused, loadedAt: now, trustChain };
     await this.#collectSnapshots(this.#previous);
     return this.#previous;
+  }
+
+  /** Reads `<dir>/<version>.json` files (regular files only, capped, checked by name). */
+  async #loadTrustChain(dir: string) {
+    const out = new Map<number, { bytes: Uint8Array; digest: string }>();
+    const log = this.#opts.logger;
+    let count = 0;
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        if (++count > MAX_DIR_ENTRIES) break;
+        const m = TRUST_FILE_RE.exec(e.name);
+        // TM-10: regular files only; a symlink is never followed.
+        if (!m || !e.isFile) continue;
+        const path = `${dir}/${e.name}`;
+        try {
+          const bytes = await readFileCapped(path, MAX_TRUST_BYTES);
+          const trust = parseTrust(bytes);
+          if (trust.version !== Number(m[1])) {
+            throw new Error(`it is trust version ${trust.version}, not ${m[1]}`);
+          }
+          out.set(trust.version, { bytes, digest: sha256Hex(bytes) });
+        } catch (err) {
+          log.warn("trust_version_refused", { path, reason: (err as Error).message });
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) {
+        throw err;
+      }
+    }
+    return out;
   }
 
   async #dirs(path: string, rootReal: string): Promise<string[]> {

@@ -47,6 +47,7 @@ export {
   buildManifest,
   buildRecord,
   formatDocument,
+  newestTrustVersion,
   releaseDir,
   signatureFor,
   signRelease,
@@ -54,6 +55,7 @@ export {
 export type { AddSignatureResult, ReleaseOptions } from "./sign.ts";
 export {
   addKey,
+  describeRotation,
   describeTrust,
   keyNameOf,
   readPublicKey,
@@ -61,7 +63,9 @@ export {
   trustAdd,
   trustInit,
   trustRemove,
+  trustRotate,
   trustShow,
+  trustSign,
   trustThreshold,
 } from "./trust.ts";
-export type { TrustSummary } from "./trust.ts";
+export type { RotationStatus, RotationSummary, TrustRotateOptions, TrustSummary } from "./trust.ts";

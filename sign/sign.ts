@@ -138,6 +138,7 @@ export function buildRecord(
   manifest: { version: string; expires_at: string },
   mirrors: readonly string[],
   providers: readonly string[],
+  trustVersion?: number,
 ): Record<string, JsonValue> {
   return {
     manifest_cid: rawCid(manifestBytes),
@@ -145,7 +146,34 @@ export function buildRecord(
     expires_at: manifest.expires_at,
     mirrors: [...mirrors],
     providers: [...providers],
+    // formats.md §5: optional, so records without it keep their meaning.
+    ...(trustVersion !== undefined ? { trust_version: trustVersion } : {}),
   };
+}
+
+/** Most entries of `<root>/trust/` looked at for the newest trust version. */
+const MAX_TRUST_DIR_ENTRIES = 4096;
+
+/**
+ * The newest trust version a release root serves (`<root>/trust/<v>.json`,
+ * formats.md §1.1), or `undefined` when it serves no chain: what the
+ * release keys sign into the record as `trust_version`.
+ */
+export async function newestTrustVersion(root: string): Promise<number | undefined> {
+  let max: number | undefined;
+  let count = 0;
+  try {
+    for await (const e of Deno.readDir(`${root}/trust`)) {
+      if (++count > MAX_TRUST_DIR_ENTRIES) break;
+      const m = /^([1-9][0-9]{0,8})\.json$/.exec(e.name);
+      if (m && e.isFile && (max === undefined || Number(m[1]) > max)) max = Number(m[1]);
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) {
+      throw err;
+    }
+  }
+  return max;
 }
 
 /** One key or several, each at most once (first wins). */
@@ -181,6 +209,7 @@ export async function signRelease(
     doc as { version: string; expires_at: string },
     opts.mirrors ?? [],
     opts.providers ?? [],
+    await newestTrustVersion(opts.root),
   );
   const signedRecord = { ...record, signatures: signers.map((k) => signatureFor(record, k, true)) };
   try {
@@ -309,6 +338,7 @@ export async function addSignature(
   let mirrors: string[] = [];
   let providers: string[] = [];
   let earlier: string[] = [];
+  let trustVersion: number | undefined;
   const recordPath = `${dir}/record.json`;
   try {
     const old = await readSigned(recordPath, MAX_RECORD_BYTES);
@@ -319,12 +349,14 @@ export async function addSignature(
       providers = old.providers.filter((m): m is string => typeof m === "string");
     }
     if (Array.isArray(old.signatures)) earlier = signerIds(old.signatures);
+    if (typeof old.trust_version === "number") trustVersion = old.trust_version;
   } catch { /* no previous record: start empty */ }
   const record = buildRecord(
     bytes,
     updated as unknown as { version: string; expires_at: string },
     mirrors,
     providers,
+    trustVersion,
   );
   try {
     await writeFileAtomic(path, bytes);

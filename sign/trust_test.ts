@@ -129,9 +129,9 @@ Deno.test("trust: init, add, threshold, remove and show make a k-of-n trust file
     const names = (await Array.fromAsync(Deno.readDir(`${dir}/trust`))).map((e) => e.name);
     assertEquals(names, ["two.json"]);
 
-    const unknown = await task("trust", "rotate", file);
+    const unknown = await task("trust", "rewind", file);
     assertEquals(unknown.code, EXIT_STATUS.E_USAGE);
-    assert(unknown.stderr.includes("commands: show, init, add, remove, threshold"));
+    assert(unknown.stderr.includes("commands: show, init, add, remove, rotate, sign, threshold"));
     const help = await task("trust", "--help");
     assertEquals(help.code, 0);
     assert(help.stdout.includes("examples:\n  deno task trust add"), help.stdout);

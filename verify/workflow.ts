@@ -11,6 +11,7 @@ import { VerifyError } from "./errors.ts";
 import { enforceFloor } from "./floor.ts";
 import { type Manifest, MAX_MANIFEST_BYTES } from "./manifest.ts";
 import { loadTrust } from "./trust.ts";
+import { loadStoredTrust } from "./trust_store.ts";
 import { verifyArtifact, verifyManifest } from "./verify.ts";
 import type { Verified } from "./_verified.ts";
 
@@ -18,7 +19,10 @@ import type { Verified } from "./_verified.ts";
 export interface VerifyFilesOptions {
   /** Path of the manifest (read up to {@link MAX_MANIFEST_BYTES}). */
   readonly manifest: string;
-  /** Path of the trust file (see {@link loadTrust}). */
+  /**
+   * Path of the trust file (see {@link loadTrust}): the pinned one. With
+   * `stateDir`, the newest trust version accepted there applies instead.
+   */
   readonly trust: string;
   /** Expected channel (none: the manifest's own). */
   readonly channel?: string;
@@ -107,12 +111,18 @@ async function readManifest(path: string, set: string | undefined): Promise<Uint
  * ```
  */
 export async function verifyFiles(opts: VerifyFilesOptions): Promise<VerifiedFiles> {
-  const trust = await loadTrust(opts.trust, { permissionSet: opts.permissionSet });
+  const pinned = await loadTrust(opts.trust, { permissionSet: opts.permissionSet });
+  const now = opts.now ?? new Date();
+  // TM-09: with a state directory, the newest trust version this machine
+  // accepted (re-verified from the pinned file) replaces the pinned one.
+  const trust = opts.stateDir !== undefined
+    ? (await loadStoredTrust(opts.stateDir, pinned, now)).trust
+    : pinned;
   const bytes = await readManifest(opts.manifest, opts.permissionSet);
   const verified = verifyManifest(bytes, trust, {
     channel: opts.channel,
     arch: opts.arch,
-    now: opts.now,
+    now,
     minVersion: opts.minVersion,
   });
   let floor: string | undefined;

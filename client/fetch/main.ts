@@ -240,6 +240,9 @@ export async function run(args: string[]): Promise<number> {
     providers: values.provider,
     gateways: values.gateway,
     trust,
+    // TM-09: walk the trust chain from --trust; keep accepted versions
+    // beside the floor, except in private mode (nothing persistent).
+    trustChain: { persist: !values.private },
     cacheDir,
     channel: values.channel,
     arch: values.arch,

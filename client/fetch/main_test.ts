@@ -278,7 +278,11 @@ Deno.test("fetch entrypoint: --candidates - takes discover's JSON on stdin and f
     assertEquals(res.source, genuine.url);
     assertEquals(res.version, "2026.11.20");
     assert(stderr.includes('"event":"candidate_failed"') && stderr.includes("E_SIGNATURE"), stderr);
-    assertEquals(rogue.requests.map((r) => r.path), ["/stable/amd64/manifest.json"]);
+    // Besides the trust-chain probe (formats.md §1.1), only the manifest was asked for.
+    assertEquals(
+      rogue.requests.map((r) => r.path).filter((p) => !p.startsWith("/trust/")),
+      ["/stable/amd64/manifest.json"],
+    );
   } finally {
     await genuine.close();
     await rogue.close();
