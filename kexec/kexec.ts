@@ -264,9 +264,12 @@ export function loadArgv(
   staged: Staged,
   opts: { method: KexecMethod; mode: Mode; kexec: string; dtb?: string },
 ): string[] {
+  // `-s` alone only picks the syscall: kexec-tools' default action is then
+  // load AND shut down (it runs `shutdown`, absent from the seed, and exits
+  // 255 after a good load). `-l` makes it load only, with either syscall.
   const argv = [
     opts.kexec,
-    opts.method === "file" ? "-s" : "-l",
+    ...(opts.method === "file" ? ["-s", "-l"] : ["-l"]),
     staged.kernel,
     `--initrd=${staged.initramfs}`,
     `--command-line=${targetCmdline(staged.manifestCmdline, opts.mode)}`,

@@ -152,6 +152,7 @@ Deno.test("load argv: kexec -s first, then -l; the command line carries phase.mo
     assertEquals(dry.argv, [
       "/sbin/kexec",
       "-s",
+      "-l",
       staged.kernel,
       `--initrd=${staged.initramfs}`,
       "--command-line=console=ttyS0 quiet phase.mode=private",
