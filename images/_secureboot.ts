@@ -258,9 +258,13 @@ export async function verityFormat(squashfs: string, out: string, salt: string):
   return { rootHash: m[1], salt, dataBlocks };
 }
 
-/** The UKI's .osrel (os-release of the seed, not of the build host). */
-export function ukiOsRelease(version: string, mode: string): string {
-  return `ID=phase\nNAME="Phase seed"\nVERSION_ID=${version}\nPRETTY_NAME="Phase seed ${version} (${mode})"\n`;
+/**
+ * The UKI's .osrel (os-release of the seed, not of the build host). No
+ * version: `--version` defaults to the build's minute, which would make two
+ * builds of the same seed differ.
+ */
+export function ukiOsRelease(mode: string): string {
+  return `ID=phase\nNAME="Phase seed"\nPRETTY_NAME="Phase seed (${mode})"\n`;
 }
 
 /** A systemd-boot entry that starts one signed UKI (its command line is inside it). */

@@ -803,7 +803,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
         linux: kernel,
         initrd: seedInitrd,
       };
-      await writeText(parts.osrel, ukiOsRelease(opts.version, m.id));
+      await writeText(parts.osrel, ukiOsRelease(m.id));
       await writeText(parts.cmdline, m.options);
       const raw = `${espDir}/${m.id}.unsigned.efi`;
       await Deno.remove(raw).catch(() => {});
