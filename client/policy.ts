@@ -252,6 +252,18 @@ export function splitCmdline(text: string): string[] {
 }
 
 /**
+ * Command-line words the seed's /init reads, not the policy: the dm-verity
+ * parameters of a Secure Boot seed (images/_secureboot.ts) and the target's
+ * fallback mark. Known, so not reported as ignored.
+ */
+export const SEED_INIT_KEYS: ReadonlySet<string> = new Set([
+  "phase.verity",
+  "phase.verity_salt",
+  "phase.verity_blocks",
+  "phase.boot",
+]);
+
+/**
  * Applies `phase.*` overrides from a kernel command line to a policy.
  * Invalid values of known keys are errors; unknown `phase.*` keys are
  * returned in `ignored` so the caller can log them.
@@ -286,7 +298,7 @@ export function applyCmdline(policy: Policy, cmdline: string): LoadedPolicy {
         p.bootstrap = Object.freeze(checkBootstrap(value === "" ? [] : value.split(","), where));
         break;
       default:
-        ignored.push(word);
+        if (!SEED_INIT_KEYS.has(key)) ignored.push(word);
     }
   }
   if (p.mode === "private") p.cacheEnabled = false;

@@ -11,7 +11,7 @@ export const IMAGES_HELP: HelpSpec = {
     "builds the reproducible seed images (initramfs, squashfs seed, USB .img, QCOW2, Parallels, " +
     "SHA256SUMS) and a signed release of the target into --artifacts.",
   usage:
-    "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release] [--with-tor] [--allow-tor] [--torrc FILE]",
+    "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release] [--with-tor] [--allow-tor] [--torrc FILE] [--secure-boot --db-key KEY --db-cert CERT [--unsafe-test-key]]",
   flags: [
     { flag: "--arch A", text: "amd64 or arm64", default: "amd64" },
     { flag: "--out DIR", text: "where the images go (required), e.g. ./images/out" },
@@ -68,10 +68,24 @@ export const IMAGES_HELP: HelpSpec = {
       text: "a torrc fragment (bridges) for the seed; checked first",
       default: "none",
     },
+    {
+      flag: "--secure-boot",
+      text: "(amd64) signed UKIs and systemd-boot, a dm-verity seed, a db-signed target kernel; " +
+        "no GRUB fallback (docs/secure-boot.md)",
+      default: "off",
+    },
+    { flag: "--db-key KEY", text: "the Secure Boot db key (PEM) that signs", default: "none" },
+    { flag: "--db-cert CERT", text: "its certificate (PEM)", default: "none" },
+    {
+      flag: "--unsafe-test-key",
+      text: "accept OVMF's snakeoil test key (tests only; logged loudly; never ship it)",
+      default: "off",
+    },
   ],
   examples: [
     "deno task images --arch amd64 --out ./images/out",
     "deno task images --arch amd64 --out ./images/out --with-tor --allow-tor --torrc bridges.torrc",
+    "deno task images --arch amd64 --out ./images/out --secure-boot --db-key db.key --db-cert db.crt",
   ],
   codes: ["E_USAGE", "E_IO", "E_TOOL", "E_INPUT", "E_BUILD", "E_KEY", "E_EXISTS"],
 };

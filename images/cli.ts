@@ -26,10 +26,14 @@ export const IMAGES_FLAGS = {
   "with-tor": { type: "boolean" },
   "allow-tor": { type: "boolean" },
   torrc: { type: "string" },
+  "secure-boot": { type: "boolean" },
+  "db-key": { type: "string" },
+  "db-cert": { type: "string" },
+  "unsafe-test-key": { type: "boolean" },
 } as const;
 
 const USAGE =
-  "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release] [--with-tor] [--allow-tor] [--torrc FILE]";
+  "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release] [--with-tor] [--allow-tor] [--torrc FILE] [--secure-boot --db-key KEY --db-cert CERT [--unsafe-test-key]]";
 
 function today(now: Date): string {
   const p = (n: number) => String(n).padStart(2, "0");
@@ -71,6 +75,19 @@ export async function runImages(args: string[]): Promise<number> {
   if (values["allow-tor"] && !values["with-tor"]) {
     log0.warn("--allow-tor without --with-tor: a private boot will warn and fetch WITHOUT Tor");
   }
+  const secureBoot = values["secure-boot"]
+    ? {
+      key: values["db-key"] ?? "",
+      cert: values["db-cert"] ?? "",
+      unsafeTestKey: values["unsafe-test-key"] ?? false,
+    }
+    : undefined;
+  if (secureBoot && (!secureBoot.key || !secureBoot.cert)) {
+    throw new UsageError("--secure-boot needs --db-key KEY.pem and --db-cert CERT.pem", USAGE);
+  }
+  if (!secureBoot && (values["db-key"] || values["db-cert"] || values["unsafe-test-key"])) {
+    throw new UsageError("--db-key, --db-cert and --unsafe-test-key need --secure-boot", USAGE);
+  }
   await Deno.mkdir("/tmp/phase", { recursive: true });
   const work = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "images-" });
   const log = consoleLogger("images");
@@ -98,6 +115,7 @@ export async function runImages(args: string[]): Promise<number> {
       withTor: values["with-tor"] ?? false,
       allowTor: values["allow-tor"] ?? false,
       torrc,
+      secureBoot,
     });
     console.log(
       `phase-images: built ${r.outputs.length} outputs in ${values.out} in ${

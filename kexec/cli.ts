@@ -10,7 +10,7 @@ import { parseFlags, printResult } from "../cli/mod.ts";
 import { parseArtifactArgs, parseUtcTime, verifyFiles } from "../verify/mod.ts";
 import { KexecError } from "./errors.ts";
 import type { KexecLoadResult } from "./result.ts";
-import { setOneShotEntry } from "./efivar.ts";
+import { secureBootEnabled, setOneShotEntry } from "./efivar.ts";
 import { DEFAULT_EFIVARS, DEFAULT_ESP, installChainloadEntry } from "./chainload.ts";
 import {
   DEFAULT_STAGE_PARENT,
@@ -21,6 +21,7 @@ import {
   type KexecMethod,
   loadKernel,
   parseMode,
+  readLockdown,
   runProgram,
   stageArtifacts,
   stageDtb,
@@ -147,7 +148,11 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
   }
   const dryRun = values["dry-run"] ?? false;
   const kexec = dryRun ? "/sbin/kexec" : await findKexec();
-  const result = await loadKernel(staged, { mode, kexec, method, dtb, dryRun });
+  const lockdown = await readLockdown();
+  if (lockdown && lockdown !== "none") {
+    note(`phase-kexec: kernel lockdown: ${lockdown} (only a signed kernel loads, with kexec -s)`);
+  }
+  const result = await loadKernel(staged, { mode, kexec, method, dtb, dryRun, lockdown });
   // The one result line the boot orchestrator decodes (decodeKexecLoadResult), last on stdout.
   const loaded: KexecLoadResult = {
     ok: true,
@@ -202,9 +207,35 @@ async function cmdExec(args: string[], out: (s: string) => void): Promise<number
   return 0;
 }
 
+/**
+ * The chainload fallback is disabled under Secure Boot (TM-14): the
+ * firmware would check the target kernel's signature but not the initramfs
+ * and command line beside it on the ESP, and a db-signed kernel left on the
+ * ESP can be started by anyone with the medium, with an initramfs of their
+ * choosing. Throws {@link KexecError} `E_FALLBACK`.
+ */
+async function refuseUnderSecureBoot(efivars: string): Promise<void> {
+  const lockdown = await readLockdown();
+  if (await secureBootEnabled(efivars) || (lockdown !== undefined && lockdown !== "none")) {
+    throw new KexecError(
+      "E_FALLBACK",
+      `the chainload fallback is disabled under Secure Boot (kernel lockdown: ${
+        lockdown ?? "unknown"
+      }): the firmware would check the target kernel but not the initramfs and command line written beside it on the ESP`,
+      {
+        hint:
+          "sign the release's kernel with the db key so that kexec -s loads it (docs/secure-boot.md: kexec refused under lockdown)",
+      },
+    );
+  }
+}
+
 async function cmdFallback(args: string[], out: (s: string) => void): Promise<number> {
   const { values } = parseFlags(args, FALLBACK_FLAGS, USAGE);
   const entry = values.entry ?? DEFAULT_FALLBACK_ENTRY;
+  const efivars = values.efivars ?? DEFAULT_EFIVARS;
+  // TM-14: disabled under Secure Boot, before anything is written.
+  await refuseUnderSecureBoot(efivars);
   const { staged, mode } = await verifyAndStage(values, out);
   const esp = values.esp ?? DEFAULT_ESP;
   if (values["dry-run"]) {
@@ -215,7 +246,7 @@ async function cmdFallback(args: string[], out: (s: string) => void): Promise<nu
   }
   const conf = await installChainloadEntry(staged, { esp, entry, mode });
   note(`phase-kexec: fallback: target installed on the ESP, entry ${conf}`);
-  const path = await setOneShotEntry(entry, { dir: values.efivars ?? DEFAULT_EFIVARS });
+  const path = await setOneShotEntry(entry, { dir: efivars });
   note(`phase-kexec: fallback: LoaderEntryOneShot=${entry} written to ${path}`);
   await Deno.remove(staged.dir, { recursive: true }).catch(() => {});
   if (values["no-reboot"]) return 0;

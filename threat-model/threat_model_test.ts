@@ -38,19 +38,12 @@ async function testFiles(dir = ROOT): Promise<string[]> {
   return out;
 }
 
-/**
- * Ids another branch is adding (TM-21: Secure Boot, h-sboot): absent here
- * until it is merged. Empty this set once every id is in the document.
- */
-const RESERVED: ReadonlySet<string> = new Set(["TM-21"]);
-
 Deno.test("threat model: THREAT-MODEL.md lists TM-01..TM-24 in order, each with defence and status", () => {
   const ts = threats();
   const ids = ts.map((t) => t.id);
   assertEquals(
     ids,
-    Array.from({ length: 24 }, (_, i) => `TM-${String(i + 1).padStart(2, "0")}`)
-      .filter((id) => ids.includes(id) || !RESERVED.has(id)),
+    Array.from({ length: 24 }, (_, i) => `TM-${String(i + 1).padStart(2, "0")}`),
   );
   for (const t of ts) {
     ok(/^\*\*Defence\.\*\*/m.test(t.body), `${t.id} has a Defence paragraph`);
