@@ -8,7 +8,7 @@ import { PhaseError } from "../core/mod.ts";
 import { configDir, main, parseFlags } from "../cli/mod.ts";
 import { runAudit } from "./audit.ts";
 
-const USAGE = "deno task audit [--dist DIR] [--static-only]";
+const USAGE = "deno task audit [--dist DIR] [--deb-root DIR] [--static-only]";
 
 if (import.meta.main) {
   await main({
@@ -17,6 +17,7 @@ if (import.meta.main) {
     run: async (args) => {
       const { values } = parseFlags(args, {
         dist: { type: "string" },
+        "deb-root": { type: "string" },
         "static-only": { type: "boolean" },
       }, USAGE);
       const repo = configDir();
@@ -24,6 +25,7 @@ if (import.meta.main) {
         repo,
         dist: values.dist ?? `${repo}/dist`,
         dynamic: !values["static-only"],
+        debRoot: values["deb-root"],
         out: (l) => console.log(l),
       });
       if (findings.length > 0) {

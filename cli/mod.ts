@@ -39,4 +39,4 @@ export {
   TRUST_FILE,
   WASM_STATE_DIR,
 } from "./layout.ts";
-export type { Entrypoint } from "./run.ts";
+export type { Entrypoint, FlagHelp, HelpSpec } from "./run.ts";
