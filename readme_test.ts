@@ -38,6 +38,15 @@ Deno.test("README: every command block runs as written, in order, on a fresh cop
         continue;
       }
       if (c.kind === "qemu") continue; // images/vm_readme_test.ts runs it in test:vm
+      if (c.kind === "system") {
+        const task = /run by CI: ([\w:-]+)/.exec(c.comment)?.[1];
+        assert(task, `${label}: a 'needs root and systemd' line names the task that covers it`);
+        assert(
+          ci.includes(`deno task ${task}`),
+          `${label}: .ci/run does not run deno task ${task}`,
+        );
+        continue;
+      }
       if (c.kind === "background") {
         // The README stops the earlier provider before it starts the next one.
         for (const b of running.splice(0)) await b.stop();

@@ -48,6 +48,7 @@ export const DEV_TASK_SETS: ReadonlySet<string> = new Set([
   "audit",
   "build",
   "images",
+  "deb",
   "wasm-build",
   "docs",
 ]);

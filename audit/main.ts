@@ -12,11 +12,12 @@ import { AUDIT_HELP } from "./_help.ts";
 /** The flags of `deno task audit` (its `--help` lists each one; testing/help_test.ts checks). */
 export const AUDIT_FLAGS = {
   dist: { type: "string" },
+  "deb-root": { type: "string" },
   "static-only": { type: "boolean" },
   json: { type: "boolean" },
 } as const;
 
-const USAGE = "deno task audit [--dist DIR] [--static-only]";
+const USAGE = "deno task audit [--dist DIR] [--deb-root DIR] [--static-only] [--json]";
 
 if (import.meta.main) {
   await main({
@@ -33,6 +34,7 @@ if (import.meta.main) {
         repo,
         dist: values.dist ?? `${repo}/dist`,
         dynamic: !values["static-only"],
+        debRoot: values["deb-root"],
         out: json ? (l) => console.error(l) : (l) => console.log(l),
       });
       if (json) console.log(JSON.stringify({ ok: findings.length === 0, findings }));

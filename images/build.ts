@@ -1007,7 +1007,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
 }
 
 /** `deno bundle` of one module, with the user's Deno cache (esbuild lives there). */
-async function denoBundle(repo: string, entry: string, out: string): Promise<void> {
+export async function denoBundle(repo: string, entry: string, out: string): Promise<void> {
   await runTool("deno", ["bundle", "-q", "--no-remote", "--platform", "deno", "-o", out, entry], {
     cwd: repo,
     env: {

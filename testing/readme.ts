@@ -8,7 +8,10 @@
  *   group) before the next background command starts and at the end;
  * - `run by CI`: not run here (it is the test suite itself, or QEMU);
  *   the test checks that `.ci/run` runs it, directly or through a task;
- * - `needs QEMU`: run by `deno task test:vm` (images/vm_readme_test.ts).
+ * - `needs QEMU`: run by `deno task test:vm` (images/vm_readme_test.ts);
+ * - `needs root and systemd (run by CI: TASK)`: not run here (it installs
+ *   into the machine); the test checks that `.ci/run` runs TASK, which
+ *   does the same in a container.
  *
  * Every other command must exit 0 and print no `error:` line.
  *
@@ -24,7 +27,7 @@ export interface ReadmeCommand {
   /** Index of its `sh` block, counting from 0. */
   readonly block: number;
   /** How it runs. */
-  readonly kind: "run" | "background" | "ci" | "qemu";
+  readonly kind: "run" | "background" | "ci" | "qemu" | "system";
 }
 
 /** Longest wait for a background provider's `/health` 200, in milliseconds. */
@@ -63,6 +66,8 @@ export function readmeCommands(markdown: string): ReadmeCommand[] {
       if (line === "") continue;
       const kind = /keeps running/.test(comment)
         ? "background"
+        : /needs root and systemd/.test(comment)
+        ? "system"
         : /run by CI/.test(comment)
         ? "ci"
         : /needs QEMU/.test(comment)
