@@ -138,6 +138,14 @@ Deno.test("errors: a bad command line for every entrypoint prints 'error:', a hi
         hint: /--yes-reset-rollback-floor/,
       },
       {
+        argv: ["node", "--listne", "/ip4/127.0.0.1/tcp/0"],
+        name: "node",
+        code: "E_USAGE",
+        hint: /--listen/,
+      },
+      { argv: ["job", "submit"], name: "job", code: "E_USAGE" },
+      { argv: ["deb", "--arch", "sparc", "--out", `${dir}/deb`], name: "deb", code: "E_USAGE" },
+      {
         argv: ["provider", "status", `127.0.0.1:${port}`],
         name: "provider",
         code: "E_USAGE",

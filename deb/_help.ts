@@ -23,7 +23,7 @@ export const DEB_HELP: HelpSpec = {
     },
   ],
   examples: [
-    "sh deb/fetch_runtime.sh && deno task deb --arch amd64 --out ./dist/deb",
+    "deno task deb --arch amd64 --out ./dist/deb   # after sh deb/fetch_runtime.sh",
     "SOURCE_DATE_EPOCH=1767225600 deno task deb --arch arm64 --out ./dist/deb",
     "lintian ./dist/deb/phase_0.1.0_amd64.deb",
   ],

@@ -10,12 +10,15 @@ import { DEFAULT_SOURCE_DATE_EPOCH } from "../images/mod.ts";
 import { buildDeb } from "./build.ts";
 import { DEB_HELP, DEB_USAGE } from "./_help.ts";
 
+/** The flags of `deno task deb` (its `--help` lists each one; testing/help_test.ts checks). */
+export const DEB_FLAGS = {
+  arch: { type: "string" },
+  out: { type: "string" },
+} as const;
+
 /** Runs phase-deb; returns the exit status. */
 export async function runDeb(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, {
-    arch: { type: "string" },
-    out: { type: "string" },
-  }, DEB_USAGE);
+  const { values } = parseFlags(args, DEB_FLAGS, DEB_USAGE);
   const arch = values.arch ?? "amd64";
   if (arch !== "amd64" && arch !== "arm64") {
     throw new UsageError(`--arch must be amd64 or arm64, got '${arch}'`, DEB_USAGE);

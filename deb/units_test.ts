@@ -51,11 +51,15 @@ Deno.test("unit: phase-provider.service's writable directories agree with the 's
 });
 
 Deno.test("unit: a directory the set cannot write, or a set path left read-only, is a finding", () => {
-  const cache = auditUnit(
+  // A directory the set does not write, made writable by the unit.
+  const logs = auditUnit(
     PROVIDER_UNIT,
-    unitText().replace("[Service]", "[Service]\nCacheDirectory=phase"),
+    unitText().replace("[Service]", "[Service]\nLogsDirectory=phase"),
   );
-  assert(cache.some((f) => f.detail.includes("/var/cache/phase")), JSON.stringify(cache));
+  assert(logs.some((f) => f.detail.includes("/var/log/phase")), JSON.stringify(logs));
+  // A path the set writes (serve --mirror's cache), left read-only by the unit.
+  const noCache = auditUnit(PROVIDER_UNIT, unitText().replace(/^CacheDirectory=.*$/m, ""));
+  assert(noCache.some((f) => f.detail.includes("/var/cache/phase")), JSON.stringify(noCache));
   const noState = auditUnit(PROVIDER_UNIT, unitText().replace(/^StateDirectory=.*$/m, ""));
   assert(noState.some((f) => f.detail.includes("/var/lib/phase")), JSON.stringify(noState));
   const noTmp = auditUnit(PROVIDER_UNIT, unitText().replace(/^PrivateTmp=.*$/m, ""));

@@ -45,7 +45,8 @@ function int(v: string | undefined, flag: string, usage: string): number | undef
   return Number(v);
 }
 
-const NODE_FLAGS = {
+/** The flags of `deno task node` (its `--help` lists each one; testing/help_test.ts checks). */
+export const NODE_FLAGS = {
   state: { type: "string" },
   listen: { type: "string", multiple: true },
   bootstrap: { type: "string", multiple: true },
@@ -182,7 +183,8 @@ async function status(state: string, json: boolean, io: NodeIo): Promise<number>
   return 0;
 }
 
-const JOB_FLAGS = {
+/** The flags of `deno task job` (its `--help` lists each one; testing/help_test.ts checks). */
+export const JOB_FLAGS = {
   peer: { type: "string" },
   input: { type: "string" },
   "timeout-ms": { type: "string" },

@@ -26,6 +26,8 @@ import { DOCS_FLAGS } from "../threat-model/gen_permissions.ts";
 import { PROVIDER_FLAGS, SERVE_FLAGS } from "../provider/cli.ts";
 import { FLOOR_RESET_FLAGS, FLOOR_SHOW_FLAGS } from "../verify/floor_cli.ts";
 import { TRUST_FLAGS } from "../sign/trust_cli.ts";
+import { JOB_FLAGS, NODE_FLAGS } from "../node/cli.ts";
+import { DEB_FLAGS } from "../deb/main.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
 
@@ -60,6 +62,9 @@ const CASES: Readonly<Record<string, Case>> = {
   provider: { name: "provider", specs: [omit(PROVIDER_FLAGS, "help")] },
   trust: { name: "trust", specs: [TRUST_FLAGS] },
   floor: { name: "floor", specs: [FLOOR_SHOW_FLAGS, FLOOR_RESET_FLAGS] },
+  node: { name: "node", specs: [NODE_FLAGS] },
+  job: { name: "job", specs: [JOB_FLAGS] },
+  deb: { name: "deb", specs: [DEB_FLAGS] },
 };
 
 /** Subcommands with their own help: `deno task <task> <sub> --help`. */
