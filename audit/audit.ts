@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readFileCapped } from "../core/mod.ts";
 import {
   type Grant,
   PERMISSION_KINDS,
@@ -14,6 +15,7 @@ import {
 import { compareEmbedded, MAX_BINARY_BYTES, readEmbeddedPermissions } from "./compiled.ts";
 import { auditDynamic, dynamicFindings } from "./dynamic.ts";
 import { binaries, entrypointTasks } from "./entrypoints.ts";
+import { auditLaunchers, auditUnit, MAX_UNIT_BYTES } from "./launchers.ts";
 import { auditDenoSpawns, auditImports, sourceFiles } from "./source.ts";
 import { auditBaseline, auditTable, auditTasks, type Finding, readBaseline } from "./static.ts";
 
@@ -23,7 +25,12 @@ export interface AuditOptions {
   readonly dist: string;
   readonly dynamic: boolean;
   readonly out: (line: string) => void;
+  /** An unpacked Debian package (`dpkg-deb -x phase_*.deb DIR`): its launchers are checked. */
+  readonly debRoot?: string;
 }
+
+/** The package's systemd units, relative to the repository (deb/). */
+export const UNITS_DIR = "deb/units";
 
 function cell(g: Grant): string {
   if (g === false) return "-";
@@ -112,6 +119,27 @@ export async function runAudit(opts: AuditOptions): Promise<Finding[]> {
     findings.push(...fs);
   }
   if (!any) out(`  no binaries in ${opts.dist} (run 'deno task build' to compile them)`);
+  out("\n== systemd units (deb/units) ==");
+  const units: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${opts.repo}/${UNITS_DIR}`)) {
+      if (e.isFile && e.name.endsWith(".service")) units.push(e.name);
+    }
+  } catch { /* no units */ }
+  for (const u of units.sort()) {
+    const text = new TextDecoder().decode(
+      await readFileCapped(`${opts.repo}/${UNITS_DIR}/${u}`, MAX_UNIT_BYTES),
+    );
+    const fs = auditUnit(u, text, table);
+    out(`  ${u.padEnd(26)} ${fs.length ? "DISAGREES with its set" : "agrees with its set"}`);
+    findings.push(...fs);
+  }
+  if (opts.debRoot) {
+    out(`\n== installed launchers (${opts.debRoot}) ==`);
+    const fs = await auditLaunchers(opts.debRoot, table);
+    out(`  ${fs.length ? `${fs.length} mismatch(es)` : "every launcher matches the table"}`);
+    findings.push(...fs);
+  }
   out(`\n== findings: ${findings.length} ==`);
   for (const f of findings) out(`  [${f.rule}] ${f.where}: ${f.detail}`);
   return findings;

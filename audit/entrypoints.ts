@@ -50,6 +50,7 @@ export const DEV_TASK_SETS: ReadonlySet<string> = new Set([
   "audit",
   "build",
   "images",
+  "deb",
   "wasm-build",
   "docs",
 ]);

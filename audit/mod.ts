@@ -5,7 +5,15 @@
  *
  * @module
  */
-export { permissionMarkdown, runAudit } from "./audit.ts";
+export { permissionMarkdown, runAudit, UNITS_DIR } from "./audit.ts";
+export {
+  auditLaunchers,
+  auditUnit,
+  INSTALLED_ROOT,
+  readLauncher,
+  shellWords,
+  unitSettings,
+} from "./launchers.ts";
 export type { AuditOptions } from "./audit.ts";
 export { compareEmbedded, readEmbeddedPermissions } from "./compiled.ts";
 export type { EmbeddedPermissions } from "./compiled.ts";

@@ -46,6 +46,14 @@ export const UNSCOPED_GRANTS: Readonly<Record<string, Readonly<Record<string, st
     env: "libp2p's logger enumerates the whole environment (deno-facts.md)",
   },
   fetch: { net: "providers and mirrors are discovered at run time" },
+  node: {
+    net: "listens on a configurable multiaddr, dials bootstrap and DHT peers",
+    env: "libp2p's logger enumerates the whole environment (deno-facts.md)",
+  },
+  job: {
+    net: "dials the node given by --peer and the DHT peers it learns",
+    env: "libp2p's logger enumerates the whole environment (deno-facts.md)",
+  },
   "fetch-private": { net: "providers and mirrors are discovered at run time" },
 };
 

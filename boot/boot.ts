@@ -14,6 +14,7 @@ import type { Logger } from "../core/mod.ts";
 import { EXIT_STATUS, PhaseError, readFileCapped } from "../core/mod.ts";
 import {
   compareVersions,
+  loadStoredTrust,
   loadTrust,
   MAX_MANIFEST_BYTES,
   readFloor,
@@ -504,7 +505,12 @@ async function discoverAndFetch(
   timings.discover = clock() - t;
   sayRejected(d, found);
   const candidates = found.candidates;
-  if (candidates.length === 0) throw new BootError("E_NO_RELEASE", "discovery found no provider");
+  if (candidates.length === 0) {
+    throw new BootError("E_NO_RELEASE", "discovery found no provider", {
+      hint:
+        "start a provider on this network ('deno task serve --host 0.0.0.0'), or set phase.provider=URL on the kernel command line",
+    });
+  }
   const first = candidates[0];
   const url = first.manifestUrl;
   d.say(
@@ -551,7 +557,12 @@ async function fromCache(d: BootDeps, cause: unknown) {
     error: (e, f) => d.log.error(e, f),
   };
   const cached = await cachedRelease(d.paths.cache, {
-    trust: await loadTrust(d.paths.trust, { permissionSet: "boot" }),
+    // TM-09: the newest trust version the fetcher accepted, re-verified from the pinned file.
+    trust: (await loadStoredTrust(
+      `${d.paths.cache}/state`,
+      await loadTrust(d.paths.trust, { permissionSet: "boot" }),
+      d.now ? new Date(d.now()) : undefined,
+    )).trust,
     channel: p.channel,
     arch: d.arch,
     minVersion: p.minVersion,

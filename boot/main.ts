@@ -8,24 +8,28 @@
 import { consoleLogger } from "../core/mod.ts";
 import { main, parseFlags } from "../cli/mod.ts";
 import { loadPolicy } from "../client/mod.ts";
+import { BOOT_HELP } from "./_help.ts";
 import { type BootPaths, runChain, SEED_PATHS, spawnStep } from "./boot.ts";
 
 const USAGE =
   "phase-boot [--bin DIR] [--trust FILE] [--policy FILE] [--cmdline FILE] [--cache DIR] [--private-root DIR] " +
   "[--run DIR] [--dry-run]";
 
+/** The flags of `phase-boot` (its `--help` lists each one; testing/help_test.ts checks). */
+export const BOOT_FLAGS = {
+  bin: { type: "string" },
+  trust: { type: "string" },
+  policy: { type: "string" },
+  cmdline: { type: "string" },
+  cache: { type: "string" },
+  "private-root": { type: "string" },
+  run: { type: "string" },
+  "dry-run": { type: "boolean" },
+} as const;
+
 /** Runs phase-boot; returns the exit status. */
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, {
-    bin: { type: "string" },
-    trust: { type: "string" },
-    policy: { type: "string" },
-    cmdline: { type: "string" },
-    cache: { type: "string" },
-    "private-root": { type: "string" },
-    run: { type: "string" },
-    "dry-run": { type: "boolean" },
-  }, USAGE);
+  const { values } = parseFlags(args, BOOT_FLAGS, USAGE);
   const paths: BootPaths = {
     ...SEED_PATHS,
     ...(values.bin ? { bin: values.bin } : {}),
@@ -69,6 +73,7 @@ if (import.meta.main) {
   await main({
     name: "boot",
     permissionSet: "boot",
+    help: BOOT_HELP,
     run,
   });
 }

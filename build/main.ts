@@ -7,6 +7,13 @@
 import { UsageError } from "../core/mod.ts";
 import { configDir, main, parseFlags } from "../cli/mod.ts";
 import { build } from "./build.ts";
+import { BUILD_HELP } from "./_help.ts";
+
+/** The flags of `deno task build` (its `--help` lists each one; testing/help_test.ts checks). */
+export const BUILD_FLAGS = {
+  out: { type: "string" },
+  only: { type: "string", multiple: true },
+} as const;
 
 const USAGE = "deno task build [--out DIR] [--only phase-NAME]...";
 
@@ -14,11 +21,9 @@ if (import.meta.main) {
   await main({
     name: "build",
     permissionSet: "build",
+    help: BUILD_HELP,
     run: async (args) => {
-      const { values } = parseFlags(args, {
-        out: { type: "string" },
-        only: { type: "string", multiple: true },
-      }, USAGE);
+      const { values } = parseFlags(args, BUILD_FLAGS, USAGE);
       const repo = configDir();
       const dist = values.out ?? `${repo}/dist`;
       if (!dist.startsWith("/")) throw new UsageError("--out must be an absolute path", USAGE);

@@ -45,7 +45,11 @@ export const DEFAULT_PATHS: Readonly<
   Record<string, { readonly read: readonly string[]; readonly write: readonly string[] }>
 > = {
   sign: { read: [KEYS_DIR, TRUST_DIR], write: [KEYS_DIR, TRUST_FILE] },
-  serve: { read: ["./artifacts", PROVIDER_STATE_DIR, TRUST_FILE], write: [PROVIDER_STATE_DIR] },
+  // ./.cache: `serve --mirror` fills it (and `--from-cache` reads it) by default.
+  serve: {
+    read: ["./artifacts", PROVIDER_STATE_DIR, TRUST_FILE, "./.cache"],
+    write: [PROVIDER_STATE_DIR, "./.cache"],
+  },
   discover: {
     read: [SYSTEM_TRUST_FILE, "/etc/phase/policy.toml", "/run/phase/cmdline", TRUST_FILE],
     write: [],
@@ -53,6 +57,10 @@ export const DEFAULT_PATHS: Readonly<
   fetch: { read: [TRUST_FILE, SYSTEM_TRUST_FILE, "./.cache"], write: ["./.cache"] },
   verify: { read: [TRUST_FILE, SYSTEM_TRUST_FILE, "./artifacts"], write: [] },
   kexec: { read: [TRUST_FILE, SYSTEM_TRUST_FILE, "./.cache"], write: ["/run/phase"] },
+  floor: {
+    read: ["./.cache/state", "/var/cache/phase/state"],
+    write: ["./.cache/state", "/var/cache/phase/state"],
+  },
   wasm: { read: [WASM_STATE_DIR, "./wasm/examples"], write: [WASM_STATE_DIR] },
   receipt: { read: [WASM_STATE_DIR, TRUST_FILE], write: [] },
 };

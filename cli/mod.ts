@@ -14,6 +14,7 @@ export {
   configDir,
   DEFAULT_IMPORT_HOSTS,
   excessPermissions,
+  fsScopes,
   guardProbes,
   normaliseSet,
   PERMISSION_KINDS,
@@ -27,7 +28,9 @@ export {
   unstableFeatures,
 } from "./permissions.ts";
 export type { Grant, PermissionKind, PermissionSet } from "./permissions.ts";
-export { formatError, main, wantsHelp } from "./run.ts";
+export { formatError, main, namedPaths, renderHelp, wantsHelp, wantsVersion } from "./run.ts";
+export { printResult, wantsJson } from "./output.ts";
+export type { OutputOptions } from "./output.ts";
 export {
   DEFAULT_PATHS,
   KEY_DIRS,
@@ -39,4 +42,4 @@ export {
   TRUST_FILE,
   WASM_STATE_DIR,
 } from "./layout.ts";
-export type { Entrypoint } from "./run.ts";
+export type { Entrypoint, FlagHelp, HelpSpec } from "./run.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import config from "../deno.json" with { type: "json" };
-import { PermissionSetError } from "../core/mod.ts";
+import { type FsScopes, PermissionSetError } from "../core/mod.ts";
 
 /** The permission kinds Deno knows. */
 export const PERMISSION_KINDS = [
@@ -91,6 +91,15 @@ export function permissionSet(name: string): PermissionSet {
   const set = permissionTable().get(name);
   if (!set) throw new Error(`no permission set '${name}' in deno.json`);
   return set;
+}
+
+/**
+ * The directories set `name` may read and write, as deno.json writes them:
+ * what a refusal's hint lists (core's `explainRefusal` takes them).
+ */
+export function fsScopes(name: string): FsScopes {
+  const set = permissionSet(name);
+  return { set: name, read: set.read, write: set.write };
 }
 
 /**

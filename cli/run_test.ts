@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
 import { EXIT_STATUS, exitStatusOf, PhaseError, UsageError } from "../core/mod.ts";
-import { formatError, renderHelp, wantsHelp, wantsVersion } from "./run.ts";
+import { formatError, namedPaths, renderHelp, wantsHelp, wantsVersion } from "./run.ts";
 import { nearestFlag, parseFlags } from "./flags.ts";
 
 Deno.test("cli: errors print 'phase-<name>: error:' and a hint; codes map to distinct statuses", () => {
@@ -28,7 +28,12 @@ Deno.test("cli: --help prints the usage and exits 0 for every entrypoint", async
       stderr: "piped",
     }).output();
     assertEquals(out.code, 0, task);
-    assertMatch(new TextDecoder().decode(out.stdout), /^usage: (deno task|phase-)/, task);
+    // A HelpSpec prints "phase-<name> <version>: <summary>" first, then the usage.
+    assertMatch(
+      new TextDecoder().decode(out.stdout),
+      /^(phase-[a-z-]+ \S+: .*\n\n)?usage: (deno task|phase-)/,
+      task,
+    );
   }
 });
 
@@ -103,11 +108,45 @@ Deno.test("cli: --help lists what the command does, each flag's default, example
   assertMatch(text, /--channel NAME\s+expected channel \(default: the manifest's\)/);
   assertMatch(
     text,
-    /examples:\n  deno task verify --manifest a\n  deno task verify --manifest b --json/,
+    /examples:\n {2}deno task verify --manifest a\n {2}deno task verify --manifest b --json/,
   );
   for (const code of ["E_USAGE", "E_PERMISSIONS", "E_SCHEMA", "E_DIGEST", "E_INTERNAL"] as const) {
     assertMatch(text, new RegExp(`\\n  ${EXIT_STATUS[code]}\\s+${code}\\n`));
   }
   assertEquals(wantsVersion(["--version"]), true);
   assertEquals(wantsVersion(["run", "--", "--version"]), false);
+  // A command's own --version V (sign's release version) is not a version request.
+  assertEquals(
+    wantsVersion(["sign", "--root", "r", "--version", "2026.11.20", "--key", "k"]),
+    false,
+  );
+  assertEquals(wantsVersion(["sign", "--version", "--json"]), true);
+});
+
+Deno.test("cli: --version asks for the version only without a value; namedPaths finds every path a user typed", () => {
+  assertEquals(wantsVersion(["--version"]), true);
+  assertEquals(wantsVersion(["--json", "--version", "--x"]), true);
+  // sign's --version V is the release's version, not a request for Phase's.
+  assertEquals(wantsVersion(["--root", "./a", "--version", "2026.11.20"]), false);
+  assertEquals(wantsVersion(["--", "--version"]), false);
+  assertEquals(
+    namedPaths([
+      "run",
+      "x.wasm",
+      "--cache",
+      "./c",
+      "--state=/s",
+      "--artifact",
+      "kernel=/k",
+      "--json",
+    ]),
+    [
+      { flag: "argument", path: "run" },
+      { flag: "argument", path: "x.wasm" },
+      { flag: "--cache", path: "./c" },
+      { flag: "--state", path: "/s" },
+      { flag: "--artifact", path: "kernel=/k" },
+      { flag: "--artifact", path: "/k" },
+    ],
+  );
 });

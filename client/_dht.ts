@@ -8,7 +8,12 @@
  * @module
  */
 import type { Logger } from "../core/mod.ts";
-import { createPhaseNode, lookupRecords } from "../p2p/mod.ts";
+import {
+  createPhaseNode,
+  findManifestProviders,
+  lookupRecords,
+  type PhaseNode,
+} from "../p2p/mod.ts";
 
 /** Longest wait for the routing table to learn a peer after bootstrap, in milliseconds. */
 export const DHT_SETTLE_MS = 1_500;
@@ -41,4 +46,43 @@ export function dhtLookup(
         .catch(() => {});
     }
   };
+}
+
+/** Starts a client-mode node, waits (bounded) for its routing table, runs `fn`, stops it. */
+async function withNode<T>(
+  bootstrap: readonly string[],
+  timeoutMs: number,
+  logger: Logger | undefined,
+  fn: (node: PhaseNode) => Promise<T>,
+): Promise<T> {
+  const node = await createPhaseNode({ listen: [], clientMode: true, bootstrap, logger });
+  try {
+    const table = (node.services.dht as unknown as { routingTable?: { size: number } })
+      .routingTable;
+    const until = performance.now() + Math.min(DHT_SETTLE_MS, timeoutMs / 2);
+    while ((table?.size ?? 1) === 0 && performance.now() < until) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return await fn(node);
+  } finally {
+    await Promise.race([node.stop(), new Promise((r) => setTimeout(r, NODE_STOP_TIMEOUT_MS))])
+      .catch(() => {});
+  }
+}
+
+/**
+ * A provider lookup for discover(): HTTP base URLs of the peers that
+ * announced themselves as providers of a manifest CID (re-serving nodes).
+ * Hints only (TM-07, TM-08).
+ */
+export function dhtProviderLookup(
+  bootstrap: readonly string[],
+  logger?: Logger,
+): (manifestCid: string, timeoutMs: number) => Promise<string[]> {
+  return (manifestCid, timeoutMs) =>
+    withNode(bootstrap, timeoutMs, logger, async (node) => {
+      const found = await findManifestProviders(node, manifestCid, { timeoutMs });
+      logger?.info("dht_http_providers", { manifest_cid: manifestCid, found: found.length });
+      return found.map((f) => f.url);
+    });
 }

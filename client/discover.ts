@@ -100,6 +100,12 @@ export interface DiscoverOptions {
   readonly mdns?: (timeoutMs: number) => Promise<readonly MdnsAnswer[]>;
   /** WAN step: returns raw DHT values for `key` from several peers within `timeoutMs`. */
   readonly dht?: (key: string, timeoutMs: number) => Promise<readonly Uint8Array[]>;
+  /**
+   * WAN step: HTTP base URLs of the peers that announced themselves in the
+   * DHT as providers of a manifest CID (re-serving nodes, issue 12 §2).
+   * Hints (TM-07, TM-08): added to the candidate's `providers`.
+   */
+  readonly dhtProviders?: (manifestCid: string, timeoutMs: number) => Promise<readonly string[]>;
   /** Step order (default: lan, wan, manual; a command-line URL goes first). */
   readonly order?: readonly Step[];
   /** How long the LAN step listens, in milliseconds (default 1 500). */
@@ -356,7 +362,11 @@ export function stepOrder(policy: Policy, order?: readonly Step[]): Step[] {
 /** Runs discovery. Never throws for a failed step: it is reported in `steps`. */
 export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
   const arch = canonicalArch(o.arch);
-  if (!arch) throw new ClientError("E_POLICY", `unknown arch '${o.arch}'`);
+  if (!arch) {
+    throw new ClientError("E_POLICY", `unknown arch '${o.arch}'`, {
+      hint: "give --arch amd64 or arm64 (x86_64 and aarch64 are accepted too)",
+    });
+  }
   const channel = o.policy.channel;
   const now = o.now?.() ?? new Date();
   const steps: DiscoverStep[] = [];
@@ -367,12 +377,20 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
     let error: string | undefined;
     try {
       if (step === "lan") {
-        if (!o.mdns) throw new ClientError("E_NO_CANDIDATE", "no mDNS querier available");
+        if (!o.mdns) {
+          throw new ClientError("E_NO_CANDIDATE", "no mDNS querier available", {
+            hint:
+              "this machine has no non-loopback IPv4 address: give --interface IPv4, or --order manual",
+          });
+        }
         const ms = o.mdnsTimeoutMs ?? MDNS_STEP_TIMEOUT_MS;
         got = mdnsCandidates(await bounded(o.mdns(ms), ms + 1_000, "mDNS step"), channel, arch);
       } else if (step === "wan") {
         if (!o.dht) {
-          throw new ClientError("E_NO_CANDIDATE", "no DHT lookup available (no bootstrap peers?)");
+          throw new ClientError("E_NO_CANDIDATE", "no DHT lookup available (no bootstrap peers?)", {
+            hint:
+              "give --bootstrap MULTIADDR or bootstrap = [...] in policy.toml, or leave 'wan' out of --order",
+          });
         }
         const ms = o.dhtTimeoutMs ?? DHT_STEP_TIMEOUT_MS;
         const key = dhtRecordKey(channel, arch);
@@ -383,6 +401,22 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
           key,
           o.logger,
         );
+        if (o.dhtProviders && got[0]?.manifestCid) {
+          // Re-serving peers of the best trusted release (one bounded lookup).
+          const cid = got[0].manifestCid;
+          const urls = await bounded(o.dhtProviders(cid, ms), ms + 1_000, "DHT provider lookup")
+            .catch((err) => {
+              o.logger?.warn("dht_providers_failed", { error: (err as Error).message });
+              return [] as readonly string[];
+            });
+          const peers = urls.map(httpUrl).filter((u): u is string => !!u);
+          o.logger?.info("dht_providers", { manifest_cid: cid, found: peers.length });
+          got = got.map((c) =>
+            c.manifestCid === cid
+              ? { ...c, providers: [...new Set([...c.providers, ...peers])] }
+              : c
+          );
+        }
       } else if (o.policy.provider) {
         got = [{
           manifestUrl: o.policy.provider,
@@ -443,5 +477,35 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
       o.logger?.warn("captive_portal", { url: c.manifestUrl, reason: h.reason, threat: "TM-15" });
     }
   }
-  return { candidates, rejected, steps };
+  return { candidates: spread(candidates), rejected, steps };
+}
+
+/**
+ * Candidates that claim the same manifest (by CID) are the same release
+ * from several peers: each gets the others' manifest URLs as mirrors and
+ * their providers, so `fetch` spreads ranged requests over all of them.
+ * The claim is a hint: a peer that lies is caught by the digest and dropped.
+ */
+export function spread(candidates: readonly Candidate[]): Candidate[] {
+  const byCid = new Map<string, Candidate[]>();
+  for (const c of candidates) {
+    if (!c.manifestCid) continue;
+    const list = byCid.get(c.manifestCid) ?? [];
+    list.push(c);
+    byCid.set(c.manifestCid, list);
+  }
+  return candidates.map((c) => {
+    const group = c.manifestCid ? byCid.get(c.manifestCid)! : [c];
+    if (group.length < 2) return c;
+    const mirrors = [...c.mirrors];
+    const providers = [...c.providers];
+    for (const o of group) {
+      if (o === c) continue;
+      for (const u of [o.manifestUrl, ...o.mirrors]) {
+        if (u !== c.manifestUrl && !mirrors.includes(u)) mirrors.push(u);
+      }
+      for (const p of o.providers) if (!providers.includes(p)) providers.push(p);
+    }
+    return { ...c, mirrors, providers };
+  });
 }

@@ -8,6 +8,7 @@ import {
   type MdnsAnswer,
   mdnsCandidates,
   probeHealth,
+  spread,
   stepOrder,
 } from "./discover.ts";
 import { fetchFromCandidates } from "./fetch.ts";
@@ -301,4 +302,32 @@ Deno.test("TM-07 mDNS poisoning (client side): answers are hints; a rogue answer
     await Deno.remove(rel.dir, { recursive: true });
     await Deno.remove(rogueRel.dir, { recursive: true });
   }
+});
+
+Deno.test("TM-07 mDNS poisoning: re-serving peers that claim one manifest CID are spread as mirrors of each other (hints only)", () => {
+  const answer = (host: string) => ({
+    instance: `n-${host}`,
+    host: `${host}.local`,
+    port: 8080,
+    addresses: [host],
+    txt: {
+      channel: "stable",
+      arch: "amd64",
+      version: "2026.11.20",
+      manifest_cid: "bafkreiexample",
+      mirror: `http://${host}:8080/stable/amd64/manifest.json`,
+    },
+    from: host,
+  });
+  const c = spread(mdnsCandidates([answer("10.0.0.2"), answer("10.0.0.3")], "stable", "amd64"));
+  assertEquals(c.length, 2);
+  assertEquals(c[0].mirrors, [c[1].manifestUrl]);
+  assertEquals(c[1].mirrors, [c[0].manifestUrl]);
+  // Another CID is another release: not merged.
+  const other = {
+    ...answer("10.0.0.4"),
+    txt: { ...answer("10.0.0.4").txt, manifest_cid: "bafkreiother" },
+  };
+  const d = spread(mdnsCandidates([answer("10.0.0.2"), other], "stable", "amd64"));
+  assertEquals(d.map((x) => x.mirrors.length), [0, 0]);
 });

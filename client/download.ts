@@ -71,12 +71,25 @@ export interface DownloadOptions {
   readonly logger?: Logger;
   /** Called with the bytes written and hashed so far. */
   readonly onProgress?: (done: number) => void;
+  /**
+   * Called with the bytes already on disk before this run transferred any:
+   * a resumed prefix, or the whole artifact on a cache hit (so progress
+   * counts them as done, not as transferred).
+   */
+  readonly onPresent?: (bytes: number) => void;
   /** Use several providers at once when more than one is known (default true). */
   readonly parallel?: boolean;
   /** Size of one ranged segment of a parallel download, in bytes (default 4 MiB). */
   readonly segmentBytes?: number;
   /** Smallest remainder worth splitting across providers, in bytes (default 16 MiB). */
   readonly parallelMinBytes?: number;
+  /**
+   * Source ids dropped for the rest of the run (shared by every artifact of
+   * one fetch): a source that alone sent bytes that did not hash to the
+   * digest is added here and never asked again (TM-01, TM-07). Default: a
+   * set private to this artifact.
+   */
+  readonly dropped?: Set<string>;
 }
 
 /** The result of one artifact. */
@@ -647,6 +660,7 @@ async function fetchParallel(
 export async function downloadArtifact(o: DownloadOptions): Promise<DownloadResult> {
   const hit = await cachedPath(o.layout, o.hex, o.size);
   if (hit) {
+    o.onPresent?.(o.size);
     o.onProgress?.(o.size);
     return { path: hit, cached: true, sources: [] };
   }
@@ -662,6 +676,7 @@ export async function downloadArtifact(o: DownloadOptions): Promise<DownloadResu
     await lock.lock(true);
     const now = await cachedPath(o.layout, o.hex, o.size);
     if (now) {
+      o.onPresent?.(o.size);
       o.onProgress?.(o.size);
       return { path: now, cached: true, sources: [] };
     }
@@ -671,12 +686,20 @@ export async function downloadArtifact(o: DownloadOptions): Promise<DownloadResu
   }
 }
 
+/** A source id and the id of the same host's other route (`<origin>` and `ipfs:<origin>/`). */
+function sameHost(id: string): string[] {
+  if (id.startsWith("ipfs:")) return [id, id.slice(5).replace(/\/$/, "")];
+  return [id, `ipfs:${id}/`];
+}
+
 const partialPathOf = (o: DownloadOptions) => `${o.layout.partialDir}/${o.hex}`;
 
 async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
   const final = `${o.layout.casDir}/${o.hex}`;
   const partialPath = partialPathOf(o);
-  const bad = new Set<string>();
+  // Sources dropped earlier in this run (they lied about another artifact) stay dropped.
+  const dropped = o.dropped ?? new Set<string>();
+  const bad = new Set<string>(dropped);
   let order = [...o.sources];
   let allowParallel = o.parallel ?? true;
   const errors: string[] = [];
@@ -684,7 +707,10 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const p = await openPartial(partialPath, o.size);
     try {
-      if (p.pos > 0) o.logger?.info("resume", { artifact: o.name, from: p.pos, size: o.size });
+      if (p.pos > 0) {
+        o.logger?.info("resume", { artifact: o.name, from: p.pos, size: o.size });
+        o.onPresent?.(p.pos);
+      }
       const usable = order.filter((s) => !bad.has(s.id));
       const http = usable.filter((s) => s.kind === "http");
       const distinct = [...new Map(http.map((s) => [s.id, s])).values()];
@@ -765,8 +791,18 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
         // One sender: it lied. Several (a resume across sources, a prefix
         // from an earlier attempt, a parallel download): start over from
         // byte 0 without blaming anyone, one source at a time (TM-07).
-        if (p.contributors.size === 1) bad.add([...p.contributors][0]);
-        else allowParallel = false;
+        if (p.contributors.size === 1) {
+          const liar = [...p.contributors][0];
+          bad.add(liar);
+          if (liar !== EARLIER_PREFIX) {
+            // The peer is dropped under both of its names (origin and its /ipfs/ route).
+            for (const id of sameHost(liar)) {
+              dropped.add(id);
+              bad.add(id);
+            }
+            o.logger?.warn("source_dropped", { source: liar, artifact: o.name, threat: "TM-01" });
+          }
+        } else allowParallel = false;
         order = [...order.slice(1), ...order.slice(0, 1)];
         await restart(p);
         continue;

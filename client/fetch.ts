@@ -10,22 +10,33 @@
 import type { Logger } from "../core/mod.ts";
 import {
   digestOfRawCid,
+  enforceFloor,
+  type FloorChange,
   type Manifest,
   MAX_MANIFEST_BYTES,
+  MAX_RECORD_BYTES,
+  rawCid,
   rawCidFromDigest,
-  readFloor,
   recordFloor,
   sha256Hex,
   type Trust,
   type Verified,
   VerifyError,
   verifyManifest,
+  verifyRecord,
 } from "../verify/mod.ts";
 import { type CacheLayout, cacheLayout, digestHex, ensureCache, syncDir } from "./cache.ts";
 import { type ArtifactSource, downloadArtifact } from "./download.ts";
 import { ClientError } from "./errors.ts";
-import { DEFAULT_LIMITS, fetchCapped, type FetchFn, type TransferLimits } from "../net/mod.ts";
+import {
+  DEFAULT_LIMITS,
+  fetchCapped,
+  type FetchFn,
+  httpUrlHint,
+  type TransferLimits,
+} from "../net/mod.ts";
 import { type Progress, silentProgress } from "./progress.ts";
+import { resolveTrust, type TrustChainOptions } from "./trust.ts";
 
 /** What to fetch and where from. */
 export interface FetchReleaseOptions {
@@ -39,8 +50,18 @@ export interface FetchReleaseOptions {
   readonly gateways?: readonly string[];
   /** The manifest's CID (from discovery): lets gateways serve the manifest too. */
   readonly manifestCid?: string;
-  /** The trust file: the manifest must carry its threshold of signatures. */
+  /**
+   * The trust file: the manifest must carry its threshold of signatures.
+   * With {@link FetchReleaseOptions.trustChain} it is the device's pinned
+   * trust, and the newest version reachable from it applies instead.
+   */
   readonly trust: Trust;
+  /**
+   * Walk the trust chain from `trust` before the manifest is verified
+   * (formats.md §1.1, TM-09): `/trust/<version>.json` from the release's
+   * sources, each step verified. None: `trust` applies as given.
+   */
+  readonly trustChain?: TrustChainOptions;
   /** The cache root (a tmpfs root in private mode). */
   readonly cacheDir: string;
   /** Channel the manifest must name (default: any). */
@@ -78,6 +99,13 @@ export interface FetchReleaseOptions {
    * `checkPrivateTree`, TM-13); a throw stops the fetch.
    */
   readonly beforeWrite?: () => Promise<void>;
+  /**
+   * Also fetch the signed `record.json` beside an HTTP manifest and keep it
+   * in the cache when it verifies under the trust file and names this
+   * manifest (default true), so a re-serving provider (`serve --from-cache`)
+   * can serve it as signed. A missing or bad record never fails the fetch.
+   */
+  readonly keepRecord?: boolean;
 }
 
 /** One artifact in the cache. */
@@ -106,6 +134,12 @@ export interface FetchedRelease {
   readonly artifacts: Readonly<Record<string, FetchedArtifact>>;
   /** The cache it is in. */
   readonly layout: CacheLayout;
+  /** The rollback floor of its channel/arch before and after this fetch (TM-02). */
+  readonly floor: FloorChange;
+  /** The signed record kept in the cache (`<cache>/cas/sha256/<hex>`), when there was one. */
+  readonly recordPath?: string;
+  /** Sources dropped during this run because they sent bytes that did not verify (TM-01). */
+  readonly dropped: readonly string[];
 }
 
 const ACCEPT_RAW = "application/vnd.ipld.raw, application/octet-stream;q=0.9";
@@ -115,10 +149,10 @@ function checkHttpUrl(u: string, what: string): URL {
   try {
     url = new URL(u);
   } catch {
-    throw new ClientError("E_FETCH", `${what} '${u}' is not a URL`);
+    throw new ClientError("E_FETCH", `${what} '${u}' is not a URL`, { hint: httpUrlHint(u) });
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ClientError("E_FETCH", `${what} '${u}' must be http(s)`);
+    throw new ClientError("E_FETCH", `${what} '${u}' must be http(s)`, { hint: httpUrlHint(u) });
   }
   return url;
 }
@@ -169,6 +203,8 @@ export async function fetchManifest(
   const now = o.now?.() ?? new Date();
   let firstVerifyError: VerifyError | undefined;
   const errors: string[] = [];
+  // What the sources' own errors suggest (a refused connection: is the provider running?).
+  const hints: string[] = [];
   for (const c of candidates) {
     try {
       const { bytes, url } = await fetchCapped(c.url, MAX_MANIFEST_BYTES, {
@@ -187,9 +223,9 @@ export async function fetchManifest(
         }
       }
       const base = { channel: o.channel, arch: o.arch, now, minVersion: o.minVersion };
-      let verified = verifyManifest(bytes, o.trust, base);
-      const floor = await readFloor(layout.stateDir, verified.value.channel, verified.value.arch);
-      if (floor !== undefined) verified = verifyManifest(bytes, o.trust, { ...base, floor });
+      const verified = verifyManifest(bytes, o.trust, base);
+      // TM-02: the floor of what the manifest IS; the refusal names the floor file.
+      await enforceFloor(layout.stateDir, verified);
       o.logger?.info("manifest_verified", {
         url,
         version: verified.value.version,
@@ -199,7 +235,10 @@ export async function fetchManifest(
       });
       return { verified, source: url, bytes };
     } catch (err) {
-      errors.push(`${c.url}: ${(err as Error).message}`);
+      const message = (err as Error).message;
+      errors.push(message.startsWith(c.url) ? message : `${c.url}: ${message}`);
+      const hint = (err as { hint?: unknown }).hint;
+      if (typeof hint === "string" && !hints.includes(hint)) hints.push(hint);
       o.logger?.warn("manifest_rejected", {
         url: c.url,
         code: (err as { code?: string }).code,
@@ -211,8 +250,19 @@ export async function fetchManifest(
   // A verification failure says more than "unreachable": report it (and its exit code).
   if (firstVerifyError) throw firstVerifyError;
   throw new ClientError("E_FETCH", `no manifest could be fetched: ${errors.join("; ")}`, {
-    hint: "check the URL, or give another mirror with --mirror",
+    hint: [...hints, "check the URL, or give another mirror with --mirror"].join("; "),
   });
+}
+
+/** Origins that may serve the trust chain: the manifest's, its mirrors', the providers'. */
+function trustOrigins(o: FetchReleaseOptions): string[] {
+  const out: string[] = [];
+  for (const u of [o.manifestUrl, ...(o.mirrors ?? []), ...(o.providers ?? [])]) {
+    if (!u) continue;
+    const origin = checkHttpUrl(u, "source").origin;
+    if (!out.includes(origin)) out.push(origin);
+  }
+  return out;
 }
 
 /** The sources of one artifact, in failover order. */
@@ -286,6 +336,43 @@ async function removeStaleTemps(layout: CacheLayout, now: number): Promise<void>
   } catch { /* best effort */ }
 }
 
+/**
+ * Fetches `record.json` beside the manifest and keeps it in cas/ only when
+ * it verifies under the trust file and names exactly this manifest; any
+ * failure is logged and ignored (the record is optional). Bounded by
+ * MAX_RECORD_BYTES and the transfer limits.
+ */
+async function keepRecord(
+  o: FetchReleaseOptions,
+  layout: CacheLayout,
+  source: string,
+  manifestBytes: Uint8Array,
+): Promise<string | undefined> {
+  if (source.includes("/ipfs/")) return undefined;
+  const url = new URL("record.json", source).href;
+  try {
+    const { bytes } = await fetchCapped(url, MAX_RECORD_BYTES, {
+      limits: o.limits ?? DEFAULT_LIMITS,
+      fetchFn: o.fetchFn,
+      logger: o.logger,
+      accept: "application/json",
+    });
+    const rec = verifyRecord(bytes, o.trust, o.now?.() ?? new Date());
+    if (rec.value.manifestCid !== rawCid(manifestBytes)) {
+      throw new VerifyError("E_MISMATCH", "record.json names another manifest");
+    }
+    await o.beforeWrite?.();
+    return await storeManifest(layout, bytes);
+  } catch (err) {
+    o.logger?.info("record_not_kept", {
+      url,
+      code: (err as { code?: string }).code,
+      error: (err as Error).message,
+    });
+    return undefined;
+  }
+}
+
 async function storeManifest(layout: CacheLayout, bytes: Uint8Array): Promise<string> {
   const hex = sha256Hex(bytes);
   const final = `${layout.casDir}/${hex}`;
@@ -316,16 +403,41 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
   await ensureCache(layout);
   await beforeWrite();
   await removeStaleTemps(layout, Date.now());
-  const { verified, source, bytes } = await fetchManifest(o, layout);
+  // TM-09: the newest trust reachable from the pinned one, before any manifest.
+  const trust = o.trustChain
+    ? await resolveTrust({
+      pinned: o.trust,
+      stateDir: layout.stateDir,
+      origins: trustOrigins(o),
+      chain: o.trustChain,
+      now: o.now?.() ?? new Date(),
+      limits: o.limits,
+      fetchFn: o.fetchFn,
+      logger: o.logger,
+    })
+    : o.trust;
+  const { verified, source, bytes } = await fetchManifest({ ...o, trust }, layout);
   await beforeWrite();
   const manifestPath = await storeManifest(layout, bytes);
   const m = verified.value;
   const names = o.artifacts ?? Object.keys(m.artifacts);
   const progress = o.progress ?? silentProgress;
   const out: Record<string, FetchedArtifact> = {};
+  progress.plan?.(
+    names.flatMap((n) => {
+      const ref = m.artifacts[n];
+      return ref ? [{ name: n, size: ref.size, digest: ref.digest }] : [];
+    }),
+  );
+  // A source that lied about one artifact is not asked for the next (TM-01).
+  const dropped = new Set<string>();
   for (const name of names) {
     const ref = m.artifacts[name];
-    if (!ref) throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`);
+    if (!ref) {
+      throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`, {
+        hint: `--artifact names one of: ${Object.keys(m.artifacts).join(", ")}`,
+      });
+    }
     progress.start(name, ref.size);
     await beforeWrite();
     const r = await downloadArtifact({
@@ -338,9 +450,11 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
       fetchFn: o.fetchFn,
       logger: o.logger,
       onProgress: (done) => progress.update(name, done),
+      onPresent: (bytes) => progress.present?.(name, bytes),
       parallel: o.parallel,
       segmentBytes: o.segmentBytes,
       parallelMinBytes: o.parallelMinBytes,
+      dropped,
     });
     progress.finish(name, r);
     out[name] = {
@@ -358,9 +472,30 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
       sources: r.sources,
     });
   }
+  const recordPath = o.keepRecord === false
+    ? undefined
+    : await keepRecord(o, layout, source, bytes);
   await beforeWrite();
-  await recordFloor(layout.stateDir, verified);
-  return { verified, manifestSource: source, manifestPath, artifacts: out, layout };
+  const floor = await recordFloor(layout.stateDir, verified);
+  if (floor.previous !== floor.current) {
+    o.logger?.info("rollback_floor_raised", {
+      channel: m.channel,
+      arch: m.arch,
+      previous: floor.previous ?? null,
+      floor: floor.current,
+      file: floor.file,
+    });
+  }
+  return {
+    verified,
+    manifestSource: source,
+    manifestPath,
+    artifacts: out,
+    layout,
+    floor,
+    recordPath,
+    dropped: [...dropped],
+  };
 }
 
 /** A discovered place to fetch from (a discovery `Candidate` is one). */
@@ -371,6 +506,12 @@ export interface FetchCandidate {
   readonly mirrors?: readonly string[];
   /** CID of the manifest, for gateways. */
   readonly manifestCid?: string;
+  /**
+   * Base URLs of providers that claim to serve this release (re-serving
+   * peers found by mDNS or DHT provider records): hints, asked for
+   * `/cas/sha256/<hex>` alongside the mirrors (TM-07).
+   */
+  readonly providers?: readonly string[];
   /** Where it was found, for the log. */
   readonly source?: string;
 }
@@ -395,6 +536,10 @@ export async function fetchFromCandidates(
         manifestUrl: c.manifestUrl,
         mirrors: c.mirrors,
         manifestCid: c.manifestCid,
+        // Only HTTP base URLs: a record's libp2p addresses are not fetched from.
+        providers: [...(o.providers ?? []), ...(c.providers ?? [])].filter((p) =>
+          /^https?:\/\//.test(p)
+        ),
       });
       return { ...r, candidate: c };
     } catch (err) {

@@ -1,5 +1,5 @@
 import { memoryLogger } from "../core/mod.ts";
-import { VerifyError } from "../verify/mod.ts";
+import { rawCidFromDigest, VerifyError } from "../verify/mod.ts";
 import { auditCache, cacheLayout } from "./cache.ts";
 import { ClientError } from "./errors.ts";
 import { fetchFromCandidates, fetchRelease, type FetchReleaseOptions } from "./fetch.ts";
@@ -68,7 +68,11 @@ Deno.test("fetch: verified release into cas/, floor recorded, cache hit re-hashe
         opts({ manifestUrl: srv.url, trust: rel.trust, cacheDir: cache }),
       );
       assertEquals(again.artifacts.kernel.cached, true);
-      assertEquals(srv.requests.length, before + 1); // manifest only
+      // The manifest, and record.json (kept when it verifies: serve --from-cache re-serves it).
+      assertEquals(srv.requests.slice(before).map((r) => r.path), [
+        "/stable/amd64/manifest.json",
+        "/stable/amd64/record.json",
+      ]);
       // A cached file that rotted is detected by the re-hash and fetched again.
       const k = again.artifacts.kernel.path;
       const f = await Deno.open(k, { write: true });
@@ -478,7 +482,9 @@ Deno.test("fetch: two fetchers on one cache at once: one download, both verified
       assertEquals(a.artifacts.kernel.path, b.artifacts.kernel.path);
       assertEquals(await Deno.readFile(a.artifacts.kernel.path), rel.files.get("kernel"));
       // Each artifact crossed the wire once: the second fetcher waited and found it cached.
-      const artifactRequests = srv.requests.filter((r) => !r.path.endsWith("manifest.json"));
+      const artifactRequests = srv.requests.filter((r) =>
+        !r.path.endsWith("manifest.json") && !r.path.endsWith("record.json")
+      );
       assertEquals(artifactRequests.length, 2, JSON.stringify(artifactRequests));
       assertEquals([a.artifacts.kernel.cached, b.artifacts.kernel.cached].sort(), [false, true]);
       assertEquals(await auditCache(cacheLayout(cache)), []);
@@ -606,3 +612,42 @@ Deno.test("TM-01 tampering: when every source fails on the digest, the error is 
     }
   });
 });
+
+Deno.test("TM-07 mDNS poisoning: a peer that served wrong bytes is dropped for the rest of the run", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const liar = serveRelease(rel, "wrong-bytes");
+    const good = serveRelease(rel);
+    const logger = memoryLogger();
+    try {
+      const r = await fetchRelease(opts({
+        manifestUrl: liar.url,
+        mirrors: [good.url],
+        trust: rel.trust,
+        cacheDir: cache,
+        logger,
+        parallel: false,
+      }));
+      for (const [name, a] of Object.entries(r.artifacts)) {
+        assertEquals(await Deno.readFile(a.path), rel.files.get(name));
+      }
+      // The liar sent the first artifact's wrong bytes and was never asked for the second.
+      const [first, second] = Object.keys(r.artifacts);
+      const about = (name: string) =>
+        liar.requests.filter((q) =>
+          q.path.endsWith(`/${name}`) || q.path.includes(rel.hexOf(name)) ||
+          q.path.includes(rawCidFromDigest(hexToBytes(rel.hexOf(name))))
+        ).length;
+      assert(about(first) > 0, "the liar was asked for the first artifact");
+      assertEquals(about(second), 0, JSON.stringify(liar.requests));
+      assertEquals(r.dropped.includes(new URL(liar.url).origin), true);
+      assert(events(logger).includes("source_dropped"));
+    } finally {
+      await liar.close();
+      await good.close();
+    }
+  });
+});
+
+function hexToBytes(hex: string): Uint8Array {
+  return new Uint8Array(hex.match(/../g)!.map((b) => parseInt(b, 16)));
+}

@@ -128,8 +128,16 @@ export {
   decodeFetchResult,
   type FetchResult,
   type FetchResultArtifact,
+  type FetchResultFloor,
 } from "./results.ts";
-export { type Progress, progressReporter, type ProgressReporterOptions } from "./progress.ts";
+export {
+  type PlannedArtifact,
+  type Progress,
+  type ProgressReporter,
+  progressReporter,
+  type ProgressReporterOptions,
+  type ProgressSnapshot,
+} from "./progress.ts";
 export { checkPrivateTree, preparePrivateRoot, type PrivateRootOptions } from "./private.ts";
 export {
   type Candidate,
@@ -139,5 +147,8 @@ export {
   type DiscoverStep,
   type MdnsAnswer,
   type Rejected,
+  spread,
   type Step,
 } from "./discover.ts";
+export { resolveTrust } from "./trust.ts";
+export type { ResolveTrustOptions, TrustChainOptions } from "./trust.ts";

@@ -18,6 +18,7 @@ import {
   type Mode,
 } from "../verify/mod.ts";
 import { ClientError } from "./errors.ts";
+import { httpUrlHint } from "../net/mod.ts";
 
 /** Largest policy file read, in bytes. */
 export const MAX_POLICY_BYTES = 64 * 1024;
@@ -63,9 +64,9 @@ export const DEFAULT_POLICY: Policy = Object.freeze({
   arch: undefined,
 });
 
-function policyError(where: string, message: string): ClientError {
+function policyError(where: string, message: string, hint?: string): ClientError {
   return new ClientError("E_POLICY", `${where}: ${message}`, {
-    hint:
+    hint: hint ??
       "see formats.md §6: mode, channel, cache_enabled, min_version, allow_tor, provider, bootstrap, arch",
   });
 }
@@ -136,10 +137,10 @@ function checkUrl(v: string, where: string): string {
   try {
     u = new URL(v);
   } catch {
-    throw policyError(where, `provider '${v}' is not a URL`);
+    throw policyError(where, `provider '${v}' is not a URL`, httpUrlHint(v));
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") {
-    throw policyError(where, `provider '${v}' must be http(s)`);
+    throw policyError(where, `provider '${v}' must be http(s)`, httpUrlHint(v));
   }
   return u.href;
 }
@@ -251,6 +252,18 @@ export function splitCmdline(text: string): string[] {
 }
 
 /**
+ * Command-line words the seed's /init reads, not the policy: the dm-verity
+ * parameters of a Secure Boot seed (images/_secureboot.ts) and the target's
+ * fallback mark. Known, so not reported as ignored.
+ */
+export const SEED_INIT_KEYS: ReadonlySet<string> = new Set([
+  "phase.verity",
+  "phase.verity_salt",
+  "phase.verity_blocks",
+  "phase.boot",
+]);
+
+/**
  * Applies `phase.*` overrides from a kernel command line to a policy.
  * Invalid values of known keys are errors; unknown `phase.*` keys are
  * returned in `ignored` so the caller can log them.
@@ -285,7 +298,7 @@ export function applyCmdline(policy: Policy, cmdline: string): LoadedPolicy {
         p.bootstrap = Object.freeze(checkBootstrap(value === "" ? [] : value.split(","), where));
         break;
       default:
-        ignored.push(word);
+        if (!SEED_INIT_KEYS.has(key)) ignored.push(word);
     }
   }
   if (p.mode === "private") p.cacheEnabled = false;
@@ -371,7 +384,7 @@ export async function loadPolicy(opts: LoadPolicyOptions = {}): Promise<LoadedPo
         throw new ClientError(
           "E_POLICY",
           `cannot read ${opts.policyPath}: ${(err as Error).message}`,
-          { cause: err },
+          { cause: err, hint: "give --policy a readable file under /etc/phase (docs/policy.md)" },
         );
       }
     }
@@ -386,7 +399,10 @@ export async function loadPolicy(opts: LoadPolicyOptions = {}): Promise<LoadedPo
         throw new ClientError(
           "E_POLICY",
           `cannot read ${opts.cmdlinePath}: ${(err as Error).message}`,
-          { cause: err },
+          {
+            cause: err,
+            hint: "give --cmdline a readable copy of the command line, e.g. /run/phase/cmdline",
+          },
         );
       }
     }
@@ -398,9 +414,16 @@ async function readText(path: string, max: number): Promise<string> {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(await readFileCapped(path, max));
   } catch (err) {
-    if (err instanceof TypeError) throw new ClientError("E_POLICY", `${path} is not UTF-8`);
+    if (err instanceof TypeError) {
+      throw new ClientError("E_POLICY", `${path} is not UTF-8`, {
+        hint: "write the policy as UTF-8 TOML (docs/policy.md)",
+      });
+    }
     if (err instanceof TooLargeError) {
-      throw new ClientError("E_POLICY", err.message, { cause: err });
+      throw new ClientError("E_POLICY", err.message, {
+        cause: err,
+        hint: "a policy is a few lines of TOML (docs/policy.md); is this the right file?",
+      });
     }
     throw err;
   }

@@ -78,6 +78,12 @@ Deno.test("policy: kernel command line overrides, manual URL goes first", () => 
   assertEquals(policy.providerFromCmdline, true);
   assertEquals(policy.minVersion, "2026.1");
   assertEquals(ignored, ["phase.debug=1"]);
+  // The seed init's own words (a Secure Boot seed's dm-verity parameters) are known, not ignored.
+  assertEquals(
+    applyCmdline(DEFAULT_POLICY, "phase.verity=ab phase.verity_salt=cd phase.verity_blocks=3")
+      .ignored,
+    [],
+  );
   assertThrows(() => applyCmdline(DEFAULT_POLICY, "phase.mode=usb"), ClientError, "mode must be");
   assertEquals(splitCmdline(' a "b c"  d=" e"\n'), ["a", "b c", "d= e"]);
 });

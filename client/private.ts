@@ -58,13 +58,17 @@ export function mountOf(path: string, mounts: readonly MountEntry[]): MountEntry
 
 function normalise(path: string): string {
   if (!path.startsWith("/")) {
-    throw new ClientError("E_PRIVATE_ROOT", `private root '${path}' must be an absolute path`);
+    throw new ClientError("E_PRIVATE_ROOT", `private root '${path}' must be an absolute path`, {
+      hint: "give --root an absolute tmpfs directory, e.g. /run/phase",
+    });
   }
   const parts: string[] = [];
   for (const seg of path.split("/")) {
     if (seg === "" || seg === ".") continue;
     if (seg === "..") {
-      throw new ClientError("E_PRIVATE_ROOT", `private root '${path}' must not contain '..'`);
+      throw new ClientError("E_PRIVATE_ROOT", `private root '${path}' must not contain '..'`, {
+        hint: "give --root an absolute tmpfs directory, e.g. /run/phase",
+      });
     }
     parts.push(seg);
   }

@@ -129,6 +129,18 @@ export interface FetchResult {
   readonly source: string;
   /** Each artifact by name. */
   readonly artifacts: Readonly<Record<string, FetchResultArtifact>>;
+  /** The rollback floor of this channel/arch after the fetch, and where it is kept (TM-02). */
+  readonly floor?: FetchResultFloor;
+}
+
+/** The rollback floor a fetch leaves behind. */
+export interface FetchResultFloor {
+  /** The lowest version this machine now accepts for the channel/arch. */
+  readonly current: string;
+  /** The floor before this fetch (null: none was recorded). */
+  readonly previous: string | null;
+  /** The floor file (`<cache>/state/floor.json`). */
+  readonly file: string;
 }
 
 /**
@@ -149,6 +161,7 @@ export function decodeFetchResult(stdout: string, step = "fetch"): FetchResult {
       "source",
       "artifacts",
     ],
+    ["floor"],
   );
   if (o.ok !== true) stepResult.stepFail(step, ".ok", "is not true");
   const arts = o.artifacts;
@@ -171,6 +184,15 @@ export function decodeFetchResult(stdout: string, step = "fetch"): FetchResult {
       cached: stepResult.bool(a, "cached", step, w),
     };
   }
+  let floor: FetchResultFloor | undefined;
+  if (o.floor !== undefined) {
+    const f = stepResult.objectWith(o.floor, step, ".floor", ["current", "previous", "file"]);
+    floor = {
+      current: stepResult.str(f, "current", step, ".floor"),
+      previous: f.previous === null ? null : stepResult.str(f, "previous", step, ".floor"),
+      file: stepResult.str(f, "file", step, ".floor"),
+    };
+  }
   return {
     ok: true,
     version: stepResult.str(o, "version", step, ""),
@@ -179,5 +201,6 @@ export function decodeFetchResult(stdout: string, step = "fetch"): FetchResult {
     manifest: stepResult.str(o, "manifest", step, ""),
     source: stepResult.str(o, "source", step, ""),
     artifacts,
+    ...(floor ? { floor } : {}),
   };
 }

@@ -11,7 +11,7 @@
  * 3-9 are the conformance statuses of docs/formats.md and never change.
  * Ranges: 10-19 trust, keys and files; 20-29 fetch and discovery; 30-39
  * images, provider and build; 40-49 the boot chain; 50-59 kexec; 60-69 WASM
- * jobs and receipts.
+ * jobs and receipts; 80 work the user stopped; 81-89 the Plasm job node and its SDK.
  */
 export const EXIT_STATUS = {
   /** audit, fuzz: the permission audit or a fuzz run found problems. */
@@ -74,7 +74,7 @@ export const EXIT_STATUS = {
   E_INPUT: 31,
   /** images: the image build failed. */
   E_BUILD: 32,
-  /** provider: the listen address cannot be bound. */
+  /** provider, node: the listen address cannot be bound. */
   E_BIND: 34,
   /** provider: the artifact root is unusable. */
   E_ROOT: 35,
@@ -124,6 +124,22 @@ export const EXIT_STATUS = {
   E_RECEIPT: 67,
   /** every CLI: a bug in Phase: please report it. */
   E_INTERNAL: 70,
+  /** fetch: interrupted (Ctrl-C); the partial files are kept and the same command resumes them. */
+  E_INTERRUPTED: 80,
+  /** node: a node refused the job offer (busy, over-limit, unauthorized, unsupported). */
+  E_REJECTED: 81,
+  /** node: a peer broke the job protocol (bad or oversized frame, missed deadline). */
+  E_PROTOCOL: 82,
+  /** node: no reachable node offers the capabilities the job asks for. */
+  E_NO_NODE: 83,
+  /** node: a job's receipt does not match the peer's key, the job sent or the output received. */
+  E_UNVERIFIED: 84,
+  /** node: two nodes signed different outputs for the same job (reexecute). */
+  E_DISAGREE: 85,
+  /** node: the job was cancelled by its submitter. */
+  E_CANCELLED: 86,
+  /** node: the node's configuration or limits are invalid. */
+  E_CONFIG: 87,
 } as const;
 
 /** One error code of Phase. */

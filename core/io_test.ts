@@ -6,7 +6,15 @@ import {
   REPO,
   tempDir,
 } from "../testing/mod.ts";
-import { readFileCapped, TooLargeError, writeFileAtomic } from "./io.ts";
+import {
+  explainRefusal,
+  fsRefusal,
+  PathRefusedError,
+  readFileCapped,
+  TooLargeError,
+  writeFileAtomic,
+} from "./io.ts";
+import { PhaseError } from "./errors.ts";
 
 /** Bound of the subprocess that writes under a file-size limit. */
 const CHILD_TIMEOUT_MS = 30_000;
@@ -105,4 +113,63 @@ Deno.test("core: writeFileAtomic leaves no partial file when the write or the re
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("core: explainRefusal names the user's flag, lists the set's directories, and leaves other errors alone", () => {
+  const scopes = { set: "fetch", read: ["./.cache", "/tmp/phase"], write: ["./.cache"] };
+  const denied = new Deno.errors.NotCapable(
+    'Requires write access to "./cache/cas/sha256", run again with the --allow-write flag',
+  );
+  const wrapped = new PhaseError("E_CACHE", "cannot create the cache", { cause: denied });
+  const named = [{ flag: "--trust", path: "./.phase/trust/trust.json" }, {
+    flag: "--cache",
+    path: "./cache/",
+  }];
+  const e = explainRefusal(wrapped, scopes, named);
+  assert(e instanceof PathRefusedError);
+  assertEquals(e.code, "E_IO");
+  assertEquals(
+    e.message,
+    "cannot write ./cache/cas/sha256: --cache ./cache/ is outside the 'fetch' permission set",
+  );
+  assert(
+    e.hint!.startsWith(
+      "fetch may write only under ./.cache (permission set 'fetch'); pass --cache inside one of them.",
+    ),
+    e.hint,
+  );
+  // A temp file beside an output file the user named is blamed on that flag.
+  const sibling = explainRefusal(
+    new Deno.errors.NotCapable('Requires write access to "/x/.out.json.1234.tmp", run again'),
+    scopes,
+    [{ flag: "--out", path: "/x/out.json" }],
+  ) as PathRefusedError;
+  assertEquals(sibling.named?.flag, "--out");
+  // Not a file access (net), and not a refusal at all: unchanged.
+  const net = new Deno.errors.NotCapable('Requires net access to "example.org:443"');
+  assertEquals(explainRefusal(net, scopes, named), net);
+  const other = new PhaseError("E_DIGEST", "bad");
+  assertEquals(explainRefusal(other, scopes, named), other);
+  // The system (owner, mode) refusing a path the user named: E_IO, says so, lists the set too.
+  const os = new Deno.errors.PermissionDenied(
+    "Permission denied (os error 13): mkdir '/var/cache/phase/x'",
+  );
+  const sys = explainRefusal(os, { ...scopes, write: ["/var/cache/phase"] }, [{
+    flag: "--cache",
+    path: "/var/cache/phase/x",
+  }]);
+  assert(sys instanceof PathRefusedError);
+  assertEquals(sys.refusal, { by: "system", access: "write", path: "/var/cache/phase/x" });
+  assert(sys.message.includes("the system refused"), sys.message);
+  assert(
+    sys.hint!.includes("ls -ld /var/cache/phase/x") &&
+      sys.hint!.includes("only under /var/cache/phase"),
+    sys.hint,
+  );
+  // ... but one on a path the user did not name is left to the component's own message.
+  assertEquals(explainRefusal(os, scopes, []), os);
+  assertEquals(
+    fsRefusal(new Error("x", { cause: new Error("y", { cause: denied }) }))?.path,
+    "./cache/cas/sha256",
+  );
 });

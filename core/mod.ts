@@ -28,9 +28,17 @@ export {
   UsageError,
 } from "./errors.ts";
 export {
+  describeScopes,
   explainFsError,
+  explainRefusal,
+  type FsRefusal,
+  fsRefusal,
+  type FsScopes,
+  type NamedPath,
   NotRegularFileError,
+  PathRefusedError,
   readFileCapped,
+  RELATIVE_PATHS_NOTE,
   TooLargeError,
   writeFileAtomic,
 } from "./io.ts";

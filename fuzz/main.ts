@@ -8,7 +8,7 @@
  * @module
  */
 import { PhaseError, UsageError } from "../core/mod.ts";
-import { main, parseFlags } from "../cli/mod.ts";
+import { type HelpSpec, main, parseFlags } from "../cli/mod.ts";
 import { runTarget } from "./harness.ts";
 import { httpDifferences, httpExamples } from "./targets_net.ts";
 import { targetNamed, TARGETS } from "./targets.ts";
@@ -18,6 +18,50 @@ const USAGE =
 
 /** Inputs per target when --runs is not given. */
 export const DEFAULT_RUNS = 10_000;
+
+/** The flags of `deno task fuzz` (its `--help` lists each one; testing/help_test.ts checks). */
+export const FUZZ_FLAGS = {
+  runs: { type: "string" },
+  seed: { type: "string" },
+  target: { type: "string" },
+  path: { type: "string" },
+  list: { type: "boolean" },
+  json: { type: "boolean" },
+} as const;
+
+/** What `deno task fuzz --help` prints. */
+export const FUZZ_HELP: HelpSpec = {
+  summary:
+    "fuzzes every parser of untrusted bytes (fast-check): each input must give a value or the " +
+    "parser's own typed error, within its deadline and caps; exits 1 on any finding with the input " +
+    "that replays it.",
+  usage: USAGE,
+  flags: [
+    { flag: "--runs N", text: "inputs per target", default: String(DEFAULT_RUNS) },
+    {
+      flag: "--seed S",
+      text: "the random seed (printed, so a run can be replayed)",
+      default: "from the clock",
+    },
+    {
+      flag: "--target NAME[,NAME...]",
+      text: "only these targets (--list names them)",
+      default: "all",
+    },
+    {
+      flag: "--path P",
+      text: "replay one failing input: the path fast-check printed",
+      default: "none",
+    },
+    { flag: "--list", text: "print the targets and the parser each one drives", default: "off" },
+    { flag: "--json", text: "one JSON line per target", default: "off" },
+  ],
+  examples: [
+    "deno task fuzz --runs 200 --seed 1",
+    "deno task fuzz --target http-response,range --runs 1000000 --seed 20261130",
+  ],
+  codes: ["E_USAGE", "E_FINDINGS"],
+};
 
 function positiveInt(v: string | undefined, flag: string, fallback: number): number {
   if (v === undefined) return fallback;
@@ -31,15 +75,9 @@ if (import.meta.main) {
   await main({
     name: "fuzz",
     permissionSet: "fuzz",
+    help: FUZZ_HELP,
     run: async (args) => {
-      const { values } = parseFlags(args, {
-        runs: { type: "string" },
-        seed: { type: "string" },
-        target: { type: "string" },
-        path: { type: "string" },
-        list: { type: "boolean" },
-        json: { type: "boolean" },
-      }, USAGE);
+      const { values } = parseFlags(args, FUZZ_FLAGS, USAGE);
       if (values.list) {
         for (const t of TARGETS) console.log(`${t.name.padEnd(20)} ${t.parser}`);
         return 0;

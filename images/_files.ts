@@ -10,6 +10,12 @@
 export const TARGET_MARKER = "PHASE-TARGET-OK";
 /** Console line the seed prints when it gives up and opens a shell. */
 export const SEED_SHELL_MARKER = "phase-seed: boot failed";
+/** Console line the seed prints when dm-verity refuses the seed partition (tests grep it). */
+export const VERITY_REFUSED_MARKER = "phase-seed: dm-verity: the seed partition does not match";
+/** Name of the device-mapper device of the verity seed (/dev/mapper/NAME). */
+export const VERITY_DM_NAME = "phase-seed-verified";
+/** The SecureBoot variable (EFI global variable GUID) in efivarfs. */
+export const SECURE_BOOT_EFIVAR = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
 /** GPT partition names the seed looks for in /sys/class/block/ * /uevent. */
 export const PART_NAMES = { esp: "phase-esp", seed: "phase-seed", cache: "phase-cache" } as const;
 
@@ -20,8 +26,34 @@ const FINDPART = `findpart() {
   return 1
 }`;
 
-/** The seed's /init (busybox sh). */
-export function seedInit(): string {
+/**
+ * Shell lines that open the verity seed: a device-mapper verity table from
+ * the signed command line (phase.verity=, phase.verity_salt=,
+ * phase.verity_blocks=), then one full read so a mismatch stops the boot
+ * here, with its message, before anything on it runs (dm-verity alone would
+ * only fail the first read of a bad block, later).
+ */
+function verityLines(): string {
+  const word = (w: string) => `$(sed -n 's/.*phase\\.${w}=\\([0-9a-f]*\\).*/\\1/p' /proc/cmdline)`;
+  return `# Secure Boot image (TM-14): the seed partition opens only through dm-verity.
+root_hash=${word("verity")}
+salt=${word("verity_salt")}
+blocks=${word("verity_blocks")}
+[ -n "$root_hash" ] && [ -n "$salt" ] && [ -n "$blocks" ] || fail "${VERITY_REFUSED_MARKER}: no phase.verity root hash on the command line (this seed requires one)"
+DM_DISABLE_UDEV=1 dmsetup create --readonly ${VERITY_DM_NAME} --table "0 $((blocks * 8)) verity 1 $seed $seed 4096 4096 $blocks $blocks sha256 $root_hash $salt" \
+  || fail "${VERITY_REFUSED_MARKER}: cannot set up dm-verity on $seed"
+DM_DISABLE_UDEV=1 dmsetup mknodes ${VERITY_DM_NAME} 2>/dev/null
+verified=/dev/mapper/${VERITY_DM_NAME}
+if ! dd if=$verified of=/dev/null bs=1M 2>/run/phase/verity.err; then
+  dmsetup remove ${VERITY_DM_NAME} 2>/dev/null
+  fail "${VERITY_REFUSED_MARKER} its signed root hash $root_hash: refusing to boot it (the medium was changed or is damaged)"
+fi
+echo "phase-seed: dm-verity: seed partition $seed verified (root hash $root_hash)"
+seed=$verified`;
+}
+
+/** The seed's /init (busybox sh); `secureBoot` opens the seed partition through dm-verity. */
+export function seedInit(opts: { secureBoot?: boolean } = {}): string {
   return `#!/bin/busybox sh
 # Phase seed init: mount, load modules, mount the seed squashfs, run phase-boot.
 /bin/busybox mkdir -p /proc /sys /dev /run /tmp /usr/bin /usr/sbin /sbin /var/cache/phase /usr/lib/phase
@@ -43,6 +75,15 @@ while read -r m; do insmod "/lib/modules/$m" 2>/dev/null; done < /etc/phase/modu
 # the device tree copied under /run/phase for phase-kexec.
 mkdir -p /run/phase/efivars && mount -t efivarfs efivarfs /run/phase/efivars 2>/dev/null
 [ -r /sys/firmware/fdt ] && cat /sys/firmware/fdt > /run/phase/fdt
+# Secure Boot and lockdown state, for the console and for phase-kexec
+# (Deno refuses scoped reads of /sys: a copy under /run/phase).
+mkdir -p /sys/kernel/security && mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+lockdown=$(cat /sys/kernel/security/lockdown 2>/dev/null || echo "unknown")
+echo "$lockdown" > /run/phase/lockdown
+# efivarfs files cannot seek (od -j fails): 4 attribute bytes, then the value.
+sb=$(cat /run/phase/efivars/${SECURE_BOOT_EFIVAR} 2>/dev/null | od -An -t u1 | awk '{print $5; exit}')
+case "$sb" in 1) sb=enabled ;; 0) sb=disabled ;; *) sb="unknown (no SecureBoot variable)" ;; esac
+echo "phase-seed: secure boot: $sb; lockdown: $lockdown"
 ${FINDPART}
 mode=$(sed -n 's/.*phase\\.mode=\\([a-z]*\\).*/\\1/p' /proc/cmdline)
 seed=""
@@ -55,7 +96,13 @@ fail() {
   exec setsid cttyhack sh
 }
 [ -n "$seed" ] || fail "no partition named ${PART_NAMES.seed}"
-mount -t squashfs -o ro "$seed" /usr/lib/phase || fail "cannot mount the seed squashfs $seed"
+${
+    opts.secureBoot
+      ? verityLines() + `
+[ "$sb" = enabled ] || echo "phase-seed: WARNING: this is a Secure Boot image but Secure Boot is $sb: nothing checked this seed before it ran"
+`
+      : ""
+  }mount -t squashfs -o ro "$seed" /usr/lib/phase || fail "cannot mount the seed squashfs $seed"
 if [ "$mode" != private ]; then
   cache=$(findpart ${PART_NAMES.cache}) && mount -t ext4 -o nosuid,nodev,noexec "$cache" /var/cache/phase
   # The ESP, for the chainload fallback (phase-kexec fallback writes the target there).

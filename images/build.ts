@@ -27,6 +27,23 @@ import {
   ustar,
 } from "./_grub.ts";
 import {
+  checkSecureBootKeys,
+  pinPeHeader,
+  sbsign,
+  SECURE_BOOT_ESP_MIB,
+  type SecureBootKeys,
+  signKernel,
+  UKI_ESP_DIR,
+  UKI_STUB,
+  ukiLoaderEntry,
+  ukiObjcopyArgs,
+  ukiOsRelease,
+  type Verity,
+  VERITY_MODULES,
+  verityCmdline,
+  verityFormat,
+} from "./_secureboot.ts";
+import {
   loaderConf,
   loaderEntry,
   PART_NAMES,
@@ -104,6 +121,12 @@ export interface BuildOptions {
   readonly allowTor?: boolean;
   /** A torrc fragment (bridges, ...) baked in as /etc/phase/torrc; checked first. */
   readonly torrc?: string;
+  /**
+   * Secure Boot image (TM-14, docs/secure-boot.md): signed UKIs, signed
+   * systemd-boot, the seed under dm-verity, the target kernel signed; no
+   * GRUB fallback and no bare kernel on the ESP.
+   */
+  readonly secureBoot?: SecureBootKeys;
 }
 
 const ARCH = {
@@ -466,6 +489,7 @@ async function makeEsp(
   files: [string, string][],
   epoch: number,
   id: string,
+  mib: number,
 ): Promise<void> {
   await Deno.remove(path).catch(() => {});
   const env = { MTOOLS_SKIP_CHECK: "1", SOURCE_DATE_EPOCH: String(epoch) };
@@ -481,7 +505,7 @@ async function makeEsp(
     "-s",
     "1",
     path,
-    String(ESP_MIB * 1024),
+    String(mib * 1024),
   ], {
     env,
   });
@@ -621,9 +645,33 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
 
   // 1. Inputs.
   let t = step(log, 1, TOTAL, "inputs: kernel, modules, busybox, kexec-tools, deno");
+  const sb = opts.secureBoot;
+  if (sb) {
+    if (opts.arch !== "amd64") {
+      throw new ImagesError("E_INPUT", "--secure-boot builds amd64 images only (for now)", {
+        hint: "drop --secure-boot for arm64; docs/secure-boot.md says what is covered",
+      });
+    }
+    if (await checkSecureBootKeys(sb)) {
+      for (let i = 0; i < 3; i++) {
+        log.warn(
+          "images: UNSAFE: signing with Debian's PUBLIC snakeoil test key (--unsafe-test-key): this image is for tests only, NEVER ship it",
+        );
+      }
+    }
+  }
   const inp = await resolveInputs(opts);
-  const { kernel, deno, libs } = inp;
-  const modules = await moduleOrder(inp.kver, SEED_MODULES, inp.sysroot);
+  const { kernel, deno } = inp;
+  // The seed opens its partition with dmsetup (device-mapper verity) under Secure Boot.
+  const libs = sb
+    ? [...new Set([...inp.libs.map((l) => l.file), ...(await lddLibs("/usr/sbin/dmsetup"))])]
+      .sort().map((p) => ({ path: p, file: p }))
+    : inp.libs;
+  const modules = await moduleOrder(
+    inp.kver,
+    sb ? [...SEED_MODULES, ...VERITY_MODULES] : SEED_MODULES,
+    inp.sysroot,
+  );
   let trustPath = `${opts.keyDir}/trust.json`;
   if (opts.trustFile && !(await Deno.stat(trustPath).then(() => true, () => false))) {
     trustPath = opts.trustFile;
@@ -634,7 +682,13 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     log.warn(
       `images: no release key in ${opts.keyDir}: generating a DEVELOPMENT key (never ship it)`,
     );
-    const k = await keygen(opts.keyDir, "release");
+    // With the default key folder the trust file goes where `deno task
+    // keygen` puts it (./.phase/trust, read by serve and fetch: TM-12).
+    const k = await keygen(
+      opts.keyDir,
+      "release",
+      opts.trustFile ? { trustPath: opts.trustFile } : {},
+    );
     trustPath = k.paths.trust;
   }
   mark("inputs", t);
@@ -644,10 +698,11 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
   const seedRoot = `${opts.work}/seed-initramfs`;
   await baseTree(seedRoot, inp, modules);
   await copyFile(inp.kexec, `${seedRoot}/sbin/kexec`, 0o755);
+  if (sb) await copyFile("/usr/sbin/dmsetup", `${seedRoot}/sbin/dmsetup`, 0o755);
   // Private mode over Tor (TM-13): the boot starts /usr/sbin/tor when present.
   if (inp.tor) await copyFile(inp.tor, `${seedRoot}/usr/sbin/tor`, 0o755);
   for (const lib of libs) await copyFile(lib.file, `${seedRoot}${lib.path}`, 0o755);
-  await writeText(`${seedRoot}/init`, seedInit(), 0o755);
+  await writeText(`${seedRoot}/init`, seedInit({ secureBoot: !!sb }), 0o755);
   await writeText(`${seedRoot}/usr/share/udhcpc/default.script`, udhcpcScript(), 0o755);
   // In the initramfs, on PATH: it must work even when the seed partition does not mount.
   await writeText(`${seedRoot}/usr/bin/phase-diag`, phaseDiag(), 0o755);
@@ -695,14 +750,36 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     "-no-progress",
   ]);
   log.info(`images: launchers: ${launchers.join(", ")}`);
+  // Secure Boot: the partition holds the squashfs and its dm-verity hash tree.
+  let seedPart = squash;
+  let verity: Verity | undefined;
+  if (sb) {
+    seedPart = `${opts.work}/seed-verity.img`;
+    verity = await verityFormat(
+      squash,
+      seedPart,
+      sha256Hex(`phase-images:${opts.arch}:verity-salt`).slice(0, 64),
+    );
+    log.info(`images: dm-verity root hash ${verity.rootHash} (${verity.dataBlocks} data blocks)`);
+  }
   mark("squashfs", t);
 
   // 4. ESP.
-  t = step(log, 4, TOTAL, "ESP (FAT32, systemd-boot, loader entries, GRUB fallback)");
+  t = step(
+    log,
+    4,
+    TOTAL,
+    sb
+      ? "ESP (FAT32, signed systemd-boot, signed seed UKIs, loader entries)"
+      : "ESP (FAT32, systemd-boot, loader entries, GRUB fallback)",
+  );
   const espDir = `${opts.work}/esp`;
   await Deno.mkdir(espDir, { recursive: true });
-  const extra = [opts.provider ? `phase.provider=${opts.provider}` : "", opts.extraCmdline ?? ""]
-    .filter(Boolean).join(" ");
+  const extra = [
+    opts.provider ? `phase.provider=${opts.provider}` : "",
+    opts.extraCmdline ?? "",
+    verity ? verityCmdline(verity) : "",
+  ].filter(Boolean).join(" ");
   // One list of modes feeds both the systemd-boot entries and GRUB's menu.
   const modes: BootMode[] = ["internet", "local", "private"].map((mode) => ({
     id: mode,
@@ -710,44 +787,84 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     options: [`console=${A.console}`, `phase.mode=${mode}`, extra].filter(Boolean).join(" "),
   }));
   const entries: [string, string][] = [];
-  for (const m of modes) {
-    const p = `${espDir}/${m.id}.conf`;
-    await writeText(p, loaderEntry(m.title, m.options));
-    entries.push([`/loader/entries/${m.id}.conf`, p]);
-  }
   await writeText(`${espDir}/loader.conf`, loaderConf("internet.conf"));
   const espId = derivedUuid(`${opts.arch}:esp-id`).replaceAll("-", "").slice(0, 8);
-  // GRUB fallback: standalone EFI binary, grub.cfg in its memdisk, reachable
-  // from systemd-boot's menu (grub.conf) or a firmware entry for its path.
-  const G = GRUB_ARCH[opts.arch];
-  const grubEfi = `${espDir}/${G.efi}`;
-  const grubEsp = `${GRUB_ESP_DIR}/${G.efi}`;
-  await writeText(
-    `${espDir}/grub.cfg`,
-    grubCfg(modes, "internet", `${espId.slice(0, 4)}-${espId.slice(4)}`, {
-      linux: "/phase/linux",
-      initrd: "/phase/initrd",
-    }),
-  );
-  await Deno.writeFile(
-    `${espDir}/memdisk.tar`,
-    ustar([["boot/grub/grub.cfg", await Deno.readFile(`${espDir}/grub.cfg`)]], opts.epoch),
-  );
-  await runTool(
-    "grub-mkimage",
-    grubMkimageArgs(opts.arch, inp.grubDir, `${espDir}/memdisk.tar`, grubEfi),
-  );
-  await writeText(`${espDir}/grub.conf`, grubLoaderEntry(grubEsp));
-  log.info(`images: GRUB fallback ${grubEsp} (${G.format}, embedded grub.cfg, entry grub.conf)`);
-  const espFiles: [string, string][] = [
-    [`/EFI/BOOT/${A.efiName}`, inp.sdboot],
-    [grubEsp, grubEfi],
-    ["/loader/loader.conf", `${espDir}/loader.conf`],
-    ...entries,
-    ["/loader/entries/grub.conf", `${espDir}/grub.conf`],
-    ["/phase/linux", kernel],
-    ["/phase/initrd", seedInitrd],
-  ];
+  const espMib = sb ? SECURE_BOOT_ESP_MIB : ESP_MIB;
+  let espFiles: [string, string][];
+  if (sb) {
+    // One signed UKI per mode: the firmware's check covers the kernel, the
+    // seed initramfs and the command line (with the verity root hash).
+    // systemd-stub ignores a loader's command line under Secure Boot.
+    const sdboot = `${espDir}/systemd-boot.signed.efi`;
+    await sbsign(sb, inp.sdboot, sdboot, opts.epoch);
+    espFiles = [[`/EFI/BOOT/${A.efiName}`, sdboot], [
+      "/loader/loader.conf",
+      `${espDir}/loader.conf`,
+    ]];
+    const linuxBytes = (await Deno.stat(kernel)).size;
+    for (const m of modes) {
+      const parts = {
+        osrel: `${espDir}/${m.id}.osrel`,
+        cmdline: `${espDir}/${m.id}.cmdline`,
+        linux: kernel,
+        initrd: seedInitrd,
+      };
+      await writeText(parts.osrel, ukiOsRelease(m.id));
+      await writeText(parts.cmdline, m.options);
+      const raw = `${espDir}/${m.id}.unsigned.efi`;
+      await Deno.remove(raw).catch(() => {});
+      await runTool("objcopy", ukiObjcopyArgs(parts, linuxBytes, UKI_STUB, raw));
+      await Deno.writeFile(raw, pinPeHeader(await Deno.readFile(raw), opts.epoch));
+      const uki = `${espDir}/seed-${m.id}.efi`;
+      await sbsign(sb, raw, uki, opts.epoch);
+      const ukiEsp = `${UKI_ESP_DIR}/seed-${m.id}.efi`;
+      const p = `${espDir}/${m.id}.conf`;
+      await writeText(p, ukiLoaderEntry(m.title, ukiEsp));
+      entries.push([`/loader/entries/${m.id}.conf`, p]);
+      espFiles.push([ukiEsp, uki]);
+    }
+    espFiles.push(...entries);
+    log.info(
+      "images: Secure Boot: signed systemd-boot and seed UKIs; no GRUB fallback and no bare kernel on the ESP",
+    );
+  } else {
+    for (const m of modes) {
+      const p = `${espDir}/${m.id}.conf`;
+      await writeText(p, loaderEntry(m.title, m.options));
+      entries.push([`/loader/entries/${m.id}.conf`, p]);
+    }
+    // GRUB fallback: standalone EFI binary, grub.cfg in its memdisk, reachable
+    // from systemd-boot's menu (grub.conf) or a firmware entry for its path.
+    const G = GRUB_ARCH[opts.arch];
+    const grubEfi = `${espDir}/${G.efi}`;
+    const grubEsp = `${GRUB_ESP_DIR}/${G.efi}`;
+    await writeText(
+      `${espDir}/grub.cfg`,
+      grubCfg(modes, "internet", `${espId.slice(0, 4)}-${espId.slice(4)}`, {
+        linux: "/phase/linux",
+        initrd: "/phase/initrd",
+      }),
+    );
+    await Deno.writeFile(
+      `${espDir}/memdisk.tar`,
+      ustar([["boot/grub/grub.cfg", await Deno.readFile(`${espDir}/grub.cfg`)]], opts.epoch),
+    );
+    await runTool(
+      "grub-mkimage",
+      grubMkimageArgs(opts.arch, inp.grubDir, `${espDir}/memdisk.tar`, grubEfi),
+    );
+    await writeText(`${espDir}/grub.conf`, grubLoaderEntry(grubEsp));
+    log.info(`images: GRUB fallback ${grubEsp} (${G.format}, embedded grub.cfg, entry grub.conf)`);
+    espFiles = [
+      [`/EFI/BOOT/${A.efiName}`, inp.sdboot],
+      [grubEsp, grubEfi],
+      ["/loader/loader.conf", `${espDir}/loader.conf`],
+      ...entries,
+      ["/loader/entries/grub.conf", `${espDir}/grub.conf`],
+      ["/phase/linux", kernel],
+      ["/phase/initrd", seedInitrd],
+    ];
+  }
   const espStage = `${opts.work}/esp-files`;
   const staged: [string, string][] = [];
   for (const [dst, src] of espFiles) {
@@ -757,7 +874,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
   }
   await clampTimes(espStage, opts.epoch);
   const esp = `${opts.work}/esp.img`;
-  await makeEsp(esp, staged, opts.epoch, espId);
+  await makeEsp(esp, staged, opts.epoch, espId, espMib);
   mark("esp", t);
 
   // 5. Cache + GPT disk.
@@ -769,9 +886,9 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     opts.epoch,
     derivedUuid(`${opts.arch}:cache-fs`),
   );
-  const squashSize = roundMiB((await Deno.stat(squash)).size) + MiB;
+  const squashSize = roundMiB((await Deno.stat(seedPart)).size) + MiB;
   const espStart = MiB;
-  const seedStart = espStart + ESP_MIB * MiB;
+  const seedStart = espStart + espMib * MiB;
   const cacheStart = seedStart + squashSize;
   const total = cacheStart + CACHE_MIB * MiB + MiB;
   const img = `${opts.out}/${base}.img`;
@@ -786,7 +903,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     "unit: sectors",
     "first-lba: 2048",
     `start=${sector(espStart)}, size=${
-      sector(ESP_MIB * MiB)
+      sector(espMib * MiB)
     }, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=${
       derivedUuid(`${opts.arch}:esp`)
     }, name="${PART_NAMES.esp}"`,
@@ -806,7 +923,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     stdin: new TextEncoder().encode(script),
   });
   await writeAt(img, esp, espStart);
-  await writeAt(img, squash, seedStart);
+  await writeAt(img, seedPart, seedStart);
   await writeAt(img, cache, cacheStart);
   mark("disk", t);
 
@@ -842,7 +959,14 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     const relDir = `${opts.artifacts}/${opts.channel}/${opts.arch}`;
     await Deno.mkdir(relDir, { recursive: true });
     await makeCpio(tRoot, `${relDir}/initramfs`, opts.epoch);
-    await Deno.copyFile(kernel, `${relDir}/kernel`);
+    if (sb) {
+      // kexec_file_load under lockdown accepts only a kernel signed by a key
+      // the running kernel trusts; the firmware's db is its platform keyring.
+      await signKernel(sb, kernel, `${relDir}/kernel`, opts.work, opts.epoch);
+      log.info("images: target kernel signed with the db key (kexec -s under lockdown)");
+    } else {
+      await Deno.copyFile(kernel, `${relDir}/kernel`);
+    }
     await Deno.chmod(`${relDir}/kernel`, 0o644);
     const key = await loadSigningKey(`${opts.keyDir}/release.pem`);
     const r = await signRelease({
@@ -883,7 +1007,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
 }
 
 /** `deno bundle` of one module, with the user's Deno cache (esbuild lives there). */
-async function denoBundle(repo: string, entry: string, out: string): Promise<void> {
+export async function denoBundle(repo: string, entry: string, out: string): Promise<void> {
   await runTool("deno", ["bundle", "-q", "--no-remote", "--platform", "deno", "-o", out, entry], {
     cwd: repo,
     env: {

@@ -9,8 +9,31 @@ import { isVersion } from "../verify/mod.ts";
 import { checkTorrcFragment } from "../net/mod.ts";
 import { buildImages, DEFAULT_SOURCE_DATE_EPOCH } from "./build.ts";
 
+/** The flags of `deno task images` (its `--help` lists each one; testing/help_test.ts checks). */
+export const IMAGES_FLAGS = {
+  arch: { type: "string" },
+  out: { type: "string" },
+  artifacts: { type: "string" },
+  channel: { type: "string" },
+  version: { type: "string" },
+  keys: { type: "string" },
+  provider: { type: "string" },
+  cmdline: { type: "string" },
+  kernel: { type: "string" },
+  sysroot: { type: "string" },
+  deno: { type: "string" },
+  "no-release": { type: "boolean" },
+  "with-tor": { type: "boolean" },
+  "allow-tor": { type: "boolean" },
+  torrc: { type: "string" },
+  "secure-boot": { type: "boolean" },
+  "db-key": { type: "string" },
+  "db-cert": { type: "string" },
+  "unsafe-test-key": { type: "boolean" },
+} as const;
+
 const USAGE =
-  "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release] [--with-tor] [--allow-tor] [--torrc FILE]";
+  "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release] [--with-tor] [--allow-tor] [--torrc FILE] [--secure-boot --db-key KEY --db-cert CERT [--unsafe-test-key]]";
 
 function today(now: Date): string {
   const p = (n: number) => String(n).padStart(2, "0");
@@ -21,23 +44,7 @@ function today(now: Date): string {
 
 /** Runs phase-images; returns the exit status. */
 export async function runImages(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, {
-    arch: { type: "string" },
-    out: { type: "string" },
-    artifacts: { type: "string" },
-    channel: { type: "string" },
-    version: { type: "string" },
-    keys: { type: "string" },
-    provider: { type: "string" },
-    cmdline: { type: "string" },
-    kernel: { type: "string" },
-    sysroot: { type: "string" },
-    deno: { type: "string" },
-    "no-release": { type: "boolean" },
-    "with-tor": { type: "boolean" },
-    "allow-tor": { type: "boolean" },
-    torrc: { type: "string" },
-  }, USAGE);
+  const { values } = parseFlags(args, IMAGES_FLAGS, USAGE);
   const log0 = { warn: (m: string) => console.error(`phase-images: warning: ${m}`) };
   const arch = values.arch ?? "amd64";
   if (arch !== "amd64" && arch !== "arm64") {
@@ -68,6 +75,19 @@ export async function runImages(args: string[]): Promise<number> {
   if (values["allow-tor"] && !values["with-tor"]) {
     log0.warn("--allow-tor without --with-tor: a private boot will warn and fetch WITHOUT Tor");
   }
+  const secureBoot = values["secure-boot"]
+    ? {
+      key: values["db-key"] ?? "",
+      cert: values["db-cert"] ?? "",
+      unsafeTestKey: values["unsafe-test-key"] ?? false,
+    }
+    : undefined;
+  if (secureBoot && (!secureBoot.key || !secureBoot.cert)) {
+    throw new UsageError("--secure-boot needs --db-key KEY.pem and --db-cert CERT.pem", USAGE);
+  }
+  if (!secureBoot && (values["db-key"] || values["db-cert"] || values["unsafe-test-key"])) {
+    throw new UsageError("--db-key, --db-cert and --unsafe-test-key need --secure-boot", USAGE);
+  }
   await Deno.mkdir("/tmp/phase", { recursive: true });
   const work = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "images-" });
   const log = consoleLogger("images");
@@ -95,6 +115,7 @@ export async function runImages(args: string[]): Promise<number> {
       withTor: values["with-tor"] ?? false,
       allowTor: values["allow-tor"] ?? false,
       torrc,
+      secureBoot,
     });
     console.log(
       `phase-images: built ${r.outputs.length} outputs in ${values.out} in ${

@@ -15,6 +15,9 @@ import { startProvider } from "../provider/mod.ts";
 import { consoleLogger } from "../core/mod.ts";
 import { OVMF_VARS, qemuArgs } from "./vm.ts";
 import { imagesTaskArgs } from "./task.ts";
+import { main, parseFlags } from "../cli/mod.ts";
+import { DEMO_HELP } from "./_help.ts";
+import { ImagesError } from "./errors.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const OUT = `${REPO}/images/out/demo`;
@@ -32,8 +35,13 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-if (import.meta.main) {
-  const rebuild = Deno.args.includes("--rebuild");
+/** The flags of `deno task demo` (its `--help` lists each one; testing/help_test.ts checks). */
+export const DEMO_FLAGS = { rebuild: { type: "boolean" } } as const;
+
+/** Builds what is missing, serves the release and boots the image; returns the exit status. */
+async function runDemo(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, DEMO_FLAGS, "deno task demo [--rebuild]");
+  const rebuild = values.rebuild ?? false;
   if (
     rebuild || !(await exists(`${OUT}/phase-amd64.img`)) ||
     !(await exists(`${ARTIFACTS}/stable/amd64/manifest.json`))
@@ -50,7 +58,11 @@ if (import.meta.main) {
       stdout: "inherit",
       stderr: "inherit",
     }).output();
-    if (r.code !== 0) Deno.exit(r.code);
+    if (r.code !== 0) {
+      throw new ImagesError("E_BUILD", `deno task images exited ${r.code}`, {
+        hint: "its error is printed above; 'deno task images --help' lists what it needs",
+      });
+    }
   }
   const provider = await startProvider({
     root: ARTIFACTS,
@@ -58,7 +70,11 @@ if (import.meta.main) {
     host: "127.0.0.1",
     port: 0,
     sign: false,
-    trustPath: `${KEYS}/trust.json`,
+    // keygen's layout puts the trust file apart from the keys (TM-12); an
+    // older or custom key folder has it beside the key.
+    trustPath: (await exists(`${KEYS}/trust.json`))
+      ? `${KEYS}/trust.json`
+      : `${REPO}/.phase/trust/trust.json`,
     mdns: false,
     dht: false,
     logger: consoleLogger("serve", { json: false, write: () => {} }),
@@ -102,5 +118,9 @@ if (import.meta.main) {
   await provider.close();
   await Deno.remove(vars).catch(() => {});
   console.log(`\ndemo: QEMU exited (${status.code})`);
-  Deno.exit(0);
+  return 0;
+}
+
+if (import.meta.main) {
+  await main({ name: "demo", permissionSet: "test", help: DEMO_HELP, run: runDemo });
 }

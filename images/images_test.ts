@@ -248,6 +248,125 @@ Deno.test({
   },
 });
 
+const SNAKEOIL_PEM = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
+const SNAKEOIL_KEY = "/usr/share/ovmf/PkKek-1-snakeoil.key";
+/** Bound of one sbverify or mtools run. */
+const TOOL_TIMEOUT_MS = 30_000;
+
+async function output(cmd: string, args: string[], env: Record<string, string> = {}) {
+  const r = await new Deno.Command(cmd, {
+    args,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(TOOL_TIMEOUT_MS),
+  }).output();
+  return {
+    code: r.code,
+    text: new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr),
+  };
+}
+
+Deno.test({
+  name:
+    "TM-21 physical access to the boot medium: two Secure Boot builds are byte-identical; every EFI binary on the ESP verifies against the db certificate, and the ESP holds no bare kernel and no GRUB",
+  sanitizeResources: true,
+  async fn() {
+    const dir = await tmpDir("images-sb-test-");
+    try {
+      // Debian's snakeoil pair, decrypted (sbsign cannot prompt for its passphrase).
+      const dec = await output("openssl", [
+        "pkey",
+        "-in",
+        SNAKEOIL_KEY,
+        "-passin",
+        "pass:snakeoil",
+        "-out",
+        `${dir}/db.key`,
+      ]);
+      assertEquals(dec.code, 0, dec.text);
+      const build = async (out: string) => {
+        const r = await new Deno.Command("deno", {
+          args: imagesTaskArgs({
+            arch: "amd64",
+            out,
+            keys: `${dir}/keys`,
+            extra: [
+              "--no-release",
+              "--secure-boot",
+              "--db-key",
+              `${dir}/db.key`,
+              "--db-cert",
+              SNAKEOIL_PEM,
+              "--unsafe-test-key",
+            ],
+          }),
+          cwd: REPO,
+          stdout: "piped",
+          stderr: "piped",
+          signal: AbortSignal.timeout(BUILD_TIMEOUT_MS),
+        }).output();
+        const err = new TextDecoder().decode(r.stderr);
+        assertEquals(r.code, 0, err.slice(-2000));
+        assert(
+          /UNSAFE: signing with Debian's PUBLIC snakeoil test key/.test(err),
+          err.slice(-2000),
+        );
+      };
+      await build(`${dir}/a`);
+      await build(`${dir}/b`);
+      const sums = await Deno.readTextFile(`${dir}/a/SHA256SUMS`);
+      assertEquals(await Deno.readTextFile(`${dir}/b/SHA256SUMS`), sums);
+      for (const line of sums.trim().split("\n")) {
+        const name = line.slice(66);
+        assertEquals(
+          await Deno.readFile(`${dir}/b/${name}`),
+          await Deno.readFile(`${dir}/a/${name}`),
+          name,
+        );
+      }
+      const img = `${dir}/a/phase-amd64.img`;
+      const j = await output("sfdisk", ["--json", img]);
+      const esp = JSON.parse(j.text).partitiontable.partitions.find((p: { name?: string }) =>
+        p.name === "phase-esp"
+      );
+      const env = { MTOOLS_SKIP_CHECK: "1" };
+      const list = await output(
+        "mdir",
+        ["-/", "-b", "-i", `${img}@@${esp.start * 512}`, "::/"],
+        env,
+      );
+      assertEquals(list.code, 0, list.text);
+      const files = list.text.split("\n").map((l) => l.trim()).filter((l) => l && !l.endsWith("/"));
+      assert(!files.some((f) => /grub|\/phase\/(linux|initrd)$/i.test(f)), files.join("\n"));
+      const efis = files.filter((f) => /\.efi$/i.test(f));
+      assertEquals(
+        efis.map((f) => f.replace(/^::/, "")).sort(),
+        [
+          "/EFI/BOOT/BOOTX64.EFI",
+          "/phase/seed-internet.efi",
+          "/phase/seed-local.efi",
+          "/phase/seed-private.efi",
+        ],
+      );
+      for (const f of efis) {
+        const local = `${dir}/check.efi`;
+        await Deno.remove(local).catch(() => {});
+        const get = await output("mcopy", ["-i", `${img}@@${esp.start * 512}`, f, local], env);
+        assertEquals(get.code, 0, get.text);
+        const v = await output("sbverify", ["--cert", SNAKEOIL_PEM, local]);
+        assertEquals(v.code, 0, `${f}: ${v.text}`);
+      }
+      // The loader entries start the signed UKIs, whose command lines carry the verity root hash.
+      const entry = new TextDecoder().decode(await espFile(img, "/loader/entries/internet.conf"));
+      assertEquals(loaderKeys(entry).efi, "/phase/seed-internet.efi");
+      assert(!("options" in loaderKeys(entry)), entry);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 /** arm64 inputs from images/fetch_arm64.sh; the test is skipped (and says why) without them. */
 const ARM64_SYSROOT = Deno.env.get("PHASE_ARM64_SYSROOT") ?? `${REPO}.cache/arm64/root`;
 const ARM64_DENO = Deno.env.get("PHASE_ARM64_DENO") ?? `${REPO}.cache/arm64/deno/package/deno`;

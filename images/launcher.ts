@@ -22,9 +22,12 @@ export function permissionFlags(set: PermissionSet, base: string): string[] {
       flags.push(`--allow-${kind}`);
       continue;
     }
-    const scoped = kind === "read" || kind === "write" || kind === "ffi"
-      ? grant.map((p) => resolveScope(p, base))
-      : [...grant];
+    // A relative program path would resolve against the caller's working
+    // directory at run time: resolve it against `base`, as file paths are.
+    const isPath = (p: string) =>
+      kind === "read" || kind === "write" || kind === "ffi" ||
+      (kind === "run" && (p.startsWith("./") || p.startsWith("../")));
+    const scoped = grant.map((p) => isPath(p) ? resolveScope(p, base) : p);
     flags.push(`--allow-${kind}=${scoped.join(",")}`);
   }
   if (set.denyImport.length) flags.push(`--deny-import=${set.denyImport.join(",")}`);

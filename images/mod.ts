@@ -11,9 +11,11 @@ export {
   buildImages,
   CACHE_MIB,
   DEFAULT_SOURCE_DATE_EPOCH,
+  denoBundle,
   derivedUuid,
   diskDescriptor,
   ESP_MIB,
+  EXTRA_BUNDLES,
   SEED_MODULES,
   SEED_TASKS,
 } from "./build.ts";
@@ -22,3 +24,4 @@ export { launcherScript, permissionFlags, SEED_ROOT } from "./launcher.ts";
 export { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER } from "./_files.ts";
 export { runImages } from "./cli.ts";
 export { imagesTaskArgs, type ImagesTaskOptions } from "./task.ts";
+export { runTool, TOOL_TIMEOUT_MS } from "./_run.ts";

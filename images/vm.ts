@@ -12,6 +12,19 @@
 export const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 /** OVMF variable store template. */
 export const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/**
+ * OVMF with Secure Boot enforced and Debian's snakeoil certificate in PK,
+ * KEK and db (test only: its key is public in the ovmf package).
+ */
+export const OVMF_SNAKEOIL = {
+  code: "/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd",
+  vars: "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd",
+} as const;
+/** OVMF with Secure Boot enforced and Microsoft's keys enrolled (the shim path). */
+export const OVMF_MS = {
+  code: "/usr/share/OVMF/OVMF_CODE_4M.ms.fd",
+  vars: "/usr/share/OVMF/OVMF_VARS_4M.ms.fd",
+} as const;
 /** AAVMF (arm64 UEFI, apt package qemu-efi-aarch64). */
 export const AAVMF_CODE = "/usr/share/AAVMF/AAVMF_CODE.fd";
 /** AAVMF variable store template. */
@@ -51,6 +64,8 @@ export interface VmOptions {
   /** Record the time of these too. */
   readonly watch?: Readonly<Record<string, RegExp>>;
   readonly timeoutMs: number;
+  /** amd64 firmware code and variable template (default OVMF_CODE / OVMF_VARS: no Secure Boot). */
+  readonly firmware?: { readonly code: string; readonly vars: string };
   /** Writable OVMF vars copy (kept across boots when given). */
   readonly vars?: string;
   /** Boot with writes going to the image (the cache partition persists). */
@@ -93,7 +108,7 @@ export function qemuArgs(o: VmOptions, vars: string): string[] {
     "-nographic",
     ...(o.allowReboot ? [] : ["-no-reboot"]),
     "-drive",
-    `if=pflash,format=raw,readonly=on,file=${arm ? AAVMF_CODE : OVMF_CODE}`,
+    `if=pflash,format=raw,readonly=on,file=${arm ? AAVMF_CODE : (o.firmware?.code ?? OVMF_CODE)}`,
     "-drive",
     `if=pflash,format=raw,file=${vars}`,
     "-drive",
@@ -117,7 +132,10 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
   if (!vars) {
     await Deno.mkdir("/tmp/phase", { recursive: true });
     tmpVars = await Deno.makeTempFile({ dir: "/tmp/phase", prefix: "ovmf-vars-" });
-    await Deno.copyFile(o.arch === "arm64" ? AAVMF_VARS : OVMF_VARS, tmpVars);
+    await Deno.copyFile(
+      o.arch === "arm64" ? AAVMF_VARS : (o.firmware?.vars ?? OVMF_VARS),
+      tmpVars,
+    );
     vars = tmpVars;
   }
   const t0 = performance.now();

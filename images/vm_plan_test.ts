@@ -13,9 +13,10 @@ import { assert, assertEquals } from "../testing/mod.ts";
 import { startProvider } from "../provider/mod.ts";
 import { loadSigningKey, signRelease } from "../sign/mod.ts";
 import { memoryLogger } from "../core/mod.ts";
-import { bootVm, type VmRun } from "./vm.ts";
-import { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER } from "./_files.ts";
-import { GRUB_BOOT_MARKER } from "./_grub.ts";
+import { bootVm, OVMF_MS, OVMF_SNAKEOIL, type VmRun } from "./vm.ts";
+import { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER, VERITY_REFUSED_MARKER } from "./_files.ts";
+import { SNAKEOIL_CERT, SNAKEOIL_KEY } from "./_secureboot.ts";
+import { findUstarMember, GRUB_BOOT_MARKER } from "./_grub.ts";
 import { startTorNet } from "../testing/tor_net.ts";
 import { imagesTaskArgs } from "./task.ts";
 
@@ -27,6 +28,10 @@ const GRUB_BOOT_TIMEOUT_MS = 120_000;
 const ARM64_BOOT_TIMEOUT_MS = 600_000;
 /** Bound of the Tor boot (tor bootstraps under TCG, and the release comes over three hops). */
 const TOR_BOOT_TIMEOUT_MS = 480_000;
+/** Bound of a Secure Boot boot to the target (firmware signature checks of a 17 MB UKI under TCG, dm-verity read of the seed). */
+const SECURE_BOOT_TIMEOUT_MS = 240_000;
+/** Bound of a boot the firmware or the seed must refuse: a refusal shows within this (a good boot reaches the seed's init in ~15 s). */
+const SECURE_BOOT_REFUSAL_TIMEOUT_MS = 90_000;
 /** Bound of the image build. */
 const BUILD_TIMEOUT_MS = 300_000;
 const MiB = 1024 * 1024;
@@ -815,6 +820,280 @@ Deno.test("[vm arm64] the arm64 image (AAVMF, systemd-bootaa64, kexec -l with th
   report("arm64", run);
   assertEquals(run.outcome, "target", tail(run));
   assert(run.lines.some((l) => l.text.includes("arch arm64")), tail(run));
+});
+
+// --- Secure Boot (TM-14, docs/secure-boot.md) -------------------------------
+const SB = `${WORK}/secure-boot`;
+const SB_IMAGE = `${SB}/out/phase-amd64.img`;
+const SB_ARTIFACTS = `${SB}/artifacts`;
+let sbBuilt: Promise<void> | undefined;
+
+/** Runs a host tool; throws with its stderr when it fails. */
+async function tool(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<string> {
+  const r = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
+  const err = new TextDecoder().decode(r.stderr);
+  assertEquals(r.code, 0, `${cmd} ${args.join(" ")}: ${err}`);
+  return new TextDecoder().decode(r.stdout) + err;
+}
+
+/**
+ * The Secure Boot image, built once for the scenarios that need it: signed
+ * with Debian's snakeoil key (a decrypted copy: sbsign cannot prompt) and
+ * the plan's release keys, with --unsafe-test-key.
+ */
+function secureBootImage(): Promise<void> {
+  sbBuilt ??= (async () => {
+    await Deno.mkdir(SB, { recursive: true });
+    await tool("openssl", [
+      "pkey",
+      "-in",
+      SNAKEOIL_KEY,
+      "-passin",
+      "pass:snakeoil",
+      "-out",
+      `${SB}/db.key`,
+    ]);
+    await Deno.copyFile(SNAKEOIL_CERT, `${SB}/db.crt`);
+    await buildImage(`${SB}/out`, SB_ARTIFACTS, PROVIDER_URL, "amd64", [
+      "--secure-boot",
+      "--db-key",
+      `${SB}/db.key`,
+      "--db-cert",
+      `${SB}/db.crt`,
+      "--unsafe-test-key",
+    ]);
+  })();
+  return sbBuilt;
+}
+
+async function sbCopy(name: string): Promise<string> {
+  await secureBootImage();
+  const p = `${WORK}/${name}.img`;
+  await Deno.copyFile(SB_IMAGE, p);
+  return p;
+}
+
+/** Flips every bit of the byte at `offset` of `file`. */
+async function flipByte(file: string, offset: number): Promise<void> {
+  const f = await Deno.open(file, { read: true, write: true });
+  try {
+    const b = new Uint8Array(1);
+    await f.seek(offset, Deno.SeekMode.Start);
+    await f.read(b);
+    b[0] ^= 0xff;
+    await f.seek(offset, Deno.SeekMode.Start);
+    await f.write(b);
+  } finally {
+    f.close();
+  }
+}
+
+/** Boots with a real provider whose access log is kept; returns the run and the paths it served. */
+async function bootServedLogged(
+  o: Omit<Parameters<typeof bootVm>[0], "providerPort">,
+  root: string,
+): Promise<{ run: VmRun; paths: string[] }> {
+  const logger = memoryLogger();
+  const p = await startProvider({
+    root,
+    state: `${WORK}/provider-state-${crypto.randomUUID()}`,
+    host: "127.0.0.1",
+    port: 0,
+    sign: false,
+    trustPath: `${KEYS}/trust.json`,
+    mdns: false,
+    dht: false,
+    watch: false,
+    logger,
+  });
+  try {
+    const run = await bootVm({ ...o, providerPort: p.port });
+    return {
+      run,
+      paths: logger.entries.filter((e) => e.event === "access").map((e) => String(e.fields.path)),
+    };
+  } finally {
+    await p.close();
+  }
+}
+
+const SB_WATCH = {
+  ...WATCH,
+  secureBoot: /phase-seed: secure boot: enabled; lockdown: .*\[integrity\]/,
+  verity: /phase-seed: dm-verity: seed partition .* verified/,
+  kexecFile: /phase-kexec: loaded with \S*kexec -s /,
+};
+
+Deno.test("TM-14 secure boot and lockdown: [vm secure-boot] with Secure Boot enforced (snakeoil db) the signed seed UKI boots, dm-verity verifies the seed, lockdown is on, and kexec -s loads the db-signed target", async () => {
+  const img = await sbCopy("secure-boot");
+  try {
+    const { run, paths } = await bootServedLogged({
+      image: img,
+      firmware: OVMF_SNAKEOIL,
+      timeoutMs: SECURE_BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: SB_WATCH,
+    }, SB_ARTIFACTS);
+    report("secure-boot", run);
+    assertEquals(run.outcome, "target", tail(run, 40));
+    for (const m of ["secureBoot", "verity", "kexecFile"]) {
+      assert(m in run.marks, `no ${m} line\n${tail(run, 40)}`);
+    }
+    assert(run.lines.some((l) => /Kernel is locked down from EFI Secure Boot/.test(l.text)));
+    assert(paths.some((p) => /kernel|cas/.test(p)), `fetched: ${paths.join(" ")}`);
+  } finally {
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
+Deno.test("TM-14 secure boot and lockdown: [vm secure-boot-tamper-uki] one byte of the seed UKI on the ESP changed: the firmware refuses it and no seed runs", async () => {
+  const img = await sbCopy("sb-tamper-uki");
+  const esp = await partition(img, PART_NAMES.esp);
+  const local = `${WORK}/seed-internet.efi`;
+  const env = { MTOOLS_SKIP_CHECK: "1" };
+  try {
+    await tool("mcopy", ["-i", `${img}@@${esp.offset}`, "::/phase/seed-internet.efi", local], env);
+    await flipByte(local, Math.floor((await Deno.stat(local)).size / 2));
+    await tool(
+      "mcopy",
+      ["-o", "-i", `${img}@@${esp.offset}`, local, "::/phase/seed-internet.efi"],
+      env,
+    );
+    const run = await bootVm({
+      image: img,
+      firmware: OVMF_SNAKEOIL,
+      timeoutMs: SECURE_BOOT_REFUSAL_TIMEOUT_MS,
+      until: {
+        refused: /Security Violation|Access Denied/i,
+        seed: /Linux version|phase-seed:|EFI stub:/,
+      },
+    });
+    report("secure-boot-tamper-uki", run);
+    assertEquals(run.outcome, "refused", tail(run, 40));
+    assert(!run.lines.some((l) => /Linux version|phase-seed:/.test(l.text)), tail(run, 40));
+  } finally {
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
+Deno.test("TM-14 secure boot and lockdown: [vm secure-boot-tamper-seed] one byte of the seed squashfs changed: dm-verity refuses it, the seed stops with its message, nothing is fetched", async () => {
+  const img = await sbCopy("sb-tamper-seed");
+  try {
+    const seed = await partition(img, PART_NAMES.seed);
+    await flipByte(img, seed.offset + 3 * MiB + 4321);
+    const { run, paths } = await bootServedLogged({
+      image: img,
+      firmware: OVMF_SNAKEOIL,
+      timeoutMs: SECURE_BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: { ...SB_WATCH, refused: new RegExp(VERITY_REFUSED_MARKER) },
+    }, SB_ARTIFACTS);
+    report("secure-boot-tamper-seed", run);
+    assertEquals(run.outcome, "shell", tail(run, 40));
+    assert("refused" in run.marks, tail(run, 40));
+    assert("secureBoot" in run.marks, tail(run, 40));
+    assert(!run.lines.some((l) => l.text.startsWith("phase-boot:")), tail(run, 40));
+    assertEquals(paths, [], "the provider served nothing");
+  } finally {
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
+Deno.test("TM-14 secure boot and lockdown: [vm secure-boot-unsigned-target] a target kernel the manifest signs but no Secure Boot key signed: kexec_file_load refuses it under lockdown, Phase says so, and the chainload fallback is disabled", async () => {
+  const img = await sbCopy("sb-unsigned");
+  const root = `${SB}/artifacts-unsigned`;
+  await Deno.mkdir(`${root}/stable/amd64`, { recursive: true });
+  await Deno.copyFile(`${SB_ARTIFACTS}/stable/amd64/initramfs`, `${root}/stable/amd64/initramfs`);
+  const kernel = `${root}/stable/amd64/kernel`;
+  await Deno.copyFile(`${SB_ARTIFACTS}/stable/amd64/kernel`, kernel);
+  await tool("sbattach", ["--remove", kernel]);
+  assert(!/signature \d/.test(await tool("sbverify", ["--list", kernel])), "kernel still signed");
+  await signRelease({
+    root,
+    channel: "stable",
+    arch: "amd64",
+    version: "2099.1.1",
+    now: new Date(),
+    expiresInMs: 7 * 86_400_000,
+    cmdline: "console=ttyS0",
+  }, await loadSigningKey(`${KEYS}/release.pem`));
+  try {
+    const { run } = await bootServedLogged({
+      image: img,
+      firmware: OVMF_SNAKEOIL,
+      timeoutMs: SECURE_BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: {
+        ...SB_WATCH,
+        refused: /refused .* under lockdown \(integrity\): the target kernel is not signed/,
+        noFallback: /chainload fallback is disabled under Secure Boot/,
+      },
+      allowReboot: true,
+    }, root);
+    report("secure-boot-unsigned-target", run);
+    assertEquals(run.outcome, "shell", tail(run, 40));
+    assert("refused" in run.marks, "the kernel's refusal is named\n" + tail(run, 40));
+    assert("noFallback" in run.marks, "the fallback refused\n" + tail(run, 40));
+    assert(!run.lines.some((l) => l.text.includes(TARGET_MARKER)), tail(run, 40));
+  } finally {
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
+/** Debian's Microsoft-signed shim and Debian-signed GRUB (shim-signed, grub-efi-amd64-signed). */
+const SHIM_SIGNED = "/usr/lib/shim/shimx64.efi.signed";
+const GRUB_SIGNED = "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed";
+
+Deno.test("TM-14 secure boot and lockdown: [vm secure-boot-ms] the Microsoft path (OVMF with Microsoft's keys, shim-signed, Debian-signed GRUB and kernel) boots a seed under lockdown", async () => {
+  // The ordinary image's ESP gets the distribution's signed chain: shim as
+  // EFI/BOOT/BOOTX64.EFI, Debian's signed GRUB beside it, and the grub.cfg
+  // the image already carries (GRUB fallback memdisk) where that GRUB looks.
+  const img = await vmCopy("sb-ms");
+  const esp = await partition(img, PART_NAMES.esp);
+  const fat = `${img}@@${esp.offset}`;
+  const env = { MTOOLS_SKIP_CHECK: "1" };
+  const kernel = `${WORK}/ms-linux`;
+  try {
+    await tool("mcopy", ["-i", fat, "::/phase/linux", kernel], env);
+    // Debian's kernel carries Debian's signature (shim trusts Debian's CA).
+    assert(
+      /Debian Secure Boot/.test(await tool("sbverify", ["--list", kernel])),
+      "the seed kernel is Debian-signed",
+    );
+    await tool("mcopy", ["-i", fat, "::/EFI/phase/grubx64.efi", `${WORK}/ms-grub-src.efi`], env);
+    const grubEfi = await Deno.readFile(`${WORK}/ms-grub-src.efi`);
+    const cfg = findUstarMember(grubEfi, "boot/grub/grub.cfg");
+    assert(cfg, "the image's grub.cfg");
+    await Deno.writeFile(`${WORK}/ms-grub.cfg`, cfg);
+    await tool("mcopy", ["-o", "-i", fat, SHIM_SIGNED, "::/EFI/BOOT/BOOTX64.EFI"], env);
+    await tool("mcopy", ["-o", "-i", fat, GRUB_SIGNED, "::/EFI/BOOT/grubx64.efi"], env);
+    await tool("mcopy", ["-o", "-i", fat, `${WORK}/ms-grub.cfg`, "::/EFI/BOOT/grub.cfg"], env);
+    await tool("mmd", ["-i", fat, "::/EFI/debian"], env);
+    await tool("mcopy", ["-o", "-i", fat, `${WORK}/ms-grub.cfg`, "::/EFI/debian/grub.cfg"], env);
+    const run = await bootServed({
+      image: img,
+      firmware: OVMF_MS,
+      timeoutMs: SECURE_BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: {
+        ...WATCH,
+        grub: new RegExp(`${GRUB_BOOT_MARKER} internet`),
+        secureBoot: /phase-seed: secure boot: enabled; lockdown: .*\[integrity\]/,
+        kexecFile: /phase-kexec: loaded with \S*kexec -s /,
+      },
+    });
+    report("secure-boot-ms", run);
+    assertEquals(run.outcome, "target", tail(run, 40));
+    assert("grub" in run.marks, "Debian's GRUB (under shim) booted the entry\n" + tail(run, 40));
+    assert("secureBoot" in run.marks, "Secure Boot and lockdown in the seed\n" + tail(run, 40));
+    assert("kexecFile" in run.marks, tail(run, 40));
+  } finally {
+    await Deno.remove(img).catch(() => {});
+  }
 });
 
 globalThis.addEventListener("unload", () => {

@@ -2,6 +2,8 @@ import { assert, assertEquals, assertRejects } from "../testing/mod.ts";
 import { KexecError } from "./errors.ts";
 import { CHAINLOAD_MARK, installChainloadEntry } from "./chainload.ts";
 import type { Staged } from "./kexec.ts";
+import { runKexec } from "./cli.ts";
+import { EFI_GLOBAL_GUID } from "./efivar.ts";
 
 async function staged(dir: string): Promise<Staged> {
   await Deno.mkdir(`${dir}/stage`, { recursive: true });
@@ -61,6 +63,42 @@ Deno.test("chainload fallback refuses a directory that is not a mounted ESP (nev
       exists = false;
     }
     assertEquals(exists, false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TM-14 secure boot and lockdown: phase-kexec fallback is disabled under Secure Boot and writes nothing to the ESP", async () => {
+  await Deno.mkdir("/tmp/phase", { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "fallback-sb-test-" });
+  try {
+    await Deno.mkdir(`${dir}/efivars`);
+    await Deno.writeFile(
+      `${dir}/efivars/SecureBoot-${EFI_GLOBAL_GUID}`,
+      new Uint8Array([6, 0, 0, 0, 1]),
+    );
+    await Deno.mkdir(`${dir}/esp/loader`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/esp/loader/loader.conf`, "default internet.conf\n");
+    const err = await assertRejects(
+      () =>
+        runKexec([
+          "fallback",
+          "--manifest",
+          `${dir}/none.json`,
+          "--trust",
+          `${dir}/none-trust.json`,
+          "--esp",
+          `${dir}/esp`,
+          "--efivars",
+          `${dir}/efivars`,
+          "--no-reboot",
+        ], () => {}),
+      KexecError,
+    );
+    assertEquals(err.code, "E_FALLBACK");
+    assert(err.message.includes("disabled under Secure Boot"), err.message);
+    assertEquals([...Deno.readDirSync(`${dir}/esp`)].map((e) => e.name), ["loader"]);
+    assertEquals([...Deno.readDirSync(`${dir}/efivars`)].length, 1);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -6,11 +6,11 @@
  * @module
  */
 import { UsageError } from "../core/mod.ts";
-import { parseFlags } from "../cli/mod.ts";
+import { parseFlags, printResult } from "../cli/mod.ts";
 import { parseArtifactArgs, parseUtcTime, verifyFiles } from "../verify/mod.ts";
 import { KexecError } from "./errors.ts";
 import type { KexecLoadResult } from "./result.ts";
-import { setOneShotEntry } from "./efivar.ts";
+import { secureBootEnabled, setOneShotEntry } from "./efivar.ts";
 import { DEFAULT_EFIVARS, DEFAULT_ESP, installChainloadEntry } from "./chainload.ts";
 import {
   DEFAULT_STAGE_PARENT,
@@ -21,6 +21,7 @@ import {
   type KexecMethod,
   loadKernel,
   parseMode,
+  readLockdown,
   runProgram,
   stageArtifacts,
   stageDtb,
@@ -48,6 +49,7 @@ phase-kexec exec [--dry-run]
 phase-kexec fallback --manifest FILE --trust FILE --artifact kernel=PATH --artifact initramfs=PATH [--mode M]
                  [--esp DIR] [--entry ID] [--efivars DIR] [--no-reboot] [--dry-run]`;
 
+/** Flags shared by `load` and `fallback`: what to verify and stage. */
 const STAGE_FLAGS = {
   manifest: { type: "string" },
   trust: { type: "string" },
@@ -59,6 +61,29 @@ const STAGE_FLAGS = {
   state: { type: "string" },
   now: { type: "string" },
   dir: { type: "string" },
+} as const;
+
+/** The flags of `phase-kexec load` (its `--help` lists each one; testing/help_test.ts checks). */
+export const LOAD_FLAGS = {
+  ...STAGE_FLAGS,
+  method: { type: "string" },
+  fdt: { type: "string" },
+  "dry-run": { type: "boolean" },
+  exec: { type: "boolean" },
+  json: { type: "boolean" },
+} as const;
+
+/** The flags of `phase-kexec exec`. */
+export const EXEC_FLAGS = { "dry-run": { type: "boolean" } } as const;
+
+/** The flags of `phase-kexec fallback`. */
+export const FALLBACK_FLAGS = {
+  ...STAGE_FLAGS,
+  esp: { type: "string" },
+  entry: { type: "string" },
+  efivars: { type: "string" },
+  "no-reboot": { type: "boolean" },
+  "dry-run": { type: "boolean" },
 } as const;
 
 interface StageValues {
@@ -109,13 +134,7 @@ async function verifyAndStage(values: StageValues, _out: (s: string) => void) {
 }
 
 async function cmdLoad(args: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parseFlags(args, {
-    ...STAGE_FLAGS,
-    method: { type: "string" },
-    fdt: { type: "string" },
-    "dry-run": { type: "boolean" },
-    exec: { type: "boolean" },
-  }, USAGE);
+  const { values } = parseFlags(args, LOAD_FLAGS, USAGE);
   const method = (values.method ?? "auto") as KexecMethod | "auto";
   if (!["auto", "file", "classic"].includes(method)) {
     throw new UsageError(`bad --method '${method}'`, USAGE);
@@ -129,7 +148,11 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
   }
   const dryRun = values["dry-run"] ?? false;
   const kexec = dryRun ? "/sbin/kexec" : await findKexec();
-  const result = await loadKernel(staged, { mode, kexec, method, dtb, dryRun });
+  const lockdown = await readLockdown();
+  if (lockdown && lockdown !== "none") {
+    note(`phase-kexec: kernel lockdown: ${lockdown} (only a signed kernel loads, with kexec -s)`);
+  }
+  const result = await loadKernel(staged, { mode, kexec, method, dtb, dryRun, lockdown });
   // The one result line the boot orchestrator decodes (decodeKexecLoadResult), last on stdout.
   const loaded: KexecLoadResult = {
     ok: true,
@@ -140,16 +163,26 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
     argv: result.argv,
     dryRun,
   };
+  // A terminal gets a line; a pipe (phase-boot reads the last line) or --json the JSON line.
+  const print = () =>
+    printResult(
+      loaded,
+      () =>
+        `phase-kexec: ${
+          dryRun ? "ready (dry run)" : "loaded"
+        }: ${channel}/${staged.arch} ${staged.version} with ${result.method}`,
+      { json: values.json, out },
+    );
   if (dryRun) {
     out(`phase-kexec: dry run: would run: ${formatArgv(result.argv)}`);
-    out(JSON.stringify(loaded));
+    print();
     return 0;
   }
   for (const t of result.tried) {
     if (t.code !== 0) note(`phase-kexec: '${t.argv[1]}' failed (exit ${t.code}): ${t.stderr}`);
   }
   note(`phase-kexec: loaded with ${formatArgv(result.argv)}`);
-  out(JSON.stringify(loaded));
+  print();
   // The kernel holds its own copy now; the staged files are not needed.
   await Deno.remove(staged.dir, { recursive: true }).catch(() => {});
   if (values.exec) {
@@ -160,7 +193,7 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
 }
 
 async function cmdExec(args: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parseFlags(args, { "dry-run": { type: "boolean" } }, USAGE);
+  const { values } = parseFlags(args, EXEC_FLAGS, USAGE);
   if (values["dry-run"]) {
     out(
       `phase-kexec: dry run: would run: ${
@@ -174,16 +207,35 @@ async function cmdExec(args: string[], out: (s: string) => void): Promise<number
   return 0;
 }
 
+/**
+ * The chainload fallback is disabled under Secure Boot (TM-14): the
+ * firmware would check the target kernel's signature but not the initramfs
+ * and command line beside it on the ESP, and a db-signed kernel left on the
+ * ESP can be started by anyone with the medium, with an initramfs of their
+ * choosing. Throws {@link KexecError} `E_FALLBACK`.
+ */
+async function refuseUnderSecureBoot(efivars: string): Promise<void> {
+  const lockdown = await readLockdown();
+  if (await secureBootEnabled(efivars) || (lockdown !== undefined && lockdown !== "none")) {
+    throw new KexecError(
+      "E_FALLBACK",
+      `the chainload fallback is disabled under Secure Boot (kernel lockdown: ${
+        lockdown ?? "unknown"
+      }): the firmware would check the target kernel but not the initramfs and command line written beside it on the ESP`,
+      {
+        hint:
+          "sign the release's kernel with the db key so that kexec -s loads it (docs/secure-boot.md: kexec refused under lockdown)",
+      },
+    );
+  }
+}
+
 async function cmdFallback(args: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parseFlags(args, {
-    ...STAGE_FLAGS,
-    esp: { type: "string" },
-    entry: { type: "string" },
-    efivars: { type: "string" },
-    "no-reboot": { type: "boolean" },
-    "dry-run": { type: "boolean" },
-  }, USAGE);
+  const { values } = parseFlags(args, FALLBACK_FLAGS, USAGE);
   const entry = values.entry ?? DEFAULT_FALLBACK_ENTRY;
+  const efivars = values.efivars ?? DEFAULT_EFIVARS;
+  // TM-14: disabled under Secure Boot, before anything is written.
+  await refuseUnderSecureBoot(efivars);
   const { staged, mode } = await verifyAndStage(values, out);
   const esp = values.esp ?? DEFAULT_ESP;
   if (values["dry-run"]) {
@@ -194,7 +246,7 @@ async function cmdFallback(args: string[], out: (s: string) => void): Promise<nu
   }
   const conf = await installChainloadEntry(staged, { esp, entry, mode });
   note(`phase-kexec: fallback: target installed on the ESP, entry ${conf}`);
-  const path = await setOneShotEntry(entry, { dir: values.efivars ?? DEFAULT_EFIVARS });
+  const path = await setOneShotEntry(entry, { dir: efivars });
   note(`phase-kexec: fallback: LoaderEntryOneShot=${entry} written to ${path}`);
   await Deno.remove(staged.dir, { recursive: true }).catch(() => {});
   if (values["no-reboot"]) return 0;

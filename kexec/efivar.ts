@@ -108,3 +108,33 @@ export async function setOneShotEntry(
   }
   return path;
 }
+
+/** The EFI global variable GUID (SecureBoot, SetupMode, ...). */
+export const EFI_GLOBAL_GUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
+/** Largest efivarfs file read for a one-byte variable. */
+const MAX_FLAG_VARIABLE_BYTES = 64;
+
+/**
+ * True when the firmware booted with Secure Boot enforced: the SecureBoot
+ * variable (4 attribute bytes, then one byte) holds 1. False when it is 0,
+ * absent, or unreadable (no efivarfs: a BIOS boot).
+ */
+export async function secureBootEnabled(dir: string = EFIVARS_DIR): Promise<boolean> {
+  try {
+    const f = await Deno.open(`${dir}/SecureBoot-${EFI_GLOBAL_GUID}`, { read: true });
+    try {
+      const buf = new Uint8Array(MAX_FLAG_VARIABLE_BYTES);
+      let n = 0;
+      while (n < buf.length) {
+        const r = await f.read(buf.subarray(n));
+        if (r === null) break;
+        n += r;
+      }
+      return n === 5 && buf[4] === 1;
+    } finally {
+      f.close();
+    }
+  } catch {
+    return false;
+  }
+}

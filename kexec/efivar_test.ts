@@ -1,6 +1,13 @@
 import { assertEquals, assertRejects } from "../testing/mod.ts";
 import { KexecError } from "./errors.ts";
-import { decodeEfiString, encodeEfiString, loaderVariablePath, setOneShotEntry } from "./efivar.ts";
+import {
+  decodeEfiString,
+  EFI_GLOBAL_GUID,
+  encodeEfiString,
+  loaderVariablePath,
+  secureBootEnabled,
+  setOneShotEntry,
+} from "./efivar.ts";
 
 Deno.test("LoaderEntryOneShot bytes: LE attributes 0x7 then NUL-terminated UTF-16LE", () => {
   const b = encodeEfiString("ab.conf");
@@ -29,6 +36,21 @@ Deno.test("setOneShotEntry writes the variable file (replacing an old one) and r
       KexecError,
       "invalid boot loader entry",
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TM-14 secure boot and lockdown: secureBootEnabled reads the SecureBoot variable (absent or 0: off)", async () => {
+  await Deno.mkdir("/tmp/phase", { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "efivars-sb-test-" });
+  try {
+    const path = `${dir}/SecureBoot-${EFI_GLOBAL_GUID}`;
+    assertEquals(await secureBootEnabled(dir), false);
+    await Deno.writeFile(path, new Uint8Array([6, 0, 0, 0, 0]));
+    assertEquals(await secureBootEnabled(dir), false);
+    await Deno.writeFile(path, new Uint8Array([6, 0, 0, 0, 1]));
+    assertEquals(await secureBootEnabled(dir), true);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

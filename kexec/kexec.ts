@@ -34,6 +34,8 @@ export const DEFAULT_STAGE_PARENT = "/run/phase";
 export const KEXEC_BINARIES = ["/sbin/kexec", "/usr/sbin/kexec"] as const;
 /** The running kernel's device tree (arm64): the seed's init copies /sys/firmware/fdt here (Deno refuses scoped reads of /sys). */
 export const FDT_SOURCE = "/run/phase/fdt";
+/** The seed's init copies /sys/kernel/security/lockdown here (Deno refuses scoped reads of /sys). */
+export const LOCKDOWN_COPY = "/run/phase/lockdown";
 /** Reads "1" when a kexec image is loaded. */
 export const KEXEC_LOADED = "/sys/kernel/kexec_loaded";
 
@@ -140,7 +142,11 @@ export async function stageArtifacts(
 ): Promise<Staged> {
   const m = assertVerified(verified).value;
   for (const name of REQUIRED_ARTIFACTS) {
-    if (!m.artifacts[name]) throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`);
+    if (!m.artifacts[name]) {
+      throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`, {
+        hint: "a bootable release lists kernel and initramfs; sign it again with both",
+      });
+    }
     if (!paths[name]) {
       throw new KexecError("E_STAGE", `no path given for artifact '${name}'`, {
         hint: "pass --artifact kernel=PATH --artifact initramfs=PATH",
@@ -262,9 +268,12 @@ export function loadArgv(
   staged: Staged,
   opts: { method: KexecMethod; mode: Mode; kexec: string; dtb?: string },
 ): string[] {
+  // `-s` alone only picks the syscall: kexec-tools' default action is then
+  // load AND shut down (it runs `shutdown`, absent from the seed, and exits
+  // 255 after a good load). `-l` makes it load only, with either syscall.
   const argv = [
     opts.kexec,
-    opts.method === "file" ? "-s" : "-l",
+    ...(opts.method === "file" ? ["-s", "-l"] : ["-l"]),
     staged.kernel,
     `--initrd=${staged.initramfs}`,
     `--command-line=${targetCmdline(staged.manifestCmdline, opts.mode)}`,
@@ -360,6 +369,29 @@ export interface LoadOptions {
   readonly dryRun?: boolean;
   /** Runs kexec-tools (default: the real program). */
   readonly run?: Runner;
+  /**
+   * The running kernel's lockdown mode (`none`, `integrity`,
+   * `confidentiality`; see {@link readLockdown}); under lockdown a refusal
+   * is reported as the kernel's signature check (TM-14).
+   */
+  readonly lockdown?: string;
+}
+
+/**
+ * The active mode of a lockdown file (`none [integrity] confidentiality` ->
+ * `integrity`), or undefined when it cannot be read or parsed.
+ */
+export async function readLockdown(path: string = LOCKDOWN_COPY): Promise<string | undefined> {
+  try {
+    return parseLockdown(await Deno.readTextFile(path));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Parses the text of /sys/kernel/security/lockdown (the bracketed word is active). */
+export function parseLockdown(text: string): string | undefined {
+  return /\[(none|integrity|confidentiality)\]/.exec(text)?.[1];
 }
 
 /** Options of {@link execKernel}. */
@@ -395,11 +427,23 @@ export async function loadKernel(staged: Staged, opts: LoadOptions): Promise<Loa
     tried.push({ argv, code, stderr: stderr.trim() });
     if (code === 0) return { method, argv, tried, dryRun: false };
   }
+  const detail = tried.map((t) => `'${t.argv[1]}' exit ${t.code}: ${t.stderr || "(no output)"}`)
+    .join("; ");
+  if (opts.lockdown && opts.lockdown !== "none") {
+    // TM-14: the running kernel is locked down (Secure Boot): kexec_load is
+    // disabled and kexec_file_load checked the image's signature.
+    throw new KexecError(
+      "E_LOAD",
+      `the running kernel refused ${staged.version} under lockdown (${opts.lockdown}): the target kernel is not signed by a key this kernel trusts (${detail})`,
+      {
+        hint:
+          "under Secure Boot only kexec -s of a kernel signed with the db key (deno task images --secure-boot) or the kernel's built-in keys loads; sign the release's kernel with sbsign (docs/secure-boot.md)",
+      },
+    );
+  }
   throw new KexecError(
     "E_LOAD",
-    `kexec could not load ${staged.version}: ${
-      tried.map((t) => `'${t.argv[1]}' exit ${t.code}: ${t.stderr || "(no output)"}`).join("; ")
-    }`,
+    `kexec could not load ${staged.version}: ${detail}`,
     {
       hint:
         "the kernel may lack KEXEC/KEXEC_FILE, or lockdown refuses an unsigned kernel; the chainload fallback can boot it",

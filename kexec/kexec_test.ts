@@ -4,7 +4,14 @@ import { keygen, loadSigningKey, signRelease } from "../sign/mod.ts";
 import { parseTrust, VerifyError, verifyManifest } from "../verify/mod.ts";
 import { KexecError } from "./errors.ts";
 import { decodeKexecLoadResult } from "./result.ts";
-import { loadArgv, loadKernel, type Runner, stageArtifacts, targetCmdline } from "./kexec.ts";
+import {
+  loadArgv,
+  loadKernel,
+  parseLockdown,
+  type Runner,
+  stageArtifacts,
+  targetCmdline,
+} from "./kexec.ts";
 
 /** A real signed release with small fake kernel/initramfs bytes. */
 async function release(dir: string) {
@@ -145,6 +152,7 @@ Deno.test("load argv: kexec -s first, then -l; the command line carries phase.mo
     assertEquals(dry.argv, [
       "/sbin/kexec",
       "-s",
+      "-l",
       staged.kernel,
       `--initrd=${staged.initramfs}`,
       "--command-line=console=ttyS0 quiet phase.mode=private",
@@ -280,4 +288,46 @@ Deno.test("TM-02 rollback: phase-kexec load --dry-run applies the floor under an
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("TM-14 secure boot and lockdown: a refusal under lockdown is reported as the kernel's signature check, with both attempts", async () => {
+  const dir = await tempDir();
+  try {
+    const { rel, verified } = await release(dir);
+    const staged = await stageArtifacts(verified, {
+      kernel: `${rel}/kernel`,
+      initramfs: `${rel}/initramfs`,
+    }, `${dir}/run`);
+    const run: Runner = (argv) =>
+      Promise.resolve({
+        code: 255,
+        stderr: argv[1] === "-s"
+          ? "kexec_file_load failed: Operation not permitted"
+          : "kexec_load failed: Operation not permitted",
+      });
+    const err = await assertRejects(
+      () =>
+        loadKernel(staged, { mode: "internet", kexec: "/sbin/kexec", run, lockdown: "integrity" }),
+      KexecError,
+    );
+    assertEquals(err.code, "E_LOAD");
+    assert(err.message.includes("refused 2026.11.22 under lockdown (integrity)"), err.message);
+    assert(err.message.includes("not signed by a key this kernel trusts"), err.message);
+    assert(err.message.includes("'-s' exit 255: kexec_file_load failed"), err.message);
+    assert(err.hint?.includes("sbsign"), err.hint);
+    // Without lockdown the same failure is not blamed on signatures.
+    const plain = await assertRejects(
+      () => loadKernel(staged, { mode: "internet", kexec: "/sbin/kexec", run, lockdown: "none" }),
+      KexecError,
+    );
+    assert(!plain.message.includes("lockdown"), plain.message);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TM-14 secure boot and lockdown: parseLockdown reads the bracketed mode", () => {
+  assertEquals(parseLockdown("none [integrity] confidentiality\n"), "integrity");
+  assertEquals(parseLockdown("[none] integrity confidentiality\n"), "none");
+  assertEquals(parseLockdown("unknown\n"), undefined);
 });

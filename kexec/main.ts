@@ -6,11 +6,13 @@
  */
 import { main } from "../cli/mod.ts";
 import { runKexec } from "./cli.ts";
+import { kexecHelp } from "./_help.ts";
 
 if (import.meta.main) {
   await main({
     name: "kexec",
     permissionSet: "kexec",
+    help: kexecHelp(Deno.args),
     run: (args) => runKexec(args),
   });
 }

@@ -72,6 +72,74 @@ export interface RequestSpec {
   readonly accept?: string;
 }
 
+/**
+ * What a user can do about text that should be an http(s) URL and is not.
+ * A missing scheme (`127.0.0.1:8080/x`, `localhost:8080/x`) is the usual
+ * slip: the hint spells out the URL it probably meant.
+ *
+ * @example
+ * ```ts
+ * import { httpUrlHint } from "@phase/phase/net";
+ * httpUrlHint("127.0.0.1:8080/stable/amd64/manifest.json");
+ * // "did you mean http://127.0.0.1:8080/stable/amd64/manifest.json? ..."
+ * ```
+ */
+export function httpUrlHint(text: string): string {
+  const t = text.trim();
+  if (t !== "" && !/^[a-z][a-z0-9+.-]*:\/\//i.test(t)) {
+    return `did you mean http://${t}? a URL starts with http:// or https://`;
+  }
+  return "give an http:// or https:// URL, e.g. http://127.0.0.1:8080/stable/amd64/manifest.json";
+}
+
+/**
+ * Why a request failed before any response, in words, and what to try.
+ * `fetch` says only "fetch failed"; the reason is in its cause.
+ */
+function explainFetchFailure(url: URL, err: unknown): { message: string; hint: string } {
+  const cause = (err as { cause?: unknown })?.cause;
+  const text = [err, cause]
+    .map((e) => (e instanceof Error ? e.message : e === undefined ? "" : String(e)))
+    .join(" ");
+  const where = `${url.hostname}:${url.port || (url.protocol === "https:" ? "443" : "80")}`;
+  // Through a SOCKS proxy the refused or stalled connection may be the
+  // proxy's, not the URL's host: keep the dialer's own words (TM-13).
+  if (/SOCKS proxy/.test(text)) {
+    return {
+      message: text.trim(),
+      hint: "is the SOCKS proxy (Tor) running and listening where --socks says?",
+    };
+  }
+  if (/connection refused/i.test(text)) {
+    return {
+      message: `connection refused: nothing listens on ${where}`,
+      hint: `is the provider running? check with 'deno task provider status ${url.origin}'`,
+    };
+  }
+  if (/dns error|failed to lookup|name or service not known|no such host/i.test(text)) {
+    return {
+      message: `cannot resolve the host name '${url.hostname}'`,
+      hint: "check the host name in the URL, or use the provider's IP address",
+    };
+  }
+  if (/unreachable|no route to host/i.test(text)) {
+    return {
+      message: `${where} is unreachable (${text.trim()})`,
+      hint: "check the network connection and the address in the URL",
+    };
+  }
+  if (/certificate|tls|handshake/i.test(text)) {
+    return {
+      message: `TLS failed (${text.trim()})`,
+      hint: "check that the URL's scheme and port match the server (http:// for a Phase provider)",
+    };
+  }
+  return {
+    message: text.trim() || "the request failed",
+    hint: `check the URL and that ${where} answers HTTP`,
+  };
+}
+
 /** How {@link openRequest} sends a request. */
 export interface OpenRequestOptions {
   /** Deadline to the response headers (default {@link DEFAULT_LIMITS}). */
@@ -168,7 +236,8 @@ export async function openRequest(
       response = await fetchFn(url, { headers, redirect: "manual", signal: abort.signal });
     } catch (err) {
       if (abort.signal.reason instanceof NetError) throw abort.signal.reason;
-      throw new NetError("E_FETCH", `${url.href}: ${(err as Error).message}`, { cause: err });
+      const why = explainFetchFailure(url, err);
+      throw new NetError("E_FETCH", `${url.href}: ${why.message}`, { cause: err, hint: why.hint });
     } finally {
       clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onOuter);
@@ -341,7 +410,13 @@ export async function fetchCapped(
   if (response.status !== 200) {
     open.abort.abort();
     await response.body?.cancel().catch(() => {});
-    throw new NetError("E_FETCH", `${url}: HTTP ${response.status}`);
+    throw new NetError("E_FETCH", `${url}: HTTP ${response.status}`, {
+      hint: response.status === 404
+        ? `nothing at that path: check the channel and arch in the URL ('deno task provider list ${
+          new URL(url).origin
+        }' shows what it serves)`
+        : "the server refused the request; its log says why",
+    });
   }
   const declared = Number(response.headers.get("content-length") ?? "NaN");
   if (declared > maxBytes) {

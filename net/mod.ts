@@ -62,6 +62,7 @@ export {
   fetchCapped,
   type FetchCappedOptions,
   type FetchedDocument,
+  httpUrlHint,
   openRequest,
   type OpenRequestOptions,
   type OpenResponse,

@@ -17,6 +17,7 @@ import { type KadDHT, kadDHT, passthroughMapper } from "@libp2p/kad-dht";
 import { ping } from "@libp2p/ping";
 import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
+import { CID } from "multiformats/cid";
 import { createLibp2p, type Libp2p } from "libp2p";
 import { readFileCapped, writeFileAtomic } from "../core/mod.ts";
 import type { Logger } from "../core/mod.ts";
@@ -62,6 +63,21 @@ export interface PhaseNodeOptions {
   readonly clientMode?: boolean;
   readonly bootstrap?: readonly string[];
   readonly logger?: Logger;
+  /**
+   * Extra addresses announced with the node's own (identify, signed peer
+   * record), e.g. `/ip4/10.0.0.5/tcp/8080/http`: how a re-serving
+   * provider tells clients its HTTP URL (docs/dht-keys.md).
+   */
+  readonly announce?: readonly string[];
+  /**
+   * Validators of other DHT namespaces (keyed by the key's second path
+   * segment, e.g. `plasm`); the `phase` namespace's cannot be replaced.
+   */
+  readonly validators?: Readonly<
+    Record<string, (key: Uint8Array, value: Uint8Array) => Promise<void>>
+  >;
+  /** Selectors of other DHT namespaces, keyed as {@link PhaseNodeOptions.validators}. */
+  readonly selectors?: Readonly<Record<string, (key: Uint8Array, values: Uint8Array[]) => number>>;
 }
 
 /** Loads or creates the node's peer key (`<state>/p2p.key`, mode 0600): a stable peer id. */
@@ -80,7 +96,10 @@ export async function loadPeerKey(path: string): Promise<PrivateKey> {
 export async function createPhaseNode(opts: PhaseNodeOptions = {}): Promise<PhaseNode> {
   const node = await createLibp2p({
     privateKey: opts.privateKey,
-    addresses: { listen: [...(opts.listen ?? ["/ip4/127.0.0.1/tcp/0"])] },
+    addresses: {
+      listen: [...(opts.listen ?? ["/ip4/127.0.0.1/tcp/0"])],
+      appendAnnounce: [...(opts.announce ?? [])],
+    },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -96,8 +115,8 @@ export async function createPhaseNode(opts: PhaseNodeOptions = {}): Promise<Phas
         // formats.md §5: provider records live 24 h and are renewed every 12 h.
         providers: { provideValidity: RECORD_TTL_MS },
         reprovide: { validity: RECORD_TTL_MS, threshold: REPUBLISH_INTERVAL_MS },
-        validators: { [PHASE_NAMESPACE]: phaseValidator(opts.trust) },
-        selectors: { [PHASE_NAMESPACE]: phaseSelector(opts.trust) },
+        validators: { ...opts.validators, [PHASE_NAMESPACE]: phaseValidator(opts.trust) },
+        selectors: { ...opts.selectors, [PHASE_NAMESPACE]: phaseSelector(opts.trust) },
       }),
     },
   }) as unknown as PhaseNode;
@@ -276,4 +295,86 @@ export async function findProviders(
     }
   } catch { /* timeout: what was found */ }
   return [...out].map(([id, addrs]) => ({ id, addrs }));
+}
+
+/** Most provider queries one lookup runs (it stops early when a round finds nothing new). */
+export const PROVIDER_LOOKUP_ROUNDS = 5;
+/** Pause before asking again when a round found no provider at all, in ms. */
+export const PROVIDER_RETRY_MS = 250;
+/** Most HTTP endpoints taken from one provider lookup (TM-08: a flood is bounded). */
+export const MAX_HTTP_PROVIDERS = 16;
+
+/** The multiaddr of an HTTP endpoint: `/ip4/<a>/tcp/<port>/http` (or `/ip6/...`). */
+export function httpMultiaddr(host: string, port: number): string {
+  return host.includes(":") ? `/ip6/${host}/tcp/${port}/http` : `/ip4/${host}/tcp/${port}/http`;
+}
+
+/** The HTTP base URL of an `/ip4|ip6/<a>/tcp/<port>/http` multiaddr, or undefined. */
+export function httpUrlOfMultiaddr(addr: string): string | undefined {
+  const m = /^\/(ip4|ip6)\/([^/]+)\/tcp\/(\d{1,5})\/http(?:\/p2p\/[^/]+)?$/.exec(addr);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return undefined;
+  return m[1] === "ip6" ? `http://[${m[2]}]:${port}` : `http://${m[2]}:${port}`;
+}
+
+/**
+ * Announces this node as a provider of a manifest (its raw CID): what a
+ * re-serving provider does, since it cannot add itself to the release's
+ * signed `mirrors` (issue 12 §2). Bounded by `timeoutMs`.
+ */
+export async function provideManifest(
+  node: PhaseNode,
+  manifestCid: string,
+  opts: { timeoutMs?: number; logger?: Logger } = {},
+): Promise<void> {
+  const signal = AbortSignal.timeout(opts.timeoutMs ?? PUBLISH_TIMEOUT_MS);
+  try {
+    for await (const _ of node.services.dht.provide(CID.parse(manifestCid), { signal })) {
+      /* drain */
+    }
+    opts.logger?.info("dht_provided", { manifest_cid: manifestCid });
+  } catch (err) {
+    opts.logger?.warn("dht_provide_failed", {
+      manifest_cid: manifestCid,
+      error: (err as Error).message,
+    });
+  }
+}
+
+/**
+ * HTTP base URLs of the peers that announced themselves as providers of
+ * `manifestCid`, read from their `/http` addresses. Hints only (TM-07,
+ * TM-08): the client verifies everything it gets from them.
+ */
+export async function findManifestProviders(
+  node: PhaseNode,
+  manifestCid: string,
+  opts: { timeoutMs?: number } = {},
+): Promise<{ peer: string; url: string }[]> {
+  const out = new Map<string, { peer: string; url: string }>();
+  const signal = AbortSignal.timeout(opts.timeoutMs ?? LOOKUP_TIMEOUT_MS);
+  const cid = CID.parse(manifestCid);
+  // One Kademlia query may end before it heard every provider (it stops at
+  // the closest peers): ask again while a round still finds new ones.
+  for (let round = 0; round < PROVIDER_LOOKUP_ROUNDS && !signal.aborted; round++) {
+    const before = out.size;
+    try {
+      for await (const e of node.services.dht.findProviders(cid, { signal })) {
+        if (e.name !== "PROVIDER") continue;
+        for (const p of e.providers) {
+          for (const a of p.multiaddrs.map(String)) {
+            const url = httpUrlOfMultiaddr(a);
+            if (url && !out.has(url) && out.size < MAX_HTTP_PROVIDERS) {
+              out.set(url, { peer: p.id.toString(), url });
+            }
+          }
+        }
+      }
+    } catch { /* timeout: what was found */ }
+    if (out.size > 0 && round > 0 && out.size === before) break;
+    // Nothing yet: a fresh node's routing table may still be filling (identify).
+    if (out.size === 0) await new Promise((r) => setTimeout(r, PROVIDER_RETRY_MS));
+  }
+  return [...out.values()];
 }

@@ -58,17 +58,26 @@ export function accessLog(
   const done = (req: Request, ctx: RequestContext, res: Response): Response => {
     if (res.status >= 500) metrics.errors++;
     metrics.byStatus[res.status] = (metrics.byStatus[res.status] ?? 0) + 1;
-    const entry: AccessEntry = {
+    // The body bytes sent: none for HEAD, 304 or an empty body; else what
+    // the route noted or the content-length every body carries.
+    const length = req.method === "HEAD" || res.body === null
+      ? 0
+      : ctx.length >= 0 && res.status === 200
+      ? ctx.length
+      : Number(res.headers.get("content-length") ?? 0);
+    const range = req.headers.get("range");
+    const ms = Math.round((performance.now() - ctx.t0) * 1000) / 1000;
+    // Absent fields are left out, not written as `undefined` (a TTY log
+    // printed `range=undefined` on every request without a Range).
+    const entry: { -readonly [K in keyof AccessEntry]: AccessEntry[K] } = {
       method: req.method,
       path: ctx.shownPath,
       status: res.status,
-      length: ctx.length >= 0 && res.status === 200
-        ? ctx.length
-        : Number(res.headers.get("content-length") ?? 0),
-      range: req.headers.get("range") ?? undefined,
-      remote: ctx.remote,
-      ms: Math.round((performance.now() - ctx.t0) * 1000) / 1000,
+      length,
+      ms,
     };
+    if (range !== null) entry.range = range;
+    if (ctx.remote !== undefined) entry.remote = ctx.remote;
     if (sink) sink(entry);
     else logger.info("access", entry as unknown as Record<string, unknown>);
     return res;

@@ -12,6 +12,12 @@ import type { Catalog, CatalogLoader } from "./catalog.ts";
 export const WATCH_DEBOUNCE_MS = 200;
 /** Periodic rescan (new root, re-signing before expiry), in ms. */
 export const RESCAN_INTERVAL_MS = 60_000;
+/**
+ * While the root does not exist (a fresh clone has no ./artifacts), how
+ * often it is looked for, in ms: a watch needs an existing directory, and
+ * waiting for the periodic rescan made a new release take up to a minute.
+ */
+export const ROOT_POLL_INTERVAL_MS = 1_000;
 
 /** Something told about every new catalog (an advertiser). */
 export interface CatalogListener {
@@ -31,7 +37,7 @@ export interface Rescanner {
 
 /** Starts periodic rescans of `root` (and a watch unless `watch` is false). */
 export function startRescanner(opts: {
-  readonly loader: CatalogLoader;
+  readonly loader: Pick<CatalogLoader, "current" | "load">;
   readonly root: string;
   readonly watch: boolean;
   readonly logger: Logger;
@@ -77,7 +83,8 @@ export function startRescanner(opts: {
   const interval = setInterval(() => void rescan(), RESCAN_INTERVAL_MS);
 
   let watcher: Deno.FsWatcher | undefined;
-  if (opts.watch) {
+  let poll: ReturnType<typeof setInterval> | undefined;
+  const watch = () => {
     try {
       watcher = Deno.watchFs(opts.root, { recursive: true });
       const w = watcher;
@@ -93,6 +100,29 @@ export function startRescanner(opts: {
         fallback_ms: RESCAN_INTERVAL_MS,
       });
     }
+  };
+  const rootExists = () => {
+    try {
+      return Deno.statSync(opts.root).isDirectory;
+    } catch {
+      return false;
+    }
+  };
+  if (opts.watch) {
+    if (rootExists()) watch();
+    else {
+      // Issue 11 §3: no directory to watch yet; look for it every second,
+      // then watch it and scan at once.
+      logger.info("root_missing", { root: opts.root, poll_ms: ROOT_POLL_INTERVAL_MS });
+      poll = setInterval(() => {
+        if (stopped || !rootExists()) return;
+        clearInterval(poll);
+        poll = undefined;
+        watch();
+        logger.info("root_appeared", { root: opts.root });
+        void rescan();
+      }, ROOT_POLL_INTERVAL_MS);
+    }
   }
   return {
     rescan,
@@ -101,6 +131,7 @@ export function startRescanner(opts: {
       stopped = true;
       clearTimeout(debounce);
       clearInterval(interval);
+      clearInterval(poll);
       watcher?.close();
       if (running) await running.catch(() => {});
     },

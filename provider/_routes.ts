@@ -6,12 +6,12 @@
  */
 import { canonicalArch, digestOfRawCid, rawCidFromDigest } from "../verify/mod.ts";
 import type { Catalog, Release } from "./catalog.ts";
-import { renderStatusPage } from "./html.ts";
+import { type PageExtras, renderStatusPage } from "./html.ts";
 import { type HandlerOptions, providerInfo } from "./http.ts";
 import { accepts, prefersHtml } from "./range.ts";
 import { type ArtifactContext, serveArtifact } from "./_artifact.ts";
 import type { RequestContext } from "./_middleware.ts";
-import { headers, json, MemoryDocuments, text } from "./_respond.ts";
+import { json, MemoryDocuments, sized, text } from "./_respond.ts";
 
 const HEX64_RE = /^[0-9a-f]{64}$/;
 
@@ -30,6 +30,19 @@ export interface Route {
 export function isLoopback(remote: string | undefined): boolean {
   if (remote === undefined) return true;
   return remote === "::1" || remote.startsWith("127.") || remote.startsWith("::ffff:127.");
+}
+
+const HOST_RE = /^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?$/;
+
+/** `http://host:port` as the reader addressed this provider (a plain Host only). */
+function originOf(req: Request): string {
+  const host = req.headers.get("host");
+  if (host && HOST_RE.test(host)) return `http://${host}`;
+  try {
+    return new URL(req.url).origin;
+  } catch {
+    return "";
+  }
 }
 
 function hexBytes(hex: string): Uint8Array {
@@ -74,16 +87,26 @@ export function routes(
     {
       name: "index",
       match: (s) => s.length === 0,
-      handle: (req, ctx) => {
+      handle: (req, ctx, catalog) => {
         const info = providerInfo(opts, { counters: showCounters(ctx) });
         if (prefersHtml(req.headers.get("accept"))) {
-          return new Response(renderStatusPage(info), {
-            headers: headers({
-              "content-type": "text/html; charset=utf-8",
-              "cache-control": "no-store",
-              "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
-              "referrer-policy": "no-referrer",
-            }),
+          // Paths on this machine only for loopback readers (finding 18).
+          const local = isLoopback(ctx.remote);
+          const page = opts.page ?? {};
+          const trustedBy: Record<string, string> = {};
+          if (local) {
+            for (const [k, r] of catalog.releases) if (r.trustedBy) trustedBy[k] = r.trustedBy;
+          }
+          const extras: PageExtras = {
+            origin: originOf(req),
+            keyid: page.keyid,
+            ...(local ? { trustPath: page.trustPath, root: page.root, trustedBy } : {}),
+          };
+          return sized(200, renderStatusPage(info, extras), {
+            "content-type": "text/html; charset=utf-8",
+            "cache-control": "no-store",
+            "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "referrer-policy": "no-referrer",
           });
         }
         return json(200, info);
@@ -93,8 +116,10 @@ export function routes(
       name: "health",
       match: (s) => s.length === 1 && s[0] === "health",
       handle: () => {
-        const up = opts.serving?.() ?? true;
-        return json(up ? 200 : 503, { status: up ? "serving" : "stopping" });
+        // Readiness: 503 until the first catalog is loaded, 503 again while stopping.
+        if (!(opts.serving?.() ?? true)) return json(503, { status: "stopping" });
+        if (!(opts.ready?.() ?? true)) return json(503, { status: "starting" });
+        return json(200, { status: "serving" });
       },
     },
     {
@@ -158,6 +183,17 @@ export function routes(
         const res = manifest(req, ctx, r, type);
         for (const [k, v] of Object.entries(extra)) res.headers.set(k, v);
         return res;
+      },
+    },
+    {
+      // formats.md §1.1: one version of the trust chain; clients verify each step.
+      name: "trust version",
+      match: (s) => s.length === 2 && s[0] === "trust" && /^[1-9][0-9]{0,8}\.json$/.test(s[1]),
+      handle: (req, ctx, catalog) => {
+        const t = catalog.trustChain?.get(Number(ctx.segs[1].slice(0, -".json".length)));
+        return t
+          ? docs.serve(req, ctx, t.bytes, t.digest, "application/json")
+          : text(404, "no such trust version");
       },
     },
     {

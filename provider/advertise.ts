@@ -9,12 +9,14 @@ import type { Logger } from "../core/mod.ts";
 import { dnsLabel, MdnsResponder, type ServiceInstance } from "../mdns/mod.ts";
 import {
   createPhaseNode,
+  httpMultiaddr,
   loadPeerKey,
   type PhaseNode,
+  provideManifest,
   publishRecord,
   REPUBLISH_INTERVAL_MS,
 } from "../p2p/mod.ts";
-import type { Catalog } from "./catalog.ts";
+import { type Catalog, latestTrustVersion } from "./catalog.ts";
 import type { AdvertContext, Advertiser } from "./server.ts";
 
 /** IPv4 addresses mDNS answers on for a bind address. */
@@ -40,6 +42,7 @@ export function mdnsInstances(
   catalog: Catalog,
 ): ServiceInstance[] {
   const host = `${dnsLabel(name)}.local`;
+  const trustVersion = latestTrustVersion(catalog);
   return [...catalog.releases.values()].map((r) => ({
     label: dnsLabel(`${name}-${r.channel}-${r.arch}`),
     host,
@@ -51,6 +54,8 @@ export function mdnsInstances(
       version: r.manifest.version,
       manifest_cid: r.manifestCid,
       mirror: `http://${address}:${port}/${r.channel}/${r.arch}/manifest.json`,
+      // formats.md §4: a hint of how far a device can walk its trust chain here.
+      ...(trustVersion !== undefined ? { trust_version: String(trustVersion) } : {}),
     },
   }));
 }
@@ -130,18 +135,30 @@ export function dhtAdvertiser(
 ): (ctx: AdvertContext) => Promise<Advertiser> {
   return async (ctx: AdvertContext): Promise<Advertiser> => {
     const listenHost = /^\d+\.\d+\.\d+\.\d+$/.test(ctx.host) ? ctx.host : "127.0.0.1";
+    // Issue 12 §2: the HTTP URL of this provider travels as an `/http`
+    // multiaddr in its signed peer record (identify), so a client that
+    // finds it as a provider of a manifest CID knows where to ask.
+    const httpHosts = ctx.host === "0.0.0.0" ? mdnsAddresses(ctx.host, ctx.logger) : [listenHost];
     const node: PhaseNode = await createPhaseNode({
       privateKey: await loadPeerKey(`${ctx.state}/p2p.key`),
       listen: [`/ip4/${listenHost}/tcp/${opts.port ?? 0}`],
       trust: ctx.trust,
       bootstrap: opts.bootstrap,
       logger: ctx.logger,
+      announce: httpHosts.map((h) => httpMultiaddr(h, ctx.port)),
     });
     let state = "running";
     let catalog = ctx.catalog;
     const published = new Map<string, Uint8Array>();
+    const provided = new Set<string>();
     const publish = async (force: boolean) => {
       for (const r of catalog.releases.values()) {
+        // Every provider that serves a manifest provides its CID: the one
+        // way a re-serving node (no key, not in the signed mirrors) is found.
+        if (force || !provided.has(r.manifestCid)) {
+          await provideManifest(node, r.manifestCid, { logger: ctx.logger });
+          provided.add(r.manifestCid);
+        }
         if (!r.record) continue;
         const k = `${r.channel}/${r.arch}`;
         const prev = published.get(k);

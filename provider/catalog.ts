@@ -23,6 +23,8 @@ import {
   MAX_CMDLINE_FILE_BYTES,
   MAX_MANIFEST_BYTES,
   MAX_RECORD_BYTES,
+  MAX_TRUST_BYTES,
+  parseTrust,
   rawCid,
   RELEASE_ARTIFACTS,
   SHA256_PREFIX,
@@ -126,6 +128,8 @@ export interface Release {
   readonly artifacts: ReadonlyMap<string, Artifact>;
   /** Keyids whose valid signatures the manifest carries (trusted ones). */
   readonly signers: readonly string[];
+  /** Pre-signed: the trust file that verified it (a {@link TrustSource} path). */
+  readonly trustedBy?: string;
 }
 
 /** A release directory that was not served, and why. */
@@ -136,6 +140,11 @@ export interface Refusal {
   readonly reason: string;
   /** The error's code (`E_SIGNATURE`, ...), shown over HTTP instead of the reason. */
   readonly code?: string;
+  /**
+   * What was refused when it is not the whole release (`record.json`: the
+   * release is served without its record); shown over HTTP.
+   */
+  readonly item?: string;
 }
 
 /** An immutable snapshot of what is served. */
@@ -150,7 +159,24 @@ export interface Catalog {
   readonly refused: readonly Refusal[];
   /** When this catalog was loaded (the clock of the loader). */
   readonly loadedAt: Date;
+  /**
+   * The trust chain served as `/trust/<version>.json` (formats.md §1.1):
+   * exact bytes and hex SHA-256 by version. Absent or empty: no chain.
+   */
+  readonly trustChain?: ReadonlyMap<
+    number,
+    { readonly bytes: Uint8Array; readonly digest: string }
+  >;
 }
+
+/** The newest trust version a catalog serves, or `undefined` when it serves no chain. */
+export function latestTrustVersion(catalog: Catalog): number | undefined {
+  let max: number | undefined;
+  for (const v of catalog.trustChain?.keys() ?? []) if (max === undefined || v > max) max = v;
+  return max;
+}
+
+const TRUST_FILE_RE = /^([1-9][0-9]{0,8})\.json$/;
 
 /** An empty catalog. */
 export function emptyCatalog(now: Date = new Date()): Catalog {
@@ -169,10 +195,25 @@ export interface CatalogOptions {
   readonly root: string;
   /** Trust for pre-signed manifests and records; none: pre-signed ones are refused. */
   readonly trust?: Trust;
+  /**
+   * More trust sources, each with the file it came from: a pre-signed
+   * manifest is served when it verifies against any one of them (or
+   * {@link CatalogOptions.trust}). Each keeps its own threshold: sources
+   * are never merged into one key set, so no k-of-n file is weakened.
+   * A refusal names every file and the keyids it expected.
+   */
+  readonly trustSources?: readonly TrustSource[];
   /** Key to sign generated manifests with; none (`--no-sign`): only pre-signed ones. */
   readonly key?: SigningKey;
   /** Where refused releases and hashing are logged. */
   readonly logger: Logger;
+  /**
+   * Directory of the trust chain served as `/trust/<version>.json`
+   * (default `<root>/trust`): files `<version>.json`, each a trust file of
+   * that version. Clients verify every step; the provider only refuses
+   * files that are not what their name says.
+   */
+  readonly trustChainDir?: string;
   /** Clock for expiry checks and generated manifests; default the system clock. */
   readonly now?: () => Date;
   /** Validity of generated manifests, in milliseconds; default {@link DEFAULT_EXPIRES_MS}. */
@@ -186,6 +227,42 @@ export interface CatalogOptions {
    * serve from the root with a check per chunk (slower).
    */
   readonly snapshotDir?: string;
+}
+
+/** A trust file the catalog verifies pre-signed manifests against. */
+export interface TrustSource {
+  /** Where it was read from, as shown in refusals (`./.phase/trust/trust.json`). */
+  readonly path: string;
+  /** Its parsed keys and threshold. */
+  readonly trust: Trust;
+}
+
+/** Keyids of a manifest's signatures, read without verifying (for refusal messages only). */
+export function signatureKeyids(bytes: Uint8Array): string[] {
+  try {
+    const doc = JSON.parse(new TextDecoder().decode(bytes));
+    const sigs = Array.isArray(doc?.signatures) ? doc.signatures : [];
+    return sigs.map((s: { keyid?: unknown }) => String(s?.keyid)).slice(0, 16);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The text appended to a signature refusal: which trust files were used,
+ * the keyids each expects (and how many of them), and the keyids that
+ * signed the manifest, so a wrong `--trust` is visible at a glance (issue 11).
+ */
+export function trustMismatch(
+  sources: readonly TrustSource[],
+  signedBy: readonly string[],
+): string {
+  const expected = sources.map((s) =>
+    `${s.path} expects ${s.trust.threshold} of [${[...s.trust.keys.keys()].join(", ")}]`
+  );
+  return `trust files used: ${expected.join("; ") || "none"}; the manifest is signed by [${
+    signedBy.join(", ")
+  }]`;
 }
 
 /** Thrown when a file changes while it is hashed. */
@@ -302,6 +379,9 @@ function trustOfKey(key: SigningKey): Trust {
   return {
     threshold: 1,
     keys: new Map([[key.keyid, { keyid: key.keyid, publicKey: key.publicRaw, name: "provider" }]]),
+    version: 1,
+    signatures: [],
+    document: {},
   };
 }
 
@@ -381,9 +461,41 @@ export class CatalogLoader {
       manifestsByDigest.set(r.manifestDigest, r);
       for (const a of r.artifacts.values()) if (!byDigest.has(a.digest)) byDigest.set(a.digest, a);
     }
-    this.#previous = { releases, byDigest, manifestsByDigest, refused, loadedAt: now };
+    const trustChain = await this.#loadTrustChain(this.#opts.trustChainDir ?? `${rootReal}/trust`);
+    this.#previous = { releases, byDigest, manifestsByDigest, refused, loadedAt: now, trustChain };
     await this.#collectSnapshots(this.#previous);
     return this.#previous;
+  }
+
+  /** Reads `<dir>/<version>.json` files (regular files only, capped, checked by name). */
+  async #loadTrustChain(dir: string) {
+    const out = new Map<number, { bytes: Uint8Array; digest: string }>();
+    const log = this.#opts.logger;
+    let count = 0;
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        if (++count > MAX_DIR_ENTRIES) break;
+        const m = TRUST_FILE_RE.exec(e.name);
+        // TM-10: regular files only; a symlink is never followed.
+        if (!m || !e.isFile) continue;
+        const path = `${dir}/${e.name}`;
+        try {
+          const bytes = await readFileCapped(path, MAX_TRUST_BYTES);
+          const trust = parseTrust(bytes);
+          if (trust.version !== Number(m[1])) {
+            throw new Error(`it is trust version ${trust.version}, not ${m[1]}`);
+          }
+          out.set(trust.version, { bytes, digest: sha256Hex(bytes) });
+        } catch (err) {
+          log.warn("trust_version_refused", { path, reason: (err as Error).message });
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) {
+        throw err;
+      }
+    }
+    return out;
   }
 
   async #dirs(path: string, rootReal: string): Promise<string[]> {
@@ -549,10 +661,44 @@ export class CatalogLoader {
     now: Date,
     seen: Set<string>,
   ): Promise<Release> {
-    const trust = this.#opts.trust;
-    if (!trust) throw new Error("pre-signed manifest.json but no trust file to verify it");
+    const sources: TrustSource[] = [
+      ...(this.#opts.trust ? [{ path: "(given trust)", trust: this.#opts.trust }] : []),
+      ...(this.#opts.trustSources ?? []),
+    ];
+    if (sources.length === 0) {
+      throw Object.assign(
+        new Error(
+          "pre-signed manifest.json but no trust file to verify it (pass --trust FILE, or run 'deno task keygen' to write ./.phase/trust/trust.json)",
+        ),
+        { code: "E_TRUST" },
+      );
+    }
     const bytes = await readFileCapped(manifestPath, MAX_MANIFEST_BYTES);
-    const verified = verifyManifest(bytes, trust, { channel, arch, now });
+    // The first source that verifies it wins; each keeps its own threshold.
+    let verified: ReturnType<typeof verifyManifest> | undefined;
+    let trust: Trust = sources[0].trust;
+    let trustedBy = sources[0].path;
+    let first: unknown;
+    for (const s of sources) {
+      try {
+        verified = verifyManifest(bytes, s.trust, { channel, arch, now });
+        trust = s.trust;
+        trustedBy = s.path;
+        break;
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (!verified) {
+      const code = (first as { code?: string }).code;
+      if (code !== "E_SIGNATURE") throw first;
+      throw Object.assign(
+        new Error(
+          `${(first as Error).message}; ${trustMismatch(sources, signatureKeyids(bytes))}`,
+        ),
+        { code },
+      );
+    }
     const manifest = verified.value;
     const artifacts = await this.#collect(
       dir,
@@ -602,6 +748,7 @@ export class CatalogLoader {
       record,
       artifacts,
       signers: verified.signers,
+      trustedBy,
     };
   }
 

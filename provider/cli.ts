@@ -5,10 +5,21 @@
  * @module
  */
 import { UsageError } from "../core/mod.ts";
-import { parseDurationMs, parseFlags, PROVIDER_STATE_DIR, TRUST_FILE } from "../cli/mod.ts";
+import {
+  parseDurationMs,
+  parseFlags,
+  PROVIDER_STATE_DIR,
+  SYSTEM_TRUST_FILE,
+  TRUST_FILE,
+} from "../cli/mod.ts";
 import { consoleLogger, type Logger } from "../core/mod.ts";
 import { ProviderError } from "./errors.ts";
+import { PROVIDER_USAGE, SERVE_USAGE } from "./_help.ts";
+import { httpUrlHint } from "../net/mod.ts";
 import { bufferedJsonLogger, type BufferedLogger } from "./log.ts";
+import { canonicalArch } from "../verify/mod.ts";
+import { ROOT_POLL_INTERVAL_MS, WATCH_DEBOUNCE_MS } from "./_rescan.ts";
+import { MIN_MIRROR_REFRESH_MS } from "./_mirror.ts";
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,
@@ -22,15 +33,6 @@ export const FETCH_TIMEOUT_MS = 10_000;
 /** Largest answer read by `status` / `list`, in bytes. */
 export const MAX_INFO_BYTES = 4 * 1024 * 1024;
 
-const SERVE_USAGE =
-  `usage: deno task serve [--root DIR] [--state DIR (${PROVIDER_STATE_DIR})] [--host ADDR] [--port N]
-  [--key PEM | --no-sign] [--trust FILE (default <state>/trust.json; the release's: ${TRUST_FILE})] [--name NAME] [--expires 7d]
-  [--no-mdns] [--no-dht] [--dht-port N] [--bootstrap MULTIADDR]... [--no-watch] [--no-snapshot]
-  [--header-timeout 10s] [--idle-timeout 15s] [--unsafe-public-status]`;
-
-const PROVIDER_USAGE = `usage: deno task provider status <url> [--json]
-       deno task provider list <url> [--json]`;
-
 /** Builders of the advertisement layers, injected by main.ts. */
 export interface AdvertFactories {
   readonly mdns?: (flags: { host: string }) => ProviderOptions["mdns"];
@@ -39,32 +41,44 @@ export interface AdvertFactories {
   ) => ProviderOptions["dht"];
 }
 
+/** The flags of `deno task provider` (its `--help` lists each one). */
+export const PROVIDER_FLAGS = { json: { type: "boolean" }, help: { type: "boolean" } } as const;
+
+/** The flags of `deno task serve` (its `--help` lists each one; testing/help_test.ts checks). */
+export const SERVE_FLAGS = {
+  root: { type: "string" },
+  state: { type: "string" },
+  host: { type: "string" },
+  port: { type: "string" },
+  key: { type: "string" },
+  "no-sign": { type: "boolean" },
+  trust: { type: "string" },
+  name: { type: "string" },
+  expires: { type: "string" },
+  "no-mdns": { type: "boolean" },
+  "no-dht": { type: "boolean" },
+  "dht-port": { type: "string" },
+  bootstrap: { type: "string", multiple: true },
+  "no-watch": { type: "boolean" },
+  "no-snapshot": { type: "boolean" },
+  "header-timeout": { type: "string" },
+  "idle-timeout": { type: "string" },
+  "unsafe-public-status": { type: "boolean" },
+  channel: { type: "string" },
+  "from-cache": { type: "string" },
+  mirror: { type: "string" },
+  "mirror-interval": { type: "string" },
+  help: { type: "boolean" },
+} as const;
+
+/** The cache `--mirror` fills when no `--from-cache DIR` is given (what `fetch` uses too). */
+export const DEFAULT_MIRROR_CACHE = "./.cache";
+
 /** Parses `serve` flags into provider options. */
 export function serveOptions(args: string[], factories: AdvertFactories = {}): ProviderOptions {
   const { values, positionals } = parseFlags(
     args,
-    {
-      root: { type: "string" },
-      state: { type: "string" },
-      host: { type: "string" },
-      port: { type: "string" },
-      key: { type: "string" },
-      "no-sign": { type: "boolean" },
-      trust: { type: "string" },
-      name: { type: "string" },
-      expires: { type: "string" },
-      "no-mdns": { type: "boolean" },
-      "no-dht": { type: "boolean" },
-      "dht-port": { type: "string" },
-      bootstrap: { type: "string", multiple: true },
-      "no-watch": { type: "boolean" },
-      "no-snapshot": { type: "boolean" },
-      "header-timeout": { type: "string" },
-      "idle-timeout": { type: "string" },
-      "unsafe-public-status": { type: "boolean" },
-      channel: { type: "string" },
-      help: { type: "boolean" },
-    },
+    SERVE_FLAGS,
     SERVE_USAGE,
     true,
   );
@@ -83,13 +97,55 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
   if (values.key && values["no-sign"]) {
     throw new UsageError("--key and --no-sign exclude each other", SERVE_USAGE);
   }
+  // Issue 12 §2: a re-serving provider re-serves signed bytes and holds no key.
+  const reServe = values["from-cache"] !== undefined || values.mirror !== undefined;
+  if (reServe && values.key) {
+    throw new UsageError(
+      `--key cannot be used with ${
+        values.mirror !== undefined ? "--mirror" : "--from-cache"
+      }: a provider that re-serves a cache never signs (--no-sign is implied)`,
+      SERVE_USAGE,
+    );
+  }
+  if (reServe && values.root !== undefined) {
+    throw new UsageError("--root and --from-cache/--mirror exclude each other", SERVE_USAGE);
+  }
+  if (values["mirror-interval"] !== undefined && values.mirror === undefined) {
+    throw new UsageError("--mirror-interval needs --mirror URL", SERVE_USAGE);
+  }
+  if (values.mirror !== undefined) {
+    let u: URL | undefined;
+    try {
+      u = new URL(values.mirror);
+    } catch { /* below */ }
+    if (!u || (u.protocol !== "http:" && u.protocol !== "https:")) {
+      throw new UsageError(
+        `--mirror '${values.mirror}' is not an http(s) URL (e.g. http://10.0.0.1:8080)`,
+        SERVE_USAGE,
+      );
+    }
+  }
+  const cacheDir = values["from-cache"] ??
+    (values.mirror !== undefined ? DEFAULT_MIRROR_CACHE : undefined);
+  const mirrorIntervalMs = values["mirror-interval"]
+    ? parseDurationMs(values["mirror-interval"], "mirror-interval")
+    : undefined;
+  if (mirrorIntervalMs !== undefined && mirrorIntervalMs < MIN_MIRROR_REFRESH_MS) {
+    throw new UsageError(
+      `--mirror-interval must be at least ${MIN_MIRROR_REFRESH_MS / 1000}s`,
+      SERVE_USAGE,
+    );
+  }
   const host = values.host ?? DEFAULT_HOST;
   const name = values.name;
   if (name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(name)) {
     throw new UsageError("--name must be letters, digits and '-' (a DNS label)", SERVE_USAGE);
   }
   return {
-    root: values.root ?? "./artifacts",
+    root: cacheDir ?? values.root ?? "./artifacts",
+    fromCache: cacheDir,
+    mirror: values.mirror,
+    mirrorIntervalMs,
     // TM-12: the provider's own folder; the release keys (./.phase/keys)
     // and the trust files it reads (./.phase/trust) are outside what it writes.
     state: values.state ?? PROVIDER_STATE_DIR,
@@ -97,8 +153,10 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
     port,
     name,
     keyPath: values.key,
-    sign: !values["no-sign"],
+    sign: !values["no-sign"] && !reServe,
     trustPath: values.trust,
+    // Issue 11 §1: what 'deno task keygen' writes, then a system install's.
+    trustCandidates: values.trust ? undefined : [TRUST_FILE, SYSTEM_TRUST_FILE],
     expiresInMs: values.expires ? parseDurationMs(values.expires, "expires") : undefined,
     watch: !values["no-watch"],
     snapshot: !values["no-snapshot"],
@@ -117,16 +175,52 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
   };
 }
 
+function mib(n: number): string {
+  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+/**
+ * The shell lines that put a release under `root` on this machine: the
+ * newest installed kernel and its initramfs. Debian and Ubuntu both name
+ * them `/boot/vmlinuz-<version>` and `/boot/initrd.img-<version>`; there is
+ * no `/boot/vmlinuz` on Debian, and the running kernel (`uname -r`) need
+ * not be installed at all (a VM booted with an external kernel).
+ */
+export function firstReleaseHint(root: string, arch: string): string[] {
+  const dir = `${root}/stable/${arch}`;
+  return [
+    `mkdir -p ${dir}`,
+    `k=$(ls -v /boot/vmlinuz-* | tail -n 1)`,
+    `cp "$k" ${dir}/kernel`,
+    `cp "/boot/initrd.img-\${k#/boot/vmlinuz-}" ${dir}/initramfs`,
+  ];
+}
+
 /** What `serve` prints on start (stdout), including the hint for an empty root. */
 export function startBanner(p: RunningProvider, opts: ProviderOptions): string {
   const lines = [`phase-serve: serving ${opts.root} on ${p.url}`];
-  if (p.keyid) {
+  if (opts.fromCache !== undefined) {
+    lines.push(
+      `re-serving the verified releases of the cache ${opts.fromCache}: no signing key; each manifest is re-verified (trust, expiry, floor) and each artifact re-hashed`,
+    );
+    if (opts.mirror) lines.push(`mirror of ${opts.mirror}: fetched through the verified fetcher`);
+  } else if (p.keyid) {
     lines.push(
       `provider key: ${p.keyid}${p.generatedKey ? ` (generated in ${opts.state}, mode 0600)` : ""}`,
     );
-    lines.push(`trust file: ${p.trustPath}`);
+    lines.push(`trust file: ${p.trustPath} (clients of the manifests this provider signs)`);
   } else {
     lines.push("signing: off (--no-sign): only pre-signed manifests are served");
+  }
+  const presigned = p.trustFiles.length ? p.trustFiles.join(", ") : "none";
+  lines.push(`pre-signed manifests are verified against: ${presigned}`);
+  if (opts.snapshot !== false) {
+    // Issue 11 §3: the copy doubles disk use; say so, with the number.
+    lines.push(
+      `snapshots: ${
+        mib(p.snapshotBytes())
+      } in ${opts.state}/snapshots (a private copy of every artifact served, as much disk again as the artifacts; --no-snapshot serves from the root)`,
+    );
   }
   const c = p.catalog();
   for (const r of c.releases.values()) {
@@ -134,20 +228,42 @@ export function startBanner(p: RunningProvider, opts: ProviderOptions): string {
       `  ${r.channel}/${r.arch} ${r.manifest.version} (${r.origin}) ${p.url}/${r.channel}/${r.arch}/manifest.json`,
     );
   }
-  for (const r of c.refused) lines.push(`  refused ${r.dir}: ${r.reason}`);
-  if (c.releases.size === 0) {
-    lines.push(`no release under ${opts.root} yet. To add one:`);
-    lines.push(`  mkdir -p ${opts.root}/stable/amd64`);
+  for (const r of c.refused) {
+    lines.push(`  refused ${r.dir}${r.item ? ` ${r.item}` : ""}: ${r.reason}`);
+  }
+  if (c.releases.size === 0 && opts.fromCache !== undefined) {
     lines.push(
-      `  cp /boot/vmlinuz ${opts.root}/stable/amd64/kernel; cp /boot/initrd.img ${opts.root}/stable/amd64/initramfs`,
+      opts.mirror
+        ? `no verified release in ${opts.fromCache} yet: it is served once fetched from ${opts.mirror}`
+        : `no verified release in ${opts.fromCache} yet: 'deno task fetch --cache ${opts.fromCache} --manifest URL --trust FILE' fills it; it is served within ${
+          Math.ceil((ROOT_POLL_INTERVAL_MS + WATCH_DEBOUNCE_MS) / 1000) + 1
+        } s`,
     );
+  } else if (c.releases.size === 0) {
+    const arch = canonicalArch(opts.defaultArch ?? Deno.build.arch) ?? "amd64";
+    const within = Math.ceil((ROOT_POLL_INTERVAL_MS + WATCH_DEBOUNCE_MS) / 1000) + 1;
+    lines.push(`no release under ${opts.root} yet. To serve this machine's kernel:`);
+    for (const l of firstReleaseHint(opts.root, arch)) lines.push(`  ${l}`);
     lines.push(
-      `  (the provider signs it with its key and serves it within a second), or sign a release`,
+      p.keyid
+        ? `this provider signs it and serves it within ${within} s. To sign it offline instead (then serve with --no-sign):`
+        : `then sign it offline; it is served within ${within} s:`,
     );
-    lines.push(`  offline with 'deno task sign' and serve it with --no-sign.`);
+    lines.push(`  deno task keygen`);
+    lines.push(
+      `  deno task sign --root ${opts.root} --channel stable --arch ${arch} --version ${
+        dayVersion(new Date())
+      } --key ./.phase/keys/release.pem`,
+    );
   }
   lines.push("phase-serve: ready");
   return lines.join("\n") + "\n";
+}
+
+/** Today's date as a release version (`2026.11.30`), for the start-up hint. */
+function dayVersion(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getUTCFullYear()}.${p(d.getUTCMonth() + 1)}.${p(d.getUTCDate())}`;
 }
 
 /** Runs `serve` until SIGINT/SIGTERM; returns the exit status. */
@@ -181,10 +297,10 @@ async function getJson(base: string, path: string): Promise<Record<string, unkno
   try {
     url = new URL(path, base.endsWith("/") ? base : base + "/");
   } catch {
-    throw new UsageError(`'${base}' is not a URL`, PROVIDER_USAGE);
+    throw new UsageError(`'${base}' is not a URL`, httpUrlHint(base));
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new UsageError("only http(s) URLs", PROVIDER_USAGE);
+    throw new UsageError(`'${base}' is not an http(s) URL`, httpUrlHint(base));
   }
   let res: Response;
   try {
@@ -194,14 +310,22 @@ async function getJson(base: string, path: string): Promise<Record<string, unkno
       signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
     });
   } catch (err) {
-    throw new ProviderError("E_FETCH", `cannot reach ${url}: ${(err as Error).message}`, {
+    // fetch says only "fetch failed"; the reason (connection refused, ...) is its cause.
+    const cause = (err as { cause?: unknown }).cause;
+    const why = cause instanceof Error
+      ? `${(err as Error).message}: ${cause.message}`
+      : (err as Error).message;
+    throw new ProviderError("E_FETCH", `cannot reach ${url}: ${why}`, {
       cause: err,
       hint: "is the provider running ('deno task serve') and is the URL right?",
     });
   }
   if (!res.ok) {
     await res.body?.cancel();
-    throw new ProviderError("E_FETCH", `${printable(url)} answered ${res.status}`);
+    throw new ProviderError("E_FETCH", `${printable(url)} answered ${res.status}`, {
+      hint:
+        "is the URL the provider's base, e.g. http://127.0.0.1:8080 ('deno task serve' prints it)?",
+    });
   }
   const reader = res.body!.getReader();
   const chunks: Uint8Array[] = [];
@@ -268,7 +392,7 @@ export async function runProviderCli(
 ): Promise<number> {
   const { values, positionals } = parseFlags(
     args,
-    { json: { type: "boolean" }, help: { type: "boolean" } },
+    PROVIDER_FLAGS,
     PROVIDER_USAGE,
     true,
   );
@@ -315,7 +439,12 @@ export async function runProviderCli(
       ["inflight", Number(status.inflight)],
       ["rejected_paths", Number(status.rejectedPaths)],
       ["mdns", adv.mdns?.state ?? "off"],
-      ["dht", `${adv.dht?.state ?? "off"} (${adv.dht?.peers ?? 0} peers)`],
+      [
+        "dht",
+        adv.dht?.state && adv.dht.state !== "off"
+          ? `${adv.dht.state} (${adv.dht.peers ?? 0} peers)`
+          : "off",
+      ],
     ]));
     return 0;
   }
@@ -326,17 +455,33 @@ export async function runProviderCli(
     version: string;
     expires_at: string;
     origin: string;
+    manifest: string;
+    signers?: string[];
     artifacts: { name: string; size: number; digest: string }[];
   }[];
   if (values.json) {
     write(printableJson(channels) + "\n");
     return 0;
   }
+  const base = url.replace(/\/+$/, "");
+  // Issue 11 §4: the table shows what the JSON shows: who signed each
+  // release and where its manifest is, then the artifacts.
   write(table(
-    ["channel", "arch", "version", "expires", "artifact", "size", "digest"],
-    channels.flatMap((c) =>
-      c.artifacts.map((a) => [c.channel, c.arch, c.version, c.expires_at, a.name, a.size, a.digest])
-    ),
+    ["channel", "arch", "version", "origin", "expires", "signers", "manifest"],
+    channels.map((c) => [
+      c.channel,
+      c.arch,
+      c.version,
+      c.origin,
+      c.expires_at,
+      (c.signers ?? []).join(","),
+      `${base}${c.manifest}`,
+    ]),
+  ));
+  write("\n");
+  write(table(
+    ["channel", "arch", "artifact", "size", "digest"],
+    channels.flatMap((c) => c.artifacts.map((a) => [c.channel, c.arch, a.name, a.size, a.digest])),
   ));
   return 0;
 }

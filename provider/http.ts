@@ -104,6 +104,21 @@ export interface HandlerOptions {
   readonly now?: () => Date;
   /** False while the provider stops: `/health` then answers 503. Default: always serving. */
   readonly serving?: () => boolean;
+  /** False until the first catalog is loaded: `/health` then answers 503 `starting`. Default: ready. */
+  readonly ready?: () => boolean;
+  /**
+   * What the status page shows besides the catalog: the provider keyid (to
+   * everyone), and the trust file and root paths (to loopback clients only,
+   * finding 18: remote clients never see absolute paths).
+   */
+  readonly page?: {
+    /** Keyid of the key that signs generated manifests; absent with `--no-sign`. */
+    readonly keyid?: string;
+    /** The trust file clients should pass to `deno task fetch --trust`. */
+    readonly trustPath?: string;
+    /** The root directory, as the operator named it. */
+    readonly root?: string;
+  };
   /** State of the advertisement layers, shown by `GET /` and `/status`. */
   readonly advert?: () => AdvertState;
   /** Channel of the release `GET /manifest.json` answers; default `stable`. */
@@ -263,7 +278,11 @@ function releaseInfo(r: Release) {
 function refusalInfo(r: Catalog["refused"][number]) {
   // The absolute path and the error text stay in the log (release_refused).
   const parts = r.dir.split("/");
-  return { dir: parts.slice(-2).join("/"), code: r.code ?? "E_REFUSED" };
+  return {
+    dir: parts.slice(-2).join("/"),
+    code: r.code ?? "E_REFUSED",
+    ...(r.item ? { item: r.item } : {}),
+  };
 }
 
 /**

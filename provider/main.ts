@@ -6,6 +6,7 @@
  */
 import { main } from "../cli/mod.ts";
 import { runProviderCli, runServe } from "./cli.ts";
+import { PROVIDER_HELP, SERVE_HELP } from "./_help.ts";
 
 async function serve(args: string[]): Promise<number> {
   // libp2p reads the environment as it loads: only 'serve' (env granted) loads it.
@@ -21,6 +22,7 @@ if (import.meta.main) {
   await main({
     name: isServe ? "serve" : "provider",
     permissionSet: isServe ? "serve" : "provider",
+    help: isServe ? SERVE_HELP : PROVIDER_HELP,
     run: (args) => isServe ? serve(args.slice(1)) : runProviderCli(args),
   });
 }

@@ -97,8 +97,18 @@ Deno.test("serve: JSON access log on stderr, 'provider status|list' tables and -
     assertEquals(sj.name, "cli-test");
     assertEquals(sj.perArtifact["stable/amd64/kernel"].bytes, 70_000);
     const list = await providerCli(["list", url]);
-    assertMatch(list.out, /^channel\s+arch\s+version\s+expires\s+artifact\s+size\s+digest$/m);
-    assertMatch(list.out, /^stable\s+amd64\s+\S+\s+\S+\s+kernel\s+70000\s+sha256:[0-9a-f]{64}$/m);
+    assertMatch(list.out, /^channel\s+arch\s+version\s+origin\s+expires\s+signers\s+manifest$/m);
+    // Issue 11 §4: signers and the manifest URL, as the JSON has them.
+    const keyid = /provider key: (ed25519:[0-9a-f]{64})/.exec(out)![1];
+    assertMatch(
+      list.out,
+      new RegExp(
+        `^stable\\s+amd64\\s+\\S+\\s+generated\\s+\\S+\\s+${keyid}\\s+${url}/stable/amd64/manifest.json$`,
+        "m",
+      ),
+    );
+    assertMatch(list.out, /^channel\s+arch\s+artifact\s+size\s+digest$/m);
+    assertMatch(list.out, /^stable\s+amd64\s+kernel\s+70000\s+sha256:[0-9a-f]{64}$/m);
     const lj = JSON.parse((await providerCli(["list", url, "--json"])).out);
     assertEquals(lj[0].artifacts.map((a: { name: string }) => a.name), ["kernel", "initramfs"]);
     const bad = await providerCli(["status", "http://127.0.0.1:1"]);

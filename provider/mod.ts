@@ -87,6 +87,7 @@ export {
   type FileIdentity,
   type Refusal,
   type Release,
+  type TrustSource,
 } from "./catalog.ts";
 export { type ProviderCode, ProviderError } from "./errors.ts";
 export {
@@ -120,3 +121,11 @@ export {
   SHUTDOWN_GRACE_MS,
   startProvider,
 } from "./server.ts";
+export {
+  CacheCatalogLoader,
+  type CacheCatalogOptions,
+  MAX_CACHE_ENTRIES,
+  MAX_CACHE_RELEASES,
+  MAX_VERSIONS_TRIED,
+} from "./from_cache.ts";
+export { type Mirror, MIRROR_REFRESH_INTERVAL_MS } from "./_mirror.ts";

@@ -9,12 +9,29 @@ import { consoleLogger, type Logger } from "../core/mod.ts";
 import { readFileCapped } from "../core/mod.ts";
 import { keygen, loadSigningKey, type SigningKey } from "../sign/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
-import { type Catalog, CatalogLoader } from "./catalog.ts";
+import { type Catalog, CatalogLoader, type TrustSource } from "./catalog.ts";
 import { ProviderError } from "./errors.ts";
 import { type AdvertState, createHandler, formatAccess, type Metrics, newMetrics } from "./http.ts";
 import { type HttpListener, listenHttp } from "./listen.ts";
 import { startRescanner } from "./_rescan.ts";
+import { CacheCatalogLoader } from "./from_cache.ts";
+import { type Mirror, startMirror } from "./_mirror.ts";
 import { drainServer, SHUTDOWN_GRACE_MS } from "./_shutdown.ts";
+
+/** What to do when the listen address cannot be bound: the address or the port, by what failed. */
+function bindHint(host: string, message: string): string {
+  if (
+    /lookup address|name or service not known|invalid (ip )?address|cannot assign requested/i.test(
+      message,
+    )
+  ) {
+    return `--host '${host}' is not an address of this machine: give one of its IP addresses, 127.0.0.1 (loopback, the default) or 0.0.0.0 (every interface)`;
+  }
+  if (/permission denied/i.test(message)) {
+    return "ports below 1024 need privileges: pick --port 1024 or above";
+  }
+  return "pick another --port, or stop what holds it";
+}
 
 export { RESCAN_INTERVAL_MS, WATCH_DEBOUNCE_MS } from "./_rescan.ts";
 export { SHUTDOWN_GRACE_MS } from "./_shutdown.ts";
@@ -79,8 +96,19 @@ export interface ProviderOptions {
   readonly keyPath?: string;
   /** false (`--no-sign`): serve only pre-signed manifests; no key is touched. */
   readonly sign?: boolean;
-  /** Trust file for pre-signed manifests; default `<state>/trust.json`. */
+  /**
+   * The release trust file pre-signed manifests are verified against
+   * (`--trust`); it must exist (E_TRUST otherwise). Absent: the first of
+   * {@link ProviderOptions.trustCandidates} that exists.
+   */
   readonly trustPath?: string;
+  /**
+   * Where to look for the release trust file when `trustPath` is absent;
+   * the first that exists is used, none is fine while the provider signs.
+   * The CLI passes `./.phase/trust/trust.json` (what `deno task keygen`
+   * writes), then `/etc/phase/trust.json` (a system install). Default none.
+   */
+  readonly trustCandidates?: readonly string[];
   /** mDNS advertisement, e.g. {@link mdnsAdvertiser}(); `false` or absent: off. */
   readonly mdns?: false | ((ctx: AdvertContext) => Promise<Advertiser>);
   /** DHT advertisement, e.g. {@link dhtAdvertiser}(); `false` or absent: off. */
@@ -130,6 +158,22 @@ export interface ProviderOptions {
   readonly defaultChannel?: string;
   /** Architecture of the release `GET /manifest.json` answers; default the host's. */
   readonly defaultArch?: string;
+  /**
+   * Re-serve the releases in this content-addressed cache (client/cache.ts
+   * layout) instead of a root: each manifest re-verified under the trust
+   * file and the cache's rollback floor, each artifact re-hashed. Needs
+   * `sign: false` (a re-serving provider never signs anything); `root` is
+   * then only shown.
+   */
+  readonly fromCache?: string;
+  /**
+   * Pull-through mirror: fetch the releases of this upstream provider (a
+   * base URL or one manifest URL) into {@link ProviderOptions.fromCache}
+   * with the verified fetcher, every `mirrorIntervalMs`.
+   */
+  readonly mirror?: string;
+  /** Time between two mirror refreshes, in ms (default MIRROR_REFRESH_INTERVAL_MS). */
+  readonly mirrorIntervalMs?: number;
 }
 
 /** A running provider. */
@@ -148,11 +192,21 @@ export interface RunningProvider {
   /** True when this start generated the provider key. */
   readonly generatedKey: boolean;
   /**
-   * The trust file: it verifies pre-signed manifests and, when this
-   * provider created it, names the provider key that clients of generated
-   * manifests trust.
+   * The trust file clients should use: with signing on, `<state>/trust.json`
+   * (which names the provider key when this provider created it); with
+   * `sign: false`, the release trust file.
    */
   readonly trustPath: string;
+  /**
+   * Every trust file pre-signed manifests are verified against (the release
+   * trust file, then `<state>/trust.json` when it exists); a manifest is
+   * served when it verifies against any one of them.
+   */
+  readonly trustFiles: readonly string[];
+  /** False until the first catalog is loaded (`/health` answers 503 `starting`). */
+  ready(): boolean;
+  /** Disk used by private snapshots of the current catalog, in bytes (0 with `snapshot: false`). */
+  snapshotBytes(): number;
   /** Live counters of the HTTP handler. */
   readonly metrics: Metrics;
   /** The catalog served now. */
@@ -167,6 +221,8 @@ export interface RunningProvider {
   readonly advertisers: readonly Advertiser[];
   /** Connections open now. */
   connections(): number;
+  /** The mirror loop (with {@link ProviderOptions.mirror}). */
+  readonly mirror?: Mirror;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -208,16 +264,23 @@ export async function providerKey(
   return { key: await loadSigningKey(pem), generated: true };
 }
 
-async function loadTrust(path: string): Promise<Trust | undefined> {
+async function loadTrust(path: string, required = false): Promise<Trust | undefined> {
   let bytes: Uint8Array;
   try {
     bytes = await readFileCapped(path, MAX_TRUST_BYTES);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
+    if (err instanceof Deno.errors.NotFound && !required) return undefined;
     throw new ProviderError(
       "E_TRUST",
-      `cannot read trust file ${path}: ${(err as Error).message}`,
-      { cause: err },
+      err instanceof Deno.errors.NotFound
+        ? `trust file ${path} does not exist`
+        : `cannot read trust file ${path}: ${(err as Error).message}`,
+      {
+        cause: err,
+        hint: err instanceof Deno.errors.NotFound
+          ? "'deno task keygen' writes ./.phase/trust/trust.json; pass --trust with the trust file of the key that signed the release"
+          : "the trust file must be inside the 'serve' permission set (./.phase/trust, /etc/phase, /srv/phase, /var/lib/phase, /run/phase, /tmp/phase)",
+      },
     );
   }
   try {
@@ -239,20 +302,49 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
   // pages show an operator-chosen name or "phase" (TM-18 finding 15).
   const lanName = opts.name ?? hostnameOr("phase");
   await makeStateDir(opts.state);
+  if (opts.fromCache !== undefined && (opts.sign !== false || opts.keyPath !== undefined)) {
+    // A re-serving node can re-serve what the release key signed, never sign (issue 12 §2).
+    throw new ProviderError("E_KEY", "a provider serving from a cache holds no signing key", {
+      hint: "drop --key (--from-cache and --mirror imply --no-sign)",
+    });
+  }
+  if (opts.mirror !== undefined && opts.fromCache === undefined) {
+    throw new ProviderError("E_STATE", "--mirror needs the cache to fill (--from-cache DIR)", {
+      hint: "pass --from-cache DIR (default ./.cache)",
+    });
+  }
   const { key, generatedKey } = await signingKey(opts, logger);
-  const trustPath = opts.trustPath ?? `${opts.state}/trust.json`;
-  const trust = await loadTrust(trustPath);
-  const loader = new CatalogLoader({
-    root: opts.root,
-    trust,
-    key,
-    logger,
-    now,
-    expiresInMs: opts.expiresInMs,
-    snapshotDir: opts.snapshot === false ? undefined : `${opts.state}/snapshots`,
-  });
+  let trustSources = await resolveTrust(opts, key !== undefined);
+  // The device's release trust only: a re-serving node's own state names no key it trusts.
+  if (opts.fromCache !== undefined) {
+    trustSources = trustSources.filter((s) => s.path !== `${opts.state}/trust.json`);
+    if (trustSources.length === 0) {
+      throw new ProviderError("E_TRUST", "--from-cache needs the release trust file", {
+        hint: "pass --trust FILE (the trust file the cache's releases were fetched with)",
+      });
+    }
+  }
+  const ownTrust = `${opts.state}/trust.json`;
+  const trustPath = key ? ownTrust : trustSources[0].path;
+  const trust = trustSources.find((s) => s.path === trustPath)?.trust ?? trustSources[0]?.trust;
+  const snapshotDir = opts.snapshot === false ? undefined : `${opts.state}/snapshots`;
+  const loader: Pick<CatalogLoader, "current" | "load" | "setMirrorBase" | "hashedFiles"> =
+    opts.fromCache !== undefined
+      ? new CacheCatalogLoader({ cacheDir: opts.fromCache, trustSources, logger, now, snapshotDir })
+      : new CatalogLoader({
+        root: opts.root,
+        trustSources,
+        key,
+        logger,
+        now,
+        expiresInMs: opts.expiresInMs,
+        snapshotDir,
+      });
   const metrics = newMetrics();
   let serving = true;
+  // Until the first catalog is loaded, /health answers 503 "starting"
+  // (readiness probes must not send clients to an empty provider).
+  let ready = false;
   const advertisers: Advertiser[] = [];
   const streams = new Set<() => void>();
   // Pointed at the rescanner once it runs; a stale file before that waits for the first load.
@@ -270,6 +362,12 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     startedAt: now(),
     now,
     serving: () => serving,
+    ready: () => ready,
+    page: {
+      keyid: key?.keyid,
+      trustPath,
+      root: opts.root,
+    },
     advert: () => advertState(advertisers),
     defaultChannel: opts.defaultChannel,
     defaultArch: opts.defaultArch,
@@ -299,7 +397,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     throw new ProviderError(
       "E_BIND",
       `cannot listen on ${host}:${opts.port ?? DEFAULT_PORT}: ${(err as Error).message}`,
-      { cause: err, hint: "pick another --port, or stop what holds it" },
+      { cause: err, hint: bindHint(host, (err as Error).message) },
     );
   }
   const port = server.addr.port;
@@ -308,6 +406,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
   if (host !== "0.0.0.0" && host !== "::") loader.setMirrorBase(url);
   try {
     await loader.load();
+    ready = true;
   } catch (err) {
     server.shutdown();
     await server.finished();
@@ -317,7 +416,8 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
   }
   const rescanner = startRescanner({
     loader,
-    root: opts.root,
+    // A cache changes in cas/ (fetch renames verified files there).
+    root: opts.fromCache !== undefined ? `${opts.fromCache}/cas/sha256` : opts.root,
     watch: opts.watch !== false,
     logger,
     listeners: advertisers,
@@ -345,10 +445,21 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
   }
   stale.schedule = () => rescanner.schedule();
   const scanner = rescanner;
+  const mirror = opts.mirror !== undefined
+    ? startMirror({
+      upstream: opts.mirror,
+      cacheDir: opts.fromCache!,
+      trust: trustSources[0].trust,
+      intervalMs: opts.mirrorIntervalMs,
+      logger,
+      onFetched: () => scanner.rescan(),
+    })
+    : undefined;
   let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
       serving = false;
+      await mirror?.stop();
       for (const a of advertisers) {
         await a.stop().catch((err) =>
           logger.warn("advert_stop_failed", { kind: a.kind, error: String(err) })
@@ -370,7 +481,12 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     root: opts.root,
     state: opts.state,
     keyid: key?.keyid,
+    trust_files: trustSources.map((s) => s.path),
     releases: loader.current.releases.size,
+    // Issue 11 §3: snapshots cost as much disk again as the artifacts.
+    ...(opts.snapshot === false
+      ? {}
+      : { snapshots: `${opts.state}/snapshots`, snapshot_bytes: snapshotBytes(loader.current) }),
   });
   return {
     url,
@@ -379,6 +495,9 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     keyid: key?.keyid,
     generatedKey,
     trustPath,
+    trustFiles: trustSources.map((s) => s.path),
+    ready: () => ready,
+    snapshotBytes: () => snapshotBytes(loader.current),
     metrics,
     catalog: () => loader.current,
     hashedFiles: () => loader.hashedFiles,
@@ -386,7 +505,55 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     close,
     advertisers,
     connections: () => server.connections(),
+    mirror,
   };
+}
+
+/** Bytes held in private snapshots by `catalog` (each digest once). */
+function snapshotBytes(catalog: Catalog): number {
+  let n = 0;
+  for (const a of catalog.byDigest.values()) if (a.immutable) n += a.size;
+  return n;
+}
+
+/**
+ * The trust files pre-signed manifests are checked against (issue 11 §1):
+ * the release trust file (`trustPath`, which must exist, else the first
+ * existing candidate), then `<state>/trust.json` when it exists (the
+ * provider's own, naming its key, or an operator's). With signing off
+ * and no trust file at all nothing could ever be served: E_TRUST.
+ */
+async function resolveTrust(opts: ProviderOptions, signing: boolean): Promise<TrustSource[]> {
+  const out: TrustSource[] = [];
+  let release: string | undefined = opts.trustPath;
+  if (release === undefined) {
+    for (const c of opts.trustCandidates ?? []) {
+      if (await exists(c)) {
+        release = c;
+        break;
+      }
+    }
+  }
+  if (release !== undefined) {
+    out.push({ path: release, trust: (await loadTrust(release, true))! });
+  }
+  const own = `${opts.state}/trust.json`;
+  if (own !== release) {
+    const t = await loadTrust(own);
+    if (t) out.push({ path: own, trust: t });
+  }
+  if (out.length === 0 && !signing) {
+    const looked = [...(opts.trustCandidates ?? []), own].join(", ");
+    throw new ProviderError(
+      "E_TRUST",
+      `--no-sign serves only pre-signed releases, and there is no trust file to verify them (looked for ${looked})`,
+      {
+        hint:
+          "run 'deno task keygen' (writes ./.phase/trust/trust.json) and sign with 'deno task sign', or pass --trust FILE",
+      },
+    );
+  }
+  return out;
 }
 
 function hostnameOr(fallback: string): string {

@@ -10,11 +10,13 @@ import {
   encodeBase64,
   formatTrust,
   keyidOf,
+  loadTrust,
   MAX_KEY_FILE_BYTES,
   privateKeyFromPem,
   rawPublicKey,
 } from "../verify/mod.ts";
 import { SignError } from "./errors.ts";
+import { addKey } from "./trust.ts";
 
 /** A loaded signing key. */
 export interface SigningKey {
@@ -86,34 +88,71 @@ export function keyPaths(
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/** Options of {@link keygen}. */
+export interface KeygenOptions {
+  /** Where the trust file goes (default: `dir/trust.json`). */
+  readonly trustPath?: string;
+  /**
+   * What to do when the trust file exists: `refuse` (default: write nothing),
+   * `keep` (write the key, leave the trust file as it is) or `add` (write the
+   * key and add it to the trust file, keeping its threshold).
+   */
+  readonly existingTrust?: "refuse" | "keep" | "add";
+}
+
+/** What {@link keygen} wrote. */
+export interface KeygenResult {
+  /** The new key's keyid. */
+  readonly keyid: string;
+  /** The files of the new key and the trust file. */
+  readonly paths: ReturnType<typeof keyPaths>;
+  /** What happened to the trust file. */
+  readonly trust: "created" | "added" | "kept";
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.lstat(p);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw new SignError("E_IO", `cannot check ${p}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 /**
  * Generates a key pair into `dir`: private PEM (0600), public PEM and a
  * trust file with threshold 1 (in `dir`, or at `opts.trustPath`: a folder
- * that network-facing sets may read, TM-12). Never overwrites: when any
- * output exists, nothing is written.
+ * that network-facing sets may read, TM-12). Never overwrites a key: when
+ * one exists, nothing is written. An existing trust file is refused, kept
+ * or extended with the new key, as `opts.existingTrust` says.
  */
 export async function keygen(
   dir: string,
   name: string,
-  opts: { readonly trustPath?: string } = {},
-): Promise<{ keyid: string; paths: ReturnType<typeof keyPaths> }> {
+  opts: KeygenOptions = {},
+): Promise<KeygenResult> {
   if (!NAME_RE.test(name)) {
     throw new SignError("E_KEY", `invalid key name '${name}'`, { hint: "letters, digits, . _ -" });
   }
   const paths = keyPaths(dir, name, opts.trustPath);
-  for (const p of Object.values(paths)) {
-    try {
-      await Deno.lstat(p);
+  for (const p of [paths.privateKey, paths.publicKey]) {
+    if (await exists(p)) {
       throw new SignError("E_EXISTS", `${p} already exists; refusing to overwrite a key`, {
         hint: "choose another --out directory or --name",
       });
-    } catch (err) {
-      if (err instanceof SignError) throw err;
-      if (!(err instanceof Deno.errors.NotFound)) {
-        throw new SignError("E_IO", `cannot check ${p}: ${(err as Error).message}`, { cause: err });
-      }
     }
   }
+  const onTrust = opts.existingTrust ?? "refuse";
+  const trustExists = await exists(paths.trust);
+  if (trustExists && onTrust === "refuse") {
+    throw new SignError("E_EXISTS", `${paths.trust} already exists; refusing to overwrite it`, {
+      hint: "add the new key to it with --add-to-trust, or choose another --trust",
+    });
+  }
+  // Check the trust file to extend before any key is written: a broken one
+  // must not leave a new key behind that nobody trusts.
+  const existing = trustExists && onTrust === "add" ? await loadTrust(paths.trust) : undefined;
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
   const publicRaw = rawPublicKey(publicKey);
   const keyid = keyidOf(publicRaw);
@@ -134,6 +173,11 @@ export async function keygen(
       { createNew: true },
     );
     written.push(paths.publicKey);
+    if (existing) {
+      await addKey(paths.trust, existing, publicRaw, name);
+      return { keyid, paths, trust: "added" };
+    }
+    if (trustExists) return { keyid, paths, trust: "kept" };
     if (opts.trustPath !== undefined) {
       const cut = opts.trustPath.lastIndexOf("/");
       if (cut > 0) await Deno.mkdir(opts.trustPath.slice(0, cut), { recursive: true });
@@ -146,6 +190,7 @@ export async function keygen(
   } catch (err) {
     // Nothing half-written stays behind.
     for (const p of written) await Deno.remove(p).catch(() => {});
+    if (err instanceof SignError) throw err;
     if (err instanceof Deno.errors.AlreadyExists) {
       throw new SignError("E_EXISTS", `a key appeared in ${dir} while writing`, { cause: err });
     }
@@ -153,5 +198,5 @@ export async function keygen(
       cause: err,
     });
   }
-  return { keyid, paths };
+  return { keyid, paths, trust: "created" };
 }

@@ -2,8 +2,11 @@
  * sign/: release keys and signing, the offline half of Phase's trust. It
  * makes Ed25519 keys (PKCS#8, mode 0600) and trust files, signs a release
  * directory into `manifest.json` and a discovery `record.json`, and adds
- * further signatures for k-of-n releases without changing the signed bytes.
- * Everything it writes is exactly what `verify/` checks.
+ * further signatures for k-of-n releases without changing the signed bytes
+ * (manifest signatures first, record signatures last: see `addSignature`).
+ * It also creates and edits trust files (`trustInit`, `trustAdd`,
+ * `trustRemove`, `trustThreshold`). Everything it writes is exactly what
+ * `verify/` checks.
  *
  * @example Make a key, sign a release, add a second signer
  * ```ts
@@ -37,15 +40,32 @@
 export { SignError } from "./errors.ts";
 export type { SignCode } from "./errors.ts";
 export { keygen, keyPaths, loadSigningKey } from "./keys.ts";
-export type { SigningKey } from "./keys.ts";
+export type { KeygenOptions, KeygenResult, SigningKey } from "./keys.ts";
 export {
   addRecordSignature,
   addSignature,
   buildManifest,
   buildRecord,
   formatDocument,
+  newestTrustVersion,
   releaseDir,
   signatureFor,
   signRelease,
 } from "./sign.ts";
-export type { ReleaseOptions } from "./sign.ts";
+export type { AddSignatureResult, ReleaseOptions } from "./sign.ts";
+export {
+  addKey,
+  describeRotation,
+  describeTrust,
+  keyNameOf,
+  readPublicKey,
+  summarizeTrust,
+  trustAdd,
+  trustInit,
+  trustRemove,
+  trustRotate,
+  trustShow,
+  trustSign,
+  trustThreshold,
+} from "./trust.ts";
+export type { RotationStatus, RotationSummary, TrustRotateOptions, TrustSummary } from "./trust.ts";

@@ -138,6 +138,7 @@ export function buildRecord(
   manifest: { version: string; expires_at: string },
   mirrors: readonly string[],
   providers: readonly string[],
+  trustVersion?: number,
 ): Record<string, JsonValue> {
   return {
     manifest_cid: rawCid(manifestBytes),
@@ -145,13 +146,51 @@ export function buildRecord(
     expires_at: manifest.expires_at,
     mirrors: [...mirrors],
     providers: [...providers],
+    // formats.md §5: optional, so records without it keep their meaning.
+    ...(trustVersion !== undefined ? { trust_version: trustVersion } : {}),
   };
 }
 
-/** Signs a new release; writes manifest.json and record.json atomically. */
+/** Most entries of `<root>/trust/` looked at for the newest trust version. */
+const MAX_TRUST_DIR_ENTRIES = 4096;
+
+/**
+ * The newest trust version a release root serves (`<root>/trust/<v>.json`,
+ * formats.md §1.1), or `undefined` when it serves no chain: what the
+ * release keys sign into the record as `trust_version`.
+ */
+export async function newestTrustVersion(root: string): Promise<number | undefined> {
+  let max: number | undefined;
+  let count = 0;
+  try {
+    for await (const e of Deno.readDir(`${root}/trust`)) {
+      if (++count > MAX_TRUST_DIR_ENTRIES) break;
+      const m = /^([1-9][0-9]{0,8})\.json$/.exec(e.name);
+      if (m && e.isFile && (max === undefined || Number(m[1]) > max)) max = Number(m[1]);
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) {
+      throw err;
+    }
+  }
+  return max;
+}
+
+/** One key or several, each at most once (first wins). */
+function keyList(keys: SigningKey | readonly SigningKey[]): SigningKey[] {
+  const list = Array.isArray(keys) ? keys : [keys as SigningKey];
+  if (list.length === 0) throw new SignError("E_KEY", "no signing key given");
+  return list.filter((k, i) => list.findIndex((o) => o.keyid === k.keyid) === i);
+}
+
+/**
+ * Signs a new release with one key or several (the signers present
+ * together: each signs the manifest and the record); writes manifest.json
+ * and record.json atomically.
+ */
 export async function signRelease(
   opts: ReleaseOptions,
-  key: SigningKey,
+  keys: SigningKey | readonly SigningKey[],
 ): Promise<
   {
     path: string;
@@ -160,8 +199,9 @@ export async function signRelease(
     cid: string;
   }
 > {
+  const signers = keyList(keys);
   const doc = await buildManifest(opts);
-  const manifest = { ...doc, signatures: [signatureFor(doc, key, false)] };
+  const manifest = { ...doc, signatures: signers.map((k) => signatureFor(doc, k, false)) };
   const bytes = formatDocument(manifest);
   const dir = releaseDir(opts.root, opts.channel, doc.arch as string);
   const record = buildRecord(
@@ -169,8 +209,9 @@ export async function signRelease(
     doc as { version: string; expires_at: string },
     opts.mirrors ?? [],
     opts.providers ?? [],
+    await newestTrustVersion(opts.root),
   );
-  const signedRecord = { ...record, signatures: [signatureFor(record, key, true)] };
+  const signedRecord = { ...record, signatures: signers.map((k) => signatureFor(record, k, true)) };
   try {
     await writeFileAtomic(`${dir}/manifest.json`, bytes);
     await writeFileAtomic(`${dir}/record.json`, formatDocument(signedRecord));
@@ -201,33 +242,85 @@ async function readSigned(path: string, cap: number) {
   }
 }
 
-function appendSignature(
-  doc: { readonly [k: string]: JsonValue },
-  key: SigningKey,
-  withPublic: boolean,
-  path: string,
-): Record<string, JsonValue> {
+function signaturesOf(doc: { readonly [k: string]: JsonValue }, path: string): JsonValue[] {
   const sigs = doc.signatures;
   if (!Array.isArray(sigs)) throw new SignError("E_MANIFEST", `${path} has no signatures array`);
-  if (sigs.some((s) => isJsonObject(s) && s.keyid === key.keyid)) {
-    throw new SignError("E_EXISTS", `${path} is already signed by ${key.keyid}`);
-  }
-  return { ...doc, signatures: [...sigs, signatureFor(doc, key, withPublic)] };
+  return sigs;
+}
+
+function signerIds(sigs: readonly JsonValue[]): string[] {
+  return sigs.flatMap((s) => isJsonObject(s) && typeof s.keyid === "string" ? [s.keyid] : []);
 }
 
 /**
- * Adds `key`'s signature to an existing release. The signed (JCS) bytes
- * stay the same: only `signatures` changes. The record names the manifest
- * by the CID of its exact bytes, which change with every signature, so it
- * is rebuilt and signed by this key; once every manifest signature is in,
- * other record signers use `addRecordSignature` (`--add-signature --record`).
+ * Appends the signatures of the keys that have not signed `doc` yet; keeps
+ * every signature already there. Refuses (E_EXISTS) when every key has.
+ */
+function appendSignatures(
+  doc: { readonly [k: string]: JsonValue },
+  keys: readonly SigningKey[],
+  withPublic: boolean,
+  path: string,
+): { doc: Record<string, JsonValue>; added: string[] } {
+  const sigs = signaturesOf(doc, path);
+  const present = new Set(signerIds(sigs));
+  const fresh = keys.filter((k) => !present.has(k.keyid));
+  if (fresh.length === 0) {
+    throw new SignError(
+      "E_EXISTS",
+      `${path} is already signed by ${keys.map((k) => k.keyid).join(", ")}`,
+      {
+        hint: withPublic
+          ? "each key signs the record once"
+          : "each key signs the manifest once; to sign only the record: --add-signature --record",
+      },
+    );
+  }
+  const { signatures: _, ...body } = doc;
+  return {
+    doc: { ...doc, signatures: [...sigs, ...fresh.map((k) => signatureFor(body, k, withPublic))] },
+    added: fresh.map((k) => k.keyid),
+  };
+}
+
+/** What {@link addSignature} did. */
+export interface AddSignatureResult {
+  /** The manifest. */
+  readonly path: string;
+  /** How many signatures the manifest carries now. */
+  readonly signatures: number;
+  /** Keyids whose manifest signatures were added. */
+  readonly added: readonly string[];
+  /** The rebuilt record. */
+  readonly recordPath: string;
+  /** Keyids that signed the rebuilt record (every key given). */
+  readonly recordSigners: readonly string[];
+  /**
+   * Keyids whose earlier record signatures no longer hold (the record now
+   * names other manifest bytes) and who were not among the keys given: each
+   * must sign the record again (`addRecordSignature`).
+   */
+  readonly lostRecordSigners: readonly string[];
+}
+
+/**
+ * Adds signatures to an existing release (k-of-n). The manifest's signed
+ * (JCS) bytes stay the same: only `signatures` grows, and every earlier
+ * signature is kept. The record names the manifest by the CID of its exact
+ * bytes, which change with every manifest signature, so earlier record
+ * signatures cannot stay valid: the record is rebuilt (same mirrors and
+ * providers) and signed by every key given. Earlier record signers not
+ * among them are returned in `lostRecordSigners`: they must sign again with
+ * {@link addRecordSignature}. Hence the order of a k-of-n release: all
+ * manifest signatures first, record signatures last.
  */
 export async function addSignature(
   root: string,
   channel: string,
   arch: string,
-  key: SigningKey,
-): Promise<{ path: string; signatures: number }> {
+  keys: SigningKey | readonly SigningKey[],
+): Promise<AddSignatureResult> {
+  const signers = keyList(keys);
   const canonical = canonicalArch(arch);
   if (!canonical) throw new SignError("E_MANIFEST", `unknown arch '${arch}'`);
   const dir = releaseDir(root, channel, canonical);
@@ -238,38 +331,87 @@ export async function addSignature(
   } catch (err) {
     throw new SignError("E_MANIFEST", `${path}: ${(err as Error).message}`, { cause: err });
   }
-  const updated = appendSignature(doc, key, false, path);
+  const { doc: updated, added } = appendSignatures(doc, signers, false, path);
   const bytes = formatDocument(updated);
-  await writeFileAtomic(path, bytes);
   // The record names the manifest by the CID of its exact bytes, which the
   // new signature changed; rebuild it with the same mirrors and providers.
   let mirrors: string[] = [];
   let providers: string[] = [];
+  let earlier: string[] = [];
+  let trustVersion: number | undefined;
+  const recordPath = `${dir}/record.json`;
   try {
-    const old = await readSigned(`${dir}/record.json`, MAX_RECORD_BYTES);
+    const old = await readSigned(recordPath, MAX_RECORD_BYTES);
     if (Array.isArray(old.mirrors)) {
       mirrors = old.mirrors.filter((m): m is string => typeof m === "string");
     }
     if (Array.isArray(old.providers)) {
       providers = old.providers.filter((m): m is string => typeof m === "string");
     }
+    if (Array.isArray(old.signatures)) earlier = signerIds(old.signatures);
+    if (typeof old.trust_version === "number") trustVersion = old.trust_version;
   } catch { /* no previous record: start empty */ }
   const record = buildRecord(
     bytes,
     updated as unknown as { version: string; expires_at: string },
     mirrors,
     providers,
+    trustVersion,
   );
-  await writeFileAtomic(
-    `${dir}/record.json`,
-    formatDocument({ ...record, signatures: [signatureFor(record, key, true)] }),
-  );
-  return { path, signatures: (updated.signatures as JsonValue[]).length };
+  try {
+    await writeFileAtomic(path, bytes);
+    await writeFileAtomic(
+      recordPath,
+      formatDocument({ ...record, signatures: signers.map((k) => signatureFor(record, k, true)) }),
+    );
+  } catch (err) {
+    throw new SignError("E_IO", `cannot write to ${dir}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const recordSigners = signers.map((k) => k.keyid);
+  return {
+    path,
+    signatures: (updated.signatures as JsonValue[]).length,
+    added,
+    recordPath,
+    recordSigners,
+    lostRecordSigners: [...new Set(earlier)].filter((id) => !recordSigners.includes(id)),
+  };
 }
 
-/** Adds a signature to an existing record.json (k-of-n records). */
-export async function addRecordSignature(path: string, key: SigningKey) {
+/**
+ * Adds signatures to an existing record.json (k-of-n records), keeping
+ * every signature already there. Refuses a record that names other bytes
+ * than the `manifest.json` beside it: a signature over it would be worthless.
+ */
+export async function addRecordSignature(
+  path: string,
+  keys: SigningKey | readonly SigningKey[],
+): Promise<{ path: string; added: readonly string[]; signatures: number }> {
   const doc = await readSigned(path, MAX_RECORD_BYTES);
-  const updated = appendSignature(doc, key, true, path);
+  const manifestPath = `${path.slice(0, path.lastIndexOf("/") + 1) || "./"}manifest.json`;
+  let manifestBytes: Uint8Array | undefined;
+  try {
+    manifestBytes = await readFileCapped(manifestPath, MAX_MANIFEST_BYTES);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      throw new SignError("E_IO", `cannot read ${manifestPath}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+  if (manifestBytes && doc.manifest_cid !== rawCid(manifestBytes)) {
+    throw new SignError(
+      "E_MANIFEST",
+      `${path} names another manifest than ${manifestPath} (manifest_cid differs)`,
+      {
+        hint: "rebuild it: 'deno task sign --add-signature' with the keys at hand re-signs the " +
+          "record for the current manifest",
+      },
+    );
+  }
+  const { doc: updated, added } = appendSignatures(doc, keyList(keys), true, path);
   await writeFileAtomic(path, formatDocument(updated));
+  return { path, added, signatures: (updated.signatures as JsonValue[]).length };
 }

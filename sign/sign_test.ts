@@ -3,7 +3,11 @@
  * checked by the verify entrypoint and by openssl (interop both ways).
  */
 import { EXIT_STATUS } from "../core/mod.ts";
-import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  match as assertMatch,
+  ok as assert,
+} from "node:assert/strict";
 import { keyidOf, publicRawFromPem } from "../verify/mod.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
@@ -62,7 +66,9 @@ Deno.test("keygen: writes a 0600 PKCS#8 key, SPKI public key and trust file; nev
   try {
     const r = await task("keygen", "--out", `${dir}/keys`);
     assertEquals(r.code, 0, r.stderr);
-    const keyid = /keyid (ed25519:[0-9a-f]{64})/.exec(r.stdout)![1];
+    // stdout is a pipe: keygen's result is JSON (cli/output.ts).
+    const keyid: string = JSON.parse(r.stdout).keyid;
+    assertMatch(keyid, /^ed25519:[0-9a-f]{64}$/);
     assertEquals((await Deno.stat(`${dir}/keys/release.pem`)).mode! & 0o777, 0o600);
     const pub = publicRawFromPem(await Deno.readTextFile(`${dir}/keys/release.pub.pem`));
     assertEquals(keyidOf(pub), keyid);
@@ -84,7 +90,9 @@ Deno.test("TM-12 compromised component: keygen --trust writes the trust file apa
   try {
     const r = await task("keygen", "--out", `${dir}/keys`, "--trust", `${dir}/trust/trust.json`);
     assertEquals(r.code, 0, r.stderr);
-    const keyid = /keyid (ed25519:[0-9a-f]{64})/.exec(r.stdout)![1];
+    // stdout is a pipe: keygen's result is JSON (cli/output.ts).
+    const keyid: string = JSON.parse(r.stdout).keyid;
+    assertMatch(keyid, /^ed25519:[0-9a-f]{64}$/);
     const trust = JSON.parse(await Deno.readTextFile(`${dir}/trust/trust.json`));
     assertEquals(Object.keys(trust.keys), [keyid]);
     // The keys folder holds no trust file a networked set would need to read.
@@ -314,6 +322,104 @@ Deno.test("sign: bad input gives a usage error or a clear error and writes nothi
     let exists = true;
     await Deno.stat(`${dir}/root/stable/amd64/manifest.json`).catch(() => exists = false);
     assertEquals(exists, false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Checks record.json of `rel` against a trust file the way the provider does (verifyRecord). */
+async function recordVerifies(rel: string, trustPath: string): Promise<boolean> {
+  const { parseTrust, verifyRecord, rawCid } = await import("../verify/mod.ts");
+  const trust = parseTrust(await Deno.readFile(trustPath));
+  try {
+    const rec = verifyRecord(await Deno.readFile(`${rel}/record.json`), trust, new Date());
+    return rec.value.manifestCid === rawCid(await Deno.readFile(`${rel}/manifest.json`));
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("TM-09 key compromise and rotation: --add-signature with both keys keeps every signature; a provider trusting only the first key still accepts the record", async () => {
+  const dir = await scratch();
+  try {
+    const rel = await writeRelease(`${dir}/root`);
+    assertEquals((await task("keygen", "--out", `${dir}/keys`)).code, 0);
+    // The first key's own trust file, as a provider that knows only it holds.
+    await Deno.copyFile(`${dir}/keys/trust.json`, `${dir}/trust-first.json`);
+    const second = await task(
+      "keygen",
+      "--out",
+      `${dir}/keys`,
+      "--name",
+      "other",
+      "--add-to-trust",
+    );
+    assertEquals(second.code, 0, second.stderr);
+    const base = ["--root", `${dir}/root`, "--channel", "stable", "--arch", "amd64"];
+    const first = `${dir}/keys/release.pem`;
+    const other = `${dir}/keys/other.pem`;
+    assertEquals((await task("sign", ...base, "--version", "2026.11.20", "--key", first)).code, 0);
+    assertEquals(await recordVerifies(rel, `${dir}/trust-first.json`), true);
+    // The signers present together: the new manifest signature, and the record by both.
+    const add = await task("sign", "--add-signature", ...base, "--key", other, "--key", first);
+    assertEquals(add.code, 0, add.stderr);
+    assertEquals(add.stderr.includes("WARNING"), false, add.stderr);
+    assertEquals(await recordVerifies(rel, `${dir}/trust-first.json`), true);
+    assertEquals(await recordVerifies(rel, `${dir}/keys/trust.json`), true);
+    const record = JSON.parse(await Deno.readTextFile(`${rel}/record.json`));
+    assertEquals(record.signatures.length, 2);
+    // Both manifest signatures hold under a 2-of-2 trust file.
+    assertEquals((await task("trust", "threshold", `${dir}/keys/trust.json`, "2")).code, 0);
+    const v = await task(...verifyArgs(rel, `${dir}/keys/trust.json`));
+    assertEquals(v.code, 0, v.stdout + v.stderr);
+    assertEquals(JSON.parse(v.stdout).signers.length, 2);
+    assertEquals(await recordVerifies(rel, `${dir}/keys/trust.json`), true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TM-09 key compromise and rotation: --add-signature with only the new key warns which record signers must sign again, and their command restores the record", async () => {
+  const dir = await scratch();
+  try {
+    const rel = await writeRelease(`${dir}/root`);
+    const r1 = await task("keygen", "--out", `${dir}/keys`);
+    const firstId = JSON.parse(r1.stdout).keyid as string;
+    await Deno.copyFile(`${dir}/keys/trust.json`, `${dir}/trust-first.json`);
+    assertEquals((await task("keygen", "--out", `${dir}/keys`, "--name", "other")).code, 0);
+    const base = ["--root", `${dir}/root`, "--channel", "stable", "--arch", "amd64"];
+    assertEquals(
+      (await task("sign", ...base, "--version", "1", "--key", `${dir}/keys/release.pem`)).code,
+      0,
+    );
+    const add = await task("sign", "--add-signature", ...base, "--key", `${dir}/keys/other.pem`);
+    assertEquals(add.code, 0, add.stderr);
+    // Loud: who lost their record signature, why, and the exact command to run.
+    assertMatch(
+      add.stderr,
+      /phase-sign: WARNING: .*record\.json was re-signed by ed25519:\S+ only/,
+    );
+    assertMatch(add.stderr, new RegExp(`no longer hold:\\n +${firstId}\\n`));
+    const command =
+      `deno task sign --add-signature --record --root ${dir}/root --channel stable --arch amd64 --key ${dir}/keys/release.pem`;
+    assert(add.stderr.includes(`    ${command}\n`), add.stderr);
+    // The manifest kept the first signature.
+    const m = JSON.parse(await Deno.readTextFile(`${rel}/manifest.json`));
+    assertEquals(m.signatures.length, 2);
+    assertEquals(await recordVerifies(rel, `${dir}/trust-first.json`), false);
+    // Running the printed command appends without dropping the new key's signature.
+    const again = await task(...command.split(" ").slice(2));
+    assertEquals(again.code, 0, again.stderr);
+    assertEquals(await recordVerifies(rel, `${dir}/trust-first.json`), true);
+    const record = JSON.parse(await Deno.readTextFile(`${rel}/record.json`));
+    assertEquals(record.signatures.length, 2);
+    // A record that names other bytes than manifest.json takes no signature.
+    await Deno.writeTextFile(
+      `${rel}/manifest.json`,
+      (await Deno.readTextFile(`${rel}/manifest.json`)) + " ",
+    );
+    const stale = await task(...command.split(" ").slice(2));
+    assertEquals(stale.code, EXIT_STATUS.E_MANIFEST, stale.stderr);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

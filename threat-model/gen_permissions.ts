@@ -4,16 +4,31 @@
  *
  * @module
  */
-import { main } from "../cli/mod.ts";
+import { PhaseError } from "../core/mod.ts";
+import { main, parseFlags } from "../cli/mod.ts";
 import { renderPermissionsDoc } from "./permissions.ts";
+import { DOCS_HELP } from "./_help.ts";
+
+/** The flags of `deno task docs:permissions`: none (strict, so a typo rewrites nothing). */
+export const DOCS_FLAGS = {} as const;
 
 if (import.meta.main) {
   await main({
     name: "docs",
     permissionSet: "docs",
-    run: async () => {
+    help: DOCS_HELP,
+    run: async (args) => {
+      // Strict: an unknown flag is a usage error, never a rewrite.
+      parseFlags(args, DOCS_FLAGS, DOCS_HELP.usage);
       const path = new URL("./permissions.md", import.meta.url).pathname;
-      await Deno.writeTextFile(path, renderPermissionsDoc());
+      try {
+        await Deno.writeTextFile(path, renderPermissionsDoc());
+      } catch (err) {
+        throw new PhaseError("E_IO", `cannot write ${path}: ${(err as Error).message}`, {
+          cause: err,
+          hint: "run it from a checkout you can write, through 'deno task docs:permissions'",
+        });
+      }
       console.log(`phase-docs: wrote ${path}`);
       return 0;
     },

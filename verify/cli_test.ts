@@ -1,5 +1,6 @@
 /** Bad input to the verify entrypoint: clear errors, distinct exit codes. */
 import { EXIT_STATUS } from "../core/mod.ts";
+import { runVerify } from "./cli.ts";
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
 
 const REPO = new URL("..", import.meta.url).pathname;
@@ -77,9 +78,17 @@ Deno.test("verify CLI: usage errors, unreadable files, invalid trust and reads o
       art.stderr,
       /manifest has no artifact 'firmware'\nhint: it lists: kernel, initramfs/,
     );
+    // stdout is a pipe here: the result is JSON without --json (cli/output.ts).
     const ok = await verify(...staged(dir), ...NOW);
     assertEquals(ok.code, 0);
-    assertMatch(ok.stdout, /^phase-verify: ok: stable\/amd64 2026\.11\.20, signed by ed25519:1adc/);
+    const result = JSON.parse(ok.stdout);
+    assertEquals([result.ok, result.channel, result.arch, result.version], [
+      true,
+      "stable",
+      "amd64",
+      "2026.11.20",
+    ]);
+    assertMatch(result.signers[0], /^ed25519:1adc/);
   });
 });
 
@@ -143,5 +152,24 @@ Deno.test("TM-04 mix-and-match: --artifact names from input are not Object.proto
       ...["--artifact", `kernel=${dir}/t.json`, "--artifact", `kernel=${dir}/m.json`],
     );
     assertEquals(twice.code, EXIT_STATUS.E_USAGE, twice.stderr);
+  });
+});
+
+Deno.test("verify CLI: a terminal gets a human line, a pipe or --json gets JSON (one rule, cli/output.ts)", async () => {
+  await withStaged("vtty-", async (dir) => {
+    const run = async (tty: boolean, ...extra: string[]) => {
+      const lines: string[] = [];
+      assertEquals(
+        await runVerify([...staged(dir), ...NOW, ...extra], (l) => lines.push(l), () => tty),
+        0,
+      );
+      return lines.join("\n");
+    };
+    assertMatch(
+      await run(true),
+      /^phase-verify: ok: stable\/amd64 2026\.11\.20, signed by ed25519:1adc/,
+    );
+    assertEquals(JSON.parse(await run(false)).version, "2026.11.20");
+    assertEquals(JSON.parse(await run(true, "--json")).version, "2026.11.20");
   });
 });

@@ -1,10 +1,19 @@
 /**
  * Every case of ../shared/vectors/cases.json, made with an independent
  * Ed25519/JCS implementation, through the verify entrypoint as a
- * subprocess under its own permission set.
+ * subprocess under its own permission set; then every trust-chain case of
+ * testdata/trust-chain/cases.json (formats.md §1.1) through the library.
  */
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { EXIT_STATUS } from "../core/mod.ts";
+import {
+  MAX_TRUST_BYTES,
+  MAX_TRUST_STEPS,
+  parseTrust,
+  VerifyError,
+  verifyManifest,
+  walkTrustChain,
+} from "./mod.ts";
 
 const VECTORS = new URL("../../shared/vectors/", import.meta.url).pathname;
 const REPO = new URL("..", import.meta.url).pathname;
@@ -73,5 +82,56 @@ Deno.test("conformance: every vector case through the verify entrypoint under -P
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+interface ChainCase {
+  name: string;
+  pinned: string;
+  served: Record<string, string>;
+  floor?: number;
+  manifest?: string;
+  expect: string;
+  stage?: "walk" | "manifest";
+  version?: number;
+}
+
+const CHAIN = new URL("./testdata/trust-chain/", import.meta.url).pathname;
+const chain: { now: string; cases: ChainCase[] } = JSON.parse(
+  await Deno.readTextFile(`${CHAIN}cases.json`),
+);
+
+Deno.test("conformance: the trust-chain suite has 11 cases", () => {
+  assertEquals(chain.cases.length, 11);
+});
+
+Deno.test("TM-09 key compromise and rotation: every trust-chain vector (verify/testdata/trust-chain) gives its expected outcome", async (t) => {
+  const now = new Date(chain.now);
+  const read = (f: string) => Deno.readFile(`${CHAIN}${f}`);
+  for (const c of chain.cases) {
+    await t.step(c.name, async () => {
+      const asked: number[] = [];
+      let stage = "walk";
+      try {
+        const walk = await walkTrustChain(parseTrust(await read(c.pinned)), async (v, max) => {
+          asked.push(v);
+          const f = Object.hasOwn(c.served, String(v)) ? c.served[String(v)] : undefined;
+          if (f === undefined) return undefined;
+          const bytes = await read(f);
+          ok(bytes.length <= max);
+          return bytes;
+        }, { now, floor: c.floor, maxSteps: MAX_TRUST_STEPS, maxBytes: MAX_TRUST_BYTES });
+        if (c.version !== undefined) assertEquals(walk.trust.version, c.version);
+        stage = "manifest";
+        if (c.manifest) verifyManifest(await read(c.manifest), walk.trust, { now });
+        assertEquals(c.expect, "ok", `expected ${c.expect} at ${c.stage}, got ok`);
+      } catch (err) {
+        if (!(err instanceof VerifyError)) throw err;
+        assertEquals([err.code, stage], [c.expect, c.stage], err.message);
+        ok(err.hint, "every refusal has a hint");
+      }
+      // Versions are asked for in order, one past the pinned one, never skipped.
+      asked.forEach((v, i) => assertEquals(v, asked[0] + i));
+    });
   }
 });

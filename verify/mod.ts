@@ -69,7 +69,16 @@ export {
 } from "./ed25519.ts";
 export { VerifyError } from "./errors.ts";
 export type { VerifyCode } from "./errors.ts";
-export { readFloor, recordFloor } from "./floor.ts";
+export {
+  enforceFloor,
+  FLOOR_FILE,
+  floorReset,
+  floorShow,
+  floorStateDir,
+  readFloor,
+  recordFloor,
+} from "./floor.ts";
+export type { FloorChange, FloorEntry, FloorReport, FloorResetResult } from "./floor.ts";
 export { canonicalize, signedBytes } from "./jcs.ts";
 export {
   canonicalArch,
@@ -85,13 +94,39 @@ export {
 export type { Arch, ArtifactRef, Manifest, SignatureEntry } from "./manifest.ts";
 export { isJsonObject, MAX_JSON_DEPTH, parseStrictJson, StrictJsonError } from "./strict_json.ts";
 export type { JsonValue } from "./strict_json.ts";
-export { formatTrust, loadTrust, MAX_TRUST_BYTES, parseTrust } from "./trust.ts";
+export {
+  checkTrustCurrent,
+  formatTrust,
+  loadTrust,
+  MAX_TRUST_BYTES,
+  MAX_TRUST_VERSION,
+  parseTrust,
+  trustExpired,
+} from "./trust.ts";
+export { MAX_TRUST_STEPS, verifyTrustStep, walkTrustChain } from "./trust_chain.ts";
+export type { FetchTrustVersion, TrustStep, TrustWalk, WalkTrustOptions } from "./trust_chain.ts";
+export {
+  loadStoredTrust,
+  MAX_STORED_TRUST_VERSIONS,
+  MAX_TRUST_FLOOR_BYTES,
+  readTrustFloor,
+  recordTrustStep,
+  TRUST_FLOOR_FILE,
+  TRUST_STATE_DIR,
+} from "./trust_store.ts";
+export type { StoredTrust, TrustFloorChange } from "./trust_store.ts";
 export type { LoadTrustOptions, Trust, TrustedKey } from "./trust.ts";
 export { parseArtifactArgs, verifyFiles } from "./workflow.ts";
 export type { VerifiedFiles, VerifyFilesOptions } from "./workflow.ts";
 export { assertVerified } from "./_verified.ts";
 export type { Verified, VerifiedBrand } from "./_verified.ts";
-export { checkArtifactFile, checkThreshold, verifyArtifact, verifyManifest } from "./verify.ts";
+export {
+  checkArtifactFile,
+  checkThreshold,
+  countValidSignatures,
+  verifyArtifact,
+  verifyManifest,
+} from "./verify.ts";
 export { HASH_CHUNK_BYTES, hashFile, hashStream, SHA256_PREFIX, sha256Hex } from "./digest.ts";
 export {
   buildManifestDocument,

@@ -18,7 +18,7 @@ import {
 import { signedBytes } from "./jcs.ts";
 import { parseDocument, parseUtcTime, type SignatureEntry } from "./manifest.ts";
 import { isJsonObject, type JsonValue } from "./strict_json.ts";
-import type { Trust } from "./trust.ts";
+import { checkTrustCurrent, MAX_TRUST_VERSION, type Trust } from "./trust.ts";
 import { checkThreshold } from "./verify.ts";
 import { compareVersions, isVersion } from "./version.ts";
 import { _seal, type Verified } from "./_verified.ts";
@@ -40,6 +40,12 @@ export interface DiscoveryRecord {
   readonly mirrors: readonly string[];
   /** libp2p multiaddrs of long-lived providers. */
   readonly providers: readonly string[];
+  /**
+   * The newest trust version the release keys knew at release time
+   * (optional: records without it stay valid; formats.md §5). A client
+   * that cannot walk its trust chain this far says so.
+   */
+  readonly trustVersion?: number;
   /** Signatures with the public key each claims (self-consistency). */
   readonly signatures: readonly (SignatureEntry & { readonly publicKey: Uint8Array })[];
   /** The whole document as parsed. */
@@ -82,6 +88,14 @@ export function decodeRecord(bytes: Uint8Array, now: Date): DiscoveryRecord {
     if (!/^https?:\/\/[^\s]+$/.test(m)) throw bad(`mirror '${m}' is not an http(s) URL`);
   }
   const providers = strings(doc.providers, "providers");
+  let trustVersion: number | undefined;
+  if (doc.trust_version !== undefined) {
+    const tv = doc.trust_version;
+    if (typeof tv !== "number" || !Number.isSafeInteger(tv) || tv < 1 || tv > MAX_TRUST_VERSION) {
+      throw bad(`'trust_version' must be an integer from 1 to ${MAX_TRUST_VERSION}`);
+    }
+    trustVersion = tv;
+  }
   if (!Array.isArray(doc.signatures) || doc.signatures.length === 0) throw bad("no signatures");
   const message = signedBytes(doc);
   const signatures = doc.signatures.map((entry, i) => {
@@ -112,6 +126,7 @@ export function decodeRecord(bytes: Uint8Array, now: Date): DiscoveryRecord {
     expiresAt,
     mirrors: Object.freeze(mirrors),
     providers: Object.freeze(providers),
+    ...(trustVersion !== undefined ? { trustVersion } : {}),
     signatures: Object.freeze(signatures),
     document: doc,
   });
@@ -124,6 +139,7 @@ export function verifyRecord(
   now: Date,
 ): Verified<DiscoveryRecord> {
   const record = decodeRecord(bytes, now);
+  checkTrustCurrent(trust, now); // TM-09
   const signers = checkThreshold(record.document, record.signatures, trust, "discovery record");
   return _seal(record, bytes, signers);
 }

@@ -1,12 +1,16 @@
 /**
  * Trust files: the keys a machine trusts and how many must sign
  * (formats.md §1). A keyid that does not match its key invalidates the file.
+ * A trust file has a `version` (absent: 1), may expire, and from version 2
+ * on carries signatures that chain it to the previous version
+ * (formats.md §1.1, `trust_chain.ts`).
  *
  * @module
  */
 import { explainFsError, readFileCapped } from "../core/mod.ts";
 import { VerifyError } from "./errors.ts";
 import { decodeBase64, isKeyid, keyidOf, PUBLIC_KEY_BYTES } from "./ed25519.ts";
+import { decodeSignatures, parseUtcTime, type SignatureEntry } from "./manifest.ts";
 import { isJsonObject, type JsonValue, parseStrictJson } from "./strict_json.ts";
 
 /** Largest trust file read, in bytes. */
@@ -28,7 +32,22 @@ export interface Trust {
   readonly threshold: number;
   /** Trusted keys by keyid. */
   readonly keys: ReadonlyMap<string, TrustedKey>;
+  /** Its place in the trust chain: 1 when the file has no `version` (formats.md §1.1). */
+  readonly version: number;
+  /**
+   * From this instant on the file verifies no manifest and no record by
+   * itself; it still lets a device walk forward to the next version.
+   * Absent: it does not expire (an unversioned or version-1 pinned file).
+   */
+  readonly expiresAt?: Date;
+  /** Its signatures (empty for an unsigned file): checked only by a chain step. */
+  readonly signatures: readonly SignatureEntry[];
+  /** The whole document as parsed (its signed bytes are JCS without `signatures`). */
+  readonly document: { readonly [key: string]: JsonValue };
 }
+
+/** Highest trust version accepted (a version is a JSON safe integer; this keeps file names short). */
+export const MAX_TRUST_VERSION = 999_999_999;
 
 function invalid(message: string, cause?: unknown): VerifyError {
   return new VerifyError("E_TRUST", `invalid trust file: ${message}`, {
@@ -49,6 +68,32 @@ export function parseTrust(bytes: Uint8Array): Trust {
   }
   if (!isJsonObject(doc)) throw invalid("not a JSON object");
   const { threshold, keys } = doc;
+  let version = 1;
+  if (doc.version !== undefined) {
+    if (
+      typeof doc.version !== "number" || !Number.isSafeInteger(doc.version) || doc.version < 1 ||
+      doc.version > MAX_TRUST_VERSION
+    ) {
+      throw invalid(`'version' must be an integer from 1 to ${MAX_TRUST_VERSION}`);
+    }
+    version = doc.version;
+  }
+  let expiresAt: Date | undefined;
+  if (doc.expires_at !== undefined) {
+    expiresAt = typeof doc.expires_at === "string" ? parseUtcTime(doc.expires_at) : undefined;
+    if (!expiresAt) throw invalid("'expires_at' must be RFC 3339 UTC ending in Z");
+  }
+  // A version after the first exists only as a signed rotation: without
+  // an expiry and signatures it could never have been a valid chain step.
+  if (version > 1 && expiresAt === undefined) {
+    throw invalid(`version ${version} has no 'expires_at' (required from version 2 on)`);
+  }
+  if (version > 1 && doc.signatures === undefined) {
+    throw invalid(`version ${version} has no 'signatures' (required from version 2 on)`);
+  }
+  const signatures = doc.signatures === undefined
+    ? []
+    : decodeSignatures(doc.signatures, (m) => invalid(m));
   if (typeof threshold !== "number" || threshold < 1) {
     throw invalid("'threshold' must be an integer >= 1");
   }
@@ -73,7 +118,37 @@ export function parseTrust(bytes: Uint8Array): Trust {
   if (threshold > out.size) {
     throw invalid(`threshold ${threshold} exceeds the ${out.size} trusted keys`);
   }
-  return Object.freeze({ threshold, keys: out });
+  return Object.freeze({
+    threshold,
+    keys: out,
+    version,
+    expiresAt,
+    signatures: Object.freeze(signatures),
+    document: doc,
+  });
+}
+
+/** True when `trust` has expired at `now` (it then verifies no manifest by itself). */
+export function trustExpired(trust: Trust, now: Date): boolean {
+  return trust.expiresAt !== undefined && now.getTime() >= trust.expiresAt.getTime();
+}
+
+/**
+ * Refuses an expired trust file for verifying a manifest or a record
+ * (formats.md §1.1): only a newer version, reached by walking the chain,
+ * verifies again (TM-09).
+ */
+export function checkTrustCurrent(trust: Trust, now: Date): void {
+  if (!trustExpired(trust, now)) return;
+  throw new VerifyError(
+    "E_TRUST",
+    `trust version ${trust.version} expired at ${trust.expiresAt!.toISOString()} ` +
+      `(now ${now.toISOString()}): it verifies nothing by itself`,
+    {
+      hint: "fetch from a provider that serves the next trust version (/trust/<version>.json), " +
+        "or check this machine's clock",
+    },
+  );
 }
 
 /** Options of {@link loadTrust}. */

@@ -19,7 +19,7 @@ import {
   type SignatureEntry,
 } from "./manifest.ts";
 import type { JsonValue } from "./strict_json.ts";
-import type { Trust } from "./trust.ts";
+import { checkTrustCurrent, type Trust } from "./trust.ts";
 import { compareVersions, isVersion } from "./version.ts";
 import { _seal, assertVerified, type Verified } from "./_verified.ts";
 
@@ -115,6 +115,9 @@ export function verifyManifest(
 ): Verified<Manifest> {
   const doc = parseDocument(bytes, "manifest", MAX_MANIFEST_BYTES);
   const manifest = decodeManifest(doc);
+  const now = opts.now ?? new Date();
+  // TM-09: an expired trust version verifies nothing by itself.
+  checkTrustCurrent(trust, now);
   const signers = checkThreshold(doc, manifest.signatures, trust, "manifest");
   if (opts.channel !== undefined) {
     if (!isChannel(opts.channel)) throw usageMismatch(`invalid channel '${opts.channel}'`);
@@ -132,7 +135,6 @@ export function verifyManifest(
       );
     }
   }
-  const now = opts.now ?? new Date();
   if (now.getTime() >= manifest.expiresAt.getTime()) {
     throw new VerifyError(
       "E_EXPIRED",

@@ -8,17 +8,21 @@
 import { explainFsError, readFileCapped, UsageError } from "../core/mod.ts";
 import { rawCid } from "./cid.ts";
 import { VerifyError } from "./errors.ts";
-import { readFloor } from "./floor.ts";
+import { enforceFloor } from "./floor.ts";
 import { type Manifest, MAX_MANIFEST_BYTES } from "./manifest.ts";
 import { loadTrust } from "./trust.ts";
-import { checkFloor, verifyArtifact, verifyManifest } from "./verify.ts";
+import { loadStoredTrust } from "./trust_store.ts";
+import { verifyArtifact, verifyManifest } from "./verify.ts";
 import type { Verified } from "./_verified.ts";
 
 /** What to verify: files on disk and the caller's expectations. */
 export interface VerifyFilesOptions {
   /** Path of the manifest (read up to {@link MAX_MANIFEST_BYTES}). */
   readonly manifest: string;
-  /** Path of the trust file (see {@link loadTrust}). */
+  /**
+   * Path of the trust file (see {@link loadTrust}): the pinned one. With
+   * `stateDir`, the newest trust version accepted there applies instead.
+   */
   readonly trust: string;
   /** Expected channel (none: the manifest's own). */
   readonly channel?: string;
@@ -107,12 +111,18 @@ async function readManifest(path: string, set: string | undefined): Promise<Uint
  * ```
  */
 export async function verifyFiles(opts: VerifyFilesOptions): Promise<VerifiedFiles> {
-  const trust = await loadTrust(opts.trust, { permissionSet: opts.permissionSet });
+  const pinned = await loadTrust(opts.trust, { permissionSet: opts.permissionSet });
+  const now = opts.now ?? new Date();
+  // TM-09: with a state directory, the newest trust version this machine
+  // accepted (re-verified from the pinned file) replaces the pinned one.
+  const trust = opts.stateDir !== undefined
+    ? (await loadStoredTrust(opts.stateDir, pinned, now)).trust
+    : pinned;
   const bytes = await readManifest(opts.manifest, opts.permissionSet);
   const verified = verifyManifest(bytes, trust, {
     channel: opts.channel,
     arch: opts.arch,
-    now: opts.now,
+    now,
     minVersion: opts.minVersion,
   });
   let floor: string | undefined;
@@ -120,8 +130,7 @@ export async function verifyFiles(opts: VerifyFilesOptions): Promise<VerifiedFil
     // TM-02: the floor is looked up by what the manifest IS (its channel and
     // canonical arch), never by the flags: without flags, or with an alias,
     // a floor that exists still applies.
-    floor = await readFloor(opts.stateDir, verified.value.channel, verified.value.arch);
-    checkFloor(verified, floor);
+    floor = await enforceFloor(opts.stateDir, verified);
   }
   const artifacts = opts.artifacts ?? new Map<string, string>();
   const listed = verified.value.artifacts;

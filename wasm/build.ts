@@ -13,6 +13,8 @@
  */
 import wabtInit from "wabt";
 import { main, parseFlags } from "../cli/mod.ts";
+import { PhaseError } from "../core/mod.ts";
+import { WASM_BUILD_HELP } from "./_help.ts";
 import { decodeBase64 } from "../verify/mod.ts";
 import { sha256Digest } from "./receipt.ts";
 
@@ -161,20 +163,25 @@ export async function buildExamples(opts: { check: boolean }): Promise<string[]>
   return changed;
 }
 
+/** The flags of `deno task wasm:build` (its `--help` lists each one; testing/help_test.ts checks). */
+export const WASM_BUILD_FLAGS = { check: { type: "boolean" } } as const;
+
 if (import.meta.main) {
   await main({
     name: "wasm-build",
     permissionSet: "wasm-build",
+    help: WASM_BUILD_HELP,
     run: async (args) => {
-      const { values } = parseFlags(
-        args,
-        { check: { type: "boolean" } },
-        "deno task wasm:build [--check]",
-      );
+      const { values } = parseFlags(args, WASM_BUILD_FLAGS, "deno task wasm:build [--check]");
       const changed = await buildExamples({ check: values.check ?? false });
       for (const f of changed) console.log(`${values.check ? "differs" : "built"}: ${f}`);
       if (changed.length === 0) console.log("up to date: wasm/examples");
-      return values.check && changed.length > 0 ? 1 : 0;
+      if (values.check && changed.length > 0) {
+        throw new PhaseError("E_FINDINGS", `${changed.length} file(s) differ from their source`, {
+          hint: "run 'deno task wasm:build' and commit what it writes",
+        });
+      }
+      return 0;
     },
   });
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { type Logger, UsageError } from "../core/mod.ts";
-import { parseFlags, permissionSet } from "../cli/mod.ts";
+import { parseFlags, permissionSet, printResult } from "../cli/mod.ts";
 import { explainFsError, readFileCapped } from "../core/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
 import { loadComponent } from "./component.ts";
@@ -13,7 +13,7 @@ import { type WasmCode, WasmError } from "./errors.ts";
 import { dirDigest } from "./dir_digest.ts";
 import { HELLO_INPUT, HELLO_WASM_DIGEST, helloWasmPath } from "./hello.ts";
 import { isComponentBinary } from "./_limits.ts";
-import { ephemeralNodeKey, loadOrCreateNodeKey } from "./node_key.ts";
+import { ephemeralNodeKey, loadOrCreateNodeKey, NODE_KEY_DIR } from "./node_key.ts";
 import {
   buildReceipt,
   formatReceipt,
@@ -45,6 +45,30 @@ export const DEFAULT_STATE_DIR = "./.phase/wasm";
 /** Prefix of every console line the post-boot service prints. */
 export const CONSOLE_PREFIX = "phase-wasm:";
 
+/** The flags of `deno task wasm run` (its `--help` lists each one; testing/help_test.ts checks). */
+export const RUN_FLAGS = {
+  input: { type: "string" },
+  "input-file": { type: "string" },
+  arg: { type: "string", multiple: true },
+  dir: { type: "string" },
+  "timeout-ms": { type: "string" },
+  "memory-mb": { type: "string" },
+  "output-kb": { type: "string" },
+  state: { type: "string" },
+  private: { type: "boolean" },
+} as const;
+/** The flags of `deno task wasm postboot`. */
+export const POSTBOOT_FLAGS = {
+  state: { type: "string" },
+  private: { type: "boolean" },
+} as const;
+/** The flags of `deno task receipt verify`. */
+export const RECEIPT_FLAGS = {
+  trust: { type: "string" },
+  "self-consistent-only": { type: "boolean" },
+  json: { type: "boolean" },
+} as const;
+
 const RUN_USAGE =
   "deno task wasm run <module.wasm> [--input STR | --input-file F] [--arg A]... [--dir HOST[::GUEST]] [--timeout-ms N] [--memory-mb N] [--output-kb N] [--state DIR] [--private]";
 const POSTBOOT_USAGE = "deno task wasm postboot [--state DIR] [--private]";
@@ -59,7 +83,15 @@ export interface WasmIo {
   readonly stderr: (bytes: Uint8Array) => void;
   /** Human lines (one per call, with newline). */
   readonly line: (text: string) => void;
+  /**
+   * stdout is a terminal. A job's output is data and is written byte for
+   * byte; only on a terminal, when it does not end with a newline, one is
+   * added after it so the prompt (and the log) start on a line of their own.
+   */
+  readonly terminal?: boolean;
   readonly log: Logger;
+  /** Whether stdout is a terminal (results as lines) or not (JSON); default: asks Deno. */
+  readonly isTerminal?: () => boolean;
 }
 
 const OUTCOME_ERRORS: Readonly<Record<Exclude<Outcome, "ok">, [WasmCode, string]>> = {
@@ -189,17 +221,7 @@ function outcomeError(result: JobResult, receiptNote: string): WasmError | undef
 async function cmdRun(args: string[], io: WasmIo): Promise<number> {
   const { values, positionals } = parseFlags(
     args,
-    {
-      input: { type: "string" },
-      "input-file": { type: "string" },
-      arg: { type: "string", multiple: true },
-      dir: { type: "string" },
-      "timeout-ms": { type: "string" },
-      "memory-mb": { type: "string" },
-      "output-kb": { type: "string" },
-      state: { type: "string" },
-      private: { type: "boolean" },
-    },
+    RUN_FLAGS,
     RUN_USAGE,
     true,
   );
@@ -252,7 +274,11 @@ async function cmdRun(args: string[], io: WasmIo): Promise<number> {
     stateDir: values.state ?? DEFAULT_STATE_DIR,
     private: values.private ?? false,
   });
-  io.stdout(job.result.stdout);
+  const out = job.result.stdout;
+  io.stdout(out);
+  if (io.terminal && out.length > 0 && out[out.length - 1] !== 0x0a) {
+    io.stdout(new Uint8Array([0x0a]));
+  }
   if (job.result.stderr.length > 0) io.stderr(job.result.stderr);
   io.log.info("receipt", {
     outcome: job.result.outcome,
@@ -267,10 +293,7 @@ async function cmdRun(args: string[], io: WasmIo): Promise<number> {
 }
 
 async function cmdPostboot(args: string[], io: WasmIo): Promise<number> {
-  const { values } = parseFlags(args, {
-    state: { type: "string" },
-    private: { type: "boolean" },
-  }, POSTBOOT_USAGE);
+  const { values } = parseFlags(args, POSTBOOT_FLAGS, POSTBOOT_USAGE);
   if (values.private && values.state !== undefined) {
     throw new UsageError("--private writes nothing: it takes no --state", POSTBOOT_USAGE);
   }
@@ -310,11 +333,7 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
   if (args[0] !== "verify") throw new UsageError("the receipt command is 'verify'", RECEIPT_USAGE);
   const { values, positionals } = parseFlags(
     args.slice(1),
-    {
-      trust: { type: "string" },
-      "self-consistent-only": { type: "boolean" },
-      json: { type: "boolean" },
-    },
+    RECEIPT_FLAGS,
     RECEIPT_USAGE,
     true,
   );
@@ -347,7 +366,20 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
       });
     }
   }
-  const r = await verifyReceiptFile(positionals[0], trust);
+  const nodeTrust = nodeTrustFile(positionals[0]);
+  let r;
+  try {
+    r = await verifyReceiptFile(positionals[0], trust);
+  } catch (err) {
+    if (err instanceof WasmError && err.code === "E_TRUST") {
+      throw new WasmError("E_TRUST", `${err.message} ${values.trust}`, {
+        cause: err,
+        hint: `the node that ran the job keeps its key in <state>/node-key/trust.json; ` +
+          `for a receipt under ${nodeTrust.state}: --trust ${nodeTrust.path}`,
+      });
+    }
+    throw err;
+  }
   // TM-17: any key can sign a self-consistent receipt. Without a trust
   // anchor nothing says the node is one you trust, so that is a trust
   // failure (E_TRUST, the status of an untrusted node), after the schema and
@@ -358,29 +390,45 @@ async function cmdReceipt(args: string[], io: WasmIo): Promise<number> {
       `the receipt is self-consistent (signed by ${r.node}), but no --trust anchors that node`,
       {
         hint:
-          "pass --trust <state>/node-key/trust.json of the node, or --self-consistent-only to check only that the receipt is intact",
+          `pass --trust ${nodeTrust.path} (the node's trust file: <state>/node-key/trust.json ` +
+          `of the node that ran the job), or --self-consistent-only to check only that the receipt is intact`,
       },
     );
   }
-  if (values.json) {
-    io.line(JSON.stringify({
+  // One rule (cli/output.ts): a terminal gets the line, a pipe or --json the JSON.
+  printResult(
+    {
       ok: true,
       node: r.node,
       anchored: r.anchored,
+      trust: values.trust ?? null,
       outcome: r.outcome ?? null,
       exit_code: r.exitCode,
       module: r.module,
       input: r.input,
       output: r.output,
-    }));
-  } else {
-    io.line(
+    },
+    () =>
       `${CONSOLE_PREFIX} receipt ok: node ${r.node} ${
-        r.anchored ? "(trusted)" : "(self-consistent only; pass --trust to check the node)"
+        r.anchored
+          ? `(trusted: its key is in ${values.trust})`
+          : `(self-consistent only; pass --trust ${nodeTrust.path} to check the node)`
       } outcome ${r.outcome ?? "unrecorded"} exit ${r.exitCode} module ${r.module}`,
-    );
-  }
+    { json: values.json, isTerminal: io.isTerminal, out: io.line },
+  );
   return 0;
+}
+
+/**
+ * The trust file of the node that signed a receipt, from where the receipt
+ * lies: `wasm run` stores receipts in `<state>/receipts/` and the node's
+ * key in `<state>/node-key/trust.json`; a receipt elsewhere points at the
+ * default state directory.
+ */
+export function nodeTrustFile(receiptPath: string): { state: string; path: string } {
+  const m = /^(.*)\/receipts\/[^/]+$/.exec(receiptPath);
+  const state = m ? (m[1] || "/") : DEFAULT_STATE_DIR;
+  return { state, path: `${state.replace(/\/$/, "")}/${NODE_KEY_DIR}/trust.json` };
 }
 
 /** Dispatches `wasm <command>`. */

@@ -26,6 +26,10 @@
  *   `exit_code` is -1 when the job did not exit by itself; a stopped job's
  *   output is what it wrote before the cap (`output`) or nothing
  *   (`timeout`: the worker is gone).
+ * - The job's stdout is data: it is printed byte for byte. Only when stdout
+ *   is a terminal and the output does not end with a newline is one added
+ *   after it, so the prompt and the log start on their own line; a pipe or
+ *   a file gets exactly the job's bytes.
  * - Components (world `phase:job/job`, `run: func(list<u8>) -> list<u8>`)
  *   run through JS glue jco 1.17.9 transpiled at build time
  *   (`deno task wasm:build`), loaded into the same kind of worker (which
@@ -84,6 +88,7 @@
 import { consoleLogger } from "../core/mod.ts";
 import { main } from "../cli/mod.ts";
 import { RECEIPT_PERMISSION_SET, runWasm, WASM_PERMISSION_SET } from "./cli.ts";
+import { wasmHelp } from "./_help.ts";
 
 function writeAll(w: { writeSync(b: Uint8Array): number }, b: Uint8Array): void {
   let off = 0;
@@ -94,11 +99,13 @@ if (import.meta.main) {
   await main({
     name: "wasm",
     permissionSet: Deno.args[0] === "receipt" ? RECEIPT_PERMISSION_SET : WASM_PERMISSION_SET,
+    help: wasmHelp(Deno.args),
     run: (args) =>
       runWasm(args, {
         stdout: (b) => writeAll(Deno.stdout, b),
         stderr: (b) => writeAll(Deno.stderr, b),
         line: (t) => console.log(t),
+        terminal: Deno.stdout.isTerminal(),
         log: consoleLogger("wasm"),
       }),
   });

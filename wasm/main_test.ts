@@ -57,7 +57,12 @@ Deno.test("wasm run: the hello job under the 'wasm' set, receipt stored and veri
     assert(file, "a receipt was stored");
     const ok = await task("receipt", "verify", file, "--trust", `${state}/node-key/trust.json`);
     assertEquals(ok.code, 0, ok.stderr);
-    assertMatch(ok.stdout, /receipt ok: node ed25519:[0-9a-f]{64} \(trusted\) outcome ok/);
+    // stdout is a pipe: the result is JSON (cli/output.ts); a terminal gets the "receipt ok" line.
+    const verified = JSON.parse(ok.stdout);
+    assertMatch(verified.node, /^ed25519:[0-9a-f]{64}$/);
+    assertEquals([verified.ok, verified.anchored, verified.outcome], [true, true, "ok"]);
+    // It says which trust file holds the node's key.
+    assertEquals(verified.trust, `${state}/node-key/trust.json`);
     // TM-17 through the CLI: one altered byte of meaning, a non-zero exit.
     const forged = `${state}/forged.json`;
     await Deno.writeTextFile(

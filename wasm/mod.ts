@@ -63,8 +63,25 @@ export { dirDigest } from "./dir_digest.ts";
 export { WasmError } from "./errors.ts";
 export type { WasmCode } from "./errors.ts";
 export { helloWasmPath } from "./hello.ts";
-export { nodeKeyPaths } from "./node_key.ts";
-export { verifyReceipt, verifyReceiptFile } from "./receipt.ts";
+export { ephemeralNodeKey, loadOrCreateNodeKey, nodeKeyPaths } from "./node_key.ts";
+export {
+  buildReceipt,
+  formatReceipt,
+  MAX_RECEIPT_BYTES,
+  sha256Digest,
+  signReceipt,
+  storeReceipt,
+  verifyReceipt,
+  verifyReceiptFile,
+} from "./receipt.ts";
 export type { Receipt } from "./receipt.ts";
-export { DEFAULT_LIMITS, resolveDirGrant, runJob } from "./runner.ts";
+export {
+  DEFAULT_LIMITS,
+  MAX_INPUT_BYTES,
+  MAX_MEMORY_BYTES,
+  MAX_MODULE_BYTES,
+  MAX_TIMEOUT_MS,
+  resolveDirGrant,
+  runJob,
+} from "./runner.ts";
 export type { ComponentGlue, DirGrant, JobLimits, JobResult, JobSpec, Outcome } from "./runner.ts";

@@ -25,6 +25,7 @@ import { createHash } from "node:crypto";
 import { cacheLayout, downloadArtifact, ensureCache } from "../../client/mod.ts";
 import { PartialSink } from "../../client/download.ts";
 import { spawnServe, stopServe } from "../../testing/mod.ts";
+import { rawTasks } from "../../cli/mod.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 /** Per-provider rate of the throttling proxy, in MB/s (10^6 bytes). */
@@ -538,7 +539,8 @@ async function providers(mib: number) {
 async function rss(mib: number) {
   const env = await setup(mib);
   try {
-    const task = JSON.parse(await Deno.readTextFile(`${REPO}/deno.json`)).tasks.fetch as string;
+    // The task's command line, whether deno.json writes it as a string or as { command, description }.
+    const task = rawTasks().fetch;
     const argv = task.split(/\s+/);
     const r = await sh([
       "/usr/bin/time",

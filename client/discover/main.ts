@@ -13,14 +13,16 @@ import {
   readFileCapped,
   UsageError,
 } from "../../core/mod.ts";
-import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
+import { main, parseDurationMs, parseFlags, printResult } from "../../cli/mod.ts";
+import { discoverLines } from "../_output.ts";
 import { queryServices } from "../../mdns/mod.ts";
 import { loadTrust, MAX_CMDLINE_FILE_BYTES } from "../../verify/mod.ts";
 import { discover, type DiscoverResult, type MdnsAnswer, type Step } from "../discover.ts";
-import { dhtLookup } from "../_dht.ts";
+import { dhtLookup, dhtProviderLookup } from "../_dht.ts";
 import { ClientError } from "../errors.ts";
 import { loadPolicy, type Policy, policyFromValues } from "../policy.ts";
 import { parseSocksAddress, socksFetch, TOR_PROBE_TIMEOUT_MS } from "../../net/mod.ts";
+import { DISCOVER_HELP } from "./_help.ts";
 
 const USAGE =
   "deno task discover [--trust /etc/phase/trust.json] [--policy /etc/phase/policy.toml] " +
@@ -28,6 +30,27 @@ const USAGE =
   "[--mdns-timeout 2s] [--dht-timeout 5s] [--mdns-port 5353] [--no-probe] [--socks HOST:PORT]\n" +
   "  or, with a policy another process loaded (phase-boot): --mode M --channel C [--provider URL [--provider-first]]\n" +
   "  [--bootstrap MULTIADDR]... (then neither --policy nor --cmdline: nothing is read twice)";
+
+/** The flags of `deno task discover` (its `--help` lists each one; testing/help_test.ts checks). */
+export const DISCOVER_FLAGS = {
+  trust: { type: "string" },
+  policy: { type: "string" },
+  cmdline: { type: "string" },
+  arch: { type: "string" },
+  interface: { type: "string", multiple: true },
+  bootstrap: { type: "string", multiple: true },
+  order: { type: "string" },
+  "mdns-timeout": { type: "string" },
+  "dht-timeout": { type: "string" },
+  "mdns-port": { type: "string" },
+  "no-probe": { type: "boolean" },
+  socks: { type: "string" },
+  mode: { type: "string" },
+  channel: { type: "string" },
+  provider: { type: "string" },
+  "provider-first": { type: "boolean" },
+  json: { type: "boolean" },
+} as const;
 
 /** Default trust file. */
 export const DEFAULT_TRUST = "/etc/phase/trust.json";
@@ -73,24 +96,7 @@ async function policyFromFiles(
 
 /** Runs `discover` with `args`; returns the exit status. */
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, {
-    trust: { type: "string" },
-    policy: { type: "string" },
-    cmdline: { type: "string" },
-    arch: { type: "string" },
-    interface: { type: "string", multiple: true },
-    bootstrap: { type: "string", multiple: true },
-    order: { type: "string" },
-    "mdns-timeout": { type: "string" },
-    "dht-timeout": { type: "string" },
-    "mdns-port": { type: "string" },
-    "no-probe": { type: "boolean" },
-    socks: { type: "string" },
-    mode: { type: "string" },
-    channel: { type: "string" },
-    provider: { type: "string" },
-    "provider-first": { type: "boolean" },
-  }, USAGE);
+  const { values } = parseFlags(args, DISCOVER_FLAGS, USAGE);
   const logger = consoleLogger("discover");
   const socks = values.socks ? parseSocksAddress(values.socks) : undefined;
   const trustPath = values.trust ?? DEFAULT_TRUST;
@@ -162,6 +168,7 @@ export async function run(args: string[]): Promise<number> {
     arch: values.arch ?? policy.arch ?? (Deno.build.arch === "aarch64" ? "arm64" : "amd64"),
     mdns: interfaces.length ? mdns : undefined,
     dht: bootstrap.length ? dhtLookup(bootstrap, logger) : undefined,
+    dhtProviders: bootstrap.length ? dhtProviderLookup(bootstrap, logger) : undefined,
     order,
     mdnsTimeoutMs: values["mdns-timeout"]
       ? parseDurationMs(values["mdns-timeout"], "mdns-timeout")
@@ -174,7 +181,8 @@ export async function run(args: string[]): Promise<number> {
     probeTimeoutMs: socks ? TOR_PROBE_TIMEOUT_MS : undefined,
     logger,
   });
-  console.log(JSON.stringify(result));
+  // A terminal gets lines; a pipe (phase-boot, fetch --candidates -) or --json the JSON line.
+  printResult(result, () => discoverLines(result), { json: values.json });
   if (result.candidates.length > 0) return 0;
   if (result.rejected.some((r) => r.captivePortal)) {
     throw new ClientError(
@@ -200,6 +208,7 @@ if (import.meta.main) {
   await main({
     name: "discover",
     permissionSet: "discover",
+    help: DISCOVER_HELP,
     run,
   });
 }

@@ -5,13 +5,22 @@
  *
  * @module
  */
-import { consoleLogger, readFileCapped, UsageError } from "../../core/mod.ts";
-import { main, parseDurationMs, parseFlags } from "../../cli/mod.ts";
+import {
+  consoleLogger,
+  type Logger,
+  PhaseError,
+  readFileCapped,
+  UsageError,
+} from "../../core/mod.ts";
+import { main, parseDurationMs, parseFlags, printResult } from "../../cli/mod.ts";
+import { fetchLines } from "../_output.ts";
 import { loadTrust } from "../../verify/mod.ts";
 import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch.ts";
 import { DEFAULT_LIMITS, parseSocksAddress, socksFetch, TOR_LIMITS } from "../../net/mod.ts";
 import { checkPrivateTree, preparePrivateRoot } from "../private.ts";
-import { progressReporter } from "../progress.ts";
+import { humanBytes, progressReporter, type ProgressSnapshot } from "../progress.ts";
+import { cacheLayout, digestHex } from "../cache.ts";
+import { fetchHelp } from "./_help.ts";
 import { decodeDiscoverResult, type FetchResult, type FetchResultArtifact } from "../results.ts";
 
 const USAGE =
@@ -19,6 +28,28 @@ const USAGE =
   "[--gateway URL]... [--cid CID] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... " +
   "[--stall-timeout 15s] [--no-parallel] [--candidates FILE|-] [--socks HOST:PORT]\n" +
   "       deno task fetch-private --root TMPFS_DIR --manifest URL --trust FILE ...";
+
+/** The flags of `deno task fetch` / `fetch-private` (their `--help` lists each one; testing/help_test.ts checks). */
+export const FETCH_FLAGS = {
+  manifest: { type: "string" },
+  trust: { type: "string" },
+  cache: { type: "string" },
+  mirror: { type: "string", multiple: true },
+  provider: { type: "string", multiple: true },
+  gateway: { type: "string", multiple: true },
+  cid: { type: "string" },
+  channel: { type: "string" },
+  arch: { type: "string" },
+  "min-version": { type: "string" },
+  artifact: { type: "string", multiple: true },
+  "stall-timeout": { type: "string" },
+  "no-parallel": { type: "boolean" },
+  private: { type: "boolean" },
+  root: { type: "string" },
+  candidates: { type: "string" },
+  socks: { type: "string" },
+  json: { type: "boolean" },
+} as const;
 
 /** Largest candidates document read (discover's JSON output), in bytes. */
 export const MAX_CANDIDATES_BYTES = 256 * 1024;
@@ -63,31 +94,105 @@ async function readCandidates(path: string): Promise<FetchCandidate[]> {
     manifestUrl: c.manifestUrl,
     mirrors: [...c.mirrors],
     manifestCid: c.manifestCid,
+    // Re-serving peers (mDNS, DHT provider records): hints, verified like the rest.
+    providers: [...c.providers],
     source: c.source,
   }));
 }
 
+/** Quotes one argument for a POSIX shell, only when it needs it. */
+function shellQuote(a: string): string {
+  return /^[A-Za-z0-9_\/.:=@%+,-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The command that resumes this fetch: the same task (or binary) and the
+ * same arguments. The partial files are re-hashed and continued, so running
+ * it again transfers only what is missing.
+ */
+export function resumeCommand(args: readonly string[], compiled: boolean): string {
+  const isPrivate = args.includes("--private");
+  const rest = args.filter((a) => a !== "--private").map(shellQuote);
+  const head = compiled
+    ? isPrivate ? "phase-fetch-private" : "phase-fetch"
+    : isPrivate
+    ? "deno task fetch-private"
+    : "deno task fetch";
+  return [head, ...rest].join(" ");
+}
+
+/** One partial file a Ctrl-C left in the cache. */
+export interface KeptPartial {
+  /** The artifact's name, when the release's plan names its digest. */
+  readonly name: string | undefined;
+  /** The partial file. */
+  readonly path: string;
+  /** Bytes in it. */
+  readonly bytes: number;
+  /** The artifact's full size, when known. */
+  readonly size: number | undefined;
+}
+
+/** Lists the partial files under `cacheDir` (what a resume continues), named from the progress plan. */
+export function keptPartials(cacheDir: string, snapshot: ProgressSnapshot): KeptPartial[] {
+  const { partialDir } = cacheLayout(cacheDir);
+  const byHex = new Map<string, { name: string; size: number }>();
+  for (const a of snapshot.artifacts) {
+    if (!a.digest) continue;
+    try {
+      byHex.set(digestHex(a.digest), a);
+    } catch { /* not a sha256 digest: no partial file has its name */ }
+  }
+  const out: KeptPartial[] = [];
+  try {
+    for (const e of Deno.readDirSync(partialDir)) {
+      // Partial artifacts are named by their hex digest; locks and temp manifests are not kept data.
+      if (!e.isFile || !/^[0-9a-f]{64}$/.test(e.name)) continue;
+      const bytes = Deno.statSync(`${partialDir}/${e.name}`).size;
+      if (bytes === 0) continue;
+      const a = byHex.get(e.name);
+      out.push({ name: a?.name, path: `${partialDir}/${e.name}`, bytes, size: a?.size });
+    }
+  } catch { /* no partial directory yet: nothing kept */ }
+  return out.sort((a, b) => a.path.localeCompare(b.path));
+}
+
+/**
+ * The error a Ctrl-C ends a fetch with (E_INTERRUPTED): what was kept (the
+ * partial files and their bytes, the artifacts already verified) and, as
+ * hint, the exact command that resumes.
+ */
+export function interruptedError(
+  cacheDir: string,
+  snapshot: ProgressSnapshot,
+  resume: string,
+): PhaseError<"E_INTERRUPTED"> {
+  const kept = keptPartials(cacheDir, snapshot);
+  const verified = snapshot.artifacts.filter((a) => a.finished).map((a) => a.name);
+  const parts = kept.map((k) =>
+    `${k.name ?? "an artifact"} ${humanBytes(k.bytes)}${
+      k.size !== undefined ? ` of ${humanBytes(k.size)}` : ""
+    } (${k.path})`
+  );
+  const total = kept.reduce((n, k) => n + k.bytes, 0);
+  let message = kept.length > 0
+    ? `interrupted (Ctrl-C): kept ${kept.length} partial file(s), ${
+      humanBytes(total)
+    } (${total} bytes): ${parts.join(", ")}`
+    : "interrupted (Ctrl-C): no partial file was kept";
+  if (verified.length > 0) {
+    message += `; already verified in ${cacheLayout(cacheDir).casDir}: ${verified.join(", ")}`;
+  }
+  return new PhaseError("E_INTERRUPTED", message, {
+    hint: `resume with: ${resume}${
+      kept.length > 0 ? " (the partial files are re-hashed and continued, not fetched again)" : ""
+    }`,
+  });
+}
+
 /** Runs `fetch` with `args`; returns the exit status. */
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, {
-    manifest: { type: "string" },
-    trust: { type: "string" },
-    cache: { type: "string" },
-    mirror: { type: "string", multiple: true },
-    provider: { type: "string", multiple: true },
-    gateway: { type: "string", multiple: true },
-    cid: { type: "string" },
-    channel: { type: "string" },
-    arch: { type: "string" },
-    "min-version": { type: "string" },
-    artifact: { type: "string", multiple: true },
-    "stall-timeout": { type: "string" },
-    "no-parallel": { type: "boolean" },
-    private: { type: "boolean" },
-    root: { type: "string" },
-    candidates: { type: "string" },
-    socks: { type: "string" },
-  }, USAGE);
+  const { values } = parseFlags(args, FETCH_FLAGS, USAGE);
   const socks = values.socks ? parseSocksAddress(values.socks) : undefined;
   if (!values.trust) throw new UsageError("missing --trust", USAGE);
   if (!values.manifest && !values.cid && !(values.mirror?.length) && !values.candidates) {
@@ -123,11 +228,21 @@ export async function run(args: string[]): Promise<number> {
       stallTimeoutMs: parseDurationMs(values["stall-timeout"], "stall-timeout"),
     }
     : base;
-  const logger = consoleLogger("fetch");
+  const progress = progressReporter();
+  // On a TTY a log line must not land on the bar: the bar steps aside.
+  const plainLogger = consoleLogger("fetch");
+  const logger: Logger = {
+    info: (e, f) => progress.aside(() => plainLogger.info(e, f)),
+    warn: (e, f) => progress.aside(() => plainLogger.warn(e, f)),
+    error: (e, f) => progress.aside(() => plainLogger.error(e, f)),
+  };
   const common = {
     providers: values.provider,
     gateways: values.gateway,
     trust,
+    // TM-09: walk the trust chain from --trust; keep accepted versions
+    // beside the floor, except in private mode (nothing persistent).
+    trustChain: { persist: !values.private },
     cacheDir,
     channel: values.channel,
     arch: values.arch,
@@ -135,7 +250,7 @@ export async function run(args: string[]): Promise<number> {
     artifacts: values.artifact,
     limits,
     logger,
-    progress: progressReporter(),
+    progress,
     parallel: !values["no-parallel"],
     // TM-13: with --socks every request (manifest, artifacts, mirrors,
     // gateways) goes through the proxy, and nothing falls back to a direct
@@ -144,14 +259,41 @@ export async function run(args: string[]): Promise<number> {
     beforeWrite: values.private ? () => checkPrivateTree(cacheDir) : undefined,
   };
   if (socks) logger.info("socks", { proxy: values.socks, threat: "TM-13" });
-  const release = values.candidates
-    ? await fetchFromCandidates(await readCandidates(values.candidates), common)
-    : await fetchRelease({
-      ...common,
-      manifestUrl: values.manifest,
-      mirrors: values.mirror,
-      manifestCid: values.cid,
-    });
+  // Ctrl-C: stop, say what was kept and how to resume (the partial files
+  // are always a resumable prefix, so stopping at any byte loses nothing).
+  let onSigint: (() => void) | undefined;
+  const interrupted = new Promise<never>((_, reject) => {
+    onSigint = () => {
+      progress.close();
+      reject(
+        interruptedError(
+          cacheDir,
+          progress.snapshot(),
+          resumeCommand(args, Deno.mainModule.includes("/deno-compile-")),
+        ),
+      );
+    };
+    Deno.addSignalListener("SIGINT", onSigint);
+  });
+  let release;
+  try {
+    release = await Promise.race([
+      interrupted,
+      values.candidates
+        ? readCandidates(values.candidates).then((c) => fetchFromCandidates(c, common))
+        : fetchRelease({
+          ...common,
+          manifestUrl: values.manifest,
+          mirrors: values.mirror,
+          manifestCid: values.cid,
+        }),
+    ]);
+  } catch (err) {
+    progress.close(); // the error goes below the bar, not onto it
+    throw err;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint!);
+  }
   const m = release.verified.value;
   const artifacts: Record<string, FetchResultArtifact> = {};
   for (const [name, a] of Object.entries(release.artifacts)) {
@@ -166,8 +308,14 @@ export async function run(args: string[]): Promise<number> {
     manifest: release.manifestPath,
     source: release.manifestSource,
     artifacts,
+    floor: {
+      current: release.floor.current,
+      previous: release.floor.previous ?? null,
+      file: release.floor.file,
+    },
   };
-  console.log(JSON.stringify(result));
+  // A terminal gets lines; a pipe (phase-boot) or --json the JSON line.
+  printResult(result, () => fetchLines(result), { json: values.json });
   return 0;
 }
 
@@ -175,6 +323,7 @@ if (import.meta.main) {
   await main({
     name: "fetch",
     permissionSet: Deno.args.includes("--private") ? "fetch-private" : "fetch",
+    help: fetchHelp(Deno.args),
     run,
   });
 }

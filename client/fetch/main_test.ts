@@ -2,7 +2,15 @@
  * End-to-end tests of the `fetch` entrypoint as a subprocess under its own
  * permission set (the exact `deno run` line of its task in deno.json).
  */
-import { assert, assertEquals, makeRelease, serveRelease, taskArgv } from "../../testing/mod.ts";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  makeRelease,
+  serveRelease,
+  taskArgv,
+  waitFor,
+} from "../../testing/mod.ts";
 import { auditCache, cacheLayout } from "../cache.ts";
 import { EXIT_STATUS } from "../../core/mod.ts";
 
@@ -270,7 +278,11 @@ Deno.test("fetch entrypoint: --candidates - takes discover's JSON on stdin and f
     assertEquals(res.source, genuine.url);
     assertEquals(res.version, "2026.11.20");
     assert(stderr.includes('"event":"candidate_failed"') && stderr.includes("E_SIGNATURE"), stderr);
-    assertEquals(rogue.requests.map((r) => r.path), ["/stable/amd64/manifest.json"]);
+    // Besides the trust-chain probe (formats.md §1.1), only the manifest was asked for.
+    assertEquals(
+      rogue.requests.map((r) => r.path).filter((p) => !p.startsWith("/trust/")),
+      ["/stable/amd64/manifest.json"],
+    );
   } finally {
     await genuine.close();
     await rogue.close();
@@ -312,5 +324,75 @@ Deno.test("TM-06 slow retrieval: a FIFO given as a file to read is refused at on
     assert(performance.now() - t0 < 20_000, "refused without waiting for a writer");
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Longest the interrupted fetch may take to reach the point where it is interrupted, in milliseconds. */
+const INTERRUPT_WAIT_MS = 30_000;
+/** Pause the slow server makes before each 64 KiB chunk, in milliseconds. */
+const SLOW_CHUNK_DELAY_MS = 40;
+
+Deno.test("fetch entrypoint: Ctrl-C on 'deno task fetch' keeps the partial file, says how to resume, exits E_INTERRUPTED; the resume fetches only the rest and its rate counts only new bytes", async () => {
+  const rel = await makeRelease({ sizes: { kernel: 4_000_000, initramfs: 200_000 } });
+  const srv = serveRelease(rel);
+  srv.chunkDelayMs = SLOW_CHUNK_DELAY_MS;
+  const cache = `${rel.dir}/cache`;
+  const partial = `${cacheLayout(cache).partialDir}/${rel.hexOf("kernel")}`;
+  const size = async (p: string) => (await Deno.stat(p).catch(() => ({ size: 0 }))).size;
+  try {
+    // A terminal's Ctrl-C signals the whole foreground process group: the
+    // task runner and the entrypoint under it. setsid gives the test such a group.
+    const child = new Deno.Command("setsid", {
+      args: [Deno.execPath(), "task", "-q", "fetch", "--manifest", srv.url, "--trust"]
+        .concat([rel.trustPath, "--cache", cache]),
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = child.output();
+    await waitFor(async () => await size(partial) >= 3_000_000, INTERRUPT_WAIT_MS, "3 MB");
+    Deno.kill(-child.pid, "SIGINT");
+    const out = await output;
+    const stderr = new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, EXIT_STATUS.E_INTERRUPTED, stderr);
+    const kept = await size(partial);
+    assert(kept >= 3_000_000 && kept < 4_000_000, String(kept));
+    // What is kept is the artifact's true prefix, and nothing unverified reached cas/.
+    assertEquals(await Deno.readFile(partial), rel.files.get("kernel")!.subarray(0, kept));
+    assertEquals(await size(`${cacheLayout(cache).casDir}/${rel.hexOf("kernel")}`), 0);
+    assertMatch(stderr, /phase-fetch: error: interrupted \(Ctrl-C\): kept 1 partial file\(s\), /);
+    assert(stderr.includes(`kernel `) && stderr.includes(`of 3.8 MiB (${partial})`), stderr);
+    const resume =
+      `deno task fetch --manifest ${srv.url} --trust ${rel.trustPath} --cache ${cache}`;
+    assert(stderr.includes(`\nhint: resume with: ${resume} (`), stderr);
+    // The exact command of the hint resumes: a Range request from the kept byte.
+    srv.requests.length = 0;
+    const again = await new Deno.Command(Deno.execPath(), {
+      args: resume.split(" ").slice(1),
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err2 = new TextDecoder().decode(again.stderr);
+    assertEquals(again.code, 0, err2);
+    assert(
+      srv.requests.some((r) =>
+        r.path.endsWith(rel.hexOf("kernel")) || r.path.endsWith("/kernel")
+      ) &&
+        srv.requests.some((r) => r.range === `bytes=${kept}-`),
+      JSON.stringify(srv.requests),
+    );
+    const lines = err2.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+      .filter((l) => l.event === "progress");
+    const last = lines.at(-1);
+    assertEquals(last.total_bytes, 4_200_000);
+    assertEquals(last.transferred_bytes, 4_200_000 - kept);
+    // The server sends at most 64 KiB per SLOW_CHUNK_DELAY_MS: a rate above
+    // that (with the resumed prefix counted, ~4x) would be a lie.
+    const ceiling = (65_536 * 1000) / SLOW_CHUNK_DELAY_MS;
+    assert(last.rate_bps > 0 && last.rate_bps <= ceiling * 1.1, `${last.rate_bps} > ${ceiling}`);
+  } finally {
+    await srv.close();
+    await Deno.remove(rel.dir, { recursive: true });
   }
 });

@@ -1,0 +1,126 @@
+/**
+ * Plasm node benchmarks (issue 13), short by design (shared 2-core machine):
+ *
+ * 1. Remote hello round trip on loopback, warm connection: `submit` →
+ *    verified receipt, N runs: p50 / p95 (goal p50 < 50 ms).
+ * 2. No-op job throughput on one node (`maxConcurrentJobs` = cores, C
+ *    submissions in flight): jobs/s (goal ≥ 200 jobs/s).
+ * 3. Cold start: `PlasmNode.start` to the first accepted (and verified) job.
+ *
+ * Node and client run in this one process (the worker per job is a thread).
+ * The 1-minute load average is printed before and after.
+ *
+ * Run: deno run -q --no-prompt -P=test bench/node/node_bench.ts
+ *
+ * @module
+ */
+import { Plasm, PlasmNode } from "../../node/mod.ts";
+import { ephemeralNodeKey, helloWasmPath } from "../../wasm/mod.ts";
+
+const RTT_RUNS = 100;
+const THROUGHPUT_JOBS = 300;
+const IN_FLIGHT = 8;
+const COLD_RUNS = 3;
+
+function load(): string {
+  return Deno.loadavg()[0].toFixed(2);
+}
+
+function q(ms: number[], p: number): number {
+  const s = [...ms].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+}
+
+async function noop(): Promise<Uint8Array> {
+  const wabt = await (await import("wabt")).default();
+  const m = wabt.parseWat("noop.wat", `(module (memory 1) (func (export "_start")))`);
+  try {
+    return new Uint8Array(m.toBinary({}).buffer);
+  } finally {
+    m.destroy();
+  }
+}
+
+await Deno.mkdir("/tmp/phase", { recursive: true });
+const key = ephemeralNodeKey();
+const hello = await Deno.readFile(helloWasmPath());
+const noopModule = await noop();
+const cores = navigator.hardwareConcurrency ?? 2;
+console.log(`cores ${cores}, load_before ${load()}`);
+
+// 3. cold start (first, before anything is warm in this process but the module cache).
+const cold: number[] = [];
+for (let i = 0; i < COLD_RUNS; i++) {
+  const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "bench-node-" });
+  const t0 = performance.now();
+  const node = await PlasmNode.start({ stateDir: dir, allow: [key.keyid], statusFile: false });
+  const plasm = await Plasm.connect({ key });
+  await plasm.submit(hello, { input: "x", peers: [node.multiaddrs()[0]] }).result();
+  cold.push(performance.now() - t0);
+  await plasm.close();
+  await node.stop();
+  await Deno.remove(dir, { recursive: true });
+}
+console.log(
+  `cold start to first verified job: ${
+    cold.map((x) => x.toFixed(0)).join(", ")
+  } ms (load ${load()})`,
+);
+
+const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "bench-node-" });
+const node = await PlasmNode.start({
+  stateDir: dir,
+  allow: [key.keyid],
+  statusFile: false,
+  limits: { maxConcurrentJobs: cores, queueLength: 256 },
+});
+const plasm = await Plasm.connect({ bootstrap: node.multiaddrs(), key });
+const peers = [node.multiaddrs()[0]];
+try {
+  // 1. warm round trip
+  for (let i = 0; i < 5; i++) await plasm.submit(hello, { input: "warm", peers }).result();
+  const rtt: number[] = [];
+  for (let i = 0; i < RTT_RUNS; i++) {
+    const t0 = performance.now();
+    await plasm.submit(hello, { input: "Hello, World", peers }).result();
+    rtt.push(performance.now() - t0);
+  }
+  console.log(
+    `hello round trip (warm, ${RTT_RUNS} runs): p50 ${q(rtt, 0.5).toFixed(1)} ms, p95 ${
+      q(rtt, 0.95).toFixed(1)
+    } ms, min ${q(rtt, 0).toFixed(1)} ms (load ${load()})`,
+  );
+  const sel: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    await plasm.submit(hello, { input: "Hello", select: { arch: Deno.build.arch } }).result();
+    sel.push(performance.now() - t0);
+  }
+  console.log(
+    `hello with discovery (select arch, 20 runs): p50 ${q(sel, 0.5).toFixed(1)} ms, p95 ${
+      q(sel, 0.95).toFixed(1)
+    } ms`,
+  );
+
+  // 2. throughput
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+    while (next < THROUGHPUT_JOBS) {
+      next++;
+      await plasm.submit(noopModule, { peers, timeoutMs: 5_000 }).result();
+    }
+  }));
+  const s = (performance.now() - t0) / 1000;
+  console.log(
+    `no-op throughput: ${THROUGHPUT_JOBS} jobs in ${s.toFixed(2)} s = ${
+      (THROUGHPUT_JOBS / s).toFixed(0)
+    } jobs/s (${IN_FLIGHT} in flight, ${cores} slots; load ${load()})`,
+  );
+} finally {
+  await plasm.close();
+  await node.stop();
+  await Deno.remove(dir, { recursive: true });
+}
+console.log(`load_after ${load()}`);
+Deno.exit(0); // libp2p leaves TCP handles open

@@ -1,0 +1,275 @@
+/**
+ * Boot-storm benchmark (issue 12 §4): N clients fetch a 64 MiB signed
+ * release from one origin provider whose downstream is throttled to
+ * 40 MB/s by this script's bench-only proxy (all clients share it).
+ *
+ * - Run 1: origin only.
+ * - Run 2: each client, once its release is verified in its cache, starts
+ *   a re-serving provider on it (`startProvider({ fromCache })`, the code
+ *   behind `serve --from-cache`) and is announced; later clients fetch from
+ *   the announced peers (ranged requests spread over them) and use the
+ *   origin only while fewer than 2 peers exist.
+ *
+ * Everything is real HTTP on loopback with the real fetcher and providers,
+ * in this one process (2 shared cores: 20 processes would measure Deno's
+ * start-up). The announcement is the harness's list of verified peers: it
+ * stands in for the mDNS/DHT answers (tested in client/selfhost_test.ts),
+ * so the figures measure the data plane. Clients arrive every ARRIVAL_MS.
+ * Bounded: each run stops after RUN_TIMEOUT_MS.
+ *
+ *   deno run -q --no-prompt -P=test bench/storm/storm_bench.ts [N]
+ *
+ * @module
+ */
+import { fetchRelease } from "../../client/mod.ts";
+import { startProvider } from "../../provider/mod.ts";
+import type { RunningProvider } from "../../provider/mod.ts";
+import { patternBytes, releaseKey, signFixture, tempDir } from "../../testing/mod.ts";
+import { loadTrust, type Trust } from "../../verify/mod.ts";
+
+/** Origin downstream rate, in bytes/s (40 MB/s). */
+export const ORIGIN_RATE_BYTES_PER_S = 40_000_000;
+/** Release size: kernel + initramfs, in bytes (64 MiB). */
+export const RELEASE_BYTES = 64 * 1024 * 1024;
+/** Time between two clients' arrivals, in ms. */
+export const ARRIVAL_MS = 400;
+/** Most peers one client is given (the newest announced). */
+export const MAX_PEERS_PER_CLIENT = 4;
+/** A client that knows fewer than 2 peers looks for new ones this often, in ms. */
+export const RECHECK_MS = 1_000;
+/** Most re-checks per client (then it finishes wherever it is). */
+export const MAX_RECHECKS = 60;
+/** A run that takes longer is stopped and reported as failed, in ms. */
+export const RUN_TIMEOUT_MS = 240_000;
+
+const SILENT = { info() {}, warn() {}, error() {} };
+
+/**
+ * BENCH ONLY, unsafe for anything else: a TCP proxy to `targetPort` whose
+ * downstream bytes (all connections together) are limited to `rate`
+ * bytes/s, and counted.
+ */
+function benchOnlyThrottleProxy(targetPort: number, rate: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let tokens = 0;
+  let last = performance.now();
+  let bytes = 0;
+  const take = async (n: number) => {
+    for (;;) {
+      const now = performance.now();
+      tokens = Math.min(rate / 20, tokens + ((now - last) / 1000) * rate); // burst: 50 ms worth
+      last = now;
+      if (tokens >= n) {
+        tokens -= n;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, Math.max(1, ((n - tokens) / rate) * 1000)));
+    }
+  };
+  const conns = new Set<Deno.Conn>();
+  (async () => {
+    for await (const c of listener) {
+      conns.add(c);
+      (async () => {
+        let up: Deno.Conn | undefined;
+        try {
+          up = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+          conns.add(up);
+          const u = up;
+          const toUp = c.readable.pipeTo(u.writable).catch(() => {});
+          const buf = new Uint8Array(64 * 1024);
+          const w = c.writable.getWriter();
+          for (;;) {
+            const n = await u.read(buf);
+            if (n === null) break;
+            await take(n);
+            bytes += n;
+            await w.write(buf.slice(0, n));
+          }
+          await w.close().catch(() => {});
+          await toUp;
+        } catch {
+          /* closed */
+        } finally {
+          for (const x of [c, up]) {
+            try {
+              x?.close();
+            } catch { /* closed */ }
+          }
+        }
+      })();
+    }
+  })().catch(() => {});
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    bytes: () => bytes,
+    close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+    },
+  };
+}
+
+interface RunResult {
+  run: string;
+  clients: number;
+  seconds: number;
+  origin_bytes: number;
+  origin_mb: number;
+  from_peers_only: number;
+  ok: boolean;
+  error?: string;
+}
+
+async function oneRun(
+  name: string,
+  n: number,
+  reServe: boolean,
+  env: { dir: string; originUrl: string; trust: Trust; trustPath: string },
+): Promise<RunResult> {
+  const proxy = benchOnlyThrottleProxy(
+    Number(new URL(env.originUrl).port),
+    ORIGIN_RATE_BYTES_PER_S,
+  );
+  const peers: RunningProvider[] = [];
+  let peersOnly = 0;
+  const t0 = performance.now();
+  const client = async (i: number) => {
+    await new Promise((r) => setTimeout(r, i * ARRIVAL_MS));
+    const cacheDir = `${env.dir}/${name}/c${i}`;
+    // While it knows fewer than 2 peers a client fetches from the origin
+    // and looks again every RECHECK_MS: once 2 peers exist the fetch is cut
+    // and resumed from its partial prefix with them (run 2 only).
+    for (let round = 0;; round++) {
+      const known = reServe ? peers.slice(-MAX_PEERS_PER_CLIENT).map((p) => p.url) : [];
+      const sources = known.length >= 2 ? known : [...known, proxy.url];
+      const urls = sources.map((u) => `${u}/stable/amd64/manifest.json`);
+      const recheck = reServe && known.length < 2 && round < MAX_RECHECKS;
+      const ac = new AbortController();
+      // Cut only once 2 peers exist: a cut loses the segments in flight.
+      const timer = recheck
+        ? setInterval(() => peers.length >= 2 && ac.abort(), RECHECK_MS)
+        : undefined;
+      try {
+        await fetchRelease({
+          manifestUrl: urls[0],
+          mirrors: urls.slice(1),
+          trust: env.trust,
+          cacheDir,
+          logger: SILENT,
+          fetchFn: recheck
+            ? (input, init) =>
+              fetch(input, {
+                ...init,
+                signal: init?.signal ? AbortSignal.any([init.signal, ac.signal]) : ac.signal,
+              })
+            : undefined,
+        });
+        if (known.length >= 2) peersOnly++;
+        break;
+      } catch (err) {
+        if (!ac.signal.aborted) throw err;
+      } finally {
+        clearInterval(timer);
+      }
+    }
+    if (reServe) {
+      peers.push(
+        await startProvider({
+          root: cacheDir,
+          fromCache: cacheDir,
+          state: `${env.dir}/${name}/s${i}`,
+          port: 0,
+          sign: false,
+          trustPath: env.trustPath,
+          mdns: false,
+          dht: false,
+          watch: false,
+          snapshot: false,
+          logger: SILENT,
+        }),
+      );
+    }
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let error: string | undefined;
+  try {
+    await Promise.race([
+      Promise.all(Array.from({ length: n }, (_, i) => client(i))),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`run stopped after ${RUN_TIMEOUT_MS} ms`)),
+          RUN_TIMEOUT_MS,
+        );
+      }),
+    ]);
+  } catch (err) {
+    error = (err as Error).message;
+  } finally {
+    clearTimeout(timer);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const origin = proxy.bytes();
+  proxy.close();
+  for (const p of peers) await p.close();
+  await Deno.remove(`${env.dir}/${name}`, { recursive: true }).catch(() => {});
+  return {
+    run: name,
+    clients: n,
+    seconds: +seconds.toFixed(2),
+    origin_bytes: origin,
+    origin_mb: +(origin / 1e6).toFixed(1),
+    from_peers_only: peersOnly,
+    ok: error === undefined,
+    ...(error ? { error } : {}),
+  };
+}
+
+function load(): number {
+  return +Deno.loadavg()[0].toFixed(2);
+}
+
+if (import.meta.main) {
+  const n = Number(Deno.args[0] ?? 20);
+  const dir = await tempDir("storm");
+  try {
+    const { key, trustPath } = await releaseKey(`${dir}/keys`);
+    const rel = `${dir}/root/stable/amd64`;
+    await Deno.mkdir(rel, { recursive: true });
+    await Deno.writeFile(`${rel}/kernel`, patternBytes(RELEASE_BYTES - 8 * 1024 * 1024, 3));
+    await Deno.writeFile(`${rel}/initramfs`, patternBytes(8 * 1024 * 1024, 4));
+    await signFixture(`${dir}/root`, key);
+    const trust = await loadTrust(trustPath);
+    const origin = await startProvider({
+      root: `${dir}/root`,
+      state: `${dir}/origin`,
+      port: 0,
+      sign: false,
+      trustPath,
+      mdns: false,
+      dht: false,
+      watch: false,
+      logger: SILENT,
+    });
+    const env = { dir, originUrl: origin.url, trust, trustPath };
+    const before = load();
+    const r1 = await oneRun("run1-origin-only", n, false, env);
+    console.log(JSON.stringify({ ...r1, load_before: before, load_after: load() }));
+    const mid = load();
+    const r2 = await oneRun("run2-peers", n, true, env);
+    console.log(JSON.stringify({ ...r2, load_before: mid, load_after: load() }));
+    console.log(JSON.stringify({
+      speedup: +(r1.seconds / r2.seconds).toFixed(2),
+      origin_share: +(r2.origin_bytes / r1.origin_bytes).toFixed(3),
+      goal: "speedup >= 3, origin_share <= 0.40",
+    }));
+    await origin.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  Deno.exit(0);
+}
