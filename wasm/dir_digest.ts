@@ -33,7 +33,7 @@ function tooLarge(what: string): WasmError {
   });
 }
 
-async function hashFile(path: string, budget: { bytes: number }): Promise<[number, string]> {
+async function digestGrantedFile(path: string, budget: { bytes: number }): Promise<[number, string]> {
   const h = createHash("sha256");
   const f = await Deno.open(path, { read: true });
   let size = 0;
@@ -68,7 +68,7 @@ export async function dirDigest(hostPath: string): Promise<string> {
         lines.push([path, `d ${path}`]);
         await walk(path);
       } else if (e.isFile) {
-        const [size, digest] = await hashFile(`${hostPath}/${path}`, budget);
+        const [size, digest] = await digestGrantedFile(`${hostPath}/${path}`, budget);
         lines.push([path, `f ${path} ${size} ${digest}`]);
       } else lines.push([path, `o ${path}`]);
     }
