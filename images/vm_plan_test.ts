@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { assert, assertEquals } from "../testing/mod.ts";
 import { startProvider } from "../provider/mod.ts";
-import { loadSigningKey, signRelease } from "../sign/mod.ts";
+import { keygen, loadSigningKey, signRelease, trustInit, trustRotate } from "../sign/mod.ts";
 import { memoryLogger } from "../core/mod.ts";
 import { bootVm, OVMF_MS, OVMF_SNAKEOIL, type VmRun } from "./vm.ts";
 import { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER, VERITY_REFUSED_MARKER } from "./_files.ts";
@@ -75,15 +75,18 @@ async function buildImage(
 
 await buildImage(OUT, ARTIFACTS, PROVIDER_URL, "amd64");
 
-/** A real Phase provider on an ephemeral loopback port, serving the signed release. */
-async function provider(root = ARTIFACTS) {
+/**
+ * A real Phase provider on an ephemeral loopback port, serving the signed
+ * release; `trustPath` is the trust file it checks pre-signed releases with.
+ */
+async function provider(root = ARTIFACTS, trustPath = `${KEYS}/trust.json`) {
   return await startProvider({
     root,
     state: `${WORK}/provider-state-${crypto.randomUUID()}`,
     host: "127.0.0.1",
     port: 0,
     sign: false,
-    trustPath: `${KEYS}/trust.json`,
+    trustPath,
     mdns: false,
     dht: false,
     watch: false,
@@ -95,8 +98,9 @@ async function provider(root = ARTIFACTS) {
 async function bootServed(
   o: Omit<Parameters<typeof bootVm>[0], "providerPort">,
   root = ARTIFACTS,
+  trustPath?: string,
 ): Promise<VmRun> {
-  const p = await provider(root);
+  const p = await provider(root, trustPath);
   try {
     return await bootVm({ ...o, providerPort: p.port });
   } finally {
@@ -1091,6 +1095,145 @@ Deno.test("TM-14 secure boot and lockdown: [vm secure-boot-ms] the Microsoft pat
     assert("grub" in run.marks, "Debian's GRUB (under shim) booted the entry\n" + tail(run, 40));
     assert("secureBoot" in run.marks, "Secure Boot and lockdown in the seed\n" + tail(run, 40));
     assert("kexecFile" in run.marks, tail(run, 40));
+  } finally {
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
+// --- Trust rotation (TM-09, formats.md §1.1) --------------------------------
+
+/** Copies the plan's kernel and initramfs into `root` and signs them as `version` with `key`. */
+async function releaseSignedBy(
+  root: string,
+  version: string,
+  key: Awaited<ReturnType<typeof loadSigningKey>>,
+): Promise<void> {
+  await Deno.mkdir(`${root}/stable/amd64`, { recursive: true });
+  for (const f of ["kernel", "initramfs"]) {
+    await Deno.copyFile(`${ARTIFACTS}/stable/amd64/${f}`, `${root}/stable/amd64/${f}`);
+  }
+  await signRelease({
+    root,
+    channel: "stable",
+    arch: "amd64",
+    version,
+    now: new Date(),
+    expiresInMs: 7 * 86_400_000,
+    cmdline: "console=ttyS0",
+  }, key);
+}
+
+/** A file of the image's cache partition (ext4), read with debugfs; undefined when absent. */
+async function cacheFile(img: string, path: string): Promise<string | undefined> {
+  const { offset, size } = await partition(img, PART_NAMES.cache);
+  const part = `${WORK}/cache-${crypto.randomUUID()}.ext4`;
+  const dd = await new Deno.Command("dd", {
+    args: [
+      `if=${img}`,
+      `of=${part}`,
+      "bs=1M",
+      `skip=${offset}`,
+      `count=${size}`,
+      "iflag=skip_bytes,count_bytes",
+    ],
+    stderr: "piped",
+  }).output();
+  assertEquals(dd.code, 0, new TextDecoder().decode(dd.stderr));
+  try {
+    const r = await new Deno.Command("debugfs", {
+      args: ["-R", `cat ${path}`, part],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(r.stdout);
+    return r.code === 0 && text.length > 0 ? text : undefined;
+  } finally {
+    await Deno.remove(part).catch(() => {});
+  }
+}
+
+Deno.test("TM-09 key compromise and rotation: [vm rotate] a device whose medium trusts key A boots a release signed by key B after the provider publishes trust v2 (A → B); a newer release signed by the retired key A is then refused on the device", async () => {
+  const img = await vmCopy("rotate");
+  const vars = `${WORK}/rotate-vars.fd`;
+  await Deno.copyFile("/usr/share/OVMF/OVMF_VARS_4M.fd", vars);
+  const dir = `${WORK}/rotate`;
+  // Key A is the plan's release key: the image's /etc/phase/trust.json (version 1) trusts it only.
+  const pinned = `${KEYS}/trust.json`;
+  const keyA = await loadSigningKey(`${KEYS}/release.pem`);
+  const b = await keygen(`${dir}/keys-b`, "release-b", { trustPath: `${dir}/keys-b/trust.json` });
+  const keyB = await loadSigningKey(b.paths.privateKey);
+  // The provider serves what either key signed: its trust file is not the device's.
+  const providerTrust = `${dir}/provider-trust.json`;
+  await trustInit(
+    providerTrust,
+    [{ path: `${KEYS}/release.pub.pem` }, { path: b.paths.publicKey }],
+    1,
+  );
+  // The signers publish trust v2 (A → B), signed by A and by B, and a release signed by B only.
+  const rotated = `${dir}/rotated`;
+  await Deno.mkdir(`${rotated}/trust`, { recursive: true });
+  const rot = await trustRotate({
+    from: pinned,
+    out: `${rotated}/trust/2.json`,
+    addKeys: [b.paths.publicKey],
+    removeKeys: [keyA.keyid],
+    expiresInMs: 365 * 86_400_000,
+    signWith: [`${KEYS}/release.pem`, b.paths.privateKey],
+  });
+  assert(rot.rotation.complete, "trust v2 is signed by both thresholds");
+  await releaseSignedBy(rotated, "2099.6.1", keyB);
+  // Whoever holds the retired key A signs a newer release and serves it
+  // without the chain: only what the device kept can refuse it.
+  const stolen = `${dir}/stolen`;
+  await releaseSignedBy(stolen, "2099.6.2", keyA);
+  try {
+    const first = await bootServed(
+      {
+        image: img,
+        timeoutMs: BOOT_TIMEOUT_MS,
+        until: UNTIL,
+        watch: { ...WATCH, rotated: /trust_rotated/ },
+        persistent: true,
+        vars,
+      },
+      rotated,
+      providerTrust,
+    );
+    report("rotate (first boot, B-signed release after trust v2)", first);
+    // Reaching the target means fetch walked to v2 AND kexec (which
+    // verifies the manifest again, with --state) verified under it.
+    assertEquals(first.outcome, "target", tail(first, 40));
+    assert(
+      first.lines.some((l) => /phase-boot: fetch: stable\/amd64 2099\.6\.1 /.test(l.text)),
+      "the B-signed release was fetched\n" + tail(first, 40),
+    );
+    // The device kept v2 beside its rollback floor on the cache partition.
+    assertEquals(
+      await cacheFile(img, "/state/trust/2.json"),
+      await Deno.readTextFile(`${rotated}/trust/2.json`),
+    );
+    assertEquals(JSON.parse(await cacheFile(img, "/state/trust-floor.json") ?? "null"), {
+      version: 2,
+    });
+    const second = await bootServed(
+      {
+        image: img,
+        timeoutMs: BOOT_TIMEOUT_MS,
+        until: UNTIL,
+        watch: { ...WATCH, refused: /valid trusted signature/ },
+        persistent: true,
+        vars,
+      },
+      stolen,
+      providerTrust,
+    );
+    report("rotate (second boot, newer release signed by the retired key A)", second);
+    assertEquals(second.outcome, "shell", tail(second, 40));
+    assert(!("kexec" in second.marks) && !("targetInit" in second.marks), tail(second, 40));
+    assert(
+      "refused" in second.marks,
+      "the console names the signature refusal\n" + tail(second, 40),
+    );
   } finally {
     await Deno.remove(img).catch(() => {});
   }
