@@ -390,12 +390,20 @@ export async function cachedRelease(
 }
 
 /**
- * The on-device rollback floor (TM-02) the fetcher raises in the cache:
- * verify and kexec check it too, also when booting from the cache. Private
- * mode has no persistent floor.
+ * The state directory of the rollback floor (TM-02) and the accepted trust
+ * versions (TM-09) the fetcher keeps: kexec checks the floor and verifies
+ * under the newest trust there, also when booting from the cache. Private
+ * mode's state is its tmpfs root's (`fetch-private` wrote it this boot;
+ * nothing persistent).
  */
+export function stateDir(d: Pick<BootDeps, "policy" | "paths">): string {
+  return d.policy.mode === "private"
+    ? `${d.paths.privateRoot}/state`
+    : `${d.paths.cache}/state`;
+}
+
 function floorArgs(d: BootDeps): string[] {
-  return d.policy.mode === "private" ? [] : ["--state", `${d.paths.cache}/state`];
+  return ["--state", stateDir(d)];
 }
 
 function commonArgs(d: BootDeps): string[] {
@@ -493,6 +501,9 @@ async function discoverAndFetch(
   const discoverArgs = [
     "--trust",
     d.paths.trust,
+    // TM-09: DHT records are checked under the newest trust fetch accepted.
+    "--state",
+    stateDir(d),
     ...discoverPolicyArgs(d.policy, d.arch),
     ...socks,
   ];

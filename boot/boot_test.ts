@@ -245,6 +245,35 @@ Deno.test("boot: network path: discover -> fetch -> kexec load (which verifies);
   }
 });
 
+Deno.test("TM-09 key compromise and rotation: discover and kexec get the state where fetch keeps the accepted trust versions: <cache>/state, and in private mode the tmpfs root's", async () => {
+  const dir = await tempDir("boot-test");
+  try {
+    for (
+      const [mode, state] of [
+        ["internet", `${dir}/cache/state`],
+        ["local", `${dir}/cache/state`],
+        ["private", `${SEED_PATHS.privateRoot}/state`],
+      ] as const
+    ) {
+      const { r, calls } = await chain(dir, { ...DEFAULT_POLICY, mode }, {
+        discover: DISCOVERED,
+        fetch: fetched(dir),
+        kexec: LOADED,
+      });
+      assert(r.ok, r.ok ? "" : r.e.message);
+      const by = (step: string) => calls.find((c) => c.step === step)!.args;
+      assertEquals(argOf(by("discover"), "--state"), state, mode);
+      assertEquals(argOf(by("kexec"), "--state"), state, mode);
+      const fetchStep = mode === "private" ? "fetch-private" : "fetch";
+      const where = mode === "private" ? "--root" : "--cache";
+      // The state is the one inside what fetch writes into (cacheLayout: <root>/state).
+      assertEquals(`${argOf(by(fetchStep), where)}/state`, state, mode);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("boot: the policy is loaded once: discover gets its effective values as flags and reads no policy file or command line", async () => {
   const dir = await tempDir("boot-test");
   try {

@@ -414,6 +414,7 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
       limits: o.limits,
       fetchFn: o.fetchFn,
       logger: o.logger,
+      beforeWrite: o.beforeWrite,
     })
     : o.trust;
   const { verified, source, bytes } = await fetchManifest({ ...o, trust }, layout);

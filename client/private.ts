@@ -190,7 +190,13 @@ export async function preparePrivateRoot(
 }
 
 /** The directories a private root holds (client/cache.ts `cacheLayout`). */
-export const PRIVATE_SUBDIRS: readonly string[] = ["cas", "cas/sha256", "partial", "state"];
+export const PRIVATE_SUBDIRS: readonly string[] = [
+  "cas",
+  "cas/sha256",
+  "partial",
+  "state",
+  "state/trust",
+];
 
 /**
  * TM-13: refuses a private root whose subdirectories (those that exist)

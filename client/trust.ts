@@ -22,7 +22,9 @@ import {
 export interface TrustChainOptions {
   /**
    * Keep each accepted version in `<state>/trust/` and raise the
-   * trust-version floor (false in private mode: nothing persistent).
+   * trust-version floor. Private mode keeps them too, in its tmpfs state
+   * (`<private root>/state`, gone at power-off), so its kexec step verifies
+   * under the same trust as its fetch; false keeps nothing.
    */
   readonly persist: boolean;
   /** Most versions accepted in one walk (default {@link MAX_TRUST_STEPS}). */
@@ -47,6 +49,11 @@ export interface ResolveTrustOptions {
   readonly fetchFn?: FetchFn;
   /** Accepted and refused versions are logged here. */
   readonly logger?: Logger;
+  /**
+   * Called before each write into `stateDir` (private mode passes
+   * `checkPrivateTree`, TM-13); a throw stops the walk.
+   */
+  readonly beforeWrite?: () => Promise<void>;
 }
 
 /**
@@ -84,6 +91,7 @@ export async function resolveTrust(o: ResolveTrustOptions): Promise<Trust> {
     now: o.now,
     floor: stored.floor,
     onAccept: async (step) => {
+      if (o.chain.persist) await o.beforeWrite?.();
       const floor = o.chain.persist ? await recordTrustStep(o.stateDir, step) : undefined;
       o.logger?.info("trust_rotated", {
         version: step.trust.version,

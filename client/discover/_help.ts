@@ -12,13 +12,19 @@ export const DISCOVER_HELP: HelpSpec = {
     "finds providers on the LAN (mDNS), the DHT and the manual URL of the policy, probes each, and " +
     "prints them ranked. Candidates are hints: fetch verifies what it downloads.",
   usage:
-    "deno task discover [--trust FILE] [--policy FILE] [--cmdline FILE] [--arch A] [--interface IPv4]... [--bootstrap MULTIADDR]... [--order lan,wan,manual] [--mdns-timeout DUR] [--dht-timeout DUR] [--mdns-port N] [--no-probe] [--socks HOST:PORT] [--json]\n" +
+    "deno task discover [--trust FILE] [--policy FILE] [--cmdline FILE] [--arch A] [--interface IPv4]... [--bootstrap MULTIADDR]... [--order lan,wan,manual] [--mdns-timeout DUR] [--dht-timeout DUR] [--mdns-port N] [--no-probe] [--socks HOST:PORT] [--state DIR] [--json]\n" +
     "       or, with a policy phase-boot loaded: --mode M --channel C [--provider URL [--provider-first]] [--bootstrap MULTIADDR]...",
   flags: [
     {
       flag: "--trust FILE",
       text: "trust file that checks signed records",
       default: "/etc/phase/trust.json",
+    },
+    {
+      flag: "--state DIR",
+      text:
+        "state directory of fetch (<cache>/state): records are checked under the newest trust version accepted there (TM-09)",
+      default: "none: the trust file as given",
     },
     {
       flag: "--policy FILE",

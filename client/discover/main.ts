@@ -16,7 +16,7 @@ import {
 import { main, parseDurationMs, parseFlags, printResult } from "../../cli/mod.ts";
 import { discoverLines } from "../_output.ts";
 import { queryServices } from "../../mdns/mod.ts";
-import { loadTrust, MAX_CMDLINE_FILE_BYTES } from "../../verify/mod.ts";
+import { loadStoredTrust, loadTrust, MAX_CMDLINE_FILE_BYTES } from "../../verify/mod.ts";
 import { discover, type DiscoverResult, type MdnsAnswer, type Step } from "../discover.ts";
 import { dhtLookup, dhtProviderLookup } from "../_dht.ts";
 import { ClientError } from "../errors.ts";
@@ -27,13 +27,14 @@ import { DISCOVER_HELP } from "./_help.ts";
 const USAGE =
   "deno task discover [--trust /etc/phase/trust.json] [--policy /etc/phase/policy.toml] " +
   "[--cmdline /proc/cmdline|/run/phase/cmdline] [--arch A] [--interface IPv4]... [--bootstrap MULTIADDR]... [--order lan,wan,manual] " +
-  "[--mdns-timeout 2s] [--dht-timeout 5s] [--mdns-port 5353] [--no-probe] [--socks HOST:PORT]\n" +
+  "[--mdns-timeout 2s] [--dht-timeout 5s] [--mdns-port 5353] [--no-probe] [--socks HOST:PORT] [--state DIR]\n" +
   "  or, with a policy another process loaded (phase-boot): --mode M --channel C [--provider URL [--provider-first]]\n" +
   "  [--bootstrap MULTIADDR]... (then neither --policy nor --cmdline: nothing is read twice)";
 
 /** The flags of `deno task discover` (its `--help` lists each one; testing/help_test.ts checks). */
 export const DISCOVER_FLAGS = {
   trust: { type: "string" },
+  state: { type: "string" },
   policy: { type: "string" },
   cmdline: { type: "string" },
   arch: { type: "string" },
@@ -100,7 +101,14 @@ export async function run(args: string[]): Promise<number> {
   const logger = consoleLogger("discover");
   const socks = values.socks ? parseSocksAddress(values.socks) : undefined;
   const trustPath = values.trust ?? DEFAULT_TRUST;
-  const trust = await loadTrust(trustPath, { permissionSet: "discover" });
+  const pinned = await loadTrust(trustPath, { permissionSet: "discover" });
+  // TM-09: DHT records are checked under the newest trust version this
+  // device accepted (re-verified from the pinned file), so a record signed
+  // only by a rotated-in key counts and one signed only by a retired key
+  // does not. Discover never walks the chain itself: fetch does.
+  const trust = values.state !== undefined
+    ? (await loadStoredTrust(values.state, pinned)).trust
+    : pinned;
   const fromBoot = values.mode !== undefined || values.channel !== undefined ||
     values.provider !== undefined || values["provider-first"] !== undefined;
   let policy: Policy;

@@ -240,9 +240,11 @@ export async function run(args: string[]): Promise<number> {
     providers: values.provider,
     gateways: values.gateway,
     trust,
-    // TM-09: walk the trust chain from --trust; keep accepted versions
-    // beside the floor, except in private mode (nothing persistent).
-    trustChain: { persist: !values.private },
+    // TM-09: walk the trust chain from --trust and keep accepted versions
+    // beside the floor: in private mode that is the tmpfs root's state
+    // (checked before each write, gone at power-off), where kexec --state
+    // finds them.
+    trustChain: { persist: true },
     cacheDir,
     channel: values.channel,
     arch: values.arch,
