@@ -1152,40 +1152,63 @@ async function cacheFile(img: string, path: string): Promise<string | undefined>
   }
 }
 
+/** What the rotation scenarios serve: trust v2 (A → B) and releases signed by B and by A. */
+interface Rotation {
+  /** Trust file of the provider: A and B (it is not the device's trust). */
+  readonly providerTrust: string;
+  /** Root with `trust/2.json` and release 2099.6.1 signed by B only. */
+  readonly rotated: string;
+  /** Root without the chain, with the newer release 2099.6.2 signed by the retired key A only. */
+  readonly stolen: string;
+}
+let rotation: Promise<Rotation> | undefined;
+
+/**
+ * The rotation, made once: key A is the plan's release key (the image's
+ * /etc/phase/trust.json, version 1, trusts it only); key B is new.
+ */
+function rotationRoots(): Promise<Rotation> {
+  rotation ??= (async () => {
+    const dir = `${WORK}/rotate`;
+    const pinned = `${KEYS}/trust.json`;
+    const keyA = await loadSigningKey(`${KEYS}/release.pem`);
+    const b = await keygen(`${dir}/keys-b`, "release-b", {
+      trustPath: `${dir}/keys-b/trust.json`,
+    });
+    const keyB = await loadSigningKey(b.paths.privateKey);
+    const providerTrust = `${dir}/provider-trust.json`;
+    await trustInit(
+      providerTrust,
+      [{ path: `${KEYS}/release.pub.pem` }, { path: b.paths.publicKey }],
+      1,
+    );
+    // The signers publish trust v2 (A → B), signed by A and by B, and a release signed by B only.
+    const rotated = `${dir}/rotated`;
+    await Deno.mkdir(`${rotated}/trust`, { recursive: true });
+    const rot = await trustRotate({
+      from: pinned,
+      out: `${rotated}/trust/2.json`,
+      addKeys: [b.paths.publicKey],
+      removeKeys: [keyA.keyid],
+      expiresInMs: 365 * 86_400_000,
+      signWith: [`${KEYS}/release.pem`, b.paths.privateKey],
+    });
+    assert(rot.rotation.complete, "trust v2 is signed by both thresholds");
+    await releaseSignedBy(rotated, "2099.6.1", keyB);
+    // Whoever holds the retired key A signs a newer release and serves it
+    // without the chain: only what the device kept can refuse it.
+    const stolen = `${dir}/stolen`;
+    await releaseSignedBy(stolen, "2099.6.2", keyA);
+    return { providerTrust, rotated, stolen };
+  })();
+  return rotation;
+}
+
 Deno.test("TM-09 key compromise and rotation: [vm rotate] a device whose medium trusts key A boots a release signed by key B after the provider publishes trust v2 (A → B); a newer release signed by the retired key A is then refused on the device", async () => {
   const img = await vmCopy("rotate");
   const vars = `${WORK}/rotate-vars.fd`;
   await Deno.copyFile("/usr/share/OVMF/OVMF_VARS_4M.fd", vars);
-  const dir = `${WORK}/rotate`;
-  // Key A is the plan's release key: the image's /etc/phase/trust.json (version 1) trusts it only.
-  const pinned = `${KEYS}/trust.json`;
-  const keyA = await loadSigningKey(`${KEYS}/release.pem`);
-  const b = await keygen(`${dir}/keys-b`, "release-b", { trustPath: `${dir}/keys-b/trust.json` });
-  const keyB = await loadSigningKey(b.paths.privateKey);
-  // The provider serves what either key signed: its trust file is not the device's.
-  const providerTrust = `${dir}/provider-trust.json`;
-  await trustInit(
-    providerTrust,
-    [{ path: `${KEYS}/release.pub.pem` }, { path: b.paths.publicKey }],
-    1,
-  );
-  // The signers publish trust v2 (A → B), signed by A and by B, and a release signed by B only.
-  const rotated = `${dir}/rotated`;
-  await Deno.mkdir(`${rotated}/trust`, { recursive: true });
-  const rot = await trustRotate({
-    from: pinned,
-    out: `${rotated}/trust/2.json`,
-    addKeys: [b.paths.publicKey],
-    removeKeys: [keyA.keyid],
-    expiresInMs: 365 * 86_400_000,
-    signWith: [`${KEYS}/release.pem`, b.paths.privateKey],
-  });
-  assert(rot.rotation.complete, "trust v2 is signed by both thresholds");
-  await releaseSignedBy(rotated, "2099.6.1", keyB);
-  // Whoever holds the retired key A signs a newer release and serves it
-  // without the chain: only what the device kept can refuse it.
-  const stolen = `${dir}/stolen`;
-  await releaseSignedBy(stolen, "2099.6.2", keyA);
+  const { providerTrust, rotated, stolen } = await rotationRoots();
   try {
     const first = await bootServed(
       {
@@ -1207,6 +1230,7 @@ Deno.test("TM-09 key compromise and rotation: [vm rotate] a device whose medium 
       first.lines.some((l) => /phase-boot: fetch: stable\/amd64 2099\.6\.1 /.test(l.text)),
       "the B-signed release was fetched\n" + tail(first, 40),
     );
+    assert("rotated" in first.marks, "fetch logged the accepted trust v2\n" + tail(first, 40));
     // The device kept v2 beside its rollback floor on the cache partition.
     assertEquals(
       await cacheFile(img, "/state/trust/2.json"),
@@ -1234,6 +1258,38 @@ Deno.test("TM-09 key compromise and rotation: [vm rotate] a device whose medium 
       "refused" in second.marks,
       "the console names the signature refusal\n" + tail(second, 40),
     );
+  } finally {
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
+Deno.test("TM-09 key compromise and rotation: [vm rotate-private] a private boot of a device whose medium trusts key A walks to trust v2 on tmpfs and boots the release signed by key B; the cache partition is untouched", async () => {
+  const img = await vmCopy("rotate-private");
+  const { providerTrust, rotated } = await rotationRoots();
+  try {
+    await setDefaultEntry(img, "private.conf");
+    const before = await partitionDigest(img, PART_NAMES.cache);
+    const run = await bootServed(
+      {
+        image: img,
+        timeoutMs: BOOT_TIMEOUT_MS,
+        until: UNTIL,
+        watch: WATCH,
+        persistent: true,
+      },
+      rotated,
+      providerTrust,
+    );
+    report("rotate-private", run);
+    // kexec verified the B-signed manifest again: under the v2 that
+    // fetch-private kept in /run/phase/private/state (tmpfs).
+    assertEquals(run.outcome, "target", tail(run, 40));
+    assert(run.lines.some((l) => l.text.includes("mode=private")), tail(run));
+    assert(
+      run.lines.some((l) => /phase-boot: fetch: stable\/amd64 2099\.6\.1 /.test(l.text)),
+      "the B-signed release was fetched\n" + tail(run, 40),
+    );
+    assertEquals(await partitionDigest(img, PART_NAMES.cache), before, "cache partition changed");
   } finally {
     await Deno.remove(img).catch(() => {});
   }

@@ -11,6 +11,9 @@ import {
   signRecord,
   taskArgv,
 } from "../../testing/mod.ts";
+import { keygen, loadSigningKey, trustRotate } from "../../sign/mod.ts";
+import { recordTrustStep, verifyTrustStep } from "../../verify/mod.ts";
+import { EXIT_STATUS } from "../../core/mod.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -98,6 +101,89 @@ Deno.test({
       await srv.close();
       await Deno.remove(rel.dir, { recursive: true });
       await Deno.remove(rogue.dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "TM-09 key compromise and rotation: discover --state checks DHT records under the newest trust version the device accepted: a record signed only by the rotated-in key B counts, one signed only by the retired key A does not",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const rel = await makeRelease(); // its key is A; rel.trustPath is version 1 (A)
+    const b = await keygen(`${rel.dir}/keys-b`, "b");
+    const nodes: PhaseNode[] = [];
+    try {
+      // Trust v2 (A → B), signed by A and B, accepted into a state directory as fetch does.
+      const v2 = `${rel.dir}/trust-2.json`;
+      await trustRotate({
+        from: rel.trustPath,
+        out: v2,
+        addKeys: [b.paths.publicKey],
+        removeKeys: [(await loadSigningKey(rel.keyPath)).keyid],
+        expiresInMs: 365 * 86_400_000,
+        signWith: [rel.keyPath, b.paths.privateKey],
+      });
+      const state = `${rel.dir}/state`;
+      await recordTrustStep(state, verifyTrustStep(rel.trust, await Deno.readFile(v2), new Date()));
+      // Three nodes that store any record (a DHT node is not the device's trust).
+      nodes.push(await createPhaseNode());
+      const boot = nodes[0].getMultiaddrs().map(String);
+      for (let i = 1; i < 3; i++) nodes.push(await createPhaseNode({ bootstrap: boot }));
+      const size = (n: PhaseNode) =>
+        (n.services.dht as unknown as { routingTable: { size: number } }).routingTable.size;
+      for (const t0 = performance.now(); performance.now() - t0 < 10_000;) {
+        if (nodes.every((n) => size(n) >= 2)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert(nodes.every((n) => size(n) >= 2), "DHT formed");
+      const byB = await signRecord(b.paths.privateKey, {
+        version: "2026.11.20",
+        mirrors: ["http://127.0.0.1:9/signed-by-b/manifest.json"],
+      });
+      const byA = await signRecord(rel.keyPath, {
+        version: "2026.11.21",
+        mirrors: ["http://127.0.0.1:9/signed-by-retired-a/manifest.json"],
+      });
+      const discover = async (extra: string[]) => {
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: [
+            ...taskArgv("discover"),
+            ...["--trust", rel.trustPath, "--mode", "internet", "--channel", "stable"],
+            ...["--bootstrap", boot[0], "--order", "wan", "--dht-timeout", "5s"],
+            ...["--arch", "amd64", "--no-probe", "--json", ...extra],
+          ],
+          cwd: ROOT,
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const stderr = new TextDecoder().decode(out.stderr);
+        if (out.code === EXIT_STATUS.E_NO_CANDIDATE) {
+          assert(stderr.includes("dht_record_rejected"), stderr);
+          return [];
+        }
+        assertEquals(out.code, 0, stderr);
+        const res = JSON.parse(new TextDecoder().decode(out.stdout));
+        return (res.candidates as { manifestUrl: string }[]).map((c) => c.manifestUrl);
+      };
+      // The signers publish a record signed by B only: under the pinned
+      // trust (v1: A) it is dropped, under the stored v2 (B) it counts.
+      await publishRecord(nodes[1], "stable", "amd64", byB);
+      assertEquals(await discover([]), []);
+      assertEquals(await discover(["--state", state]), [
+        "http://127.0.0.1:9/signed-by-b/manifest.json",
+      ]);
+      // Whoever holds the retired key A publishes a newer record signed by
+      // A only: it would count under v1, it does not under the stored v2.
+      await publishRecord(nodes[2], "stable", "amd64", byA);
+      assertEquals(await discover([]), [
+        "http://127.0.0.1:9/signed-by-retired-a/manifest.json",
+      ]);
+      assertEquals(await discover(["--state", state]), []);
+    } finally {
+      for (const n of nodes) await Promise.resolve(n.stop()).catch(() => {});
+      await Deno.remove(rel.dir, { recursive: true });
     }
   },
 });
