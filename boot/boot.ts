@@ -397,9 +397,7 @@ export async function cachedRelease(
  * nothing persistent).
  */
 export function stateDir(d: Pick<BootDeps, "policy" | "paths">): string {
-  return d.policy.mode === "private"
-    ? `${d.paths.privateRoot}/state`
-    : `${d.paths.cache}/state`;
+  return d.policy.mode === "private" ? `${d.paths.privateRoot}/state` : `${d.paths.cache}/state`;
 }
 
 function floorArgs(d: BootDeps): string[] {
