@@ -1,0 +1,94 @@
+/**
+ * Steps 7 and 8 of the image build: the signed target release (target
+ * initramfs, the kernel, signed for kexec under lockdown with Secure Boot,
+ * manifest and record) and SHA256SUMS of the outputs with its signature.
+ * Private to images/.
+ *
+ * @module
+ */
+import type { Logger } from "../core/mod.ts";
+import { encodeBase64, signEd25519 } from "../verify/mod.ts";
+import { loadSigningKey, signRelease } from "../sign/mod.ts";
+import { type SecureBootKeys, signKernel } from "./_secureboot.ts";
+import { targetInit } from "./_files.ts";
+import { copyFile, makeCpio, sha256File, walk, writeText } from "./_fs.ts";
+import { ARCH, type Arch, baseTree, type ImageFile, type Inputs } from "./_inputs.ts";
+
+/** How long a release the build signs stays valid, in milliseconds (30 days). */
+const RELEASE_EXPIRES_MS = 30 * 86_400_000;
+
+/** What the target release is made of. */
+export interface TargetReleaseInput {
+  readonly arch: Arch;
+  readonly channel: string;
+  readonly version: string;
+  /** The artifacts root (the release goes to `<root>/<channel>/<arch>`). */
+  readonly artifacts: string;
+  readonly work: string;
+  readonly keyDir: string;
+  readonly inputs: Inputs;
+  readonly libs: readonly ImageFile[];
+  readonly modules: string[];
+  readonly secureBoot?: SecureBootKeys;
+  readonly epoch: number;
+  readonly now: Date;
+  readonly log: Logger;
+}
+
+/** Step 7: the target initramfs and kernel, signed with the release key. */
+export async function targetRelease(
+  inp: TargetReleaseInput,
+): Promise<{ readonly manifest: string }> {
+  const root = `${inp.work}/target-initramfs`;
+  await baseTree(root, inp.inputs, inp.modules);
+  await writeText(`${root}/init`, targetInit(inp.version), 0o755);
+  for (const lib of inp.libs) await copyFile(lib.file, `${root}${lib.path}`, 0o755);
+  const relDir = `${inp.artifacts}/${inp.channel}/${inp.arch}`;
+  await Deno.mkdir(relDir, { recursive: true });
+  await makeCpio(root, `${relDir}/initramfs`, inp.epoch);
+  if (inp.secureBoot) {
+    // kexec_file_load under lockdown accepts only a kernel signed by a key
+    // the running kernel trusts; the firmware's db is its platform keyring.
+    await signKernel(inp.secureBoot, inp.inputs.kernel, `${relDir}/kernel`, inp.work, inp.epoch);
+    inp.log.info("images: target kernel signed with the db key (kexec -s under lockdown)");
+  } else {
+    await Deno.copyFile(inp.inputs.kernel, `${relDir}/kernel`);
+  }
+  await Deno.chmod(`${relDir}/kernel`, 0o644);
+  const key = await loadSigningKey(`${inp.keyDir}/release.pem`);
+  const r = await signRelease({
+    root: inp.artifacts,
+    channel: inp.channel,
+    arch: inp.arch,
+    version: inp.version,
+    expiresInMs: RELEASE_EXPIRES_MS,
+    now: inp.now,
+    cmdline: `console=${ARCH[inp.arch].console}`,
+  }, key);
+  inp.log.info(`images: release ${r.path} cid ${r.cid}`);
+  return { manifest: r.path };
+}
+
+/** Step 8: SHA256SUMS of every file under `out` and its Ed25519 signature. */
+export async function writeSums(
+  inp: { readonly out: string; readonly keyDir: string },
+): Promise<{ readonly outputs: string[] }> {
+  const outputs: string[] = [];
+  for (const e of await walk(inp.out)) {
+    if (e.isDir || e.rel === "SHA256SUMS" || e.rel === "SHA256SUMS.sig") continue;
+    outputs.push(e.rel);
+  }
+  const sums =
+    (await Promise.all(outputs.map(async (o) => `${await sha256File(`${inp.out}/${o}`)}  ${o}`)))
+      .join("\n") + "\n";
+  await Deno.writeTextFile(`${inp.out}/SHA256SUMS`, sums);
+  const key = await loadSigningKey(`${inp.keyDir}/release.pem`);
+  await Deno.writeTextFile(
+    `${inp.out}/SHA256SUMS.sig`,
+    JSON.stringify({
+      keyid: key.keyid,
+      sig: encodeBase64(signEd25519(key.key, new TextEncoder().encode(sums))),
+    }) + "\n",
+  );
+  return { outputs };
+}

@@ -1,0 +1,217 @@
+/**
+ * Steps 2 and 3 of the image build: the seed initramfs (busybox,
+ * kexec-tools and libraries, init, modules, trust and policy) and the
+ * squashfs seed (Deno, bundled entrypoints, launchers), under dm-verity
+ * for Secure Boot. Private to images/.
+ *
+ * @module
+ */
+import type { Logger } from "../core/mod.ts";
+import { permissionTable, rawTasks, unstableFeatures } from "../cli/mod.ts";
+import { sha256Hex } from "../verify/mod.ts";
+import { checkTorrcFragment } from "../net/mod.ts";
+import { ImagesError } from "./errors.ts";
+import { runTool } from "./_run.ts";
+import { launcherScript } from "./launcher.ts";
+import { type Verity, verityFormat } from "./_secureboot.ts";
+import { phaseDiag, seedInit, udhcpcScript } from "./_files.ts";
+import { clampTimes, copyFile, makeCpio, writeText } from "./_fs.ts";
+import { type Arch, baseTree, type ImageFile, type Inputs } from "./_inputs.ts";
+
+/** Entrypoints bundled onto the seed: launcher name, deno.json task. */
+export const SEED_TASKS = [
+  "boot",
+  "discover",
+  "fetch",
+  "fetch-private",
+  "verify",
+  "kexec",
+  "wasm",
+] as const;
+
+/** Modules other code loads at run time by URL, bundled beside their loader. */
+export const EXTRA_BUNDLES = ["wasm/_worker.ts"] as const;
+
+/** What the seed initramfs is made of. */
+export interface SeedInitramfsInput {
+  /** Staging folder (emptied by nobody: a fresh work folder). */
+  readonly root: string;
+  /** The compressed cpio to write. */
+  readonly out: string;
+  readonly inputs: Inputs;
+  readonly libs: readonly ImageFile[];
+  readonly modules: string[];
+  readonly trustPath: string;
+  readonly channel: string;
+  readonly allowTor?: boolean;
+  readonly torrc?: string;
+  /** Adds dmsetup and the init's verity path. */
+  readonly secureBoot: boolean;
+  readonly epoch: number;
+}
+
+/** Step 2: stages the seed initramfs tree and writes its cpio. */
+export async function seedInitramfs(inp: SeedInitramfsInput): Promise<{ readonly initrd: string }> {
+  const root = inp.root;
+  await baseTree(root, inp.inputs, inp.modules);
+  await copyFile(inp.inputs.kexec, `${root}/sbin/kexec`, 0o755);
+  if (inp.secureBoot) await copyFile("/usr/sbin/dmsetup", `${root}/sbin/dmsetup`, 0o755);
+  // Private mode over Tor (TM-13): the boot starts /usr/sbin/tor when present.
+  if (inp.inputs.tor) await copyFile(inp.inputs.tor, `${root}/usr/sbin/tor`, 0o755);
+  for (const lib of inp.libs) await copyFile(lib.file, `${root}${lib.path}`, 0o755);
+  await writeText(`${root}/init`, seedInit({ secureBoot: inp.secureBoot }), 0o755);
+  await writeText(`${root}/usr/share/udhcpc/default.script`, udhcpcScript(), 0o755);
+  // In the initramfs, on PATH: it must work even when the seed partition does not mount.
+  await writeText(`${root}/usr/bin/phase-diag`, phaseDiag(), 0o755);
+  await copyFile(inp.trustPath, `${root}/etc/phase/trust.json`, 0o644);
+  await writeText(`${root}/etc/phase/policy.toml`, seedPolicy(inp.channel, !!inp.allowTor));
+  if (inp.torrc !== undefined) {
+    // Checked here too, so a bad fragment fails the build, not the boot.
+    await writeText(`${root}/etc/phase/torrc`, checkTorrcFragment(inp.torrc).join("\n") + "\n");
+  }
+  await makeCpio(root, inp.out, inp.epoch);
+  return { initrd: inp.out };
+}
+
+/** The seed's /etc/phase/policy.toml. */
+function seedPolicy(channel: string, allowTor: boolean): string {
+  return `mode = "internet"\nchannel = "${channel}"\ncache_enabled = true\nmin_version = "2025.10.01"\nallow_tor = ${
+    allowTor ? "true" : "false"
+  }\nprovider = ""\n`;
+}
+
+/** What the squashfs seed is made of. */
+export interface SeedSquashfsInput {
+  readonly arch: Arch;
+  /** Work folder (staging tree, verity image). */
+  readonly work: string;
+  /** The squashfs to write. */
+  readonly out: string;
+  /** The Deno binary to put on the seed. */
+  readonly deno: string;
+  /** The repository whose entrypoints are bundled. */
+  readonly repo: string;
+  /** Puts the squashfs under dm-verity. */
+  readonly secureBoot: boolean;
+  readonly epoch: number;
+  readonly log: Logger;
+}
+
+/** Step 3's result. */
+export interface SeedSquashfs {
+  readonly squashfs: string;
+  /** What goes into the seed partition: the squashfs, or it with its verity hash tree. */
+  readonly partition: string;
+  /** The verity parameters (Secure Boot only). */
+  readonly verity?: Verity;
+}
+
+/** Step 3: the squashfs seed and, under Secure Boot, its dm-verity partition. */
+export async function seedSquashfs(inp: SeedSquashfsInput): Promise<SeedSquashfs> {
+  const root = `${inp.work}/seed-squashfs`;
+  await copyFile(inp.deno, `${root}/deno`, 0o755);
+  const launchers = await seedTree(inp.repo, root);
+  await clampTimes(root, inp.epoch);
+  const squashfs = inp.out;
+  await Deno.remove(squashfs).catch(() => {});
+  await runTool("mksquashfs", [
+    root,
+    squashfs,
+    "-noappend",
+    "-no-xattrs",
+    "-all-root",
+    "-comp",
+    "zstd",
+    "-processors",
+    "1",
+    "-mkfs-time",
+    String(inp.epoch),
+    "-all-time",
+    String(inp.epoch),
+    "-quiet",
+    "-no-progress",
+  ]);
+  inp.log.info(`images: launchers: ${launchers.join(", ")}`);
+  if (!inp.secureBoot) return { squashfs, partition: squashfs };
+  // Secure Boot: the partition holds the squashfs and its dm-verity hash tree.
+  const partition = `${inp.work}/seed-verity.img`;
+  const verity = await verityFormat(
+    squashfs,
+    partition,
+    sha256Hex(`phase-images:${inp.arch}:verity-salt`).slice(0, 64),
+  );
+  inp.log.info(
+    `images: dm-verity root hash ${verity.rootHash} (${verity.dataBlocks} data blocks)`,
+  );
+  return { squashfs, partition, verity };
+}
+
+/** Bundles each seed entrypoint and writes its launcher. */
+async function seedTree(repo: string, root: string): Promise<string[]> {
+  const tasks = rawTasks();
+  const table = permissionTable();
+  const made: string[] = [];
+  for (const name of SEED_TASKS) {
+    const task = tasks[name];
+    const m = task && /-P=(\S+)\s+(\S+\.ts)((?:\s+\S+)*)$/.exec(task);
+    if (!m) {
+      throw new ImagesError(
+        "E_BUILD",
+        `deno.json task '${name}' is not 'deno run ... -P=<set> <entry>'`,
+      );
+    }
+    const [, set, entry, rest] = m;
+    // One directory below the seed root, named like the entry's component:
+    // the bundle's import.meta.url then resolves deno.json-relative scopes
+    // (cli/permissions.ts configDir) and files beside it (wasm/examples) as in the repo.
+    const component = entry.split("/")[0];
+    const bundle = `${component}/${name}.js`;
+    await Deno.mkdir(`${root}/${component}`, { recursive: true });
+    await denoBundle(repo, entry, `${root}/${bundle}`);
+    await Deno.chmod(`${root}/${bundle}`, 0o644);
+    const perms = table.get(set);
+    if (!perms) throw new ImagesError("E_BUILD", `no permission set '${set}'`);
+    await writeText(
+      `${root}/bin/phase-${name}`,
+      launcherScript({
+        name: `phase-${name}`,
+        set,
+        permissions: perms,
+        bundle,
+        unstable: [...unstableFeatures()],
+        args: rest.trim() ? rest.trim().split(/\s+/) : [],
+      }),
+      0o755,
+    );
+    made.push(`phase-${name}`);
+  }
+  // Modules loaded at run time beside their bundle (wasm/runner.ts starts
+  // its Worker from ./_worker.ts): bundled JS under the same name.
+  for (const extra of EXTRA_BUNDLES) {
+    await denoBundle(repo, extra, `${root}/${extra}`);
+    await Deno.chmod(`${root}/${extra}`, 0o644);
+  }
+  // The post-boot hello job, where wasm/hello.ts looks for it.
+  for await (const e of Deno.readDir(`${repo}/wasm/examples`)) {
+    if (e.isFile && e.name.endsWith(".wasm")) {
+      await copyFile(
+        `${repo}/wasm/examples/${e.name}`,
+        `${root}/wasm/examples/${e.name}`,
+        0o644,
+      );
+    }
+  }
+
+  return made;
+}
+
+/** `deno bundle` of one module, with the user's Deno cache (esbuild lives there). */
+export async function denoBundle(repo: string, entry: string, out: string): Promise<void> {
+  await runTool("deno", ["bundle", "-q", "--no-remote", "--platform", "deno", "-o", out, entry], {
+    cwd: repo,
+    env: {
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+      HOME: Deno.env.get("HOME") ?? "/root",
+    },
+  });
+}
