@@ -174,7 +174,11 @@ export async function sbsign(
   epoch: number,
 ): Promise<void> {
   await Deno.remove(output).catch(() => {});
+  // -f freezes the clock: without it faketime starts the clock at `epoch`
+  // and lets it run, and a signature made past the first second carries
+  // another signing time (two builds differed on a busy machine).
   await runTool("faketime", [
+    "-f",
     faketimeDate(epoch),
     "sbsign",
     "--key",
