@@ -33,7 +33,10 @@ function tooLarge(what: string): WasmError {
   });
 }
 
-async function digestGrantedFile(path: string, budget: { bytes: number }): Promise<[number, string]> {
+async function digestGrantedFile(
+  path: string,
+  budget: { bytes: number },
+): Promise<[number, string]> {
   const h = createHash("sha256");
   const f = await Deno.open(path, { read: true });
   let size = 0;
