@@ -6,7 +6,8 @@
  *   flags: they are read back into the shape `deno compile` embeds and
  *   compared with the set exactly like a compiled binary (compiled.ts).
  * - A unit's writable directories (StateDirectory=, CacheDirectory=,
- *   RuntimeDirectory=, ReadWritePaths=, a private /tmp) and the system
+ *   RuntimeDirectory=, LogsDirectory=, ReadWritePaths=, BindPaths=, a
+ *   TemporaryFileSystem= not mounted ro, a private /tmp) and the system
  *   paths its launcher's set writes must agree: a directory the unit makes
  *   writable that the set cannot write widens the sandbox for nothing; a
  *   system path the set writes that the unit leaves read-only breaks at run
@@ -211,16 +212,25 @@ export function auditUnit(
     add(`ExecStart= runs ${words[0]}, not a launcher of the table`);
     return f;
   }
+  const unitWords = (key: string) =>
+    (s.get(key) ?? []).flatMap((v) => v.split(/\s+/)).filter(Boolean);
   const list = (key: string, prefix: string) =>
-    (s.get(key) ?? []).flatMap((v) => v.split(/\s+/)).filter(Boolean).map((d) =>
-      d.startsWith("/") ? d : `${prefix}/${d.split(":")[0]}`
-    );
+    unitWords(key).map((d) => d.startsWith("/") ? d : `${prefix}/${d.split(":")[0]}`);
   const writable = [
     ...list("StateDirectory", "/var/lib"),
     ...list("CacheDirectory", "/var/cache"),
     ...list("RuntimeDirectory", "/run"),
     ...list("LogsDirectory", "/var/log"),
     ...list("ReadWritePaths", "").map((p) => p.replace(/^[-+]/, "")),
+    // BindPaths=[-]SRC[:DST[:OPTIONS]]: DST (or SRC) is mounted writable.
+    ...unitWords("BindPaths").map((w) => {
+      const [src, dst] = w.replace(/^-/, "").split(":");
+      return dst || src;
+    }),
+    // TemporaryFileSystem=PATH[:OPTIONS]: a writable tmpfs unless mounted ro.
+    ...unitWords("TemporaryFileSystem").filter((w) => !/:(.*,)?ro(,|$)/.test(w)).map((w) =>
+      w.split(":")[0]
+    ),
   ];
   const privateTmp = (s.get("PrivateTmp") ?? []).at(-1) === "yes";
   const strict = (s.get("ProtectSystem") ?? []).at(-1) === "strict";

@@ -11,6 +11,10 @@ import type { DebArch } from "./runtime.ts";
 export const PACKAGE = "phase";
 /** The provider's unit. */
 export const PROVIDER_UNIT = "phase-provider.service";
+/** The job node's unit. */
+export const NODE_UNIT = "phase-node.service";
+/** Every unit the package ships (prerm stops each, postrm purge forgets each). */
+export const UNITS = [PROVIDER_UNIT, NODE_UNIT] as const;
 /** The provider's system user (and group). */
 export const SERVICE_USER = "phase";
 /** Maintainer field. */
@@ -28,7 +32,7 @@ export function controlFile(o: {
     `Architecture: ${o.arch}`,
     `Maintainer: ${MAINTAINER}`,
     `Installed-Size: ${o.installedSizeKiB}`,
-    // libc6/libgcc-s1: what the Deno runtime links; curl: the unit's readiness check.
+    // libc6/libgcc-s1: what the Deno runtime links; curl: the units' readiness checks.
     "Depends: libc6 (>= 2.27), libgcc-s1, systemd, curl, passwd",
     "Section: admin",
     "Priority: optional",
@@ -37,15 +41,17 @@ export function controlFile(o: {
     " Phase signs, serves, fetches and verifies boot releases (kernel, initramfs,",
     " command line) described by signed manifests. This package installs the",
     " provider as a hardened systemd service (phase-provider.service, serving",
-    " /srv/phase) and one command per permission set (phase-verify, phase-sign,",
-    " phase-fetch, ...), each running the bundled program under the Deno",
-    " runtime it carries with exactly the permissions of its set.",
+    " /srv/phase), the Plasm job node as another (phase-node.service, closed",
+    " until submitters are allowed) and one command per permission set",
+    " (phase-verify, phase-sign, phase-fetch, ...), each running the bundled",
+    " program under the Deno runtime it carries with exactly the permissions",
+    " of its set.",
     "",
   ].join("\n");
 }
 
 /** DEBIAN/conffiles. */
-export const CONFFILES = ["/etc/phase/provider.env"] as const;
+export const CONFFILES = ["/etc/phase/node.env", "/etc/phase/provider.env"] as const;
 
 /** DEBIAN/postinst: the system user, /srv/phase, unit reload. */
 export function postinst(): string {
@@ -67,18 +73,21 @@ exit 0
 `;
 }
 
-/** DEBIAN/prerm: stop the service before its files go. */
+/** DEBIAN/prerm: stop the services before their files go. */
 export function prerm(): string {
   return `#!/bin/sh
 set -e
 if [ -d /run/systemd/system ] && [ "$1" = "remove" ]; then
-  deb-systemd-invoke stop '${PROVIDER_UNIT}' >/dev/null || true
+  deb-systemd-invoke stop ${UNITS.map((u) => `'${u}'`).join(" ")} >/dev/null || true
 fi
 exit 0
 `;
 }
 
-/** DEBIAN/postrm: on purge, the state, the runtime directory and the user. */
+/**
+ * DEBIAN/postrm: on purge, the state (the provider's /var/lib/phase and the
+ * node's /var/lib/phase/node below it), the runtime directory and the user.
+ */
 export function postrm(): string {
   return `#!/bin/sh
 set -e
@@ -87,7 +96,7 @@ if [ -d /run/systemd/system ]; then
 fi
 if [ "$1" = "purge" ]; then
   if command -v deb-systemd-helper >/dev/null 2>&1; then
-    deb-systemd-helper purge '${PROVIDER_UNIT}' >/dev/null || true
+    deb-systemd-helper purge ${UNITS.map((u) => `'${u}'`).join(" ")} >/dev/null || true
   fi
   rm -rf /var/lib/phase /var/lib/private/phase /var/cache/phase /run/phase
   if getent passwd ${SERVICE_USER} >/dev/null; then

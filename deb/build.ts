@@ -4,7 +4,8 @@
  * every shipped entrypoint bundled under /usr/lib/phase/<component>/, one
  * launcher per shipped binary in /usr/bin/phase-<name> (images/launcher.ts:
  * exactly the flags of its permission set, scopes resolved under
- * /usr/lib/phase), the provider's unit and configuration (deb/units). Every
+ * /usr/lib/phase), the provider's and the job node's units and their
+ * configuration (deb/units). Every
  * mtime is SOURCE_DATE_EPOCH, owners are root, files are sorted:
  * two builds are byte-identical.
  *
@@ -29,7 +30,7 @@ import {
   postinst,
   postrm,
   prerm,
-  PROVIDER_UNIT,
+  UNITS,
 } from "./_control.ts";
 
 /** Where the package puts the runtime and the bundles (the seed's layout too). */
@@ -43,6 +44,8 @@ export const UNIT_DIR = "/lib/systemd/system";
 export const XZ_LEVEL = 1;
 /** Repository folder of the units and their files. */
 export const UNITS_SOURCE = "deb/units";
+/** The units' readiness checks, installed in {@link LIB_ROOT}: provider, node. */
+export const READINESS_CHECKS = ["wait-health", "wait-listen"] as const;
 
 /** Options of one package build. */
 export interface DebOptions {
@@ -208,16 +211,20 @@ export async function buildDeb(opts: DebOptions): Promise<DebResult> {
   // 3. Units, configuration, documentation.
   t = performance.now();
   const src = `${opts.repo}/${UNITS_SOURCE}`;
-  await writeText(
-    `${root}${UNIT_DIR}/${PROVIDER_UNIT}`,
-    await Deno.readTextFile(`${src}/${PROVIDER_UNIT}`),
-  );
-  await writeText(
-    `${root}${LIB_ROOT}/wait-health`,
-    await Deno.readTextFile(`${src}/wait-health`),
-    0o755,
-  );
-  await writeText(`${root}/etc/phase/provider.env`, await Deno.readTextFile(`${src}/provider.env`));
+  for (const unit of UNITS) {
+    await writeText(`${root}${UNIT_DIR}/${unit}`, await Deno.readTextFile(`${src}/${unit}`));
+  }
+  // The units' readiness checks (ExecStartPost=).
+  for (const check of READINESS_CHECKS) {
+    await writeText(
+      `${root}${LIB_ROOT}/${check}`,
+      await Deno.readTextFile(`${src}/${check}`),
+      0o755,
+    );
+  }
+  for (const conf of CONFFILES) {
+    await writeText(`${root}${conf}`, await Deno.readTextFile(`${src}/${conf.split("/").at(-1)}`));
+  }
   await writeText(
     `${root}/usr/lib/sysusers.d/${PACKAGE}.conf`,
     await Deno.readTextFile(`${src}/phase.sysusers`),

@@ -4,12 +4,13 @@
  * installed into a Debian bookworm system that runs systemd as PID 1
  * (a rootfs from mmdebstrap, cached under ./.cache/deb-rootfs, booted with
  * `systemd-nspawn --boot --private-network`): start, serve a release signed
- * on the host, verify it inside with phase-verify, stop, remove, purge.
+ * on the host, verify it inside with phase-verify, stop; start the job node,
+ * check it listens under its own peer id, stop it; remove, purge.
  * Runs as root (nspawn); CI runs it from .ci/run.
  */
 import { assert, assertEquals, tempDir, waitFor } from "../testing/mod.ts";
 import { auditLaunchers } from "../audit/mod.ts";
-import { debFileName, PROVIDER_UNIT, SERVICE_USER } from "./mod.ts";
+import { debFileName, NODE_UNIT, PROVIDER_UNIT, SERVICE_USER } from "./mod.ts";
 import { phaseVersion } from "../cli/mod.ts";
 
 const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -203,6 +204,12 @@ async function boot(root: string, log: string): Promise<Container> {
   return c;
 }
 
+/** The job node's default listen address (deb/units/node.env). */
+const NODE_LISTEN = "/ip4/127.0.0.1/tcp/4101";
+/** A TCP connect to the node's port: curl prints a non-zero connect time when it connected. */
+const NODE_CONNECT =
+  "curl -s -o /dev/null -w '%{time_connect}' --max-time 0.5 telnet://127.0.0.1:4101 </dev/null";
+
 /** Processes in the container that run the packaged Deno. */
 const PHASE_PROCS =
   "for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); case \"$c\" in '/usr/lib/phase/deno '*) echo \"$c\";; esac; done";
@@ -246,7 +253,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "deb: installed in a booted Debian (nspawn), the provider starts, serves a signed release that phase-verify accepts, stops, is removed and purged",
+    "deb: installed in a booted Debian (nspawn), the provider starts, serves a signed release that phase-verify accepts, stops; the job node starts and stops; removed and purged",
   fn: async (t) => {
     const name = debFileName(phaseVersion(), "amd64");
     const deb = `${repo}/.cache/deb-test/${name}`;
@@ -297,7 +304,9 @@ Deno.test({
       await t.step("dpkg -i installs the package and creates the service user", async () => {
         await c.ok(`dpkg -i /root/${name}`);
         await c.ok(`getent passwd ${SERVICE_USER}`);
-        await c.ok("test -x /usr/bin/phase-serve && test -d /srv/phase");
+        await c.ok(
+          "test -x /usr/bin/phase-serve && test -x /usr/bin/phase-node && test -d /srv/phase",
+        );
       });
       await t.step("MemoryDenyWriteExecute=yes: V8's JIT cannot start (measured)", async () => {
         await c.ok(
@@ -345,9 +354,16 @@ Deno.test({
           throw new Error(`not served: ${got.err}\n${journal.out}`);
         }
         const out = await c.ok(
-          "phase-verify --manifest /tmp/phase/got/manifest.json --trust /etc/phase/trust.json --channel stable --arch amd64 --artifact kernel=/tmp/phase/got/kernel --artifact initramfs=/tmp/phase/got/initramfs",
+          "phase-verify --manifest /tmp/phase/got/manifest.json --trust /etc/phase/trust.json --channel stable --arch amd64 --artifact kernel=/tmp/phase/got/kernel --artifact initramfs=/tmp/phase/got/initramfs --json",
         );
-        assert(/ok: stable\/amd64 2026\.11\.30/.test(out), out);
+        // One JSON document (a pipe gets JSON anyway: cli/output.ts).
+        const verdict = JSON.parse(out);
+        assertEquals(
+          [verdict.ok, verdict.channel, verdict.arch, verdict.version],
+          [true, "stable", "amd64", "2026.11.30"],
+          out,
+        );
+        assertEquals(verdict.artifacts_checked, ["kernel", "initramfs"], out);
         // And refuses a changed artifact.
         const bad = await c.exec(
           "echo x >> /tmp/phase/got/kernel; phase-verify --manifest /tmp/phase/got/manifest.json --trust /etc/phase/trust.json --artifact kernel=/tmp/phase/got/kernel",
@@ -363,18 +379,73 @@ Deno.test({
         );
         assertEquals((await c.ok(PHASE_PROCS)).trim(), "");
       });
-      await t.step("dpkg -r of a running provider leaves no process", async () => {
-        await c.ok(`systemctl start ${PROVIDER_UNIT}`);
-        assert((await c.ok(PHASE_PROCS)).trim() !== "", "the provider is not running");
+      await t.step(
+        "phase-node: systemctl start waits until it listens; its peer id is its key's",
+        async () => {
+          const s0 = performance.now();
+          await c.ok(`systemctl start ${NODE_UNIT}`);
+          timings.nodeStart = ((performance.now() - s0) / 1000).toFixed(1);
+          assertEquals((await c.ok(`systemctl is-active ${NODE_UNIT}`)).trim(), "active");
+          // Started means ready: the port already accepts, with no retry.
+          const connect = (await c.exec(NODE_CONNECT)).out.trim();
+          assert(/[1-9]/.test(connect), `the node's port does not accept: ${connect}`);
+          assertEquals(
+            (await c.ok(`systemctl show -p User --value ${NODE_UNIT}`)).trim(),
+            SERVICE_USER,
+          );
+          // Its state: the node's own directory, 0700, holding its key.
+          assertEquals(
+            (await c.ok("stat -c '%U %a' /var/lib/phase/node")).trim(),
+            `${SERVICE_USER} 700`,
+          );
+          // The peer id the node key gives (read as the service user) is the one it listens under.
+          const id = (await c.ok(
+            `runuser -u ${SERVICE_USER} -- phase-node id --state /var/lib/phase/node`,
+          )).trim();
+          assert(/^12D3KooW[1-9A-HJ-NP-Za-km-z]+$/.test(id), id);
+          const journal = await c.ok(`journalctl -u ${NODE_UNIT} -o cat --no-pager`);
+          assert(
+            journal.includes(`phase-node: listening ${NODE_LISTEN}/p2p/${id}`),
+            `not listening as ${id}:\n${journal}`,
+          );
+          // Closed by default: it says so.
+          assert(journal.includes("no_submitter_allowed"), journal);
+          // Inside its sandbox /var/lib/phase holds only the node's directory:
+          // the provider's key is out of reach.
+          const pid = (await c.ok(`systemctl show -p MainPID --value ${NODE_UNIT}`)).trim();
+          assertEquals(
+            (await c.ok(`nsenter -t ${pid} -m ls -A /var/lib/phase`)).trim(),
+            "node",
+          );
+          assert((await c.ok("ls -A /var/lib/phase")).split("\n").length > 1);
+        },
+      );
+      await t.step("phase-node: systemctl stop stops it cleanly", async () => {
+        await c.ok(`systemctl stop ${NODE_UNIT}`);
+        assertEquals((await c.exec(`systemctl is-active ${NODE_UNIT}`)).out.trim(), "inactive");
+        assertEquals(
+          (await c.ok(`systemctl show -p Result --value ${NODE_UNIT}`)).trim(),
+          "success",
+        );
+        assertEquals((await c.ok(PHASE_PROCS)).trim(), "");
+        assert(!/[1-9]/.test((await c.exec(NODE_CONNECT)).out), "the node's port still accepts");
+      });
+      await t.step("dpkg -r of a running provider and node leaves no process", async () => {
+        await c.ok(`systemctl start ${PROVIDER_UNIT} ${NODE_UNIT}`);
+        assertEquals((await c.ok(PHASE_PROCS)).trim().split("\n").length, 2, "not both running");
         await c.ok("dpkg -r phase");
         assertEquals((await c.ok(PHASE_PROCS)).trim(), "");
         await c.ok("test ! -e /usr/bin/phase-serve");
         // Configuration and state stay until purge.
-        await c.ok("test -f /etc/phase/provider.env && test -d /var/lib/phase");
+        await c.ok(
+          "test -f /etc/phase/provider.env && test -f /etc/phase/node.env && test -d /var/lib/phase/node",
+        );
       });
       await t.step("dpkg --purge removes its state, configuration and user", async () => {
         await c.ok("dpkg --purge phase");
-        await c.ok("test ! -e /var/lib/phase && test ! -e /etc/phase/provider.env");
+        await c.ok(
+          "test ! -e /var/lib/phase/node && test ! -e /var/lib/phase && test ! -e /etc/phase/provider.env && test ! -e /etc/phase/node.env",
+        );
         assert(
           (await c.exec(`getent passwd ${SERVICE_USER}`)).code !== 0,
           "the user is still there",

@@ -2,7 +2,8 @@
  * deb/: the Debian package. `deno task deb --arch amd64|arm64 --out DIR`
  * builds `phase_<version>_<arch>.deb` reproducibly with the pinned Deno
  * runtime, every entrypoint bundled, one launcher per permission set in
- * /usr/bin and the hardened `phase-provider.service` (docs/packaging.md).
+ * /usr/bin and the hardened `phase-provider.service` and `phase-node.service`
+ * (docs/packaging.md).
  *
  * @module
  */
@@ -18,7 +19,15 @@ export {
   verifiedRuntime,
 } from "./runtime.ts";
 export type { DebArch, RuntimePin } from "./runtime.ts";
-export { buildDeb, bundlePath, debFileName, LIB_ROOT, UNIT_DIR, UNITS_SOURCE } from "./build.ts";
+export {
+  buildDeb,
+  bundlePath,
+  debFileName,
+  LIB_ROOT,
+  READINESS_CHECKS,
+  UNIT_DIR,
+  UNITS_SOURCE,
+} from "./build.ts";
 export type { DebOptions, DebResult } from "./build.ts";
-export { PACKAGE, PROVIDER_UNIT, SERVICE_USER } from "./_control.ts";
+export { NODE_UNIT, PACKAGE, PROVIDER_UNIT, SERVICE_USER, UNITS } from "./_control.ts";
 export { runDeb } from "./main.ts";

@@ -13,14 +13,18 @@ import {
   DENO_RUNTIME,
   integrityOf,
   LIB_ROOT,
+  NODE_UNIT,
   PROVIDER_UNIT,
+  READINESS_CHECKS,
   tarballName,
+  UNITS,
   UNITS_SOURCE,
   verifiedRuntime,
 } from "./mod.ts";
 
 const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const unitText = () => Deno.readTextFileSync(`${repo}/${UNITS_SOURCE}/${PROVIDER_UNIT}`);
+const unitText = (unit: string = PROVIDER_UNIT) =>
+  Deno.readTextFileSync(`${repo}/${UNITS_SOURCE}/${unit}`);
 /** The exposure the issue asks for (systemd-analyze's "OK" band). */
 const MAX_EXPOSURE = 2.0;
 /** Longest one systemd-analyze run may take, in ms. */
@@ -48,6 +52,54 @@ Deno.test("runtime: deb/fetch_runtime.sh fetches exactly the pinned version of b
 
 Deno.test("unit: phase-provider.service's writable directories agree with the 'serve' set", () => {
   assertEquals(auditUnit(PROVIDER_UNIT, unitText()), []);
+});
+
+Deno.test("unit: phase-node.service's writable directories agree with the 'node' set", () => {
+  assertEquals(auditUnit(NODE_UNIT, unitText(NODE_UNIT)), []);
+});
+
+Deno.test("unit: phase-node.service: the node's state only, closed, on loopback by default", () => {
+  const node = unitText(NODE_UNIT);
+  // The provider's whole /var/lib/phase (its key) is not the node's to write.
+  const whole = auditUnit(
+    NODE_UNIT,
+    node.replace("StateDirectory=phase/node", "StateDirectory=phase"),
+  );
+  assert(
+    whole.some((f) => f.detail.includes("makes /var/lib/phase writable")),
+    JSON.stringify(whole),
+  );
+  const noState = auditUnit(
+    NODE_UNIT,
+    node.replace(/^StateDirectory=.*$/m, "").replace(/^BindPaths=.*$/m, ""),
+  );
+  assert(noState.some((f) => f.detail.includes("/var/lib/phase/node")), JSON.stringify(noState));
+  const run = auditUnit(NODE_UNIT, node.replace("[Service]", "[Service]\nRuntimeDirectory=phase"));
+  assert(run.some((f) => f.detail.includes("/run/phase")), JSON.stringify(run));
+  const noTmp = auditUnit(NODE_UNIT, node.replace(/^PrivateTmp=.*$/m, ""));
+  assert(noTmp.some((f) => f.detail.includes("/tmp/phase")), JSON.stringify(noTmp));
+  const elsewhere = auditUnit(
+    NODE_UNIT,
+    node.replace("--state /var/lib/phase/node", "--state /srv/x"),
+  );
+  assert(elsewhere.some((f) => f.detail.includes("--state /srv/x")), JSON.stringify(elsewhere));
+  // A bind mount or a writable tmpfs makes a path writable too.
+  const bind = auditUnit(
+    NODE_UNIT,
+    node.replace("BindPaths=/var/lib/phase/node", "BindPaths=/srv/x"),
+  );
+  assert(bind.some((f) => f.detail.includes("makes /srv/x writable")), JSON.stringify(bind));
+  const rw = auditUnit(
+    NODE_UNIT,
+    node.replace("TemporaryFileSystem=/var/lib/phase:ro", "TemporaryFileSystem=/var/lib/phase"),
+  );
+  assert(rw.some((f) => f.detail.includes("makes /var/lib/phase writable")), JSON.stringify(rw));
+  // The configuration: loopback, a fixed port, no --open.
+  const env = Deno.readTextFileSync(`${repo}/${UNITS_SOURCE}/node.env`);
+  const setting = (k: string) => new RegExp(`^${k}=(.*)$`, "m").exec(env)?.[1];
+  assertEquals(setting("PHASE_NODE_LISTEN"), "/ip4/127.0.0.1/tcp/4101");
+  assertEquals(setting("PHASE_NODE_FLAGS"), "");
+  assert(!/--open/.test(node), "the unit opens the node");
 });
 
 Deno.test("unit: a directory the set cannot write, or a set path left read-only, is a finding", () => {
@@ -79,7 +131,7 @@ async function analyze(args: string[]): Promise<{ code: number; out: string }> {
   return { code: r.code, out: d.decode(r.stdout) + d.decode(r.stderr) };
 }
 
-/** A root with the unit and stubs of what it runs, for systemd-analyze --root. */
+/** A root with the units and stubs of what they run, for systemd-analyze --root. */
 async function unitRoot(): Promise<string> {
   const root = await tempDir("deb-unit");
   const put = async (path: string, text: string, mode: number) => {
@@ -93,35 +145,41 @@ async function unitRoot(): Promise<string> {
     args: ["-a", "/lib/systemd/system", `${root}/lib/systemd/`],
   }).output();
   assert(cp.success, new TextDecoder().decode(cp.stderr));
-  await put(`/lib/systemd/system/${PROVIDER_UNIT}`, unitText(), 0o644);
+  for (const unit of UNITS) await put(`/lib/systemd/system/${unit}`, unitText(unit), 0o644);
   await put("/usr/bin/phase-serve", "#!/bin/sh\n", 0o755);
-  await put(`${LIB_ROOT}/wait-health`, "#!/bin/sh\n", 0o755);
-  await put(
-    "/etc/phase/provider.env",
-    await Deno.readTextFile(`${repo}/${UNITS_SOURCE}/provider.env`),
-    0o644,
-  );
+  await put("/usr/bin/phase-node", "#!/bin/sh\n", 0o755);
+  for (const check of READINESS_CHECKS) await put(`${LIB_ROOT}/${check}`, "#!/bin/sh\n", 0o755);
+  for (const env of ["provider.env", "node.env"]) {
+    await put(
+      `/etc/phase/${env}`,
+      await Deno.readTextFile(`${repo}/${UNITS_SOURCE}/${env}`),
+      0o644,
+    );
+  }
   return root;
 }
 
-Deno.test({
-  name:
-    `unit: systemd-analyze security --offline=yes rates phase-provider.service at ${MAX_EXPOSURE} or lower; verify is clean`,
-  ignore: !(await Deno.stat("/usr/bin/systemd-analyze").then(() => true, () => false)),
-  fn: async () => {
-    const root = await unitRoot();
-    const unit = `${root}/lib/systemd/system/${PROVIDER_UNIT}`;
-    const sec = await analyze(["security", "--offline=yes", `--root=${root}`, unit]);
-    const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(sec.out);
-    assert(m, sec.out);
-    assert(Number(m[1]) <= MAX_EXPOSURE, `exposure ${m[1]} > ${MAX_EXPOSURE}:\n${sec.out}`);
-    const ver = await analyze(["verify", `--root=${root}`, unit]);
-    // Messages about units the host itself ships are not ours.
-    const ours = ver.out.split("\n").filter((l) => l.includes("phase"));
-    assertEquals(ours, [], ver.out);
-    await Deno.remove(root, { recursive: true });
-  },
-});
+for (const name of UNITS) {
+  Deno.test({
+    name:
+      `unit: systemd-analyze security --offline=yes rates ${name} at ${MAX_EXPOSURE} or lower; verify is clean`,
+    ignore: !(await Deno.stat("/usr/bin/systemd-analyze").then(() => true, () => false)),
+    fn: async () => {
+      const root = await unitRoot();
+      const unit = `${root}/lib/systemd/system/${name}`;
+      const sec = await analyze(["security", "--offline=yes", `--root=${root}`, unit]);
+      const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(sec.out);
+      assert(m, sec.out);
+      assert(Number(m[1]) <= MAX_EXPOSURE, `exposure ${m[1]} > ${MAX_EXPOSURE}:\n${sec.out}`);
+      console.log(`${name}: exposure ${m[1]}`);
+      const ver = await analyze(["verify", `--root=${root}`, unit]);
+      // Messages about units the host itself ships are not ours.
+      const ours = ver.out.split("\n").filter((l) => l.includes("phase"));
+      assertEquals(ours, [], ver.out);
+      await Deno.remove(root, { recursive: true });
+    },
+  });
+}
 
 Deno.test("launchers: the audit reads a launcher's flags back and catches an extra grant", async () => {
   const tree = await tempDir("deb-tree");
