@@ -255,7 +255,11 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       import: false,
     }
     : "none";
-  const worker = new Worker(new URL("./_worker.ts", import.meta.url), {
+  // `../wasm/` and not `./`: bundled, this code lives in the bundle of
+  // whichever entrypoint runs jobs (/usr/lib/phase/wasm/... for phase-wasm,
+  // /usr/lib/phase/node/... for phase-node), and the worker is shipped once,
+  // as /usr/lib/phase/wasm/_worker.ts; unbundled, both name wasm/_worker.ts.
+  const worker = new Worker(new URL("../wasm/_worker.ts", import.meta.url), {
     type: "module",
     name: "phase-wasm-job",
     deno: { permissions },
