@@ -33,9 +33,19 @@ import {
   verifyRecord,
 } from "../verify/mod.ts";
 import { buildRecord, formatDocument, signatureFor, type SigningKey } from "../sign/mod.ts";
+import {
+  type FileIdentity,
+  HASH_CHUNK_BYTES,
+  HashCache,
+  hashIdentified,
+  identityOf,
+  sameIdentity,
+  snapshotIdentified,
+} from "./_hash_cache.ts";
 
-/** Bytes read per hashing step. */
-export const HASH_CHUNK_BYTES = 1024 * 1024;
+export { HASH_CHUNK_BYTES, hashIdentified, identityOf, sameIdentity, snapshotIdentified };
+export type { FileIdentity };
+
 /** Most releases one provider loads (bounds a scan of a hostile tree). */
 export const MAX_RELEASES = 256;
 /** Most directory entries looked at per directory level. */
@@ -45,37 +55,6 @@ export const DEFAULT_EXPIRES_MS = 7 * 86_400_000;
 
 const ARTIFACT_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const RESERVED_NAMES = new Set(["manifest.json", "record.json", "cmdline"]);
-
-/** What identifies the bytes of a file without reading them. */
-export interface FileIdentity {
-  /** Device the file lives on. */
-  readonly dev: number;
-  /** Inode number (0 where the platform has none). */
-  readonly ino: number;
-  /** Size, in bytes. */
-  readonly size: number;
-  /** Last modification time, in ms since the epoch. */
-  readonly mtimeMs: number;
-  /** Last status change time, in ms since the epoch. */
-  readonly ctimeMs: number;
-}
-
-/** Identity of a stat result. */
-export function identityOf(info: Deno.FileInfo): FileIdentity {
-  return {
-    dev: info.dev,
-    ino: info.ino ?? 0,
-    size: info.size,
-    mtimeMs: info.mtime?.getTime() ?? 0,
-    ctimeMs: info.ctime?.getTime() ?? 0,
-  };
-}
-
-/** True when both identities name the same unchanged bytes. */
-export function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
-  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs &&
-    a.ctimeMs === b.ctimeMs;
-}
 
 /** One servable artifact: a file whose bytes hashed to `digest`. */
 export interface Artifact {
@@ -265,99 +244,6 @@ export function trustMismatch(
   }]`;
 }
 
-/** Thrown when a file changes while it is hashed. */
-class ChangedWhileHashing extends Error {}
-
-/** Hashes `path` and returns its digest with the identity it had throughout. */
-export async function hashIdentified(
-  path: string,
-): Promise<{ digest: string; identity: FileIdentity }> {
-  const f = await Deno.open(path, { read: true });
-  try {
-    const before = identityOf(await f.stat());
-    const h = createHash("sha256");
-    const buf = new Uint8Array(HASH_CHUNK_BYTES);
-    let total = 0;
-    for (;;) {
-      const n = await f.read(buf);
-      if (n === null) break;
-      h.update(buf.subarray(0, n));
-      total += n;
-    }
-    const after = identityOf(await f.stat());
-    // TM-19: a file written while we hash it has no single digest.
-    if (!sameIdentity(before, after) || total !== before.size) {
-      throw new ChangedWhileHashing(`${path} changed while it was hashed`);
-    }
-    return { digest: h.digest("hex"), identity: before };
-  } finally {
-    f.close();
-  }
-}
-
-/**
- * Copies `path` into `dir` while hashing it (one pass), and names the copy
- * by its digest: `<dir>/<hex>`, mode 0400. The source must not change
- * during the copy. An existing snapshot of the same digest is reused.
- */
-export async function snapshotIdentified(
-  path: string,
-  dir: string,
-): Promise<
-  { digest: string; identity: FileIdentity; snapshot: string; snapshotIdentity: FileIdentity }
-> {
-  const src = await Deno.open(path, { read: true });
-  const tmp = `${dir}/.tmp-${crypto.randomUUID()}`;
-  let out: Deno.FsFile | undefined;
-  try {
-    const before = identityOf(await src.stat());
-    out = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
-    const h = createHash("sha256");
-    const buf = new Uint8Array(HASH_CHUNK_BYTES);
-    let total = 0;
-    for (;;) {
-      const n = await src.read(buf);
-      if (n === null) break;
-      const chunk = buf.subarray(0, n);
-      h.update(chunk);
-      let off = 0;
-      while (off < n) off += await out.write(chunk.subarray(off));
-      total += n;
-    }
-    out.close();
-    out = undefined;
-    const after = identityOf(await src.stat());
-    if (!sameIdentity(before, after) || total !== before.size) {
-      throw new ChangedWhileHashing(`${path} changed while it was copied`);
-    }
-    const digest = h.digest("hex");
-    const snapshot = `${dir}/${digest}`;
-    await Deno.chmod(tmp, 0o400);
-    try {
-      const existing = await Deno.stat(snapshot);
-      if (existing.isFile && existing.size === total) {
-        await Deno.remove(tmp);
-        return { digest, identity: before, snapshot, snapshotIdentity: identityOf(existing) };
-      }
-    } catch { /* none yet */ }
-    await Deno.rename(tmp, snapshot);
-    return {
-      digest,
-      identity: before,
-      snapshot,
-      snapshotIdentity: identityOf(await Deno.stat(snapshot)),
-    };
-  } catch (err) {
-    try {
-      out?.close();
-    } catch { /* closed */ }
-    await Deno.remove(tmp).catch(() => {});
-    throw err;
-  } finally {
-    src.close();
-  }
-}
-
 function versionAt(d: Date): string {
   const secs = d.getUTCHours() * 3600 + d.getUTCMinutes() * 60 + d.getUTCSeconds();
   return `${d.getUTCFullYear()}.${String(d.getUTCMonth() + 1).padStart(2, "0")}.${
@@ -392,17 +278,17 @@ function trustOfKey(key: SigningKey): Trust {
  */
 export class CatalogLoader {
   readonly #opts: CatalogOptions;
-  #hashes = new Map<
-    string,
-    { identity: FileIdentity; digest: string; servePath: string; serveIdentity: FileIdentity }
-  >();
+  readonly #cache: HashCache;
   #previous: Catalog = emptyCatalog();
   /** How many files were hashed in total (tests check re-hashing). */
-  hashedFiles = 0;
+  get hashedFiles(): number {
+    return this.#cache.hashedFiles;
+  }
 
   /** A loader for `opts.root`; nothing is read until {@link CatalogLoader.load}. */
   constructor(opts: CatalogOptions) {
     this.#opts = opts;
+    this.#cache = new HashCache(opts.snapshotDir);
   }
 
   /** Changes the mirror base (known once the server listens). */
@@ -454,7 +340,7 @@ export class CatalogLoader {
       }
     }
     // Forget hashes of files no longer present.
-    for (const p of [...this.#hashes.keys()]) if (!seen.has(p)) this.#hashes.delete(p);
+    this.#cache.keepOnly(seen);
     const byDigest = new Map<string, Artifact>();
     const manifestsByDigest = new Map<string, Release>();
     for (const r of releases.values()) {
@@ -463,7 +349,7 @@ export class CatalogLoader {
     }
     const trustChain = await this.#loadTrustChain(this.#opts.trustChainDir ?? `${rootReal}/trust`);
     this.#previous = { releases, byDigest, manifestsByDigest, refused, loadedAt: now, trustChain };
-    await this.#collectSnapshots(this.#previous);
+    await this.#cache.collectSnapshots(new Set(this.#previous.byDigest.keys()));
     return this.#previous;
   }
 
@@ -548,57 +434,6 @@ export class CatalogLoader {
     return real;
   }
 
-  async #hash(path: string, seen: Set<string>) {
-    seen.add(path);
-    const info = identityOf(await Deno.stat(path));
-    const cached = this.#hashes.get(path);
-    if (cached && sameIdentity(cached.identity, info)) {
-      // A snapshot deleted behind our back is recreated.
-      if (
-        cached.servePath === path || await Deno.stat(cached.servePath).then(() => true, () => false)
-      ) {
-        return cached;
-      }
-    }
-    const dir = this.#opts.snapshotDir;
-    let fresh;
-    if (dir) {
-      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-      const s = await snapshotIdentified(path, dir);
-      fresh = {
-        identity: s.identity,
-        digest: s.digest,
-        servePath: s.snapshot,
-        serveIdentity: s.snapshotIdentity,
-      };
-    } else {
-      const h = await hashIdentified(path);
-      fresh = {
-        identity: h.identity,
-        digest: h.digest,
-        servePath: path,
-        serveIdentity: h.identity,
-      };
-    }
-    this.hashedFiles++;
-    this.#hashes.set(path, fresh);
-    return fresh;
-  }
-
-  /** Removes snapshots no artifact of `catalog` uses (open files stay readable). */
-  async #collectSnapshots(catalog: Catalog): Promise<void> {
-    const dir = this.#opts.snapshotDir;
-    if (!dir) return;
-    const used = new Set([...catalog.byDigest.keys()]);
-    try {
-      for await (const e of Deno.readDir(dir)) {
-        if (/^[0-9a-f]{64}$/.test(e.name) && !used.has(e.name)) {
-          await Deno.remove(`${dir}/${e.name}`).catch(() => {});
-        }
-      }
-    } catch { /* no directory yet */ }
-  }
-
   async #loadRelease(
     dir: string,
     rootReal: string,
@@ -636,7 +471,7 @@ export class CatalogLoader {
         if (required(name)) throw new Error(`${dir}/${name} is missing`);
         continue;
       }
-      const h = await this.#hash(path, seen);
+      const h = await this.#cache.hash(path, seen);
       out.set(name, {
         name,
         channel,

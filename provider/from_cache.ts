@@ -30,17 +30,13 @@ import {
   verifyManifest,
   verifyRecord,
 } from "../verify/mod.ts";
+import { HashCache, type Hashed } from "./_hash_cache.ts";
 import {
   type Artifact,
   type Catalog,
   emptyCatalog,
-  type FileIdentity,
-  hashIdentified,
-  identityOf,
   type Refusal,
   type Release,
-  sameIdentity,
-  snapshotIdentified,
   trustMismatch,
   type TrustSource,
 } from "./catalog.ts";
@@ -77,13 +73,6 @@ export interface CacheCatalogOptions {
   readonly floorDir?: string;
 }
 
-interface Hashed {
-  identity: FileIdentity;
-  digest: string;
-  servePath: string;
-  serveIdentity: FileIdentity;
-}
-
 /** A manifest candidate found in cas/ (decoded, not yet verified). */
 interface Found {
   readonly hex: string;
@@ -105,16 +94,19 @@ class Refused extends Error {
  */
 export class CacheCatalogLoader {
   readonly #opts: CacheCatalogOptions;
-  #hashes = new Map<string, Hashed>();
+  readonly #cache: HashCache;
   #previous: Catalog = emptyCatalog();
   // Refusals already logged (digest + code + reason): logged once, shown always.
   #logged = new Set<string>();
   /** How many files were hashed in total. */
-  hashedFiles = 0;
+  get hashedFiles(): number {
+    return this.#cache.hashedFiles;
+  }
 
   /** A loader for `opts.cacheDir`; nothing is read until {@link CacheCatalogLoader.load}. */
   constructor(opts: CacheCatalogOptions) {
     this.#opts = opts;
+    this.#cache = new HashCache(opts.snapshotDir);
   }
 
   /** The last catalog loaded. */
@@ -185,7 +177,7 @@ export class CacheCatalogLoader {
         }
       }
     }
-    for (const p of [...this.#hashes.keys()]) if (!seen.has(p)) this.#hashes.delete(p);
+    this.#cache.keepOnly(seen);
     const byDigest = new Map<string, Artifact>();
     const manifestsByDigest = new Map<string, Release>();
     for (const r of releases.values()) {
@@ -193,7 +185,7 @@ export class CacheCatalogLoader {
       for (const a of r.artifacts.values()) if (!byDigest.has(a.digest)) byDigest.set(a.digest, a);
     }
     this.#previous = { releases, byDigest, manifestsByDigest, refused, loadedAt: now };
-    await this.#collectSnapshots(this.#previous);
+    await this.#cache.collectSnapshots(new Set(this.#previous.byDigest.keys()));
     return this.#previous;
   }
 
@@ -344,7 +336,7 @@ export class CacheCatalogLoader {
       const path = `${cas}/${hex}`;
       let h: Hashed;
       try {
-        h = await this.#hash(path, seen);
+        h = await this.#cache.hash(path, seen);
       } catch (err) {
         if (err instanceof Deno.errors.NotFound) {
           throw new Refused(
@@ -406,54 +398,5 @@ export class CacheCatalogLoader {
       signers: verified.signers,
       trustedBy,
     };
-  }
-
-  /** Hashes (or snapshots) a cas file, reusing the result while its identity holds. */
-  async #hash(path: string, seen: Set<string>): Promise<Hashed> {
-    seen.add(path);
-    const info = identityOf(await Deno.stat(path));
-    const cached = this.#hashes.get(path);
-    if (cached && sameIdentity(cached.identity, info)) {
-      if (
-        cached.servePath === path || await Deno.stat(cached.servePath).then(() => true, () => false)
-      ) return cached;
-    }
-    const dir = this.#opts.snapshotDir;
-    let fresh: Hashed;
-    if (dir) {
-      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-      const s = await snapshotIdentified(path, dir);
-      fresh = {
-        identity: s.identity,
-        digest: s.digest,
-        servePath: s.snapshot,
-        serveIdentity: s.snapshotIdentity,
-      };
-    } else {
-      const h = await hashIdentified(path);
-      fresh = {
-        identity: h.identity,
-        digest: h.digest,
-        servePath: path,
-        serveIdentity: h.identity,
-      };
-    }
-    this.hashedFiles++;
-    this.#hashes.set(path, fresh);
-    return fresh;
-  }
-
-  /** Removes snapshots no artifact of `catalog` uses. */
-  async #collectSnapshots(catalog: Catalog): Promise<void> {
-    const dir = this.#opts.snapshotDir;
-    if (!dir) return;
-    const used = new Set([...catalog.byDigest.keys()]);
-    try {
-      for await (const e of Deno.readDir(dir)) {
-        if (HEX_RE.test(e.name) && !used.has(e.name)) {
-          await Deno.remove(`${dir}/${e.name}`).catch(() => {});
-        }
-      }
-    } catch { /* no directory yet */ }
   }
 }
