@@ -39,6 +39,10 @@ Deno.test("fuzz: registry: every parser of issue 14 has a target, each with prop
       "cmdline",
       "step-results",
       "fdt",
+      "trust-step",
+      "trust-walk",
+      "job-frames",
+      "job-offer",
     ]
   ) assert(names.includes(want), want);
   assertEquals(new Set(names).size, names.length, "target names are unique");
