@@ -14,13 +14,16 @@ import { type Logger, PhaseError } from "../core/mod.ts";
 import {
   canonicalArch,
   compareVersions,
+  decodeRecord,
   dhtRecordKey,
   type DiscoveryRecord,
   isVersion,
+  MAX_TRUST_VERSION,
   type Trust,
   verifyRecord,
 } from "../verify/mod.ts";
 import { ClientError } from "./errors.ts";
+import { reachTrust, type TrustOrigin } from "./trust.ts";
 import { type FetchFn, openRequest, readGuarded, type TransferLimits } from "../net/mod.ts";
 import type { Policy } from "./policy.ts";
 
@@ -122,6 +125,20 @@ export interface DiscoverOptions {
   readonly fetchFn?: FetchFn;
   /** Structured log of each step, rejected record and captive portal. */
   readonly logger?: Logger;
+  /**
+   * Walk the trust chain before judging DHT records (TM-09, formats.md
+   * §1.1): from `trust`, the candidate sources (the manual URL, mDNS
+   * answers, the DHT records' mirrors and HTTP providers) are asked for
+   * `/trust/<N+1>.json`, each step verified, nothing persisted, within the
+   * probe deadline. Absent: records are judged under `trust` as given.
+   */
+  readonly trustWalk?: DiscoverTrustWalk;
+}
+
+/** How discover walks the trust chain (read-only: fetch is what persists). */
+export interface DiscoverTrustWalk {
+  /** The device's trust-version floor (`<state>/trust-floor.json`), if any. */
+  readonly floor?: number;
 }
 
 /** What one discovery step did. */
@@ -359,6 +376,89 @@ export function stepOrder(policy: Policy, order?: readonly Step[]): Step[] {
   return steps;
 }
 
+function trustClaim(v: string | undefined): number | undefined {
+  if (v === undefined || !/^[1-9][0-9]{0,8}$/.test(v)) return undefined;
+  const n = Number(v);
+  return n <= MAX_TRUST_VERSION ? n : undefined;
+}
+
+/**
+ * The sources asked for the trust chain before the DHT records: the
+ * policy's manual URL (when the manual step runs), then the candidates the
+ * LAN step found, each with the trust version its TXT claims. The DHT
+ * records' own sources are added by {@link walkForRecords}.
+ */
+function trustSources(
+  o: DiscoverOptions,
+  found: readonly Candidate[],
+  mdnsClaims: ReadonlyMap<string, number | undefined>,
+): TrustOrigin[] {
+  const out: TrustOrigin[] = [];
+  if (o.policy.provider && stepOrder(o.policy, o.order).includes("manual")) {
+    out.push({ url: o.policy.provider });
+  }
+  for (const c of found) {
+    out.push({ url: c.manifestUrl, claims: c.name ? mdnsClaims.get(c.name) : undefined });
+  }
+  return out;
+}
+
+/**
+ * TM-09: the newest trust reachable before DHT records are judged, so a
+ * record signed only by a rotated-in key counts, and one signed only by a
+ * retired key does not, even on a device that never fetched since the
+ * rotation (every private boot). Sources: the manual URL and LAN
+ * candidates first; then the records' mirrors and HTTP providers, those
+ * the current trust signs before the others, each with the
+ * `trust_version` it claims. A record's claims are hints: every step is
+ * verified from the trust already held, and a bad source is skipped.
+ */
+async function walkForRecords(
+  o: DiscoverOptions,
+  values: readonly Uint8Array[],
+  before: readonly TrustOrigin[],
+  now: Date,
+): Promise<Trust> {
+  const signed: TrustOrigin[] = [];
+  const unsigned: TrustOrigin[] = [];
+  for (const v of values.slice(0, MAX_DHT_VALUES)) {
+    let r: DiscoveryRecord;
+    try {
+      r = decodeRecord(v, now);
+    } catch {
+      continue; // dhtCandidates reports it
+    }
+    let trusted = true;
+    try {
+      verifyRecord(v, o.trust, now);
+    } catch {
+      trusted = false;
+    }
+    const urls = [...r.mirrors, ...r.providers.filter((p) => /^https?:\/\//.test(p))];
+    for (const url of urls) (trusted ? signed : unsigned).push({ url, claims: r.trustVersion });
+  }
+  // Among unsigned records, the highest claim first (its source is the likeliest to serve it).
+  unsigned.sort((a, b) => (b.claims ?? 0) - (a.claims ?? 0));
+  const deadlineMs = o.probeTimeoutMs ?? PROBE_TIMEOUT_MS;
+  const { trust, asked } = await reachTrust({
+    start: o.trust,
+    floor: o.trustWalk?.floor,
+    origins: [...before, ...signed, ...unsigned],
+    now,
+    deadlineMs,
+    fetchFn: o.fetchFn,
+    logger: o.logger,
+  });
+  o.logger?.info("discover_trust", {
+    from: o.trust.version,
+    version: trust.version,
+    asked,
+    persisted: false,
+    threat: "TM-09",
+  });
+  return trust;
+}
+
 /** Runs discovery. Never throws for a failed step: it is reported in `steps`. */
 export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
   const arch = canonicalArch(o.arch);
@@ -371,7 +471,9 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
   const now = o.now?.() ?? new Date();
   const steps: DiscoverStep[] = [];
   const found: Candidate[] = [];
-  for (const step of stepOrder(o.policy, o.order)) {
+  const mdnsClaims = new Map<string, number | undefined>();
+  const order = stepOrder(o.policy, o.order);
+  for (const step of order) {
     const t0 = performance.now();
     let got: Candidate[] = [];
     let error: string | undefined;
@@ -384,7 +486,9 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
           });
         }
         const ms = o.mdnsTimeoutMs ?? MDNS_STEP_TIMEOUT_MS;
-        got = mdnsCandidates(await bounded(o.mdns(ms), ms + 1_000, "mDNS step"), channel, arch);
+        const answers = await bounded(o.mdns(ms), ms + 1_000, "mDNS step");
+        for (const a of answers) mdnsClaims.set(a.instance, trustClaim(a.txt.trust_version));
+        got = mdnsCandidates(answers, channel, arch);
       } else if (step === "wan") {
         if (!o.dht) {
           throw new ClientError("E_NO_CANDIDATE", "no DHT lookup available (no bootstrap peers?)", {
@@ -394,13 +498,11 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
         }
         const ms = o.dhtTimeoutMs ?? DHT_STEP_TIMEOUT_MS;
         const key = dhtRecordKey(channel, arch);
-        got = dhtCandidates(
-          await bounded(o.dht(key, ms), ms + 1_000, "DHT step"),
-          o.trust,
-          now,
-          key,
-          o.logger,
-        );
+        const values = await bounded(o.dht(key, ms), ms + 1_000, "DHT step");
+        const trust = o.trustWalk && values.length > 0
+          ? await walkForRecords(o, values, trustSources(o, found, mdnsClaims), now)
+          : o.trust;
+        got = dhtCandidates(values, trust, now, key, o.logger);
         if (o.dhtProviders && got[0]?.manifestCid) {
           // Re-serving peers of the best trusted release (one bounded lookup).
           const cid = got[0].manifestCid;

@@ -15,6 +15,7 @@ import {
   MAX_TRUST_STEPS,
   recordTrustStep,
   type Trust,
+  verifyTrustStep,
   walkTrustChain,
 } from "../verify/mod.ts";
 
@@ -111,4 +112,143 @@ export async function resolveTrust(o: ResolveTrustOptions): Promise<Trust> {
     });
   }
   return walk.trust;
+}
+
+/** Most origins discover asks for the trust chain (TM-08: a flood of DHT values cannot make it ask more). */
+export const MAX_TRUST_ORIGINS = 8;
+
+/** A source that may serve `/trust/<version>.json`, and the newest version it claims. */
+export interface TrustOrigin {
+  /** An HTTP(S) URL on the origin (only its origin is used). */
+  readonly url: string;
+  /**
+   * The newest trust version the source claims (a record's `trust_version`,
+   * the mDNS TXT `trust_version`): a hint only. A source whose claim is at
+   * or below the trust already held is not asked; one without a claim is.
+   */
+  readonly claims?: number;
+}
+
+/** What {@link reachTrust} needs. */
+export interface ReachTrustOptions {
+  /** Where the walk starts: the newest trust held (stored, else pinned). */
+  readonly start: Trust;
+  /** The trust-version floor (the walk never ends below it). */
+  readonly floor?: number;
+  /** Sources, best first; at most {@link MAX_TRUST_ORIGINS} distinct origins are asked. */
+  readonly origins: readonly TrustOrigin[];
+  /** The clock. */
+  readonly now: Date;
+  /** The whole walk's deadline, in milliseconds (each request is bounded by it too). */
+  readonly deadlineMs: number;
+  /** Most versions accepted (default {@link MAX_TRUST_STEPS}). */
+  readonly maxSteps?: number;
+  /** The fetch used. */
+  readonly fetchFn?: FetchFn;
+  /** Accepted and refused versions are logged here. */
+  readonly logger?: Logger;
+}
+
+/** What {@link reachTrust} reached. */
+export interface ReachedTrust {
+  /** The newest trust reached (`start` when nothing newer verified). */
+  readonly trust: Trust;
+  /** The origins asked, in order. */
+  readonly asked: readonly string[];
+}
+
+/**
+ * Walks the trust chain for a step that must not write (discover, TM-09):
+ * from `start`, asks the sources for `/trust/<N+1>.json` in turn; a
+ * version that does not verify from the trust reached so far (a rollback,
+ * a gap, a bad signature, above {@link MAX_TRUST_BYTES}) is logged and the
+ * next source is asked, so a hostile source changes nothing. A source
+ * that has no version N+1, or served a bad one, is not asked again. Never
+ * throws for what a source serves, never persists, and ends within
+ * `deadlineMs` with the newest trust verified by then.
+ */
+export async function reachTrust(o: ReachTrustOptions): Promise<ReachedTrust> {
+  const origins: string[] = [];
+  for (const s of o.origins) {
+    if (s.claims !== undefined && s.claims <= o.start.version) continue;
+    let origin: string;
+    try {
+      const u = new URL(s.url);
+      if (u.protocol !== "http:" && u.protocol !== "https:") continue;
+      origin = u.origin;
+    } catch {
+      continue;
+    }
+    if (!origins.includes(origin)) origins.push(origin);
+    if (origins.length >= MAX_TRUST_ORIGINS) break;
+  }
+  if (origins.length === 0) return { trust: o.start, asked: [] };
+  const signal = AbortSignal.timeout(o.deadlineMs);
+  const limits: TransferLimits = {
+    headersTimeoutMs: o.deadlineMs,
+    stallTimeoutMs: o.deadlineMs,
+    minRateBytesPerS: 0,
+    minRateWindowMs: o.deadlineMs,
+  };
+  const done = new Set<string>();
+  let current = o.start;
+  const fetchVersion = async (v: number, max: number): Promise<Uint8Array | undefined> => {
+    for (const origin of origins) {
+      if (done.has(origin) || signal.aborted) continue;
+      const url = new URL(`/trust/${v}.json`, origin).href;
+      let bytes: Uint8Array;
+      try {
+        ({ bytes } = await fetchCapped(url, max, {
+          limits,
+          fetchFn: o.fetchFn,
+          logger: o.logger,
+          accept: "application/json",
+          signal,
+        }));
+      } catch (err) {
+        done.add(origin);
+        o.logger?.info("trust_version_unavailable", { url, error: (err as Error).message });
+        continue;
+      }
+      try {
+        // Checked here, per source: a bad answer from one source must not
+        // end the walk when another serves the genuine version.
+        verifyTrustStep(current, bytes, o.now);
+        return bytes;
+      } catch (err) {
+        done.add(origin);
+        o.logger?.warn("trust_version_refused", {
+          url,
+          error: (err as Error).message,
+          threat: "TM-09",
+        });
+      }
+    }
+    return undefined;
+  };
+  try {
+    const walk = await walkTrustChain(o.start, fetchVersion, {
+      maxSteps: o.maxSteps ?? MAX_TRUST_STEPS,
+      maxBytes: MAX_TRUST_BYTES,
+      now: o.now,
+      floor: o.floor,
+      onAccept: (step) => {
+        current = step.trust;
+        o.logger?.info("trust_rotated", {
+          version: step.trust.version,
+          keys: [...step.trust.keys.keys()],
+          threshold: step.trust.threshold,
+          expired: step.expired,
+          persisted: false,
+          threat: "TM-09",
+        });
+        return Promise.resolve();
+      },
+    });
+    current = walk.trust;
+  } catch (err) {
+    // Not reachable with the per-source check above; keep what verified.
+    o.logger?.warn("trust_walk_failed", { error: (err as Error).message, threat: "TM-09" });
+  }
+  return { trust: current, asked: origins };
 }

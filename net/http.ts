@@ -188,6 +188,8 @@ export interface FetchCappedOptions {
   logger?: Logger;
   /** The `Accept` header. */
   accept?: string;
+  /** Aborts the request, and the body's read, from outside. */
+  signal?: AbortSignal;
 }
 
 /** A document {@link fetchCapped} read whole. */

@@ -273,6 +273,8 @@ export async function signRecord(
     expires?: string;
     cid?: string;
     providers?: string[];
+    /** The record's `trust_version` (formats.md §5); absent: none. */
+    trustVersion?: number;
   },
 ): Promise<Uint8Array> {
   const { loadSigningKey } = await import("../sign/mod.ts");
@@ -286,6 +288,7 @@ export async function signRecord(
       new Date(Date.now() + 86_400_000).toISOString().replace(/\.\d+Z$/, "Z"),
     mirrors: fields.mirrors,
     providers: fields.providers ?? [],
+    ...(fields.trustVersion !== undefined ? { trust_version: fields.trustVersion } : {}),
   };
   const sig = encodeBase64(signEd25519(key.key, signedBytes(doc)));
   return new TextEncoder().encode(

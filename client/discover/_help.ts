@@ -17,13 +17,14 @@ export const DISCOVER_HELP: HelpSpec = {
   flags: [
     {
       flag: "--trust FILE",
-      text: "trust file that checks signed records",
+      text:
+        "the pinned trust file; DHT records are checked under the newest version its chain reaches (/trust/<N>.json from the candidate sources, read-only)",
       default: "/etc/phase/trust.json",
     },
     {
       flag: "--state DIR",
       text:
-        "state directory of fetch (<cache>/state): records are checked under the newest trust version accepted there (TM-09)",
+        "state directory of fetch (<cache>/state): the trust walk starts from the newest trust version accepted there, never below its floor, and writes nothing (TM-09)",
       default: "none: the trust file as given",
     },
     {

@@ -103,12 +103,14 @@ export async function run(args: string[]): Promise<number> {
   const trustPath = values.trust ?? DEFAULT_TRUST;
   const pinned = await loadTrust(trustPath, { permissionSet: "discover" });
   // TM-09: DHT records are checked under the newest trust version this
-  // device accepted (re-verified from the pinned file), so a record signed
-  // only by a rotated-in key counts and one signed only by a retired key
-  // does not. Discover never walks the chain itself: fetch does.
-  const trust = values.state !== undefined
-    ? (await loadStoredTrust(values.state, pinned)).trust
-    : pinned;
+  // device can reach: from the newest it accepted (re-verified from the
+  // pinned file), discover walks the chain its candidate sources serve,
+  // read-only (fetch is what persists), so a record signed only by a
+  // rotated-in key counts and one signed only by a retired key does not,
+  // even before the first fetch after a rotation and on a private boot.
+  const stored = values.state !== undefined
+    ? await loadStoredTrust(values.state, pinned)
+    : { trust: pinned, floor: undefined };
   const fromBoot = values.mode !== undefined || values.channel !== undefined ||
     values.provider !== undefined || values["provider-first"] !== undefined;
   let policy: Policy;
@@ -172,7 +174,8 @@ export async function run(args: string[]): Promise<number> {
   // decode (client/results.ts decodeDiscoverResult).
   const result: DiscoverResult = await discover({
     policy,
-    trust,
+    trust: stored.trust,
+    trustWalk: { floor: stored.floor },
     arch: values.arch ?? policy.arch ?? (Deno.build.arch === "aarch64" ? "arm64" : "amd64"),
     mdns: interfaces.length ? mdns : undefined,
     dht: bootstrap.length ? dhtLookup(bootstrap, logger) : undefined,
