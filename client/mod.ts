@@ -145,10 +145,17 @@ export {
   type DiscoverOptions,
   type DiscoverResult,
   type DiscoverStep,
+  type DiscoverTrustWalk,
   type MdnsAnswer,
   type Rejected,
   spread,
   type Step,
 } from "./discover.ts";
-export { resolveTrust } from "./trust.ts";
-export type { ResolveTrustOptions, TrustChainOptions } from "./trust.ts";
+export { MAX_TRUST_ORIGINS, reachTrust, resolveTrust } from "./trust.ts";
+export type {
+  ReachedTrust,
+  ReachTrustOptions,
+  ResolveTrustOptions,
+  TrustChainOptions,
+  TrustOrigin,
+} from "./trust.ts";
