@@ -26,6 +26,7 @@ import { cacheLayout, downloadArtifact, ensureCache } from "../../client/mod.ts"
 import { PartialSink } from "../../client/download.ts";
 import { spawnServe, stopServe } from "../../testing/mod.ts";
 import { rawTasks } from "../../cli/mod.ts";
+import { throttlingProxy } from "../throttle.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 /** Per-provider rate of the throttling proxy, in MB/s (10^6 bytes). */
@@ -412,70 +413,6 @@ async function cores(mib: number) {
   }));
 }
 
-/** A TCP proxy to `target` whose downstream bytes are limited to `rate` bytes/s in total. */
-function throttlingProxy(targetPort: number, rate: number) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  let tokens = 0;
-  let last = performance.now();
-  const take = async (n: number) => {
-    for (;;) {
-      const now = performance.now();
-      tokens = Math.min(rate / 10, tokens + ((now - last) / 1000) * rate); // burst: 100 ms worth
-      last = now;
-      if (tokens >= n) {
-        tokens -= n;
-        return;
-      }
-      await new Promise((r) => setTimeout(r, Math.max(1, ((n - tokens) / rate) * 1000)));
-    }
-  };
-  const conns = new Set<Deno.Conn>();
-  (async () => {
-    for await (const c of listener) {
-      conns.add(c);
-      (async () => {
-        let up: Deno.Conn | undefined;
-        try {
-          up = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
-          conns.add(up);
-          const u = up;
-          const toUp = c.readable.pipeTo(u.writable).catch(() => {});
-          const buf = new Uint8Array(16 * 1024);
-          const w = c.writable.getWriter();
-          for (;;) {
-            const n = await u.read(buf);
-            if (n === null) break;
-            await take(n);
-            await w.write(buf.slice(0, n));
-          }
-          await w.close().catch(() => {});
-          await toUp;
-        } catch {
-          /* connection closed */
-        } finally {
-          try {
-            c.close();
-          } catch { /* closed */ }
-          try {
-            up?.close();
-          } catch { /* closed */ }
-        }
-      })();
-    }
-  })().catch(() => {});
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    close() {
-      listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* closed */ }
-      }
-    },
-  };
-}
-
 async function providers(mib: number) {
   const env = await setup(mib);
   const port = Number(new URL(env.url).port);
@@ -577,7 +514,7 @@ if (import.meta.main && Deno.args[0] === "proxy") {
   const [, target, rate, count] = Deno.args;
   const ps = Array.from(
     { length: Number(count) },
-    () => throttlingProxy(Number(target), Number(rate)),
+    () => throttlingProxy(Number(target), Number(rate), { burstMs: 100, bufferBytes: 16 * 1024 }),
   );
   console.log(JSON.stringify(ps.map((p) => p.port)));
   await new Promise<void>((r) => Deno.addSignalListener("SIGTERM", () => r()));

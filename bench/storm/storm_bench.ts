@@ -26,6 +26,7 @@ import { startProvider } from "../../provider/mod.ts";
 import type { RunningProvider } from "../../provider/mod.ts";
 import { patternBytes, releaseKey, signFixture, tempDir } from "../../testing/mod.ts";
 import { loadTrust, type Trust } from "../../verify/mod.ts";
+import { throttlingProxy } from "../throttle.ts";
 
 /** Origin downstream rate, in bytes/s (40 MB/s). */
 export const ORIGIN_RATE_BYTES_PER_S = 40_000_000;
@@ -44,76 +45,6 @@ export const RUN_TIMEOUT_MS = 240_000;
 
 const SILENT = { info() {}, warn() {}, error() {} };
 
-/**
- * BENCH ONLY, unsafe for anything else: a TCP proxy to `targetPort` whose
- * downstream bytes (all connections together) are limited to `rate`
- * bytes/s, and counted.
- */
-function benchOnlyThrottleProxy(targetPort: number, rate: number) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  let tokens = 0;
-  let last = performance.now();
-  let bytes = 0;
-  const take = async (n: number) => {
-    for (;;) {
-      const now = performance.now();
-      tokens = Math.min(rate / 20, tokens + ((now - last) / 1000) * rate); // burst: 50 ms worth
-      last = now;
-      if (tokens >= n) {
-        tokens -= n;
-        return;
-      }
-      await new Promise((r) => setTimeout(r, Math.max(1, ((n - tokens) / rate) * 1000)));
-    }
-  };
-  const conns = new Set<Deno.Conn>();
-  (async () => {
-    for await (const c of listener) {
-      conns.add(c);
-      (async () => {
-        let up: Deno.Conn | undefined;
-        try {
-          up = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
-          conns.add(up);
-          const u = up;
-          const toUp = c.readable.pipeTo(u.writable).catch(() => {});
-          const buf = new Uint8Array(64 * 1024);
-          const w = c.writable.getWriter();
-          for (;;) {
-            const n = await u.read(buf);
-            if (n === null) break;
-            await take(n);
-            bytes += n;
-            await w.write(buf.slice(0, n));
-          }
-          await w.close().catch(() => {});
-          await toUp;
-        } catch {
-          /* closed */
-        } finally {
-          for (const x of [c, up]) {
-            try {
-              x?.close();
-            } catch { /* closed */ }
-          }
-        }
-      })();
-    }
-  })().catch(() => {});
-  return {
-    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
-    bytes: () => bytes,
-    close() {
-      listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* closed */ }
-      }
-    },
-  };
-}
-
 interface RunResult {
   run: string;
   clients: number;
@@ -131,9 +62,10 @@ async function oneRun(
   reServe: boolean,
   env: { dir: string; originUrl: string; trust: Trust; trustPath: string },
 ): Promise<RunResult> {
-  const proxy = benchOnlyThrottleProxy(
+  const proxy = throttlingProxy(
     Number(new URL(env.originUrl).port),
     ORIGIN_RATE_BYTES_PER_S,
+    { burstMs: 50, bufferBytes: 64 * 1024 },
   );
   const peers: RunningProvider[] = [];
   let peersOnly = 0;
