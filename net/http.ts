@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Logger } from "../core/mod.ts";
+import { type Logger, PhaseError } from "../core/mod.ts";
 import { NetError } from "./errors.ts";
 import type { DirectReader, DirectResponse, FetchFn } from "./types.ts";
 
@@ -102,13 +102,12 @@ function explainFetchFailure(url: URL, err: unknown): { message: string; hint: s
     .map((e) => (e instanceof Error ? e.message : e === undefined ? "" : String(e)))
     .join(" ");
   const where = `${url.hostname}:${url.port || (url.protocol === "https:" ? "443" : "80")}`;
-  // Through a SOCKS proxy the refused or stalled connection may be the
-  // proxy's, not the URL's host: keep the dialer's own words (TM-13).
-  if (/SOCKS proxy/.test(text)) {
-    return {
-      message: text.trim(),
-      hint: "is the SOCKS proxy (Tor) running and listening where --socks says?",
-    };
+  // An error Phase's own dialers raised (SOCKS, raw HTTP) already says what
+  // failed and where, with its hint: keep it. Guessing from its text would
+  // blame the URL's host for what may be the proxy's refusal (TM-13).
+  const own = [err, cause].find((e): e is PhaseError => e instanceof PhaseError);
+  if (own) {
+    return { message: own.message, hint: own.hint ?? "the message says which connection failed" };
   }
   if (/connection refused/i.test(text)) {
     return {
