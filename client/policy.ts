@@ -12,6 +12,7 @@ import { readFileCapped, TooLargeError } from "../core/mod.ts";
 import {
   canonicalArch,
   isChannel,
+  isKeyid,
   isMode,
   isVersion,
   MAX_CMDLINE_FILE_BYTES,
@@ -24,6 +25,8 @@ import { httpUrlHint } from "../net/mod.ts";
 export const MAX_POLICY_BYTES = 64 * 1024;
 /** Most DHT bootstrap peers accepted. */
 export const MAX_BOOTSTRAP_PEERS = 32;
+/** Most submitter keys in `node_accept_jobs`. */
+export const MAX_NODE_SUBMITTERS = 64;
 
 /**
  * The effective policy: how this machine boots and where it looks for a
@@ -49,6 +52,14 @@ export interface Policy {
   readonly bootstrap: readonly string[];
   /** Arch asked for (extension: `arch = "amd64"`, `phase.arch=`); undefined means this machine's. */
   readonly arch: string | undefined;
+  /**
+   * Submitter keyids the booted target's Plasm node accepts jobs from
+   * (extension: `node_accept_jobs = ["ed25519:<hex>"]`). Empty and not
+   * {@link Policy.unsafeNodeOpen}: the target starts no node (TM-22).
+   */
+  readonly nodeAcceptJobs: readonly string[];
+  /** The target's node accepts jobs from any peer, rate-limited (extension: `unsafe_node_open`). */
+  readonly unsafeNodeOpen: boolean;
 }
 
 /** The defaults when no policy file exists. */
@@ -62,12 +73,14 @@ export const DEFAULT_POLICY: Policy = Object.freeze({
   providerFromCmdline: false,
   bootstrap: Object.freeze([]) as readonly string[],
   arch: undefined,
+  nodeAcceptJobs: Object.freeze([]) as readonly string[],
+  unsafeNodeOpen: false,
 });
 
 function policyError(where: string, message: string, hint?: string): ClientError {
   return new ClientError("E_POLICY", `${where}: ${message}`, {
     hint: hint ??
-      "see formats.md §6: mode, channel, cache_enabled, min_version, allow_tor, provider, bootstrap, arch",
+      "see formats.md §6: mode, channel, cache_enabled, min_version, allow_tor, provider, bootstrap, arch, node_accept_jobs, unsafe_node_open",
   });
 }
 
@@ -149,6 +162,21 @@ function checkArch(v: string, where: string): string {
   if (!a) throw policyError(where, `arch must be amd64 or arm64, got '${v}'`);
   return a;
 }
+function checkSubmitters(v: string[], where: string): string[] {
+  if (v.length > MAX_NODE_SUBMITTERS) {
+    throw policyError(where, `more than ${MAX_NODE_SUBMITTERS} submitter keys`);
+  }
+  for (const k of v) {
+    if (!isKeyid(k)) {
+      throw policyError(
+        where,
+        `'${k}' is not a keyid ed25519:<64 hex>`,
+        "'deno task job key' prints a submitter's keyid",
+      );
+    }
+  }
+  return [...new Set(v)];
+}
 function checkBootstrap(v: string[], where: string): string[] {
   if (v.length > MAX_BOOTSTRAP_PEERS) {
     throw policyError(where, `more than ${MAX_BOOTSTRAP_PEERS} bootstrap peers`);
@@ -214,6 +242,15 @@ export function parsePolicy(text: string, file = "policy.toml"): Policy {
           );
         }
         p.bootstrap = Object.freeze(checkBootstrap(value as string[], where));
+        break;
+      case "node_accept_jobs":
+        if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
+          throw policyError(where, `must be an array of keyid strings, got ${describe(value)}`);
+        }
+        p.nodeAcceptJobs = Object.freeze(checkSubmitters(value as string[], where));
+        break;
+      case "unsafe_node_open":
+        p.unsafeNodeOpen = bool();
         break;
       default:
         throw policyError(

@@ -20,6 +20,29 @@ bootstrap = ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWabc", "/dns4/x.example/tcp/1"]
   assertEquals(p.bootstrap.length, 2);
 });
 
+Deno.test("policy: node_accept_jobs and unsafe_node_open (the booted target's Plasm node); default: no node", () => {
+  assertEquals(DEFAULT_POLICY.nodeAcceptJobs, []);
+  assertEquals(DEFAULT_POLICY.unsafeNodeOpen, false);
+  const k = "ed25519:" + "ab".repeat(32);
+  const p = parsePolicy(`node_accept_jobs = ["${k}", "${k}"]\nunsafe_node_open = true\n`);
+  assertEquals(p.nodeAcceptJobs, [k]);
+  assertEquals(p.unsafeNodeOpen, true);
+  const cases: [string, RegExp][] = [
+    [`node_accept_jobs = ["ed25519:00"]\n`, /:1: node_accept_jobs: 'ed25519:00' is not a keyid/],
+    [`node_accept_jobs = "${k}"\n`, /node_accept_jobs: must be an array of keyid strings/],
+    [`unsafe_node_open = "yes"\n`, /unsafe_node_open: must be true or false/],
+    [
+      `node_accept_jobs = [${Array(65).fill(`"${k}"`).join(",")}]\n`,
+      /more than 64 submitter keys/,
+    ],
+  ];
+  for (const [text, re] of cases) {
+    const err = assertThrows(() => parsePolicy(text), ClientError);
+    assertEquals(err.code, "E_POLICY");
+    if (!re.test(err.message)) throw new Error(`'${err.message}' does not match ${re}`);
+  }
+});
+
 Deno.test("policy: private mode forces cache_enabled false", () => {
   assertEquals(parsePolicy(`mode = "private"\ncache_enabled = true\n`).cacheEnabled, false);
 });
