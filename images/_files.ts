@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { SEED_ROOT } from "./launcher.ts";
 
 /** Console line the target's init prints once it runs (tests grep it). */
 export const TARGET_MARKER = "PHASE-TARGET-OK";
@@ -194,8 +195,71 @@ else
 fi
 via=$(sed -n 's/.*phase\\.boot=\\([a-z]*\\).*/\\1/p' /proc/cmdline)
 echo "${TARGET_MARKER} version=${version} mode=\${mode:-unknown} via=\${via:-kexec}"
+${targetNodeStart()}
 exec setsid cttyhack sh
 `;
+}
+
+/** TCP port the target's Plasm node listens on, on its LAN address. */
+export const TARGET_NODE_PORT = 4001;
+/**
+ * The node's part of the seed policy (`node_accept_jobs`,
+ * `unsafe_node_open`) as a node config, on the seed partition at this path:
+ * the target never sees the seed's initramfs, where policy.toml lives.
+ */
+export const TARGET_NODE_CONFIG = "etc/node.json";
+/** Console line prefix of the target's node start (tests grep it). */
+export const TARGET_NODE_PREFIX = "phase-target: node:";
+/** Bound of the target's DHCP request, in seconds (busybox udhcpc: tries x timeout). */
+const TARGET_DHCP_TRIES = 5;
+const TARGET_DHCP_TIMEOUT_S = 3;
+
+/**
+ * Shell lines of the target's /init, run after the marker: the Plasm node
+ * (issue 13 §6), started only when the seed partition carries a node config
+ * (the build writes one only when the policy sets `node_accept_jobs` or
+ * `unsafe_node_open`: no listener otherwise, TM-22) and never in private
+ * mode (a node announces itself on the LAN, TM-13). It brings the network up
+ * if nothing did, keeps its state on a tmpfs (a fresh node key each boot:
+ * the cache partition is not covered by any signature or verity, TM-21) and
+ * runs in the background; its stdout (peer id, listening multiaddr) goes to
+ * the console.
+ */
+export function targetNodeStart(): string {
+  const config = `${SEED_ROOT}/${TARGET_NODE_CONFIG}`;
+  return `# --- Plasm node (issue 13 §6): separate block, see targetNodeStart() ---
+if [ "$mode" = private ]; then
+  echo "${TARGET_NODE_PREFIX} not started (private mode)"
+elif [ ! -r ${config} ] || [ ! -x ${SEED_ROOT}/bin/phase-node ]; then
+  echo "${TARGET_NODE_PREFIX} not started (the policy sets no node_accept_jobs and no unsafe_node_open)"
+else
+  ip link set lo up
+  if ! ip -o -4 addr show scope global | grep -q inet; then
+    mkdir -p /run/phase/udhcpc
+    cat > /run/phase/udhcpc/default.script <<'PHASE_UDHCPC_EOF'
+${udhcpcScript().trimEnd()}
+PHASE_UDHCPC_EOF
+    chmod 755 /run/phase/udhcpc/default.script
+    for i in $(ls /sys/class/net); do
+      [ "$i" = lo ] && continue
+      udhcpc -i "$i" -n -q -t ${TARGET_DHCP_TRIES} -T ${TARGET_DHCP_TIMEOUT_S} -s /run/phase/udhcpc/default.script >/dev/null 2>&1 && break
+    done
+  fi
+  addr=$(ip -o -4 addr show scope global | awk '{ split($4, a, "/"); print a[1]; exit }')
+  if [ -z "$addr" ]; then
+    echo "${TARGET_NODE_PREFIX} not started (no network address)"
+  else
+    mkdir -p /etc/phase /var/lib/phase/node
+    mount -t tmpfs -o mode=0700,nosuid,nodev,noexec,size=64m tmpfs /var/lib/phase/node
+    cp ${config} /etc/phase/node.json
+    if grep -q '"open": *true' /etc/phase/node.json; then
+      echo "${TARGET_NODE_PREFIX} WARNING: unsafe_node_open: this node accepts jobs from ANY peer on the network (rate-limited per peer)"
+    fi
+    echo "${TARGET_NODE_PREFIX} starting on $addr:${TARGET_NODE_PORT}, state on tmpfs (a fresh node key each boot)"
+    setsid ${SEED_ROOT}/bin/phase-node --state /var/lib/phase/node --config /etc/phase/node.json --listen /ip4/$addr/tcp/${TARGET_NODE_PORT} </dev/null &
+  fi
+fi
+# --- end of the Plasm node block ---`;
 }
 
 /** systemd-boot loader.conf. Editor off: the command line is part of the image. */

@@ -81,6 +81,18 @@ export const IMAGES_HELP: HelpSpec = {
       text: "accept OVMF's snakeoil test key (tests only; logged loudly; never ship it)",
       default: "off",
     },
+    {
+      flag: "--node-allow KEYID",
+      text:
+        "write node_accept_jobs into the seed's policy: the booted target starts a Plasm node accepting jobs from this submitter (repeatable; 'deno task job key' prints one)",
+      default: "none: the target starts no node",
+    },
+    {
+      flag: "--unsafe-node-open",
+      text:
+        "write unsafe_node_open = true: the target's node accepts jobs from ANY peer, rate-limited (logged loudly)",
+      default: "off",
+    },
   ],
   examples: [
     "deno task images --arch amd64 --out ./images/out",

@@ -10,11 +10,12 @@ import type { Logger } from "../core/mod.ts";
 import { permissionTable, rawTasks, unstableFeatures } from "../cli/mod.ts";
 import { sha256Hex } from "../verify/mod.ts";
 import { checkTorrcFragment } from "../net/mod.ts";
+import { parsePolicy } from "../client/mod.ts";
 import { ImagesError } from "./errors.ts";
 import { runTool } from "./_run.ts";
 import { launcherScript } from "./launcher.ts";
 import { type Verity, verityFormat } from "./_secureboot.ts";
-import { phaseDiag, seedInit, udhcpcScript } from "./_files.ts";
+import { phaseDiag, seedInit, TARGET_NODE_CONFIG, udhcpcScript } from "./_files.ts";
 import { clampTimes, copyFile, makeCpio, writeText } from "./_fs.ts";
 import { type Arch, baseTree, type ImageFile, type Inputs } from "./_inputs.ts";
 
@@ -27,6 +28,7 @@ export const SEED_TASKS = [
   "verify",
   "kexec",
   "wasm",
+  "node",
 ] as const;
 
 /** Modules other code loads at run time by URL, bundled beside their loader. */
@@ -47,7 +49,17 @@ export interface SeedInitramfsInput {
   readonly torrc?: string;
   /** Adds dmsetup and the init's verity path. */
   readonly secureBoot: boolean;
+  /** The policy's `node_accept_jobs` and `unsafe_node_open` (the target's Plasm node). */
+  readonly node?: NodePolicy;
   readonly epoch: number;
+}
+
+/** Who the booted target's Plasm node accepts jobs from (policy keys). */
+export interface NodePolicy {
+  /** `node_accept_jobs`: submitter keyids (`ed25519:<hex>`). */
+  readonly accept: readonly string[];
+  /** `unsafe_node_open`: any peer, rate-limited (TM-22). */
+  readonly unsafeOpen: boolean;
 }
 
 /** Step 2: stages the seed initramfs tree and writes its cpio. */
@@ -64,7 +76,10 @@ export async function seedInitramfs(inp: SeedInitramfsInput): Promise<{ readonly
   // In the initramfs, on PATH: it must work even when the seed partition does not mount.
   await writeText(`${root}/usr/bin/phase-diag`, phaseDiag(), 0o755);
   await copyFile(inp.trustPath, `${root}/etc/phase/trust.json`, 0o644);
-  await writeText(`${root}/etc/phase/policy.toml`, seedPolicy(inp.channel, !!inp.allowTor));
+  await writeText(
+    `${root}/etc/phase/policy.toml`,
+    seedPolicy(inp.channel, !!inp.allowTor, inp.node),
+  );
   if (inp.torrc !== undefined) {
     // Checked here too, so a bad fragment fails the build, not the boot.
     await writeText(`${root}/etc/phase/torrc`, checkTorrcFragment(inp.torrc).join("\n") + "\n");
@@ -73,11 +88,27 @@ export async function seedInitramfs(inp: SeedInitramfsInput): Promise<{ readonly
   return { initrd: inp.out };
 }
 
-/** The seed's /etc/phase/policy.toml. */
-function seedPolicy(channel: string, allowTor: boolean): string {
+/** The seed's /etc/phase/policy.toml; the node keys only when set (older images stay byte-identical). */
+export function seedPolicy(channel: string, allowTor: boolean, node?: NodePolicy): string {
+  const nodeLines =
+    (node?.accept.length
+      ? `node_accept_jobs = [${node.accept.map((k) => JSON.stringify(k)).join(", ")}]\n`
+      : "") + (node?.unsafeOpen ? "unsafe_node_open = true\n" : "");
   return `mode = "internet"\nchannel = "${channel}"\ncache_enabled = true\nmin_version = "2025.10.01"\nallow_tor = ${
     allowTor ? "true" : "false"
-  }\nprovider = ""\n`;
+  }\nprovider = ""\n${nodeLines}`;
+}
+
+/**
+ * The target's node config (`{"allow": [...], "open": bool}`, node/limits.ts)
+ * from a policy's text, or undefined when the policy starts no node: read
+ * back through the seed's own parser, so the node accepts exactly whom the
+ * policy names.
+ */
+export function targetNodeConfig(policyText: string): string | undefined {
+  const p = parsePolicy(policyText);
+  if (!p.nodeAcceptJobs.length && !p.unsafeNodeOpen) return undefined;
+  return JSON.stringify({ allow: p.nodeAcceptJobs, open: p.unsafeNodeOpen }, null, 2) + "\n";
 }
 
 /** What the squashfs seed is made of. */
@@ -93,6 +124,8 @@ export interface SeedSquashfsInput {
   readonly repo: string;
   /** Puts the squashfs under dm-verity. */
   readonly secureBoot: boolean;
+  /** The target node's config ({@link targetNodeConfig}); none: the target starts no node. */
+  readonly nodeConfig?: string;
   readonly epoch: number;
   readonly log: Logger;
 }
@@ -111,6 +144,9 @@ export async function seedSquashfs(inp: SeedSquashfsInput): Promise<SeedSquashfs
   const root = `${inp.work}/seed-squashfs`;
   await copyFile(inp.deno, `${root}/deno`, 0o755);
   const launchers = await seedTree(inp.repo, root);
+  if (inp.nodeConfig !== undefined) {
+    await writeText(`${root}/${TARGET_NODE_CONFIG}`, inp.nodeConfig, 0o644);
+  }
   await clampTimes(root, inp.epoch);
   const squashfs = inp.out;
   await Deno.remove(squashfs).catch(() => {});

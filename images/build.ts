@@ -17,7 +17,13 @@
 import type { Logger } from "../core/mod.ts";
 import type { SecureBootKeys } from "./_secureboot.ts";
 import { gatherInputs } from "./_inputs.ts";
-import { seedInitramfs, seedSquashfs } from "./_seed.ts";
+import {
+  type NodePolicy,
+  seedInitramfs,
+  seedPolicy,
+  seedSquashfs,
+  targetNodeConfig,
+} from "./_seed.ts";
 import { buildEsp } from "./_esp.ts";
 import { assembleDisk, buildCache, convertImages } from "./_disk.ts";
 import { targetRelease, writeSums } from "./_release.ts";
@@ -64,6 +70,11 @@ export interface BuildOptions {
   readonly allowTor?: boolean;
   /** A torrc fragment (bridges, ...) baked in as /etc/phase/torrc; checked first. */
   readonly torrc?: string;
+  /**
+   * The policy's `node_accept_jobs` / `unsafe_node_open`: the booted
+   * target starts a Plasm node accepting jobs from these (none: no node).
+   */
+  readonly node?: NodePolicy;
   /**
    * Secure Boot image (TM-14, docs/secure-boot.md): signed UKIs, signed
    * systemd-boot, the seed under dm-verity, the target kernel signed; no
@@ -117,6 +128,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     allowTor: opts.allowTor,
     torrc: opts.torrc,
     secureBoot: !!sb,
+    node: opts.node,
     epoch,
   });
   mark("seed-initramfs", t);
@@ -129,6 +141,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     deno: inputs.deno,
     repo: opts.repo,
     secureBoot: !!sb,
+    nodeConfig: targetNodeConfig(seedPolicy(opts.channel, !!opts.allowTor, opts.node)),
     epoch,
     log,
   });

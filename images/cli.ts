@@ -5,7 +5,7 @@
  */
 import { consoleLogger, UsageError } from "../core/mod.ts";
 import { KEYS_DIR, parseFlags, TRUST_FILE } from "../cli/mod.ts";
-import { isVersion } from "../verify/mod.ts";
+import { isKeyid, isVersion } from "../verify/mod.ts";
 import { checkTorrcFragment } from "../net/mod.ts";
 import { buildImages, DEFAULT_SOURCE_DATE_EPOCH } from "./build.ts";
 
@@ -30,10 +30,12 @@ export const IMAGES_FLAGS = {
   "db-key": { type: "string" },
   "db-cert": { type: "string" },
   "unsafe-test-key": { type: "boolean" },
+  "node-allow": { type: "string", multiple: true },
+  "unsafe-node-open": { type: "boolean" },
 } as const;
 
 const USAGE =
-  "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release] [--with-tor] [--allow-tor] [--torrc FILE] [--secure-boot --db-key KEY --db-cert CERT [--unsafe-test-key]]";
+  "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release] [--with-tor] [--allow-tor] [--torrc FILE] [--secure-boot --db-key KEY --db-cert CERT [--unsafe-test-key]] [--node-allow KEYID]... [--unsafe-node-open]";
 
 function today(now: Date): string {
   const p = (n: number) => String(n).padStart(2, "0");
@@ -88,6 +90,23 @@ export async function runImages(args: string[]): Promise<number> {
   if (!secureBoot && (values["db-key"] || values["db-cert"] || values["unsafe-test-key"])) {
     throw new UsageError("--db-key, --db-cert and --unsafe-test-key need --secure-boot", USAGE);
   }
+  const nodeAllow = values["node-allow"] ?? [];
+  for (const k of nodeAllow) {
+    if (!isKeyid(k)) {
+      throw new UsageError(
+        `--node-allow takes a keyid ed25519:<64 hex>, got '${k}'`,
+        "'deno task job key' prints a submitter's keyid",
+      );
+    }
+  }
+  if (values["unsafe-node-open"]) {
+    log0.warn(
+      "--unsafe-node-open: the booted target's node will accept jobs from ANY peer on its network",
+    );
+  }
+  const node = nodeAllow.length || values["unsafe-node-open"]
+    ? { accept: nodeAllow, unsafeOpen: values["unsafe-node-open"] ?? false }
+    : undefined;
   await Deno.mkdir("/tmp/phase", { recursive: true });
   const work = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "images-" });
   const log = consoleLogger("images");
@@ -116,6 +135,7 @@ export async function runImages(args: string[]): Promise<number> {
       allowTor: values["allow-tor"] ?? false,
       torrc,
       secureBoot,
+      node,
     });
     console.log(
       `phase-images: built ${r.outputs.length} outputs in ${values.out} in ${

@@ -4,6 +4,8 @@ import { permissionSet, resolveScope } from "../cli/mod.ts";
 import { launcherScript, permissionFlags } from "./launcher.ts";
 import { derivedUuid, diskDescriptor } from "./build.ts";
 import { imagesTaskArgs } from "./task.ts";
+import { seedPolicy, targetNodeConfig } from "./_seed.ts";
+import { TARGET_MARKER, TARGET_NODE_CONFIG, targetInit } from "./_files.ts";
 import {
   type BootMode,
   findUstarMember,
@@ -109,6 +111,35 @@ Deno.test("launcher flags carry exactly the deno.json set, with imports denied",
   assert(
     script.includes("--no-prompt") && script.includes("--no-remote") &&
       script.includes(' /usr/lib/phase/kexec/kexec.js "$@"'),
+  );
+});
+
+Deno.test("TM-22 hostile job submitter: the target's node: no node unless the policy names submitters or unsafe_node_open; the config carries exactly the policy's keys", () => {
+  // Default policy: no node config on the seed, so the target starts no listener.
+  assertEquals(targetNodeConfig(seedPolicy("stable", false)), undefined);
+  assert(!seedPolicy("stable", false).includes("node"), "default policy text unchanged");
+  const k = "ed25519:" + "cd".repeat(32);
+  const text = seedPolicy("stable", false, { accept: [k], unsafeOpen: false });
+  assert(text.includes(`node_accept_jobs = ["${k}"]`), text);
+  assertEquals(JSON.parse(targetNodeConfig(text)!), { allow: [k], open: false });
+  assertEquals(
+    JSON.parse(targetNodeConfig(seedPolicy("stable", false, { accept: [], unsafeOpen: true }))!),
+    { allow: [], open: true },
+  );
+  // The target's init: the node block runs after the marker, only with the
+  // config, never in private mode, warns when open, keeps its state on tmpfs.
+  const init = targetInit("2026.1.1");
+  const marker = init.indexOf(TARGET_MARKER);
+  const block = init.indexOf("# --- Plasm node");
+  assert(marker > 0 && block > marker, "node block after the marker");
+  assert(init.includes(`[ ! -r /usr/lib/phase/${TARGET_NODE_CONFIG} ]`), init);
+  assert(init.includes(`if [ "$mode" = private ]; then`), init);
+  assert(init.includes("WARNING: unsafe_node_open"), init);
+  assert(init.includes("mount -t tmpfs -o mode=0700"), init);
+  assert(
+    /phase-node --state \/var\/lib\/phase\/node --config \/etc\/phase\/node\.json --listen/.test(
+      init,
+    ),
   );
 });
 

@@ -50,6 +50,8 @@ export interface VmRun {
   readonly elapsedMs: number;
   /** Host time (ms) of the first line matching each watched pattern. */
   readonly marks: Readonly<Record<string, number>>;
+  /** What the {@link VmOptions.hold} task gave, when it ran. */
+  readonly held?: { readonly value?: unknown; readonly error?: unknown };
 }
 
 /** Options of one boot. */
@@ -80,6 +82,16 @@ export interface VmOptions {
   readonly wrap?: readonly string[];
   /** Extra -device/-netdev arguments replacing the default user network. */
   readonly netArgs?: readonly string[];
+  /**
+   * While the guest runs: at the first line matching `when`, `task(line)`
+   * starts (the console keeps being read); when it settles the boot ends
+   * with outcome "held" and its result or error in {@link VmRun.held}.
+   * `until` patterns still end the boot first if they match.
+   */
+  readonly hold?: {
+    readonly when: RegExp;
+    readonly task: (line: string) => Promise<unknown>;
+  };
 }
 
 /** The QEMU argv for an amd64 q35 guest booting `image` with OVMF. */
@@ -153,6 +165,8 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
   const marks: Record<string, number> = {};
   let outcome = "exit";
   let kept = 0;
+  let holding: Promise<void> | undefined;
+  let held: { value?: unknown; error?: unknown } | undefined;
   const timer = setTimeout(() => {
     outcome = "timeout";
     try {
@@ -186,6 +200,18 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
         for (const [name, re] of Object.entries(o.watch ?? {})) {
           if (!(name in marks) && re.test(text)) marks[name] = ms;
         }
+        if (o.hold && !holding && o.hold.when.test(text)) {
+          marks.hold = ms;
+          holding = o.hold.task(text).then(
+            (value) => void (held = { value }),
+            (error) => void (held = { error }),
+          ).finally(() => {
+            if (outcome === "exit") outcome = "held";
+            try {
+              child.kill("SIGKILL");
+            } catch { /* gone */ }
+          });
+        }
         for (const [name, re] of Object.entries(o.until)) {
           if (re.test(text)) {
             marks[name] ??= ms;
@@ -205,5 +231,7 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
     await child.stderr.cancel().catch(() => {});
     if (tmpVars) await Deno.remove(tmpVars).catch(() => {});
   }
-  return { lines, outcome, elapsedMs: Math.round(performance.now() - t0), marks };
+  // A task still running when the boot ended (timeout, until): its result too.
+  await holding;
+  return { lines, outcome, elapsedMs: Math.round(performance.now() - t0), marks, held };
 }

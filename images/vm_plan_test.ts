@@ -14,7 +14,15 @@ import { startProvider } from "../provider/mod.ts";
 import { keygen, loadSigningKey, signRelease, trustInit, trustRotate } from "../sign/mod.ts";
 import { memoryLogger } from "../core/mod.ts";
 import { bootVm, OVMF_MS, OVMF_SNAKEOIL, type VmRun } from "./vm.ts";
-import { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER, VERITY_REFUSED_MARKER } from "./_files.ts";
+import {
+  PART_NAMES,
+  SEED_SHELL_MARKER,
+  TARGET_MARKER,
+  TARGET_NODE_PORT,
+  VERITY_REFUSED_MARKER,
+} from "./_files.ts";
+import { publicKeyOfPeerId } from "../node/mod.ts";
+import { encodeBase64, keyidOf } from "../verify/mod.ts";
 import { SNAKEOIL_CERT, SNAKEOIL_KEY } from "./_secureboot.ts";
 import { findUstarMember, GRUB_BOOT_MARKER } from "./_grub.ts";
 import { startTorNet } from "../testing/tor_net.ts";
@@ -73,7 +81,28 @@ async function buildImage(
   );
 }
 
-await buildImage(OUT, ARTIFACTS, PROVIDER_URL, "amd64");
+/** Bound of `deno task job key` on the host. */
+const JOB_KEY_TIMEOUT_MS = 60_000;
+/** The host's submitter key for [vm job] (state of `deno task job`). */
+const JOB_STATE = `${WORK}/job`;
+
+/** Creates the host's submitter key; returns its keyid. */
+async function submitterKey(): Promise<string> {
+  const r = await new Deno.Command("deno", {
+    args: ["task", "-q", "job", "key", "--state", JOB_STATE],
+    cwd: REPO,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(JOB_KEY_TIMEOUT_MS),
+  }).output();
+  assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+  return new TextDecoder().decode(r.stdout).trim();
+}
+
+// The image's policy allow-lists the host's submitter key (node_accept_jobs):
+// the booted target starts its Plasm node, after the marker ([vm job]).
+const SUBMITTER = await submitterKey();
+await buildImage(OUT, ARTIFACTS, PROVIDER_URL, "amd64", ["--node-allow", SUBMITTER]);
 
 /**
  * A real Phase provider on an ephemeral loopback port, serving the signed
@@ -249,6 +278,114 @@ Deno.test("[vm internet] fetch, verify and kexec into the target, whose init pri
     tail(run),
   );
   assert(run.lines.some((l) => l.text.includes("mode=internet")), tail(run));
+});
+
+/** Bound of the host's job submission to the booted guest (TCG: the guest's Deno compiles and runs the job). */
+const JOB_SUBMIT_TIMEOUT_MS = 180_000;
+/** Bound of one `deno task receipt verify` on the host. */
+const RECEIPT_VERIFY_TIMEOUT_MS = 60_000;
+/** The target's node line: its listening multiaddr on the guest's LAN address. */
+const NODE_LISTENING = new RegExp(
+  `phase-node: listening /ip4/[0-9.]+/tcp/${TARGET_NODE_PORT}/p2p/(\\w+)`,
+);
+
+/** A free loopback TCP port (bound and released). */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Runs `deno task -q ARGS` from the repository; returns status and text. */
+async function task(args: string[], timeoutMs: number) {
+  const r = await new Deno.Command("deno", {
+    args: ["task", "-q", ...args],
+    cwd: REPO,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(timeoutMs),
+  }).output();
+  const d = new TextDecoder();
+  return { code: r.code, stdout: d.decode(r.stdout), stderr: d.decode(r.stderr) };
+}
+
+Deno.test("[vm job] the host submits hello.wasm to the booted target's Plasm node over libp2p; the receipt verifies against the guest's node key", async () => {
+  const p = await provider();
+  const hostPort = freePort();
+  const input = "Hello from the host";
+  let run: VmRun;
+  try {
+    run = await bootVm({
+      image: IMAGE,
+      timeoutMs: BOOT_TIMEOUT_MS + JOB_SUBMIT_TIMEOUT_MS,
+      until: { shell: UNTIL.shell },
+      watch: { ...WATCH, target: UNTIL.target },
+      // User networking as in the other scenarios, plus a host port
+      // forwarded to the node's port on the guest (10.0.2.15).
+      netArgs: [
+        "-netdev",
+        `user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:/bin/busybox nc 127.0.0.1 ${p.port},hostfwd=tcp:127.0.0.1:${hostPort}-:${TARGET_NODE_PORT}`,
+        "-device",
+        "virtio-net-pci,netdev=n0",
+      ],
+      hold: {
+        when: NODE_LISTENING,
+        task: (line) =>
+          task([
+            "job",
+            "submit",
+            "wasm/examples/hello.wasm",
+            "--peer",
+            `/ip4/127.0.0.1/tcp/${hostPort}/p2p/${NODE_LISTENING.exec(line)![1]}`,
+            "--input",
+            input,
+            "--json",
+            "--state",
+            JOB_STATE,
+          ], JOB_SUBMIT_TIMEOUT_MS),
+      },
+    });
+  } finally {
+    await p.close();
+  }
+  report("job", run);
+  assertEquals(run.outcome, "held", tail(run, 40));
+  assert("target" in run.marks && run.marks.target < run.marks.hold, "node after the marker");
+  const sub = run.held?.value as Awaited<ReturnType<typeof task>> | undefined;
+  assert(sub, `the submission failed: ${String(run.held?.error)}\n${tail(run, 40)}`);
+  assertEquals(sub.code, 0, `${sub.stdout}\n${sub.stderr}\n${tail(run, 40)}`);
+  const out = JSON.parse(sub.stdout.trim().split("\n").at(-1)!);
+  assertEquals(out.output, [...input].reverse().join(""));
+  assertEquals(out.outcome, "ok");
+  assertEquals(out.verified, true);
+  // The guest's node key: the peer id the host dialled (noise-authenticated)
+  // carries the public key; the console names its keyid.
+  const peer = NODE_LISTENING.exec(run.lines.find((l) => NODE_LISTENING.test(l.text))!.text)![1];
+  assertEquals(out.peer, peer);
+  const publicRaw = publicKeyOfPeerId(peer);
+  assert(publicRaw, `no Ed25519 key in the peer id ${peer}`);
+  const keyid = keyidOf(publicRaw);
+  assert(run.lines.some((l) => l.text.includes(`phase-node: node key ${keyid}`)), tail(run, 40));
+  assertEquals(out.node, keyid);
+  // `deno task receipt verify` anchored on the guest's key: ok; on another key: refused.
+  const trust = `${WORK}/job-guest-trust.json`;
+  await Deno.writeTextFile(
+    trust,
+    JSON.stringify({ threshold: 1, keys: { [keyid]: { public: encodeBase64(publicRaw) } } }),
+  );
+  const ok = await task(
+    ["receipt", "verify", out.receipt, "--trust", trust, "--json"],
+    RECEIPT_VERIFY_TIMEOUT_MS,
+  );
+  assertEquals(ok.code, 0, ok.stderr);
+  const verdict = JSON.parse(ok.stdout);
+  assertEquals([verdict.ok, verdict.anchored, verdict.node], [true, true, keyid]);
+  const other = await task(
+    ["receipt", "verify", out.receipt, "--trust", `${JOB_STATE}/node-key/trust.json`, "--json"],
+    RECEIPT_VERIFY_TIMEOUT_MS,
+  );
+  assert(other.code !== 0, "a receipt must not verify against another key\n" + other.stdout);
 });
 
 Deno.test("TM-01 tampering: [vm tamper] a tampered kernel aborts to the seed shell, nothing is kexec'd", async () => {
