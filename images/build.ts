@@ -30,6 +30,7 @@ import { targetRelease, writeSums } from "./_release.ts";
 
 export { ARM64_HINT, SEED_MODULES } from "./_inputs.ts";
 export { denoBundle, EXTRA_BUNDLES, SEED_TASKS } from "./_seed.ts";
+export type { NodePolicy } from "./_seed.ts";
 export { ESP_MIB } from "./_esp.ts";
 export { CACHE_MIB, diskDescriptor } from "./_disk.ts";
 export { derivedUuid } from "./_fs.ts";

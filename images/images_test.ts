@@ -500,3 +500,25 @@ Deno.test("deno task images --torrc: a fragment that sets a port or the data dir
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deno task images --node-allow: a value that is not a keyid is refused before anything is built", async () => {
+  const dir = await tmpDir("images-node-test-");
+  try {
+    const r = await new Deno.Command("deno", {
+      args: ["task", "-q", "images", "--out", `${dir}/out`, "--node-allow", "alice"],
+      cwd: REPO,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(r.stderr);
+    assertEquals(r.code, EXIT_STATUS.E_USAGE, err);
+    assert(err.includes("--node-allow takes a keyid ed25519:<64 hex>, got 'alice'"), err);
+    assert(err.includes("hint: 'deno task job key' prints a submitter's keyid"), err);
+    await Deno.stat(`${dir}/out`).then(
+      () => assert(false, "an output directory was created"),
+      (e) => assert(e instanceof Deno.errors.NotFound),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

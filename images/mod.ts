@@ -19,7 +19,7 @@ export {
   SEED_MODULES,
   SEED_TASKS,
 } from "./build.ts";
-export type { BuildOptions, BuildResult } from "./build.ts";
+export type { BuildOptions, BuildResult, NodePolicy } from "./build.ts";
 export { launcherScript, permissionFlags, SEED_ROOT } from "./launcher.ts";
 export { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER } from "./_files.ts";
 export { runImages } from "./cli.ts";
