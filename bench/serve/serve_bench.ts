@@ -151,6 +151,28 @@ async function countLines(file: string, needle: string): Promise<number> {
 }
 
 const loadavg = () => Deno.loadavg()[0];
+const CLK_TCK = 100;
+
+/** A file under /proc, read by `cat` (Deno 2.9.6 grants /proc only with --allow-all). */
+async function procText(path: string): Promise<string> {
+  const out = await new Deno.Command("cat", { args: [path], stdout: "piped", stderr: "null" })
+    .output();
+  return out.success ? new TextDecoder().decode(out.stdout) : "";
+}
+
+/** CPU time (user + system) of `pid` and of its child processes, in seconds (Linux /proc). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const one = async (p: number) => {
+    const stat = await procText(`/proc/${p}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11] ?? 0) + Number(f[12] ?? 0)) / CLK_TCK;
+  };
+  const kids = (await procText(`/proc/${pid}/task/${pid}/children`))
+    .trim().split(/\s+/).filter(Boolean).map(Number);
+  let t = await one(pid);
+  for (const k of kids) t += await one(k);
+  return t;
+}
 const median = (v: number[]) => {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -246,13 +268,18 @@ http { access_log ${dir}/nginx.access combined buffer=64k flush=1s; sendfile on;
   // Warm the page cache.
   await run("cat", [`${rel}/kernel`]).catch(() => "");
   const loadBefore = loadavg();
-  type Wrk = Awaited<ReturnType<typeof wrk>>;
+  type Wrk = Awaited<ReturnType<typeof wrk>> & { cpuUsPerRequest: number };
   const measures = [
-    { key: "artifact phase", url: `${purl}/stable/amd64/kernel`, conns: 4 },
-    { key: "artifact nginx", url: `${nurl}/stable/amd64/kernel`, conns: 4 },
-    { key: "manifest phase", url: `${purl}${manifestPath}`, conns: 50 },
-    { key: "manifest bare", url: `${burl}${manifestPath}`, conns: 50 },
-    { key: "manifest nginx", url: `${nurl}${manifestPath}`, conns: 50 },
+    {
+      key: "artifact phase",
+      url: `${purl}/stable/amd64/kernel`,
+      conns: 4,
+      pid: provider.child.pid,
+    },
+    { key: "artifact nginx", url: `${nurl}/stable/amd64/kernel`, conns: 4, pid: nginx.pid },
+    { key: "manifest phase", url: `${purl}${manifestPath}`, conns: 50, pid: provider.child.pid },
+    { key: "manifest bare", url: `${burl}${manifestPath}`, conns: 50, pid: bare.child.pid },
+    { key: "manifest nginx", url: `${nurl}${manifestPath}`, conns: 50, pid: nginx.pid },
   ] as const;
   type Key = typeof measures[number]["key"];
   const rounds: Record<Key, Wrk>[] = [];
@@ -263,7 +290,12 @@ http { access_log ${dir}/nginx.access combined buffer=64k flush=1s; sendfile on;
     const round = {} as Record<Key, Wrk>;
     for (let i = 0; i < measures.length; i++) {
       const m = measures[(i + r) % measures.length];
-      round[m.key] = await wrk(m.url, m.conns);
+      // CPU time per request of the server (all its threads and worker
+      // processes): unlike req/s, it hardly depends on what else runs.
+      const cpu0 = await cpuSeconds(m.pid);
+      const w = await wrk(m.url, m.conns);
+      const cpu = await cpuSeconds(m.pid) - cpu0;
+      round[m.key] = { ...w, cpuUsPerRequest: w.requests ? (cpu * 1e6) / w.requests : 0 };
     }
     rounds.push(round);
     loads.push(loadavg());
@@ -304,11 +336,11 @@ http { access_log ${dir}/nginx.access combined buffer=64k flush=1s; sendfile on;
       2,
     ),
   );
-  const line = (name: string, v: number[], fmt: (x: number) => string) =>
+  const line = (name: string, v: number[], fmt: (x: number) => string, lowIsBest = false) =>
     console.log(
-      `  ${name.padEnd(26)} ${v.map(fmt).join("  ")}   best ${fmt(best(v))}, median ${
-        fmt(median(v))
-      }`,
+      `  ${name.padEnd(26)} ${v.map(fmt).join("  ")}   best ${
+        fmt(lowIsBest ? Math.min(...v) : best(v))
+      }, median ${fmt(median(v))}`,
     );
   console.log(
     `\nper round (${ROUNDS} rounds, ${SECONDS} s each, load ${loadBefore.toFixed(2)} -> ${
@@ -321,6 +353,12 @@ http { access_log ${dir}/nginx.access combined buffer=64k flush=1s; sendfile on;
   line("phase / bare Deno.serve", vsBare, f2);
   line("phase / nginx", vsNginx, f2);
   line("bare Deno.serve / nginx", bareVsNginx, f2);
+  const cpu = (k: Key) => col(k, (w) => w.cpuUsPerRequest);
+  const us = (v: number) => `${v.toFixed(1)}us`;
+  line("CPU/request phase", cpu("manifest phase"), us, true);
+  line("CPU/request bare Deno", cpu("manifest bare"), us, true);
+  line("CPU/request nginx", cpu("manifest nginx"), us, true);
+  line("bare CPU / phase CPU", perRound(cpu("manifest bare"), cpu("manifest phase")), f2);
   line(`artifact phase GB/s`, bps("artifact phase"), (v) => (v / 1e9).toFixed(2));
   line(`artifact nginx GB/s`, bps("artifact nginx"), (v) => (v / 1e9).toFixed(2));
   line("artifact phase / nginx", artVsNginx, f2);
