@@ -22,6 +22,8 @@ export interface RequestContext {
   /** The path as logged (cut at MAX_LOGGED_PATH). */
   readonly shownPath: string;
   readonly info: RequestInfo | undefined;
+  /** `req.method`, read once (each read of it is a branded getter). */
+  readonly method: string;
   /** Decoded safe segments, set by {@link safePath}. */
   segs: string[];
   /** Body length when the route knows it (memory documents), else -1. */
@@ -56,15 +58,19 @@ export function accessLog(
     return text(500, "internal error");
   };
   const done = (req: Request, ctx: RequestContext, res: Response): Response => {
-    if (res.status >= 500) metrics.errors++;
-    metrics.byStatus[res.status] = (metrics.byStatus[res.status] ?? 0) + 1;
+    // Each getter below is a branded-object check (and the first one a
+    // call into the runtime): read once.
+    const status = res.status;
+    const method = ctx.method;
+    if (status >= 500) metrics.errors++;
+    metrics.byStatus[status] = (metrics.byStatus[status] ?? 0) + 1;
     // The body bytes sent: none for HEAD or 304; else what the route noted
     // or the content-length every body carries. Never `res.body`: reading
     // it turns a bytes body into a stream and Deno then leaves its fast
     // path (the manifest rate fell by a quarter; bench/README.md, serve).
-    const length = req.method === "HEAD" || res.status === 304
+    const length = method === "HEAD" || status === 304
       ? 0
-      : ctx.length >= 0 && res.status === 200
+      : ctx.length >= 0 && status === 200
       ? ctx.length
       : Number(res.headers.get("content-length") ?? 0);
     const range = req.headers.get("range");
@@ -72,9 +78,9 @@ export function accessLog(
     // Absent fields are left out, not written as `undefined` (a TTY log
     // printed `range=undefined` on every request without a Range).
     const entry: { -readonly [K in keyof AccessEntry]: AccessEntry[K] } = {
-      method: req.method,
+      method,
       path: ctx.shownPath,
-      status: res.status,
+      status,
       length,
       ms,
     };
@@ -117,36 +123,44 @@ export function admission(metrics: Metrics, maxInflight: number, maxPerClient: n
   };
   return (req, ctx, next) => {
     const client = ctx.client;
+    const method = ctx.method;
+    // This request counts against both caps from here on. The per-client
+    // map is only written for a response that outlives this call (an
+    // artifact stream): a document from memory is answered before any
+    // other request can run, so entering and leaving the map around it
+    // would change nothing but the cost (TM-18 caps unchanged).
     metrics.inflight++;
-    perClient.set(client, (perClient.get(client) ?? 0) + 1);
     let res: Response | Promise<Response>;
     try {
-      if (req.method !== "GET" && req.method !== "HEAD") {
+      if (method !== "GET" && method !== "HEAD") {
         res = text(405, "method not allowed", { allow: "GET, HEAD" });
       } else if (
         req.body !== null ||
         (req.headers.get("content-length") ?? "0") !== "0" ||
-        req.headers.has("transfer-encoding")
+        req.headers.get("transfer-encoding") !== null
       ) {
         // Nothing a provider serves takes input: bodies are refused unread.
         res = text(413, "request bodies are refused", { connection: "close" });
-      } else if (metrics.inflight > maxInflight || (perClient.get(client) ?? 0) > maxPerClient) {
+      } else if (
+        metrics.inflight > maxInflight || (perClient.get(client) ?? 0) + 1 > maxPerClient
+      ) {
         metrics.refusedBusy++;
         res = text(503, "busy; retry", { "retry-after": "1" });
       } else {
         res = next(req, ctx);
       }
     } catch (err) {
-      release(client);
+      metrics.inflight--;
       throw err;
     }
     // A document from memory holds nothing once it is returned: its slot
     // is free at once (no completion promise per manifest request). An
     // artifact holds its slot until delivered or abandoned (TM-18).
     if (!(res instanceof Promise)) {
-      release(client);
+      metrics.inflight--;
       return res;
     }
+    perClient.set(client, (perClient.get(client) ?? 0) + 1);
     const completed = ctx.info?.completed;
     let released = false;
     const once = () => {

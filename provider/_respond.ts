@@ -56,15 +56,27 @@ export function json(status: number, value: unknown, extra: Record<string, strin
 export interface BodyNote {
   /** Body length when the route knows it, else -1. */
   length: number;
+  /** The request method (GET or HEAD by the time a route runs). */
+  readonly method: string;
+}
+
+/** One document version's prepared answers. */
+interface Prepared {
+  /** The quoted ETag, `"sha256:<digest>"`, built once per version. */
+  readonly etag: string;
+  readonly get: Response;
+  readonly head: Response;
 }
 
 /**
  * Documents from memory. Building headers per request costs more than
- * the rest of the request, so each (bytes, type) gets a prepared GET and
- * HEAD Response once, and each request gets a clone of it.
+ * the rest of the request, so each (bytes, type) gets its ETag and a
+ * prepared GET and HEAD Response once (a new manifest version is a new
+ * `bytes`, so it gets its own; the old one goes with its bytes), and each
+ * request gets a clone of it.
  */
 export class MemoryDocuments {
-  readonly #templates = new WeakMap<Uint8Array, Map<string, { get: Response; head: Response }>>();
+  readonly #templates = new WeakMap<Uint8Array, Map<string, Prepared>>();
   readonly #metrics: Metrics;
 
   constructor(metrics: Metrics) {
@@ -73,18 +85,11 @@ export class MemoryDocuments {
 
   /** Answers `bytes` (ETag `sha256:<digest>`); notes the body length in `note`. */
   serve(req: Request, note: BodyNote, bytes: Uint8Array, digest: string, type: string): Response {
-    const etag = `"sha256:${digest}"`;
-    if (etagMatches(req.headers.get("if-none-match"), etag)) {
-      this.#metrics.notModified++;
-      return new Response(null, {
-        status: 304,
-        headers: headers({ etag, "cache-control": "no-cache", "content-type": type }),
-      });
-    }
     let byType = this.#templates.get(bytes);
     if (!byType) this.#templates.set(bytes, byType = new Map());
     let t = byType.get(type);
     if (!t) {
+      const etag = `"sha256:${digest}"`;
       const full = headers({
         etag,
         "cache-control": "no-cache",
@@ -92,12 +97,21 @@ export class MemoryDocuments {
         "content-length": String(bytes.length),
       });
       t = {
+        etag,
         get: new Response(bytes.slice() as Uint8Array<ArrayBuffer>, { status: 200, headers: full }),
         head: new Response(null, { status: 200, headers: full }),
       };
       byType.set(type, t);
     }
-    if (req.method === "HEAD") return t.head.clone();
+    const inm = req.headers.get("if-none-match");
+    if (inm !== null && etagMatches(inm, t.etag)) {
+      this.#metrics.notModified++;
+      return new Response(null, {
+        status: 304,
+        headers: headers({ etag: t.etag, "cache-control": "no-cache", "content-type": type }),
+      });
+    }
+    if (note.method === "HEAD") return t.head.clone();
     this.#metrics.bytes += bytes.length;
     note.length = bytes.length;
     return t.get.clone();

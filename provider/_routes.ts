@@ -222,11 +222,26 @@ export function routes(
   ];
 }
 
-/** The last handler of the pipeline: the first matching route answers, else 404. */
+/**
+ * The last handler of the pipeline: the first matching route answers, else
+ * 404. Matchers look at the segments only, so the route of a remembered
+ * (frozen, see cachedSafeSegments) segment array is remembered with it.
+ */
 export function router(table: readonly Route[], catalog: () => Catalog) {
+  const routeOf = new WeakMap<readonly string[], Route>();
   return (req: Request, ctx: RequestContext): Response | Promise<Response> => {
     const segs = ctx.segs;
-    for (const r of table) if (r.match(segs)) return r.handle(req, ctx, catalog());
-    return text(404, "not found");
+    let route = routeOf.get(segs);
+    if (route === undefined) {
+      for (const r of table) {
+        if (r.match(segs)) {
+          route = r;
+          break;
+        }
+      }
+      if (route === undefined) return text(404, "not found");
+      if (Object.isFrozen(segs)) routeOf.set(segs, route);
+    }
+    return route.handle(req, ctx, catalog());
   };
 }

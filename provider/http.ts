@@ -21,6 +21,16 @@ export const MAX_INFLIGHT_PER_CLIENT = 256;
 export const MAX_TARGET_CHARS = 2048;
 /** Longest path logged, in characters. */
 const MAX_LOGGED_PATH = 256;
+/**
+ * Most request paths whose decoded segments are remembered, in entries;
+ * the memory is cleared when full, so a client sending ever new paths
+ * costs at most this many entries of at most {@link MAX_CACHED_PATH}
+ * characters (~1 MiB), and only what decodes as safe is kept (TM-10: every
+ * rejected path is still decoded, refused and logged each time).
+ */
+export const PATH_CACHE_ENTRIES = 1024;
+/** Longest path whose decoded segments are remembered, in characters. */
+export const MAX_CACHED_PATH = 256;
 
 // Shared by every request until safePath sets the decoded ones; never mutated.
 const NO_SEGMENTS: string[] = [];
@@ -189,14 +199,21 @@ function isoNow(): string {
 
 /** Formats an access entry as the JSON line the console logger would write, cheaply. */
 export function formatAccess(component: string, e: AccessEntry, now?: Date): string {
-  const ts = now ? now.toISOString() : isoNow();
-  return `{"ts":"${ts}","level":"info","component":${
-    jsonString(component)
-  },"event":"access","method":${jsonString(e.method)},"path":${
-    jsonString(e.path)
-  },"status":${e.status},"length":${e.length}${
-    e.range === undefined ? "" : `,"range":${jsonString(e.range)}`
-  }${e.remote === undefined ? "" : `,"remote":${jsonString(e.remote)}`},"ms":${e.ms}}\n`;
+  return accessFormatter(component)(e, now);
+}
+
+/**
+ * {@link formatAccess} for one component, with the constant part of the
+ * line built once (the formatter runs once per request).
+ */
+export function accessFormatter(component: string): (e: AccessEntry, now?: Date) => string {
+  const head = `","level":"info","component":${jsonString(component)},"event":"access","method":`;
+  return (e, now) =>
+    `{"ts":"${now ? now.toISOString() : isoNow()}${head}${
+      e.method === "GET" ? '"GET"' : jsonString(e.method)
+    },"path":${jsonString(e.path)},"status":${e.status},"length":${e.length}${
+      e.range === undefined ? "" : `,"range":${jsonString(e.range)}`
+    }${e.remote === undefined ? "" : `,"remote":${jsonString(e.remote)}`},"ms":${e.ms}}\n`;
 }
 
 /** Connection info Deno.serve passes; optional so tests may omit it. */
@@ -218,7 +235,11 @@ export type Handler = (req: Request, info?: RequestInfo) => Promise<Response>;
  */
 export interface ProviderHandler extends Handler {
   /** The same handler, answering in-memory documents without a Promise. */
-  readonly direct: (req: Request, info?: RequestInfo) => Response | Promise<Response>;
+  readonly direct: (
+    req: Request,
+    info?: RequestInfo,
+    client?: string,
+  ) => Response | Promise<Response>;
 }
 
 /** Splits the raw request target (not normalised by URL parsing). */
@@ -252,6 +273,28 @@ export function safeSegments(path: string): string[] | undefined {
     out.push(seg);
   }
   return out;
+}
+
+/**
+ * {@link safeSegments} with a bounded memory of the paths it accepted
+ * (the same few manifest paths are asked again and again): the same
+ * answer, without splitting and matching the path per request. The
+ * remembered arrays are frozen: no route may change them.
+ */
+export function cachedSafeSegments(
+  decode: (path: string) => string[] | undefined = safeSegments,
+  maxEntries = PATH_CACHE_ENTRIES,
+): (path: string) => string[] | undefined {
+  const known = new Map<string, string[]>();
+  return (path) => {
+    const hit = known.get(path);
+    if (hit !== undefined) return hit;
+    const segs = decode(path);
+    if (segs === undefined || path.length > MAX_CACHED_PATH) return segs;
+    if (known.size >= maxEntries) known.clear();
+    known.set(path, Object.freeze(segs) as string[]);
+    return segs;
+  };
 }
 
 function releaseInfo(r: Release) {
@@ -332,21 +375,28 @@ export function createHandler(opts: HandlerOptions): ProviderHandler {
       opts.maxInflight ?? MAX_INFLIGHT,
       opts.maxInflightPerClient ?? MAX_INFLIGHT_PER_CLIENT,
     ),
-    safePath(m, log, safeSegments),
+    safePath(m, log, cachedSafeSegments()),
   ], router(routes(opts, artifacts, defaults), opts.catalog));
 
-  function direct(req: Request, info?: RequestInfo): Response | Promise<Response> {
+  function direct(
+    req: Request,
+    info?: RequestInfo,
+    client?: string,
+  ): Response | Promise<Response> {
+    const t0 = performance.now();
     const { path, query } = rawTarget(req.url);
-    // Read once: each read of remoteAddr is a call into the runtime.
-    const remote = info?.remoteAddr?.hostname;
+    // The accept loop passes the connection's peer (listen.ts); otherwise
+    // read it once: each read of remoteAddr is a call into the runtime.
+    const remote = client ?? info?.remoteAddr?.hostname;
     const ctx: RequestContext = {
-      t0: performance.now(),
+      t0,
       remote,
       client: remote ?? "local",
       path,
       query,
       shownPath: path.length > MAX_LOGGED_PATH ? path.slice(0, MAX_LOGGED_PATH) + "..." : path,
       info,
+      method: req.method,
       segs: NO_SEGMENTS,
       length: -1,
     };

@@ -9,7 +9,13 @@ import {
   tempDir,
   writeRelease,
 } from "../testing/mod.ts";
-import { formatAccess, safeSegments } from "./http.ts";
+import {
+  cachedSafeSegments,
+  formatAccess,
+  MAX_CACHED_PATH,
+  PATH_CACHE_ENTRIES,
+  safeSegments,
+} from "./http.ts";
 import { parseRange, prefersHtml } from "./range.ts";
 import { startProvider } from "./server.ts";
 
@@ -298,4 +304,32 @@ Deno.test("TM-10 path traversal: every form answers 404 and is logged; dotfiles 
   }
   // The genuine artifact is still served.
   assertEquals((await rawRequest(s.p.port, "/stable/amd64/kernel")).status, 200);
+});
+
+Deno.test("provider paths: the remembered decodings answer as safeSegments does, stay bounded, are frozen, and never remember a refusal (TM-10)", () => {
+  let calls = 0;
+  const decode = cachedSafeSegments((p) => {
+    calls++;
+    return safeSegments(p);
+  }, 4);
+  const a = decode("/stable/amd64/manifest.json");
+  assertEquals(a, ["stable", "amd64", "manifest.json"]);
+  assert(decode("/stable/amd64/manifest.json") === a, "the same array again");
+  assertEquals(calls, 1);
+  assert(Object.isFrozen(a), "routes cannot change a remembered decoding");
+  // A refusal is decided (and so logged by the caller) every time.
+  for (let i = 0; i < 3; i++) assertEquals(decode("/stable/../../etc/passwd"), undefined);
+  assertEquals(calls, 4);
+  // Bounded: more distinct paths than entries, each still decoded right.
+  for (let i = 0; i < 50; i++) assertEquals(decode(`/p/${i}`), ["p", String(i)]);
+  const afterFill = calls;
+  assertEquals(decode("/stable/amd64/manifest.json"), ["stable", "amd64", "manifest.json"]);
+  assertEquals(calls, afterFill + 1, "the old entry was let go when the memory filled");
+  // Long paths are answered but not kept.
+  const long = "/" + "a".repeat(MAX_CACHED_PATH);
+  const before = calls;
+  decode(long);
+  decode(long);
+  assertEquals(calls, before + 2);
+  assert(PATH_CACHE_ENTRIES >= 16);
 });

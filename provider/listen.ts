@@ -33,10 +33,16 @@ export const MAX_ACCEPT_BACKOFF_MS = 1_000;
 /** Idle connections shed per EMFILE/ENFILE, to make room for the backlog. */
 export const SHED_ON_EMFILE = 8;
 
-/** The request callback a connection's HTTP server calls (`Deno.serve`'s handler). */
+/**
+ * The request callback a connection's HTTP server calls (`Deno.serve`'s
+ * handler), plus the connection's client address: every request of a
+ * connection comes from its peer, so the handler need not ask the runtime
+ * for it per request (a call into the runtime and two allocations).
+ */
 export type ConnHandler = (
   req: Request,
   info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  client?: string,
 ) => Response | Promise<Response>;
 
 /** Limits of {@link listenHttp}; tests shorten the deadlines. */
@@ -205,7 +211,7 @@ export function listenHttp(opts: ListenOptions, handler: ConnHandler): HttpListe
     const onRequest: ConnHandler = (req, info) => {
       c.seen = true;
       c.requests++;
-      const res = handler(req, info);
+      const res = handler(req, info, client);
       if (res instanceof Promise) {
         // A streamed response holds the connection busy until delivered:
         // the idle deadline never cuts a download (the stall cut does).

@@ -11,7 +11,13 @@ import { keygen, loadSigningKey, type SigningKey } from "../sign/mod.ts";
 import { MAX_TRUST_BYTES, parseTrust, type Trust } from "../verify/mod.ts";
 import { type Catalog, CatalogLoader, type TrustSource } from "./catalog.ts";
 import { ProviderError } from "./errors.ts";
-import { type AdvertState, createHandler, formatAccess, type Metrics, newMetrics } from "./http.ts";
+import {
+  accessFormatter,
+  type AdvertState,
+  createHandler,
+  type Metrics,
+  newMetrics,
+} from "./http.ts";
 import { type HttpListener, listenHttp } from "./listen.ts";
 import { startRescanner } from "./_rescan.ts";
 import { CacheCatalogLoader } from "./from_cache.ts";
@@ -354,6 +360,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
       hint: "/status and the counters are answered to every client, not only loopback",
     });
   }
+  const accessLine = accessFormatter("serve");
   const handler = createHandler({
     name: opts.name ?? "phase",
     catalog: () => loader.current,
@@ -376,7 +383,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     maxInflightPerClient: opts.maxInflightPerClient,
     unsafePublicStatus: opts.unsafePublicStatus,
     accessLog: "raw" in logger
-      ? (e) => (logger as { raw(line: string): void }).raw(formatAccess("serve", e))
+      ? (e) => (logger as { raw(line: string): void }).raw(accessLine(e))
       : undefined,
     onStale: () => stale.schedule(),
     streams,
