@@ -26,6 +26,10 @@ import {
 export const SEGMENT_BYTES = 4 * 1024 * 1024;
 /** Segments a parallel download may hold in memory ahead of the hasher, per provider. */
 export const WINDOW_SEGMENTS_PER_SOURCE = 2;
+/** Plain failures (a reset, a refused range) a source may have in a parallel download before it leaves it. */
+export const SEGMENT_RETRIES = 2;
+/** Pause before a source that failed a segment is given another, in milliseconds. */
+export const SEGMENT_RETRY_PAUSE_MS = 250;
 /** Smallest remaining size worth splitting across providers, in bytes. */
 export const PARALLEL_MIN_BYTES = 16 * 1024 * 1024;
 /** Bytes collected before one write to the partial file (and one hash update), in bytes. */
@@ -798,6 +802,7 @@ async function segmentWorker(
   bad: Set<string>,
 ): Promise<void> {
   const urls = [...src.urls];
+  let failures = 0;
   for (let s = await queue.take(); s; s = await queue.take()) {
     if (bad.has(src.id)) {
       // Dropped meanwhile (it lied about another artifact): leave.
@@ -808,17 +813,20 @@ async function segmentWorker(
     try {
       buf = await fetchSegmentFrom(o, urls, s, s.signal);
     } catch (err) {
-      if (s.signal.aborted && queue.settled(s.idx)) {
-        queue.requeue(s);
-        continue;
-      }
       queue.requeue(s);
+      // Cut because another source delivered it first: not a failure.
+      if (s.signal.aborted) continue;
       o.logger?.warn("source_failed", {
         artifact: o.name,
         source: src.id,
         error: (err as Error)?.message,
       });
       if (!(err instanceof PhaseError && err.code === "E_FETCH")) bad.add(src.id);
+      else if (++failures <= SEGMENT_RETRIES) {
+        // A reset under load: try again after a pause, a bounded number of times.
+        await new Promise((r) => setTimeout(r, SEGMENT_RETRY_PAUSE_MS));
+        continue;
+      }
       return;
     }
     if (queue.deliver(s, buf, src.id)) p.contributors.add(src.id);

@@ -43,6 +43,13 @@ export const MAX_PEERS_PER_CLIENT = 4;
 export const RUN_TIMEOUT_MS = 240_000;
 
 const SILENT = { info() {}, warn() {}, error() {} };
+/** STORM_DEBUG=1: the clients' log events on stderr, with their time. */
+const DEBUG = Deno.env.get("STORM_DEBUG") === "1";
+const T0 = performance.now();
+function debug(i: number, event: string, fields?: Record<string, unknown>): void {
+  const t = ((performance.now() - T0) / 1000).toFixed(2);
+  console.error(`${t} c${i} ${event} ${JSON.stringify(fields ?? {}).slice(0, 200)}`);
+}
 
 interface RunResult {
   run: string;
@@ -53,6 +60,8 @@ interface RunResult {
   from_peers_only: number;
   /** When the first client held the verified release, in s from the start. */
   first_verified_s: number;
+  /** Seconds from the start at which each client held the verified release, by arrival. */
+  done_s: number[];
   /** Clients whose download took on peers found by re-discovery. */
   moved_to_peers: number;
   ok: boolean;
@@ -74,6 +83,7 @@ async function oneRun(
   let peersOnly = 0;
   const moved = new Set<number>();
   let firstVerified: number | undefined;
+  const doneAt: number[] = [];
   const t0 = performance.now();
   const client = async (i: number) => {
     await new Promise((r) => setTimeout(r, i * ARRIVAL_MS));
@@ -91,8 +101,12 @@ async function oneRun(
       cacheDir,
       logger: {
         ...SILENT,
-        info(event) {
+        info(event, fields) {
           if (event === "sequential_cut" || event === "source_added") moved.add(i);
+          if (DEBUG) debug(i, event, fields);
+        },
+        warn(event, fields) {
+          if (DEBUG) debug(i, event, fields);
         },
       },
       // The client's own re-discovery (client/fetch.ts): every
@@ -101,6 +115,7 @@ async function oneRun(
       rediscover: reServe ? { find: () => Promise.resolve(announced()) } : undefined,
     });
     firstVerified ??= performance.now() - t0;
+    doneAt[i] = +((performance.now() - t0) / 1000).toFixed(1);
     if (known.length >= 2) peersOnly++;
     if (reServe) {
       peers.push(
@@ -151,6 +166,7 @@ async function oneRun(
     from_peers_only: peersOnly,
     first_verified_s: +((firstVerified ?? NaN) / 1000).toFixed(2),
     moved_to_peers: moved.size,
+    done_s: doneAt,
     ok: error === undefined,
     ...(error ? { error } : {}),
   };
