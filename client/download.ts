@@ -26,6 +26,14 @@ import {
 export const SEGMENT_BYTES = 4 * 1024 * 1024;
 /** Segments a parallel download may hold in memory ahead of the hasher, per provider. */
 export const WINDOW_SEGMENTS_PER_SOURCE = 2;
+/**
+ * A source of a parallel download stops taking segments when at least two
+ * other sources delivered their last segment this many times faster: a
+ * slow origin is then left to the clients that have nothing else (a boot
+ * storm, issue 12 §4). It still serves if the others fail (sequential
+ * fallback).
+ */
+export const RETIRE_SLOWER_THAN = 4;
 /** Plain failures (a reset, a refused range) a source may have in a parallel download before it leaves it. */
 export const SEGMENT_RETRIES = 2;
 /** Pause before a source that failed a segment is given another, in milliseconds. */
@@ -652,6 +660,10 @@ class SegmentQueue {
   #wake: () => void = () => {};
   #changed: Promise<void>;
   #flushing: Promise<void> = Promise.resolve();
+  /** Bytes per millisecond of each source's last delivered segment. */
+  readonly #rates = new Map<string, number>();
+  /** Sources that left (failed, retired or dropped): their rate no longer counts. */
+  readonly #gone = new Set<string>();
   /** A failed write of the partial file: ends every worker. */
   writeError: unknown;
 
@@ -774,6 +786,28 @@ class SegmentQueue {
     return true;
   }
 
+  /** Notes how fast `id` delivered its last segment. */
+  rate(id: string, bytes: number, ms: number): void {
+    this.#rates.set(id, bytes / Math.max(1, ms));
+  }
+
+  /** `id` left the download. */
+  leave(id: string): void {
+    this.#gone.add(id);
+    this.notify();
+  }
+
+  /** True when two other sources still in the download were RETIRE_SLOWER_THAN times faster. */
+  slow(id: string): boolean {
+    const mine = this.#rates.get(id);
+    if (mine === undefined) return false;
+    let faster = 0;
+    for (const [other, r] of this.#rates) {
+      if (other !== id && !this.#gone.has(other) && r >= mine * RETIRE_SLOWER_THAN) faster++;
+    }
+    return faster >= 2;
+  }
+
   /** Cuts every request still in flight (the download ended). */
   cancelAll(): void {
     for (const set of this.#inflight.values()) for (const ac of set) ac.abort();
@@ -801,6 +835,20 @@ async function segmentWorker(
   src: ArtifactSource,
   bad: Set<string>,
 ): Promise<void> {
+  try {
+    await segmentLoop(o, p, queue, src, bad);
+  } finally {
+    queue.leave(src.id);
+  }
+}
+
+async function segmentLoop(
+  o: DownloadOptions,
+  p: PartialFile,
+  queue: SegmentQueue,
+  src: ArtifactSource,
+  bad: Set<string>,
+): Promise<void> {
   const urls = [...src.urls];
   let failures = 0;
   for (let s = await queue.take(); s; s = await queue.take()) {
@@ -809,13 +857,24 @@ async function segmentWorker(
       queue.requeue(s);
       return;
     }
+    if (queue.slow(src.id)) {
+      // Others are much faster: leave the slow source to those who need it.
+      queue.requeue(s);
+      o.logger?.info("source_retired", { artifact: o.name, source: src.id, at: p.pos });
+      return;
+    }
     let buf: Uint8Array;
+    const t0 = performance.now();
     try {
       buf = await fetchSegmentFrom(o, urls, s, s.signal);
     } catch (err) {
       queue.requeue(s);
-      // Cut because another source delivered it first: not a failure.
-      if (s.signal.aborted) continue;
+      if (s.signal.aborted) {
+        // Cut because another source delivered it first: not a failure,
+        // but it was slower than the segment's size over this time.
+        queue.rate(src.id, s.end - s.start + 1, performance.now() - t0);
+        continue;
+      }
       o.logger?.warn("source_failed", {
         artifact: o.name,
         source: src.id,
@@ -829,6 +888,7 @@ async function segmentWorker(
       }
       return;
     }
+    queue.rate(src.id, buf.length, performance.now() - t0);
     if (queue.deliver(s, buf, src.id)) p.contributors.add(src.id);
   }
 }
