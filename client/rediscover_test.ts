@@ -227,3 +227,55 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name:
+    "fetch: a slow origin that two peers outpace takes no more segments of a parallel download (it is left to clients without peers)",
+  ...opts,
+  fn: () =>
+    withOrigin(async ({ dir, trust, trustPath, files, origin, manifest }) => {
+      const proxy = throttlingProxy(Number(new URL(origin.url).port), ORIGIN_RATE, {
+        burstMs: 50,
+        bufferBytes: 64 * 1024,
+      });
+      const peers: RunningProvider[] = [];
+      const logger = memoryLogger();
+      try {
+        for (const k of [1, 2]) {
+          peers.push(
+            await startProvider({
+              root: `${dir}/root`,
+              state: `${dir}/peer${k}`,
+              port: 0,
+              sign: false,
+              trustPath,
+              mdns: false,
+              dht: false,
+              watch: false,
+              logger: memoryLogger(),
+            }),
+          );
+        }
+        const r = await fetchRelease({
+          manifestUrl: proxy.url + manifest,
+          mirrors: peers.map((p) => p.url + manifest),
+          trust,
+          cacheDir: `${dir}/client`,
+          logger,
+          ...SEG,
+        });
+        for (const [name, a] of Object.entries(r.artifacts)) {
+          assertEquals(await Deno.readFile(a.path), files[name]);
+        }
+        const retired = logger.entries.filter((e) => e.event === "source_retired");
+        assert(
+          retired.some((e) => e.fields.source === new URL(proxy.url).origin),
+          JSON.stringify(retired),
+        );
+        assert(!retired.some((e) => peers.some((p) => e.fields.source === p.url)));
+      } finally {
+        proxy.close();
+        for (const p of peers) await p.close();
+      }
+    }),
+});
