@@ -166,8 +166,11 @@ export const EARLIER_PREFIX = "(prefix from an earlier attempt)";
 
 /** Bytes `[start, end)` of a partial file and the source that sent them. */
 export interface SentRange {
+  /** First byte, inclusive. */
   readonly start: number;
+  /** End, exclusive. */
   readonly end: number;
+  /** The source id that sent them ({@link EARLIER_PREFIX} for a prefix found on disk). */
   readonly id: string;
 }
 
