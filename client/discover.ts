@@ -611,3 +611,29 @@ export function spread(candidates: readonly Candidate[]): Candidate[] {
     return { ...c, mirrors, providers };
   });
 }
+
+/**
+ * A re-discovery for `fetchRelease({ rediscover })`: runs {@link discover}
+ * again and returns the HTTP origins of every candidate that claims the
+ * given manifest CID (its manifest URL, mirrors and HTTP providers). The
+ * claim is a hint (TM-07, TM-08): the fetcher checks every artifact's
+ * digest and drops a peer that sends wrong bytes.
+ */
+export function discoverProviders(
+  o: DiscoverOptions,
+): (manifestCid: string, signal: AbortSignal) => Promise<readonly string[]> {
+  return async (manifestCid) => {
+    const { candidates } = await discover(o);
+    const out: string[] = [];
+    for (const c of candidates) {
+      if (c.manifestCid !== manifestCid) continue;
+      for (const u of [c.manifestUrl, ...c.mirrors, ...c.providers]) {
+        const h = httpUrl(u);
+        if (!h) continue;
+        const origin = new URL(h).origin;
+        if (!out.includes(origin)) out.push(origin);
+      }
+    }
+    return out;
+  };
+}

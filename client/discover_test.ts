@@ -5,6 +5,7 @@ import {
   type Candidate,
   dhtCandidates,
   discover,
+  discoverProviders,
   type MdnsAnswer,
   mdnsCandidates,
   probeHealth,
@@ -330,4 +331,41 @@ Deno.test("TM-07 mDNS poisoning: re-serving peers that claim one manifest CID ar
   };
   const d = spread(mdnsCandidates([answer("10.0.0.2"), other], "stable", "amd64"));
   assertEquals(d.map((x) => x.mirrors.length), [0, 0]);
+});
+
+Deno.test("discover: re-discovery during a fetch returns the origins of the peers that claim the verified manifest CID, and no others", async () => {
+  const answer = (host: string, cid: string): MdnsAnswer => ({
+    instance: `n-${host}`,
+    host: `${host}.local`,
+    port: 8080,
+    addresses: [host],
+    txt: {
+      channel: "stable",
+      arch: "amd64",
+      version: "2026.11.20",
+      manifest_cid: cid,
+      mirror: `http://${host}:8080/stable/amd64/manifest.json`,
+    },
+    from: host,
+  });
+  let asked = 0;
+  const find = discoverProviders({
+    policy: { ...DEFAULT_POLICY, channel: "stable" },
+    trust: { version: 1, threshold: 1, keys: [] } as never,
+    arch: "amd64",
+    order: ["lan"],
+    probe: false,
+    mdns: () => {
+      asked++;
+      return Promise.resolve([
+        answer("10.0.0.2", "bafkreiwanted"),
+        answer("10.0.0.3", "bafkreiother"),
+        answer("10.0.0.4", "bafkreiwanted"),
+      ]);
+    },
+  });
+  const got = await find("bafkreiwanted", new AbortController().signal);
+  assertEquals(asked, 1);
+  assertEquals([...got].sort(), ["http://10.0.0.2:8080", "http://10.0.0.4:8080"]);
+  assertEquals(await find("bafkreinone", new AbortController().signal), []);
 });

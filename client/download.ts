@@ -26,6 +26,19 @@ import {
 export const SEGMENT_BYTES = 4 * 1024 * 1024;
 /** Segments a parallel download may hold in memory ahead of the hasher, per provider. */
 export const WINDOW_SEGMENTS_PER_SOURCE = 2;
+/**
+ * A source of a parallel download stops taking segments when at least two
+ * other sources delivered their last segment this many times faster: a
+ * slow origin is then left to the clients that have nothing else (a boot
+ * storm, issue 12 §4). It still serves if the others fail (sequential
+ * fallback). 2x rather than 4x: bench/storm measured a lower origin share
+ * with it (bench/README.md).
+ */
+export const RETIRE_SLOWER_THAN = 2;
+/** Plain failures (a reset, a refused range) a source may have in a parallel download before it leaves it. */
+export const SEGMENT_RETRIES = 2;
+/** Pause before a source that failed a segment is given another, in milliseconds. */
+export const SEGMENT_RETRY_PAUSE_MS = 250;
 /** Smallest remaining size worth splitting across providers, in bytes. */
 export const PARALLEL_MIN_BYTES = 16 * 1024 * 1024;
 /** Bytes collected before one write to the partial file (and one hash update), in bytes. */
@@ -40,6 +53,25 @@ export const WRITE_BUFFERS = 4;
 export const WRITEBACK_BYTES = 64 * 1024 * 1024;
 /** Most full download rounds per artifact (a round ends with a digest check). */
 export const MAX_ROUNDS = 6;
+/**
+ * Most sources one artifact's download takes on while it runs (found by
+ * re-discovery): bounds the workers, the segments held in memory and the
+ * number of times a sequential stream is cut to go parallel (TM-08).
+ */
+export const MAX_ADDED_SOURCES = 8;
+
+/**
+ * Sources found while a download runs (re-discovery, e.g. peers that
+ * verified the release and re-serve it): hints like every other source
+ * (TM-07, TM-08). A peer that sends wrong bytes is dropped for the rest of
+ * the run and its segments are fetched elsewhere.
+ */
+export interface MoreSources {
+  /** Every source found so far (the download ignores those it already has or dropped). */
+  list(): readonly ArtifactSource[];
+  /** Resolves when {@link MoreSources.list} may have grown (it may never resolve). */
+  changed(): Promise<void>;
+}
 
 /** A place an artifact can be fetched from. */
 export interface ArtifactSource {
@@ -90,6 +122,13 @@ export interface DownloadOptions {
    * set private to this artifact.
    */
   readonly dropped?: Set<string>;
+  /**
+   * Sources found while this download runs: a sequential stream is cut
+   * (its prefix kept) to go parallel once a new one appears, and a
+   * parallel download gives new ones their own share of the segments.
+   * At most {@link MAX_ADDED_SOURCES} are taken on.
+   */
+  readonly more?: MoreSources;
 }
 
 /** The result of one artifact. */
@@ -125,12 +164,28 @@ function contentRange(
  */
 export const EARLIER_PREFIX = "(prefix from an earlier attempt)";
 
+/** Bytes `[start, end)` of a partial file and the source that sent them. */
+export interface SentRange {
+  /** First byte, inclusive. */
+  readonly start: number;
+  /** End, exclusive. */
+  readonly end: number;
+  /** The source id that sent them ({@link EARLIER_PREFIX} for a prefix found on disk). */
+  readonly id: string;
+}
+
 /** An open partial file: its bytes, their hash so far, who sent them. */
 export interface PartialFile {
   file: Deno.FsFile;
   pos: number;
   hash: Hash;
   contributors: Set<string>;
+  /**
+   * Who sent which bytes (this run): after a digest mismatch with several
+   * senders, each sender's ranges are fetched again elsewhere to find the
+   * liar (TM-07). Absent: not tracked.
+   */
+  ranges?: SentRange[];
 }
 
 /** Opens (or creates) the partial file and re-hashes its prefix. */
@@ -156,7 +211,13 @@ async function openPartial(path: string, size: number): Promise<PartialFile> {
   await file.seek(pos, Deno.SeekMode.Start);
   // TM-07: a prefix is trusted only for a resume by whoever wrote it in
   // this run; one found on disk counts as a second, unknown contributor.
-  return { file, pos, hash, contributors: new Set(pos > 0 ? [EARLIER_PREFIX] : []) };
+  return {
+    file,
+    pos,
+    hash,
+    contributors: new Set(pos > 0 ? [EARLIER_PREFIX] : []),
+    ranges: pos > 0 ? [{ start: 0, end: pos, id: EARLIER_PREFIX }] : [],
+  };
 }
 
 async function restart(p: PartialFile): Promise<void> {
@@ -165,6 +226,16 @@ async function restart(p: PartialFile): Promise<void> {
   p.pos = 0;
   p.hash = createHash("sha256");
   p.contributors.clear();
+  p.ranges = [];
+}
+
+/** Notes that `id` sent bytes `[start, end)` (merged with its previous range when adjacent). */
+function noteRange(p: PartialFile, start: number, end: number, id: string): void {
+  if (!p.ranges || end <= start) return;
+  const last = p.ranges[p.ranges.length - 1];
+  if (last && last.id === id && last.end === start) {
+    p.ranges[p.ranges.length - 1] = { start: last.start, end, id };
+  } else p.ranges.push({ start, end, id });
 }
 
 /**
@@ -322,6 +393,7 @@ export class PartialSink {
       this.#p.pos = 0;
       this.#p.hash = createHash("sha256");
       this.#p.contributors.clear();
+      if (this.#p.ranges) this.#p.ranges = [];
     }
   }
 
@@ -333,18 +405,47 @@ export class PartialSink {
   }
 }
 
-/** Streams the rest of the artifact from one URL into the partial file. */
+/** Why a sequential stream was cut: a new source appeared (not a failure of the source). */
+class Cut extends Error {}
+
+/**
+ * Streams the rest of the artifact from one URL into the partial file.
+ * `cut` stops it early (the prefix received is kept) and throws {@link Cut}.
+ */
 async function fetchSequential(
   o: DownloadOptions,
   p: PartialFile,
   src: ArtifactSource,
   url: string,
+  cut?: AbortSignal,
 ): Promise<void> {
   const limits = o.limits ?? DEFAULT_LIMITS;
+  if (cut?.aborted) throw new Cut();
   const open = await openRequest(
     { url, start: p.pos, accept: src.kind === "ipfs" ? ACCEPT_RAW : undefined },
-    { limits, fetchFn: o.fetchFn ?? rawHttpFetch, logger: o.logger },
-  );
+    { limits, fetchFn: o.fetchFn ?? rawHttpFetch, logger: o.logger, signal: cut },
+  ).catch((err) => {
+    throw cut?.aborted ? new Cut() : err;
+  });
+  const onCut = () => open.abort.abort();
+  cut?.addEventListener("abort", onCut, { once: true });
+  try {
+    await streamInto(o, p, src, url, open);
+  } catch (err) {
+    throw cut?.aborted ? new Cut() : err;
+  } finally {
+    cut?.removeEventListener("abort", onCut);
+  }
+}
+
+async function streamInto(
+  o: DownloadOptions,
+  p: PartialFile,
+  src: ArtifactSource,
+  url: string,
+  open: Awaited<ReturnType<typeof openRequest>>,
+): Promise<void> {
+  const limits = o.limits ?? DEFAULT_LIMITS;
   const { response } = open;
   const cancel = async () => {
     open.abort.abort();
@@ -384,6 +485,7 @@ async function fetchSequential(
   }
   p.contributors.add(src.id);
   const sink = new PartialSink(p, partialPathOf(o), o.onProgress);
+  const from = p.pos;
   let overflow = false;
   try {
     ({ overflow } = await readGuarded(open, want, (chunk) => sink.push(chunk), {
@@ -396,8 +498,10 @@ async function fetchSequential(
     // What arrived before a drop is kept (a resumable prefix); a failed
     // write leaves the file cut back to what the hash covers.
     await sink.abandon();
+    noteRange(p, from, p.pos, src.id);
     throw err;
   }
+  noteRange(p, from, p.pos, src.id);
   if (overflow) {
     // TM-05: the first `size` bytes are kept (the digest decides on them);
     // what the sender had beyond is never read.
@@ -420,14 +524,37 @@ interface Segment {
  * a 206 for exactly the asked range fails (E_FETCH); a length above the
  * range is refused (TM-05).
  */
-async function fetchSegment(o: DownloadOptions, url: string, s: Segment): Promise<Uint8Array> {
-  const limits = o.limits ?? DEFAULT_LIMITS;
-  const len = s.end - s.start + 1;
+async function fetchSegment(
+  o: DownloadOptions,
+  url: string,
+  s: Segment,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
   const open = await openRequest({ url, start: s.start, end: s.end }, {
-    limits,
+    limits: o.limits ?? DEFAULT_LIMITS,
     fetchFn: o.fetchFn ?? rawHttpFetch,
     logger: o.logger,
+    signal,
   });
+  // Another source delivered this segment first: stop reading it.
+  const onAbort = () => open.abort.abort();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    if (signal?.aborted) open.abort.abort();
+    return await readSegment(o, url, s, open);
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+async function readSegment(
+  o: DownloadOptions,
+  url: string,
+  s: Segment,
+  open: Awaited<ReturnType<typeof openRequest>>,
+): Promise<Uint8Array> {
+  const limits = o.limits ?? DEFAULT_LIMITS;
+  const len = s.end - s.start + 1;
   const { response } = open;
   const cancel = async () => {
     open.abort.abort();
@@ -491,10 +618,11 @@ async function fetchSegmentFrom(
   o: DownloadOptions,
   urls: string[],
   s: Segment,
+  signal?: AbortSignal,
 ): Promise<Uint8Array> {
   for (;;) {
     try {
-      return await fetchSegment(o, urls[0], s);
+      return await fetchSegment(o, urls[0], s, signal);
     } catch (err) {
       const notHere = err instanceof PhaseError && err.code === "E_FETCH" &&
         / HTTP 404 /.test(err.message);
@@ -504,12 +632,21 @@ async function fetchSegmentFrom(
   }
 }
 
+/** A segment handed to a worker, and the signal that tells it another source delivered it. */
+interface Taken extends Segment {
+  readonly signal: AbortSignal;
+}
+
 /**
  * The shared state of a parallel download: which segment is handed out
  * next, which failed and wait for another source, and the segments that
  * arrived out of order. Segments are written and hashed strictly in order
  * (so the partial file stays a resumable prefix), and at most `window`
  * segments are handed out ahead of the writer (so memory stays bounded).
+ * When the window is full and the segment the writer waits for is still
+ * with one (slower) source, an idle source fetches it too: the first copy
+ * is kept and the other request is cut, so a slow origin does not hold
+ * back fast peers (head-of-line).
  */
 class SegmentQueue {
   readonly #o: DownloadOptions;
@@ -517,14 +654,20 @@ class SegmentQueue {
   readonly #base: number;
   readonly #seg: number;
   readonly #count: number;
-  readonly #window: number;
+  #sources: number;
   readonly #requeued: number[] = [];
   readonly #ready = new Map<number, Uint8Array>();
+  /** Requests in flight per segment (at most 2: the first and one duplicate). */
+  readonly #inflight = new Map<number, Set<AbortController>>();
   #next = 0;
   #written = 0;
   #wake: () => void = () => {};
   #changed: Promise<void>;
   #flushing: Promise<void> = Promise.resolve();
+  /** Bytes per millisecond of each source's last delivered segment. */
+  readonly #rates = new Map<string, number>();
+  /** Sources that left (failed, retired or dropped): their rate no longer counts. */
+  readonly #gone = new Set<string>();
   /** A failed write of the partial file: ends every worker. */
   writeError: unknown;
 
@@ -534,8 +677,23 @@ class SegmentQueue {
     this.#base = p.pos;
     this.#seg = o.segmentBytes ?? SEGMENT_BYTES;
     this.#count = Math.ceil((o.size - this.#base) / this.#seg);
-    this.#window = Math.max(2, WINDOW_SEGMENTS_PER_SOURCE * sources);
+    this.#sources = sources;
     this.#changed = new Promise<void>((r) => (this.#wake = r));
+  }
+
+  get #window(): number {
+    return Math.max(2, WINDOW_SEGMENTS_PER_SOURCE * this.#sources);
+  }
+
+  /** A source joined (re-discovery): the window grows by its share. */
+  addSource(): void {
+    this.#sources++;
+    this.notify();
+  }
+
+  /** True when every segment is written (or the writer failed). */
+  get finished(): boolean {
+    return this.#written >= this.#count || this.writeError !== undefined;
   }
 
   /** Wakes the workers waiting in {@link take}. */
@@ -545,33 +703,74 @@ class SegmentQueue {
     w();
   }
 
+  #segment(idx: number): Taken {
+    const start = this.#base + idx * this.#seg;
+    const ac = new AbortController();
+    const set = this.#inflight.get(idx) ?? new Set();
+    set.add(ac);
+    this.#inflight.set(idx, set);
+    return { idx, start, end: Math.min(this.#o.size, start + this.#seg) - 1, signal: ac.signal };
+  }
+
+  /** True once segment `idx` is delivered by some source. */
+  settled(idx: number): boolean {
+    return idx < this.#written || this.#ready.has(idx);
+  }
+
   /** The next segment to fetch, or undefined when there is none left for anyone. */
-  async take(): Promise<Segment | undefined> {
+  async take(): Promise<Taken | undefined> {
     for (;;) {
       if (this.writeError) return undefined;
-      let idx: number | undefined;
-      if (this.#requeued.length > 0) idx = this.#requeued.shift();
-      else if (this.#next < this.#count && this.#next < this.#written + this.#window) {
-        idx = this.#next++;
-      } else if (this.#next >= this.#count) return undefined;
-      if (idx !== undefined) {
-        const start = this.#base + idx * this.#seg;
-        return { idx, start, end: Math.min(this.#o.size, start + this.#seg) - 1 };
+      if (this.#requeued.length > 0) return this.#segment(this.#requeued.shift()!);
+      if (this.#next < this.#count && this.#next < this.#written + this.#window) {
+        return this.#segment(this.#next++);
+      }
+      if (this.#written >= this.#count) return undefined;
+      // Nothing new to hand out: duplicate the segment the writer waits
+      // for if only one source has it (it is the slowest one in flight).
+      const head = this.#written;
+      const with1 = this.#inflight.get(head);
+      if (!this.#ready.has(head) && with1?.size === 1) return this.#segment(head);
+      if (this.#next >= this.#count && this.#inflight.size === 0 && this.#requeued.length === 0) {
+        return undefined;
       }
       await this.#changed;
     }
   }
 
-  /** Gives a segment back for another source. */
-  requeue(s: Segment): void {
-    this.#requeued.push(s.idx);
-    this.#requeued.sort((a, b) => a - b);
+  /** The request for `s` ended (delivered, failed or cut). */
+  #done(s: Taken): void {
+    const set = this.#inflight.get(s.idx);
+    if (!set) return;
+    for (const ac of set) if (ac.signal === s.signal) set.delete(ac);
+    if (set.size === 0) this.#inflight.delete(s.idx);
+  }
+
+  /** Gives a segment back for another source (unless another copy is on its way or arrived). */
+  requeue(s: Taken): void {
+    this.#done(s);
+    if (!this.settled(s.idx) && !this.#inflight.has(s.idx) && !this.#requeued.includes(s.idx)) {
+      this.#requeued.push(s.idx);
+      this.#requeued.sort((a, b) => a - b);
+    }
     this.notify();
   }
 
-  /** Hands in a fetched segment; the writer takes it when its turn comes. */
-  deliver(s: Segment, buf: Uint8Array): void {
+  /**
+   * Hands in a fetched segment; the writer takes it when its turn comes.
+   * Returns false when another source delivered it first (these bytes are
+   * dropped); the other request for it is cut.
+   */
+  deliver(s: Taken, buf: Uint8Array, id: string): boolean {
+    this.#done(s);
+    if (this.settled(s.idx)) {
+      this.notify();
+      return false;
+    }
+    for (const ac of this.#inflight.get(s.idx) ?? []) ac.abort();
+    this.#inflight.delete(s.idx);
     this.#ready.set(s.idx, buf);
+    const start = s.start;
     this.#flushing = this.#flushing.then(async () => {
       while (this.#ready.has(this.#written)) {
         const b = this.#ready.get(this.#written)!;
@@ -585,7 +784,37 @@ class SegmentQueue {
     }).catch((err) => {
       this.writeError = err;
     }).finally(() => this.notify());
+    // Who sent it, for the search of a liar after a digest mismatch (TM-07).
+    noteRange(this.#p, start, s.end + 1, id);
     this.notify();
+    return true;
+  }
+
+  /** Notes how fast `id` delivered its last segment. */
+  rate(id: string, bytes: number, ms: number): void {
+    this.#rates.set(id, bytes / Math.max(1, ms));
+  }
+
+  /** `id` left the download. */
+  leave(id: string): void {
+    this.#gone.add(id);
+    this.notify();
+  }
+
+  /** True when two other sources still in the download were RETIRE_SLOWER_THAN times faster. */
+  slow(id: string): boolean {
+    const mine = this.#rates.get(id);
+    if (mine === undefined) return false;
+    let faster = 0;
+    for (const [other, r] of this.#rates) {
+      if (other !== id && !this.#gone.has(other) && r >= mine * RETIRE_SLOWER_THAN) faster++;
+    }
+    return faster >= 2;
+  }
+
+  /** Cuts every request still in flight (the download ended). */
+  cancelAll(): void {
+    for (const set of this.#inflight.values()) for (const ac of set) ac.abort();
   }
 
   /** Waits until everything delivered is written; throws a write error. */
@@ -600,7 +829,8 @@ class SegmentQueue {
  * left. On a failure the segment goes back to the queue and the source
  * leaves the parallel phase; stalls, endless data and redirects also mark
  * it bad for this artifact, a plain failure (no Range support, a reset)
- * does not.
+ * does not. A request cut because another source delivered the segment
+ * first is not a failure.
  */
 async function segmentWorker(
   o: DownloadOptions,
@@ -609,38 +839,112 @@ async function segmentWorker(
   src: ArtifactSource,
   bad: Set<string>,
 ): Promise<void> {
+  try {
+    await segmentLoop(o, p, queue, src, bad);
+  } finally {
+    queue.leave(src.id);
+  }
+}
+
+async function segmentLoop(
+  o: DownloadOptions,
+  p: PartialFile,
+  queue: SegmentQueue,
+  src: ArtifactSource,
+  bad: Set<string>,
+): Promise<void> {
   const urls = [...src.urls];
+  let failures = 0;
   for (let s = await queue.take(); s; s = await queue.take()) {
+    if (bad.has(src.id)) {
+      // Dropped meanwhile (it lied about another artifact): leave.
+      queue.requeue(s);
+      return;
+    }
+    if (queue.slow(src.id)) {
+      // Others are much faster: leave the slow source to those who need it.
+      queue.requeue(s);
+      o.logger?.info("source_retired", { artifact: o.name, source: src.id, at: p.pos });
+      return;
+    }
     let buf: Uint8Array;
+    const t0 = performance.now();
     try {
-      buf = await fetchSegmentFrom(o, urls, s);
+      buf = await fetchSegmentFrom(o, urls, s, s.signal);
     } catch (err) {
       queue.requeue(s);
+      if (s.signal.aborted) {
+        // Cut because another source delivered it first: not a failure,
+        // but it was slower than the segment's size over this time.
+        queue.rate(src.id, s.end - s.start + 1, performance.now() - t0);
+        continue;
+      }
       o.logger?.warn("source_failed", {
         artifact: o.name,
         source: src.id,
         error: (err as Error)?.message,
       });
       if (!(err instanceof PhaseError && err.code === "E_FETCH")) bad.add(src.id);
+      else if (++failures <= SEGMENT_RETRIES) {
+        // A reset under load: try again after a pause, a bounded number of times.
+        await new Promise((r) => setTimeout(r, SEGMENT_RETRY_PAUSE_MS));
+        continue;
+      }
       return;
     }
-    p.contributors.add(src.id);
-    queue.deliver(s, buf);
+    queue.rate(src.id, buf.length, performance.now() - t0);
+    if (queue.deliver(s, buf, src.id)) p.contributors.add(src.id);
   }
 }
 
 /**
  * Fetches the rest of the artifact from several providers at once, by
- * segments (see {@link SegmentQueue}).
+ * segments (see {@link SegmentQueue}). Sources found meanwhile
+ * (`o.more`) join with a worker of their own.
  */
 async function fetchParallel(
   o: DownloadOptions,
   p: PartialFile,
   sources: readonly ArtifactSource[],
   bad: Set<string>,
+  extra: ArtifactSource[],
 ): Promise<void> {
   const queue = new SegmentQueue(o, p, sources.length);
-  await Promise.all(sources.map((src) => segmentWorker(o, p, queue, src, bad)));
+  const have = new Set(sources.map((s) => s.id));
+  const workers = sources.map((src) => segmentWorker(o, p, queue, src, bad));
+  let active = workers.length;
+  let allDone!: () => void;
+  const done = new Promise<void>((r) => (allDone = r));
+  const track = (w: Promise<void>) =>
+    w.finally(() => {
+      if (--active === 0) allDone();
+    });
+  const all = workers.map(track);
+  if (o.more) {
+    // Re-discovery: new sources join while segments remain (bounded by MAX_ADDED_SOURCES).
+    (async () => {
+      while (active > 0 && !queue.finished) {
+        const next = await Promise.race([
+          o.more!.changed().then(() => true),
+          done.then(() => false),
+        ]);
+        if (!next) return;
+        for (const src of newSources(o, have, bad, extra.length)) {
+          have.add(src.id);
+          extra.push(src);
+          queue.addSource();
+          active++;
+          all.push(track(segmentWorker(o, p, queue, src, bad)));
+          o.logger?.info("source_added", { artifact: o.name, source: src.id, at: p.pos });
+        }
+      }
+    })().catch((err) => {
+      o.logger?.warn("rediscovery_failed", { artifact: o.name, error: (err as Error).message });
+    });
+  }
+  await done;
+  await Promise.all(all);
+  queue.cancelAll();
   await queue.drain();
   if (p.pos < o.size) {
     throw new ClientError(
@@ -648,6 +952,23 @@ async function fetchParallel(
       `parallel download of '${o.name}' stopped at byte ${p.pos} of ${o.size}: every provider failed`,
     );
   }
+}
+
+/** HTTP sources from `o.more` not yet used nor dropped, within MAX_ADDED_SOURCES. */
+function newSources(
+  o: DownloadOptions,
+  have: ReadonlySet<string>,
+  bad: ReadonlySet<string>,
+  added: number,
+): ArtifactSource[] {
+  const out: ArtifactSource[] = [];
+  for (const src of o.more?.list() ?? []) {
+    if (added + out.length >= MAX_ADDED_SOURCES) break;
+    if (src.kind !== "http" || have.has(src.id) || bad.has(src.id)) continue;
+    if (out.some((x) => x.id === src.id)) continue;
+    out.push(src);
+  }
+  return out;
 }
 
 /**
@@ -694,6 +1015,125 @@ function sameHost(id: string): string[] {
 
 const partialPathOf = (o: DownloadOptions) => `${o.layout.partialDir}/${o.hex}`;
 
+/** Moves a verified partial file into cas/ (fsync, rename, fsync of the directory). */
+async function promote(
+  o: DownloadOptions,
+  p: PartialFile,
+  final: string,
+  liars: readonly string[],
+): Promise<DownloadResult> {
+  await p.file.sync();
+  p.file.close();
+  // After a liar search the partial path holds the verified (synced) copy.
+  await Deno.rename(partialPathOf(o), final);
+  await syncDir(o.layout.casDir);
+  return {
+    path: final,
+    cached: false,
+    sources: [...p.contributors].filter((c) => c !== EARLIER_PREFIX && !liars.includes(c)),
+  };
+}
+
+async function readAt(file: Deno.FsFile, at: number, len: number): Promise<Uint8Array> {
+  const out = new Uint8Array(len);
+  await file.seek(at, Deno.SeekMode.Start);
+  let off = 0;
+  while (off < len) {
+    const n = await file.read(out.subarray(off));
+    if (n === null) break;
+    off += n;
+  }
+  return out.subarray(0, off);
+}
+
+async function writeAt(file: Deno.FsFile, at: number, bytes: Uint8Array): Promise<void> {
+  await file.seek(at, Deno.SeekMode.Start);
+  await writeAll(file, bytes);
+}
+
+/** SHA-256 (hex) of the first `size` bytes of the file, read 1 MiB at a time. */
+async function hashFile(file: Deno.FsFile, size: number): Promise<string> {
+  const h = createHash("sha256");
+  for (let at = 0; at < size; at += WRITE_BUFFER_BYTES) {
+    h.update(await readAt(file, at, Math.min(WRITE_BUFFER_BYTES, size - at)));
+  }
+  return h.digest("hex");
+}
+
+/**
+ * After a digest mismatch of a file several sources wrote (TM-07): for
+ * each sender in turn (fewest bytes first), its ranges are fetched again
+ * from the other sources into a copy of the file (`<partial>.check`) and
+ * the copy is hashed. When it matches the digest, the sender's bytes
+ * differed from the verified ones: it lied, and is returned; the copy
+ * replaces the partial file (verified, ready to promote). Otherwise the
+ * copy is discarded and the next sender is tried (so an honest sender
+ * whose bytes were "replaced" by a liar's is never blamed). Undefined when
+ * none verifies (the caller starts over without blaming anyone). Each
+ * round re-fetches at most the file's size in all.
+ */
+async function findLiars(
+  o: DownloadOptions,
+  p: PartialFile,
+  http: readonly ArtifactSource[],
+): Promise<string[] | undefined> {
+  const ranges = p.ranges ?? [];
+  const bytesOf = new Map<string, number>();
+  for (const r of ranges) bytesOf.set(r.id, (bytesOf.get(r.id) ?? 0) + r.end - r.start);
+  const ids = [...bytesOf.keys()].sort((a, b) => bytesOf.get(a)! - bytesOf.get(b)!);
+  if (ids.length < 2) return undefined;
+  const seg = o.segmentBytes ?? SEGMENT_BYTES;
+  const path = partialPathOf(o);
+  const check = `${path}.check`;
+  // Asked first: the sources that delivered the most (the fastest).
+  const ranked = [...http].sort((a, b) => (bytesOf.get(b.id) ?? 0) - (bytesOf.get(a.id) ?? 0));
+  await p.file.sync();
+  for (const id of ids) {
+    if (id === EARLIER_PREFIX) continue;
+    const others = ranked.filter((s) => s.id !== id);
+    if (others.length === 0) continue;
+    await Deno.copyFile(path, check);
+    const copy = await Deno.open(check, { read: true, write: true });
+    let differs = false;
+    let ok = false;
+    try {
+      for (const r of ranges.filter((x) => x.id === id)) {
+        for (let at = r.start; at < r.end; at += seg) {
+          const s = { idx: -1, start: at, end: Math.min(r.end, at + seg) - 1 };
+          let fresh: Uint8Array | undefined;
+          for (const src of others) {
+            try {
+              fresh = await fetchSegmentFrom(o, [...src.urls], s);
+              break;
+            } catch { /* the next source */ }
+          }
+          if (!fresh) throw new ClientError("E_FETCH", `no other source for bytes ${at}-`);
+          const old = await readAt(copy, at, fresh.length);
+          if (old.length === fresh.length && old.every((b, i) => b === fresh[i])) continue;
+          await writeAt(copy, at, fresh);
+          differs = true;
+        }
+      }
+      ok = differs && await hashFile(copy, o.size) === o.hex;
+      if (ok) await copy.sync();
+    } catch (err) {
+      o.logger?.warn("liar_search_failed", { artifact: o.name, error: (err as Error).message });
+    } finally {
+      copy.close();
+    }
+    if (!ok) {
+      await Deno.remove(check).catch(() => {});
+      continue;
+    }
+    await Deno.rename(check, path);
+    p.contributors.delete(id);
+    for (const src of others) if (bytesOf.has(src.id)) p.contributors.add(src.id);
+    o.logger?.info("liar_found", { artifact: o.name, source: id, threat: "TM-07" });
+    return [id];
+  }
+  return undefined;
+}
+
 async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
   const final = `${o.layout.casDir}/${o.hex}`;
   const partialPath = partialPathOf(o);
@@ -704,6 +1144,8 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
   let allowParallel = o.parallel ?? true;
   const errors: string[] = [];
   let digestFailures = 0;
+  // Sources taken on from re-discovery (o.more), kept for later rounds.
+  const extra: ArtifactSource[] = [];
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const p = await openPartial(partialPath, o.size);
     try {
@@ -711,49 +1153,88 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
         o.logger?.info("resume", { artifact: o.name, from: p.pos, size: o.size });
         o.onPresent?.(p.pos);
       }
-      const usable = order.filter((s) => !bad.has(s.id));
-      const http = usable.filter((s) => s.kind === "http");
-      const distinct = [...new Map(http.map((s) => [s.id, s])).values()];
-      if (
-        allowParallel && distinct.length > 1 &&
-        o.size - p.pos >= (o.parallelMinBytes ?? PARALLEL_MIN_BYTES)
-      ) {
-        try {
-          await fetchParallel(o, p, distinct, bad);
-        } catch (err) {
-          errors.push((err as Error).message);
-          o.logger?.warn("parallel_failed", {
-            artifact: o.name,
-            at: p.pos,
-            error: (err as Error).message,
-          });
-        }
-      }
-      // Sequential failover over what is left: HTTP sources first, then IPFS gateways.
-      for (const src of [...http, ...usable.filter((s) => s.kind === "ipfs")]) {
-        if (p.pos >= o.size) break;
-        if (bad.has(src.id) && src.kind === "http") continue;
-        for (const url of src.urls) {
-          if (p.pos >= o.size) break;
+      const minParallel = o.parallelMinBytes ?? PARALLEL_MIN_BYTES;
+      // Passes: a sequential stream cut because a source appeared starts
+      // another pass with it (at most once per source taken on).
+      for (let pass = 0; p.pos < o.size && pass <= MAX_ADDED_SOURCES; pass++) {
+        const usable = [...order, ...extra].filter((s) => !bad.has(s.id));
+        const http = usable.filter((s) => s.kind === "http");
+        const distinct = [...new Map(http.map((s) => [s.id, s])).values()];
+        if (allowParallel && distinct.length > 1 && o.size - p.pos >= minParallel) {
           try {
-            await fetchSequential(o, p, src, url);
+            await fetchParallel(o, p, distinct, bad, extra);
           } catch (err) {
             errors.push((err as Error).message);
-            o.logger?.warn("source_failed", {
+            o.logger?.warn("parallel_failed", {
               artifact: o.name,
-              url,
               at: p.pos,
               error: (err as Error).message,
             });
-            // A redirect elsewhere, endless data or a stall marks the source;
-            // a plain failure (404, reset) lets the next URL form be tried.
-            if (err instanceof PhaseError && err.code !== "E_FETCH") {
-              bad.add(src.id);
-              break;
-            }
-            continue;
           }
         }
+        // While one source streams alone, re-discovery may find others:
+        // the stream is then cut (its prefix kept) and the rest goes parallel.
+        const cut = new AbortController();
+        let watching = true;
+        let stopWatch!: () => void;
+        const stopped = new Promise<void>((r) => (stopWatch = r));
+        if (o.more && allowParallel) {
+          const have = new Set(usable.map((s) => s.id));
+          (async () => {
+            while (watching) {
+              await Promise.race([o.more!.changed(), stopped]);
+              if (!watching) return;
+              if (
+                o.size - p.pos >= minParallel &&
+                newSources(o, have, bad, extra.length).length > 0
+              ) return cut.abort();
+            }
+          })().catch(() => {});
+        }
+        let wasCut = false;
+        try {
+          // Sequential failover over what is left: HTTP sources first, then IPFS gateways.
+          sources: for (const src of [...http, ...usable.filter((s) => s.kind === "ipfs")]) {
+            if (p.pos >= o.size) break;
+            if (bad.has(src.id) && src.kind === "http") continue;
+            for (const url of src.urls) {
+              if (p.pos >= o.size) break;
+              try {
+                await fetchSequential(o, p, src, url, cut.signal);
+              } catch (err) {
+                if (err instanceof Cut) {
+                  wasCut = true;
+                  break sources;
+                }
+                errors.push((err as Error).message);
+                o.logger?.warn("source_failed", {
+                  artifact: o.name,
+                  url,
+                  at: p.pos,
+                  error: (err as Error).message,
+                });
+                // A redirect elsewhere, endless data or a stall marks the source;
+                // a plain failure (404, reset) lets the next URL form be tried.
+                if (err instanceof PhaseError && err.code !== "E_FETCH") {
+                  bad.add(src.id);
+                  break;
+                }
+                continue;
+              }
+            }
+          }
+        } finally {
+          watching = false;
+          stopWatch();
+        }
+        if (!wasCut) break;
+        const found = newSources(o, new Set(usable.map((s) => s.id)), bad, extra.length);
+        extra.push(...found);
+        o.logger?.info("sequential_cut", {
+          artifact: o.name,
+          at: p.pos,
+          added: found.map((s) => s.id),
+        });
       }
       if (p.pos < o.size && digestFailures > 0) {
         // Every source that delivered the whole artifact sent other bytes:
@@ -788,34 +1269,37 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
         });
         errors.push(`'${o.name}' hashed to sha256:${got}`);
         digestFailures++;
-        // One sender: it lied. Several (a resume across sources, a prefix
-        // from an earlier attempt, a parallel download): start over from
-        // byte 0 without blaming anyone, one source at a time (TM-07).
-        if (p.contributors.size === 1) {
-          const liar = [...p.contributors][0];
+        const drop = (liar: string) => {
           bad.add(liar);
-          if (liar !== EARLIER_PREFIX) {
-            // The peer is dropped under both of its names (origin and its /ipfs/ route).
-            for (const id of sameHost(liar)) {
-              dropped.add(id);
-              bad.add(id);
-            }
-            o.logger?.warn("source_dropped", { source: liar, artifact: o.name, threat: "TM-01" });
+          if (liar === EARLIER_PREFIX) return;
+          // The peer is dropped under both of its names (origin and its /ipfs/ route).
+          for (const id of sameHost(liar)) {
+            dropped.add(id);
+            bad.add(id);
           }
-        } else allowParallel = false;
+          o.logger?.warn("source_dropped", { source: liar, artifact: o.name, threat: "TM-01" });
+        };
+        // One sender: it lied. Several (a parallel download, a resume
+        // across sources): each sender's bytes are fetched again from the
+        // others; when the file then verifies, whoever sent bytes that
+        // differ from it lied (TM-07) and only its ranges were re-fetched.
+        // Otherwise start over from byte 0 without blaming anyone, one
+        // source at a time.
+        if (p.contributors.size === 1) drop([...p.contributors][0]);
+        else {
+          const http = [...order, ...extra].filter((s) => s.kind === "http" && !bad.has(s.id));
+          const liars = await findLiars(o, p, [...new Map(http.map((s) => [s.id, s])).values()]);
+          if (liars) {
+            for (const liar of liars) drop(liar);
+            return await promote(o, p, final, liars);
+          }
+          allowParallel = false;
+        }
         order = [...order.slice(1), ...order.slice(0, 1)];
         await restart(p);
         continue;
       }
-      await p.file.sync();
-      p.file.close();
-      await Deno.rename(partialPath, final);
-      await syncDir(o.layout.casDir);
-      return {
-        path: final,
-        cached: false,
-        sources: [...p.contributors].filter((c) => c !== EARLIER_PREFIX),
-      };
+      return await promote(o, p, final, []);
     } finally {
       try {
         p.file.close();

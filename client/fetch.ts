@@ -26,7 +26,7 @@ import {
   verifyRecord,
 } from "../verify/mod.ts";
 import { type CacheLayout, cacheLayout, digestHex, ensureCache, syncDir } from "./cache.ts";
-import { type ArtifactSource, downloadArtifact } from "./download.ts";
+import { type ArtifactSource, downloadArtifact, type MoreSources } from "./download.ts";
 import { ClientError } from "./errors.ts";
 import {
   DEFAULT_LIMITS,
@@ -106,6 +106,115 @@ export interface FetchReleaseOptions {
    * can serve it as signed. A missing or bad record never fails the fetch.
    */
   readonly keepRecord?: boolean;
+  /**
+   * Re-discovery while artifacts download (issue 12 §4, a boot storm):
+   * peers that verified this release and re-serve it appear during a long
+   * download from a slow origin; they are asked for the segments not yet
+   * fetched. Hints like every source (TM-07, TM-08): the whole artifact is
+   * still checked against its digest before it enters cas/, and a peer
+   * that sends wrong bytes is dropped for the rest of the run.
+   */
+  readonly rediscover?: Rediscover;
+}
+
+/** Looks for more providers of a verified release while it downloads. */
+export interface Rediscover {
+  /**
+   * HTTP base URLs of providers claiming the release whose manifest has
+   * this CID (raw sha2-256 CIDv1), e.g. from mDNS or DHT provider records
+   * (`discoverProviders` in client/discover.ts builds one from discovery).
+   * Called every `intervalMs` while the fetch runs; a call still running
+   * after {@link REDISCOVER_TIMEOUT_MS} is abandoned (`signal` aborts).
+   */
+  find(manifestCid: string, signal: AbortSignal): Promise<readonly string[]>;
+  /** Time between two calls, in milliseconds (default {@link REDISCOVER_INTERVAL_MS}). */
+  readonly intervalMs?: number;
+}
+
+/** Time between two re-discoveries during a download, in milliseconds. */
+export const REDISCOVER_INTERVAL_MS = 1_000;
+/** Time one re-discovery may take, in milliseconds. */
+export const REDISCOVER_TIMEOUT_MS = 3_000;
+/** Most providers re-discovery keeps (TM-08: a flood of answers is bounded). */
+export const MAX_REDISCOVERED = 32;
+
+/**
+ * The re-discovery loop of one fetch: calls `find` on its interval until
+ * stopped, keeps the HTTP base URLs found (at most MAX_REDISCOVERED) and
+ * wakes the downloads when the list grows.
+ */
+class Rediscovery {
+  readonly #found: string[] = [];
+  readonly #stop = new AbortController();
+  #wake: () => void = () => {};
+  #changed: Promise<void>;
+
+  constructor(r: Rediscover, cid: string, logger?: Logger) {
+    this.#changed = new Promise<void>((res) => (this.#wake = res));
+    const interval = Math.max(10, r.intervalMs ?? REDISCOVER_INTERVAL_MS);
+    const stop = this.#stop.signal;
+    const stopped = new Promise<void>((res) => stop.addEventListener("abort", () => res()));
+    (async () => {
+      while (!stop.aborted) {
+        let t: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([new Promise<void>((res) => (t = setTimeout(res, interval))), stopped]);
+        clearTimeout(t);
+        if (stop.aborted) return;
+        const signal = AbortSignal.any([stop, AbortSignal.timeout(REDISCOVER_TIMEOUT_MS)]);
+        let urls: readonly string[] = [];
+        try {
+          urls = await Promise.race([
+            r.find(cid, signal),
+            new Promise<never>((_, reject) =>
+              signal.addEventListener("abort", () => reject(new Error("timed out")), {
+                once: true,
+              })
+            ),
+          ]);
+        } catch (err) {
+          logger?.warn("rediscovery_failed", { error: (err as Error).message });
+          continue;
+        }
+        let grew = false;
+        for (const u of urls) {
+          if (this.#found.length >= MAX_REDISCOVERED) break;
+          let url: URL;
+          try {
+            url = new URL(u);
+          } catch {
+            continue;
+          }
+          if (url.protocol !== "http:" && url.protocol !== "https:") continue;
+          if (this.#found.includes(url.href)) continue;
+          this.#found.push(url.href);
+          grew = true;
+          logger?.info("provider_rediscovered", { url: url.href, threat: "TM-07" });
+        }
+        if (grew) {
+          const w = this.#wake;
+          this.#changed = new Promise<void>((res) => (this.#wake = res));
+          w();
+        }
+      }
+    })();
+  }
+
+  /** The sources of one artifact among the providers found so far. */
+  sourcesFor(hex: string): MoreSources {
+    return {
+      list: () =>
+        this.#found.map((b) => ({
+          id: new URL(b).origin,
+          urls: [new URL(`cas/sha256/${hex}`, base(b)).href],
+          kind: "http" as const,
+        })),
+      changed: () => this.#changed,
+    };
+  }
+
+  stop(): void {
+    this.#stop.abort();
+  }
 }
 
 /** One artifact in the cache. */
@@ -326,7 +435,7 @@ export const STALE_TEMP_MS = 10 * 60_000;
 async function removeStaleTemps(layout: CacheLayout, now: number): Promise<void> {
   try {
     for await (const e of Deno.readDir(layout.partialDir)) {
-      if (!e.isFile || !e.name.endsWith(".manifest")) continue;
+      if (!e.isFile || !/\.(manifest|check)$/.test(e.name)) continue;
       const p = `${layout.partialDir}/${e.name}`;
       const st = await Deno.lstat(p);
       if (st.mtime && now - st.mtime.getTime() > STALE_TEMP_MS) {
@@ -432,46 +541,57 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
   );
   // A source that lied about one artifact is not asked for the next (TM-01).
   const dropped = new Set<string>();
-  for (const name of names) {
-    const ref = m.artifacts[name];
-    if (!ref) {
-      throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`, {
-        hint: `--artifact names one of: ${Object.keys(m.artifacts).join(", ")}`,
+  const rediscovery = o.rediscover
+    ? new Rediscovery(o.rediscover, rawCid(bytes), o.logger)
+    : undefined;
+  try {
+    await fetchArtifacts();
+  } finally {
+    rediscovery?.stop();
+  }
+  async function fetchArtifacts(): Promise<void> {
+    for (const name of names) {
+      const ref = m.artifacts[name];
+      if (!ref) {
+        throw new VerifyError("E_SCHEMA", `manifest has no artifact '${name}'`, {
+          hint: `--artifact names one of: ${Object.keys(m.artifacts).join(", ")}`,
+        });
+      }
+      progress.start(name, ref.size);
+      await beforeWrite();
+      const r = await downloadArtifact({
+        layout,
+        name,
+        hex: digestHex(ref.digest),
+        size: ref.size,
+        sources: artifactSources(o, name, ref.digest, source),
+        limits: o.limits,
+        fetchFn: o.fetchFn,
+        logger: o.logger,
+        onProgress: (done) => progress.update(name, done),
+        onPresent: (bytes) => progress.present?.(name, bytes),
+        parallel: o.parallel,
+        segmentBytes: o.segmentBytes,
+        parallelMinBytes: o.parallelMinBytes,
+        dropped,
+        more: rediscovery?.sourcesFor(digestHex(ref.digest)),
+      });
+      progress.finish(name, r);
+      out[name] = {
+        path: r.path,
+        digest: ref.digest,
+        size: ref.size,
+        cached: r.cached,
+        sources: r.sources,
+      };
+      o.logger?.info("artifact_verified", {
+        artifact: name,
+        digest: ref.digest,
+        size: ref.size,
+        cached: r.cached,
+        sources: r.sources,
       });
     }
-    progress.start(name, ref.size);
-    await beforeWrite();
-    const r = await downloadArtifact({
-      layout,
-      name,
-      hex: digestHex(ref.digest),
-      size: ref.size,
-      sources: artifactSources(o, name, ref.digest, source),
-      limits: o.limits,
-      fetchFn: o.fetchFn,
-      logger: o.logger,
-      onProgress: (done) => progress.update(name, done),
-      onPresent: (bytes) => progress.present?.(name, bytes),
-      parallel: o.parallel,
-      segmentBytes: o.segmentBytes,
-      parallelMinBytes: o.parallelMinBytes,
-      dropped,
-    });
-    progress.finish(name, r);
-    out[name] = {
-      path: r.path,
-      digest: ref.digest,
-      size: ref.size,
-      cached: r.cached,
-      sources: r.sources,
-    };
-    o.logger?.info("artifact_verified", {
-      artifact: name,
-      digest: ref.digest,
-      size: ref.size,
-      cached: r.cached,
-      sources: r.sources,
-    });
   }
   const recordPath = o.keepRecord === false
     ? undefined

@@ -114,6 +114,9 @@ export {
   downloadArtifact,
   type DownloadOptions,
   type DownloadResult,
+  MAX_ADDED_SOURCES,
+  type MoreSources,
+  type SentRange,
 } from "./download.ts";
 export {
   type FetchCandidate,
@@ -122,6 +125,10 @@ export {
   fetchFromCandidates,
   fetchRelease,
   type FetchReleaseOptions,
+  MAX_REDISCOVERED,
+  type Rediscover,
+  REDISCOVER_INTERVAL_MS,
+  REDISCOVER_TIMEOUT_MS,
 } from "./fetch.ts";
 export {
   decodeDiscoverResult,
@@ -143,6 +150,7 @@ export {
   type Candidate,
   discover,
   type DiscoverOptions,
+  discoverProviders,
   type DiscoverResult,
   type DiscoverStep,
   type DiscoverTrustWalk,

@@ -8,7 +8,10 @@
  *   a re-serving provider on it (`startProvider({ fromCache })`, the code
  *   behind `serve --from-cache`) and is announced; later clients fetch from
  *   the announced peers (ranged requests spread over them) and use the
- *   origin only while fewer than 2 peers exist.
+ *   origin only while fewer than 2 peers exist. During its download a
+ *   client re-discovers (`fetchRelease({ rediscover })`, every
+ *   REDISCOVER_INTERVAL_MS) and moves the segments not yet fetched to peers
+ *   that appeared meanwhile.
  *
  * Everything is real HTTP on loopback with the real fetcher and providers,
  * in this one process (2 shared cores: 20 processes would measure Deno's
@@ -36,14 +39,17 @@ export const RELEASE_BYTES = 64 * 1024 * 1024;
 export const ARRIVAL_MS = 400;
 /** Most peers one client is given (the newest announced). */
 export const MAX_PEERS_PER_CLIENT = 4;
-/** A client that knows fewer than 2 peers looks for new ones this often, in ms. */
-export const RECHECK_MS = 1_000;
-/** Most re-checks per client (then it finishes wherever it is). */
-export const MAX_RECHECKS = 60;
 /** A run that takes longer is stopped and reported as failed, in ms. */
 export const RUN_TIMEOUT_MS = 240_000;
 
 const SILENT = { info() {}, warn() {}, error() {} };
+/** STORM_DEBUG=1: the clients' log events on stderr, with their time. */
+const DEBUG = Deno.env.get("STORM_DEBUG") === "1";
+const T0 = performance.now();
+function debug(i: number, event: string, fields?: Record<string, unknown>): void {
+  const t = ((performance.now() - T0) / 1000).toFixed(2);
+  console.error(`${t} c${i} ${event} ${JSON.stringify(fields ?? {}).slice(0, 200)}`);
+}
 
 interface RunResult {
   run: string;
@@ -52,6 +58,12 @@ interface RunResult {
   origin_bytes: number;
   origin_mb: number;
   from_peers_only: number;
+  /** When the first client held the verified release, in s from the start. */
+  first_verified_s: number;
+  /** Seconds from the start at which each client held the verified release, by arrival. */
+  done_s: number[];
+  /** Clients whose download took on peers found by re-discovery. */
+  moved_to_peers: number;
   ok: boolean;
   error?: string;
 }
@@ -69,46 +81,42 @@ async function oneRun(
   );
   const peers: RunningProvider[] = [];
   let peersOnly = 0;
+  const moved = new Set<number>();
+  let firstVerified: number | undefined;
+  const doneAt: number[] = [];
   const t0 = performance.now();
   const client = async (i: number) => {
     await new Promise((r) => setTimeout(r, i * ARRIVAL_MS));
     const cacheDir = `${env.dir}/${name}/c${i}`;
-    // While it knows fewer than 2 peers a client fetches from the origin
-    // and looks again every RECHECK_MS: once 2 peers exist the fetch is cut
-    // and resumed from its partial prefix with them (run 2 only).
-    for (let round = 0;; round++) {
-      const known = reServe ? peers.slice(-MAX_PEERS_PER_CLIENT).map((p) => p.url) : [];
-      const sources = known.length >= 2 ? known : [...known, proxy.url];
-      const urls = sources.map((u) => `${u}/stable/amd64/manifest.json`);
-      const recheck = reServe && known.length < 2 && round < MAX_RECHECKS;
-      const ac = new AbortController();
-      // Cut only once 2 peers exist: a cut loses the segments in flight.
-      const timer = recheck
-        ? setInterval(() => peers.length >= 2 && ac.abort(), RECHECK_MS)
-        : undefined;
-      try {
-        await fetchRelease({
-          manifestUrl: urls[0],
-          mirrors: urls.slice(1),
-          trust: env.trust,
-          cacheDir,
-          logger: SILENT,
-          fetchFn: recheck
-            ? (input, init) =>
-              fetch(input, {
-                ...init,
-                signal: init?.signal ? AbortSignal.any([init.signal, ac.signal]) : ac.signal,
-              })
-            : undefined,
-        });
-        if (known.length >= 2) peersOnly++;
-        break;
-      } catch (err) {
-        if (!ac.signal.aborted) throw err;
-      } finally {
-        clearInterval(timer);
-      }
-    }
+    // The newest announced peers (hints, as mDNS answers would be).
+    const announced = () => reServe ? peers.slice(-MAX_PEERS_PER_CLIENT).map((p) => p.url) : [];
+    const known = announced();
+    // The origin is used only while fewer than 2 peers are known.
+    const sources = known.length >= 2 ? known : [...known, proxy.url];
+    const urls = sources.map((u) => `${u}/stable/amd64/manifest.json`);
+    await fetchRelease({
+      manifestUrl: urls[0],
+      mirrors: urls.slice(1),
+      trust: env.trust,
+      cacheDir,
+      logger: {
+        ...SILENT,
+        info(event, fields) {
+          if (event === "sequential_cut" || event === "source_added") moved.add(i);
+          if (DEBUG) debug(i, event, fields);
+        },
+        warn(event, fields) {
+          if (DEBUG) debug(i, event, fields);
+        },
+      },
+      // The client's own re-discovery (client/fetch.ts): every
+      // REDISCOVER_INTERVAL_MS it asks again and moves the segments not
+      // yet fetched to peers that appeared meanwhile.
+      rediscover: reServe ? { find: () => Promise.resolve(announced()) } : undefined,
+    });
+    firstVerified ??= performance.now() - t0;
+    doneAt[i] = +((performance.now() - t0) / 1000).toFixed(1);
+    if (known.length >= 2) peersOnly++;
     if (reServe) {
       peers.push(
         await startProvider({
@@ -156,6 +164,9 @@ async function oneRun(
     origin_bytes: origin,
     origin_mb: +(origin / 1e6).toFixed(1),
     from_peers_only: peersOnly,
+    first_verified_s: +((firstVerified ?? NaN) / 1000).toFixed(2),
+    moved_to_peers: moved.size,
+    done_s: doneAt,
     ok: error === undefined,
     ...(error ? { error } : {}),
   };
