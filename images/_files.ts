@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { selfHostBlock } from "./_selfhost.ts";
 
 /** Console line the target's init prints once it runs (tests grep it). */
 export const TARGET_MARKER = "PHASE-TARGET-OK";
@@ -194,7 +195,7 @@ else
 fi
 via=$(sed -n 's/.*phase\\.boot=\\([a-z]*\\).*/\\1/p' /proc/cmdline)
 echo "${TARGET_MARKER} version=${version} mode=\${mode:-unknown} via=\${via:-kexec}"
-exec setsid cttyhack sh
+${selfHostBlock()}exec setsid cttyhack sh
 `;
 }
 

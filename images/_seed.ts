@@ -27,6 +27,8 @@ export const SEED_TASKS = [
   "verify",
   "kexec",
   "wasm",
+  // The target runs the provider from this squashfs (the release's rootfs, issue 12 §1).
+  "serve",
 ] as const;
 
 /** Modules other code loads at run time by URL, bundled beside their loader. */
