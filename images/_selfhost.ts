@@ -93,7 +93,7 @@ phase_selfhost() {
   addr=$(sed -n 's/.* ip=\\([0-9.]*\\)\\/.*/\\1/p' /run/phase/net.lease 2>/dev/null)
   [ -n "$lease" ] && [ -n "$addr" ] || { echo "${L} no DHCP lease: not serving"; return 1; }
   dht="--no-dht"
-  for b in $(tr ' ' '\\n' < /proc/cmdline | sed -n 's/^phase\\.bootstrap=//p'); do dht="$dht --bootstrap $b"; done
+  for b in $(tr ' ' '\\n' < /proc/cmdline | sed -n 's/^phase\\.bootstrap=//p' | tr ',' ' '); do dht="$dht --bootstrap $b"; done
   case "$dht" in *--bootstrap*) dht=\${dht#--no-dht } ;; esac
   echo "${L} starting phase-serve --from-cache on $addr:${SELFHOST_PORT} (mDNS on; DHT $([ "$dht" = --no-dht ] && echo off || echo on))"
   # No snapshot copies (RAM): the cache is mounted read-only and the
