@@ -838,25 +838,36 @@ Deno.test("[vm grub] the GRUB fallback (systemd-boot's grub.conf entry) boots th
   }
 });
 
+let arm64Built: Promise<{ out: string; artifacts: string }> | undefined;
+
+/** The arm64 image and release (built once per run; needs images/fetch_arm64.sh). */
+function arm64Image(): Promise<{ out: string; artifacts: string }> {
+  arm64Built ??= (async () => {
+    const sysroot = Deno.env.get("PHASE_ARM64_SYSROOT") ?? `${REPO}/.cache/arm64/root`;
+    const deno = Deno.env.get("PHASE_ARM64_DENO") ?? `${REPO}/.cache/arm64/deno/package/deno`;
+    try {
+      await Deno.stat(`${sysroot}/sbin/kexec`);
+      await Deno.stat(deno);
+    } catch {
+      throw new Error(
+        `no arm64 sysroot at ${sysroot} or Deno at ${deno}: run images/fetch_arm64.sh first`,
+      );
+    }
+    const out = `${WORK}/out-arm64`;
+    const artifacts = `${WORK}/artifacts-arm64`;
+    await buildImage(out, artifacts, "http://10.0.2.100/stable/arm64/manifest.json", "arm64", [
+      "--sysroot",
+      sysroot,
+      "--deno",
+      deno,
+    ]);
+    return { out, artifacts };
+  })();
+  return arm64Built;
+}
+
 Deno.test("[vm arm64] the arm64 image (AAVMF, systemd-bootaa64, kexec -l with the zeroed-seed DTB) boots to the target marker", async () => {
-  const sysroot = Deno.env.get("PHASE_ARM64_SYSROOT") ?? `${REPO}/.cache/arm64/root`;
-  const deno = Deno.env.get("PHASE_ARM64_DENO") ?? `${REPO}/.cache/arm64/deno/package/deno`;
-  try {
-    await Deno.stat(`${sysroot}/sbin/kexec`);
-    await Deno.stat(deno);
-  } catch {
-    throw new Error(
-      `no arm64 sysroot at ${sysroot} or Deno at ${deno}: run images/fetch_arm64.sh first`,
-    );
-  }
-  const out = `${WORK}/out-arm64`;
-  const artifacts = `${WORK}/artifacts-arm64`;
-  await buildImage(out, artifacts, "http://10.0.2.100/stable/arm64/manifest.json", "arm64", [
-    "--sysroot",
-    sysroot,
-    "--deno",
-    deno,
-  ]);
+  const { out, artifacts } = await arm64Image();
   const run = await bootServed({
     arch: "arm64",
     image: `${out}/phase-arm64.img`,
@@ -1434,12 +1445,22 @@ function background(
 async function servingGuest(
   lan: GuestLan,
   name: string,
-  entryEdit: (t: string) => string = (t) =>
-    t.replace(/ phase\.provider=\S+/, ` phase.provider=${LAN_PROVIDER_URL}`),
+  arch: "amd64" | "arm64" = "amd64",
+  source = IMAGE,
 ): Promise<{ a: Background; url: string; img: string }> {
-  const img = await vmCopy(name);
-  await editEntry(img, "internet.conf", entryEdit);
+  const img = `${WORK}/${name}.img`;
+  await Deno.copyFile(source, img);
+  await editEntry(
+    img,
+    "internet.conf",
+    (t) =>
+      t.replace(
+        / phase\.provider=\S+/,
+        ` phase.provider=${LAN_PROVIDER_URL.replace("/amd64/", `/${arch}/`)}`,
+      ),
+  );
   const a = background({
+    arch,
     image: img,
     timeoutMs: SELFHOST_SERVE_TIMEOUT_MS,
     wrap: lan.wrap,
@@ -1452,22 +1473,28 @@ async function servingGuest(
   return { a, url, img };
 }
 
-Deno.test("[vm self-host] guest A boots from the host, serves its cache; with the host provider stopped, guest B finds A by mDNS and boots the same release from it", async () => {
-  const lan = await GuestLan.bridged("selfhost", 2);
-  const imgB = await vmCopy("selfhost-b");
+/**
+ * `[vm self-host]` on `arch`: guest A boots `image` from the host provider
+ * serving `artifacts` (manual URL) and serves; the host provider stops;
+ * guest B (empty cache, no manual URL) finds A by mDNS and boots from it.
+ */
+async function selfHost(arch: "amd64" | "arm64", image: string, artifacts: string): Promise<void> {
+  const lan = await GuestLan.bridged(`selfhost-${arch}`, 2);
+  const imgB = `${WORK}/selfhost-${arch}-b.img`;
+  await Deno.copyFile(image, imgB);
   // B has no manual URL: only the LAN (mDNS) can find a provider.
   await editEntry(imgB, "internet.conf", (t) => t.replace(/ phase\.provider=\S+/, ""));
   let a: Background | undefined;
   let imgA: string | undefined;
   try {
     // The host provider, no mDNS: A is pointed at it, B must not find it.
-    const host = await lan.provider(ARTIFACTS, `${WORK}/selfhost-state`, ["--no-mdns"]);
+    const host = await lan.provider(artifacts, `${WORK}/selfhost-${arch}-state`, ["--no-mdns"]);
     const t0 = performance.now();
-    const served = await servingGuest(lan, "selfhost-a");
+    const served = await servingGuest(lan, `selfhost-${arch}-a`, arch, image);
     a = served.a;
     imgA = served.img;
     console.log(
-      `vm-plan: self-host: A serving at ${served.url} after ${
+      `vm-plan: self-host ${arch}: A serving at ${served.url} after ${
         ((performance.now() - t0) / 1000).toFixed(1)
       } s`,
     );
@@ -1480,14 +1507,15 @@ Deno.test("[vm self-host] guest A boots from the host, serves its cache; with th
     host.kill("SIGTERM");
     await host.status;
     const run = await bootVm({
+      arch,
       image: imgB,
-      timeoutMs: BOOT_TIMEOUT_MS * 2,
+      timeoutMs: arch === "arm64" ? ARM64_BOOT_TIMEOUT_MS : BOOT_TIMEOUT_MS * 2,
       until: UNTIL,
       watch: WATCH,
       wrap: lan.wrap,
       netArgs: lan.netArgsFor(1),
     });
-    report("self-host (B)", run);
+    report(`self-host ${arch} (B)`, run);
     assertEquals(run.outcome, "target", tail(run));
     // B's console names A as the source, found by mDNS.
     assert(
@@ -1517,6 +1545,15 @@ Deno.test("[vm self-host] guest A boots from the host, serves its cache; with th
     await Deno.remove(imgB).catch(() => {});
     if (imgA) await Deno.remove(imgA).catch(() => {});
   }
+}
+
+Deno.test("[vm self-host] guest A boots from the host, serves its cache; with the host provider stopped, guest B finds A by mDNS and boots the same release from it", async () => {
+  await selfHost("amd64", IMAGE, ARTIFACTS);
+});
+
+Deno.test("[vm self-host-arm64] arm64: guest A boots from the host, serves its cache; with the host provider stopped, guest B finds A by mDNS and boots the same release from it", async () => {
+  const { out, artifacts } = await arm64Image();
+  await selfHost("arm64", `${out}/phase-arm64.img`, artifacts);
 });
 
 /** The release's kernel digest (hex), from the manifest the build signed. */
