@@ -6,6 +6,7 @@
  * @module
  */
 import { SEED_ROOT } from "./launcher.ts";
+import { selfHostBlock } from "./_selfhost.ts";
 
 /** Console line the target's init prints once it runs (tests grep it). */
 export const TARGET_MARKER = "PHASE-TARGET-OK";
@@ -195,7 +196,7 @@ else
 fi
 via=$(sed -n 's/.*phase\\.boot=\\([a-z]*\\).*/\\1/p' /proc/cmdline)
 echo "${TARGET_MARKER} version=${version} mode=\${mode:-unknown} via=\${via:-kexec}"
-${targetNodeStart()}
+${selfHostBlock()}${targetNodeStart()}
 exec setsid cttyhack sh
 `;
 }

@@ -178,7 +178,7 @@ async function lddLibs(bin: string): Promise<string[]> {
 }
 
 /** Module files in load order (dependencies first, each once). */
-async function moduleOrder(
+export async function moduleOrder(
   kver: string,
   modules: readonly string[],
   sysroot = "",

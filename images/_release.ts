@@ -10,9 +10,24 @@ import type { Logger } from "../core/mod.ts";
 import { encodeBase64, signEd25519 } from "../verify/mod.ts";
 import { loadSigningKey, signRelease } from "../sign/mod.ts";
 import { type SecureBootKeys, signKernel } from "./_secureboot.ts";
-import { targetInit } from "./_files.ts";
+import { targetInit, udhcpcScript } from "./_files.ts";
+import { rootfsCmdline } from "./_selfhost.ts";
 import { copyFile, makeCpio, sha256File, walk, writeText } from "./_fs.ts";
-import { ARCH, type Arch, baseTree, type ImageFile, type Inputs } from "./_inputs.ts";
+import {
+  ARCH,
+  type Arch,
+  baseTree,
+  type ImageFile,
+  type Inputs,
+  moduleOrder,
+  SEED_MODULES,
+} from "./_inputs.ts";
+
+/**
+ * Modules the target loads beyond the seed's: `loop`, to mount the
+ * verified rootfs copy (issue 12 §1).
+ */
+export const TARGET_EXTRA_MODULES = ["loop"] as const;
 
 /** How long a release the build signs stays valid, in milliseconds (30 days). */
 const RELEASE_EXPIRES_MS = 30 * 86_400_000;
@@ -29,6 +44,15 @@ export interface TargetReleaseInput {
   readonly inputs: Inputs;
   readonly libs: readonly ImageFile[];
   readonly modules: string[];
+  /**
+   * The squashfs seed (Deno, bundled entrypoints with their launchers):
+   * shipped as the release's signed `rootfs` artifact, which the target
+   * checks against `phase.rootfs=` on its signed command line and runs the
+   * provider from (issue 12 §1).
+   */
+  readonly rootfs: string;
+  /** The trust file baked into the seed; the target's provider verifies with it. */
+  readonly trustPath: string;
   readonly secureBoot?: SecureBootKeys;
   readonly epoch: number;
   readonly now: Date;
@@ -40,11 +64,26 @@ export async function targetRelease(
   inp: TargetReleaseInput,
 ): Promise<{ readonly manifest: string }> {
   const root = `${inp.work}/target-initramfs`;
-  await baseTree(root, inp.inputs, inp.modules);
+  const modules = await moduleOrder(
+    inp.inputs.kver,
+    [...SEED_MODULES, ...TARGET_EXTRA_MODULES],
+    inp.inputs.sysroot,
+  );
+  // The seed's order (Secure Boot adds device-mapper) plus what the target adds.
+  await baseTree(root, inp.inputs, [
+    ...inp.modules,
+    ...modules.filter((m) => !inp.modules.includes(m)),
+  ]);
   await writeText(`${root}/init`, targetInit(inp.version), 0o755);
   for (const lib of inp.libs) await copyFile(lib.file, `${root}${lib.path}`, 0o755);
+  // Self-hosting: the network hook and the trust file the target's provider
+  // verifies the cache with; both are inside the signed initramfs.
+  await writeText(`${root}/usr/share/udhcpc/default.script`, udhcpcScript(), 0o755);
+  await copyFile(inp.trustPath, `${root}/etc/phase/trust.json`, 0o644);
   const relDir = `${inp.artifacts}/${inp.channel}/${inp.arch}`;
   await Deno.mkdir(relDir, { recursive: true });
+  await copyFile(inp.rootfs, `${relDir}/rootfs`, 0o644);
+  const rootfsHex = await sha256File(`${relDir}/rootfs`);
   await makeCpio(root, `${relDir}/initramfs`, inp.epoch);
   if (inp.secureBoot) {
     // kexec_file_load under lockdown accepts only a kernel signed by a key
@@ -63,7 +102,8 @@ export async function targetRelease(
     version: inp.version,
     expiresInMs: RELEASE_EXPIRES_MS,
     now: inp.now,
-    cmdline: `console=${ARCH[inp.arch].console}`,
+    // phase.rootfs: signed with the manifest, so the target can trust it.
+    cmdline: `console=${ARCH[inp.arch].console} ${rootfsCmdline(rootfsHex)}`,
   }, key);
   inp.log.info(`images: release ${r.path} cid ${r.cid}`);
   return { manifest: r.path };

@@ -29,6 +29,8 @@ export const SEED_TASKS = [
   "kexec",
   "wasm",
   "node",
+  // The target runs the provider from this squashfs (the release's rootfs, issue 12 §1).
+  "serve",
 ] as const;
 
 /** Modules other code loads at run time by URL, bundled beside their loader. */

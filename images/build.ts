@@ -206,6 +206,8 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
       inputs,
       libs,
       modules,
+      rootfs: seed.squashfs,
+      trustPath,
       secureBoot: sb,
       epoch,
       now: opts.now,

@@ -92,6 +92,12 @@ export interface VmOptions {
     readonly when: RegExp;
     readonly task: (line: string) => Promise<unknown>;
   };
+  /** Stops the guest (outcome "stopped"): a guest that keeps serving while another boots. */
+  readonly stop?: AbortSignal;
+  /** Bytes typed on the console as they come (a test's debug hook on a running guest). */
+  readonly console?: ReadableStream<Uint8Array>;
+  /** Told about each console line as it arrives. */
+  readonly onLine?: (line: ConsoleLine) => void;
 }
 
 /** The QEMU argv for an amd64 q35 guest booting `image` with OVMF. */
@@ -155,12 +161,20 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
   const argv = [...(o.wrap ?? []), qemu, ...qemuArgs(o, vars)];
   const child = new Deno.Command(argv[0], {
     args: argv.slice(1),
-    stdin: o.input?.length ? "piped" : "null",
+    stdin: o.input?.length || o.console ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   const pending = [...(o.input ?? [])];
-  const writer = o.input?.length ? child.stdin.getWriter() : undefined;
+  const writer = o.input?.length || o.console ? child.stdin.getWriter() : undefined;
+  if (o.console && writer) {
+    const w = writer;
+    (async () => {
+      try {
+        for await (const c of o.console!) await w.write(c);
+      } catch { /* the guest is gone */ }
+    })();
+  }
   const lines: ConsoleLine[] = [];
   const marks: Record<string, number> = {};
   let outcome = "exit";
@@ -173,6 +187,14 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
       child.kill("SIGKILL");
     } catch { /* gone */ }
   }, o.timeoutMs);
+  const onStop = () => {
+    outcome = "stopped";
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  };
+  if (o.stop?.aborted) onStop();
+  else o.stop?.addEventListener("abort", onStop, { once: true });
   const decoder = new TextDecoder();
   let partial = "";
   try {
@@ -190,6 +212,7 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
         const text = raw.replace(/\r/g, "").replace(/\x1b\[[0-9;?=]*[A-Za-z]/g, "");
         const ms = Math.round(performance.now() - t0);
         lines.push({ ms, text });
+        o.onLine?.({ ms, text });
         if (o.echo) console.log(text);
         for (let i = 0; i < pending.length; i++) {
           if (pending[i].when.test(text)) {
@@ -223,6 +246,7 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
     }
   } finally {
     clearTimeout(timer);
+    o.stop?.removeEventListener("abort", onStop);
     try {
       child.kill("SIGKILL");
     } catch { /* gone */ }

@@ -13,7 +13,8 @@ import { assert, assertEquals } from "../testing/mod.ts";
 import { startProvider } from "../provider/mod.ts";
 import { keygen, loadSigningKey, signRelease, trustInit, trustRotate } from "../sign/mod.ts";
 import { memoryLogger } from "../core/mod.ts";
-import { bootVm, OVMF_MS, OVMF_SNAKEOIL, type VmRun } from "./vm.ts";
+import { bootVm, type ConsoleLine, OVMF_MS, OVMF_SNAKEOIL, type VmRun } from "./vm.ts";
+import { SELFHOST_PORT, SELFHOST_PRIVATE, SELFHOST_SERVING } from "./_selfhost.ts";
 import {
   PART_NAMES,
   SEED_SHELL_MARKER,
@@ -518,6 +519,48 @@ class GuestLan {
     return lan;
   }
 
+  /**
+   * A LAN for `guests` guests at once (self-hosting): bridge `br0` with
+   * 10.77.0.1 and udhcpd, one tap per guest (`tap<i>`, see {@link netArgsFor}).
+   */
+  static async bridged(tag: string, guests: number): Promise<GuestLan> {
+    const lan = new GuestLan(`phase-${tag}-${crypto.randomUUID().slice(0, 8)}`);
+    const ns = lan.ns;
+    await ip("netns", "add", ns);
+    try {
+      await ip("-n", ns, "link", "set", "lo", "up");
+      await ip("-n", ns, "link", "add", "br0", "type", "bridge");
+      await ip("-n", ns, "addr", "add", "10.77.0.1/24", "dev", "br0");
+      for (let i = 0; i < guests; i++) {
+        await ip("-n", ns, "tuntap", "add", "dev", `tap${i}`, "mode", "tap");
+        await ip("-n", ns, "link", "set", `tap${i}`, "master", "br0");
+        await ip("-n", ns, "link", "set", `tap${i}`, "up");
+      }
+      await ip("-n", ns, "link", "set", "br0", "up");
+      const conf = `${WORK}/udhcpd-${ns}.conf`;
+      await Deno.writeTextFile(`${WORK}/udhcpd-${ns}.leases`, "");
+      await Deno.writeTextFile(
+        conf,
+        `interface br0\nstart 10.77.0.10\nend 10.77.0.20\nlease_file ${WORK}/udhcpd-${ns}.leases\noption subnet 255.255.255.0\n`,
+      );
+      lan.spawn(["busybox", "udhcpd", "-f", conf], { stdout: "null" });
+    } catch (err) {
+      await lan.close();
+      throw err;
+    }
+    return lan;
+  }
+
+  /** QEMU network arguments of guest `i` on a {@link bridged} LAN (its own tap and MAC). */
+  netArgsFor(i: number): string[] {
+    return [
+      "-netdev",
+      `tap,id=n0,ifname=tap${i},script=no,downscript=no`,
+      "-device",
+      `virtio-net-pci,netdev=n0,mac=52:54:00:77:00:${(0x10 + i).toString(16)}`,
+    ];
+  }
+
   /** Starts `argv` in the namespace (from the repository root); stderr is dropped unless piped. */
   spawn(
     argv: string[],
@@ -932,25 +975,36 @@ Deno.test("[vm grub] the GRUB fallback (systemd-boot's grub.conf entry) boots th
   }
 });
 
+let arm64Built: Promise<{ out: string; artifacts: string }> | undefined;
+
+/** The arm64 image and release (built once per run; needs images/fetch_arm64.sh). */
+function arm64Image(): Promise<{ out: string; artifacts: string }> {
+  arm64Built ??= (async () => {
+    const sysroot = Deno.env.get("PHASE_ARM64_SYSROOT") ?? `${REPO}/.cache/arm64/root`;
+    const deno = Deno.env.get("PHASE_ARM64_DENO") ?? `${REPO}/.cache/arm64/deno/package/deno`;
+    try {
+      await Deno.stat(`${sysroot}/sbin/kexec`);
+      await Deno.stat(deno);
+    } catch {
+      throw new Error(
+        `no arm64 sysroot at ${sysroot} or Deno at ${deno}: run images/fetch_arm64.sh first`,
+      );
+    }
+    const out = `${WORK}/out-arm64`;
+    const artifacts = `${WORK}/artifacts-arm64`;
+    await buildImage(out, artifacts, "http://10.0.2.100/stable/arm64/manifest.json", "arm64", [
+      "--sysroot",
+      sysroot,
+      "--deno",
+      deno,
+    ]);
+    return { out, artifacts };
+  })();
+  return arm64Built;
+}
+
 Deno.test("[vm arm64] the arm64 image (AAVMF, systemd-bootaa64, kexec -l with the zeroed-seed DTB) boots to the target marker", async () => {
-  const sysroot = Deno.env.get("PHASE_ARM64_SYSROOT") ?? `${REPO}/.cache/arm64/root`;
-  const deno = Deno.env.get("PHASE_ARM64_DENO") ?? `${REPO}/.cache/arm64/deno/package/deno`;
-  try {
-    await Deno.stat(`${sysroot}/sbin/kexec`);
-    await Deno.stat(deno);
-  } catch {
-    throw new Error(
-      `no arm64 sysroot at ${sysroot} or Deno at ${deno}: run images/fetch_arm64.sh first`,
-    );
-  }
-  const out = `${WORK}/out-arm64`;
-  const artifacts = `${WORK}/artifacts-arm64`;
-  await buildImage(out, artifacts, "http://10.0.2.100/stable/arm64/manifest.json", "arm64", [
-    "--sysroot",
-    sysroot,
-    "--deno",
-    deno,
-  ]);
+  const { out, artifacts } = await arm64Image();
   const run = await bootServed({
     arch: "arm64",
     image: `${out}/phase-arm64.img`,
@@ -1436,4 +1490,379 @@ globalThis.addEventListener("unload", () => {
   try {
     Deno.removeSync(WORK, { recursive: true });
   } catch { /* already gone */ }
+});
+
+// ---- Self-hosting (issue 12 §3): a guest that booted through Phase serves the next ones ----
+
+/** Bound of a self-hosting guest that keeps serving while another boots (two TCG guests at once). */
+const SELFHOST_SERVE_TIMEOUT_MS = 900_000;
+/** Bound of the wait for the serving guest's provider to say it is ready. */
+const SELFHOST_READY_TIMEOUT_MS = 480_000;
+/** How long a private guest is watched after its marker (a serving guest's provider is ready well within it). */
+const SELFHOST_PRIVATE_SETTLE_MS = 60_000;
+/** The host provider's URL in a self-hosting namespace. */
+const LAN_PROVIDER_URL = "http://10.77.0.1:8080/stable/amd64/manifest.json";
+
+/** A guest booted in the background: its console so far, and a way to wait for a line. */
+interface Background {
+  readonly lines: ConsoleLine[];
+  /** Resolves with the first line matching `re` (seen before or after the call). */
+  waitFor(re: RegExp, timeoutMs: number): Promise<string>;
+  /** Types `text` on the guest's console. */
+  type(text: string): Promise<void>;
+  /** Stops the guest and returns its run. */
+  stop(): Promise<VmRun>;
+}
+
+/** Boots `o` until stopped; lines are watched as they arrive. */
+function background(
+  o: Omit<Parameters<typeof bootVm>[0], "until" | "stop" | "onLine">,
+): Background {
+  const lines: ConsoleLine[] = [];
+  const waiters: { re: RegExp; resolve: (t: string) => void }[] = [];
+  const ctl = new AbortController();
+  const typed = new TransformStream<Uint8Array, Uint8Array>();
+  const typer = typed.writable.getWriter();
+  const run = bootVm({
+    ...o,
+    until: {},
+    console: typed.readable,
+    stop: ctl.signal,
+    onLine: (l) => {
+      lines.push(l);
+      for (let i = 0; i < waiters.length; i++) {
+        if (waiters[i].re.test(l.text)) waiters.splice(i--, 1)[0].resolve(l.text);
+      }
+    },
+  });
+  let ended = false;
+  run.finally(() => ended = true);
+  return {
+    lines,
+    waitFor(re, timeoutMs) {
+      const seen = lines.find((l) => re.test(l.text));
+      if (seen) return Promise.resolve(seen.text);
+      return new Promise((resolve, reject) => {
+        const w = { re, resolve: (t: string) => (clearTimeout(timer), resolve(t)) };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          reject(
+            new Error(
+              `no ${re} on the console within ${timeoutMs} ms${ended ? " (guest exited)" : ""}:\n${
+                lines.filter((l) => !l.text.startsWith("[ ")).slice(-30).map((l) =>
+                  `${l.ms} ${l.text}`
+                )
+                  .join("\n")
+              }`,
+            ),
+          );
+        }, timeoutMs);
+        waiters.push(w);
+        run.then(() => {
+          if (waiters.includes(w)) w.resolve(""); // exited: the caller's assertion says what is missing
+        });
+      });
+    },
+    async type(text) {
+      await typer.write(new TextEncoder().encode(text));
+    },
+    async stop() {
+      ctl.abort();
+      await typer.close().catch(() => {});
+      return await run;
+    },
+  };
+}
+
+/**
+ * Guest A of a self-hosting scenario: boots from the host provider in the
+ * namespace (manual URL), reaches the target, which starts serving its
+ * cache; resolves with A and its provider's base URL once it is ready.
+ */
+async function servingGuest(
+  lan: GuestLan,
+  name: string,
+  arch: "amd64" | "arm64" = "amd64",
+  source = IMAGE,
+): Promise<{ a: Background; url: string; img: string }> {
+  const img = `${WORK}/${name}.img`;
+  await Deno.copyFile(source, img);
+  await editEntry(
+    img,
+    "internet.conf",
+    (t) =>
+      t.replace(
+        / phase\.provider=\S+/,
+        ` phase.provider=${LAN_PROVIDER_URL.replace("/amd64/", `/${arch}/`)}`,
+      ),
+  );
+  const a = background({
+    arch,
+    image: img,
+    timeoutMs: SELFHOST_SERVE_TIMEOUT_MS,
+    wrap: lan.wrap,
+    netArgs: lan.netArgsFor(0),
+  });
+  const serving = await a.waitFor(new RegExp(SELFHOST_SERVING), SELFHOST_READY_TIMEOUT_MS);
+  const url = /(http:\/\/10\.77\.0\.\d+:\d+)\//.exec(serving)?.[1];
+  assert(url, `A printed its URL: ${serving}`);
+  await a.waitFor(/phase-serve: ready/, SELFHOST_READY_TIMEOUT_MS);
+  return { a, url, img };
+}
+
+/**
+ * `[vm self-host]` on `arch`: guest A boots `image` from the host provider
+ * serving `artifacts` (manual URL) and serves; the host provider stops;
+ * guest B (empty cache, no manual URL) finds A by mDNS and boots from it.
+ */
+async function selfHost(arch: "amd64" | "arm64", image: string, artifacts: string): Promise<void> {
+  const lan = await GuestLan.bridged(`selfhost-${arch}`, 2);
+  const imgB = `${WORK}/selfhost-${arch}-b.img`;
+  await Deno.copyFile(image, imgB);
+  // B has no manual URL: only the LAN (mDNS) can find a provider.
+  await editEntry(imgB, "internet.conf", (t) => t.replace(/ phase\.provider=\S+/, ""));
+  let a: Background | undefined;
+  let imgA: string | undefined;
+  try {
+    // The host provider, no mDNS: A is pointed at it, B must not find it.
+    const host = await lan.provider(artifacts, `${WORK}/selfhost-${arch}-state`, ["--no-mdns"]);
+    const t0 = performance.now();
+    const served = await servingGuest(lan, `selfhost-${arch}-a`, arch, image);
+    a = served.a;
+    imgA = served.img;
+    console.log(
+      `vm-plan: self-host ${arch}: A serving at ${served.url} after ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s`,
+    );
+    assert(a.lines.some((l) => l.text.includes(TARGET_MARKER)), "A reached the target");
+    assert(
+      a.lines.some((l) => /rootfs sha256:[0-9a-f]{64} verified/.test(l.text)),
+      "A verified its rootfs",
+    );
+    // The host provider is stopped: from now on only A can serve the release.
+    host.kill("SIGTERM");
+    await host.status;
+    const run = await bootVm({
+      arch,
+      image: imgB,
+      timeoutMs: arch === "arm64" ? ARM64_BOOT_TIMEOUT_MS : BOOT_TIMEOUT_MS * 2,
+      until: UNTIL,
+      watch: WATCH,
+      wrap: lan.wrap,
+      netArgs: lan.netArgsFor(1),
+    });
+    report(`self-host ${arch} (B)`, run);
+    assertEquals(run.outcome, "target", tail(run));
+    // B's console names A as the source, found by mDNS.
+    assert(
+      run.lines.some((l) =>
+        l.text.includes(`using ${served.url}/`) && /phase-boot: discover: .*\(mdns\)/.test(l.text)
+      ),
+      `B names A (${served.url}) as its source, found by mDNS\n` + tail(run),
+    );
+    assert(run.lines.some((l) => l.text.includes("phase-wasm: hello: dlroW ,olleH")), tail(run));
+    const aRun = await a.stop();
+    a = undefined;
+    // A's provider log: it re-served (never signed) and answered B's requests.
+    const aText = aRun.lines.map((l) => l.text);
+    assert(
+      aText.some((t) => t.includes("re-serving the verified releases of the cache")),
+      "A re-serves",
+    );
+    assert(aText.some((t) => t.includes("mdns_announced")), "A announced itself by mDNS");
+    assert(
+      aText.some((t) => /\baccess\b/.test(t) && /kernel|initramfs|cas\/sha256/.test(t)),
+      "A served artifacts to B\n" +
+        aText.filter((t) => t.includes("phase-serve") || t.includes("{")).slice(-20).join("\n"),
+    );
+  } finally {
+    await a?.stop();
+    await lan.close();
+    await Deno.remove(imgB).catch(() => {});
+    if (imgA) await Deno.remove(imgA).catch(() => {});
+  }
+}
+
+Deno.test("[vm self-host] guest A boots from the host, serves its cache; with the host provider stopped, guest B finds A by mDNS and boots the same release from it", async () => {
+  await selfHost("amd64", IMAGE, ARTIFACTS);
+});
+
+Deno.test("[vm self-host-arm64] arm64: guest A boots from the host, serves its cache; with the host provider stopped, guest B finds A by mDNS and boots the same release from it", async () => {
+  const { out, artifacts } = await arm64Image();
+  await selfHost("arm64", `${out}/phase-arm64.img`, artifacts);
+});
+
+/** The release's kernel digest (hex), from the manifest the build signed. */
+async function kernelHex(): Promise<string> {
+  const m = JSON.parse(await Deno.readTextFile(`${ARTIFACTS}/stable/amd64/manifest.json`));
+  const doc = m.payload ? JSON.parse(atob(m.payload)) : m;
+  return String(doc.artifacts.kernel.digest).replace(/^sha256:/, "");
+}
+
+Deno.test("TM-01 tampering: [vm self-host-tamper] a byte of the kernel in A's cache changed: A refuses to serve it (logged) and B, pointed at A, kexecs nothing", async () => {
+  const lan = await GuestLan.bridged("selfhost-tamper", 2);
+  const hex = await kernelHex();
+  let a: Background | undefined;
+  let imgA: string | undefined;
+  const imgB = await vmCopy("selfhost-tamper-b");
+  try {
+    const host = await lan.provider(ARTIFACTS, `${WORK}/selfhost-tamper-state`, ["--no-mdns"]);
+    const served = await servingGuest(lan, "selfhost-tamper-a");
+    a = served.a;
+    imgA = served.img;
+    host.kill("SIGTERM");
+    await host.status;
+    // The debug hook: a root shell on A's console changes one byte of the
+    // cached kernel in place (the target mounted the cache read-only).
+    await a.type(
+      `mount -o remount,rw /var/cache/phase && printf Z | dd of=/var/cache/phase/cas/sha256/${hex} bs=1 seek=100000 conv=notrunc 2>/dev/null && sync && echo PHASE-TAMPERED-DONE\n`,
+    );
+    await a.waitFor(/^PHASE-TAMPERED-DONE/, SELFHOST_READY_TIMEOUT_MS);
+    const refused = await a.waitFor(/release_refused/, SELFHOST_READY_TIMEOUT_MS);
+    assert(/E_DIGEST/.test(refused), `A refuses with E_DIGEST: ${refused}`);
+    // B is pointed at A explicitly.
+    await editEntry(
+      imgB,
+      "internet.conf",
+      (t) =>
+        t.replace(
+          / phase\.provider=\S+/,
+          ` phase.provider=${served.url}/stable/amd64/manifest.json`,
+        ),
+    );
+    const run = await bootVm({
+      image: imgB,
+      timeoutMs: BOOT_TIMEOUT_MS * 2,
+      until: UNTIL,
+      watch: WATCH,
+      wrap: lan.wrap,
+      netArgs: lan.netArgsFor(1),
+    });
+    report("self-host-tamper (B)", run);
+    assertEquals(run.outcome, "shell", tail(run));
+    assert(!("kexec" in run.marks), "nothing was handed to kexec\n" + tail(run));
+    assert(!run.lines.some((l) => l.text.includes(TARGET_MARKER)), tail(run));
+    const aRun = await a.stop();
+    a = undefined;
+    // Logged once, with the reason.
+    assertEquals(
+      aRun.lines.filter((l) => l.text.includes("release_refused")).length,
+      1,
+      aRun.lines.filter((l) => l.text.includes("refused")).map((l) => l.text).join("\n"),
+    );
+  } finally {
+    await a?.stop();
+    await lan.close();
+    await Deno.remove(imgB).catch(() => {});
+    if (imgA) await Deno.remove(imgA).catch(() => {});
+  }
+});
+
+/** TCP port of the guest's provider is answered by nobody on 10.77.0.10-20 (a sweep from the namespace). */
+async function anyoneAnswers(lan: GuestLan, port: number): Promise<string[]> {
+  const answered: string[] = [];
+  for (let i = 10; i <= 20; i++) {
+    const addr = `10.77.0.${i}`;
+    const r = await new Deno.Command("ip", {
+      args: ["netns", "exec", lan.ns, "busybox", "nc", "-z", "-w", "2", addr, String(port)],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (r.code === 0) answered.push(addr);
+  }
+  return answered;
+}
+
+/** mDNS candidates seen from the namespace (discover, LAN step only, no probe). */
+async function mdnsCandidates(lan: GuestLan): Promise<string[]> {
+  const r = await new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      lan.ns,
+      "deno",
+      "run",
+      "-q",
+      "--no-prompt",
+      "--no-remote",
+      "-P=discover",
+      "client/discover/main.ts",
+      "--trust",
+      `${KEYS}/trust.json`,
+      "--arch",
+      "amd64",
+      "--order",
+      "lan",
+      "--no-probe",
+      "--mdns-timeout",
+      "5s",
+      "--interface",
+      "10.77.0.1",
+      "--json",
+    ],
+    cwd: REPO,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(r.stdout).trim().split("\n").at(-1) ?? "";
+  try {
+    return (JSON.parse(text).candidates ?? []).map((c: { manifestUrl: string }) => c.manifestUrl);
+  } catch {
+    return [
+      `(discover printed no result: ${text} ${new TextDecoder().decode(r.stderr).slice(-400)})`,
+    ];
+  }
+}
+
+Deno.test("TM-13 private-mode privacy: [vm self-host-private] a guest whose cache holds a verified release boots in private mode: nothing answers on its provider port, no mDNS announcement is seen", async () => {
+  const lan = await GuestLan.bridged("selfhost-private", 1);
+  const img = await vmCopy("selfhost-private");
+  const entry = (t: string) =>
+    t.replace(/ phase\.provider=\S+/, ` phase.provider=${LAN_PROVIDER_URL}`);
+  await editEntry(img, "internet.conf", entry);
+  await editEntry(img, "private.conf", entry);
+  let a: Background | undefined;
+  try {
+    await lan.provider(ARTIFACTS, `${WORK}/selfhost-private-state`, ["--no-mdns"]);
+    // First boot (internet): fills the cache, so a private boot would have something to serve.
+    const first = await bootVm({
+      image: img,
+      timeoutMs: BOOT_TIMEOUT_MS * 2,
+      until: UNTIL,
+      watch: WATCH,
+      persistent: true,
+      wrap: lan.wrap,
+      netArgs: lan.netArgsFor(0),
+    });
+    report("self-host-private (first boot, internet)", first);
+    assertEquals(first.outcome, "target", tail(first));
+    await setDefaultEntry(img, "private.conf");
+    a = background({
+      image: img,
+      timeoutMs: SELFHOST_SERVE_TIMEOUT_MS,
+      wrap: lan.wrap,
+      netArgs: lan.netArgsFor(0),
+    });
+    await a.waitFor(new RegExp(TARGET_MARKER), SELFHOST_READY_TIMEOUT_MS);
+    const line = await a.waitFor(new RegExp(SELFHOST_PRIVATE), SELFHOST_READY_TIMEOUT_MS);
+    assert(line.includes("private mode"), "the target says it serves nothing");
+    assert(a.lines.some((l) => l.text.includes("mode=private")), "booted in private mode");
+    // Give a provider that would start the time one takes to be ready (A's
+    // serving guest took well under this), then look from the LAN.
+    await new Promise((r) => setTimeout(r, SELFHOST_PRIVATE_SETTLE_MS));
+    assertEquals(
+      await anyoneAnswers(lan, SELFHOST_PORT),
+      [],
+      "nothing answers on the provider port",
+    );
+    assertEquals(await mdnsCandidates(lan), [], "no mDNS announcement");
+    const run = await a.stop();
+    a = undefined;
+    assert(!run.lines.some((l) => l.text.includes("phase-serve: ready")), "no provider started");
+  } finally {
+    await a?.stop();
+    await lan.close();
+    await Deno.remove(img).catch(() => {});
+  }
 });
