@@ -176,7 +176,7 @@ async function status(state: string, json: boolean, io: NodeIo): Promise<number>
   io.line(
     `jobs      ${Number(doc.running)} running, ${Number(doc.queued)} queued, ${
       Number(doc.finished)
-    } finished, ${Number(doc.failed)} failed`,
+    } finished, ${Number(doc.failed)} failed, ${Number(doc.cancelled ?? 0)} cancelled`,
   );
   io.line(`refusals  ${Object.entries(r).map(([k, n]) => `${k} ${Number(n)}`).join(", ")}`);
   for (const a of (doc.multiaddrs ?? []) as string[]) io.line(`listening ${String(a)}`);
@@ -202,6 +202,7 @@ const OUTCOME_CODES = {
   output: "E_OUTPUT",
   invalid_module: "E_MODULE",
   import_denied: "E_IMPORT",
+  cancelled: "E_CANCELLED",
 } as const;
 
 /** `deno task job submit|key ...`; returns the exit status. */
