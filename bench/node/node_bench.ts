@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { cpuUsage } from "node:process";
 import { Plasm, PlasmNode } from "../../node/mod.ts";
 import { ephemeralNodeKey, helloWasmPath } from "../../wasm/mod.ts";
 
@@ -104,6 +105,7 @@ try {
 
   // 2. throughput
   let next = 0;
+  const cpu0 = cpuUsage();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
     while (next < THROUGHPUT_JOBS) {
@@ -112,10 +114,16 @@ try {
     }
   }));
   const s = (performance.now() - t0) / 1000;
+  const cpu = cpuUsage(cpu0);
+  // CPU time of the whole process (node, client, workers) per job: what a
+  // busy shared machine does not inflate, and cores / it bounds the rate.
+  const cpuMs = (cpu.user + cpu.system) / 1000 / THROUGHPUT_JOBS;
   console.log(
     `no-op throughput: ${THROUGHPUT_JOBS} jobs in ${s.toFixed(2)} s = ${
       (THROUGHPUT_JOBS / s).toFixed(0)
-    } jobs/s (${IN_FLIGHT} in flight, ${cores} slots; load ${load()})`,
+    } jobs/s (${IN_FLIGHT} in flight, ${cores} slots; load ${load()}); CPU ${
+      cpuMs.toFixed(1)
+    } ms/job, so at most ${(cores * 1000 / cpuMs).toFixed(0)} jobs/s on ${cores} idle cores`,
   );
 } finally {
   await plasm.close();
