@@ -4,11 +4,13 @@
  *
  * @module
  */
+import { mdns as mdnsDiscovery } from "@libp2p/mdns";
 import { multiaddr } from "@multiformats/multiaddr";
 import type { Logger } from "../core/mod.ts";
 import {
   bootstrap,
   createPhaseNode,
+  DIAL_TIMEOUT_MS,
   LOOKUP_TIMEOUT_MS,
   type PhaseNode,
   type PhaseNodeOptions,
@@ -36,19 +38,74 @@ export const CAPABILITY_REQUEST_TIMEOUT_MS = 3_000;
 /** Most providers a lookup keeps. */
 export const MAX_PROVIDERS = 64;
 
-/** Starts the libp2p node with this identity and the `plasm` validator and selector. */
+/** The mDNS service name Plasm nodes query and answer (not IPFS's `_p2p._udp.local`). */
+export const PLASM_MDNS_SERVICE = "_phase-plasm._udp.local";
+/** How often a Plasm node queries the LAN for others, in ms. */
+export const MDNS_QUERY_INTERVAL_MS = 10_000;
+
+/**
+ * Starts the libp2p node with this identity and the `plasm` validator and
+ * selector; with `mdns`, it finds (and is found by) Plasm nodes on the LAN.
+ */
 export function createPlasmP2p(
   id: Identity,
   listen: readonly string[],
   clientMode: boolean,
+  mdns = false,
 ): Promise<P2p> {
   return createPhaseNode({
+    peerDiscovery: mdns
+      ? [mdnsDiscovery({ serviceTag: PLASM_MDNS_SERVICE, interval: MDNS_QUERY_INTERVAL_MS })]
+      : [],
     // Identity.libp2p is the key generateKeyPairFromSeed made (key.ts), typed narrowly.
     privateKey: id.libp2p as unknown as NonNullable<PhaseNodeOptions["privateKey"]>,
     listen,
     clientMode,
     validators: { [PLASM_NAMESPACE]: plasmValidator() },
     selectors: { [PLASM_NAMESPACE]: plasmSelector() },
+  });
+}
+
+/** Most peers found over mDNS that a node dials at once. */
+export const MAX_MDNS_DIALS = 4;
+/** Most connections a node keeps to peers it dialled because mDNS named them. */
+export const MAX_MDNS_PEERS = 32;
+
+/**
+ * Dials the Plasm peers mDNS finds (libp2p only records them): their
+ * non-loopback addresses, a few at a time, up to {@link MAX_MDNS_PEERS}.
+ * mDNS is unauthenticated: a peer it names is authenticated by noise (its
+ * peer id) and gets no trust from being found; jobs still go only to peers
+ * whose capability record is signed by their own key (TM-24).
+ */
+export function dialMdnsPeers(p2p: P2p, logger?: Logger): void {
+  const dialled = new Set<string>();
+  let inFlight = 0;
+  p2p.addEventListener("peer:discovery", (e) => {
+    const id = e.detail.id.toString();
+    if (id === p2p.peerId.toString() || dialled.has(id) || inFlight >= MAX_MDNS_DIALS) return;
+    if (dialled.size >= MAX_MDNS_PEERS) return;
+    if (p2p.getConnections(e.detail.id).length > 0) return;
+    const addrs = e.detail.multiaddrs.map(String).filter((a) =>
+      !/^\/ip4\/127\.|^\/ip6\/::1\//.test(a)
+    );
+    if (addrs.length === 0) return;
+    dialled.add(id);
+    inFlight++;
+    (async () => {
+      for (const a of addrs) {
+        try {
+          await p2p.dial(multiaddr(`${a}/p2p/${id}`), {
+            signal: AbortSignal.timeout(DIAL_TIMEOUT_MS),
+          });
+          logger?.info("mdns_peer_connected", { peer: id, addr: a });
+          return;
+        } catch (err) {
+          logger?.info("mdns_dial_failed", { peer: id, addr: a, error: (err as Error).message });
+        }
+      }
+      dialled.delete(id); // try again when it is announced again
+    })().finally(() => inFlight--);
   });
 }
 

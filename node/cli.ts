@@ -53,6 +53,7 @@ export const NODE_FLAGS = {
   config: { type: "string" },
   allow: { type: "string", multiple: true },
   open: { type: "boolean" },
+  "no-mdns": { type: "boolean" },
   "max-concurrent": { type: "string" },
   queue: { type: "string" },
   "max-memory-mb": { type: "string" },
@@ -116,6 +117,7 @@ export async function runNodeCli(args: string[], io: NodeIo): Promise<number> {
       bootstrap: v.bootstrap ?? config?.bootstrap,
       allow: [...(config?.allow ?? []), ...(v.allow ?? [])],
       open: v.open ?? config?.open ?? false,
+      mdns: v["no-mdns"] !== true,
       limits,
       logger: io.log,
     });

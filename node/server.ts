@@ -7,7 +7,7 @@
  * @module
  */
 import { type Logger, writeFileAtomic } from "../core/mod.ts";
-import { archCidPublish, bootstrapPeers, createPlasmP2p, type P2p } from "./_p2p.ts";
+import { archCidPublish, bootstrapPeers, createPlasmP2p, dialMdnsPeers, type P2p } from "./_p2p.ts";
 import { canonicalArch, decodeBase64, encodeBase64, type JsonValue } from "../verify/mod.ts";
 import { buildReceipt, formatReceipt, JobPool, signReceipt } from "../wasm/mod.ts";
 import { CAPABILITY_REFRESH_MS, signCapability } from "./capability.ts";
@@ -64,6 +64,12 @@ export interface PlasmNodeOptions {
   readonly logger?: Logger;
   /** The arch the node announces (default: this machine's). */
   readonly arch?: string;
+  /**
+   * Find and be found by Plasm nodes on the LAN over mDNS (default false
+   * here; `deno task node` turns it on unless `--no-mdns`). A discovered
+   * peer is only a connection: jobs still need its signed capability record.
+   */
+  readonly mdns?: boolean;
   /** Write `<state>/status.json` (default true). */
   readonly statusFile?: boolean;
   /**
@@ -171,7 +177,12 @@ export class PlasmNode {
     });
     let p2p: P2p;
     try {
-      p2p = await createPlasmP2p(identity, opts.listen ?? ["/ip4/127.0.0.1/tcp/0"], false);
+      p2p = await createPlasmP2p(
+        identity,
+        opts.listen ?? ["/ip4/127.0.0.1/tcp/0"],
+        false,
+        opts.mdns === true,
+      );
     } catch (err) {
       pool.close();
       throw err;
@@ -213,6 +224,7 @@ export class PlasmNode {
       fs.write(hook ? hook(this.#record) : this.#record).then(() => fs.close()).catch(() => {});
     });
     this.#sign();
+    if (this.#opts.mdns) dialMdnsPeers(this.#p2p, log);
     await bootstrapPeers(this.#p2p, this.#opts.bootstrap ?? [], log);
     this.publish().catch(() => {});
     this.#timers.push(setInterval(() => {
