@@ -517,3 +517,31 @@ Deno.test("TM-22 hostile submitter: a job whose submitter cancels (AbortSignal) 
     });
   });
 });
+
+Deno.test("TM-22 hostile submitter: offers that arrive together never run more than maxConcurrentJobs jobs at once", async () => {
+  const key = ephemeralNodeKey();
+  const spin = await wat(`(module (func (export "_start") (loop $l (br $l))))`);
+  const JOBS = 6;
+  await withNodes(
+    key,
+    [{ limits: { maxConcurrentJobs: 1, queueLength: JOBS } }],
+    async ([node]) => {
+      await withClient(key, [], async (plasm) => {
+        let most = 0;
+        const probe = setInterval(() => most = Math.max(most, node.stats().running), 1);
+        try {
+          const results = await Promise.all(
+            Array.from(
+              { length: JOBS },
+              () => plasm.submit(spin, { timeoutMs: 150, peers: [node.multiaddrs()[0]] }).result(),
+            ),
+          );
+          assert(results.every((r) => r.outcome === "timeout"));
+        } finally {
+          clearInterval(probe);
+        }
+        assertEquals(most, 1, "one slot, one job at a time");
+      });
+    },
+  );
+});

@@ -70,6 +70,13 @@ export interface PlasmNodeOptions {
    * peer is only a connection: jobs still need its signed capability record.
    */
   readonly mdns?: boolean;
+  /**
+   * UNSAFE (off: every job gets a fresh worker): up to this many jobs of one
+   * submitter may run one after another in one worker (wasm/'s JobPool
+   * `unsafeReuseWorkers`; logged loudly at start). Buys throughput
+   * (bench/README.md) with weaker isolation between one submitter's jobs.
+   */
+  readonly unsafeReuseWorkers?: number;
   /** Write `<state>/status.json` (default true). */
   readonly statusFile?: boolean;
   /**
@@ -174,6 +181,7 @@ export class PlasmNode {
     // Single-use workers started ahead of demand, one per job slot (bench/README.md).
     const pool = await JobPool.create({
       workers: Math.min(limits.maxConcurrentJobs, MAX_POOL_WORKERS),
+      unsafeReuseWorkers: opts.unsafeReuseWorkers,
     });
     let p2p: P2p;
     try {
@@ -207,7 +215,15 @@ export class PlasmNode {
           "UNSAFE: this node accepts jobs from ANY peer (rate-limited per peer); use --allow KEYID to restrict it",
         offersPerMinute: this.limits.openOffersPerMinute,
       });
-    } else if (this.#allow.size === 0) {
+    }
+    if ((this.#opts.unsafeReuseWorkers ?? 1) > 1) {
+      log?.warn("unsafe_reuse_workers", {
+        message:
+          "UNSAFE: a job worker may run several jobs of one submitter (fresh instance each, same worker); drop --unsafe-reuse-workers for one worker per job",
+        jobsPerWorker: this.#opts.unsafeReuseWorkers,
+      });
+    }
+    if (!this.#opts.open && this.#allow.size === 0) {
       log?.warn("no_submitter_allowed", {
         message:
           "closed node with an empty allow-list: every offer is refused (pass --allow KEYID)",
@@ -392,6 +408,13 @@ export class PlasmNode {
     return { offer, submitter, input };
   }
 
+  /**
+   * Takes a job slot (counts the job as running) once one is free, or
+   * answers false at the deadline or on cancellation. The check and the
+   * count happen in one synchronous step: checking here and counting after
+   * the `await` in the caller let every job that arrived in the same tick
+   * through, past maxConcurrentJobs.
+   */
   async #slot(deadline: number, signal: AbortSignal): Promise<boolean> {
     while (this.#running >= this.limits.maxConcurrentJobs) {
       const left = deadline - Date.now();
@@ -410,7 +433,9 @@ export class PlasmNode {
         waiters.push(done);
       });
     }
-    return !signal.aborted;
+    if (signal.aborted) return false;
+    this.#running++;
+    return true;
   }
 
   async #job(
@@ -489,8 +514,7 @@ export class PlasmNode {
       }
       this.#queued--;
       queued = false;
-      this.#running++;
-      started = true;
+      started = true; // #slot counted it as running
       const queuedUs = Math.round((performance.now() - queuedAt) * 1000);
       const result = await this.#pool.run({
         module,
@@ -501,6 +525,7 @@ export class PlasmNode {
           outputBytes: offer.limits.output_bytes,
         },
         signal: cancel.signal,
+        tenant: submitter,
       });
       const hook = this.#opts.unsafeTestHooks?.output;
       const output = hook ? hook(result.stdout) : result.stdout;

@@ -37,6 +37,12 @@ export interface JobRequest {
    * bytes are then not parsed again.
    */
   readonly compiled?: CompiledCore;
+  /**
+   * The host may send this worker another job of the same submitter
+   * (JobPool's `unsafeReuseWorkers`): keep listening, and mark the report
+   * `idle` when it is sent after the job's code returned.
+   */
+  readonly reuse?: boolean;
 }
 
 /**
@@ -83,7 +89,7 @@ export interface JobReport {
 
 const scope = self as unknown as {
   onmessage: ((e: MessageEvent<JobRequest>) => void) | null;
-  postMessage(m: JobReport | CompiledCore): void;
+  postMessage(m: JobReport | (JobReport & { idle: true }) | CompiledCore): void;
 };
 
 let reported = false;
@@ -92,18 +98,22 @@ let reported = false;
  * job's first terminal event (from inside a WASI call) is final, and the
  * host stops the worker when it arrives (TM-17).
  */
-function post(r: JobReport): void {
+function post(r: JobReport, idle = false): void {
   if (reported) return;
   reported = true;
-  scope.postMessage(r);
+  scope.postMessage(idle ? { ...r, idle } : r);
 }
 
 // Set before anything else runs: a message sent before the handler exists is lost.
 scope.onmessage = (e) => {
-  scope.onmessage = null;
   const job = e.data;
+  if (!job.reuse) scope.onmessage = null;
+  reported = false; // the only state a job leaves in this module
   const run = job.kind === "component" ? runComponent(job) : runCore(job);
-  run.then(post, (err) =>
+  // A report sent once the job's code has returned says `idle` (reuse
+  // only): a job that reported early (TM-17) and went on running never
+  // does, and its worker is terminated.
+  run.then((r) => post(r, job.reuse === true), (err) =>
     post({
       outcome: "trap",
       exitCode: -1,

@@ -20,8 +20,11 @@ const STOP_WITHIN_MS = 2_000;
 /** Timeout of the jobs that must be stopped some other way, in ms. */
 const LONG_TIMEOUT_MS = 20_000;
 
-async function withPool(fn: (pool: JobPool) => Promise<void>, workers = 2): Promise<void> {
-  const pool = await JobPool.create({ workers });
+async function withPool(
+  fn: (pool: JobPool) => Promise<void>,
+  unsafeReuseWorkers = 1,
+): Promise<void> {
+  const pool = await JobPool.create({ workers: 2, unsafeReuseWorkers });
   try {
     await fn(pool);
   } finally {
@@ -102,4 +105,37 @@ Deno.test("TM-22 cancelled job: an AbortSignal stops a running job at once (outc
       assertEquals([again.outcome, again.exitCode], ["cancelled", -1]);
     }
   });
+});
+
+Deno.test("JobPool unsafeReuseWorkers: off by default; on, a worker is kept only for its own tenant and only after a job that ended by itself and returned", async () => {
+  const hello = await Deno.readFile(helloWasmPath());
+  const spin = await watToWasm("spin.wat", `(module (func (export "_start") (loop $l (br $l))))`);
+  const settle = () => new Promise((r) => setTimeout(r, 200));
+  const input = enc.encode(HELLO_INPUT);
+  await withPool(async (pool) => {
+    await pool.run({ module: hello, input, tenant: "a" });
+    await settle();
+    assertEquals(pool.reusable, 0, "single-use unless asked");
+  });
+  await withPool(async (pool) => {
+    const r1 = await pool.run({ module: hello, input, tenant: "a" });
+    assertEquals(dec.decode(r1.stdout), HELLO_OUTPUT);
+    await settle();
+    assertEquals(pool.reusable, 1);
+    await pool.run({ module: hello, input, tenant: "b" }); // never a's worker
+    await settle();
+    assertEquals(pool.reusable, 2);
+    const r2 = await pool.run({ module: hello, input: enc.encode("xy"), tenant: "a" });
+    assertEquals(dec.decode(r2.stdout), "yx", "a fresh instance: no state of the last job");
+    await settle();
+    assertEquals(pool.reusable, 2);
+    // A timed-out worker is never kept.
+    const t = await pool.run({ module: spin, input, tenant: "c", limits: { timeoutMs: 200 } });
+    assertEquals(t.outcome, "timeout");
+    await settle();
+    assertEquals(pool.reusable, 2, "the timed-out worker was not kept");
+    await pool.run({ module: hello, input, tenant: "a" }); // third job of a: its limit
+    await settle();
+    assertEquals(pool.reusable, 1, "a worker that ran its last job is terminated");
+  }, 3);
 });

@@ -82,6 +82,11 @@ export interface JobSpec {
   readonly now?: () => Date;
   /** Cancels the job: its worker is terminated and the outcome is `cancelled`. */
   readonly signal?: AbortSignal;
+  /**
+   * Who submitted the job (e.g. a submitter keyid): a {@link JobPool} with
+   * `unsafeReuseWorkers` reuses a worker only for jobs of one tenant.
+   */
+  readonly tenant?: string;
 }
 
 /** What happened. */
@@ -115,6 +120,8 @@ const OUTCOMES: ReadonlySet<string> = new Set<Outcome>([
   "import_denied",
   "cancelled",
 ]);
+
+const MALFORMED_REPORT = "the job worker sent a malformed report";
 
 /** Bytes of the worker's reported error message kept, in UTF-16 units. */
 const MAX_ERROR_CHARS = 1024;
@@ -157,7 +164,7 @@ function checkReport(r: unknown, limits: JobLimits): JobReport {
       exitCode: -1,
       stdout: new Uint8Array(0),
       stderr: new Uint8Array(0),
-      error: "the job worker sent a malformed report",
+      error: MALFORMED_REPORT,
     };
   }
   return {
@@ -210,10 +217,30 @@ export const COMPILE_CACHE_ENTRIES = 32;
 /** Module bytes (of the modules as given) a {@link JobPool}'s compile cache may stand for. */
 export const COMPILE_CACHE_BYTES = 64 * 1024 * 1024;
 
+/** Most jobs {@link JobPoolOptions.unsafeReuseWorkers} lets one worker run. */
+export const MAX_JOBS_PER_WORKER = 1_000;
+
 /** Options of {@link JobPool.create}. */
 export interface JobPoolOptions {
   /** Workers kept started ahead of demand, 1 to 64 (default 2). */
   readonly workers?: number;
+  /**
+   * UNSAFE, off by default (1: a worker runs one job). Up to this many
+   * jobs of the SAME tenant ({@link JobSpec.tenant}) may run one after
+   * another in one worker, each in a fresh WebAssembly instance, memory and
+   * WASI state; a worker is reused only after a job that ended by itself
+   * (not a timeout or a cancellation) and whose code has returned. A job
+   * cannot reach the worker's JavaScript state except through its imports,
+   * but a V8 bug that let it would carry into that tenant's next jobs,
+   * which a fresh worker would not: hence the name (bench/README.md).
+   */
+  readonly unsafeReuseWorkers?: number;
+}
+
+interface Reusable {
+  readonly worker: Worker;
+  readonly tenant: string;
+  readonly jobs: number;
 }
 
 function refuseWithoutFeature(
@@ -242,14 +269,18 @@ function refuseWithoutFeature(
  */
 export class JobPool {
   readonly #size: number;
+  /** Jobs one worker may run (1: single-use). */
+  readonly reuse: number;
   readonly #idle: Worker[] = [];
+  readonly #reusable: Reusable[] = [];
   readonly #cache = new Map<string, { compiled: CompiledCore; bytes: number }>();
   #cacheBytes = 0;
   #refilling = false;
   #closed = false;
 
-  private constructor(size: number) {
+  private constructor(size: number, reuse: number) {
     this.#size = size;
+    this.reuse = reuse;
   }
 
   /** Starts a pool (throws like {@link runJob} without the worker-options feature). */
@@ -258,8 +289,12 @@ export class JobPool {
     if (!Number.isSafeInteger(size) || size < 1 || size > MAX_POOL_WORKERS) {
       throw new RangeError(`a pool keeps 1..${MAX_POOL_WORKERS} workers`);
     }
+    const reuse = opts.unsafeReuseWorkers ?? 1;
+    if (!Number.isSafeInteger(reuse) || reuse < 1 || reuse > MAX_JOBS_PER_WORKER) {
+      throw new RangeError(`a worker may run 1..${MAX_JOBS_PER_WORKER} jobs`);
+    }
     refuseWithoutFeature(await workerOptionsState());
-    const pool = new JobPool(size);
+    const pool = new JobPool(size, reuse);
     pool.#refill();
     return pool;
   }
@@ -269,6 +304,11 @@ export class JobPool {
     return this.#idle.length;
   }
 
+  /** Workers kept for another job of their tenant now (unsafeReuseWorkers). */
+  get reusable(): number {
+    return this.#reusable.length;
+  }
+
   /** Compiled modules in the cache now. */
   get cached(): number {
     return this.#cache.size;
@@ -276,6 +316,30 @@ export class JobPool {
 
   #refill(): void {
     while (!this.#closed && this.#idle.length < this.#size) this.#idle.push(spawnWorker("none"));
+  }
+
+  /** @internal A worker that ran jobs of `tenant` and may run another (unsafeReuseWorkers). */
+  takeReusable(tenant: string): { worker: Worker; jobs: number } | undefined {
+    const i = this.#reusable.findIndex((r) => r.tenant === tenant);
+    if (i < 0) return undefined;
+    const [r] = this.#reusable.splice(i, 1);
+    return { worker: r.worker, jobs: r.jobs };
+  }
+
+  /**
+   * @internal Keeps an idle worker that ran `jobs` jobs of `tenant` while it
+   * may run more (at most as many kept as the pool's size); otherwise
+   * terminates it.
+   */
+  release(worker: Worker, tenant: string, jobs: number): void {
+    if (this.#closed || jobs >= this.reuse) return worker.terminate();
+    worker.onmessage = null;
+    worker.onerror = (e) => {
+      e.preventDefault();
+      worker.terminate();
+    };
+    if (this.#reusable.length >= this.#size) this.#reusable.shift()?.worker.terminate();
+    this.#reusable.push({ worker, tenant, jobs });
   }
 
   /** @internal A started worker for one job; a new one is started in the background. */
@@ -324,6 +388,7 @@ export class JobPool {
   close(): void {
     this.#closed = true;
     for (const w of this.#idle.splice(0)) w.terminate();
+    for (const r of this.#reusable.splice(0)) r.worker.terminate();
     this.#cache.clear();
     this.#cacheBytes = 0;
   }
@@ -382,6 +447,7 @@ async function runIn(spec: JobSpec, pool: JobPool | undefined): Promise<JobResul
   const pooled = pool && !spec.component && !spec.dir ? pool : undefined;
   const key = pooled ? `${sha256Hex(spec.module)}:${memoryPages}` : "";
   const compiled = pooled?.lookup(key);
+  const tenant = pooled && pooled.reuse > 1 ? spec.tenant : undefined;
   const request: JobRequest = {
     kind: spec.component ? "component" : "core",
     module: compiled ? new Uint8Array(0) : spec.module.slice(),
@@ -394,6 +460,7 @@ async function runIn(spec: JobSpec, pool: JobPool | undefined): Promise<JobResul
     coreModules: spec.component?.coreModules,
     dir: spec.dir,
     compiled,
+    reuse: tenant !== undefined,
   };
   const done = (report: JobReport) =>
     Object.freeze({
@@ -433,27 +500,36 @@ async function runIn(spec: JobSpec, pool: JobPool | undefined): Promise<JobResul
       import: false,
     }
     : "none";
-  const worker = pooled ? pooled.take() : spawnWorker(permissions);
+  const reused = tenant !== undefined ? pooled!.takeReusable(tenant) : undefined;
+  const worker = reused?.worker ?? (pooled ? pooled.take() : spawnWorker(permissions));
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;
+  let idle = false; // reported by the worker itself, after the job's code returned
   const report = await new Promise<JobReport>((resolve) => {
+    let settled = false;
+    const finish = (r: JobReport, returned = false) => {
+      if (settled) return;
+      settled = true;
+      idle = returned && r.error !== MALFORMED_REPORT;
+      resolve(r);
+    };
     timer = setTimeout(() => {
-      resolve(stopped("timeout", `the job ran longer than ${limits.timeoutMs} ms and was stopped`));
+      finish(stopped("timeout", `the job ran longer than ${limits.timeoutMs} ms and was stopped`));
     }, limits.timeoutMs);
-    onAbort = () => resolve(stopped("cancelled", cancelledMsg));
+    onAbort = () => finish(stopped("cancelled", cancelledMsg));
     spec.signal?.addEventListener("abort", onAbort, { once: true });
     worker.onmessage = (e) => {
       if (isCompiled(e.data)) {
         if (pooled && !compiled) pooled.remember(key, e.data, spec.module.length);
         return;
       }
-      resolve(checkReport(e.data, limits));
+      finish(checkReport(e.data, limits), (e.data as { idle?: unknown } | null)?.idle === true);
     };
-    worker.onmessageerror = () => resolve(checkReport(null, limits));
+    worker.onmessageerror = () => finish(checkReport(null, limits));
     worker.onerror = (e) => {
       // An uncaught error in the worker must not reach the host's handler.
       e.preventDefault();
-      resolve({
+      finish({
         outcome: "trap",
         exitCode: -1,
         stdout: new Uint8Array(0),
@@ -465,8 +541,12 @@ async function runIn(spec: JobSpec, pool: JobPool | undefined): Promise<JobResul
   });
   clearTimeout(timer);
   if (onAbort) spec.signal?.removeEventListener("abort", onAbort);
-  // One job per worker, pooled or not (TM-16).
-  worker.terminate();
+  // One job per worker, pooled or not (TM-16), unless the pool was told
+  // otherwise (unsafeReuseWorkers): then only a worker whose job ended by
+  // itself and whose code returned is kept, for the same tenant.
+  if (tenant !== undefined && idle) {
+    pooled!.release(worker, tenant, (reused?.jobs ?? 0) + 1);
+  } else worker.terminate();
   return done(report);
 }
 
