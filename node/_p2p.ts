@@ -43,19 +43,36 @@ export const PLASM_MDNS_SERVICE = "_phase-plasm._udp.local";
 /** How often a Plasm node queries the LAN for others, in ms. */
 export const MDNS_QUERY_INTERVAL_MS = 10_000;
 
+/** A peer mDNS found: its id and the addresses it announced. */
+export interface MdnsPeer {
+  readonly id: { toString(): string };
+  readonly multiaddrs: readonly { toString(): string }[];
+}
+
 /**
  * Starts the libp2p node with this identity and the `plasm` validator and
- * selector; with `mdns`, it finds (and is found by) Plasm nodes on the LAN.
+ * selector; with `onMdnsPeer`, it queries and answers mDNS on the LAN and
+ * hands each Plasm peer found there (and only there) to `onMdnsPeer`.
  */
 export function createPlasmP2p(
   id: Identity,
   listen: readonly string[],
   clientMode: boolean,
-  mdns = false,
+  onMdnsPeer?: (peer: MdnsPeer) => void,
 ): Promise<P2p> {
+  const found = onMdnsPeer;
   return createPhaseNode({
-    peerDiscovery: mdns
-      ? [mdnsDiscovery({ serviceTag: PLASM_MDNS_SERVICE, interval: MDNS_QUERY_INTERVAL_MS })]
+    peerDiscovery: found
+      ? [(components: Parameters<ReturnType<typeof mdnsDiscovery>>[0]) => {
+        const d = mdnsDiscovery({
+          serviceTag: PLASM_MDNS_SERVICE,
+          interval: MDNS_QUERY_INTERVAL_MS,
+        })(
+          components,
+        );
+        d.addEventListener("peer", (e) => found(e.detail));
+        return d;
+      }]
       : [],
     // Identity.libp2p is the key generateKeyPairFromSeed made (key.ts), typed narrowly.
     privateKey: id.libp2p as unknown as NonNullable<PhaseNodeOptions["privateKey"]>,
@@ -68,7 +85,7 @@ export function createPlasmP2p(
 
 /** Most peers found over mDNS that a node dials at once. */
 export const MAX_MDNS_DIALS = 4;
-/** Most connections a node keeps to peers it dialled because mDNS named them. */
+/** Most distinct peers a node dials because mDNS named them. */
 export const MAX_MDNS_PEERS = 32;
 
 /**
@@ -76,37 +93,40 @@ export const MAX_MDNS_PEERS = 32;
  * non-loopback addresses, a few at a time, up to {@link MAX_MDNS_PEERS}.
  * mDNS is unauthenticated: a peer it names is authenticated by noise (its
  * peer id) and gets no trust from being found; jobs still go only to peers
- * whose capability record is signed by their own key (TM-24).
+ * whose capability record is signed by their own key (TM-24). Returns the
+ * callback for {@link createPlasmP2p}'s `onMdnsPeer`; `p2p()` is the node
+ * once it exists.
  */
-export function dialMdnsPeers(p2p: P2p, logger?: Logger): void {
-  const dialled = new Set<string>();
-  let inFlight = 0;
-  p2p.addEventListener("peer:discovery", (e) => {
-    const id = e.detail.id.toString();
-    if (id === p2p.peerId.toString() || dialled.has(id) || inFlight >= MAX_MDNS_DIALS) return;
-    if (dialled.size >= MAX_MDNS_PEERS) return;
-    if (p2p.getConnections(e.detail.id).length > 0) return;
-    const addrs = e.detail.multiaddrs.map(String).filter((a) =>
-      !/^\/ip4\/127\.|^\/ip6\/::1\//.test(a)
-    );
+export function mdnsDialer(p2p: () => P2p | undefined, logger?: Logger): (peer: MdnsPeer) => void {
+  const dialled = new Set<string>(); // peers this dialer connected to
+  const dialing = new Set<string>();
+  return (peer) => {
+    const node = p2p();
+    const id = peer.id.toString();
+    if (!node || id === node.peerId.toString() || dialing.has(id)) return;
+    if (node.getPeers().some((p) => p.toString() === id)) return; // connected already
+    // A peer that went away is dialled again when it is announced again.
+    if (dialing.size >= MAX_MDNS_DIALS || (!dialled.has(id) && dialled.size >= MAX_MDNS_PEERS)) {
+      return;
+    }
+    const addrs = peer.multiaddrs.map(String).filter((a) => !/^\/ip4\/127\.|^\/ip6\/::1\//.test(a));
     if (addrs.length === 0) return;
-    dialled.add(id);
-    inFlight++;
+    dialing.add(id);
     (async () => {
       for (const a of addrs) {
         try {
-          await p2p.dial(multiaddr(`${a}/p2p/${id}`), {
+          await node.dial(multiaddr(`${a}/p2p/${id}`), {
             signal: AbortSignal.timeout(DIAL_TIMEOUT_MS),
           });
+          dialled.add(id);
           logger?.info("mdns_peer_connected", { peer: id, addr: a });
           return;
         } catch (err) {
           logger?.info("mdns_dial_failed", { peer: id, addr: a, error: (err as Error).message });
         }
       }
-      dialled.delete(id); // try again when it is announced again
-    })().finally(() => inFlight--);
-  });
+    })().finally(() => dialing.delete(id));
+  };
 }
 
 /** Dials bootstrap peers; returns how many answered. */

@@ -7,7 +7,7 @@
  * @module
  */
 import { type Logger, writeFileAtomic } from "../core/mod.ts";
-import { archCidPublish, bootstrapPeers, createPlasmP2p, dialMdnsPeers, type P2p } from "./_p2p.ts";
+import { archCidPublish, bootstrapPeers, createPlasmP2p, mdnsDialer, type P2p } from "./_p2p.ts";
 import { canonicalArch, decodeBase64, encodeBase64, type JsonValue } from "../verify/mod.ts";
 import { buildReceipt, formatReceipt, JobPool, signReceipt } from "../wasm/mod.ts";
 import { CAPABILITY_REFRESH_MS, signCapability } from "./capability.ts";
@@ -185,12 +185,15 @@ export class PlasmNode {
     });
     let p2p: P2p;
     try {
+      // mDNS may find a peer before createPlasmP2p returns: dial once it has.
+      const ref: { p2p?: P2p } = {};
       p2p = await createPlasmP2p(
         identity,
         opts.listen ?? ["/ip4/127.0.0.1/tcp/0"],
         false,
-        opts.mdns === true,
+        opts.mdns ? mdnsDialer(() => ref.p2p, opts.logger) : undefined,
       );
+      ref.p2p = p2p;
     } catch (err) {
       pool.close();
       throw err;
@@ -240,7 +243,6 @@ export class PlasmNode {
       fs.write(hook ? hook(this.#record) : this.#record).then(() => fs.close()).catch(() => {});
     });
     this.#sign();
-    if (this.#opts.mdns) dialMdnsPeers(this.#p2p, log);
     await bootstrapPeers(this.#p2p, this.#opts.bootstrap ?? [], log);
     this.publish().catch(() => {});
     this.#timers.push(setInterval(() => {
