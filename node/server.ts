@@ -68,6 +68,8 @@ export interface PlasmNodeOptions {
    * Find and be found by Plasm nodes on the LAN over mDNS (default false
    * here; `deno task node` turns it on unless `--no-mdns`). A discovered
    * peer is only a connection: jobs still need its signed capability record.
+   * Needs `--allow-sys=networkInterfaces` (the `node` permission set has it)
+   * and a route for 224.0.0.0/4 on the LAN interface (a default route does).
    */
   readonly mdns?: boolean;
   /**
