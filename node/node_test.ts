@@ -470,7 +470,7 @@ Deno.test("TM-24 capability poisoning: records not signed by their peer are igno
   );
 });
 
-Deno.test("TM-22 hostile submitter: a job whose submitter cancels (AbortSignal) or closes its side of the stream stops on the node at once and frees its slot; the closing submitter gets a signed receipt saying cancelled", async () => {
+Deno.test("TM-22 hostile submitter: a job whose submitter cancels (AbortSignal) or closes its side of the stream stops on the node at once, queued or running, and frees its slot; the closing submitter gets a signed receipt saying cancelled", async () => {
   const key = ephemeralNodeKey();
   const spin = await wat(`(module (func (export "_start") (loop $l (br $l))))`);
   /** Far above the cancellation's own latency, far below the spinning job's timeout, in ms. */
@@ -482,6 +482,18 @@ Deno.test("TM-22 hostile submitter: a job whose submitter cancels (AbortSignal) 
       const ac = new AbortController();
       const job = plasm.submit(spin, { timeoutMs: SPIN_TIMEOUT_MS, peers, signal: ac.signal });
       await waitFor(() => node.stats().running === 1, SETTLE_TIMEOUT_MS, "the job runs");
+      // A queued job that is cancelled never starts and leaves the queue at once.
+      const queuedAc = new AbortController();
+      const queuedJob = plasm.submit(HELLO, { peers, signal: queuedAc.signal });
+      await waitFor(() => node.stats().queued === 1, SETTLE_TIMEOUT_MS, "the second job queues");
+      queuedAc.abort();
+      assertEquals((await assertRejects(queuedJob.result(), NodeError)).code, "E_CANCELLED");
+      await waitFor(
+        () => node.stats().queued === 0 && node.stats().cancelled === 1,
+        STOP_WITHIN_MS,
+        "the queued job leaves",
+      );
+      assertEquals(node.stats().running, 1, "the running job is not the one cancelled");
       const t0 = performance.now();
       ac.abort();
       assertEquals((await assertRejects(job.result(), NodeError)).code, "E_CANCELLED");
@@ -489,7 +501,7 @@ Deno.test("TM-22 hostile submitter: a job whose submitter cancels (AbortSignal) 
       // The one slot is free again: hello does not wait for the spinning job's timeout.
       await helloStillRuns(plasm, node);
       assert(performance.now() - t0 < STOP_WITHIN_MS, "cancelled and the slot reused at once");
-      assertEquals(node.stats().cancelled, 1);
+      assertEquals(node.stats().cancelled, 2);
     });
     await withRaw(key, async (open) => {
       const fs = await open(node);
@@ -512,7 +524,7 @@ Deno.test("TM-22 hostile submitter: a job whose submitter cancels (AbortSignal) 
         "r",
       );
       assertEquals([receipt.outcome, receipt.node], ["cancelled", node.identity.keyid]);
-      assertEquals(node.stats().cancelled, 2);
+      assertEquals(node.stats().cancelled, 3);
       assertEquals(node.stats().running, 0);
     });
   });
