@@ -24,9 +24,9 @@ export const JOB_STATE_DIR = "./.phase/job";
 /** Usage of `deno task node` (also the hint of its usage errors). */
 export const NODE_USAGE =
   `usage: deno task node [--state DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
-  [--config FILE] [--allow KEYID]... [--open] [--max-concurrent N] [--queue N] [--max-memory-mb N]
+  [--config FILE] [--allow KEYID]... [--open] [--no-mdns] [--max-concurrent N] [--queue N] [--max-memory-mb N]
   [--max-timeout-ms N] [--max-output-bytes N] [--max-module-bytes N] [--max-input-bytes N]
-  [--offers-per-minute N]
+  [--offers-per-minute N] [--unsafe-reuse-workers N]
        deno task node id [--state DIR]
        deno task node status [--state DIR] [--json]`;
 
@@ -66,6 +66,16 @@ export const NODE_HELP: HelpSpec = {
     {
       flag: "--open",
       text: "UNSAFE: accept jobs from any peer, rate-limited per peer (logged loudly)",
+    },
+    {
+      flag: "--unsafe-reuse-workers N",
+      text:
+        "UNSAFE: let one job worker run up to N jobs of the same submitter (fresh instance each); faster, weaker isolation",
+      default: "1 (a fresh worker per job)",
+    },
+    {
+      flag: "--no-mdns",
+      text: "do not find or announce Plasm peers on the LAN over mDNS (on by default)",
     },
     {
       flag: "--max-concurrent N",

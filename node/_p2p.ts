@@ -4,11 +4,13 @@
  *
  * @module
  */
+import { mdns as mdnsDiscovery } from "@libp2p/mdns";
 import { multiaddr } from "@multiformats/multiaddr";
 import type { Logger } from "../core/mod.ts";
 import {
   bootstrap,
   createPhaseNode,
+  DIAL_TIMEOUT_MS,
   LOOKUP_TIMEOUT_MS,
   type PhaseNode,
   type PhaseNodeOptions,
@@ -36,13 +38,42 @@ export const CAPABILITY_REQUEST_TIMEOUT_MS = 3_000;
 /** Most providers a lookup keeps. */
 export const MAX_PROVIDERS = 64;
 
-/** Starts the libp2p node with this identity and the `plasm` validator and selector. */
+/** The mDNS service name Plasm nodes query and answer (not IPFS's `_p2p._udp.local`). */
+export const PLASM_MDNS_SERVICE = "_phase-plasm._udp.local";
+/** How often a Plasm node queries the LAN for others, in ms. */
+export const MDNS_QUERY_INTERVAL_MS = 10_000;
+
+/** A peer mDNS found: its id and the addresses it announced. */
+export interface MdnsPeer {
+  readonly id: { toString(): string };
+  readonly multiaddrs: readonly { toString(): string }[];
+}
+
+/**
+ * Starts the libp2p node with this identity and the `plasm` validator and
+ * selector; with `onMdnsPeer`, it queries and answers mDNS on the LAN and
+ * hands each Plasm peer found there (and only there) to `onMdnsPeer`.
+ */
 export function createPlasmP2p(
   id: Identity,
   listen: readonly string[],
   clientMode: boolean,
+  onMdnsPeer?: (peer: MdnsPeer) => void,
 ): Promise<P2p> {
+  const found = onMdnsPeer;
   return createPhaseNode({
+    peerDiscovery: found
+      ? [(components: Parameters<ReturnType<typeof mdnsDiscovery>>[0]) => {
+        const d = mdnsDiscovery({
+          serviceTag: PLASM_MDNS_SERVICE,
+          interval: MDNS_QUERY_INTERVAL_MS,
+        })(
+          components,
+        );
+        d.addEventListener("peer", (e) => found(e.detail));
+        return d;
+      }]
+      : [],
     // Identity.libp2p is the key generateKeyPairFromSeed made (key.ts), typed narrowly.
     privateKey: id.libp2p as unknown as NonNullable<PhaseNodeOptions["privateKey"]>,
     listen,
@@ -50,6 +81,52 @@ export function createPlasmP2p(
     validators: { [PLASM_NAMESPACE]: plasmValidator() },
     selectors: { [PLASM_NAMESPACE]: plasmSelector() },
   });
+}
+
+/** Most peers found over mDNS that a node dials at once. */
+export const MAX_MDNS_DIALS = 4;
+/** Most distinct peers a node dials because mDNS named them. */
+export const MAX_MDNS_PEERS = 32;
+
+/**
+ * Dials the Plasm peers mDNS finds (libp2p only records them): their
+ * non-loopback addresses, a few at a time, up to {@link MAX_MDNS_PEERS}.
+ * mDNS is unauthenticated: a peer it names is authenticated by noise (its
+ * peer id) and gets no trust from being found; jobs still go only to peers
+ * whose capability record is signed by their own key (TM-24). Returns the
+ * callback for {@link createPlasmP2p}'s `onMdnsPeer`; `p2p()` is the node
+ * once it exists.
+ */
+export function mdnsDialer(p2p: () => P2p | undefined, logger?: Logger): (peer: MdnsPeer) => void {
+  const dialled = new Set<string>(); // peers this dialer connected to
+  const dialing = new Set<string>();
+  return (peer) => {
+    const node = p2p();
+    const id = peer.id.toString();
+    if (!node || id === node.peerId.toString() || dialing.has(id)) return;
+    if (node.getPeers().some((p) => p.toString() === id)) return; // connected already
+    // A peer that went away is dialled again when it is announced again.
+    if (dialing.size >= MAX_MDNS_DIALS || (!dialled.has(id) && dialled.size >= MAX_MDNS_PEERS)) {
+      return;
+    }
+    const addrs = peer.multiaddrs.map(String).filter((a) => !/^\/ip4\/127\.|^\/ip6\/::1\//.test(a));
+    if (addrs.length === 0) return;
+    dialing.add(id);
+    (async () => {
+      for (const a of addrs) {
+        try {
+          await node.dial(multiaddr(`${a}/p2p/${id}`), {
+            signal: AbortSignal.timeout(DIAL_TIMEOUT_MS),
+          });
+          dialled.add(id);
+          logger?.info("mdns_peer_connected", { peer: id, addr: a });
+          return;
+        } catch (err) {
+          logger?.info("mdns_dial_failed", { peer: id, addr: a, error: (err as Error).message });
+        }
+      }
+    })().finally(() => dialing.delete(id));
+  };
 }
 
 /** Dials bootstrap peers; returns how many answered. */

@@ -5,7 +5,7 @@
  */
 import { type Logger, PhaseError, readFileCapped, UsageError } from "../core/mod.ts";
 import { parseFlags } from "../cli/mod.ts";
-import { MAX_MODULE_BYTES, storeReceipt, WasmError } from "../wasm/mod.ts";
+import { MAX_JOBS_PER_WORKER, MAX_MODULE_BYTES, storeReceipt, WasmError } from "../wasm/mod.ts";
 import { loadOrCreateNodeKey } from "../wasm/mod.ts";
 import { JOB_STATE_DIR, JOB_USAGE, NODE_STATE_DIR, NODE_USAGE } from "./_help.ts";
 import { DisagreeError, NodeError } from "./errors.ts";
@@ -53,6 +53,8 @@ export const NODE_FLAGS = {
   config: { type: "string" },
   allow: { type: "string", multiple: true },
   open: { type: "boolean" },
+  "no-mdns": { type: "boolean" },
+  "unsafe-reuse-workers": { type: "string" },
   "max-concurrent": { type: "string" },
   queue: { type: "string" },
   "max-memory-mb": { type: "string" },
@@ -107,6 +109,13 @@ export async function runNodeCli(args: string[], io: NodeIo): Promise<number> {
       );
     }
   }
+  const reuse = int(v["unsafe-reuse-workers"], "unsafe-reuse-workers", NODE_USAGE);
+  if (reuse !== undefined && (reuse < 1 || reuse > MAX_JOBS_PER_WORKER)) {
+    throw new UsageError(
+      `--unsafe-reuse-workers takes 1..${MAX_JOBS_PER_WORKER}, got ${reuse}`,
+      "leave it out for one worker per job (the safe default)",
+    );
+  }
   const listen = v.listen ?? config?.listen;
   let node: PlasmNode;
   try {
@@ -116,6 +125,8 @@ export async function runNodeCli(args: string[], io: NodeIo): Promise<number> {
       bootstrap: v.bootstrap ?? config?.bootstrap,
       allow: [...(config?.allow ?? []), ...(v.allow ?? [])],
       open: v.open ?? config?.open ?? false,
+      mdns: v["no-mdns"] !== true,
+      unsafeReuseWorkers: reuse,
       limits,
       logger: io.log,
     });
@@ -176,7 +187,7 @@ async function status(state: string, json: boolean, io: NodeIo): Promise<number>
   io.line(
     `jobs      ${Number(doc.running)} running, ${Number(doc.queued)} queued, ${
       Number(doc.finished)
-    } finished, ${Number(doc.failed)} failed`,
+    } finished, ${Number(doc.failed)} failed, ${Number(doc.cancelled ?? 0)} cancelled`,
   );
   io.line(`refusals  ${Object.entries(r).map(([k, n]) => `${k} ${Number(n)}`).join(", ")}`);
   for (const a of (doc.multiaddrs ?? []) as string[]) io.line(`listening ${String(a)}`);
@@ -202,6 +213,7 @@ const OUTCOME_CODES = {
   output: "E_OUTPUT",
   invalid_module: "E_MODULE",
   import_denied: "E_IMPORT",
+  cancelled: "E_CANCELLED",
 } as const;
 
 /** `deno task job submit|key ...`; returns the exit status. */

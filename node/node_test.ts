@@ -469,3 +469,91 @@ Deno.test("TM-24 capability poisoning: records not signed by their peer are igno
     },
   );
 });
+
+Deno.test("TM-22 hostile submitter: a job whose submitter cancels (AbortSignal) or closes its side of the stream stops on the node at once, queued or running, and frees its slot; the closing submitter gets a signed receipt saying cancelled", async () => {
+  const key = ephemeralNodeKey();
+  const spin = await wat(`(module (func (export "_start") (loop $l (br $l))))`);
+  /** Far above the cancellation's own latency, far below the spinning job's timeout, in ms. */
+  const STOP_WITHIN_MS = 2_000;
+  const SPIN_TIMEOUT_MS = 20_000;
+  await withNodes(key, [{ limits: { maxConcurrentJobs: 1 } }], async ([node]) => {
+    const peers = [node.multiaddrs()[0]];
+    await withClient(key, [], async (plasm) => {
+      const ac = new AbortController();
+      const job = plasm.submit(spin, { timeoutMs: SPIN_TIMEOUT_MS, peers, signal: ac.signal });
+      await waitFor(() => node.stats().running === 1, SETTLE_TIMEOUT_MS, "the job runs");
+      // A queued job that is cancelled never starts and leaves the queue at once.
+      const queuedAc = new AbortController();
+      const queuedJob = plasm.submit(HELLO, { peers, signal: queuedAc.signal });
+      await waitFor(() => node.stats().queued === 1, SETTLE_TIMEOUT_MS, "the second job queues");
+      queuedAc.abort();
+      assertEquals((await assertRejects(queuedJob.result(), NodeError)).code, "E_CANCELLED");
+      await waitFor(
+        () => node.stats().queued === 0 && node.stats().cancelled === 1,
+        STOP_WITHIN_MS,
+        "the queued job leaves",
+      );
+      assertEquals(node.stats().running, 1, "the running job is not the one cancelled");
+      const t0 = performance.now();
+      ac.abort();
+      assertEquals((await assertRejects(job.result(), NodeError)).code, "E_CANCELLED");
+      await waitFor(() => node.stats().running === 0, STOP_WITHIN_MS, "the job stops");
+      // The one slot is free again: hello does not wait for the spinning job's timeout.
+      await helloStillRuns(plasm, node);
+      assert(performance.now() - t0 < STOP_WITHIN_MS, "cancelled and the slot reused at once");
+      assertEquals(node.stats().cancelled, 2);
+    });
+    await withRaw(key, async (open) => {
+      const fs = await open(node);
+      const offer = offerFor(node, key, spin, new Uint8Array(0), {
+        limits: { memory_bytes: 65_536, timeout_ms: SPIN_TIMEOUT_MS, output_bytes: 1024 },
+        deadline: Date.now() + SPIN_TIMEOUT_MS + 5_000,
+      });
+      await fs.writeJson({ type: "offer", offer, sig: signOffer(offer, key.key), input: "" });
+      const d = await fs.readJson(4096, 5_000, "decision");
+      assertEquals(d.type, "accept");
+      if (d.need_module) await fs.write(spin);
+      await waitFor(() => node.stats().running === 1, SETTLE_TIMEOUT_MS, "the raw job runs");
+      const t0 = performance.now();
+      await fs.stream.close(); // half-close: done sending, still reading
+      const r = await fs.readJson(1 << 20, STOP_WITHIN_MS, "result");
+      assert(performance.now() - t0 < STOP_WITHIN_MS);
+      assertEquals([r.type, r.outcome], ["result", "cancelled"]);
+      const receipt = verifyReceipt(
+        Uint8Array.from(atob(String(r.receipt)), (c) => c.charCodeAt(0)),
+        "r",
+      );
+      assertEquals([receipt.outcome, receipt.node], ["cancelled", node.identity.keyid]);
+      assertEquals(node.stats().cancelled, 3);
+      assertEquals(node.stats().running, 0);
+    });
+  });
+});
+
+Deno.test("TM-22 hostile submitter: offers that arrive together never run more than maxConcurrentJobs jobs at once", async () => {
+  const key = ephemeralNodeKey();
+  const spin = await wat(`(module (func (export "_start") (loop $l (br $l))))`);
+  const JOBS = 6;
+  await withNodes(
+    key,
+    [{ limits: { maxConcurrentJobs: 1, queueLength: JOBS } }],
+    async ([node]) => {
+      await withClient(key, [], async (plasm) => {
+        let most = 0;
+        const probe = setInterval(() => most = Math.max(most, node.stats().running), 1);
+        try {
+          const results = await Promise.all(
+            Array.from(
+              { length: JOBS },
+              () => plasm.submit(spin, { timeoutMs: 150, peers: [node.multiaddrs()[0]] }).result(),
+            ),
+          );
+          assert(results.every((r) => r.outcome === "timeout"));
+        } finally {
+          clearInterval(probe);
+        }
+        assertEquals(most, 1, "one slot, one job at a time");
+      });
+    },
+  );
+});

@@ -7,9 +7,9 @@
  * @module
  */
 import { type Logger, writeFileAtomic } from "../core/mod.ts";
-import { archCidPublish, bootstrapPeers, createPlasmP2p, type P2p } from "./_p2p.ts";
+import { archCidPublish, bootstrapPeers, createPlasmP2p, mdnsDialer, type P2p } from "./_p2p.ts";
 import { canonicalArch, decodeBase64, encodeBase64, type JsonValue } from "../verify/mod.ts";
-import { buildReceipt, formatReceipt, runJob, signReceipt } from "../wasm/mod.ts";
+import { buildReceipt, formatReceipt, JobPool, signReceipt } from "../wasm/mod.ts";
 import { CAPABILITY_REFRESH_MS, signCapability } from "./capability.ts";
 import type { RejectReason } from "./errors.ts";
 import { FrameStream, type Stream } from "./frame.ts";
@@ -41,6 +41,8 @@ export const MAX_JOB_STREAMS_PER_CONNECTION = 64;
 const RATE_WINDOW_MS = 60_000;
 /** Most peers whose rate windows are remembered. */
 const MAX_RATE_PEERS = 10_000;
+/** Most single-use workers a node keeps started (wasm/'s pool bound). */
+const MAX_POOL_WORKERS = 64;
 /** Page size of WebAssembly memory, in bytes. */
 const PAGE_BYTES = 65_536;
 
@@ -62,6 +64,21 @@ export interface PlasmNodeOptions {
   readonly logger?: Logger;
   /** The arch the node announces (default: this machine's). */
   readonly arch?: string;
+  /**
+   * Find and be found by Plasm nodes on the LAN over mDNS (default false
+   * here; `deno task node` turns it on unless `--no-mdns`). A discovered
+   * peer is only a connection: jobs still need its signed capability record.
+   * Needs `--allow-sys=networkInterfaces` (the `node` permission set has it)
+   * and a route for 224.0.0.0/4 on the LAN interface (a default route does).
+   */
+  readonly mdns?: boolean;
+  /**
+   * UNSAFE (off: every job gets a fresh worker): up to this many jobs of one
+   * submitter may run one after another in one worker (wasm/'s JobPool
+   * `unsafeReuseWorkers`; logged loudly at start). Buys throughput
+   * (bench/README.md) with weaker isolation between one submitter's jobs.
+   */
+  readonly unsafeReuseWorkers?: number;
   /** Write `<state>/status.json` (default true). */
   readonly statusFile?: boolean;
   /**
@@ -94,6 +111,12 @@ export interface NodeStats {
   readonly refusals: Readonly<Record<RejectReason, number>>;
   /** Jobs accepted but not finished: broken streams, digest mismatches, deadlines. */
   readonly failed: number;
+  /**
+   * Jobs stopped because their submitter closed its side of the stream
+   * (or reset it) before the result: queued ones never start, running ones
+   * have their worker terminated; counted apart from `finished`.
+   */
+  readonly cancelled: number;
   /** Where the node listens. */
   readonly multiaddrs: readonly string[];
 }
@@ -118,6 +141,7 @@ export class PlasmNode {
   #queued = 0;
   #finished = 0;
   #failed = 0;
+  #cancelled = 0;
   readonly #refusals: Record<RejectReason, number> = {
     busy: 0,
     "over-limit": 0,
@@ -130,8 +154,17 @@ export class PlasmNode {
   #record: Uint8Array = new Uint8Array(0);
   #stopped = false;
 
-  private constructor(p2p: P2p, identity: Identity, limits: NodeLimits, opts: PlasmNodeOptions) {
+  readonly #pool: JobPool;
+
+  private constructor(
+    p2p: P2p,
+    pool: JobPool,
+    identity: Identity,
+    limits: NodeLimits,
+    opts: PlasmNodeOptions,
+  ) {
     this.#p2p = p2p;
+    this.#pool = pool;
     this.identity = identity;
     this.limits = limits;
     this.#opts = opts;
@@ -147,11 +180,31 @@ export class PlasmNode {
   static async start(opts: PlasmNodeOptions): Promise<PlasmNode> {
     const limits = resolveNodeLimits(opts.limits);
     const identity = await loadIdentity(opts.stateDir);
-    const p2p = await createPlasmP2p(identity, opts.listen ?? ["/ip4/127.0.0.1/tcp/0"], false);
-    const node = new PlasmNode(p2p, identity, limits, opts);
+    // Single-use workers started ahead of demand, one per job slot (bench/README.md).
+    const pool = await JobPool.create({
+      workers: Math.min(limits.maxConcurrentJobs, MAX_POOL_WORKERS),
+      unsafeReuseWorkers: opts.unsafeReuseWorkers,
+    });
+    let p2p: P2p;
+    try {
+      // mDNS may find a peer before createPlasmP2p returns: dial once it has.
+      const ref: { p2p?: P2p } = {};
+      p2p = await createPlasmP2p(
+        identity,
+        opts.listen ?? ["/ip4/127.0.0.1/tcp/0"],
+        false,
+        opts.mdns ? mdnsDialer(() => ref.p2p, opts.logger) : undefined,
+      );
+      ref.p2p = p2p;
+    } catch (err) {
+      pool.close();
+      throw err;
+    }
+    const node = new PlasmNode(p2p, pool, identity, limits, opts);
     try {
       await node.#init();
     } catch (err) {
+      pool.close();
       await p2p.stop();
       throw err;
     }
@@ -167,7 +220,15 @@ export class PlasmNode {
           "UNSAFE: this node accepts jobs from ANY peer (rate-limited per peer); use --allow KEYID to restrict it",
         offersPerMinute: this.limits.openOffersPerMinute,
       });
-    } else if (this.#allow.size === 0) {
+    }
+    if ((this.#opts.unsafeReuseWorkers ?? 1) > 1) {
+      log?.warn("unsafe_reuse_workers", {
+        message:
+          "UNSAFE: a job worker may run several jobs of one submitter (fresh instance each, same worker); drop --unsafe-reuse-workers for one worker per job",
+        jobsPerWorker: this.#opts.unsafeReuseWorkers,
+      });
+    }
+    if (!this.#opts.open && this.#allow.size === 0) {
       log?.warn("no_submitter_allowed", {
         message:
           "closed node with an empty allow-list: every offer is refused (pass --allow KEYID)",
@@ -239,6 +300,7 @@ export class PlasmNode {
       queued: this.#queued,
       finished: this.#finished,
       failed: this.#failed,
+      cancelled: this.#cancelled,
       refusals: { ...this.#refusals },
       multiaddrs: this.multiaddrs(),
     };
@@ -263,6 +325,7 @@ export class PlasmNode {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
     for (const w of this.#waiters.splice(0)) w();
+    this.#pool.close();
     await this.#p2p.stop();
   }
 
@@ -349,15 +412,24 @@ export class PlasmNode {
     return { offer, submitter, input };
   }
 
-  async #slot(deadline: number): Promise<boolean> {
+  /**
+   * Takes a job slot (counts the job as running) once one is free, or
+   * answers false at the deadline or on cancellation. The check and the
+   * count happen in one synchronous step: checking here and counting after
+   * the `await` in the caller let every job that arrived in the same tick
+   * through, past maxConcurrentJobs.
+   */
+  async #slot(deadline: number, signal: AbortSignal): Promise<boolean> {
     while (this.#running >= this.limits.maxConcurrentJobs) {
       const left = deadline - Date.now();
-      if (left <= 0 || this.#stopped) return false;
+      if (left <= 0 || this.#stopped || signal.aborted) return false;
       const waiters = this.#waiters;
       await new Promise<void>((resolve) => {
         const t = setTimeout(done, left);
+        signal.addEventListener("abort", done, { once: true });
         function done() {
           clearTimeout(t);
+          signal.removeEventListener("abort", done);
           const i = waiters.indexOf(done);
           if (i >= 0) waiters.splice(i, 1);
           resolve();
@@ -365,6 +437,8 @@ export class PlasmNode {
         waiters.push(done);
       });
     }
+    if (signal.aborted) return false;
+    this.#running++;
     return true;
   }
 
@@ -391,6 +465,13 @@ export class PlasmNode {
     this.#queued++;
     let queued = true;
     let started = false;
+    // The submitter cancels by closing its side of the stream (or resetting
+    // it) before the result: the job stops where it is, its worker is
+    // terminated (runJob's signal), and no slot is held for it.
+    const cancel = new AbortController();
+    const gone = () => cancel.abort();
+    stream.addEventListener("close", gone);
+    stream.addEventListener("remoteCloseWrite", gone);
     try {
       let module = await this.#store.get(offer.module);
       await fs.writeJson({ type: "accept", need_module: module === undefined });
@@ -421,7 +502,15 @@ export class PlasmNode {
         module = bytes;
       }
       const queuedAt = performance.now();
-      if (!(await this.#slot(offer.deadline - offer.limits.timeout_ms))) {
+      if (!(await this.#slot(offer.deadline - offer.limits.timeout_ms, cancel.signal))) {
+        if (cancel.signal.aborted) {
+          this.#cancelled++;
+          this.#log?.info("job_cancelled", { peer: remote.toString(), module: offer.module });
+          await fs.writeJson({ type: "error", message: "cancelled: the job had not started" })
+            .catch(() => {});
+          stream.abort(new Error("cancelled"));
+          return;
+        }
         this.#failed++;
         await fs.writeJson({ type: "error", message: "no slot freed before the offer's deadline" });
         await fs.close();
@@ -429,10 +518,9 @@ export class PlasmNode {
       }
       this.#queued--;
       queued = false;
-      this.#running++;
-      started = true;
+      started = true; // #slot counted it as running
       const queuedUs = Math.round((performance.now() - queuedAt) * 1000);
-      const result = await runJob({
+      const result = await this.#pool.run({
         module,
         input,
         limits: {
@@ -440,6 +528,8 @@ export class PlasmNode {
           timeoutMs: offer.limits.timeout_ms,
           outputBytes: offer.limits.output_bytes,
         },
+        signal: cancel.signal,
+        tenant: submitter,
       });
       const hook = this.#opts.unsafeTestHooks?.output;
       const output = hook ? hook(result.stdout) : result.stdout;
@@ -456,6 +546,18 @@ export class PlasmNode {
         queued_us: queuedUs,
       };
       const receipt = formatReceipt(signReceipt(doc, this.identity.signing));
+      stream.removeEventListener("close", gone);
+      stream.removeEventListener("remoteCloseWrite", gone);
+      if (result.outcome === "cancelled") {
+        this.#cancelled++;
+        this.#log?.info("job_cancelled", {
+          peer: remote.toString(),
+          module: offer.module,
+          wallUs: result.wallUs,
+        });
+        // A submitter that only closed its write side still reads the signed `cancelled` result.
+        if (stream.status !== "open") return;
+      }
       await fs.writeJson({
         type: "result",
         outcome: result.outcome,
@@ -464,7 +566,7 @@ export class PlasmNode {
         stderr: encodeBase64(result.stderr.subarray(0, MAX_RESULT_STDERR_BYTES)),
         receipt: encodeBase64(receipt),
       });
-      this.#finished++;
+      if (result.outcome !== "cancelled") this.#finished++;
       this.#log?.info("job_finished", {
         peer: remote.toString(),
         module: offer.module,
@@ -477,6 +579,8 @@ export class PlasmNode {
       this.#log?.warn("job_failed", { peer: remote.toString(), error: (err as Error).message });
       stream.abort(err as Error);
     } finally {
+      stream.removeEventListener("close", gone);
+      stream.removeEventListener("remoteCloseWrite", gone);
       if (queued) this.#queued--;
       if (started) {
         this.#running--;

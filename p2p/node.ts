@@ -78,6 +78,8 @@ export interface PhaseNodeOptions {
   >;
   /** Selectors of other DHT namespaces, keyed as {@link PhaseNodeOptions.validators}. */
   readonly selectors?: Readonly<Record<string, (key: Uint8Array, values: Uint8Array[]) => number>>;
+  /** libp2p peer discovery modules (e.g. `@libp2p/mdns`); none by default. */
+  readonly peerDiscovery?: NonNullable<Parameters<typeof createLibp2p>[0]>["peerDiscovery"];
 }
 
 /** Loads or creates the node's peer key (`<state>/p2p.key`, mode 0600): a stable peer id. */
@@ -101,6 +103,7 @@ export async function createPhaseNode(opts: PhaseNodeOptions = {}): Promise<Phas
       appendAnnounce: [...(opts.announce ?? [])],
     },
     transports: [tcp()],
+    peerDiscovery: opts.peerDiscovery ? [...opts.peerDiscovery] : [],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     services: {

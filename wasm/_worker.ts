@@ -31,6 +31,32 @@ export interface JobRequest {
   readonly coreModules?: Readonly<Record<string, Uint8Array>>;
   /** A directory granted read-only (core jobs only). */
   readonly dir?: DirGrant;
+  /**
+   * Core jobs: the module as an earlier worker compiled it for the same
+   * verified digest and memory cap (the host's compile cache); `module`'s
+   * bytes are then not parsed again.
+   */
+  readonly compiled?: CompiledCore;
+  /**
+   * The host may send this worker another job of the same submitter
+   * (JobPool's `unsafeReuseWorkers`): keep listening, and mark the report
+   * `idle` when it is sent after the job's code returned.
+   */
+  readonly reuse?: boolean;
+}
+
+/**
+ * A core module compiled (capped and instrumented) by a job worker, posted
+ * to the host before the job's code runs so that the host can cache it by
+ * digest and memory cap. A WebAssembly.Module is immutable code: sharing it
+ * shares no state between jobs (each gets its own instance and memory).
+ */
+export interface CompiledCore {
+  readonly type: "compiled";
+  readonly module: WebAssembly.Module;
+  readonly memory: { readonly initial: number; readonly maximum: number } | undefined;
+  readonly instrumented: boolean;
+  readonly note: string;
 }
 
 /**
@@ -39,7 +65,7 @@ export interface JobRequest {
  * `timeout` (stopped at the wall-clock limit), `memory` (over the memory
  * cap), `output` (over the output cap), `invalid_module` (not a module
  * the runtime accepts), `import_denied` (imports something other than
- * WASI preview1).
+ * WASI preview1), `cancelled` (stopped because its submitter cancelled it).
  */
 export type Outcome =
   | "ok"
@@ -49,7 +75,8 @@ export type Outcome =
   | "memory"
   | "output"
   | "invalid_module"
-  | "import_denied";
+  | "import_denied"
+  | "cancelled";
 
 /** A job's result as the worker reports it. */
 export interface JobReport {
@@ -62,7 +89,7 @@ export interface JobReport {
 
 const scope = self as unknown as {
   onmessage: ((e: MessageEvent<JobRequest>) => void) | null;
-  postMessage(m: JobReport): void;
+  postMessage(m: JobReport | (JobReport & { idle: true }) | CompiledCore): void;
 };
 
 let reported = false;
@@ -71,18 +98,22 @@ let reported = false;
  * job's first terminal event (from inside a WASI call) is final, and the
  * host stops the worker when it arrives (TM-17).
  */
-function post(r: JobReport): void {
+function post(r: JobReport, idle = false): void {
   if (reported) return;
   reported = true;
-  scope.postMessage(r);
+  scope.postMessage(idle ? { ...r, idle } : r);
 }
 
 // Set before anything else runs: a message sent before the handler exists is lost.
 scope.onmessage = (e) => {
-  scope.onmessage = null;
   const job = e.data;
+  if (!job.reuse) scope.onmessage = null;
+  reported = false; // the only state a job leaves in this module
   const run = job.kind === "component" ? runComponent(job) : runCore(job);
-  run.then(post, (err) =>
+  // A report sent once the job's code has returned says `idle` (reuse
+  // only): a job that reported early (TM-17) and went on running never
+  // does, and its worker is terminated.
+  run.then((r) => post(r, job.reuse === true), (err) =>
     post({
       outcome: "trap",
       exitCode: -1,
@@ -106,24 +137,39 @@ function message(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
-function hostMemory(capped: CappedModule): WebAssembly.Memory | undefined {
+function hostMemory(capped: Pick<CappedModule, "memory">): WebAssembly.Memory | undefined {
   return capped.memory ? new WebAssembly.Memory(capped.memory) : undefined;
 }
 
 async function runCore(job: JobRequest): Promise<JobReport> {
-  let capped: CappedModule;
+  let capped: Pick<CappedModule, "memory">;
   let module: WebAssembly.Module;
   let watched: WatchedModule;
   let memory: WebAssembly.Memory | undefined;
-  try {
-    capped = capMemory(job.module, job.memoryPages);
-    // Async compilation keeps the worker's event loop free (see bench/README.md).
-    // TM-17: memory.grow instrumented so that a refused grow is seen (_grow.ts).
-    watched = await compileWatched(capped.bytes);
-    module = watched.module;
-  } catch (err) {
-    if (err instanceof ModuleLimitError) return report(err.kind, err.message);
-    return report("invalid_module", message(err));
+  if (job.compiled) {
+    ({ module } = job.compiled);
+    capped = { memory: job.compiled.memory };
+    watched = { module, instrumented: job.compiled.instrumented, note: job.compiled.note };
+  } else {
+    try {
+      const c = capMemory(job.module, job.memoryPages);
+      capped = c;
+      // Async compilation keeps the worker's event loop free (see bench/README.md).
+      // TM-17: memory.grow instrumented so that a refused grow is seen (_grow.ts).
+      watched = await compileWatched(c.bytes);
+      module = watched.module;
+    } catch (err) {
+      if (err instanceof ModuleLimitError) return report(err.kind, err.message);
+      return report("invalid_module", message(err));
+    }
+    // Offered to the host's compile cache before any of the job's code runs.
+    scope.postMessage({
+      type: "compiled",
+      module,
+      memory: capped.memory,
+      instrumented: watched.instrumented,
+      note: watched.note,
+    });
   }
   for (const imp of WebAssembly.Module.imports(module)) {
     const ours = capped.memory !== undefined && imp.kind === "memory" &&

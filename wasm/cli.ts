@@ -111,6 +111,7 @@ const OUTCOME_ERRORS: Readonly<Record<Exclude<Outcome, "ok">, [WasmCode, string]
     "E_IMPORT",
     "a job may import only wasi_snapshot_preview1 functions (no filesystem, no network)",
   ],
+  cancelled: ["E_CANCELLED", "the job was stopped on request before it finished"],
 };
 
 function positiveInt(text: string | undefined, flag: string, max: number): number | undefined {

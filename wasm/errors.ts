@@ -21,7 +21,8 @@ export type WasmCode =
   | "E_SIGNATURE"
   | "E_TRUST"
   | "E_TOO_LARGE"
-  | "E_RUNTIME";
+  | "E_RUNTIME"
+  | "E_CANCELLED";
 
 /** An error of the WASM runtime or the receipt verifier. */
 export class WasmError extends PhaseError<WasmCode> {}

@@ -2,7 +2,9 @@
  * Runs untrusted WebAssembly jobs in a sandbox and signs a receipt for each.
  *
  * {@link runJob} runs one job in a fresh Worker that holds no permissions
- * and is terminated at the job's wall-clock timeout. A core job is a WASI
+ * and is terminated at the job's wall-clock timeout (or when its
+ * AbortSignal fires); a {@link JobPool} starts such workers ahead of demand,
+ * still one job per worker, and compiles each module once. A core job is a WASI
  * preview1 command: it may import only preview1 functions (stdin, stdout,
  * stderr, args, clocks, random, exit), sees no filesystem unless one
  * directory is granted read-only ({@link resolveDirGrant}), and its memory
@@ -77,11 +79,21 @@ export {
 export type { Receipt } from "./receipt.ts";
 export {
   DEFAULT_LIMITS,
+  JobPool,
   MAX_INPUT_BYTES,
+  MAX_JOBS_PER_WORKER,
   MAX_MEMORY_BYTES,
   MAX_MODULE_BYTES,
   MAX_TIMEOUT_MS,
   resolveDirGrant,
   runJob,
 } from "./runner.ts";
-export type { ComponentGlue, DirGrant, JobLimits, JobResult, JobSpec, Outcome } from "./runner.ts";
+export type {
+  ComponentGlue,
+  DirGrant,
+  JobLimits,
+  JobPoolOptions,
+  JobResult,
+  JobSpec,
+  Outcome,
+} from "./runner.ts";

@@ -55,6 +55,7 @@ const OUTCOMES: ReadonlySet<string> = new Set<Outcome>([
   "output",
   "invalid_module",
   "import_denied",
+  "cancelled",
 ]);
 
 /** A decoded, checked receipt. */

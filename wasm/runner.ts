@@ -5,7 +5,8 @@
  *
  * @module
  */
-import type { JobReport, JobRequest, Outcome } from "./_worker.ts";
+import { createHash } from "node:crypto";
+import type { CompiledCore, JobReport, JobRequest, Outcome } from "./_worker.ts";
 import type { DirGrant } from "./_wasi_fs.ts";
 import { WORKER_OPTIONS_FEATURE, workerOptionsState } from "./_unstable.ts";
 import { WasmError } from "./errors.ts";
@@ -79,6 +80,13 @@ export interface JobSpec {
   readonly dir?: DirGrant;
   /** Wall clock for `started_at` (injected for tests). */
   readonly now?: () => Date;
+  /** Cancels the job: its worker is terminated and the outcome is `cancelled`. */
+  readonly signal?: AbortSignal;
+  /**
+   * Who submitted the job (e.g. a submitter keyid): a {@link JobPool} with
+   * `unsafeReuseWorkers` reuses a worker only for jobs of one tenant.
+   */
+  readonly tenant?: string;
 }
 
 /** What happened. */
@@ -110,7 +118,10 @@ const OUTCOMES: ReadonlySet<string> = new Set<Outcome>([
   "output",
   "invalid_module",
   "import_denied",
+  "cancelled",
 ]);
+
+const MALFORMED_REPORT = "the job worker sent a malformed report";
 
 /** Bytes of the worker's reported error message kept, in UTF-16 units. */
 const MAX_ERROR_CHARS = 1024;
@@ -153,7 +164,7 @@ function checkReport(r: unknown, limits: JobLimits): JobReport {
       exitCode: -1,
       stdout: new Uint8Array(0),
       stderr: new Uint8Array(0),
-      error: "the job worker sent a malformed report",
+      error: MALFORMED_REPORT,
     };
   }
   return {
@@ -186,12 +197,239 @@ export async function resolveDirGrant(hostPath: string, guestPath = "/data"): Pr
 /**
  * Runs one job in a fresh worker and returns its result. Never throws for
  * anything the job does: invalid modules, traps, timeouts, memory and
- * output limits and denied imports are outcomes. Throws RangeError only for
- * limits outside their bounds, and {@link WasmError} `E_RUNTIME` when the
- * process's deno.json does not enable the unstable `worker-options` feature
- * the sandbox needs (Deno would otherwise exit the whole process).
+ * output limits and denied imports are outcomes, and so is a cancellation
+ * through {@link JobSpec.signal} (`cancelled`: the worker is terminated at
+ * once). Throws RangeError only for limits outside their bounds, and
+ * {@link WasmError} `E_RUNTIME` when the process's deno.json does not
+ * enable the unstable `worker-options` feature the sandbox needs (Deno
+ * would otherwise exit the whole process).
  */
-export async function runJob(spec: JobSpec): Promise<JobResult> {
+export function runJob(spec: JobSpec): Promise<JobResult> {
+  return runIn(spec, undefined);
+}
+
+/** Workers a {@link JobPool} keeps started by default. */
+export const DEFAULT_POOL_WORKERS = 2;
+/** Most workers a {@link JobPool} keeps started. */
+export const MAX_POOL_WORKERS = 64;
+/** Compiled modules a {@link JobPool} keeps, by digest and memory cap. */
+export const COMPILE_CACHE_ENTRIES = 32;
+/** Module bytes (of the modules as given) a {@link JobPool}'s compile cache may stand for. */
+export const COMPILE_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** Most jobs {@link JobPoolOptions.unsafeReuseWorkers} lets one worker run. */
+export const MAX_JOBS_PER_WORKER = 1_000;
+
+/** Options of {@link JobPool.create}. */
+export interface JobPoolOptions {
+  /** Workers kept started ahead of demand, 1 to 64 (default 2). */
+  readonly workers?: number;
+  /**
+   * UNSAFE, off by default (1: a worker runs one job). Up to this many
+   * jobs of the SAME tenant ({@link JobSpec.tenant}) may run one after
+   * another in one worker, each in a fresh WebAssembly instance, memory and
+   * WASI state; a worker is reused only after a job that ended by itself
+   * (not a timeout or a cancellation) and whose code has returned. A job
+   * cannot reach the worker's JavaScript state except through its imports,
+   * but a V8 bug that let it would carry into that tenant's next jobs,
+   * which a fresh worker would not: hence the name (bench/README.md).
+   */
+  readonly unsafeReuseWorkers?: number;
+}
+
+interface Reusable {
+  readonly worker: Worker;
+  readonly tenant: string;
+  readonly jobs: number;
+}
+
+function refuseWithoutFeature(
+  feature: Awaited<ReturnType<typeof workerOptionsState>>,
+): void {
+  if (feature.state !== "missing") return;
+  throw new WasmError(
+    "E_RUNTIME",
+    `WASM jobs need Deno's unstable '${WORKER_OPTIONS_FEATURE}' feature, which ${feature.config} does not enable`,
+    {
+      hint:
+        `add "unstable": ["${WORKER_OPTIONS_FEATURE}"] to ${feature.config} (the job worker runs with no permissions only through Worker's deno.permissions option)`,
+    },
+  );
+}
+
+/**
+ * Runs core jobs like {@link runJob}, faster: workers with no permissions
+ * are started ahead of demand (each still runs ONE job and is terminated
+ * after it, TM-16: nothing a job leaves in its worker reaches another
+ * job), and the compiled module of a job is kept by the SHA-256 of its
+ * bytes and its memory cap, so a module is parsed, capped, instrumented
+ * and compiled once (in a job worker, never in the host) and later jobs
+ * instantiate it afresh. Component jobs and jobs with a granted directory
+ * need other worker permissions and get a fresh worker, as with runJob.
+ */
+export class JobPool {
+  readonly #size: number;
+  /** Jobs one worker may run (1: single-use). */
+  readonly reuse: number;
+  readonly #idle: Worker[] = [];
+  readonly #reusable: Reusable[] = [];
+  readonly #cache = new Map<string, { compiled: CompiledCore; bytes: number }>();
+  #cacheBytes = 0;
+  #refilling = false;
+  #closed = false;
+
+  private constructor(size: number, reuse: number) {
+    this.#size = size;
+    this.reuse = reuse;
+  }
+
+  /** Starts a pool (throws like {@link runJob} without the worker-options feature). */
+  static async create(opts: JobPoolOptions = {}): Promise<JobPool> {
+    const size = opts.workers ?? DEFAULT_POOL_WORKERS;
+    if (!Number.isSafeInteger(size) || size < 1 || size > MAX_POOL_WORKERS) {
+      throw new RangeError(`a pool keeps 1..${MAX_POOL_WORKERS} workers`);
+    }
+    const reuse = opts.unsafeReuseWorkers ?? 1;
+    if (!Number.isSafeInteger(reuse) || reuse < 1 || reuse > MAX_JOBS_PER_WORKER) {
+      throw new RangeError(`a worker may run 1..${MAX_JOBS_PER_WORKER} jobs`);
+    }
+    refuseWithoutFeature(await workerOptionsState());
+    const pool = new JobPool(size, reuse);
+    pool.#refill();
+    return pool;
+  }
+
+  /** Workers started and waiting for a job now. */
+  get idle(): number {
+    return this.#idle.length;
+  }
+
+  /** Workers kept for another job of their tenant now (unsafeReuseWorkers). */
+  get reusable(): number {
+    return this.#reusable.length;
+  }
+
+  /** Compiled modules in the cache now. */
+  get cached(): number {
+    return this.#cache.size;
+  }
+
+  #refill(): void {
+    while (!this.#closed && this.#idle.length < this.#size) this.#idle.push(spawnWorker("none"));
+  }
+
+  /** @internal A worker that ran jobs of `tenant` and may run another (unsafeReuseWorkers). */
+  takeReusable(tenant: string): { worker: Worker; jobs: number } | undefined {
+    const i = this.#reusable.findIndex((r) => r.tenant === tenant);
+    if (i < 0) return undefined;
+    const [r] = this.#reusable.splice(i, 1);
+    return { worker: r.worker, jobs: r.jobs };
+  }
+
+  /**
+   * @internal Keeps an idle worker that ran `jobs` jobs of `tenant` while it
+   * may run more (at most as many kept as the pool's size); otherwise
+   * terminates it.
+   */
+  release(worker: Worker, tenant: string, jobs: number): void {
+    if (this.#closed || jobs >= this.reuse) return worker.terminate();
+    worker.onmessage = null;
+    worker.onerror = (e) => {
+      e.preventDefault();
+      worker.terminate();
+    };
+    if (this.#reusable.length >= this.#size) this.#reusable.shift()?.worker.terminate();
+    this.#reusable.push({ worker, tenant, jobs });
+  }
+
+  /** @internal A started worker for one job; a new one is started in the background. */
+  take(): Worker {
+    const w = this.#idle.shift() ?? spawnWorker("none");
+    if (!this.#refilling) {
+      this.#refilling = true;
+      // After the job's message is posted: the job goes first.
+      setTimeout(() => {
+        this.#refilling = false;
+        this.#refill();
+      }, 0);
+    }
+    return w;
+  }
+
+  /** @internal */
+  lookup(key: string): CompiledCore | undefined {
+    const e = this.#cache.get(key);
+    if (!e) return undefined;
+    this.#cache.delete(key); // LRU: most recent last
+    this.#cache.set(key, e);
+    return e.compiled;
+  }
+
+  /** @internal */
+  remember(key: string, compiled: CompiledCore, bytes: number): void {
+    if (this.#closed || bytes > COMPILE_CACHE_BYTES || this.#cache.has(key)) return;
+    this.#cache.set(key, { compiled, bytes });
+    this.#cacheBytes += bytes;
+    for (const [k, e] of this.#cache) {
+      if (this.#cache.size <= COMPILE_CACHE_ENTRIES && this.#cacheBytes <= COMPILE_CACHE_BYTES) {
+        break;
+      }
+      this.#cache.delete(k);
+      this.#cacheBytes -= e.bytes;
+    }
+  }
+
+  /** Runs one job (see {@link runJob}). */
+  run(spec: JobSpec): Promise<JobResult> {
+    return runIn(spec, this.#closed ? undefined : this);
+  }
+
+  /** Terminates the waiting workers and forgets the compiled modules. */
+  close(): void {
+    this.#closed = true;
+    for (const w of this.#idle.splice(0)) w.terminate();
+    for (const r of this.#reusable.splice(0)) r.worker.terminate();
+    this.#cache.clear();
+    this.#cacheBytes = 0;
+  }
+}
+
+type WorkerPermissions = "none" | Record<string, unknown>;
+
+function spawnWorker(permissions: WorkerPermissions): Worker {
+  // `../wasm/` and not `./`: bundled, this code lives in the bundle of
+  // whichever entrypoint runs jobs (/usr/lib/phase/wasm/... for phase-wasm,
+  // /usr/lib/phase/node/... for phase-node), and the worker is shipped once,
+  // as /usr/lib/phase/wasm/_worker.ts; unbundled, both name wasm/_worker.ts.
+  return new Worker(new URL("../wasm/_worker.ts", import.meta.url), {
+    type: "module",
+    name: "phase-wasm-job",
+    deno: { permissions },
+  } as WorkerOptions);
+}
+
+function isCompiled(d: unknown): d is CompiledCore {
+  const c = d as Partial<CompiledCore> | null;
+  const m = c?.memory;
+  return !!c && typeof c === "object" && c.type === "compiled" &&
+    c.module instanceof WebAssembly.Module && typeof c.instrumented === "boolean" &&
+    typeof c.note === "string" &&
+    (m === undefined ||
+      (typeof m === "object" && m !== null && Number.isSafeInteger(m.initial) &&
+        Number.isSafeInteger(m.maximum)));
+}
+
+function stopped(outcome: "timeout" | "cancelled", error: string): JobReport {
+  return {
+    outcome,
+    exitCode: -1,
+    stdout: new Uint8Array(0),
+    stderr: new Uint8Array(0),
+    error,
+  };
+}
+
+async function runIn(spec: JobSpec, pool: JobPool | undefined): Promise<JobResult> {
   const limits = resolveLimits(spec.limits);
   if (spec.module.length > MAX_MODULE_BYTES) {
     throw new RangeError(`module above ${MAX_MODULE_BYTES} bytes`);
@@ -199,39 +437,46 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
   if (spec.input.length > MAX_INPUT_BYTES) {
     throw new RangeError(`input above ${MAX_INPUT_BYTES} bytes`);
   }
+  if (spec.dir && spec.component) {
+    throw new RangeError("a directory can be granted to core jobs only");
+  }
   const startedAt = (spec.now ?? (() => new Date()))();
   const t0 = performance.now();
+  const memoryPages = limits.memoryBytes / PAGE_BYTES;
+  // Only core jobs without a directory run with "none", the pool's permissions.
+  const pooled = pool && !spec.component && !spec.dir ? pool : undefined;
+  const key = pooled ? `${sha256Hex(spec.module)}:${memoryPages}` : "";
+  const compiled = pooled?.lookup(key);
+  const tenant = pooled && pooled.reuse > 1 ? spec.tenant : undefined;
   const request: JobRequest = {
     kind: spec.component ? "component" : "core",
-    module: spec.module.slice(),
+    module: compiled ? new Uint8Array(0) : spec.module.slice(),
     stdin: spec.input.slice(),
     args: [...(spec.args ?? DEFAULT_ARGS)],
-    memoryPages: limits.memoryBytes / PAGE_BYTES,
+    memoryPages,
     stdoutCap: limits.outputBytes,
     stderrCap: MAX_STDERR_BYTES,
     glue: spec.component?.glue,
     coreModules: spec.component?.coreModules,
     dir: spec.dir,
+    compiled,
+    reuse: tenant !== undefined,
   };
-  if (spec.dir && spec.component) {
-    throw new RangeError("a directory can be granted to core jobs only");
-  }
+  const done = (report: JobReport) =>
+    Object.freeze({
+      ...report,
+      startedAt,
+      wallUs: Math.round((performance.now() - t0) * 1000),
+      limits,
+    });
+  const cancelledMsg = "the job was cancelled by its submitter and stopped";
+  if (spec.signal?.aborted) return done(stopped("cancelled", cancelledMsg));
   // TM-16: the sandbox is the worker's own permission set; without the
   // feature Deno exits the process at `new Worker`, so refuse clearly first.
-  const feature = await workerOptionsState();
-  if (feature.state === "missing") {
-    throw new WasmError(
-      "E_RUNTIME",
-      `WASM jobs need Deno's unstable '${WORKER_OPTIONS_FEATURE}' feature, which ${feature.config} does not enable`,
-      {
-        hint:
-          `add "unstable": ["${WORKER_OPTIONS_FEATURE}"] to ${feature.config} (the job worker runs with no permissions only through Worker's deno.permissions option)`,
-      },
-    );
-  }
+  if (!pooled) refuseWithoutFeature(await workerOptionsState());
   // TM-16: the job gets no read, write, net, run, sys, ffi or import
   // permission; transpiled component glue reads one variable (JCO_DEBUG).
-  const permissions = spec.component
+  const permissions: WorkerPermissions = spec.component
     ? {
       read: false,
       write: false,
@@ -255,32 +500,36 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
       import: false,
     }
     : "none";
-  // `../wasm/` and not `./`: bundled, this code lives in the bundle of
-  // whichever entrypoint runs jobs (/usr/lib/phase/wasm/... for phase-wasm,
-  // /usr/lib/phase/node/... for phase-node), and the worker is shipped once,
-  // as /usr/lib/phase/wasm/_worker.ts; unbundled, both name wasm/_worker.ts.
-  const worker = new Worker(new URL("../wasm/_worker.ts", import.meta.url), {
-    type: "module",
-    name: "phase-wasm-job",
-    deno: { permissions },
-  } as WorkerOptions);
+  const reused = tenant !== undefined ? pooled!.takeReusable(tenant) : undefined;
+  const worker = reused?.worker ?? (pooled ? pooled.take() : spawnWorker(permissions));
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  let idle = false; // reported by the worker itself, after the job's code returned
   const report = await new Promise<JobReport>((resolve) => {
+    let settled = false;
+    const finish = (r: JobReport, returned = false) => {
+      if (settled) return;
+      settled = true;
+      idle = returned && r.error !== MALFORMED_REPORT;
+      resolve(r);
+    };
     timer = setTimeout(() => {
-      resolve({
-        outcome: "timeout",
-        exitCode: -1,
-        stdout: new Uint8Array(0),
-        stderr: new Uint8Array(0),
-        error: `the job ran longer than ${limits.timeoutMs} ms and was stopped`,
-      });
+      finish(stopped("timeout", `the job ran longer than ${limits.timeoutMs} ms and was stopped`));
     }, limits.timeoutMs);
-    worker.onmessage = (e) => resolve(checkReport(e.data, limits));
-    worker.onmessageerror = () => resolve(checkReport(null, limits));
+    onAbort = () => finish(stopped("cancelled", cancelledMsg));
+    spec.signal?.addEventListener("abort", onAbort, { once: true });
+    worker.onmessage = (e) => {
+      if (isCompiled(e.data)) {
+        if (pooled && !compiled) pooled.remember(key, e.data, spec.module.length);
+        return;
+      }
+      finish(checkReport(e.data, limits), (e.data as { idle?: unknown } | null)?.idle === true);
+    };
+    worker.onmessageerror = () => finish(checkReport(null, limits));
     worker.onerror = (e) => {
       // An uncaught error in the worker must not reach the host's handler.
       e.preventDefault();
-      resolve({
+      finish({
         outcome: "trap",
         exitCode: -1,
         stdout: new Uint8Array(0),
@@ -291,7 +540,16 @@ export async function runJob(spec: JobSpec): Promise<JobResult> {
     worker.postMessage(request);
   });
   clearTimeout(timer);
-  worker.terminate();
-  const wallUs = Math.round((performance.now() - t0) * 1000);
-  return Object.freeze({ ...report, startedAt, wallUs, limits });
+  if (onAbort) spec.signal?.removeEventListener("abort", onAbort);
+  // One job per worker, pooled or not (TM-16), unless the pool was told
+  // otherwise (unsafeReuseWorkers): then only a worker whose job ended by
+  // itself and whose code returned is kept, for the same tenant.
+  if (tenant !== undefined && idle) {
+    pooled!.release(worker, tenant, (reused?.jobs ?? 0) + 1);
+  } else worker.terminate();
+  return done(report);
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }

@@ -5,7 +5,10 @@
  *    verified receipt, N runs: p50 / p95 (goal p50 < 50 ms).
  * 2. No-op job throughput on one node (`maxConcurrentJobs` = cores, C
  *    submissions in flight): jobs/s (goal ≥ 200 jobs/s).
+ *    Also measured with the UNSAFE `unsafeReuseWorkers` (not the default).
  * 3. Cold start: `PlasmNode.start` to the first accepted (and verified) job.
+ * 4. The sandbox alone: a no-op through `JobPool.run`, no libp2p (what the
+ *    single-use worker per job costs).
  *
  * Node and client run in this one process (the worker per job is a thread).
  * The 1-minute load average is printed before and after.
@@ -14,13 +17,16 @@
  *
  * @module
  */
+import { cpuUsage } from "node:process";
 import { Plasm, PlasmNode } from "../../node/mod.ts";
-import { ephemeralNodeKey, helloWasmPath } from "../../wasm/mod.ts";
+import { ephemeralNodeKey, helloWasmPath, JobPool } from "../../wasm/mod.ts";
 
 const RTT_RUNS = 100;
 const THROUGHPUT_JOBS = 300;
 const IN_FLIGHT = 8;
 const COLD_RUNS = 3;
+/** Jobs one worker may run in the UNSAFE reuse measurement. */
+const REUSE = 100;
 
 function load(): string {
   return Deno.loadavg()[0].toFixed(2);
@@ -104,6 +110,7 @@ try {
 
   // 2. throughput
   let next = 0;
+  const cpu0 = cpuUsage();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
     while (next < THROUGHPUT_JOBS) {
@@ -112,15 +119,90 @@ try {
     }
   }));
   const s = (performance.now() - t0) / 1000;
+  const cpu = cpuUsage(cpu0);
+  // CPU time of the whole process (node, client, workers) per job: what a
+  // busy shared machine does not inflate, and cores / it bounds the rate.
+  const cpuMs = (cpu.user + cpu.system) / 1000 / THROUGHPUT_JOBS;
   console.log(
     `no-op throughput: ${THROUGHPUT_JOBS} jobs in ${s.toFixed(2)} s = ${
       (THROUGHPUT_JOBS / s).toFixed(0)
-    } jobs/s (${IN_FLIGHT} in flight, ${cores} slots; load ${load()})`,
+    } jobs/s (${IN_FLIGHT} in flight, ${cores} slots; load ${load()}); CPU ${
+      cpuMs.toFixed(1)
+    } ms/job, so at most ${(cores * 1000 / cpuMs).toFixed(0)} jobs/s on ${cores} idle cores`,
   );
 } finally {
   await plasm.close();
   await node.stop();
   await Deno.remove(dir, { recursive: true });
 }
+// 2b. throughput with the UNSAFE worker reuse (one submitter: every job may reuse).
+{
+  const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "bench-node-" });
+  const node = await PlasmNode.start({
+    stateDir: dir,
+    allow: [key.keyid],
+    statusFile: false,
+    limits: { maxConcurrentJobs: cores, queueLength: 256 },
+    unsafeReuseWorkers: REUSE,
+  });
+  const plasm = await Plasm.connect({ bootstrap: node.multiaddrs(), key });
+  const peers = [node.multiaddrs()[0]];
+  try {
+    for (let i = 0; i < 5; i++) await plasm.submit(noopModule, { peers }).result();
+    const rtt: number[] = [];
+    for (let i = 0; i < RTT_RUNS; i++) {
+      const t0 = performance.now();
+      await plasm.submit(hello, { input: "Hello, World", peers }).result();
+      rtt.push(performance.now() - t0);
+    }
+    let next = 0;
+    const cpu0 = cpuUsage();
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < THROUGHPUT_JOBS) {
+        next++;
+        await plasm.submit(noopModule, { peers, timeoutMs: 5_000 }).result();
+      }
+    }));
+    const s = (performance.now() - t0) / 1000;
+    const cpu = cpuUsage(cpu0);
+    const cpuMs = (cpu.user + cpu.system) / 1000 / THROUGHPUT_JOBS;
+    console.log(
+      `UNSAFE reuse (${REUSE} jobs/worker): hello p50 ${q(rtt, 0.5).toFixed(1)} ms, p95 ${
+        q(rtt, 0.95).toFixed(1)
+      } ms; no-op ${(THROUGHPUT_JOBS / s).toFixed(0)} jobs/s; CPU ${
+        cpuMs.toFixed(1)
+      } ms/job (load ${load()})`,
+    );
+  } finally {
+    await plasm.close();
+    await node.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+// 4. the sandbox alone: what one single-use worker per job costs without libp2p.
+const pool = await JobPool.create({ workers: cores });
+await new Promise((r) => setTimeout(r, 500)); // let the pool start
+{
+  let next = 0;
+  const cpu0 = cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: cores }, async () => {
+    while (next < THROUGHPUT_JOBS) {
+      next++;
+      await pool.run({ module: noopModule, input: new Uint8Array(0) });
+    }
+  }));
+  const s = (performance.now() - t0) / 1000;
+  const cpu = cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000 / THROUGHPUT_JOBS;
+  console.log(
+    `sandbox alone (JobPool.run no-op, ${cores} in flight): ${
+      (THROUGHPUT_JOBS / s).toFixed(0)
+    } jobs/s; CPU ${cpuMs.toFixed(1)} ms/job (load ${load()})`,
+  );
+}
+pool.close();
 console.log(`load_after ${load()}`);
 Deno.exit(0); // libp2p leaves TCP handles open
