@@ -2,7 +2,9 @@ import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals } from "../testing/mod.ts";
 import { permissionSet } from "../cli/mod.ts";
 import { CODE_CACHE_DIR, CODE_CACHE_FILES, prepareCodeCache } from "./_codecache.ts";
-import { launcherScript } from "./launcher.ts";
+import { launcherScript, SEED_DENO_DIRS, SEED_ROOT } from "./launcher.ts";
+import { SEED_TASKS } from "./_seed.ts";
+import { permissionTable, rawTasks, resolveScope } from "../cli/mod.ts";
 
 async function tmpDir(prefix: string): Promise<string> {
   await Deno.mkdir("/tmp/phase", { recursive: true });
@@ -81,4 +83,30 @@ Deno.test("code cache: only a seed launcher copies it into DENO_DIR; the exec li
   assert(seed.includes(`cp /usr/lib/phase/deno-cache/* "$DENO_DIR/"`), seed);
   const exec = (s: string) => s.split("\n").find((l) => l.startsWith("exec "));
   assertEquals(exec(seed), exec(plain));
+});
+
+Deno.test("TM-12 code cache: each seed step has its own DENO_DIR, which no seed step's set may write", () => {
+  const table = permissionTable();
+  const tasks = rawTasks();
+  const sets = SEED_TASKS.map((t) => /-P=(\S+)/.exec(tasks[t])![1]);
+  const writable = sets.flatMap((set) => {
+    const w = table.get(set)!.write;
+    return w === true ? ["/"] : w === false ? [] : w.map((p) => resolveScope(p, SEED_ROOT));
+  });
+  const dirs = SEED_TASKS.map((t) => {
+    const text = launcherScript({
+      name: `phase-${t}`,
+      set: "boot",
+      permissions: permissionSet("boot"),
+      bundle: "boot/boot.js",
+      codeCache: `${SEED_ROOT}/deno-cache`,
+    });
+    return /export DENO_DIR=(\S+)/.exec(text)![1];
+  });
+  assertEquals(new Set(dirs).size, dirs.length);
+  for (const d of dirs) {
+    assert(d.startsWith(`${SEED_DENO_DIRS}/`), d);
+    const inside = writable.filter((w) => d === w || d.startsWith(w.endsWith("/") ? w : `${w}/`));
+    assertEquals(inside, [], `${d} is writable by a seed step`);
+  }
 });

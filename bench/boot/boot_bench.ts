@@ -159,13 +159,14 @@ async function steps(
   p: Awaited<ReturnType<typeof prepare>>,
   flags: Flags,
 ): Promise<void> {
-  const dir = "/run/phase/deno";
+  const deno = (s: string) => `/run/deno/phase-${s}`;
   const timed = (label: string, prep: string, run: string) =>
     `${prep}; a=$(cut -d' ' -f1 /proc/uptime); ${run} >/dev/null 2>&1; b=$(cut -d' ' -f1 /proc/uptime); echo "STEP ${label} $a $b"\n`;
   const script: string[] = [];
   for (let i = 0; i < flags.runs; i++) {
     for (const s of STEP_LAUNCHERS) {
       const run = `/usr/lib/phase/bin/phase-${s} --help`;
+      const dir = deno(s);
       // An empty DENO_DIR marked as prepared: the launcher copies nothing.
       script.push(timed(`${s} cold`, `rm -rf ${dir}; mkdir -p ${dir}; : > ${dir}/.prepared`, run));
       // An empty DENO_DIR: the launcher copies the cache (timed with it).
