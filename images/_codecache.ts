@@ -108,6 +108,8 @@ export async function prepareCodeCache(opts: {
         "--no-remote",
         "--no-config",
         "--no-lock",
+        // The folder it imports from, then the module's own seed set (flags accumulate).
+        `--allow-read=${stage}`,
         ...m.flags,
         warm,
       ], { env: { DENO_DIR: `${dir}/deno`, HOME: `${dir}/home`, DENO_NO_UPDATE_CHECK: "1" } });
