@@ -182,10 +182,11 @@ async function seedTree(
     const perms = table.get(set);
     if (!perms) throw new ImagesError("E_BUILD", `no permission set '${set}'`);
     launchers.push({ name, set, bundle, args: rest.trim() ? rest.trim().split(/\s+/) : [] });
-    // Warmed under the flags it runs with on the seed (paths as staged).
+    // Warmed under exactly the flags it runs with on the seed (no build path:
+    // they name the warm-up folder, whose path V8 keeps in the cache).
     warm.push({
       path: bundle,
-      flags: [...unstable.map((u) => `--unstable-${u}`), ...permissionFlags(perms, root)],
+      flags: [...unstable.map((u) => `--unstable-${u}`), ...permissionFlags(perms, SEED_ROOT)],
     });
   }
   // Modules loaded at run time beside their bundle (wasm/runner.ts starts
