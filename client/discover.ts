@@ -472,6 +472,7 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
   const steps: DiscoverStep[] = [];
   const found: Candidate[] = [];
   const mdnsClaims = new Map<string, number | undefined>();
+  const healthByOrigin = new Map<string, Promise<Health>>();
   const order = stepOrder(o.policy, o.order);
   for (const step of order) {
     const t0 = performance.now();
@@ -535,13 +536,32 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
     steps.push({ step, ms, found: got.length, ...(error ? { error } : {}) });
     o.logger?.info("discover_step", { step, ms, found: got.length });
     found.push(...got);
+    // Issue 17: a command-line URL that answers as a provider is the
+    // operator's choice; the LAN window (and the DHT) are not waited out
+    // for it. One that does not answer (down, captive portal: TM-15) falls
+    // through to the other steps as before. Its manifest is verified by
+    // fetch like any other candidate's.
+    if (step === "manual" && o.policy.providerFromCmdline && got.length && o.probe !== false) {
+      const origin = new URL(got[0].manifestUrl).origin;
+      const health = probeHealth(got[0].manifestUrl, {
+        timeoutMs: o.probeTimeoutMs,
+        fetchFn: o.fetchFn,
+      });
+      healthByOrigin.set(origin, health);
+      if ((await health).ok && order.length > 1) {
+        o.logger?.info("discover_cmdline_first", {
+          url: got[0].manifestUrl,
+          skipped: order.slice(1),
+        });
+        break;
+      }
+    }
   }
   // Deduplicate by manifest URL, keeping the first (best-ranked) occurrence.
   const firstByUrl = new Map<string, Candidate>();
   for (const c of found) if (!firstByUrl.has(c.manifestUrl)) firstByUrl.set(c.manifestUrl, c);
   const candidates: Candidate[] = [];
   const rejected: Rejected[] = [];
-  const healthByOrigin = new Map<string, Promise<Health>>();
   const list = [...firstByUrl.values()].slice(0, MAX_CANDIDATES);
   if (o.probe !== false) {
     // Probes run concurrently, one per origin, each bounded.

@@ -114,6 +114,47 @@ Deno.test("TM-15 captive portal and redirects: a /health answered by a redirect 
   }
 });
 
+Deno.test("discover: a command-line URL that answers as a provider ends discovery: no LAN window, no DHT lookup (issue 17)", async () => {
+  const good = provider();
+  const logger = memoryLogger();
+  const asked: string[] = [];
+  try {
+    const url = `${good.origin}/stable/amd64/manifest.json`;
+    const res = await discover({
+      policy: applyCmdline(DEFAULT_POLICY, `phase.provider=${url}`).policy,
+      trust: (await makeTrust()).trust,
+      arch: "amd64",
+      mdns: (ms) => {
+        asked.push(`mdns ${ms}`);
+        return Promise.resolve([]);
+      },
+      dht: () => {
+        asked.push("dht");
+        return Promise.resolve([]);
+      },
+      logger,
+    });
+    assertEquals(asked, []);
+    assertEquals(res.steps.map((s) => s.step), ["manual"]);
+    assertEquals(res.candidates.map((c) => [c.manifestUrl, c.source]), [[url, "cmdline"]]);
+    assert(logger.entries.some((e) => e.event === "discover_cmdline_first"));
+    // The same URL from the policy file (not the command line) keeps the full order.
+    await discover({
+      policy: parsePolicy(`provider = "${url}"\n`),
+      trust: (await makeTrust()).trust,
+      arch: "amd64",
+      mdns: (ms) => {
+        asked.push(`mdns ${ms}`);
+        return Promise.resolve([]);
+      },
+      mdnsTimeoutMs: 10,
+    });
+    assertEquals(asked, ["mdns 10"]);
+  } finally {
+    await good.close();
+  }
+});
+
 Deno.test("discover: step order is LAN, WAN, manual; a command-line URL goes first; local mode asks only the LAN (and a command-line URL)", () => {
   assertEquals(stepOrder(DEFAULT_POLICY), ["lan", "wan", "manual"]);
   assertEquals(stepOrder(parsePolicy(`provider = "http://a/m.json"\n`)), ["lan", "wan", "manual"]);

@@ -13,7 +13,8 @@ import { checkTorrcFragment } from "../net/mod.ts";
 import { parsePolicy } from "../client/mod.ts";
 import { ImagesError } from "./errors.ts";
 import { runTool } from "./_run.ts";
-import { launcherScript } from "./launcher.ts";
+import { launcherScript, permissionFlags, SEED_ROOT } from "./launcher.ts";
+import { CODE_CACHE_DIR, prepareCodeCache, type WarmModule } from "./_codecache.ts";
 import { type Verity, verityFormat } from "./_secureboot.ts";
 import { phaseDiag, seedInit, TARGET_NODE_CONFIG, udhcpcScript } from "./_files.ts";
 import { clampTimes, copyFile, makeCpio, writeText } from "./_fs.ts";
@@ -145,7 +146,7 @@ export interface SeedSquashfs {
 export async function seedSquashfs(inp: SeedSquashfsInput): Promise<SeedSquashfs> {
   const root = `${inp.work}/seed-squashfs`;
   await copyFile(inp.deno, `${root}/deno`, 0o755);
-  const launchers = await seedTree(inp.repo, root);
+  const launchers = await seedTree(inp.repo, root, inp.deno, inp.work, inp.log);
   if (inp.nodeConfig !== undefined) {
     await writeText(`${root}/${TARGET_NODE_CONFIG}`, inp.nodeConfig, 0o644);
   }
@@ -185,10 +186,19 @@ export async function seedSquashfs(inp: SeedSquashfsInput): Promise<SeedSquashfs
 }
 
 /** Bundles each seed entrypoint and writes its launcher. */
-async function seedTree(repo: string, root: string): Promise<string[]> {
+async function seedTree(
+  repo: string,
+  root: string,
+  seedDeno: string,
+  work: string,
+  log: Logger,
+): Promise<string[]> {
   const tasks = rawTasks();
   const table = permissionTable();
   const made: string[] = [];
+  const unstable = [...unstableFeatures()];
+  const launchers: { name: string; set: string; bundle: string; args: string[] }[] = [];
+  const warm: WarmModule[] = [];
   for (const name of SEED_TASKS) {
     const task = tasks[name];
     const m = task && /-P=(\S+)\s+(\S+\.ts)((?:\s+\S+)*)$/.exec(task);
@@ -209,25 +219,51 @@ async function seedTree(repo: string, root: string): Promise<string[]> {
     await Deno.chmod(`${root}/${bundle}`, 0o644);
     const perms = table.get(set);
     if (!perms) throw new ImagesError("E_BUILD", `no permission set '${set}'`);
-    await writeText(
-      `${root}/bin/phase-${name}`,
-      launcherScript({
-        name: `phase-${name}`,
-        set,
-        permissions: perms,
-        bundle,
-        unstable: [...unstableFeatures()],
-        args: rest.trim() ? rest.trim().split(/\s+/) : [],
-      }),
-      0o755,
-    );
-    made.push(`phase-${name}`);
+    launchers.push({ name, set, bundle, args: rest.trim() ? rest.trim().split(/\s+/) : [] });
+    // Warmed under exactly the flags it runs with on the seed (no build path:
+    // they name the warm-up folder, whose path V8 keeps in the cache).
+    warm.push({
+      path: bundle,
+      flags: [...unstable.map((u) => `--unstable-${u}`), ...permissionFlags(perms, SEED_ROOT)],
+    });
   }
   // Modules loaded at run time beside their bundle (wasm/runner.ts starts
   // its Worker from ./_worker.ts): bundled JS under the same name.
   for (const extra of EXTRA_BUNDLES) {
     await denoBundle(repo, extra, `${root}/${extra}`);
     await Deno.chmod(`${root}/${extra}`, 0o644);
+    // The worker runs with no permissions.
+    warm.push({ path: extra, flags: unstable.map((u) => `--unstable-${u}`) });
+  }
+  // Issue 17: V8 code cache and dependency analysis prepared here, so no
+  // step compiles its bundle at boot.
+  const cached = await prepareCodeCache({
+    root,
+    seedRoot: SEED_ROOT,
+    seedDeno,
+    work,
+    modules: warm,
+  });
+  log.info(
+    cached
+      ? `images: Deno code cache prepared for ${warm.length} modules`
+      : "images: no Deno code cache (the seed's Deno is not the one running this build)",
+  );
+  for (const l of launchers) {
+    await writeText(
+      `${root}/bin/phase-${l.name}`,
+      launcherScript({
+        name: `phase-${l.name}`,
+        set: l.set,
+        permissions: table.get(l.set)!,
+        bundle: l.bundle,
+        unstable,
+        args: l.args,
+        ...(cached ? { codeCache: `${SEED_ROOT}/${CODE_CACHE_DIR}` } : {}),
+      }),
+      0o755,
+    );
+    made.push(`phase-${l.name}`);
   }
   // The post-boot hello job, where wasm/hello.ts looks for it.
   for await (const e of Deno.readDir(`${repo}/wasm/examples`)) {

@@ -1,8 +1,25 @@
 /**
- * Boot-to-target time split by phase under TCG (issue #5 §7). Builds the
- * amd64 USB image, serves its release on loopback, boots it RUNS times with
- * OVMF and splits the host-side arrival times of console markers into
- * phases. Run: `deno run -q --no-prompt -P=test bench/boot/boot_bench.ts [RUNS]`.
+ * Boot-to-target time split by phase under TCG (issue #5 §7, issue 17).
+ * Builds the USB image, serves its release on loopback, boots it RUNS
+ * times with OVMF (AAVMF for arm64) and splits the host-side arrival times
+ * of console markers into phases; prints each run and the median.
+ *
+ * Run: `deno run -q --no-prompt -P=test bench/boot/boot_bench.ts [RUNS]
+ * [--arch amd64|arm64] [--baseline DIR] [--steps]`.
+ *
+ * - `--baseline DIR` also builds the image from another checkout (e.g.
+ *   `git archive COMMIT | tar -x -C DIR`) and boots the two images
+ *   alternately (A, B, A, B, ...), so that a machine shared with others
+ *   loads both alike; the 1-minute load average is printed with each run.
+ * - `--steps` boots once under `-icount shift=0` (the guest clock counts
+ *   instructions, 1 ns each, so the figures do not depend on how loaded
+ *   the host is) and, at the target's shell, times each seed launcher's
+ *   `--help` (Deno start-up and the bundle's load, nothing else) RUNS
+ *   times with an empty DENO_DIR ("cold") and with the prepared code
+ *   cache ("prepared"), in guest seconds.
+ * - arm64 reads its sysroot and Deno from PHASE_ARM64_SYSROOT /
+ *   PHASE_ARM64_DENO (default ./.cache/arm64/..., images/fetch_arm64.sh).
+ *
  * Results and the machine are written up in bench/README.md.
  *
  * @module
@@ -12,12 +29,17 @@ import { memoryLogger } from "../../core/mod.ts";
 import { bootVm } from "../../images/vm.ts";
 import { imagesTaskArgs } from "../../images/mod.ts";
 
-/** Bound of one boot. */
+/** Bound of one boot (amd64; arm64 gets ARM64_TIMEOUT_FACTOR times it). */
 const BOOT_TIMEOUT_MS = 300_000;
+const ARM64_TIMEOUT_FACTOR = 2;
+/** Bound of the `--steps` boot and its timed commands. */
+const STEPS_TIMEOUT_MS = 900_000;
+/** Launchers `--steps` times (the seed's Deno steps and the target's job runner). */
+const STEP_LAUNCHERS = ["boot", "discover", "fetch", "kexec", "wasm"] as const;
 const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
 const MARKS = {
-  efiStub: /EFI stub: /,
+  efiStub: /EFI stub: |Booting Linux on physical CPU/,
   seedInit: /phase-seed: init/,
   bootStart: /phase-boot: mode /,
   network: /phase-boot: network up/,
@@ -42,62 +64,194 @@ const PHASES: [string, string, string][] = [
   ["total boot-to-target", "", "target"],
 ];
 
+interface Flags {
+  runs: number;
+  arch: "amd64" | "arm64";
+  baseline?: string;
+  steps: boolean;
+}
+
+function parseArgs(args: string[]): Flags {
+  const f: Flags = { runs: 3, arch: "amd64", steps: false };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--arch") {
+      const v = args[++i];
+      if (v !== "amd64" && v !== "arm64") throw new Error("--arch amd64|arm64");
+      f.arch = v;
+    } else if (a === "--baseline") f.baseline = args[++i];
+    else if (a === "--steps") f.steps = true;
+    else if (/^[1-9][0-9]*$/.test(a)) f.runs = Number(a);
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return f;
+}
+
+function load(): string {
+  try {
+    return Deno.loadavg()[0].toFixed(1);
+  } catch {
+    return "?";
+  }
+}
+
+/** Builds one image from `repo` into `dir` and starts a provider for its release. */
+async function prepare(repo: string, dir: string, arch: "amd64" | "arm64") {
+  const extra: string[] = [];
+  if (arch === "arm64") {
+    extra.push(
+      "--sysroot",
+      Deno.env.get("PHASE_ARM64_SYSROOT") ?? `${REPO}/.cache/arm64/root`,
+      "--deno",
+      Deno.env.get("PHASE_ARM64_DENO") ?? `${REPO}/.cache/arm64/deno/package/deno`,
+    );
+  }
+  const b = await new Deno.Command("deno", {
+    args: imagesTaskArgs({
+      arch,
+      out: `${dir}/out`,
+      artifacts: `${dir}/artifacts`,
+      keys: `${dir}/keys`,
+      provider: `http://10.0.2.100/stable/${arch}/manifest.json`,
+      extra,
+    }),
+    cwd: repo,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (b.code !== 0) throw new Error(new TextDecoder().decode(b.stderr));
+  const provider = await startProvider({
+    root: `${dir}/artifacts`,
+    state: `${dir}/state`,
+    host: "127.0.0.1",
+    port: 0,
+    sign: false,
+    trustPath: `${dir}/keys/trust.json`,
+    mdns: false,
+    dht: false,
+    watch: false,
+    logger: memoryLogger(),
+  });
+  return { image: `${dir}/out/phase-${arch}.img`, provider };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function table(label: string, results: Record<string, number>[]): void {
+  console.log(`\n${label}\n`);
+  console.log(
+    "| phase | " + results.map((_, i) => `run ${i + 1} (s)`).join(" | ") + " | median (s) |",
+  );
+  console.log("|---|" + results.map(() => "---:").join("|") + "|---:|");
+  for (const [name, from, to] of PHASES) {
+    const xs = results.map((m) => ((m[to] ?? NaN) - (from ? m[from] ?? NaN : 0)) / 1000);
+    console.log(
+      `| ${name} | ${xs.map((x) => x.toFixed(1)).join(" | ")} | ${median(xs).toFixed(1)} |`,
+    );
+  }
+}
+
+/** `--steps`: each launcher's start-up in guest seconds, cold and prepared, at the target's shell. */
+async function steps(
+  p: Awaited<ReturnType<typeof prepare>>,
+  flags: Flags,
+): Promise<void> {
+  const deno = (s: string) => `/run/deno/phase-${s}`;
+  const timed = (label: string, prep: string, run: string) =>
+    `${prep}; a=$(cut -d' ' -f1 /proc/uptime); ${run} >/dev/null 2>&1; b=$(cut -d' ' -f1 /proc/uptime); echo "STEP ${label} $a $b"\n`;
+  const script: string[] = [];
+  for (let i = 0; i < flags.runs; i++) {
+    for (const s of STEP_LAUNCHERS) {
+      const run = `/usr/lib/phase/bin/phase-${s} --help`;
+      const dir = deno(s);
+      // An empty DENO_DIR marked as prepared: the launcher copies nothing.
+      script.push(timed(`${s} cold`, `rm -rf ${dir}; mkdir -p ${dir}; : > ${dir}/.prepared`, run));
+      // An empty DENO_DIR: the launcher copies the cache (timed with it).
+      script.push(timed(`${s} prepared`, `rm -rf ${dir}; mkdir -p ${dir}`, run));
+    }
+  }
+  script.push("echo STEPS-DONE\n");
+  const r = await bootVm({
+    arch: flags.arch,
+    image: p.image,
+    providerPort: p.provider.port,
+    timeoutMs: STEPS_TIMEOUT_MS,
+    until: { done: /^STEPS-DONE/, shell: /phase-seed: boot failed/ },
+    wrap: ["sh", "-c", `exec "$0" "$@" -icount shift=0`],
+    input: [{ when: MARKS.target, text: script.join("") }],
+  });
+  if (r.outcome !== "done") {
+    throw new Error(`${r.outcome}\n${r.lines.slice(-30).map((l) => l.text).join("\n")}`);
+  }
+  const got = new Map<string, number[]>();
+  for (const l of r.lines) {
+    const m = /^STEP (\S+) (\S+) ([\d.]+) ([\d.]+)$/.exec(l.text);
+    if (!m) continue;
+    const key = `${m[1]}\0${m[2]}`;
+    got.set(key, [...(got.get(key) ?? []), Number(m[4]) - Number(m[3])]);
+  }
+  console.log(`\n${flags.arch}, -icount shift=0, guest seconds, median of ${flags.runs}\n`);
+  console.log("| launcher `--help` | cold DENO_DIR | prepared code cache |");
+  console.log("|---|---:|---:|");
+  for (const s of STEP_LAUNCHERS) {
+    const cell = (k: string) => {
+      const xs = got.get(`${s}\0${k}`) ?? [];
+      return xs.length ? median(xs).toFixed(2) : "-";
+    };
+    console.log(`| phase-${s} | ${cell("cold")} | ${cell("prepared")} |`);
+  }
+}
+
 if (import.meta.main) {
-  const runs = Number(Deno.args[0] ?? "2");
+  const flags = parseArgs(Deno.args);
   await Deno.mkdir("/tmp/phase", { recursive: true });
   const work = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "boot-bench-" });
+  const variants = [{ label: `this checkout (${REPO})`, repo: REPO }];
+  if (flags.baseline) {
+    variants.push({ label: `baseline (${flags.baseline})`, repo: flags.baseline });
+  }
+  const prepared: Awaited<ReturnType<typeof prepare>>[] = [];
   try {
-    const b = await new Deno.Command("deno", {
-      args: imagesTaskArgs({
-        arch: "amd64",
-        out: `${work}/out`,
-        artifacts: `${work}/artifacts`,
-        keys: `${work}/keys`,
-        provider: "http://10.0.2.100/stable/amd64/manifest.json",
-      }),
-      cwd: REPO,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (b.code !== 0) throw new Error(new TextDecoder().decode(b.stderr));
-    const p = await startProvider({
-      root: `${work}/artifacts`,
-      state: `${work}/state`,
-      host: "127.0.0.1",
-      port: 0,
-      sign: false,
-      trustPath: `${work}/keys/trust.json`,
-      mdns: false,
-      dht: false,
-      watch: false,
-      logger: memoryLogger(),
-    });
-    const results: Record<string, number>[] = [];
-    try {
-      for (let i = 0; i < runs; i++) {
-        const r = await bootVm({
-          image: `${work}/out/phase-amd64.img`,
-          providerPort: p.port,
-          timeoutMs: BOOT_TIMEOUT_MS,
-          until: { target: MARKS.target, shell: /phase-seed: boot failed/ },
-          watch: MARKS,
-        });
-        if (r.outcome !== "target") throw new Error(`run ${i}: ${r.outcome}`);
-        results.push(r.marks);
-        console.error(`run ${i + 1}/${runs}: ${JSON.stringify(r.marks)}`);
+    if (flags.steps) {
+      prepared.push(await prepare(REPO, `${work}/0`, flags.arch));
+      await steps(prepared[0], flags);
+    } else {
+      for (const [i, v] of variants.entries()) {
+        prepared.push(await prepare(v.repo, `${work}/${i}`, flags.arch));
       }
-    } finally {
-      await p.close();
-    }
-    console.log("| phase | " + results.map((_, i) => `run ${i + 1} (s)`).join(" | ") + " |");
-    console.log("|---|" + results.map(() => "---:").join("|") + "|");
-    for (const [name, from, to] of PHASES) {
-      const cells = results.map((m) =>
-        (((m[to] ?? NaN) - (from ? m[from] ?? NaN : 0)) / 1000).toFixed(1)
-      );
-      console.log(`| ${name} | ${cells.join(" | ")} |`);
+      const results: Record<string, number>[][] = variants.map(() => []);
+      for (let r = 0; r < flags.runs; r++) {
+        for (const [i, v] of variants.entries()) {
+          const before = load();
+          const run = await bootVm({
+            arch: flags.arch,
+            image: prepared[i].image,
+            providerPort: prepared[i].provider.port,
+            timeoutMs: BOOT_TIMEOUT_MS * (flags.arch === "arm64" ? ARM64_TIMEOUT_FACTOR : 1),
+            until: { target: MARKS.target, shell: /phase-seed: boot failed/ },
+            watch: MARKS,
+          });
+          if (run.outcome !== "target") {
+            throw new Error(
+              `${v.label} run ${r + 1}: ${run.outcome}\n` +
+                run.lines.slice(-30).map((l) => l.text).join("\n"),
+            );
+          }
+          results[i].push(run.marks);
+          console.error(
+            `${v.label} run ${r + 1}/${flags.runs} (load ${before} -> ${load()}): ${
+              JSON.stringify(run.marks)
+            }`,
+          );
+        }
+      }
+      for (const [i, v] of variants.entries()) table(`${flags.arch}: ${v.label}`, results[i]);
     }
   } finally {
+    for (const p of prepared) await p.provider.close();
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
 }

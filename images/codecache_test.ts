@@ -1,0 +1,112 @@
+import { DatabaseSync } from "node:sqlite";
+import { assert, assertEquals } from "../testing/mod.ts";
+import { permissionSet } from "../cli/mod.ts";
+import { CODE_CACHE_DIR, CODE_CACHE_FILES, prepareCodeCache } from "./_codecache.ts";
+import { launcherScript, SEED_DENO_DIRS, SEED_ROOT } from "./launcher.ts";
+import { SEED_TASKS } from "./_seed.ts";
+import { permissionTable, rawTasks, resolveScope } from "../cli/mod.ts";
+
+async function tmpDir(prefix: string): Promise<string> {
+  await Deno.mkdir("/tmp/phase", { recursive: true });
+  return await Deno.makeTempDir({ dir: "/tmp/phase", prefix });
+}
+
+function specifiers(db: string, table: string): string[] {
+  const d = new DatabaseSync(db, { readOnly: true });
+  try {
+    return (d.prepare(`SELECT specifier FROM ${table} WHERE specifier LIKE 'file:%'`).all() as {
+      specifier: string;
+    }[]).map((r) => r.specifier);
+  } finally {
+    d.close();
+  }
+}
+
+Deno.test("code cache (issue 17): keyed by the seed's URLs, nothing of the staging tree, byte-identical when prepared twice", async () => {
+  const dir = await tmpDir("codecache-test-");
+  try {
+    const made: Uint8Array[][] = [];
+    for (const n of [1, 2]) {
+      // The staging folder differs between the two builds, as it does between image builds.
+      const root = `${dir}/stage-${n}`;
+      await Deno.mkdir(`${root}/client`, { recursive: true });
+      await Deno.writeTextFile(
+        `${root}/client/step.js`,
+        "export function f(x) { return x * 2; }\nif (import.meta.main) { console.log(f(2)); Deno.exit(0); }\n",
+      );
+      const ok = await prepareCodeCache({
+        root,
+        seedRoot: "/usr/lib/phase",
+        seedDeno: Deno.execPath(),
+        work: `${dir}/work-${n}`,
+        modules: [{ path: "client/step.js", flags: [] }],
+      });
+      assert(ok);
+      const out = `${root}/${CODE_CACHE_DIR}`;
+      assertEquals(specifiers(`${out}/v8_code_cache_v2`, "codecache"), [
+        "file:///usr/lib/phase/client/step.js",
+      ]);
+      assertEquals(specifiers(`${out}/dep_analysis_cache_v2`, "moduleinfocache"), [
+        "file:///usr/lib/phase/client/step.js",
+      ]);
+      made.push(await Promise.all(CODE_CACHE_FILES.map((f) => Deno.readFile(`${out}/${f}`))));
+    }
+    assertEquals(made[0], made[1]);
+    // Another Deno on the seed (an arm64 seed built here): no cache at all, never a wrong one.
+    const other = `${dir}/other-deno`;
+    await Deno.writeTextFile(other, "not this deno");
+    assertEquals(
+      await prepareCodeCache({
+        root: `${dir}/stage-1`,
+        seedRoot: "/usr/lib/phase",
+        seedDeno: other,
+        work: `${dir}/work-3`,
+        modules: [{ path: "client/step.js", flags: [] }],
+      }),
+      false,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("code cache: only a seed launcher copies it into DENO_DIR; the exec line is the same either way", () => {
+  const base = {
+    name: "phase-kexec",
+    set: "kexec",
+    permissions: permissionSet("kexec"),
+    bundle: "kexec/kexec.js",
+  };
+  const plain = launcherScript(base);
+  const seed = launcherScript({ ...base, codeCache: "/usr/lib/phase/deno-cache" });
+  assert(!plain.includes("deno-cache"));
+  assert(seed.includes(`cp /usr/lib/phase/deno-cache/* "$DENO_DIR/"`), seed);
+  const exec = (s: string) => s.split("\n").find((l) => l.startsWith("exec "));
+  assertEquals(exec(seed), exec(plain));
+});
+
+Deno.test("TM-12 code cache: each seed step has its own DENO_DIR, which no seed step's set may write", () => {
+  const table = permissionTable();
+  const tasks = rawTasks();
+  const sets = SEED_TASKS.map((t) => /-P=(\S+)/.exec(tasks[t])![1]);
+  const writable = sets.flatMap((set) => {
+    const w = table.get(set)!.write;
+    return w === true ? ["/"] : w === false ? [] : w.map((p) => resolveScope(p, SEED_ROOT));
+  });
+  const dirs = SEED_TASKS.map((t) => {
+    const text = launcherScript({
+      name: `phase-${t}`,
+      set: "boot",
+      permissions: permissionSet("boot"),
+      bundle: "boot/boot.js",
+      codeCache: `${SEED_ROOT}/deno-cache`,
+    });
+    return /export DENO_DIR=(\S+)/.exec(text)![1];
+  });
+  assertEquals(new Set(dirs).size, dirs.length);
+  for (const d of dirs) {
+    assert(d.startsWith(`${SEED_DENO_DIRS}/`), d);
+    const inside = writable.filter((w) => d === w || d.startsWith(w.endsWith("/") ? w : `${w}/`));
+    assertEquals(inside, [], `${d} is writable by a seed step`);
+  }
+});
