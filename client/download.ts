@@ -84,6 +84,7 @@ export const MIN_BUSY_WAIT_MS = 250;
 export class BusyError extends ClientError {
   /** How long the source asked to wait, capped at MAX_BUSY_WAIT_MS, in ms. */
   readonly waitMs: number;
+  /** A busy answer from `url` asking to wait `waitMs` (already capped). */
   constructor(url: string, waitMs: number) {
     super("E_FETCH", `${url}: HTTP 503 busy (retry after ${Math.ceil(waitMs / 1000)} s)`);
     this.waitMs = waitMs;
@@ -97,7 +98,7 @@ export class BusyError extends ClientError {
 export function busyWaitMs(
   status: number,
   retryAfter: string | null,
-  now = Date.now(),
+  now: number = Date.now(),
 ): number | undefined {
   if (status !== 503 || retryAfter === null) return undefined;
   const v = retryAfter.trim();

@@ -20,6 +20,7 @@ import {
   fetchFromCandidates,
   fetchRelease,
   type Rediscover,
+  REDISCOVER_INTERVAL_MS,
 } from "../fetch.ts";
 import { discoverProviders } from "../discover.ts";
 import { policyFromValues } from "../policy.ts";
@@ -82,6 +83,7 @@ function lanRediscover(
   const interfaces = Deno.networkInterfaces()
     .filter((i) => i.family === "IPv4" && !i.address.startsWith("127."))
     .map((i) => i.address);
+  logger.info("rediscover", { interfaces, every_ms: REDISCOVER_INTERVAL_MS, threat: "TM-07" });
   const mdns = async (timeoutMs: number) =>
     (await Promise.all(
       interfaces.map((ip) => queryServices({ interfaceAddress: ip, timeoutMs }).catch(() => [])),
