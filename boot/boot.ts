@@ -531,6 +531,11 @@ async function discoverAndFetch(
   const fetchArgs = ["--manifest", url, ...commonArgs(d), ...socks];
   for (const c of candidates.slice(1)) fetchArgs.push("--mirror", c.manifestUrl);
   for (const m of first.mirrors) fetchArgs.push("--mirror", m);
+  // Issue 12 §4: in a boot storm, machines that booted first re-serve the
+  // release on the LAN; fetch asks mDNS again during the download and moves
+  // the rest to them (hints, checked by digest: TM-07). Never in private
+  // mode nor over Tor (TM-13: an mDNS query announces this machine).
+  if (d.policy.mode !== "private" && !tor) fetchArgs.push("--rediscover");
   // TM-13: private mode writes nothing persistent; the fetcher refuses a root that is not tmpfs.
   const [name, where] = d.policy.mode === "private"
     ? ["fetch-private", ["--root", d.paths.privateRoot]]

@@ -274,6 +274,25 @@ Deno.test("TM-09 key compromise and rotation: discover and kexec get the state w
   }
 });
 
+Deno.test("TM-13 private-mode privacy: fetch re-discovers LAN peers (--rediscover, mDNS) in internet and local mode, never in private mode", async () => {
+  const dir = await tempDir("boot-test");
+  try {
+    for (const mode of ["internet", "local", "private"] as const) {
+      const { r, calls } = await chain(dir, { ...DEFAULT_POLICY, mode }, {
+        discover: DISCOVERED,
+        fetch: fetched(dir),
+        kexec: LOADED,
+      });
+      assert(r.ok, r.ok ? "" : r.e.message);
+      const step = mode === "private" ? "fetch-private" : "fetch";
+      const args = calls.find((c) => c.step === step)!.args;
+      assertEquals(args.includes("--rediscover"), mode !== "private", `${mode}: ${args.join(" ")}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("boot: the policy is loaded once: discover gets its effective values as flags and reads no policy file or command line", async () => {
   const dir = await tempDir("boot-test");
   try {

@@ -61,6 +61,68 @@ export const MAX_ROUNDS = 6;
 export const MAX_ADDED_SOURCES = 8;
 
 /**
+ * Longest wait a busy source's `Retry-After` may impose before the next
+ * try, in ms: a provider cannot park a client for longer (TM-18 on the
+ * client side; a larger value is cut to this).
+ */
+export const MAX_BUSY_WAIT_MS = 10_000;
+/**
+ * Total time one artifact's download may spend waiting on busy sources, in
+ * ms; beyond it a busy answer is a plain failure. Well inside the boot's
+ * fetch deadline (boot/ FETCH_TIMEOUT_MS, 15 min).
+ */
+export const BUSY_BUDGET_MS = 5 * 60_000;
+/** Shortest wait before a busy source is asked again (a `Retry-After: 0` must not spin), in ms. */
+export const MIN_BUSY_WAIT_MS = 250;
+
+/**
+ * A `503` with a `Retry-After`: the source is busy (a download cap, TM-18),
+ * not failing and not lying (TM-07): another source is tried, else the
+ * download waits at most {@link MAX_BUSY_WAIT_MS} and asks again. A `503`
+ * without `Retry-After` stays a plain failure.
+ */
+export class BusyError extends ClientError {
+  /** How long the source asked to wait, capped at MAX_BUSY_WAIT_MS, in ms. */
+  readonly waitMs: number;
+  /** A busy answer from `url` asking to wait `waitMs` (already capped). */
+  constructor(url: string, waitMs: number) {
+    super("E_FETCH", `${url}: HTTP 503 busy (retry after ${Math.ceil(waitMs / 1000)} s)`);
+    this.waitMs = waitMs;
+  }
+}
+
+/**
+ * The wait a `503` asks for, in ms (delta-seconds or an HTTP date, within
+ * {@link MIN_BUSY_WAIT_MS}..{@link MAX_BUSY_WAIT_MS}), or undefined when it is not a busy answer.
+ */
+export function busyWaitMs(
+  status: number,
+  retryAfter: string | null,
+  now: number = Date.now(),
+): number | undefined {
+  if (status !== 503 || retryAfter === null) return undefined;
+  const v = retryAfter.trim();
+  let ms: number;
+  if (/^[0-9]{1,9}$/.test(v)) ms = Number(v) * 1000;
+  else {
+    const at = Date.parse(v);
+    if (Number.isNaN(at)) return undefined;
+    ms = at - now;
+  }
+  return Math.min(MAX_BUSY_WAIT_MS, Math.max(MIN_BUSY_WAIT_MS, ms));
+}
+
+/** Waits `ms`, or less when `wake` settles first. */
+async function pause(ms: number, wake?: Promise<unknown>): Promise<void> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    new Promise<void>((r) => (t = setTimeout(r, ms))),
+    ...(wake ? [wake.then(() => {}, () => {})] : []),
+  ]);
+  clearTimeout(t);
+}
+
+/**
  * Sources found while a download runs (re-discovery, e.g. peers that
  * verified the release and re-serve it): hints like every other source
  * (TM-07, TM-08). A peer that sends wrong bytes is dropped for the rest of
@@ -465,6 +527,8 @@ async function streamInto(
     if (p.pos > 0) await restart(p);
   } else {
     await cancel();
+    const busy = busyWaitMs(response.status, response.headers.get("retry-after"));
+    if (busy !== undefined) throw new BusyError(url, busy);
     throw new ClientError("E_FETCH", `${url}: HTTP ${response.status}`);
   }
   const want = o.size - p.pos;
@@ -566,6 +630,8 @@ async function readSegment(
     (cr.total !== undefined && cr.total !== o.size)
   ) {
     await cancel();
+    const busy = busyWaitMs(response.status, response.headers.get("retry-after"));
+    if (busy !== undefined) throw new BusyError(url, busy);
     throw new ClientError(
       "E_FETCH",
       `${url}: HTTP ${response.status} ${
@@ -812,6 +878,14 @@ class SegmentQueue {
     return faster >= 2;
   }
 
+  /** Waits `ms`, or until every segment is written (a busy source's wait). */
+  async pauseUnlessFinished(ms: number): Promise<void> {
+    const end = performance.now() + ms;
+    while (!this.finished && performance.now() < end) {
+      await pause(end - performance.now(), this.#changed);
+    }
+  }
+
   /** Cuts every request still in flight (the download ended). */
   cancelAll(): void {
     for (const set of this.#inflight.values()) for (const ac of set) ac.abort();
@@ -855,6 +929,7 @@ async function segmentLoop(
 ): Promise<void> {
   const urls = [...src.urls];
   let failures = 0;
+  let busyMs = 0;
   for (let s = await queue.take(); s; s = await queue.take()) {
     if (bad.has(src.id)) {
       // Dropped meanwhile (it lied about another artifact): leave.
@@ -877,6 +952,15 @@ async function segmentLoop(
         // Cut because another source delivered it first: not a failure,
         // but it was slower than the segment's size over this time.
         queue.rate(src.id, s.end - s.start + 1, performance.now() - t0);
+        continue;
+      }
+      if (err instanceof BusyError && busyMs + err.waitMs <= BUSY_BUDGET_MS) {
+        // Busy (a download cap): the others take its segments meanwhile;
+        // neither a failure nor a lie (TM-07). Ask again after the wait.
+        o.logger?.info("source_busy", { artifact: o.name, source: src.id, wait_ms: err.waitMs });
+        const t = performance.now();
+        await queue.pauseUnlessFinished(err.waitMs);
+        busyMs += performance.now() - t;
         continue;
       }
       o.logger?.warn("source_failed", {
@@ -1144,6 +1228,8 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
   let allowParallel = o.parallel ?? true;
   const errors: string[] = [];
   let digestFailures = 0;
+  // Time spent waiting on busy sources (bounded by BUSY_BUDGET_MS), in ms.
+  let busyMs = 0;
   // Sources taken on from re-discovery (o.more), kept for later rounds.
   const extra: ArtifactSource[] = [];
   for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -1156,7 +1242,9 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
       const minParallel = o.parallelMinBytes ?? PARALLEL_MIN_BYTES;
       // Passes: a sequential stream cut because a source appeared starts
       // another pass with it (at most once per source taken on).
-      for (let pass = 0; p.pos < o.size && pass <= MAX_ADDED_SOURCES; pass++) {
+      // Busy sources (503 + Retry-After) of this pass, and when each may be asked again.
+      const busyUntil = new Map<string, number>();
+      for (let pass = 0; p.pos < o.size && pass <= MAX_ADDED_SOURCES;) {
         const usable = [...order, ...extra].filter((s) => !bad.has(s.id));
         const http = usable.filter((s) => s.kind === "http");
         const distinct = [...new Map(http.map((s) => [s.id, s])).values()];
@@ -1207,6 +1295,18 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
                   break sources;
                 }
                 errors.push((err as Error).message);
+                if (err instanceof BusyError) {
+                  // Busy, not failing nor lying (TM-07): the next source now,
+                  // this one again after its (bounded) Retry-After.
+                  busyUntil.set(src.id, performance.now() + err.waitMs);
+                  o.logger?.info("source_busy", {
+                    artifact: o.name,
+                    url,
+                    at: p.pos,
+                    wait_ms: err.waitMs,
+                  });
+                  continue sources;
+                }
                 o.logger?.warn("source_failed", {
                   artifact: o.name,
                   url,
@@ -1227,7 +1327,33 @@ async function downloadLocked(o: DownloadOptions): Promise<DownloadResult> {
           watching = false;
           stopWatch();
         }
-        if (!wasCut) break;
+        if (!wasCut) {
+          if (p.pos >= o.size || busyUntil.size === 0) break;
+          // Every source left was busy: wait for the first to be free again
+          // (or for re-discovery to find another), within BUSY_BUDGET_MS.
+          const wait = Math.max(
+            MIN_BUSY_WAIT_MS,
+            Math.min(...busyUntil.values()) - performance.now(),
+          );
+          if (busyMs + wait > BUSY_BUDGET_MS) break;
+          busyUntil.clear();
+          const t = performance.now();
+          await pause(wait, o.more?.changed());
+          busyMs += performance.now() - t;
+          if (o.more) {
+            const found = newSources(o, new Set(usable.map((s) => s.id)), bad, extra.length);
+            extra.push(...found);
+            if (found.length > 0) {
+              o.logger?.info("source_added", {
+                artifact: o.name,
+                at: p.pos,
+                added: found.map((s) => s.id),
+              });
+            }
+          }
+          continue;
+        }
+        pass++;
         const found = newSources(o, new Set(usable.map((s) => s.id)), bad, extra.length);
         extra.push(...found);
         o.logger?.info("sequential_cut", {

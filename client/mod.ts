@@ -111,10 +111,15 @@ export {
 export { auditCache, cachedPath, type CacheLayout, cacheLayout, ensureCache } from "./cache.ts";
 export {
   type ArtifactSource,
+  BUSY_BUDGET_MS,
+  BusyError,
+  busyWaitMs,
   downloadArtifact,
   type DownloadOptions,
   type DownloadResult,
   MAX_ADDED_SOURCES,
+  MAX_BUSY_WAIT_MS,
+  MIN_BUSY_WAIT_MS,
   type MoreSources,
   type SentRange,
 } from "./download.ts";

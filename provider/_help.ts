@@ -9,6 +9,7 @@ import { type HelpSpec, PROVIDER_STATE_DIR, SYSTEM_TRUST_FILE, TRUST_FILE } from
 import { DEFAULT_EXPIRES_MS } from "./catalog.ts";
 import { HEADER_TIMEOUT_MS, IDLE_TIMEOUT_MS } from "./listen.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./server.ts";
+import { DOWNLOAD_RETRY_AFTER_S, MAX_DOWNLOADS } from "./http.ts";
 import { MIRROR_REFRESH_INTERVAL_MS } from "./_mirror.ts";
 
 /** The usage lines of `serve` (also the hint of its usage errors). */
@@ -112,6 +113,13 @@ export const SERVE_HELP: HelpSpec = {
       flag: "--idle-timeout DURATION",
       text: "an idle keep-alive connection is closed after this (TM-18)",
       default: secs(IDLE_TIMEOUT_MS),
+    },
+    {
+      flag: "--max-downloads N",
+      text:
+        `most artifact downloads sent at once; one more is answered 503 with Retry-After: ${DOWNLOAD_RETRY_AFTER_S} (the client tries another provider or comes back), counted on /status and the status page, logged once per burst (TM-18). ` +
+        "Manifests are never refused by it. A small N on a boot-storm origin lets the first machines finish at full rate and serve the others",
+      default: String(MAX_DOWNLOADS),
     },
     {
       flag: "--from-cache DIR",

@@ -197,3 +197,68 @@ export function safePath(
     return next(req, ctx);
   };
 }
+
+/** Admits or refuses one artifact download; see {@link downloadCap}. */
+export type DownloadGate = (
+  req: Request,
+  ctx: RequestContext,
+  serve: () => Promise<Response>,
+) => Response | Promise<Response>;
+
+/**
+ * The download cap: at most `max` artifact bodies (GET, not HEAD) are sent
+ * at once; one more is answered `503` with `Retry-After: retryAfterS` and
+ * a short body, so a busy origin lets the first clients finish at full
+ * rate and sends the others elsewhere (a peer, issue 12 §4) or back a
+ * little later (TM-18). A download holds its place until delivered or
+ * abandoned. Refusals are counted (`refusedDownloads`) and logged once per
+ * burst (`downloads_capped`: the first refusal after `quietMs` without one).
+ */
+export function downloadCap(
+  metrics: Metrics,
+  logger: Logger,
+  max: number,
+  retryAfterS: number,
+  quietMs: number,
+): DownloadGate {
+  let lastRefusal = -Infinity;
+  let burst = 0;
+  return (_req, ctx, serve) => {
+    if (ctx.method !== "GET") return serve();
+    if (metrics.downloads >= max) {
+      metrics.refusedDownloads++;
+      const t = performance.now();
+      if (t - lastRefusal > quietMs) {
+        logger.warn("downloads_capped", {
+          max_downloads: max,
+          retry_after_s: retryAfterS,
+          ...(burst > 0 ? { previous_burst_refused: burst } : {}),
+          threat: "TM-18",
+        });
+        burst = 0;
+      }
+      burst++;
+      lastRefusal = t;
+      return text(503, "busy: too many downloads; retry later or use another provider", {
+        "retry-after": String(retryAfterS),
+      });
+    }
+    metrics.downloads++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      metrics.downloads--;
+    };
+    return serve().then((res) => {
+      // Only a body holds a place (not a 304, 416 or a 503 of a changed file).
+      const completed = ctx.info?.completed;
+      if (completed && (res.status === 200 || res.status === 206)) completed.then(release, release);
+      else release();
+      return res;
+    }, (err) => {
+      release();
+      throw err;
+    });
+  };
+}

@@ -5,12 +5,18 @@
  * @module
  */
 import { canonicalArch, digestOfRawCid, rawCidFromDigest } from "../verify/mod.ts";
-import type { Catalog, Release } from "./catalog.ts";
+import type { Artifact, Catalog, Release } from "./catalog.ts";
 import { type PageExtras, renderStatusPage } from "./html.ts";
-import { type HandlerOptions, providerInfo } from "./http.ts";
+import {
+  BUSY_LOG_QUIET_MS,
+  DOWNLOAD_RETRY_AFTER_S,
+  type HandlerOptions,
+  MAX_DOWNLOADS,
+  providerInfo,
+} from "./http.ts";
 import { accepts, prefersHtml } from "./range.ts";
 import { type ArtifactContext, serveArtifact } from "./_artifact.ts";
-import type { RequestContext } from "./_middleware.ts";
+import { downloadCap, type RequestContext } from "./_middleware.ts";
 import { json, MemoryDocuments, sized, text } from "./_respond.ts";
 
 const HEX64_RE = /^[0-9a-f]{64}$/;
@@ -59,6 +65,21 @@ export function routes(
 ): readonly Route[] {
   const m = opts.metrics;
   const docs = new MemoryDocuments(m);
+  // TM-18, issue 12 §4: artifact bodies only; documents are never refused by it.
+  const gate = downloadCap(
+    m,
+    opts.logger,
+    opts.maxDownloads ?? MAX_DOWNLOADS,
+    DOWNLOAD_RETRY_AFTER_S,
+    BUSY_LOG_QUIET_MS,
+  );
+  const download = (
+    req: Request,
+    ctx: RequestContext,
+    a: Artifact,
+    extra: Record<string, string>,
+    key: string,
+  ) => gate(req, ctx, () => serveArtifact(artifacts, req, a, extra, key));
   const now = opts.now ?? (() => new Date());
   // Counters and advertisement state are for the operator (finding 15):
   // loopback only unless the operator said otherwise (logged at start).
@@ -150,7 +171,7 @@ export function routes(
       match: (s) => s.length === 3 && s[0] === "cas" && s[1] === "sha256" && HEX64_RE.test(s[2]),
       handle: (req, ctx, catalog) => {
         const a = catalog.byDigest.get(ctx.segs[2]);
-        if (a) return serveArtifact(artifacts, req, a, {}, `${a.channel}/${a.arch}/${a.name}`);
+        if (a) return download(req, ctx, a, {}, `${a.channel}/${a.arch}/${a.name}`);
         const r = catalog.manifestsByDigest.get(ctx.segs[2]);
         return r ? manifest(req, ctx, r) : text(404, "not found");
       },
@@ -177,7 +198,7 @@ export function routes(
           "x-ipfs-path": `/ipfs/${cid}`,
         };
         const a = catalog.byDigest.get(hex);
-        if (a) return serveArtifact(artifacts, req, a, extra, `${a.channel}/${a.arch}/${a.name}`);
+        if (a) return download(req, ctx, a, extra, `${a.channel}/${a.arch}/${a.name}`);
         const r = catalog.manifestsByDigest.get(hex);
         if (!r) return text(404, "not found");
         const res = manifest(req, ctx, r, type);
@@ -215,7 +236,7 @@ export function routes(
         }
         const a = r.artifacts.get(file);
         return a
-          ? serveArtifact(artifacts, req, a, {}, `${r.channel}/${r.arch}/${a.name}`)
+          ? download(req, ctx, a, {}, `${r.channel}/${r.arch}/${a.name}`)
           : text(404, "not found");
       },
     },

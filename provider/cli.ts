@@ -20,6 +20,7 @@ import { bufferedJsonLogger, type BufferedLogger } from "./log.ts";
 import { canonicalArch } from "../verify/mod.ts";
 import { ROOT_POLL_INTERVAL_MS, WATCH_DEBOUNCE_MS } from "./_rescan.ts";
 import { MIN_MIRROR_REFRESH_MS } from "./_mirror.ts";
+import { MAX_INFLIGHT } from "./http.ts";
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,
@@ -63,6 +64,7 @@ export const SERVE_FLAGS = {
   "no-snapshot": { type: "boolean" },
   "header-timeout": { type: "string" },
   "idle-timeout": { type: "string" },
+  "max-downloads": { type: "string" },
   "unsafe-public-status": { type: "boolean" },
   channel: { type: "string" },
   "from-cache": { type: "string" },
@@ -141,6 +143,15 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
   if (name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(name)) {
     throw new UsageError("--name must be letters, digits and '-' (a DNS label)", SERVE_USAGE);
   }
+  const maxDownloads = values["max-downloads"] === undefined
+    ? undefined
+    : Number(values["max-downloads"]);
+  if (
+    maxDownloads !== undefined &&
+    !(Number.isInteger(maxDownloads) && maxDownloads >= 1 && maxDownloads <= MAX_INFLIGHT)
+  ) {
+    throw new UsageError(`--max-downloads must be 1..${MAX_INFLIGHT}`, SERVE_USAGE);
+  }
   return {
     root: cacheDir ?? values.root ?? "./artifacts",
     fromCache: cacheDir,
@@ -168,6 +179,7 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
       ? parseDurationMs(values["idle-timeout"], "idle-timeout")
       : undefined,
     unsafePublicStatus: values["unsafe-public-status"] === true,
+    maxDownloads,
     mdns: values["no-mdns"] ? false : factories.mdns?.({ host }) ?? false,
     dht: values["no-dht"]
       ? false
@@ -437,6 +449,8 @@ export async function runProviderCli(
       ["bytes", Number(status.bytes)],
       ["errors", Number(status.errors)],
       ["inflight", Number(status.inflight)],
+      ["downloads", Number(status.downloads ?? 0)],
+      ["refused_downloads", Number(status.refusedDownloads ?? 0)],
       ["rejected_paths", Number(status.rejectedPaths)],
       ["mdns", adv.mdns?.state ?? "off"],
       [

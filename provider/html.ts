@@ -79,6 +79,8 @@ export interface PageInfo {
     errors: number;
     inflight: number;
     rejectedPaths: number;
+    downloads?: number;
+    refusedDownloads?: number;
   } | null;
 }
 
@@ -90,6 +92,8 @@ function counters(m: NonNullable<PageInfo["metrics"]>): string {
 <tr><th>errors</th><td id="errors">${m.errors}</td></tr>
 <tr><th>in flight</th><td id="inflight">${m.inflight}</td></tr>
 <tr><th>rejected paths</th><td id="rejected">${m.rejectedPaths}</td></tr>
+<tr><th>downloads</th><td id="downloads">${m.downloads ?? 0}</td></tr>
+<tr><th>downloads refused (busy)</th><td id="refused-downloads">${m.refusedDownloads ?? 0}</td></tr>
 </table>`;
 }
 

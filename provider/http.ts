@@ -17,6 +17,24 @@ export { SEND_STALL_TIMEOUT_MS, STREAM_CHUNK_BYTES } from "./_artifact.ts";
 export const MAX_INFLIGHT = 2048;
 /** Most requests in flight from one client address before 503 (TM-18). */
 export const MAX_INFLIGHT_PER_CLIENT = 256;
+/**
+ * Most artifact downloads (GET bodies of kernels, initramfs, rootfs) sent at
+ * once before new ones get `503` + `Retry-After` (TM-18, and a boot storm:
+ * the first clients finish at full rate and can serve the others, issue 12
+ * §4). Manifests, records and the status documents are never refused by
+ * it. 64: far below {@link MAX_INFLIGHT} (so a flood of downloads leaves
+ * room for manifests and `/health`) and above the machines one LAN boots at
+ * once from one provider without peers (each stream beyond shares the same
+ * uplink anyway).
+ */
+export const MAX_DOWNLOADS = 64;
+/** The `Retry-After` a download refused at {@link MAX_DOWNLOADS} carries, in seconds. */
+export const DOWNLOAD_RETRY_AFTER_S = 1;
+/**
+ * Refused downloads closer together than this belong to one burst, logged
+ * once (`downloads_capped`), in ms.
+ */
+export const BUSY_LOG_QUIET_MS = 10_000;
 /** Longest request target looked at, in characters. */
 export const MAX_TARGET_CHARS = 2048;
 /** Longest path logged, in characters. */
@@ -53,6 +71,10 @@ export interface Metrics {
   partial: number;
   /** Requests refused with 503 at the in-flight caps (TM-18). */
   refusedBusy: number;
+  /** Artifact downloads (GET bodies) being sent now, counted against the download cap. */
+  downloads: number;
+  /** Artifact downloads refused with 503 at the download cap (`maxDownloads`). */
+  refusedDownloads: number;
   /** Artifact responses cut because the file changed while served (TM-19). */
   tornAborts: number;
   /** Requests in flight now (open artifact streams included). */
@@ -73,6 +95,8 @@ export function newMetrics(): Metrics {
     notModified: 0,
     partial: 0,
     refusedBusy: 0,
+    downloads: 0,
+    refusedDownloads: 0,
     tornAborts: 0,
     inflight: 0,
     byStatus: {},
@@ -142,6 +166,12 @@ export interface HandlerOptions {
    * {@link MAX_INFLIGHT_PER_CLIENT}.
    */
   readonly maxInflightPerClient?: number;
+  /**
+   * Most artifact downloads sent at once before `503` + `Retry-After`
+   * (TM-18); default {@link MAX_DOWNLOADS}. Manifests and other documents
+   * are never refused by it.
+   */
+  readonly maxDownloads?: number;
   /**
    * An artifact response whose client reads nothing for this long is
    * aborted, in ms (TM-18); default {@link SEND_STALL_TIMEOUT_MS}.

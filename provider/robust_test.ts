@@ -21,6 +21,7 @@ async function provider(
     watch?: boolean;
     snapshot?: boolean;
     perClient?: number;
+    maxDownloads?: number;
   } = {},
 ) {
   const dir = await tempDir("robust");
@@ -35,6 +36,7 @@ async function provider(
     logger,
     watch: opts.watch ?? false,
     maxInflight: opts.maxInflight,
+    maxDownloads: opts.maxDownloads,
     stallTimeoutMs: opts.stallTimeoutMs,
     snapshot: opts.snapshot,
     maxInflightPerClient: opts.perClient,
@@ -59,9 +61,18 @@ Deno.test("TM-18 provider exhaustion: 500 concurrent clients each get a complete
   await using s = await provider({ kernel: 1 << 20, perClient: 1000 });
   const want = await sha256Hex(s.files.kernel);
   const url = `${s.p.url}/stable/amd64/kernel`;
+  let busy = 0;
   const results = await Promise.all(Array.from({ length: 500 }, async (_, i) => {
     const range = i % 5 === 0 ? { range: `bytes=${i}-${i + 999}` } : undefined;
-    const res = await fetch(url, { headers: range, signal: AbortSignal.timeout(60_000) });
+    let res = await fetch(url, { headers: range, signal: AbortSignal.timeout(60_000) });
+    // Beyond the download cap (MAX_DOWNLOADS) a client is told to come
+    // back; one that does gets its artifact (bounded: 60 tries).
+    for (let tries = 0; res.status === 503 && tries < 60; tries++) {
+      busy++;
+      await res.body?.cancel();
+      await new Promise((r) => setTimeout(r, Number(res.headers.get("retry-after")) * 1000));
+      res = await fetch(url, { headers: range, signal: AbortSignal.timeout(60_000) });
+    }
     const body = new Uint8Array(await res.arrayBuffer());
     if (range) {
       return res.status === 206 &&
@@ -71,7 +82,9 @@ Deno.test("TM-18 provider exhaustion: 500 concurrent clients each get a complete
   }));
   assertEquals(results.filter((ok) => !ok).length, 0);
   await waitFor(() => s.p.metrics.inflight === 0, 5000, "every response delivered");
-  assertEquals(s.p.metrics.errors, 0);
+  // The only 5xx answers are the download cap's 503s.
+  assertEquals(s.p.metrics.errors, s.p.metrics.refusedDownloads);
+  assertEquals(s.p.metrics.refusedDownloads, busy);
 });
 
 Deno.test("TM-18 provider exhaustion: a client that stops reading a checked stream is cut after the stall timeout; slots free again", async () => {
@@ -134,6 +147,40 @@ Deno.test("TM-18 provider exhaustion: slow fast-path downloads hold slots within
   } finally {
     await perClient.close();
   }
+});
+
+Deno.test("TM-18 provider exhaustion: beyond --max-downloads an artifact GET gets 503 + Retry-After; manifests and HEAD are answered; counted on /status and the page; logged once per burst", async () => {
+  await using s = await provider({ kernel: 32 << 20, maxDownloads: 2 });
+  const kernel = `${s.p.url}/stable/amd64/kernel`;
+  // Two downloads whose readers never read: they hold both places.
+  const held = [await fetch(kernel), await fetch(kernel)];
+  assertEquals(held.map((h) => h.status), [200, 200]);
+  const refused: Response[] = [];
+  for (let i = 0; i < 5; i++) {
+    refused.push(await fetch(i % 2 ? kernel : `${s.p.url}/stable/amd64/initramfs`));
+  }
+  for (const r of refused) {
+    assertEquals(r.status, 503);
+    assertEquals(r.headers.get("retry-after"), "1");
+    assert((await r.text()).startsWith("busy: too many downloads"));
+  }
+  // Documents and HEAD are never refused by the download cap.
+  const manifest = await fetch(`${s.p.url}/stable/amd64/manifest.json`);
+  assertEquals(manifest.status, 200);
+  await manifest.body?.cancel();
+  const head = await fetch(kernel, { method: "HEAD" });
+  assertEquals(head.status, 200);
+  const status = await (await fetch(`${s.p.url}/status`)).json();
+  assertEquals([status.downloads, status.refusedDownloads], [2, 5]);
+  const page = await (await fetch(`${s.p.url}/`, { headers: { accept: "text/html" } })).text();
+  assert(page.includes(`<td id="refused-downloads">5</td>`), "the status page counts them");
+  // One burst, one log line (not one per refusal).
+  assertEquals(s.logger.entries.filter((e) => e.event === "downloads_capped").length, 1);
+  for (const h of held) await h.body?.cancel();
+  await waitFor(() => s.p.metrics.downloads === 0, 5000, "places freed");
+  const again = await fetch(kernel);
+  assertEquals(again.status, 200);
+  assertEquals((await again.arrayBuffer()).byteLength, 32 << 20);
 });
 
 async function startProviderWithClientCap(dir: string) {

@@ -138,8 +138,13 @@ export interface ProviderOptions {
    * copy of each artifact. false: serve from the root, checked per chunk.
    */
   readonly snapshot?: boolean;
-  /** Most requests in flight before 503 (TM-18); default {@link MAX_INFLIGHT}. */
+  /** Most requests in flight before 503 (TM-18); default `MAX_INFLIGHT`. */
   readonly maxInflight?: number;
+  /**
+   * Most artifact downloads sent at once before `503` + `Retry-After`
+   * (`serve --max-downloads`, TM-18); default `MAX_DOWNLOADS` (64).
+   */
+  readonly maxDownloads?: number;
   /**
    * Most requests in flight from one client address (TM-18); default
    * {@link MAX_INFLIGHT_PER_CLIENT}.
@@ -379,6 +384,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     defaultChannel: opts.defaultChannel,
     defaultArch: opts.defaultArch,
     maxInflight: opts.maxInflight,
+    maxDownloads: opts.maxDownloads,
     stallTimeoutMs: opts.stallTimeoutMs,
     maxInflightPerClient: opts.maxInflightPerClient,
     unsafePublicStatus: opts.unsafePublicStatus,

@@ -20,7 +20,11 @@
  * so the figures measure the data plane. Clients arrive every ARRIVAL_MS.
  * Bounded: each run stops after RUN_TIMEOUT_MS.
  *
- *   deno run -q --no-prompt -P=test bench/storm/storm_bench.ts [N]
+ * The origin caps its concurrent downloads (ORIGIN_MAX_DOWNLOADS, the
+ * provider's `--max-downloads`) in both runs; a refused client waits the
+ * bounded Retry-After or, in run 2, uses peers.
+ *
+ *   deno run -q --no-prompt -P=test bench/storm/storm_bench.ts [N] [MAX_DOWNLOADS]
  *
  * @module
  */
@@ -39,6 +43,13 @@ export const RELEASE_BYTES = 64 * 1024 * 1024;
 export const ARRIVAL_MS = 400;
 /** Most peers one client is given (the newest announced). */
 export const MAX_PEERS_PER_CLIENT = 4;
+/**
+ * The origin's download cap (`serve --max-downloads`), the same in both
+ * runs: beyond it a download gets `503` + `Retry-After`, so the first
+ * clients finish at full rate (and, in run 2, become peers sooner) while
+ * the others wait or use peers. Second argument overrides it.
+ */
+export const ORIGIN_MAX_DOWNLOADS = 2;
 /** A run that takes longer is stopped and reported as failed, in ms. */
 export const RUN_TIMEOUT_MS = 240_000;
 
@@ -178,6 +189,7 @@ function load(): number {
 
 if (import.meta.main) {
   const n = Number(Deno.args[0] ?? 20);
+  const maxDownloads = Number(Deno.args[1] ?? ORIGIN_MAX_DOWNLOADS);
   const dir = await tempDir("storm");
   try {
     const { key, trustPath } = await releaseKey(`${dir}/keys`);
@@ -196,15 +208,25 @@ if (import.meta.main) {
       mdns: false,
       dht: false,
       watch: false,
+      maxDownloads,
       logger: SILENT,
     });
     const env = { dir, originUrl: origin.url, trust, trustPath };
     const before = load();
+    console.log(JSON.stringify({ origin_max_downloads: maxDownloads }));
     const r1 = await oneRun("run1-origin-only", n, false, env);
-    console.log(JSON.stringify({ ...r1, load_before: before, load_after: load() }));
+    const refused1 = origin.metrics.refusedDownloads;
+    console.log(
+      JSON.stringify({ ...r1, refused: refused1, load_before: before, load_after: load() }),
+    );
     const mid = load();
     const r2 = await oneRun("run2-peers", n, true, env);
-    console.log(JSON.stringify({ ...r2, load_before: mid, load_after: load() }));
+    console.log(JSON.stringify({
+      ...r2,
+      refused: origin.metrics.refusedDownloads - refused1,
+      load_before: mid,
+      load_after: load(),
+    }));
     console.log(JSON.stringify({
       speedup: +(r1.seconds / r2.seconds).toFixed(2),
       origin_share: +(r2.origin_bytes / r1.origin_bytes).toFixed(3),

@@ -82,7 +82,7 @@ export const FETCH_HELP: HelpSpec = {
   summary: "downloads a release, verifies the manifest and every artifact, and keeps them in a " +
     "content-addressed cache. Exits 0 only when every artifact is cached and verified.",
   usage:
-    "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... [--gateway URL]... [--cid CID] [--candidates FILE|-] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... [--stall-timeout DUR] [--no-parallel] [--socks HOST:PORT] [--json]",
+    "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... [--gateway URL]... [--cid CID] [--candidates FILE|-] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... [--stall-timeout DUR] [--no-parallel] [--socks HOST:PORT] [--rediscover] [--json]",
   flags: [
     ...SOURCE_FLAGS.slice(0, 2),
     { flag: "--cache DIR", text: "the cache directory (required), e.g. ./.cache" },
@@ -93,6 +93,12 @@ export const FETCH_HELP: HelpSpec = {
       default: "off",
     },
     { flag: "--root DIR", text: "with --private: the tmpfs directory", default: "none" },
+    {
+      flag: "--rediscover",
+      text:
+        "while artifacts download, ask the LAN (mDNS) again every second for peers re-serving the same release (same manifest CID) and move the rest of a long download to them; hints, every byte still checked by digest (TM-07). Not with --private or --socks (TM-13)",
+      default: "off",
+    },
   ],
   examples: [
     "deno task fetch --manifest http://127.0.0.1:8080/stable/amd64/manifest.json --trust ./.phase/trust/trust.json --cache ./.cache",
@@ -116,6 +122,11 @@ export const FETCH_PRIVATE_HELP: HelpSpec = {
     { flag: "--private", text: "private mode (the task passes it)", default: "on" },
     ...SOURCE_FLAGS,
     { flag: "--cache DIR", text: "not used in private mode (refused)", default: "none" },
+    {
+      flag: "--rediscover",
+      text: "refused in private mode: an mDNS query announces this machine to the LAN (TM-13)",
+      default: "off",
+    },
   ],
   examples: [
     "deno task fetch-private --manifest http://127.0.0.1:8080/stable/amd64/manifest.json --trust /etc/phase/trust.json --root /run/phase",

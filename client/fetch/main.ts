@@ -15,7 +15,16 @@ import {
 import { main, parseDurationMs, parseFlags, printResult } from "../../cli/mod.ts";
 import { fetchLines } from "../_output.ts";
 import { loadTrust } from "../../verify/mod.ts";
-import { type FetchCandidate, fetchFromCandidates, fetchRelease } from "../fetch.ts";
+import {
+  type FetchCandidate,
+  fetchFromCandidates,
+  fetchRelease,
+  type Rediscover,
+  REDISCOVER_INTERVAL_MS,
+} from "../fetch.ts";
+import { discoverProviders } from "../discover.ts";
+import { policyFromValues } from "../policy.ts";
+import { queryServices } from "../../mdns/mod.ts";
 import { DEFAULT_LIMITS, parseSocksAddress, socksFetch, TOR_LIMITS } from "../../net/mod.ts";
 import { checkPrivateTree, preparePrivateRoot } from "../private.ts";
 import { humanBytes, progressReporter, type ProgressSnapshot } from "../progress.ts";
@@ -26,7 +35,7 @@ import { decodeDiscoverResult, type FetchResult, type FetchResultArtifact } from
 const USAGE =
   "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... " +
   "[--gateway URL]... [--cid CID] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... " +
-  "[--stall-timeout 15s] [--no-parallel] [--candidates FILE|-] [--socks HOST:PORT]\n" +
+  "[--stall-timeout 15s] [--no-parallel] [--candidates FILE|-] [--socks HOST:PORT] [--rediscover]\n" +
   "       deno task fetch-private --root TMPFS_DIR --manifest URL --trust FILE ...";
 
 /** The flags of `deno task fetch` / `fetch-private` (their `--help` lists each one; testing/help_test.ts checks). */
@@ -48,8 +57,52 @@ export const FETCH_FLAGS = {
   root: { type: "string" },
   candidates: { type: "string" },
   socks: { type: "string" },
+  rediscover: { type: "boolean" },
   json: { type: "boolean" },
 } as const;
+
+/**
+ * How long one mDNS re-discovery listens, in milliseconds (each is also
+ * bounded by the fetcher's REDISCOVER_TIMEOUT_MS).
+ */
+export const REDISCOVER_MDNS_MS = 1_000;
+
+/**
+ * `--rediscover`: while artifacts download, ask the LAN (mDNS) again for
+ * peers that re-serve the same release (same manifest CID) and move the
+ * rest of a long download to them (issue 12 §4). Hints only (TM-07): every
+ * artifact is still checked against its digest. Not in private mode nor
+ * over SOCKS (TM-13: an mDNS query announces the machine to the LAN).
+ */
+function lanRediscover(
+  trust: Awaited<ReturnType<typeof loadTrust>>,
+  channel: string | undefined,
+  arch: string | undefined,
+  logger: Logger,
+): Rediscover {
+  const interfaces = Deno.networkInterfaces()
+    .filter((i) => i.family === "IPv4" && !i.address.startsWith("127."))
+    .map((i) => i.address);
+  logger.info("rediscover", { interfaces, every_ms: REDISCOVER_INTERVAL_MS, threat: "TM-07" });
+  const mdns = async (timeoutMs: number) =>
+    (await Promise.all(
+      interfaces.map((ip) => queryServices({ interfaceAddress: ip, timeoutMs }).catch(() => [])),
+    )).flat();
+  return {
+    find: discoverProviders({
+      policy: policyFromValues({ mode: "local", channel }),
+      trust,
+      arch: arch ?? (Deno.build.arch === "aarch64" ? "arm64" : "amd64"),
+      mdns,
+      order: ["lan"],
+      mdnsTimeoutMs: REDISCOVER_MDNS_MS,
+      // The peers' bytes are checked by digest; a /health probe per
+      // answer and interval would only cost requests.
+      probe: false,
+      logger: { info() {}, warn: (e, f) => logger.warn(e, f), error: (e, f) => logger.error(e, f) },
+    }),
+  };
+}
 
 /** Largest candidates document read (discover's JSON output), in bytes. */
 export const MAX_CANDIDATES_BYTES = 256 * 1024;
@@ -201,6 +254,13 @@ export async function run(args: string[]): Promise<number> {
       USAGE,
     );
   }
+  if (values.rediscover && (values.private || socks)) {
+    // TM-13: an mDNS query announces this machine to the LAN and cannot go through SOCKS.
+    throw new UsageError(
+      `--rediscover asks the LAN (mDNS): not with ${values.private ? "private mode" : "--socks"}`,
+      USAGE,
+    );
+  }
   let cacheDir: string;
   if (values.private) {
     if (values.cache) {
@@ -259,6 +319,9 @@ export async function run(args: string[]): Promise<number> {
     // connection when the proxy fails.
     fetchFn: socks ? socksFetch(socks) : undefined,
     beforeWrite: values.private ? () => checkPrivateTree(cacheDir) : undefined,
+    rediscover: values.rediscover
+      ? lanRediscover(trust, values.channel, values.arch, logger)
+      : undefined,
   };
   if (socks) logger.info("socks", { proxy: values.socks, threat: "TM-13" });
   // Ctrl-C: stop, say what was kept and how to resume (the partial files

@@ -400,3 +400,43 @@ Deno.test("fetch entrypoint: Ctrl-C on 'deno task fetch' keeps the partial file,
     await Deno.remove(rel.dir, { recursive: true });
   }
 });
+
+Deno.test("TM-13 private-mode privacy: fetch --rediscover runs under the fetch set (interfaces listed for mDNS) and fetches; fetch-private and --socks refuse it before any request", async () => {
+  const rel = await makeRelease();
+  const srv = serveRelease(rel);
+  try {
+    const r = await runFetch("fetch", [
+      "--manifest",
+      srv.url,
+      "--trust",
+      rel.trustPath,
+      "--cache",
+      `${rel.dir}/cache`,
+      "--rediscover",
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(await auditCache(cacheLayout(`${rel.dir}/cache`)), []);
+    const before = srv.requests.length;
+    for (
+      const [task, extra] of [
+        ["fetch-private", ["--root", `${rel.dir}/private`]],
+        ["fetch", ["--cache", `${rel.dir}/c2`, "--socks", "127.0.0.1:9"]],
+      ] as const
+    ) {
+      const refused = await runFetch(task, [
+        "--manifest",
+        srv.url,
+        "--trust",
+        rel.trustPath,
+        ...extra,
+        "--rediscover",
+      ]);
+      assertEquals(refused.code, EXIT_STATUS.E_USAGE, refused.stderr);
+      assertMatch(refused.stderr, /--rediscover asks the LAN \(mDNS\)/);
+    }
+    assertEquals(srv.requests.length, before, "nothing was asked");
+  } finally {
+    await srv.close();
+    await Deno.remove(rel.dir, { recursive: true });
+  }
+});
