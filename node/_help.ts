@@ -15,6 +15,7 @@ import {
   DEFAULT_QUEUE_LENGTH,
 } from "./limits.ts";
 import { DEFAULT_JOB_MEMORY_MB, DEFAULT_JOB_TIMEOUT_MS } from "./plasm.ts";
+import { MAX_JOBS_PER_WORKER } from "../wasm/mod.ts";
 
 /** State directory of `deno task node`. */
 export const NODE_STATE_DIR = "./.phase/node";
@@ -26,7 +27,7 @@ export const NODE_USAGE =
   `usage: deno task node [--state DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
   [--config FILE] [--allow KEYID]... [--open] [--no-mdns] [--max-concurrent N] [--queue N] [--max-memory-mb N]
   [--max-timeout-ms N] [--max-output-bytes N] [--max-module-bytes N] [--max-input-bytes N]
-  [--offers-per-minute N] [--unsafe-reuse-workers N]
+  [--offers-per-minute N] [--fresh-worker-per-job]
        deno task node id [--state DIR]
        deno task node status [--state DIR] [--json]`;
 
@@ -68,10 +69,9 @@ export const NODE_HELP: HelpSpec = {
       text: "UNSAFE: accept jobs from any peer, rate-limited per peer (logged loudly)",
     },
     {
-      flag: "--unsafe-reuse-workers N",
+      flag: "--fresh-worker-per-job",
       text:
-        "UNSAFE: let one job worker run up to N jobs of the same submitter (fresh instance each); faster, weaker isolation",
-      default: "1 (a fresh worker per job)",
+        `run every job in a worker that never ran another job; by default a worker runs up to ${MAX_JOBS_PER_WORKER} jobs of ONE submitter, ONE module and ONE set of limits, each in a fresh instance (THREAT-MODEL.md TM-16); several times the CPU per small job`,
     },
     {
       flag: "--no-mdns",

@@ -5,7 +5,7 @@
  */
 import { type Logger, PhaseError, readFileCapped, UsageError } from "../core/mod.ts";
 import { parseFlags } from "../cli/mod.ts";
-import { MAX_JOBS_PER_WORKER, MAX_MODULE_BYTES, storeReceipt, WasmError } from "../wasm/mod.ts";
+import { MAX_MODULE_BYTES, storeReceipt, WasmError } from "../wasm/mod.ts";
 import { loadOrCreateNodeKey } from "../wasm/mod.ts";
 import { JOB_STATE_DIR, JOB_USAGE, NODE_STATE_DIR, NODE_USAGE } from "./_help.ts";
 import { DisagreeError, NodeError } from "./errors.ts";
@@ -54,7 +54,7 @@ export const NODE_FLAGS = {
   allow: { type: "string", multiple: true },
   open: { type: "boolean" },
   "no-mdns": { type: "boolean" },
-  "unsafe-reuse-workers": { type: "string" },
+  "fresh-worker-per-job": { type: "boolean" },
   "max-concurrent": { type: "string" },
   queue: { type: "string" },
   "max-memory-mb": { type: "string" },
@@ -109,13 +109,6 @@ export async function runNodeCli(args: string[], io: NodeIo): Promise<number> {
       );
     }
   }
-  const reuse = int(v["unsafe-reuse-workers"], "unsafe-reuse-workers", NODE_USAGE);
-  if (reuse !== undefined && (reuse < 1 || reuse > MAX_JOBS_PER_WORKER)) {
-    throw new UsageError(
-      `--unsafe-reuse-workers takes 1..${MAX_JOBS_PER_WORKER}, got ${reuse}`,
-      "leave it out for one worker per job (the safe default)",
-    );
-  }
   const listen = v.listen ?? config?.listen;
   let node: PlasmNode;
   try {
@@ -126,7 +119,7 @@ export async function runNodeCli(args: string[], io: NodeIo): Promise<number> {
       allow: [...(config?.allow ?? []), ...(v.allow ?? [])],
       open: v.open ?? config?.open ?? false,
       mdns: v["no-mdns"] !== true,
-      unsafeReuseWorkers: reuse,
+      freshWorkerPerJob: v["fresh-worker-per-job"] === true,
       limits,
       logger: io.log,
     });

@@ -557,3 +557,62 @@ Deno.test("TM-22 hostile submitter: offers that arrive together never run more t
     },
   );
 });
+
+Deno.test("TM-22 hostile submitter: a job worker that ran a submitter's job never runs another submitter's job or another module; only that submitter's same module reuses it", async () => {
+  const alice = ephemeralNodeKey(), mallory = ephemeralNodeKey();
+  const noop = await wat(`(module (memory 1) (func (export "_start")))`);
+  const ran: { submitter: string; module: string; id: string; job: number }[] = [];
+  const opts = (fresh: boolean): Opts => ({
+    allow: [alice.keyid, mallory.keyid],
+    // Room to keep a worker for each of the four (submitter, module) pairs.
+    limits: { maxConcurrentJobs: 4 },
+    freshWorkerPerJob: fresh,
+    unsafeTestHooks: {
+      ran: ({ submitter, module, worker }) => {
+        assert(worker, "every job here reports its worker");
+        ran.push({ submitter, module, ...worker });
+      },
+    },
+  });
+  for (const fresh of [false, true]) {
+    ran.length = 0;
+    await withNodes(alice, [opts(fresh)], async ([node]) => {
+      const peers = [node.multiaddrs()[0]];
+      await withClient(alice, [], async (a) => {
+        await withClient(mallory, [], async (m) => {
+          // Mallory's module first, then everyone's jobs interleaved.
+          const plan: [Plasm, Uint8Array][] = [
+            [m, noop],
+            [a, noop],
+            [m, noop],
+            [a, HELLO],
+            [a, noop],
+            [m, HELLO],
+            [a, noop],
+          ];
+          for (const [client, module] of plan) {
+            const r = await client.submit(module, { input: "x", peers, timeoutMs: 5_000 })
+              .result();
+            assertEquals(r.outcome, "ok");
+          }
+        });
+      });
+    });
+    assertEquals(ran.length, 7);
+    const byWorker = new Map<string, Set<string>>();
+    for (const r of ran) {
+      const classes = byWorker.get(r.id) ?? new Set();
+      classes.add(`${r.submitter} ${r.module}`);
+      byWorker.set(r.id, classes);
+    }
+    for (const [id, classes] of byWorker) {
+      assertEquals(classes.size, 1, `worker ${id} ran jobs of ${[...classes].join(" and ")}`);
+    }
+    const reused = ran.filter((r) => r.job > 1).length;
+    if (fresh) assertEquals(reused, 0, "--fresh-worker-per-job: every job in a new worker");
+    else {
+      // The same submitter's same module did reuse its worker (m noop, a noop twice).
+      assertEquals(reused, 3, JSON.stringify(ran));
+    }
+  }
+});

@@ -9,7 +9,7 @@
 import { type Logger, writeFileAtomic } from "../core/mod.ts";
 import { archCidPublish, bootstrapPeers, createPlasmP2p, mdnsDialer, type P2p } from "./_p2p.ts";
 import { canonicalArch, decodeBase64, encodeBase64, type JsonValue } from "../verify/mod.ts";
-import { buildReceipt, formatReceipt, JobPool, signReceipt } from "../wasm/mod.ts";
+import { buildReceipt, formatReceipt, JobPool, type JobResult, signReceipt } from "../wasm/mod.ts";
 import { CAPABILITY_REFRESH_MS, signCapability } from "./capability.ts";
 import type { RejectReason } from "./errors.ts";
 import { FrameStream, type Stream } from "./frame.ts";
@@ -41,7 +41,7 @@ export const MAX_JOB_STREAMS_PER_CONNECTION = 64;
 const RATE_WINDOW_MS = 60_000;
 /** Most peers whose rate windows are remembered. */
 const MAX_RATE_PEERS = 10_000;
-/** Most single-use workers a node keeps started (wasm/'s pool bound). */
+/** Most job workers a node keeps started (wasm/'s pool bound). */
 const MAX_POOL_WORKERS = 64;
 /** Page size of WebAssembly memory, in bytes. */
 const PAGE_BYTES = 65_536;
@@ -73,25 +73,32 @@ export interface PlasmNodeOptions {
    */
   readonly mdns?: boolean;
   /**
-   * UNSAFE (off: every job gets a fresh worker): up to this many jobs of one
-   * submitter may run one after another in one worker (wasm/'s JobPool
-   * `unsafeReuseWorkers`; logged loudly at start). Buys throughput
-   * (bench/README.md) with weaker isolation between one submitter's jobs.
+   * Every job in a worker that never ran another job (default false). By
+   * default a worker runs up to wasm/'s `MAX_JOBS_PER_WORKER` jobs of ONE
+   * submitter, ONE module digest and ONE set of limits, each in a fresh
+   * instance (JobPool `jobsPerWorker`, THREAT-MODEL.md TM-16): other
+   * submitters and other modules always get a fresh worker. This option
+   * also closes that last gap, at several times the CPU per small job (bench/README.md).
    */
-  readonly unsafeReuseWorkers?: number;
+  readonly freshWorkerPerJob?: boolean;
+
   /** Write `<state>/status.json` (default true). */
   readonly statusFile?: boolean;
   /**
    * Test doubles of a hostile node (tests only; never set by the CLI):
    * `output` replaces the output it signs and returns, `vanish` drops the
    * connection after accepting, `capability` replaces the record it serves,
-   * `sent` replaces the output sent but not the output signed.
+   * `sent` replaces the output sent but not the output signed; `ran` (a
+   * probe) sees each job's submitter, module digest and worker.
    */
   readonly unsafeTestHooks?: {
     readonly output?: (out: Uint8Array) => Uint8Array;
     readonly vanish?: boolean;
     readonly capability?: (record: Uint8Array) => Uint8Array;
     readonly sent?: (out: Uint8Array) => Uint8Array;
+    readonly ran?: (
+      job: { submitter: string; module: string; worker?: JobResult["worker"] },
+    ) => void;
   };
 }
 
@@ -180,10 +187,11 @@ export class PlasmNode {
   static async start(opts: PlasmNodeOptions): Promise<PlasmNode> {
     const limits = resolveNodeLimits(opts.limits);
     const identity = await loadIdentity(opts.stateDir);
-    // Single-use workers started ahead of demand, one per job slot (bench/README.md).
+    // Workers started ahead of demand, one per job slot; reused only within
+    // one submitter's jobs of one module (TM-16, bench/README.md).
     const pool = await JobPool.create({
       workers: Math.min(limits.maxConcurrentJobs, MAX_POOL_WORKERS),
-      unsafeReuseWorkers: opts.unsafeReuseWorkers,
+      jobsPerWorker: opts.freshWorkerPerJob ? 1 : undefined,
     });
     let p2p: P2p;
     try {
@@ -221,13 +229,12 @@ export class PlasmNode {
         offersPerMinute: this.limits.openOffersPerMinute,
       });
     }
-    if ((this.#opts.unsafeReuseWorkers ?? 1) > 1) {
-      log?.warn("unsafe_reuse_workers", {
-        message:
-          "UNSAFE: a job worker may run several jobs of one submitter (fresh instance each, same worker); drop --unsafe-reuse-workers for one worker per job",
-        jobsPerWorker: this.#opts.unsafeReuseWorkers,
-      });
-    }
+    log?.info("job_workers", {
+      jobsPerWorker: this.#pool.jobsPerWorker,
+      rule: this.#pool.jobsPerWorker > 1
+        ? "a worker runs only jobs of one submitter, one module and one set of limits (TM-16)"
+        : "a fresh worker per job",
+    });
     if (!this.#opts.open && this.#allow.size === 0) {
       log?.warn("no_submitter_allowed", {
         message:
@@ -531,6 +538,7 @@ export class PlasmNode {
         signal: cancel.signal,
         tenant: submitter,
       });
+      this.#opts.unsafeTestHooks?.ran?.({ submitter, module: offer.module, worker: result.worker });
       const hook = this.#opts.unsafeTestHooks?.output;
       const output = hook ? hook(result.stdout) : result.stdout;
       const doc = buildReceipt(

@@ -1,8 +1,10 @@
 /**
  * The job worker. The host starts it with no permissions (a component job
  * additionally reads the JCO_DEBUG variable its transpiled glue asks for),
- * sends one job, gets one result, then terminates it. Untrusted module
- * bytes are parsed, compiled and run only here (TM-16).
+ * sends a job, gets one result, then terminates it or (JobPool) sends it
+ * the next job of the same submitter, module and limits, which runs in a
+ * fresh instance (TM-16). Untrusted module bytes are parsed, compiled and
+ * run only here.
  *
  * @module
  */
@@ -38,9 +40,9 @@ export interface JobRequest {
    */
   readonly compiled?: CompiledCore;
   /**
-   * The host may send this worker another job of the same submitter
-   * (JobPool's `unsafeReuseWorkers`): keep listening, and mark the report
-   * `idle` when it is sent after the job's code returned.
+   * The host may send this worker another job of the same submitter,
+   * module and limits (JobPool's `jobsPerWorker`): keep listening, and
+   * mark the report `idle` when it is sent after the job's code returned.
    */
   readonly reuse?: boolean;
 }
@@ -87,10 +89,25 @@ export interface JobReport {
   readonly error: string;
 }
 
+/** What this worker says about itself in each report: which worker, its how-manieth job. */
+interface WorkerStamp {
+  readonly worker: { readonly id: string; readonly job: number };
+  readonly idle?: true;
+}
+
 const scope = self as unknown as {
   onmessage: ((e: MessageEvent<JobRequest>) => void) | null;
-  postMessage(m: JobReport | (JobReport & { idle: true }) | CompiledCore): void;
+  postMessage(m: (JobReport & WorkerStamp) | CompiledCore): void;
 };
+
+/**
+ * Drawn once per worker: the host's results carry it, so a test can tell
+ * from the worker itself (not from the host's bookkeeping) which jobs ran
+ * in one worker (TM-16).
+ */
+const WORKER_ID = crypto.randomUUID();
+/** Jobs this worker has been sent. */
+let jobs = 0;
 
 let reported = false;
 /**
@@ -101,14 +118,16 @@ let reported = false;
 function post(r: JobReport, idle = false): void {
   if (reported) return;
   reported = true;
-  scope.postMessage(idle ? { ...r, idle } : r);
+  const worker = { id: WORKER_ID, job: jobs };
+  scope.postMessage(idle ? { ...r, worker, idle } : { ...r, worker });
 }
 
 // Set before anything else runs: a message sent before the handler exists is lost.
 scope.onmessage = (e) => {
   const job = e.data;
   if (!job.reuse) scope.onmessage = null;
-  reported = false; // the only state a job leaves in this module
+  reported = false; // the only state a job leaves in this module, with `jobs`
+  jobs++;
   const run = job.kind === "component" ? runComponent(job) : runCore(job);
   // A report sent once the job's code has returned says `idle` (reuse
   // only): a job that reported early (TM-17) and went on running never

@@ -4,7 +4,8 @@
  * {@link runJob} runs one job in a fresh Worker that holds no permissions
  * and is terminated at the job's wall-clock timeout (or when its
  * AbortSignal fires); a {@link JobPool} starts such workers ahead of demand,
- * still one job per worker, and compiles each module once. A core job is a WASI
+ * compiles each module once, and lets a worker run the next job only of the
+ * same submitter, module and limits (TM-16), each in a fresh instance. A core job is a WASI
  * preview1 command: it may import only preview1 functions (stdin, stdout,
  * stderr, args, clocks, random, exit), sees no filesystem unless one
  * directory is granted read-only ({@link resolveDirGrant}), and its memory
@@ -86,6 +87,7 @@ export {
   MAX_MODULE_BYTES,
   MAX_TIMEOUT_MS,
   resolveDirGrant,
+  REUSE_IDLE_MS,
   runJob,
 } from "./runner.ts";
 export type {

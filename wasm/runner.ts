@@ -83,8 +83,10 @@ export interface JobSpec {
   /** Cancels the job: its worker is terminated and the outcome is `cancelled`. */
   readonly signal?: AbortSignal;
   /**
-   * Who submitted the job (e.g. a submitter keyid): a {@link JobPool} with
-   * `unsafeReuseWorkers` reuses a worker only for jobs of one tenant.
+   * Who submitted the job (e.g. a submitter keyid). A {@link JobPool} may
+   * run a job in a worker that ran earlier jobs only when they had the same
+   * tenant, the same module digest and the same limits (TM-16); a job
+   * without a tenant always gets a fresh worker.
    */
   readonly tenant?: string;
 }
@@ -107,6 +109,14 @@ export interface JobResult {
   readonly wallUs: number;
   /** The limits the job ran under (defaults filled in). */
   readonly limits: JobLimits;
+  /**
+   * The worker that ran the job, as the worker itself reports it: a random
+   * id drawn when the worker started and the job's number in that worker
+   * (1 for a fresh worker). Untrusted diagnostics (never in a receipt);
+   * absent when the host stopped the job (timeout, cancellation) or the
+   * report was malformed. Tests use it to prove which jobs shared a worker.
+   */
+  readonly worker?: { readonly id: string; readonly job: number };
 }
 
 const OUTCOMES: ReadonlySet<string> = new Set<Outcome>([
@@ -151,7 +161,19 @@ function resolveLimits(l: Partial<JobLimits> | undefined): JobLimits {
   return Object.freeze(limits);
 }
 
-function checkReport(r: unknown, limits: JobLimits): JobReport {
+/** Longest worker id kept from a report, in UTF-16 units. */
+const MAX_WORKER_ID_CHARS = 64;
+
+function checkWorker(r: unknown): { id: string; job: number } | undefined {
+  const w = (r as { worker?: unknown } | null)?.worker as { id?: unknown; job?: unknown } | null;
+  if (
+    !w || typeof w !== "object" || typeof w.id !== "string" ||
+    w.id.length > MAX_WORKER_ID_CHARS || !Number.isSafeInteger(w.job)
+  ) return undefined;
+  return Object.freeze({ id: w.id, job: w.job as number });
+}
+
+function checkReport(r: unknown, limits: JobLimits): JobReport & { worker?: JobResult["worker"] } {
   const o = r as Partial<JobReport> | null;
   if (
     !o || typeof o !== "object" || typeof o.outcome !== "string" || !OUTCOMES.has(o.outcome) ||
@@ -167,12 +189,14 @@ function checkReport(r: unknown, limits: JobLimits): JobReport {
       error: MALFORMED_REPORT,
     };
   }
+  const worker = checkWorker(o);
   return {
     outcome: o.outcome,
     exitCode: o.exitCode,
     stdout: o.stdout.slice(0, limits.outputBytes),
     stderr: o.stderr.slice(0, MAX_STDERR_BYTES),
     error: o.error.slice(0, MAX_ERROR_CHARS),
+    ...(worker ? { worker } : {}),
   };
 }
 
@@ -217,30 +241,41 @@ export const COMPILE_CACHE_ENTRIES = 32;
 /** Module bytes (of the modules as given) a {@link JobPool}'s compile cache may stand for. */
 export const COMPILE_CACHE_BYTES = 64 * 1024 * 1024;
 
-/** Most jobs {@link JobPoolOptions.unsafeReuseWorkers} lets one worker run. */
-export const MAX_JOBS_PER_WORKER = 1_000;
+/**
+ * Most jobs one worker runs (the default of {@link JobPoolOptions.jobsPerWorker}),
+ * all of one reuse class: one tenant, one module digest, one set of limits.
+ */
+export const MAX_JOBS_PER_WORKER = 64;
+/** A worker kept for another job of its reuse class is terminated after this long unused, in ms. */
+export const REUSE_IDLE_MS = 5_000;
 
 /** Options of {@link JobPool.create}. */
 export interface JobPoolOptions {
   /** Workers kept started ahead of demand, 1 to 64 (default 2). */
   readonly workers?: number;
   /**
-   * UNSAFE, off by default (1: a worker runs one job). Up to this many
-   * jobs of the SAME tenant ({@link JobSpec.tenant}) may run one after
-   * another in one worker, each in a fresh WebAssembly instance, memory and
-   * WASI state; a worker is reused only after a job that ended by itself
-   * (not a timeout or a cancellation) and whose code has returned. A job
-   * cannot reach the worker's JavaScript state except through its imports,
-   * but a V8 bug that let it would carry into that tenant's next jobs,
-   * which a fresh worker would not: hence the name (bench/README.md).
+   * Jobs one worker may run, 1 to {@link MAX_JOBS_PER_WORKER} (the
+   * default); 1 gives every job a fresh worker. A worker runs a job after
+   * an earlier one only when both have the same {@link JobSpec.tenant},
+   * the same module (SHA-256) and the same limits, each job in a fresh
+   * WebAssembly instance with fresh memory and WASI state, and only after
+   * a job whose `_start` returned (outcome `ok`): a timeout, a
+   * cancellation, a trap, the memory or output cap, `proc_exit` (reported
+   * from inside the job's call) or a malformed report ends the worker.
+   * Why this keeps the isolation of a fresh worker for everyone but the
+   * module's own submitter: THREAT-MODEL.md TM-16.
    */
-  readonly unsafeReuseWorkers?: number;
+  readonly jobsPerWorker?: number;
+  /** A kept worker unused this long is terminated, in ms (default {@link REUSE_IDLE_MS}). */
+  readonly reuseIdleMs?: number;
 }
 
 interface Reusable {
   readonly worker: Worker;
-  readonly tenant: string;
+  /** Tenant, module digest and limits of the jobs it ran (see {@link reuseClass}). */
+  readonly reuseClass: string;
   readonly jobs: number;
+  readonly timer: ReturnType<typeof setTimeout>;
 }
 
 function refuseWithoutFeature(
@@ -259,18 +294,21 @@ function refuseWithoutFeature(
 
 /**
  * Runs core jobs like {@link runJob}, faster: workers with no permissions
- * are started ahead of demand (each still runs ONE job and is terminated
- * after it, TM-16: nothing a job leaves in its worker reaches another
- * job), and the compiled module of a job is kept by the SHA-256 of its
- * bytes and its memory cap, so a module is parsed, capped, instrumented
- * and compiled once (in a job worker, never in the host) and later jobs
- * instantiate it afresh. Component jobs and jobs with a granted directory
- * need other worker permissions and get a fresh worker, as with runJob.
+ * are started ahead of demand, and the compiled module of a job is kept by
+ * the SHA-256 of its bytes and its memory cap, so a module is parsed,
+ * capped, instrumented and compiled once (in a job worker, never in the
+ * host) and later jobs instantiate it afresh. A worker runs the next job
+ * of its reuse class (same tenant, same module, same limits; see
+ * {@link JobPoolOptions.jobsPerWorker}) and no other: a job of another
+ * submitter or another module gets a worker that never ran a job (TM-16).
+ * Component jobs and jobs with a granted directory need other worker
+ * permissions and get a fresh worker, as with runJob.
  */
 export class JobPool {
   readonly #size: number;
-  /** Jobs one worker may run (1: single-use). */
-  readonly reuse: number;
+  /** Jobs one worker may run (1: a fresh worker per job). */
+  readonly jobsPerWorker: number;
+  readonly #idleMs: number;
   readonly #idle: Worker[] = [];
   readonly #reusable: Reusable[] = [];
   readonly #cache = new Map<string, { compiled: CompiledCore; bytes: number }>();
@@ -278,9 +316,10 @@ export class JobPool {
   #refilling = false;
   #closed = false;
 
-  private constructor(size: number, reuse: number) {
+  private constructor(size: number, jobsPerWorker: number, idleMs: number) {
     this.#size = size;
-    this.reuse = reuse;
+    this.jobsPerWorker = jobsPerWorker;
+    this.#idleMs = idleMs;
   }
 
   /** Starts a pool (throws like {@link runJob} without the worker-options feature). */
@@ -289,12 +328,16 @@ export class JobPool {
     if (!Number.isSafeInteger(size) || size < 1 || size > MAX_POOL_WORKERS) {
       throw new RangeError(`a pool keeps 1..${MAX_POOL_WORKERS} workers`);
     }
-    const reuse = opts.unsafeReuseWorkers ?? 1;
-    if (!Number.isSafeInteger(reuse) || reuse < 1 || reuse > MAX_JOBS_PER_WORKER) {
+    const jobs = opts.jobsPerWorker ?? MAX_JOBS_PER_WORKER;
+    if (!Number.isSafeInteger(jobs) || jobs < 1 || jobs > MAX_JOBS_PER_WORKER) {
       throw new RangeError(`a worker may run 1..${MAX_JOBS_PER_WORKER} jobs`);
     }
+    const idleMs = opts.reuseIdleMs ?? REUSE_IDLE_MS;
+    if (!Number.isSafeInteger(idleMs) || idleMs < 1 || idleMs > REUSE_IDLE_MS) {
+      throw new RangeError(`a kept worker may wait 1..${REUSE_IDLE_MS} ms`);
+    }
     refuseWithoutFeature(await workerOptionsState());
-    const pool = new JobPool(size, reuse);
+    const pool = new JobPool(size, jobs, idleMs);
     pool.#refill();
     return pool;
   }
@@ -304,7 +347,7 @@ export class JobPool {
     return this.#idle.length;
   }
 
-  /** Workers kept for another job of their tenant now (unsafeReuseWorkers). */
+  /** Workers kept for another job of their reuse class now. */
   get reusable(): number {
     return this.#reusable.length;
   }
@@ -318,28 +361,46 @@ export class JobPool {
     while (!this.#closed && this.#idle.length < this.#size) this.#idle.push(spawnWorker("none"));
   }
 
-  /** @internal A worker that ran jobs of `tenant` and may run another (unsafeReuseWorkers). */
-  takeReusable(tenant: string): { worker: Worker; jobs: number } | undefined {
-    const i = this.#reusable.findIndex((r) => r.tenant === tenant);
+  /** @internal A kept worker whose jobs were of `reuseClass`, removed from the kept ones. */
+  takeReusable(reuseClass: string): { worker: Worker; jobs: number } | undefined {
+    const i = this.#reusable.findIndex((r) => r.reuseClass === reuseClass);
     if (i < 0) return undefined;
     const [r] = this.#reusable.splice(i, 1);
+    clearTimeout(r.timer);
     return { worker: r.worker, jobs: r.jobs };
   }
 
+  #drop(r: Reusable): void {
+    const i = this.#reusable.indexOf(r);
+    if (i >= 0) this.#reusable.splice(i, 1);
+    clearTimeout(r.timer);
+    r.worker.terminate();
+  }
+
   /**
-   * @internal Keeps an idle worker that ran `jobs` jobs of `tenant` while it
-   * may run more (at most as many kept as the pool's size); otherwise
-   * terminates it.
+   * @internal Keeps an idle worker that ran `jobs` jobs of `reuseClass`
+   * while it may run more, for at most the pool's idle deadline and at most
+   * as many kept as the pool's size (the longest kept goes first);
+   * otherwise terminates it.
    */
-  release(worker: Worker, tenant: string, jobs: number): void {
-    if (this.#closed || jobs >= this.reuse) return worker.terminate();
-    worker.onmessage = null;
+  release(worker: Worker, reuseClass: string, jobs: number): void {
+    if (this.#closed || jobs >= this.jobsPerWorker) return worker.terminate();
+    if (this.#reusable.length >= this.#size) this.#drop(this.#reusable[0]);
+    const r: Reusable = {
+      worker,
+      reuseClass,
+      jobs,
+      timer: setTimeout(() => this.#drop(r), this.#idleMs),
+    };
+    // Between jobs a worker has nothing to say: a message or an error from
+    // one means a job's code is still running, and it is not reused.
+    worker.onmessage = () => this.#drop(r);
+    worker.onmessageerror = () => this.#drop(r);
     worker.onerror = (e) => {
       e.preventDefault();
-      worker.terminate();
+      this.#drop(r);
     };
-    if (this.#reusable.length >= this.#size) this.#reusable.shift()?.worker.terminate();
-    this.#reusable.push({ worker, tenant, jobs });
+    this.#reusable.push(r);
   }
 
   /** @internal A started worker for one job; a new one is started in the background. */
@@ -388,7 +449,10 @@ export class JobPool {
   close(): void {
     this.#closed = true;
     for (const w of this.#idle.splice(0)) w.terminate();
-    for (const r of this.#reusable.splice(0)) r.worker.terminate();
+    for (const r of this.#reusable.splice(0)) {
+      clearTimeout(r.timer);
+      r.worker.terminate();
+    }
     this.#cache.clear();
     this.#cacheBytes = 0;
   }
@@ -447,7 +511,12 @@ async function runIn(spec: JobSpec, pool: JobPool | undefined): Promise<JobResul
   const pooled = pool && !spec.component && !spec.dir ? pool : undefined;
   const key = pooled ? `${sha256Hex(spec.module)}:${memoryPages}` : "";
   const compiled = pooled?.lookup(key);
-  const tenant = pooled && pooled.reuse > 1 ? spec.tenant : undefined;
+  // TM-16: the reuse class. A worker that ran a job runs only the next job
+  // of the same submitter, module digest and limits (and so the same
+  // permissions: pooled workers all have none).
+  const reuseClass = pooled && pooled.jobsPerWorker > 1 && spec.tenant !== undefined
+    ? reuseClassOf(spec.tenant, key, limits)
+    : undefined;
   const request: JobRequest = {
     kind: spec.component ? "component" : "core",
     module: compiled ? new Uint8Array(0) : spec.module.slice(),
@@ -460,7 +529,7 @@ async function runIn(spec: JobSpec, pool: JobPool | undefined): Promise<JobResul
     coreModules: spec.component?.coreModules,
     dir: spec.dir,
     compiled,
-    reuse: tenant !== undefined,
+    reuse: reuseClass !== undefined,
   };
   const done = (report: JobReport) =>
     Object.freeze({
@@ -500,7 +569,7 @@ async function runIn(spec: JobSpec, pool: JobPool | undefined): Promise<JobResul
       import: false,
     }
     : "none";
-  const reused = tenant !== undefined ? pooled!.takeReusable(tenant) : undefined;
+  const reused = reuseClass !== undefined ? pooled!.takeReusable(reuseClass) : undefined;
   const worker = reused?.worker ?? (pooled ? pooled.take() : spawnWorker(permissions));
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;
@@ -541,13 +610,21 @@ async function runIn(spec: JobSpec, pool: JobPool | undefined): Promise<JobResul
   });
   clearTimeout(timer);
   if (onAbort) spec.signal?.removeEventListener("abort", onAbort);
-  // One job per worker, pooled or not (TM-16), unless the pool was told
-  // otherwise (unsafeReuseWorkers): then only a worker whose job ended by
-  // itself and whose code returned is kept, for the same tenant.
-  if (tenant !== undefined && idle) {
-    pooled!.release(worker, tenant, (reused?.jobs ?? 0) + 1);
+  // TM-16: a worker is kept, for its reuse class only, after a job whose
+  // _start returned (outcome ok, reported once its code had returned). A
+  // timeout, a cancellation, a fault (trap, memory, output cap: the job may
+  // have been probing the engine), proc_exit (reported from inside the
+  // job's call, which may catch it and go on: TM-17), a malformed report
+  // end the worker.
+  if (reuseClass !== undefined && idle && report.outcome === "ok") {
+    pooled!.release(worker, reuseClass, (reused?.jobs ?? 0) + 1);
   } else worker.terminate();
   return done(report);
+}
+
+/** Tenant, module (digest and memory cap: the compile-cache key) and the other limits. */
+function reuseClassOf(tenant: string, moduleKey: string, limits: JobLimits): string {
+  return JSON.stringify([tenant, moduleKey, limits.timeoutMs, limits.outputBytes]);
 }
 
 function sha256Hex(bytes: Uint8Array): string {

@@ -4,11 +4,13 @@
  * 1. Remote hello round trip on loopback, warm connection: `submit` →
  *    verified receipt, N runs: p50 / p95 (goal p50 < 50 ms).
  * 2. No-op job throughput on one node (`maxConcurrentJobs` = cores, C
- *    submissions in flight): jobs/s (goal ≥ 200 jobs/s).
- *    Also measured with the UNSAFE `unsafeReuseWorkers` (not the default).
+ *    submissions in flight): jobs/s (goal ≥ 200 jobs/s). The default
+ *    reuses a worker for one submitter's jobs of one module (TM-16): one
+ *    submitter and one module here, so every job may reuse. Also measured
+ *    with `freshWorkerPerJob` (`--fresh-worker-per-job`).
  * 3. Cold start: `PlasmNode.start` to the first accepted (and verified) job.
- * 4. The sandbox alone: a no-op through `JobPool.run`, no libp2p (what the
- *    single-use worker per job costs).
+ * 4. The sandbox alone: a no-op through `JobPool.run`, no libp2p, with a
+ *    fresh worker per job and with reuse.
  *
  * Node and client run in this one process (the worker per job is a thread).
  * The 1-minute load average is printed before and after.
@@ -22,11 +24,12 @@ import { Plasm, PlasmNode } from "../../node/mod.ts";
 import { ephemeralNodeKey, helloWasmPath, JobPool } from "../../wasm/mod.ts";
 
 const RTT_RUNS = 100;
-const THROUGHPUT_JOBS = 300;
+/** No-op jobs of the default (reuse) throughput run: ~3 s at 300 jobs/s. */
+const THROUGHPUT_JOBS = 1_000;
+/** No-op jobs of the runs with a fresh worker per job (~15 ms of CPU each). */
+const FRESH_JOBS = 300;
 const IN_FLIGHT = 8;
 const COLD_RUNS = 3;
-/** Jobs one worker may run in the UNSAFE reuse measurement. */
-const REUSE = 100;
 
 function load(): string {
   return Deno.loadavg()[0].toFixed(2);
@@ -130,12 +133,24 @@ try {
       cpuMs.toFixed(1)
     } ms/job, so at most ${(cores * 1000 / cpuMs).toFixed(0)} jobs/s on ${cores} idle cores`,
   );
+  // 1 again, with the process's code paths warm from a thousand jobs.
+  const hot: number[] = [];
+  for (let i = 0; i < RTT_RUNS; i++) {
+    const t0 = performance.now();
+    await plasm.submit(hello, { input: "Hello, World", peers }).result();
+    hot.push(performance.now() - t0);
+  }
+  console.log(
+    `hello round trip after the throughput run: p50 ${q(hot, 0.5).toFixed(1)} ms, p95 ${
+      q(hot, 0.95).toFixed(1)
+    } ms (load ${load()})`,
+  );
 } finally {
   await plasm.close();
   await node.stop();
   await Deno.remove(dir, { recursive: true });
 }
-// 2b. throughput with the UNSAFE worker reuse (one submitter: every job may reuse).
+// 2b. the same with a fresh worker per job (--fresh-worker-per-job).
 {
   const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "bench-node-" });
   const node = await PlasmNode.start({
@@ -143,7 +158,7 @@ try {
     allow: [key.keyid],
     statusFile: false,
     limits: { maxConcurrentJobs: cores, queueLength: 256 },
-    unsafeReuseWorkers: REUSE,
+    freshWorkerPerJob: true,
   });
   const plasm = await Plasm.connect({ bootstrap: node.multiaddrs(), key });
   const peers = [node.multiaddrs()[0]];
@@ -159,18 +174,18 @@ try {
     const cpu0 = cpuUsage();
     const t0 = performance.now();
     await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-      while (next < THROUGHPUT_JOBS) {
+      while (next < FRESH_JOBS) {
         next++;
         await plasm.submit(noopModule, { peers, timeoutMs: 5_000 }).result();
       }
     }));
     const s = (performance.now() - t0) / 1000;
     const cpu = cpuUsage(cpu0);
-    const cpuMs = (cpu.user + cpu.system) / 1000 / THROUGHPUT_JOBS;
+    const cpuMs = (cpu.user + cpu.system) / 1000 / FRESH_JOBS;
     console.log(
-      `UNSAFE reuse (${REUSE} jobs/worker): hello p50 ${q(rtt, 0.5).toFixed(1)} ms, p95 ${
+      `fresh worker per job: hello p50 ${q(rtt, 0.5).toFixed(1)} ms, p95 ${
         q(rtt, 0.95).toFixed(1)
-      } ms; no-op ${(THROUGHPUT_JOBS / s).toFixed(0)} jobs/s; CPU ${
+      } ms; no-op ${(FRESH_JOBS / s).toFixed(0)} jobs/s; CPU ${
         cpuMs.toFixed(1)
       } ms/job (load ${load()})`,
     );
@@ -181,28 +196,28 @@ try {
   }
 }
 
-// 4. the sandbox alone: what one single-use worker per job costs without libp2p.
-const pool = await JobPool.create({ workers: cores });
-await new Promise((r) => setTimeout(r, 500)); // let the pool start
-{
+// 4. the sandbox alone, without libp2p: a fresh worker per job, then reuse.
+for (const jobsPerWorker of [1, undefined]) {
+  const pool = await JobPool.create({ workers: cores, jobsPerWorker });
+  await new Promise((r) => setTimeout(r, 500)); // let the pool start
   let next = 0;
   const cpu0 = cpuUsage();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: cores }, async () => {
-    while (next < THROUGHPUT_JOBS) {
+    while (next < FRESH_JOBS) {
       next++;
-      await pool.run({ module: noopModule, input: new Uint8Array(0) });
+      await pool.run({ module: noopModule, input: new Uint8Array(0), tenant: "bench" });
     }
   }));
   const s = (performance.now() - t0) / 1000;
   const cpu = cpuUsage(cpu0);
-  const cpuMs = (cpu.user + cpu.system) / 1000 / THROUGHPUT_JOBS;
+  const cpuMs = (cpu.user + cpu.system) / 1000 / FRESH_JOBS;
   console.log(
-    `sandbox alone (JobPool.run no-op, ${cores} in flight): ${
-      (THROUGHPUT_JOBS / s).toFixed(0)
-    } jobs/s; CPU ${cpuMs.toFixed(1)} ms/job (load ${load()})`,
+    `sandbox alone (JobPool.run no-op, ${cores} in flight, ${
+      jobsPerWorker === 1 ? "fresh worker per job" : "reuse"
+    }): ${(FRESH_JOBS / s).toFixed(0)} jobs/s; CPU ${cpuMs.toFixed(1)} ms/job (load ${load()})`,
   );
+  pool.close();
 }
-pool.close();
 console.log(`load_after ${load()}`);
 Deno.exit(0); // libp2p leaves TCP handles open
