@@ -473,8 +473,11 @@ Deno.test("TM-24 capability poisoning: records not signed by their peer are igno
 Deno.test("TM-22 hostile submitter: a job whose submitter cancels (AbortSignal) or closes its side of the stream stops on the node at once, queued or running, and frees its slot; the closing submitter gets a signed receipt saying cancelled", async () => {
   const key = ephemeralNodeKey();
   const spin = await wat(`(module (func (export "_start") (loop $l (br $l))))`);
-  /** Far above the cancellation's own latency, far below the spinning job's timeout, in ms. */
-  const STOP_WITHIN_MS = 2_000;
+  /**
+   * Far above the cancellation's own latency (a yamux reset crossing a loaded
+   * 2-core machine took over 2 s once), far below the spinning job's timeout, in ms.
+   */
+  const STOP_WITHIN_MS = 5_000;
   const SPIN_TIMEOUT_MS = 20_000;
   await withNodes(key, [{ limits: { maxConcurrentJobs: 1 } }], async ([node]) => {
     const peers = [node.multiaddrs()[0]];
