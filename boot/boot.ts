@@ -531,6 +531,12 @@ async function discoverAndFetch(
   const fetchArgs = ["--manifest", url, ...commonArgs(d), ...socks];
   for (const c of candidates.slice(1)) fetchArgs.push("--mirror", c.manifestUrl);
   for (const m of first.mirrors) fetchArgs.push("--mirror", m);
+  // The peers that claim this release (mDNS, DHT provider records): fetch
+  // asks them for /cas/sha256/<hex> and, with the CID, /ipfs/<cid> for the
+  // manifest, so the release still comes when its URL stops answering.
+  // Hints (TM-07, TM-08): fetch verifies the manifest and every digest.
+  for (const p of first.providers) if (/^https?:\/\//.test(p)) fetchArgs.push("--provider", p);
+  if (first.manifestCid) fetchArgs.push("--cid", first.manifestCid);
   // TM-13: private mode writes nothing persistent; the fetcher refuses a root that is not tmpfs.
   const [name, where] = d.policy.mode === "private"
     ? ["fetch-private", ["--root", d.paths.privateRoot]]
