@@ -1994,8 +1994,9 @@ Deno.test("[vm self-host-dht] with mDNS dropped between the guests (nft), guest 
       "A's provider started with the DHT on (phase.bootstrap= signed)",
     );
     // A announced itself as a provider of the manifest CID and published the signed record.
-    await a.waitFor(/"event":"dht_provided"/, SELFHOST_READY_TIMEOUT_MS);
-    await a.waitFor(/"event":"dht_published"/, SELFHOST_READY_TIMEOUT_MS);
+    // (The console shows the provider's log as `phase-serve: info: <event> k=v`.)
+    await a.waitFor(/phase-serve: info: dht_provided\b/, SELFHOST_READY_TIMEOUT_MS);
+    await a.waitFor(/phase-serve: info: dht_published\b/, SELFHOST_READY_TIMEOUT_MS);
     console.log(
       `vm-plan: self-host-dht: A serving at ${served.url}, in the DHT after ${
         ((performance.now() - t0) / 1000).toFixed(1)
