@@ -7,8 +7,7 @@
  * that boot passes on can deliver the release.
  */
 import { memoryLogger } from "../core/mod.ts";
-import { DEFAULT_POLICY, discover, fetchRelease } from "../client/mod.ts";
-import { dhtLookup, dhtProviderLookup } from "../client/_dht.ts";
+import { DEFAULT_POLICY, fetchRelease } from "../client/mod.ts";
 import { createPhaseNode, findManifestProviders, type PhaseNode } from "../p2p/mod.ts";
 import {
   assert,
@@ -26,6 +25,17 @@ import { type BootDeps, runChain, SEED_PATHS } from "./boot.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const opts = { sanitizeResources: false, sanitizeOps: false };
+
+/** Runs a seed step's entrypoint as its task does (its permission set), as phase-boot runs phase-<step>. */
+async function entrypoint(task: string, args: readonly string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [...taskArgv(task), ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
+}
 
 Deno.test({
   name:
@@ -94,28 +104,15 @@ Deno.test({
           const step = program.slice(program.lastIndexOf("/") + 1).replace(/^phase-/, "");
           if (step === "udhcpc") return { code: 0, stdout: "" };
           if (step === "discover") {
-            // The real discovery: the origin answers its probe now.
-            const r = await discover({
-              policy: { ...DEFAULT_POLICY, bootstrap: bootAddrs },
-              trust,
-              arch: "amd64",
-              order: ["wan"],
-              dht: dhtLookup(bootAddrs),
-              dhtProviders: dhtProviderLookup(bootAddrs),
-            });
+            // The real discover entrypoint with the arguments boot gives it: the origin answers its probe now.
+            const r = await entrypoint("discover", args);
             // ... and is gone before fetch runs.
             await origin.close();
-            return { code: 0, stdout: JSON.stringify(r) + "\n" };
+            return r;
           }
           if (step === "fetch") {
             fetchArgs.push([...args]);
-            const out = await new Deno.Command(Deno.execPath(), {
-              args: [...taskArgv("fetch"), ...args],
-              cwd: ROOT,
-              stdout: "piped",
-              stderr: "piped",
-            }).output();
-            return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
+            return await entrypoint("fetch", args);
           }
           if (step === "kexec") {
             return {
