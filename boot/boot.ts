@@ -536,6 +536,12 @@ async function discoverAndFetch(
   // the rest to them (hints, checked by digest: TM-07). Never in private
   // mode nor over Tor (TM-13: an mDNS query announces this machine).
   if (d.policy.mode !== "private" && !tor) fetchArgs.push("--rediscover");
+  // The peers that claim this release (mDNS, DHT provider records): fetch
+  // asks them for /cas/sha256/<hex> and, with the CID, /ipfs/<cid> for the
+  // manifest, so the release still comes when its URL stops answering.
+  // Hints (TM-07, TM-08): fetch verifies the manifest and every digest.
+  for (const p of first.providers) if (/^https?:\/\//.test(p)) fetchArgs.push("--provider", p);
+  if (first.manifestCid) fetchArgs.push("--cid", first.manifestCid);
   // TM-13: private mode writes nothing persistent; the fetcher refuses a root that is not tmpfs.
   const [name, where] = d.policy.mode === "private"
     ? ["fetch-private", ["--root", d.paths.privateRoot]]

@@ -228,18 +228,14 @@ export function mdnsCandidates(
   return out.map(({ own: _own, ...c }) => c);
 }
 
-/**
- * DHT values to candidates: only records signed by the trust file are
- * kept (TM-08), highest version first; a forged record with a higher
- * version is dropped, so it cannot hide the genuine one.
- */
-export function dhtCandidates(
+/** The records the trust file signs (TM-08), highest version first (then latest expiry). */
+function trustedRecords(
   values: readonly Uint8Array[],
   trust: Trust,
   now: Date,
   key: string,
   logger?: Logger,
-): Candidate[] {
+): DiscoveryRecord[] {
   const good: DiscoveryRecord[] = [];
   const seen = new Set<string>();
   for (const v of values.slice(0, MAX_DHT_VALUES)) {
@@ -257,11 +253,33 @@ export function dhtCandidates(
       });
     }
   }
-  good.sort((a, b) =>
+  return good.sort((a, b) =>
     compareVersions(b.version, a.version) || b.expiresAt.getTime() - a.expiresAt.getTime()
   );
+}
+
+/**
+ * DHT values to candidates: only records signed by the trust file are
+ * kept (TM-08), highest version first; a forged record with a higher
+ * version is dropped, so it cannot hide the genuine one.
+ */
+export function dhtCandidates(
+  values: readonly Uint8Array[],
+  trust: Trust,
+  now: Date,
+  key: string,
+  logger?: Logger,
+): Candidate[] {
+  return recordCandidates(trustedRecords(values, trust, now, key, logger), key, logger);
+}
+
+function recordCandidates(
+  records: readonly DiscoveryRecord[],
+  key: string,
+  logger?: Logger,
+): Candidate[] {
   const out: Candidate[] = [];
-  for (const r of good) {
+  for (const r of records) {
     if (r.mirrors.length === 0) {
       logger?.info("dht_record_without_mirror", {
         key,
@@ -277,6 +295,40 @@ export function dhtCandidates(
       source: "dht",
       version: r.version,
       manifestCid: r.manifestCid,
+      name: key,
+    });
+  }
+  return out;
+}
+
+/**
+ * The re-serving peers of a trusted record as candidates of their own:
+ * each peer's HTTP URL (from its peer record, docs/dht-keys.md) with the
+ * release's manifest path. Used when the record names no mirror, or when
+ * its mirrors fail their probe (the origin is gone, the peers are not).
+ * Hints like mDNS answers (TM-07, TM-08): each is probed, and fetch
+ * verifies the manifest under the trust file and every digest.
+ */
+export function providerCandidates(
+  record: { readonly version?: string; readonly manifestCid: string },
+  peers: readonly string[],
+  channel: string,
+  arch: string,
+  key: string,
+): Candidate[] {
+  const out: Candidate[] = [];
+  for (const p of peers) {
+    const url = httpUrl(
+      new URL(`${channel}/${arch}/manifest.json`, p.endsWith("/") ? p : `${p}/`).href,
+    );
+    if (!url) continue;
+    out.push({
+      manifestUrl: url,
+      mirrors: [],
+      providers: [...peers],
+      source: "dht",
+      version: record.version,
+      manifestCid: record.manifestCid,
       name: key,
     });
   }
@@ -473,6 +525,8 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
   const found: Candidate[] = [];
   const mdnsClaims = new Map<string, number | undefined>();
   const healthByOrigin = new Map<string, Promise<Health>>();
+  // Per manifest CID: the DHT provider records' peers, standing in for a record whose mirrors fail their probe.
+  const dhtStandIns = new Map<string, Candidate[]>();
   const order = stepOrder(o.policy, o.order);
   for (const step of order) {
     const t0 = performance.now();
@@ -503,22 +557,32 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
         const trust = o.trustWalk && values.length > 0
           ? await walkForRecords(o, values, trustSources(o, found, mdnsClaims), now)
           : o.trust;
-        got = dhtCandidates(values, trust, now, key, o.logger);
-        if (o.dhtProviders && got[0]?.manifestCid) {
+        const records = trustedRecords(values, trust, now, key, o.logger);
+        got = recordCandidates(records, key, o.logger);
+        const best = records[0];
+        if (o.dhtProviders && best) {
           // Re-serving peers of the best trusted release (one bounded lookup).
-          const cid = got[0].manifestCid;
+          const cid = best.manifestCid;
           const urls = await bounded(o.dhtProviders(cid, ms), ms + 1_000, "DHT provider lookup")
             .catch((err) => {
               o.logger?.warn("dht_providers_failed", { error: (err as Error).message });
               return [] as readonly string[];
             });
-          const peers = urls.map(httpUrl).filter((u): u is string => !!u);
+          const peers = [...new Set(urls.map(httpUrl).filter((u): u is string => !!u))];
           o.logger?.info("dht_providers", { manifest_cid: cid, found: peers.length });
           got = got.map((c) =>
             c.manifestCid === cid
               ? { ...c, providers: [...new Set([...c.providers, ...peers])] }
               : c
           );
+          const own = providerCandidates(best, peers, channel, arch, key);
+          if (got.some((c) => c.manifestCid === cid)) {
+            // Kept for the probe: they stand in if the record's mirrors fail it.
+            dhtStandIns.set(cid, own);
+          } else {
+            // The record names no mirror: its providers are the only sources.
+            got = [...own, ...got];
+          }
         }
       } else if (o.policy.provider) {
         got = [{
@@ -563,28 +627,21 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
   const candidates: Candidate[] = [];
   const rejected: Rejected[] = [];
   const list = [...firstByUrl.values()].slice(0, MAX_CANDIDATES);
-  if (o.probe !== false) {
-    // Probes run concurrently, one per origin, each bounded.
-    for (const c of list) {
-      const origin = new URL(c.manifestUrl).origin;
-      if (!healthByOrigin.has(origin)) {
-        healthByOrigin.set(
-          origin,
-          probeHealth(c.manifestUrl, { timeoutMs: o.probeTimeoutMs, fetchFn: o.fetchFn }),
-        );
-      }
-    }
-  }
-  for (const c of list) {
-    if (o.probe === false) {
-      candidates.push(c);
-      continue;
-    }
+  const health = (c: Candidate): Promise<Health> => {
     const origin = new URL(c.manifestUrl).origin;
-    const h = await healthByOrigin.get(origin)!;
+    let h = healthByOrigin.get(origin);
+    if (!h) {
+      h = probeHealth(c.manifestUrl, { timeoutMs: o.probeTimeoutMs, fetchFn: o.fetchFn });
+      healthByOrigin.set(origin, h);
+    }
+    return h;
+  };
+  /** Probes `c`: keeps it, or records why not. */
+  const judge = async (c: Candidate): Promise<boolean> => {
+    const h = await health(c);
     if (h.ok) {
       candidates.push(c);
-      continue;
+      return true;
     }
     rejected.push({
       url: c.manifestUrl,
@@ -598,8 +655,35 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
     if (h.captivePortal) {
       o.logger?.warn("captive_portal", { url: c.manifestUrl, reason: h.reason, threat: "TM-15" });
     }
+    return false;
+  };
+  if (o.probe === false) {
+    candidates.push(...list);
+  } else {
+    // Probes run concurrently, one per origin, each bounded.
+    for (const c of list) health(c);
+    for (const c of list) {
+      if (await judge(c)) continue;
+      const cid = c.source === "dht" ? c.manifestCid : undefined;
+      const standIns = cid ? dhtStandIns.get(cid) : undefined;
+      if (!cid || !standIns) continue;
+      // The record verified, its mirrors did not answer (the origin is
+      // gone): the peers that provide its manifest CID stand in, in its
+      // place, each probed; still hints (TM-07, TM-08).
+      dhtStandIns.delete(cid);
+      const fresh = standIns.filter((s) => !firstByUrl.has(s.manifestUrl));
+      for (const s of fresh) health(s);
+      let kept = 0;
+      for (const s of fresh) if (await judge(s)) kept++;
+      o.logger?.info("dht_providers_stand_in", {
+        manifest_cid: cid,
+        mirror: c.manifestUrl,
+        peers: fresh.length,
+        kept,
+      });
+    }
   }
-  return { candidates: spread(candidates), rejected, steps };
+  return { candidates: spread(candidates.slice(0, MAX_CANDIDATES)), rejected, steps };
 }
 
 /**

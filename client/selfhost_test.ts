@@ -218,3 +218,97 @@ Deno.test({
     }
   },
 });
+
+/**
+ * The origin-gone loop of `[vm self-host-dht]` on loopback: an origin
+ * provider, a DHT bootstrap node, machine A re-serving its cache and
+ * providing the manifest CID; the origin stops. `mirrors` is what the
+ * signed record names: the origin, or nothing (as `deno task images`
+ * signs it).
+ */
+async function dhtStandIn(mirrors: "origin" | "none") {
+  const dir = await tempDir("selfhost-dht");
+  const { key, trustPath } = await releaseKey(`${dir}/keys`);
+  const trust = await loadTrust(trustPath);
+  const files = await writeRelease(`${dir}/root`, "stable", "amd64", { kernel: 600_000 });
+  let boot: PhaseNode | undefined;
+  let peer: RunningProvider | undefined;
+  try {
+    const origin = await startProvider({
+      root: `${dir}/root`,
+      state: `${dir}/origin`,
+      port: 0,
+      sign: false,
+      trustPath,
+      mdns: false,
+      dht: false,
+      logger: memoryLogger(),
+    });
+    const originManifest = `${origin.url}/stable/amd64/manifest.json`;
+    await signFixture(`${dir}/root`, key, {
+      mirrors: mirrors === "origin" ? [originManifest] : [],
+    });
+    await origin.rescan();
+    boot = await createPhaseNode({ trust });
+    const bootAddrs = boot.getMultiaddrs().map(String);
+    await fetchRelease({ manifestUrl: originManifest, trust, cacheDir: `${dir}/cacheA` });
+    // A re-serves and publishes the record it fetched (signed by the release key).
+    peer = await startProvider({
+      root: `${dir}/cacheA`,
+      fromCache: `${dir}/cacheA`,
+      state: `${dir}/state-a`,
+      port: 0,
+      sign: false,
+      trustPath,
+      mdns: false,
+      dht: dhtAdvertiser({ bootstrap: bootAddrs }),
+      watch: false,
+      logger: memoryLogger(),
+    });
+    await origin.close();
+    const manifestCid = rawCid(await Deno.readFile(`${dir}/root/stable/amd64/manifest.json`));
+    await waitFor(async () => {
+      const found = await findManifestProviders(boot!, manifestCid, { timeoutMs: 2_000 });
+      return found.some((f) => f.url === peer!.url);
+    }, 20_000);
+    const logger = memoryLogger();
+    const found = await discover({
+      policy: { ...DEFAULT_POLICY, bootstrap: bootAddrs },
+      trust,
+      arch: "amd64",
+      order: ["wan"],
+      dht: dhtLookup(bootAddrs),
+      dhtProviders: dhtProviderLookup(bootAddrs),
+      logger,
+    });
+    // A, found by its provider record and probed like an mDNS hint, is the one candidate.
+    assertEquals(found.candidates.map((c) => [c.manifestUrl, c.source, c.manifestCid]), [
+      [`${peer.url}/stable/amd64/manifest.json`, "dht", manifestCid],
+    ]);
+    if (mirrors === "origin") {
+      assertEquals(found.rejected.map((r) => r.url), [originManifest]);
+    }
+    // Still a hint: fetch verifies the manifest under the trust file and each digest.
+    const r = await fetchFromCandidates(found.candidates, { trust, cacheDir: `${dir}/cacheB` });
+    assertEquals(await Deno.readFile(r.artifacts.kernel.path), files.kernel);
+    assertEquals(r.manifestSource, `${peer.url}/stable/amd64/manifest.json`);
+  } finally {
+    await peer?.close();
+    await boot?.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test({
+  name:
+    "TM-08 DHT poisoning: a trusted record whose mirror is gone: the peers providing its manifest CID stand in, probed, and fetch verifies what they serve",
+  ...opts,
+  fn: () => dhtStandIn("origin"),
+});
+
+Deno.test({
+  name:
+    "TM-08 DHT poisoning: a trusted record that names no mirror: the peers providing its manifest CID are its candidates, and fetch verifies what they serve",
+  ...opts,
+  fn: () => dhtStandIn("none"),
+});

@@ -88,6 +88,12 @@ export const IMAGES_HELP: HelpSpec = {
       default: "none: the target starts no node",
     },
     {
+      flag: "--target-bootstrap MULTIADDR",
+      text:
+        "sign phase.bootstrap= into the release's command line: the booted target's provider joins the DHT through these peers and announces itself as a provider of the release (repeatable)",
+      default: "none: the target's provider uses mDNS only",
+    },
+    {
       flag: "--unsafe-node-open",
       text:
         "write unsafe_node_open = true: the target's node accepts jobs from ANY peer, rate-limited (logged loudly)",

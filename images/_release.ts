@@ -57,6 +57,8 @@ export interface TargetReleaseInput {
   readonly epoch: number;
   readonly now: Date;
   readonly log: Logger;
+  /** DHT peers for the target's provider (`phase.bootstrap=`, signed with the manifest). */
+  readonly bootstrap?: readonly string[];
 }
 
 /** Step 7: the target initramfs and kernel, signed with the release key. */
@@ -103,7 +105,9 @@ export async function targetRelease(
     expiresInMs: RELEASE_EXPIRES_MS,
     now: inp.now,
     // phase.rootfs: signed with the manifest, so the target can trust it.
-    cmdline: `console=${ARCH[inp.arch].console} ${rootfsCmdline(rootfsHex)}`,
+    cmdline: `console=${ARCH[inp.arch].console} ${rootfsCmdline(rootfsHex)}${
+      inp.bootstrap?.length ? ` phase.bootstrap=${inp.bootstrap.join(",")}` : ""
+    }`,
   }, key);
   inp.log.info(`images: release ${r.path} cid ${r.cid}`);
   return { manifest: r.path };

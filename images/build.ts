@@ -76,6 +76,8 @@ export interface BuildOptions {
    * target starts a Plasm node accepting jobs from these (none: no node).
    */
   readonly node?: NodePolicy;
+  /** DHT peers signed into the release's command line (`phase.bootstrap=`) for the target's provider. */
+  readonly targetBootstrap?: readonly string[];
   /**
    * Secure Boot image (TM-14, docs/secure-boot.md): signed UKIs, signed
    * systemd-boot, the seed under dm-verity, the target kernel signed; no
@@ -212,6 +214,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
       epoch,
       now: opts.now,
       log,
+      bootstrap: opts.targetBootstrap,
     });
     release = r.manifest;
     mark("release", t);

@@ -32,10 +32,11 @@ export const IMAGES_FLAGS = {
   "unsafe-test-key": { type: "boolean" },
   "node-allow": { type: "string", multiple: true },
   "unsafe-node-open": { type: "boolean" },
+  "target-bootstrap": { type: "string", multiple: true },
 } as const;
 
 const USAGE =
-  "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release] [--with-tor] [--allow-tor] [--torrc FILE] [--secure-boot --db-key KEY --db-cert CERT [--unsafe-test-key]] [--node-allow KEYID]... [--unsafe-node-open]";
+  "deno task images --arch amd64|arm64 --out DIR [--artifacts DIR] [--channel C] [--version V] [--keys DIR] [--provider URL] [--cmdline STR] [--kernel FILE] [--sysroot DIR --deno FILE (arm64)] [--no-release] [--with-tor] [--allow-tor] [--torrc FILE] [--secure-boot --db-key KEY --db-cert CERT [--unsafe-test-key]] [--node-allow KEYID]... [--unsafe-node-open] [--target-bootstrap MULTIADDR]...";
 
 function today(now: Date): string {
   const p = (n: number) => String(n).padStart(2, "0");
@@ -104,6 +105,16 @@ export async function runImages(args: string[]): Promise<number> {
       "--unsafe-node-open: the booted target's node will accept jobs from ANY peer on its network",
     );
   }
+  const targetBootstrap = values["target-bootstrap"] ?? [];
+  for (const b of targetBootstrap) {
+    // One word of the signed command line, split on commas by the target and the policy.
+    if (!/^\/[A-Za-z0-9._/:-]+$/.test(b)) {
+      throw new UsageError(
+        `--target-bootstrap takes a multiaddr (/ip4/A/tcp/P/p2p/ID), got '${b}'`,
+        "a DHT node's multiaddr: 'deno task serve' logs it (dht_started)",
+      );
+    }
+  }
   const node = nodeAllow.length || values["unsafe-node-open"]
     ? { accept: nodeAllow, unsafeOpen: values["unsafe-node-open"] ?? false }
     : undefined;
@@ -136,6 +147,7 @@ export async function runImages(args: string[]): Promise<number> {
       torrc,
       secureBoot,
       node,
+      targetBootstrap,
     });
     console.log(
       `phase-images: built ${r.outputs.length} outputs in ${values.out} in ${

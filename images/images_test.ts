@@ -522,3 +522,27 @@ Deno.test("deno task images --node-allow: a value that is not a keyid is refused
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deno task images --target-bootstrap: a value that is not one multiaddr word (a comma, a space) is refused before anything is built", async () => {
+  const dir = await tmpDir("images-bootstrap-test-");
+  try {
+    for (const bad of ["/ip4/10.0.0.1/tcp/4001,/ip4/10.0.0.2/tcp/4001", "/ip4/1.2.3.4 x", "a"]) {
+      const r = await new Deno.Command("deno", {
+        args: ["task", "-q", "images", "--out", `${dir}/out`, "--target-bootstrap", bad],
+        cwd: REPO,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const err = new TextDecoder().decode(r.stderr);
+      assertEquals(r.code, EXIT_STATUS.E_USAGE, err);
+      assert(err.includes(`--target-bootstrap takes a multiaddr`), err);
+      assert(err.includes("hint: a DHT node's multiaddr"), err);
+    }
+    await Deno.stat(`${dir}/out`).then(
+      () => assert(false, "an output directory was created"),
+      (e) => assert(e instanceof Deno.errors.NotFound),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

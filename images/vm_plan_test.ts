@@ -1866,3 +1866,179 @@ Deno.test("TM-13 private-mode privacy: [vm self-host-private] a guest whose cach
     await Deno.remove(img).catch(() => {});
   }
 });
+
+// ---- [vm self-host-dht]: the same loop with mDNS blocked, B finding A through DHT provider records ----
+
+/** Bound of the wait for the namespace's DHT bootstrap node to log its peer id. */
+const DHT_NODE_READY_TIMEOUT_MS = 60_000;
+/** TCP port of the namespace's DHT bootstrap node. */
+const DHT_NODE_PORT = 4001;
+
+/**
+ * The DHT bootstrap node of a self-hosting LAN: a real `serve` on
+ * 10.77.0.1 with the DHT on and an empty root (it serves and provides no
+ * release, so B cannot boot from it), stable peer id in `state`. Resolves
+ * with its multiaddr, from its `dht_started` log event.
+ */
+async function dhtNode(lan: GuestLan, state: string): Promise<string> {
+  const root = `${WORK}/dht-node-root`;
+  await Deno.mkdir(root, { recursive: true });
+  const child = lan.spawn([
+    "deno",
+    "run",
+    "-q",
+    "--no-prompt",
+    "--no-remote",
+    "-P=serve",
+    "provider/main.ts",
+    "serve",
+    "--root",
+    root,
+    "--state",
+    state,
+    "--trust",
+    `${KEYS}/trust.json`,
+    "--no-sign",
+    "--host",
+    "10.77.0.1",
+    "--port",
+    "8081",
+    "--dht-port",
+    String(DHT_NODE_PORT),
+    "--no-mdns",
+    "--no-watch",
+  ], { stdout: "null", stderr: "piped" });
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const deadline = Date.now() + DHT_NODE_READY_TIMEOUT_MS;
+  let addr: string | undefined;
+  while (!addr && Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += value;
+    addr = new RegExp(`"(/ip4/10\\.77\\.0\\.1/tcp/${DHT_NODE_PORT}/p2p/12D3Koo\\w+)"`).exec(seen)
+      ?.[1];
+  }
+  assert(addr, `the DHT node logged no multiaddr:\n${seen}`);
+  (async () => {
+    try {
+      while (!(await reader.read()).done) { /* drain */ }
+    } catch { /* closed */ }
+  })();
+  return addr;
+}
+
+/** nft rules of the LAN's bridge: UDP 5353 (mDNS) between the guests is dropped and counted. */
+const NO_MDNS_RULES = `table bridge phase_no_mdns {
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    udp dport 5353 counter drop
+    udp sport 5353 counter drop
+  }
+}
+`;
+
+/** Packets the {@link NO_MDNS_RULES} dropped so far. */
+async function mdnsDropped(lan: GuestLan): Promise<number> {
+  const out = await new Deno.Command("ip", {
+    args: ["netns", "exec", lan.ns, "nft", "list", "table", "bridge", "phase_no_mdns"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  return [...new TextDecoder().decode(out.stdout).matchAll(/counter packets (\d+)/g)]
+    .reduce((n, m) => n + Number(m[1]), 0);
+}
+
+Deno.test("[vm self-host-dht] with mDNS dropped between the guests (nft), guest B finds A through DHT provider records (a DHT bootstrap node in the namespace) and boots the same release from it", async () => {
+  const lan = await GuestLan.bridged("selfhost-dht", 2);
+  const imgB = `${WORK}/selfhost-dht-b.img`;
+  let a: Background | undefined;
+  let imgA: string | undefined;
+  try {
+    const nft = await new Deno.Command("ip", {
+      args: ["netns", "exec", lan.ns, "nft", "-f", "-"],
+      stdin: "piped",
+      stderr: "piped",
+    }).spawn();
+    const w = nft.stdin.getWriter();
+    await w.write(new TextEncoder().encode(NO_MDNS_RULES));
+    await w.close();
+    const nftOut = await nft.output();
+    assertEquals(nftOut.code, 0, new TextDecoder().decode(nftOut.stderr));
+    const bootstrap = await dhtNode(lan, `${WORK}/selfhost-dht-node`);
+    // The release's signed command line names the bootstrap node: the
+    // target's provider joins the DHT and provides the manifest CID.
+    const out = `${WORK}/dht-out`;
+    const artifacts = `${WORK}/dht-artifacts`;
+    await buildImage(out, artifacts, PROVIDER_URL, "amd64", [
+      "--node-allow",
+      SUBMITTER,
+      "--target-bootstrap",
+      bootstrap,
+    ]);
+    await Deno.copyFile(`${out}/phase-amd64.img`, imgB);
+    // B: no manual URL, the bootstrap node on its command line (mDNS finds nothing: dropped).
+    await editEntry(
+      imgB,
+      "internet.conf",
+      (t) => t.replace(/ phase\.provider=\S+/, ` phase.bootstrap=${bootstrap}`),
+    );
+    const host = await lan.provider(artifacts, `${WORK}/selfhost-dht-state`, ["--no-mdns"]);
+    const t0 = performance.now();
+    const served = await servingGuest(lan, "selfhost-dht-a", "amd64", `${out}/phase-amd64.img`);
+    a = served.a;
+    imgA = served.img;
+    assert(
+      a.lines.some((l) => /DHT on\)/.test(l.text)),
+      "A's provider started with the DHT on (phase.bootstrap= signed)",
+    );
+    // A announced itself as a provider of the manifest CID and published the signed record.
+    // (The console shows the provider's log as `phase-serve: info: <event> k=v`.)
+    await a.waitFor(/phase-serve: info: dht_provided\b/, SELFHOST_READY_TIMEOUT_MS);
+    await a.waitFor(/phase-serve: info: dht_published\b/, SELFHOST_READY_TIMEOUT_MS);
+    console.log(
+      `vm-plan: self-host-dht: A serving at ${served.url}, in the DHT after ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s`,
+    );
+    host.kill("SIGTERM");
+    await host.status;
+    const dropped0 = await mdnsDropped(lan);
+    const run = await bootVm({
+      image: imgB,
+      timeoutMs: BOOT_TIMEOUT_MS * 2,
+      until: UNTIL,
+      watch: WATCH,
+      wrap: lan.wrap,
+      netArgs: lan.netArgsFor(1),
+    });
+    report("self-host-dht (B)", run);
+    assertEquals(run.outcome, "target", tail(run));
+    // B's console names A as the source, found through the DHT.
+    assert(
+      run.lines.some((l) =>
+        l.text.includes(`using ${served.url}/`) && /phase-boot: discover: .*\(dht\)/.test(l.text)
+      ),
+      `B names A (${served.url}) as its source, found through the DHT\n` + tail(run),
+    );
+    assert(run.lines.some((l) => l.text.includes("phase-wasm: hello: dlroW ,olleH")), tail(run));
+    // mDNS was on the wire and dropped: A announced, B asked; neither got through.
+    const dropped = await mdnsDropped(lan);
+    assert(dropped > dropped0, `nft dropped mDNS while B discovered (${dropped0} -> ${dropped})`);
+    const aRun = await a.stop();
+    a = undefined;
+    const aText = aRun.lines.map((l) => l.text);
+    assert(
+      aText.some((t) => /\baccess\b/.test(t) && /kernel|initramfs|cas\/sha256|ipfs/.test(t)),
+      "A served artifacts to B\n" +
+        aText.filter((t) => t.includes("phase-serve") || t.includes("{")).slice(-20).join("\n"),
+    );
+    console.log(`vm-plan: self-host-dht: nft dropped ${dropped} mDNS packet(s)`);
+  } finally {
+    await a?.stop();
+    await lan.close();
+    await Deno.remove(imgB).catch(() => {});
+    if (imgA) await Deno.remove(imgA).catch(() => {});
+  }
+});
