@@ -232,17 +232,30 @@ export function socksDialer(o: SocksDialerOptions): Dialer {
       );
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const onAbort = () => conn.close();
+    // The abort, the handshake deadline and the failure path may each close
+    // the connection, in any order (a loaded machine runs an overdue timer in
+    // the same turn as the abort): only the first close acts (TM-06).
+    let closed = false;
+    const closeOnce = () => {
+      if (closed) return;
+      closed = true;
+      try {
+        conn.close();
+      } catch { /* closed by the runtime already */ }
+    };
+    const onAbort = closeOnce;
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       let timedOut = false;
       timer = setTimeout(() => {
         timedOut = true;
-        conn.close();
+        closeOnce();
       }, timeoutMs);
       try {
         await socksHandshake(conn, host, port, o.isolation);
       } catch (err) {
+        // The caller's abort came first when both happened: it is the cause.
+        if (signal?.aborted) throw signal.reason;
         if (timedOut) {
           throw new NetError(
             "E_STALL",
@@ -250,7 +263,6 @@ export function socksDialer(o: SocksDialerOptions): Dialer {
             { cause: err },
           );
         }
-        if (signal?.aborted) throw signal.reason;
         throw err;
       }
       clearTimeout(timer);
@@ -258,9 +270,7 @@ export function socksDialer(o: SocksDialerOptions): Dialer {
       if (!https) return conn;
       return await Deno.startTls(conn, { hostname: host });
     } catch (err) {
-      try {
-        conn.close();
-      } catch { /* already closed */ }
+      closeOnce();
       throw err;
     } finally {
       if (timer !== undefined) clearTimeout(timer);

@@ -112,6 +112,31 @@ Deno.test("TM-06 slow retrieval: a SOCKS proxy that never opens the tunnel is cu
   }
 });
 
+Deno.test("TM-06 slow retrieval: a SOCKS handshake cancelled just as its deadline passes closes the connection once and throws nothing out of band", async () => {
+  const socks = startTestSocks({ mode: "stall" });
+  try {
+    const TIMEOUT_MS = 50;
+    const dial = socksDialer({
+      proxy: { hostname: "127.0.0.1", port: socks.port },
+      handshakeTimeoutMs: TIMEOUT_MS,
+    });
+    const ac = new AbortController();
+    const pending = dial(new URL("http://x.phase.invalid/"), ac.signal);
+    // Connected, the handshake waits on the stalled proxy.
+    await new Promise((r) => setTimeout(r, 20));
+    ac.abort(new Error("caller gave up"));
+    // The abort closed the connection; block past the handshake deadline so
+    // its timer is due in the same turn as the failed read (a loaded machine).
+    const until = performance.now() + 3 * TIMEOUT_MS;
+    while (performance.now() < until) { /* busy */ }
+    await assertRejects(() => pending, Error, "caller gave up");
+    // A stray close of the closed connection would surface here, after the dial settled.
+    await new Promise((r) => setTimeout(r, 2 * TIMEOUT_MS));
+  } finally {
+    await socks.close();
+  }
+});
+
 Deno.test("socks: refusals and non-SOCKS answers are reported with their reason", async () => {
   for (
     const [mode, text] of [
