@@ -5,7 +5,9 @@
  * of console markers into phases; prints each run and the median.
  *
  * Run: `deno run -q --no-prompt -P=test bench/boot/boot_bench.ts [RUNS]
- * [--arch amd64|arm64] [--baseline DIR] [--steps]`.
+ * [--arch amd64|arm64] [--baseline DIR] [--steps] [--icount] [--log FILE]`.
+ * - `--icount` boots under `-icount shift=0` too; `--log FILE` appends
+ *   every boot's console lines (host ms, text) to FILE.
  *
  * - `--baseline DIR` also builds the image from another checkout (e.g.
  *   `git archive COMMIT | tar -x -C DIR`) and boots the two images
@@ -69,10 +71,14 @@ interface Flags {
   arch: "amd64" | "arm64";
   baseline?: string;
   steps: boolean;
+  /** Boot under `-icount shift=0`: the steps' own timings and kernel stamps are guest time. */
+  icount: boolean;
+  /** Write every boot's console (host ms + line) to this file. */
+  log?: string;
 }
 
 function parseArgs(args: string[]): Flags {
-  const f: Flags = { runs: 3, arch: "amd64", steps: false };
+  const f: Flags = { runs: 3, arch: "amd64", steps: false, icount: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--arch") {
@@ -81,6 +87,8 @@ function parseArgs(args: string[]): Flags {
       f.arch = v;
     } else if (a === "--baseline") f.baseline = args[++i];
     else if (a === "--steps") f.steps = true;
+    else if (a === "--icount") f.icount = true;
+    else if (a === "--log") f.log = args[++i];
     else if (/^[1-9][0-9]*$/.test(a)) f.runs = Number(a);
     else throw new Error(`unknown argument ${a}`);
   }
@@ -233,7 +241,16 @@ if (import.meta.main) {
             timeoutMs: BOOT_TIMEOUT_MS * (flags.arch === "arm64" ? ARM64_TIMEOUT_FACTOR : 1),
             until: { target: MARKS.target, shell: /phase-seed: boot failed/ },
             watch: MARKS,
+            ...(flags.icount ? { wrap: ["sh", "-c", `exec "$0" "$@" -icount shift=0`] } : {}),
           });
+          if (flags.log) {
+            await Deno.writeTextFile(
+              flags.log,
+              `# ${v.label} run ${r + 1}\n` +
+                run.lines.map((l) => `${l.ms} ${l.text}`).join("\n") + "\n",
+              { append: true },
+            );
+          }
           if (run.outcome !== "target") {
             throw new Error(
               `${v.label} run ${r + 1}: ${run.outcome}\n` +
