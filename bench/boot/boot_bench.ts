@@ -6,8 +6,6 @@
  *
  * Run: `deno run -q --no-prompt -P=test bench/boot/boot_bench.ts [RUNS]
  * [--arch amd64|arm64] [--baseline DIR] [--steps] [--icount] [--log FILE]`.
- * - `--icount` boots under `-icount shift=0` too; `--log FILE` appends
- *   every boot's console lines (host ms, text) to FILE.
  *
  * - `--baseline DIR` also builds the image from another checkout (e.g.
  *   `git archive COMMIT | tar -x -C DIR`) and boots the two images
@@ -21,6 +19,10 @@
  *   cache ("prepared"), and with the prepared cache after dropping the
  *   page cache (as at the seed's boot: Deno read from the squashfs), in
  *   guest seconds.
+ * - `--icount` boots under `-icount shift=0` too (wall times then mean
+ *   nothing; the kernels' stamps and phase-boot's own timings are guest
+ *   time); `--log FILE` appends every boot's console lines (host ms, text)
+ *   to FILE.
  * - arm64 reads its sysroot and Deno from PHASE_ARM64_SYSROOT /
  *   PHASE_ARM64_DENO (default ./.cache/arm64/..., images/fetch_arm64.sh).
  *
