@@ -8,12 +8,15 @@
  * @module
  */
 import type { Logger } from "../core/mod.ts";
-import {
-  createPhaseNode,
-  findManifestProviders,
-  lookupRecords,
-  type PhaseNode,
-} from "../p2p/mod.ts";
+import type { PhaseNode } from "../p2p/mod.ts";
+
+/**
+ * libp2p and the DHT, loaded when a lookup runs: they are most of
+ * phase-discover's bundle, and a boot whose command-line provider answers
+ * (or a local-mode boot) never asks the DHT, so it never evaluates them
+ * (issue 17: every module evaluated at a step's start costs under TCG).
+ */
+const p2p = () => import("../p2p/mod.ts");
 
 /** Longest wait for the routing table to learn a peer after bootstrap, in milliseconds. */
 export const DHT_SETTLE_MS = 1_500;
@@ -28,6 +31,7 @@ export function dhtLookup(
   return async (key, timeoutMs) => {
     const m = /^\/phase\/([^/]+)\/([^/]+)\/manifest$/.exec(key);
     if (!m) throw new Error(`not a Phase DHT key: ${key}`);
+    const { createPhaseNode, lookupRecords } = await p2p();
     const node = await createPhaseNode({ listen: [], clientMode: true, bootstrap, logger });
     try {
       // Identify fills the routing table a moment after the dial: a lookup
@@ -55,6 +59,7 @@ async function withNode<T>(
   logger: Logger | undefined,
   fn: (node: PhaseNode) => Promise<T>,
 ): Promise<T> {
+  const { createPhaseNode } = await p2p();
   const node = await createPhaseNode({ listen: [], clientMode: true, bootstrap, logger });
   try {
     const table = (node.services.dht as unknown as { routingTable?: { size: number } })
@@ -81,6 +86,7 @@ export function dhtProviderLookup(
 ): (manifestCid: string, timeoutMs: number) => Promise<string[]> {
   return (manifestCid, timeoutMs) =>
     withNode(bootstrap, timeoutMs, logger, async (node) => {
+      const { findManifestProviders } = await p2p();
       const found = await findManifestProviders(node, manifestCid, { timeoutMs });
       logger?.info("dht_http_providers", { manifest_cid: manifestCid, found: found.length });
       return found.map((f) => f.url);

@@ -16,7 +16,14 @@ import { gzipSync } from "node:zlib";
 import type { Logger } from "../core/mod.ts";
 import { permissionTable, phaseVersion, unstableFeatures } from "../cli/mod.ts";
 import { binaries, type BinarySpec } from "../audit/mod.ts";
-import { denoBundle, EXTRA_BUNDLES, launcherScript, runTool, SEED_ROOT } from "../images/mod.ts";
+import {
+  bundledPath,
+  denoBundle,
+  EXTRA_BUNDLES,
+  launcherScript,
+  runTool,
+  SEED_ROOT,
+} from "../images/mod.ts";
 import { DebError } from "./errors.ts";
 import { type DebArch, RUNTIME_CACHE_DIR, verifiedRuntime } from "./runtime.ts";
 import {
@@ -162,8 +169,9 @@ async function programs(
   // Modules loaded at run time beside their bundle (wasm's Worker), and the
   // example jobs wasm/hello.ts looks for beside it.
   for (const extra of EXTRA_BUNDLES) {
-    await denoBundle(opts.repo, extra, `${root}${LIB_ROOT}/${extra}`);
-    await Deno.chmod(`${root}${LIB_ROOT}/${extra}`, 0o644);
+    const out = `${root}${LIB_ROOT}/${bundledPath(extra)}`;
+    await denoBundle(opts.repo, extra, out);
+    await Deno.chmod(out, 0o644);
   }
   const examples: string[] = [];
   for await (const e of Deno.readDir(`${opts.repo}/wasm/examples`)) {

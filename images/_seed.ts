@@ -34,8 +34,21 @@ export const SEED_TASKS = [
   "serve",
 ] as const;
 
-/** Modules other code loads at run time by URL, bundled beside their loader. */
+/**
+ * Modules other code loads at run time by URL, bundled beside their loader
+ * under {@link bundledPath} (wasm/runner.ts `workerUrl`: a `.js` loader
+ * loads the `.js` worker).
+ */
 export const EXTRA_BUNDLES = ["wasm/_worker.ts"] as const;
+
+/**
+ * Where the bundle of a source module goes: same path, `.js`. A bundle is
+ * JavaScript: under a `.ts` name Deno would transpile it at every start
+ * and the prepared code cache could not cover it (issue 17).
+ */
+export function bundledPath(source: string): string {
+  return source.replace(/\.ts$/, ".js");
+}
 
 /** What the seed initramfs is made of. */
 export interface SeedInitramfsInput {
@@ -228,12 +241,13 @@ async function seedTree(
     });
   }
   // Modules loaded at run time beside their bundle (wasm/runner.ts starts
-  // its Worker from ./_worker.ts): bundled JS under the same name.
+  // its Worker from ../wasm/_worker.js when it runs from a bundle).
   for (const extra of EXTRA_BUNDLES) {
-    await denoBundle(repo, extra, `${root}/${extra}`);
-    await Deno.chmod(`${root}/${extra}`, 0o644);
+    const out = bundledPath(extra);
+    await denoBundle(repo, extra, `${root}/${out}`);
+    await Deno.chmod(`${root}/${out}`, 0o644);
     // The worker runs with no permissions.
-    warm.push({ path: extra, flags: unstable.map((u) => `--unstable-${u}`) });
+    warm.push({ path: out, flags: unstable.map((u) => `--unstable-${u}`) });
   }
   // Issue 17: V8 code cache and dependency analysis prepared here, so no
   // step compiles its bundle at boot.

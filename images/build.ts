@@ -29,7 +29,7 @@ import { assembleDisk, buildCache, convertImages } from "./_disk.ts";
 import { targetRelease, writeSums } from "./_release.ts";
 
 export { ARM64_HINT, SEED_MODULES } from "./_inputs.ts";
-export { denoBundle, EXTRA_BUNDLES, SEED_TASKS } from "./_seed.ts";
+export { bundledPath, denoBundle, EXTRA_BUNDLES, SEED_TASKS } from "./_seed.ts";
 export type { NodePolicy } from "./_seed.ts";
 export { ESP_MIB } from "./_esp.ts";
 export { CACHE_MIB, diskDescriptor } from "./_disk.ts";

@@ -9,6 +9,7 @@ export { ImagesError } from "./errors.ts";
 export type { ImagesCode } from "./errors.ts";
 export {
   buildImages,
+  bundledPath,
   CACHE_MIB,
   DEFAULT_SOURCE_DATE_EPOCH,
   denoBundle,

@@ -460,12 +460,24 @@ export class JobPool {
 
 type WorkerPermissions = "none" | Record<string, unknown>;
 
+/**
+ * Where the job worker is, seen from the module that holds this code
+ * (`base`: its `import.meta.url`). `../wasm/` and not `./`: bundled, this
+ * code lives in the bundle of whichever entrypoint runs jobs
+ * (/usr/lib/phase/wasm/wasm.js for phase-wasm, /usr/lib/phase/node/node.js
+ * for phase-node) and the worker is shipped once, in wasm/. The worker is
+ * the same kind of file as its loader: from a bundled `.js` module, the
+ * bundled `_worker.js` (plain JavaScript: Deno does not transpile it at
+ * each start and the prepared code cache covers it, issue 17); from
+ * source (`.ts`, also under `deno compile`), `_worker.ts`.
+ */
+export function workerUrl(base: string): URL {
+  const ext = new URL(base).pathname.endsWith(".js") ? "js" : "ts";
+  return new URL(`../wasm/_worker.${ext}`, base);
+}
+
 function spawnWorker(permissions: WorkerPermissions): Worker {
-  // `../wasm/` and not `./`: bundled, this code lives in the bundle of
-  // whichever entrypoint runs jobs (/usr/lib/phase/wasm/... for phase-wasm,
-  // /usr/lib/phase/node/... for phase-node), and the worker is shipped once,
-  // as /usr/lib/phase/wasm/_worker.ts; unbundled, both name wasm/_worker.ts.
-  return new Worker(new URL("../wasm/_worker.ts", import.meta.url), {
+  return new Worker(workerUrl(import.meta.url), {
     type: "module",
     name: "phase-wasm-job",
     deno: { permissions },

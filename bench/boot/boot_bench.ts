@@ -5,7 +5,7 @@
  * of console markers into phases; prints each run and the median.
  *
  * Run: `deno run -q --no-prompt -P=test bench/boot/boot_bench.ts [RUNS]
- * [--arch amd64|arm64] [--baseline DIR] [--steps]`.
+ * [--arch amd64|arm64] [--baseline DIR] [--steps] [--icount] [--log FILE]`.
  *
  * - `--baseline DIR` also builds the image from another checkout (e.g.
  *   `git archive COMMIT | tar -x -C DIR`) and boots the two images
@@ -16,7 +16,13 @@
  *   the host is) and, at the target's shell, times each seed launcher's
  *   `--help` (Deno start-up and the bundle's load, nothing else) RUNS
  *   times with an empty DENO_DIR ("cold") and with the prepared code
- *   cache ("prepared"), in guest seconds.
+ *   cache ("prepared"), and with the prepared cache after dropping the
+ *   page cache (as at the seed's boot: Deno read from the squashfs), in
+ *   guest seconds.
+ * - `--icount` boots under `-icount shift=0` too (wall times then mean
+ *   nothing; the kernels' stamps and phase-boot's own timings are guest
+ *   time); `--log FILE` appends every boot's console lines (host ms, text)
+ *   to FILE.
  * - arm64 reads its sysroot and Deno from PHASE_ARM64_SYSROOT /
  *   PHASE_ARM64_DENO (default ./.cache/arm64/..., images/fetch_arm64.sh).
  *
@@ -50,16 +56,43 @@ const MARKS = {
   target: /PHASE-TARGET-OK/,
 } as const;
 
+/**
+ * Kernel starts: the console arrival of an init's "init at <uptime>s" line
+ * less that uptime. The kernels run `quiet` (no EFI stub or printk lines to
+ * mark their start), and the uptime is the guest's own clock.
+ */
+const KERNEL_STARTS = {
+  seedKernel: /phase-seed: init at ([\d.]+)s/,
+  targetKernel: /phase-target: init at ([\d.]+)s/,
+} as const;
+
+/** Adds {@link KERNEL_STARTS} marks to a boot's marks. */
+function kernelStarts(run: Awaited<ReturnType<typeof bootVm>>): Record<string, number> {
+  const marks: Record<string, number> = { ...run.marks };
+  for (const [name, re] of Object.entries(KERNEL_STARTS)) {
+    for (const l of run.lines) {
+      const m = re.exec(l.text);
+      if (m) {
+        marks[name] = l.ms - Number(m[1]) * 1000;
+        break;
+      }
+    }
+  }
+  return marks;
+}
+
 /** Phase name -> [from mark, to mark]. */
 const PHASES: [string, string, string][] = [
-  ["firmware (OVMF + systemd-boot)", "", "efiStub"],
-  ["seed kernel", "efiStub", "seedInit"],
+  ["firmware (OVMF + systemd-boot, EFI stub)", "", "seedKernel"],
+  ["seed kernel", "seedKernel", "seedInit"],
   ["seed init (modules, mounts, Deno start)", "seedInit", "bootStart"],
   ["network (udhcpc)", "bootStart", "network"],
   ["discover", "network", "discover"],
-  ["fetch (13.5 MiB kernel + 2 MiB initramfs)", "discover", "fetch"],
+  ["fetch (kernel 13.5 MiB, initramfs 2 MiB, rootfs 40 MiB)", "discover", "fetch"],
   // No separate verify step: kexec load verifies, stages and re-hashes.
   ["kexec (verify, stage, load, exec, target kernel boot)", "kexec", "targetInit"],
+  ["  of which the kexec step (verify, stage, load)", "kexec", "targetKernel"],
+  ["  of which the target kernel", "targetKernel", "targetInit"],
   ["target init (WASM job, marker)", "targetInit", "target"],
   ["total boot-to-target", "", "target"],
 ];
@@ -69,10 +102,14 @@ interface Flags {
   arch: "amd64" | "arm64";
   baseline?: string;
   steps: boolean;
+  /** Boot under `-icount shift=0`: the steps' own timings and kernel stamps are guest time. */
+  icount: boolean;
+  /** Write every boot's console (host ms + line) to this file. */
+  log?: string;
 }
 
 function parseArgs(args: string[]): Flags {
-  const f: Flags = { runs: 3, arch: "amd64", steps: false };
+  const f: Flags = { runs: 3, arch: "amd64", steps: false, icount: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--arch") {
@@ -81,6 +118,8 @@ function parseArgs(args: string[]): Flags {
       f.arch = v;
     } else if (a === "--baseline") f.baseline = args[++i];
     else if (a === "--steps") f.steps = true;
+    else if (a === "--icount") f.icount = true;
+    else if (a === "--log") f.log = args[++i];
     else if (/^[1-9][0-9]*$/.test(a)) f.runs = Number(a);
     else throw new Error(`unknown argument ${a}`);
   }
@@ -171,6 +210,15 @@ async function steps(
       script.push(timed(`${s} cold`, `rm -rf ${dir}; mkdir -p ${dir}; : > ${dir}/.prepared`, run));
       // An empty DENO_DIR: the launcher copies the cache (timed with it).
       script.push(timed(`${s} prepared`, `rm -rf ${dir}; mkdir -p ${dir}`, run));
+      // As at the seed's boot: nothing of the seed partition in the page
+      // cache yet (Deno and the bundle read and decompressed from squashfs).
+      script.push(
+        timed(
+          `${s} uncached`,
+          `rm -rf ${dir}; mkdir -p ${dir}; sync; echo 3 > /proc/sys/vm/drop_caches`,
+          run,
+        ),
+      );
     }
   }
   script.push("echo STEPS-DONE\n");
@@ -194,14 +242,16 @@ async function steps(
     got.set(key, [...(got.get(key) ?? []), Number(m[4]) - Number(m[3])]);
   }
   console.log(`\n${flags.arch}, -icount shift=0, guest seconds, median of ${flags.runs}\n`);
-  console.log("| launcher `--help` | cold DENO_DIR | prepared code cache |");
-  console.log("|---|---:|---:|");
+  console.log(
+    "| launcher `--help` | cold DENO_DIR | prepared code cache | prepared, empty page cache |",
+  );
+  console.log("|---|---:|---:|---:|");
   for (const s of STEP_LAUNCHERS) {
     const cell = (k: string) => {
       const xs = got.get(`${s}\0${k}`) ?? [];
       return xs.length ? median(xs).toFixed(2) : "-";
     };
-    console.log(`| phase-${s} | ${cell("cold")} | ${cell("prepared")} |`);
+    console.log(`| phase-${s} | ${cell("cold")} | ${cell("prepared")} | ${cell("uncached")} |`);
   }
 }
 
@@ -233,17 +283,26 @@ if (import.meta.main) {
             timeoutMs: BOOT_TIMEOUT_MS * (flags.arch === "arm64" ? ARM64_TIMEOUT_FACTOR : 1),
             until: { target: MARKS.target, shell: /phase-seed: boot failed/ },
             watch: MARKS,
+            ...(flags.icount ? { wrap: ["sh", "-c", `exec "$0" "$@" -icount shift=0`] } : {}),
           });
+          if (flags.log) {
+            await Deno.writeTextFile(
+              flags.log,
+              `# ${v.label} run ${r + 1}\n` +
+                run.lines.map((l) => `${l.ms} ${l.text}`).join("\n") + "\n",
+              { append: true },
+            );
+          }
           if (run.outcome !== "target") {
             throw new Error(
               `${v.label} run ${r + 1}: ${run.outcome}\n` +
                 run.lines.slice(-30).map((l) => l.text).join("\n"),
             );
           }
-          results[i].push(run.marks);
+          results[i].push(kernelStarts(run));
           console.error(
             `${v.label} run ${r + 1}/${flags.runs} (load ${before} -> ${load()}): ${
-              JSON.stringify(run.marks)
+              JSON.stringify(kernelStarts(run))
             }`,
           );
         }
