@@ -6,6 +6,7 @@
  * discovery and is gone when fetch runs: only the providers and the CID
  * that boot passes on can deliver the release.
  */
+import { startTestProvider } from "../testing/provider.ts";
 import { memoryLogger } from "../core/mod.ts";
 import { DEFAULT_POLICY, fetchRelease } from "../client/mod.ts";
 import { createPhaseNode, findManifestProviders, type PhaseNode } from "../p2p/mod.ts";
@@ -49,15 +50,10 @@ Deno.test({
     let boot: PhaseNode | undefined;
     let peer: RunningProvider | undefined;
     try {
-      const origin = await startProvider({
+      const origin = await startTestProvider({
         root: `${dir}/root`,
         state: `${dir}/origin`,
-        port: 0,
-        sign: false,
         trustPath,
-        mdns: false,
-        dht: false,
-        logger: memoryLogger(),
       });
       const originManifest = `${origin.url}/stable/amd64/manifest.json`;
       await signFixture(`${dir}/root`, key, { mirrors: [originManifest] });

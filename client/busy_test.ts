@@ -4,9 +4,10 @@
  * that out (bounded) or uses another source meanwhile, and never counts it
  * as a lie (TM-07). Real providers on loopback.
  */
+import { startTestProvider } from "../testing/provider.ts";
 import { memoryLogger } from "../core/mod.ts";
 import { busyWaitMs, fetchRelease, MAX_BUSY_WAIT_MS, MIN_BUSY_WAIT_MS } from "./mod.ts";
-import { type RunningProvider, startProvider } from "../provider/mod.ts";
+import type { RunningProvider } from "../provider/mod.ts";
 import {
   assert,
   assertEquals,
@@ -39,17 +40,12 @@ async function withLab(fn: (lab: Lab) => Promise<void>): Promise<void> {
   await signFixture(`${dir}/root`, key);
   const running: RunningProvider[] = [];
   const start = async (name: string, maxDownloads?: number) => {
-    const p = await startProvider({
+    const p = await startTestProvider({
       root: `${dir}/root`,
       state: `${dir}/${name}`,
-      port: 0,
-      sign: false,
       trustPath,
-      mdns: false,
-      dht: false,
       watch: false,
       maxDownloads,
-      logger: memoryLogger(),
     });
     running.push(p);
     return p;

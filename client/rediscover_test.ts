@@ -5,11 +5,12 @@
  * segments not yet fetched to the peer; a peer that lies is dropped for
  * the rest of the run and its bytes are fetched again elsewhere.
  */
+import { startTestProvider } from "../testing/provider.ts";
 import { memoryLogger } from "../core/mod.ts";
 import { fetchRelease } from "./mod.ts";
 import { cacheLayout } from "./cache.ts";
 import { auditCache } from "./cache.ts";
-import { type RunningProvider, startProvider } from "../provider/mod.ts";
+import type { RunningProvider } from "../provider/mod.ts";
 import {
   assert,
   assertEquals,
@@ -47,16 +48,11 @@ async function withOrigin(fn: (lab: Lab) => Promise<void>): Promise<void> {
   const { key, trustPath } = await releaseKey(`${dir}/keys`);
   const files = await writeRelease(`${dir}/root`, "stable", "amd64", SIZES);
   await signFixture(`${dir}/root`, key);
-  const origin = await startProvider({
+  const origin = await startTestProvider({
     root: `${dir}/root`,
     state: `${dir}/origin`,
-    port: 0,
-    sign: false,
     trustPath,
-    mdns: false,
-    dht: false,
     watch: false,
-    logger: memoryLogger(),
   });
   try {
     await fn({
@@ -88,18 +84,13 @@ Deno.test({
       });
       let peer: RunningProvider | undefined;
       const appear = setTimeout(async () => {
-        peer = await startProvider({
+        peer = await startTestProvider({
           root: `${dir}/peer`,
           fromCache: `${dir}/peer`,
           state: `${dir}/peer-state`,
-          port: 0,
-          sign: false,
           trustPath,
-          mdns: false,
-          dht: false,
           watch: false,
           snapshot: false,
-          logger: memoryLogger(),
         }).catch(() => undefined);
       }, PEER_AFTER_MS);
       const logger = memoryLogger();
@@ -243,16 +234,11 @@ Deno.test({
       try {
         for (const k of [1, 2]) {
           peers.push(
-            await startProvider({
+            await startTestProvider({
               root: `${dir}/root`,
               state: `${dir}/peer${k}`,
-              port: 0,
-              sign: false,
               trustPath,
-              mdns: false,
-              dht: false,
               watch: false,
-              logger: memoryLogger(),
             }),
           );
         }

@@ -6,6 +6,7 @@
  * is gone) and spreads its ranged requests over both; and `--mirror`
  * end to end (the real `serve` entrypoint under its permission set).
  */
+import { startTestProvider } from "../testing/provider.ts";
 import { memoryLogger } from "../core/mod.ts";
 import { DEFAULT_POLICY, discover, fetchFromCandidates, fetchRelease } from "./mod.ts";
 import { dhtLookup, dhtProviderLookup } from "./_dht.ts";
@@ -59,15 +60,10 @@ Deno.test({
     let boot: PhaseNode | undefined;
     const peers: RunningProvider[] = [];
     try {
-      const origin = await startProvider({
+      const origin = await startTestProvider({
         root: `${dir}/root`,
         state: `${dir}/origin`,
-        port: 0,
-        sign: false,
         trustPath,
-        mdns: false,
-        dht: false,
-        logger: memoryLogger(),
       });
       // The signed record names the origin only: the re-serving nodes cannot add themselves.
       await signFixture(`${dir}/root`, key, {
@@ -155,15 +151,10 @@ Deno.test({
     const { key, trustPath } = await releaseKey(`${dir}/keys`);
     const files = await writeRelease(`${dir}/root`, "stable", "amd64");
     await signFixture(`${dir}/root`, key, { version: "2026.11.20" });
-    const upstream = await startProvider({
+    const upstream = await startTestProvider({
       root: `${dir}/root`,
       state: `${dir}/up`,
-      port: 0,
-      sign: false,
       trustPath,
-      mdns: false,
-      dht: false,
-      logger: memoryLogger(),
     });
     try {
       const mirror = await spawnServe([
@@ -234,15 +225,10 @@ async function dhtStandIn(mirrors: "origin" | "none") {
   let boot: PhaseNode | undefined;
   let peer: RunningProvider | undefined;
   try {
-    const origin = await startProvider({
+    const origin = await startTestProvider({
       root: `${dir}/root`,
       state: `${dir}/origin`,
-      port: 0,
-      sign: false,
       trustPath,
-      mdns: false,
-      dht: false,
-      logger: memoryLogger(),
     });
     const originManifest = `${origin.url}/stable/amd64/manifest.json`;
     await signFixture(`${dir}/root`, key, {

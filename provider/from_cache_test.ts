@@ -4,6 +4,7 @@
  * everything on each scan, refuses what does not verify (logged once, on
  * the status page), and never signs.
  */
+import { startTestProvider } from "../testing/provider.ts";
 import { memoryLogger } from "../core/mod.ts";
 import { fetchRelease } from "../client/mod.ts";
 import {
@@ -29,15 +30,10 @@ async function fetchedCache(dir: string, sign: { expiresInMs?: number } = {}) {
     initramfs: 100_000,
   });
   await signFixture(`${dir}/root`, key, sign);
-  const origin = await startProvider({
+  const origin = await startTestProvider({
     root: `${dir}/root`,
     state: `${dir}/origin-state`,
-    port: 0,
-    sign: false,
     trustPath,
-    mdns: false,
-    dht: false,
-    logger: memoryLogger(),
   });
   try {
     const trust = await loadTrust(trustPath);
@@ -54,15 +50,11 @@ async function fetchedCache(dir: string, sign: { expiresInMs?: number } = {}) {
 
 function startFromCache(dir: string, trustPath: string, extra: Record<string, unknown> = {}) {
   const logger = memoryLogger();
-  return startProvider({
+  return startTestProvider({
     root: `${dir}/cache`,
     fromCache: `${dir}/cache`,
     state: `${dir}/reserve-state`,
-    port: 0,
-    sign: false,
     trustPath,
-    mdns: false,
-    dht: false,
     watch: false,
     logger,
     ...extra,
