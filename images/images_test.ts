@@ -470,32 +470,33 @@ Deno.test({
   },
 });
 
+/**
+ * Runs `deno task images --out DIR/out ARGS` and checks that it is refused
+ * with E_USAGE, that stderr says each of `says`, and that nothing was built.
+ */
+async function imagesRefuses(dir: string, args: string[], says: string[]): Promise<void> {
+  const r = await new Deno.Command("deno", {
+    args: ["task", "-q", "images", "--out", `${dir}/out`, ...args],
+    cwd: REPO,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(r.stderr);
+  assertEquals(r.code, EXIT_STATUS.E_USAGE, err);
+  for (const s of says) assert(err.includes(s), err);
+  await Deno.stat(`${dir}/out`).then(
+    () => assert(false, "an output directory was created"),
+    (e) => assert(e instanceof Deno.errors.NotFound),
+  );
+}
+
 Deno.test("deno task images --torrc: a fragment that sets a port or the data directory is refused before anything is built", async () => {
   const dir = await tmpDir("images-torrc-test-");
   try {
     await Deno.writeTextFile(`${dir}/torrc`, "UseBridges 1\nControlPort 9051\n");
-    const r = await new Deno.Command("deno", {
-      args: [
-        "task",
-        "-q",
-        "images",
-        "--out",
-        `${dir}/out`,
-        "--with-tor",
-        "--torrc",
-        `${dir}/torrc`,
-      ],
-      cwd: REPO,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const err = new TextDecoder().decode(r.stderr);
-    assertEquals(r.code, EXIT_STATUS.E_USAGE, err);
-    assert(err.includes("line 2: 'controlport' is set by Phase"), err);
-    await Deno.stat(`${dir}/out`).then(
-      () => assert(false, "an output directory was created"),
-      (e) => assert(e instanceof Deno.errors.NotFound),
-    );
+    await imagesRefuses(dir, ["--with-tor", "--torrc", `${dir}/torrc`], [
+      "line 2: 'controlport' is set by Phase",
+    ]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -504,20 +505,10 @@ Deno.test("deno task images --torrc: a fragment that sets a port or the data dir
 Deno.test("deno task images --node-allow: a value that is not a keyid is refused before anything is built", async () => {
   const dir = await tmpDir("images-node-test-");
   try {
-    const r = await new Deno.Command("deno", {
-      args: ["task", "-q", "images", "--out", `${dir}/out`, "--node-allow", "alice"],
-      cwd: REPO,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const err = new TextDecoder().decode(r.stderr);
-    assertEquals(r.code, EXIT_STATUS.E_USAGE, err);
-    assert(err.includes("--node-allow takes a keyid ed25519:<64 hex>, got 'alice'"), err);
-    assert(err.includes("hint: 'deno task job key' prints a submitter's keyid"), err);
-    await Deno.stat(`${dir}/out`).then(
-      () => assert(false, "an output directory was created"),
-      (e) => assert(e instanceof Deno.errors.NotFound),
-    );
+    await imagesRefuses(dir, ["--node-allow", "alice"], [
+      "--node-allow takes a keyid ed25519:<64 hex>, got 'alice'",
+      "hint: 'deno task job key' prints a submitter's keyid",
+    ]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -527,21 +518,11 @@ Deno.test("deno task images --target-bootstrap: a value that is not one multiadd
   const dir = await tmpDir("images-bootstrap-test-");
   try {
     for (const bad of ["/ip4/10.0.0.1/tcp/4001,/ip4/10.0.0.2/tcp/4001", "/ip4/1.2.3.4 x", "a"]) {
-      const r = await new Deno.Command("deno", {
-        args: ["task", "-q", "images", "--out", `${dir}/out`, "--target-bootstrap", bad],
-        cwd: REPO,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const err = new TextDecoder().decode(r.stderr);
-      assertEquals(r.code, EXIT_STATUS.E_USAGE, err);
-      assert(err.includes(`--target-bootstrap takes a multiaddr`), err);
-      assert(err.includes("hint: a DHT node's multiaddr"), err);
+      await imagesRefuses(dir, ["--target-bootstrap", bad], [
+        "--target-bootstrap takes a multiaddr",
+        "hint: a DHT node's multiaddr",
+      ]);
     }
-    await Deno.stat(`${dir}/out`).then(
-      () => assert(false, "an output directory was created"),
-      (e) => assert(e instanceof Deno.errors.NotFound),
-    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
