@@ -6,22 +6,10 @@
  * discovery and is gone when fetch runs: only the providers and the CID
  * that boot passes on can deliver the release.
  */
-import { startTestProvider } from "../testing/provider.ts";
+import { withDhtPeer } from "../testing/provider.ts";
 import { memoryLogger } from "../core/mod.ts";
-import { DEFAULT_POLICY, fetchRelease } from "../client/mod.ts";
-import { createPhaseNode, findManifestProviders, type PhaseNode } from "../p2p/mod.ts";
-import {
-  assert,
-  assertEquals,
-  releaseKey,
-  signFixture,
-  taskArgv,
-  tempDir,
-  waitFor,
-  writeRelease,
-} from "../testing/mod.ts";
-import { loadTrust, rawCid } from "../verify/mod.ts";
-import { dhtAdvertiser, type RunningProvider, startProvider } from "../provider/mod.ts";
+import { DEFAULT_POLICY } from "../client/mod.ts";
+import { assert, assertEquals, taskArgv } from "../testing/mod.ts";
 import { type BootDeps, runChain, SEED_PATHS } from "./boot.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -42,42 +30,9 @@ Deno.test({
   name:
     "TM-07 mDNS poisoning: boot passes the discovered providers and the manifest CID to fetch: the origin gone after discovery, the release comes verified from the re-serving peer",
   ...opts,
-  fn: async () => {
-    const dir = await tempDir("boot-providers");
-    const { key, trustPath } = await releaseKey(`${dir}/keys`);
-    const trust = await loadTrust(trustPath);
-    const files = await writeRelease(`${dir}/root`, "stable", "amd64", { kernel: 400_000 });
-    let boot: PhaseNode | undefined;
-    let peer: RunningProvider | undefined;
-    try {
-      const origin = await startTestProvider({
-        root: `${dir}/root`,
-        state: `${dir}/origin`,
-        trustPath,
-      });
-      const originManifest = `${origin.url}/stable/amd64/manifest.json`;
-      await signFixture(`${dir}/root`, key, { mirrors: [originManifest] });
-      await origin.rescan();
-      boot = await createPhaseNode({ trust });
-      const bootAddrs = boot.getMultiaddrs().map(String);
-      await fetchRelease({ manifestUrl: originManifest, trust, cacheDir: `${dir}/cacheA` });
-      peer = await startProvider({
-        root: `${dir}/cacheA`,
-        fromCache: `${dir}/cacheA`,
-        state: `${dir}/state-a`,
-        port: 0,
-        sign: false,
-        trustPath,
-        mdns: false,
-        dht: dhtAdvertiser({ bootstrap: bootAddrs }),
-        watch: false,
-        logger: memoryLogger(),
-      });
-      const manifestCid = rawCid(await Deno.readFile(`${dir}/root/stable/amd64/manifest.json`));
-      await waitFor(async () => {
-        const found = await findManifestProviders(boot!, manifestCid, { timeoutMs: 2_000 });
-        return found.some((f) => f.url === peer!.url);
-      }, 20_000);
+  fn: () =>
+    withDhtPeer("boot-providers", { mirrors: "origin", kernelBytes: 400_000 }, async (lab) => {
+      const { dir, trustPath, files, origin, originManifest, bootAddrs, peer, manifestCid } = lab;
       const said: string[] = [];
       const fetchArgs: string[][] = [];
       await Deno.mkdir(`${dir}/run`, { recursive: true });
@@ -133,10 +88,5 @@ Deno.test({
       assert(args.includes("--provider") && args.includes(`${peer.url}/`), args.join(" "));
       assertEquals(args[args.indexOf("--cid") + 1], manifestCid);
       assertEquals(await Deno.readFile(outcome.artifacts.kernel), files.kernel);
-    } finally {
-      await peer?.close();
-      await boot?.stop();
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+    }),
 });

@@ -6,7 +6,7 @@
  * is gone) and spreads its ranged requests over both; and `--mirror`
  * end to end (the real `serve` entrypoint under its permission set).
  */
-import { startTestProvider } from "../testing/provider.ts";
+import { startTestProvider, withDhtPeer } from "../testing/provider.ts";
 import { memoryLogger } from "../core/mod.ts";
 import { DEFAULT_POLICY, discover, fetchFromCandidates, fetchRelease } from "./mod.ts";
 import { dhtLookup, dhtProviderLookup } from "./_dht.ts";
@@ -218,45 +218,9 @@ Deno.test({
  * signs it).
  */
 async function dhtStandIn(mirrors: "origin" | "none") {
-  const dir = await tempDir("selfhost-dht");
-  const { key, trustPath } = await releaseKey(`${dir}/keys`);
-  const trust = await loadTrust(trustPath);
-  const files = await writeRelease(`${dir}/root`, "stable", "amd64", { kernel: 600_000 });
-  let boot: PhaseNode | undefined;
-  let peer: RunningProvider | undefined;
-  try {
-    const origin = await startTestProvider({
-      root: `${dir}/root`,
-      state: `${dir}/origin`,
-      trustPath,
-    });
-    const originManifest = `${origin.url}/stable/amd64/manifest.json`;
-    await signFixture(`${dir}/root`, key, {
-      mirrors: mirrors === "origin" ? [originManifest] : [],
-    });
-    await origin.rescan();
-    boot = await createPhaseNode({ trust });
-    const bootAddrs = boot.getMultiaddrs().map(String);
-    await fetchRelease({ manifestUrl: originManifest, trust, cacheDir: `${dir}/cacheA` });
-    // A re-serves and publishes the record it fetched (signed by the release key).
-    peer = await startProvider({
-      root: `${dir}/cacheA`,
-      fromCache: `${dir}/cacheA`,
-      state: `${dir}/state-a`,
-      port: 0,
-      sign: false,
-      trustPath,
-      mdns: false,
-      dht: dhtAdvertiser({ bootstrap: bootAddrs }),
-      watch: false,
-      logger: memoryLogger(),
-    });
-    await origin.close();
-    const manifestCid = rawCid(await Deno.readFile(`${dir}/root/stable/amd64/manifest.json`));
-    await waitFor(async () => {
-      const found = await findManifestProviders(boot!, manifestCid, { timeoutMs: 2_000 });
-      return found.some((f) => f.url === peer!.url);
-    }, 20_000);
+  await withDhtPeer("selfhost-dht", { mirrors, kernelBytes: 600_000 }, async (lab) => {
+    const { trust, bootAddrs, peer, manifestCid, originManifest } = lab;
+    await lab.origin.close();
     const logger = memoryLogger();
     const found = await discover({
       policy: { ...DEFAULT_POLICY, bootstrap: bootAddrs },
@@ -275,14 +239,13 @@ async function dhtStandIn(mirrors: "origin" | "none") {
       assertEquals(found.rejected.map((r) => r.url), [originManifest]);
     }
     // Still a hint: fetch verifies the manifest under the trust file and each digest.
-    const r = await fetchFromCandidates(found.candidates, { trust, cacheDir: `${dir}/cacheB` });
-    assertEquals(await Deno.readFile(r.artifacts.kernel.path), files.kernel);
+    const r = await fetchFromCandidates(found.candidates, {
+      trust,
+      cacheDir: `${lab.dir}/cacheB`,
+    });
+    assertEquals(await Deno.readFile(r.artifacts.kernel.path), lab.files.kernel);
     assertEquals(r.manifestSource, `${peer.url}/stable/amd64/manifest.json`);
-  } finally {
-    await peer?.close();
-    await boot?.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 }
 
 Deno.test({
