@@ -671,20 +671,24 @@ Deno.test("[vm lan] discovery by mDNS through a tap device in a network namespac
   }
 });
 
-Deno.test("TM-15 captive portal and redirects: [vm captive] a fake portal answers on the LAN, the manual URL from the command line wins", async () => {
+Deno.test("TM-15 captive portal and redirects: [vm captive] a fake portal stands in for the command line's provider URL and answers on the LAN: both are rejected, the real provider found on the LAN wins", async () => {
   const img = await vmCopy("captive");
+  // The command line names an address where the portal answers: a command-line
+  // URL that answers /health ends discovery (issue 17), so this one must be
+  // seen through as a portal for the LAN to be asked at all.
   await editEntry(
     img,
     "internet.conf",
     (t) =>
       t.replace(
         /phase\.provider=\S+/,
-        "phase.provider=http://10.77.0.1:8080/stable/amd64/manifest.json",
+        "phase.provider=http://10.77.0.2/stable/amd64/manifest.json",
       ),
   );
   const lan = await GuestLan.create("cap", ["10.77.0.1", "10.77.0.2"]);
   try {
-    await lan.provider(ARTIFACTS, `${WORK}/captive-state`, ["--no-mdns"]);
+    // The real provider advertises itself on mDNS; so does the portal.
+    await lan.provider(ARTIFACTS, `${WORK}/captive-state`, []);
     const portal = lan.spawn([
       "deno",
       "run",
@@ -713,9 +717,13 @@ Deno.test("TM-15 captive portal and redirects: [vm captive] a fake portal answer
     );
     assert(
       run.lines.some((l) =>
-        /phase-boot: discover: .*using http:\/\/10\.77\.0\.1:8080.*\(cmdline\)/.test(l.text)
+        /phase-boot: discover: .*using http:\/\/10\.77\.0\.1:8080.*\(mdns\)/.test(l.text)
       ),
       tail(run),
+    );
+    assert(
+      !run.lines.some((l) => /using http:\/\/10\.77\.0\.2/.test(l.text)),
+      "the portal was never used\n" + tail(run),
     );
   } finally {
     await lan.close();
