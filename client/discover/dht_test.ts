@@ -112,21 +112,12 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const rel = await makeRelease(); // its key is A; rel.trustPath is version 1 (A)
-    const b = await keygen(`${rel.dir}/keys-b`, "b");
     const nodes: PhaseNode[] = [];
     try {
       // Trust v2 (A → B), signed by A and B, accepted into a state directory as fetch does.
-      const v2 = `${rel.dir}/trust-2.json`;
-      await trustRotate({
-        from: rel.trustPath,
-        out: v2,
-        addKeys: [b.paths.publicKey],
-        removeKeys: [(await loadSigningKey(rel.keyPath)).keyid],
-        expiresInMs: 365 * 86_400_000,
-        signWith: [rel.keyPath, b.paths.privateKey],
-      });
+      const { b, v2 } = await rotateToB(rel);
       const state = `${rel.dir}/state`;
-      await recordTrustStep(state, verifyTrustStep(rel.trust, await Deno.readFile(v2), new Date()));
+      await recordTrustStep(state, verifyTrustStep(rel.trust, v2, new Date()));
       // Three nodes that store any record (a DHT node is not the device's trust).
       nodes.push(await createPhaseNode());
       const boot = nodes[0].getMultiaddrs().map(String);
@@ -147,25 +138,9 @@ Deno.test({
         mirrors: ["http://127.0.0.1:9/signed-by-retired-a/manifest.json"],
       });
       const discover = async (extra: string[]) => {
-        const out = await new Deno.Command(Deno.execPath(), {
-          args: [
-            ...taskArgv("discover"),
-            ...["--trust", rel.trustPath, "--mode", "internet", "--channel", "stable"],
-            ...["--bootstrap", boot[0], "--order", "wan", "--dht-timeout", "5s"],
-            ...["--arch", "amd64", "--no-probe", "--json", ...extra],
-          ],
-          cwd: ROOT,
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        const stderr = new TextDecoder().decode(out.stderr);
-        if (out.code === EXIT_STATUS.E_NO_CANDIDATE) {
-          assert(stderr.includes("dht_record_rejected"), stderr);
-          return [];
-        }
-        assertEquals(out.code, 0, stderr);
-        const res = JSON.parse(new TextDecoder().decode(out.stdout));
-        return (res.candidates as { manifestUrl: string }[]).map((c) => c.manifestUrl);
+        const { urls, stderr } = await discoverUrls(rel.trustPath, boot[0], extra);
+        if (urls.length === 0) assert(stderr.includes("dht_record_rejected"), stderr);
+        return urls;
       };
       // The signers publish a record signed by B only: under the pinned
       // trust (v1: A) it is dropped, under the stored v2 (B) it counts.
