@@ -40,6 +40,41 @@ function q(ms: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))];
 }
 
+/**
+ * Runs `run` `jobs` times, `inFlight` at once: wall seconds, and CPU time
+ * of the whole process (node, client, workers) per job in ms — what a busy
+ * shared machine does not inflate; cores / it bounds the rate.
+ */
+async function timed(
+  jobs: number,
+  inFlight: number,
+  run: () => Promise<unknown>,
+): Promise<{ s: number; cpuMs: number }> {
+  let next = 0;
+  const cpu0 = cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (next < jobs) {
+      next++;
+      await run();
+    }
+  }));
+  const s = (performance.now() - t0) / 1000;
+  const cpu = cpuUsage(cpu0);
+  return { s, cpuMs: (cpu.user + cpu.system) / 1000 / jobs };
+}
+
+/** `runs` hello jobs one after the other on `peers`: each round trip in ms. */
+async function roundTrips(plasm: Plasm, peers: string[], runs: number): Promise<number[]> {
+  const rtt: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await plasm.submit(hello, { input: "Hello, World", peers }).result();
+    rtt.push(performance.now() - t0);
+  }
+  return rtt;
+}
+
 async function noop(): Promise<Uint8Array> {
   const wabt = await (await import("wabt")).default();
   const m = wabt.parseWat("noop.wat", `(module (memory 1) (func (export "_start")))`);
@@ -88,12 +123,7 @@ const peers = [node.multiaddrs()[0]];
 try {
   // 1. warm round trip
   for (let i = 0; i < 5; i++) await plasm.submit(hello, { input: "warm", peers }).result();
-  const rtt: number[] = [];
-  for (let i = 0; i < RTT_RUNS; i++) {
-    const t0 = performance.now();
-    await plasm.submit(hello, { input: "Hello, World", peers }).result();
-    rtt.push(performance.now() - t0);
-  }
+  const rtt = await roundTrips(plasm, peers, RTT_RUNS);
   console.log(
     `hello round trip (warm, ${RTT_RUNS} runs): p50 ${q(rtt, 0.5).toFixed(1)} ms, p95 ${
       q(rtt, 0.95).toFixed(1)
@@ -112,20 +142,11 @@ try {
   );
 
   // 2. throughput
-  let next = 0;
-  const cpu0 = cpuUsage();
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-    while (next < THROUGHPUT_JOBS) {
-      next++;
-      await plasm.submit(noopModule, { peers, timeoutMs: 5_000 }).result();
-    }
-  }));
-  const s = (performance.now() - t0) / 1000;
-  const cpu = cpuUsage(cpu0);
-  // CPU time of the whole process (node, client, workers) per job: what a
-  // busy shared machine does not inflate, and cores / it bounds the rate.
-  const cpuMs = (cpu.user + cpu.system) / 1000 / THROUGHPUT_JOBS;
+  const { s, cpuMs } = await timed(
+    THROUGHPUT_JOBS,
+    IN_FLIGHT,
+    () => plasm.submit(noopModule, { peers, timeoutMs: 5_000 }).result(),
+  );
   console.log(
     `no-op throughput: ${THROUGHPUT_JOBS} jobs in ${s.toFixed(2)} s = ${
       (THROUGHPUT_JOBS / s).toFixed(0)
@@ -134,12 +155,7 @@ try {
     } ms/job, so at most ${(cores * 1000 / cpuMs).toFixed(0)} jobs/s on ${cores} idle cores`,
   );
   // 1 again, with the process's code paths warm from a thousand jobs.
-  const hot: number[] = [];
-  for (let i = 0; i < RTT_RUNS; i++) {
-    const t0 = performance.now();
-    await plasm.submit(hello, { input: "Hello, World", peers }).result();
-    hot.push(performance.now() - t0);
-  }
+  const hot = await roundTrips(plasm, peers, RTT_RUNS);
   console.log(
     `hello round trip after the throughput run: p50 ${q(hot, 0.5).toFixed(1)} ms, p95 ${
       q(hot, 0.95).toFixed(1)
@@ -164,24 +180,12 @@ try {
   const peers = [node.multiaddrs()[0]];
   try {
     for (let i = 0; i < 5; i++) await plasm.submit(noopModule, { peers }).result();
-    const rtt: number[] = [];
-    for (let i = 0; i < RTT_RUNS; i++) {
-      const t0 = performance.now();
-      await plasm.submit(hello, { input: "Hello, World", peers }).result();
-      rtt.push(performance.now() - t0);
-    }
-    let next = 0;
-    const cpu0 = cpuUsage();
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-      while (next < FRESH_JOBS) {
-        next++;
-        await plasm.submit(noopModule, { peers, timeoutMs: 5_000 }).result();
-      }
-    }));
-    const s = (performance.now() - t0) / 1000;
-    const cpu = cpuUsage(cpu0);
-    const cpuMs = (cpu.user + cpu.system) / 1000 / FRESH_JOBS;
+    const rtt = await roundTrips(plasm, peers, RTT_RUNS);
+    const { s, cpuMs } = await timed(
+      FRESH_JOBS,
+      IN_FLIGHT,
+      () => plasm.submit(noopModule, { peers, timeoutMs: 5_000 }).result(),
+    );
     console.log(
       `fresh worker per job: hello p50 ${q(rtt, 0.5).toFixed(1)} ms, p95 ${
         q(rtt, 0.95).toFixed(1)
@@ -200,18 +204,11 @@ try {
 for (const jobsPerWorker of [1, undefined]) {
   const pool = await JobPool.create({ workers: cores, jobsPerWorker });
   await new Promise((r) => setTimeout(r, 500)); // let the pool start
-  let next = 0;
-  const cpu0 = cpuUsage();
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: cores }, async () => {
-    while (next < FRESH_JOBS) {
-      next++;
-      await pool.run({ module: noopModule, input: new Uint8Array(0), tenant: "bench" });
-    }
-  }));
-  const s = (performance.now() - t0) / 1000;
-  const cpu = cpuUsage(cpu0);
-  const cpuMs = (cpu.user + cpu.system) / 1000 / FRESH_JOBS;
+  const { s, cpuMs } = await timed(
+    FRESH_JOBS,
+    cores,
+    () => pool.run({ module: noopModule, input: new Uint8Array(0), tenant: "bench" }),
+  );
   console.log(
     `sandbox alone (JobPool.run no-op, ${cores} in flight, ${
       jobsPerWorker === 1 ? "fresh worker per job" : "reuse"
