@@ -400,7 +400,7 @@ export function stateDir(d: Pick<BootDeps, "policy" | "paths">): string {
   return d.policy.mode === "private" ? `${d.paths.privateRoot}/state` : `${d.paths.cache}/state`;
 }
 
-function floorArgs(d: BootDeps): string[] {
+function stateArgs(d: BootDeps): string[] {
   return ["--state", stateDir(d)];
 }
 
@@ -500,8 +500,7 @@ async function discoverAndFetch(
     "--trust",
     d.paths.trust,
     // TM-09: DHT records are checked under the newest trust fetch accepted.
-    "--state",
-    stateDir(d),
+    ...stateArgs(d),
     ...discoverPolicyArgs(d.policy, d.arch),
     ...socks,
   ];
@@ -645,7 +644,7 @@ export async function runChain(d: BootDeps): Promise<BootOutcome> {
     "--manifest",
     rel.manifest,
     ...commonArgs(d),
-    ...floorArgs(d),
+    ...stateArgs(d),
     ...artifactArgs,
     "--mode",
     p.mode,
