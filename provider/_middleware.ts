@@ -161,22 +161,38 @@ export function admission(metrics: Metrics, maxInflight: number, maxPerClient: n
       return res;
     }
     perClient.set(client, (perClient.get(client) ?? 0) + 1);
-    const completed = ctx.info?.completed;
-    let released = false;
-    const once = () => {
-      if (released) return;
-      released = true;
-      release(client);
-    };
-    return res.then((r) => {
-      if (completed) completed.then(once, once);
-      else once();
-      return r;
-    }, (err) => {
-      once();
-      throw err;
-    });
+    return holdUntilDelivered(ctx, res, () => release(client), () => true);
   };
+}
+
+/**
+ * Resolves with `res`; calls `release` exactly once: when the response's
+ * body is delivered or abandoned (`ctx.info.completed`) if `holds(res)`
+ * says it holds its place until then, else as soon as it is known, and
+ * when it fails. What the admission caps and the download cap hold a
+ * place with (TM-18).
+ */
+function holdUntilDelivered(
+  ctx: RequestContext,
+  res: Promise<Response>,
+  release: () => void,
+  holds: (res: Response) => boolean,
+): Promise<Response> {
+  let released = false;
+  const once = () => {
+    if (released) return;
+    released = true;
+    release();
+  };
+  return res.then((r) => {
+    const completed = ctx.info?.completed;
+    if (completed && holds(r)) completed.then(once, once);
+    else once();
+    return r;
+  }, (err) => {
+    once();
+    throw err;
+  });
 }
 
 /** Decodes the path into safe segments or answers 404, logged (TM-10). */
@@ -244,21 +260,12 @@ export function downloadCap(
       });
     }
     metrics.downloads++;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      metrics.downloads--;
-    };
-    return serve().then((res) => {
-      // Only a body holds a place (not a 304, 416 or a 503 of a changed file).
-      const completed = ctx.info?.completed;
-      if (completed && (res.status === 200 || res.status === 206)) completed.then(release, release);
-      else release();
-      return res;
-    }, (err) => {
-      release();
-      throw err;
-    });
+    // Only a body holds a place (not a 304, 416 or a 503 of a changed file).
+    return holdUntilDelivered(
+      ctx,
+      serve(),
+      () => metrics.downloads--,
+      (res) => res.status === 200 || res.status === 206,
+    );
   };
 }
