@@ -478,6 +478,66 @@ async function ip(...args: string[]): Promise<void> {
 const LAN_READY_TIMEOUT_MS = 60_000;
 
 /**
+ * Reads `stream` until `match` finds something in all that came so far, or
+ * `timeoutMs` passes; then keeps draining it in the background so the
+ * writer never blocks. Resolves with what `match` found (undefined: the
+ * stream ended or the time passed) and the text seen.
+ */
+async function watchOutput<T>(
+  stream: ReadableStream<Uint8Array>,
+  match: (seen: string) => T | undefined,
+  timeoutMs: number,
+): Promise<{ found: T | undefined; seen: string }> {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  let found: T | undefined;
+  const deadline = Date.now() + timeoutMs;
+  while (found === undefined && Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += value;
+    found = match(seen);
+  }
+  (async () => {
+    try {
+      while (!(await reader.read()).done) { /* drain */ }
+    } catch { /* closed */ }
+  })();
+  return { found, seen };
+}
+
+/**
+ * The argv of the real provider on 10.77.0.1:`port` in a scenario's
+ * namespace, serving `root` pre-signed under the scenario keys' trust file.
+ * `deno run`, not `deno task`: `ip netns exec` execs it, so the pid killed
+ * is the server's.
+ */
+function lanServeArgv(root: string, state: string, port: number, extra: string[]): string[] {
+  return [
+    "deno",
+    "run",
+    "-q",
+    "--no-prompt",
+    "--no-remote",
+    "-P=serve",
+    "provider/main.ts",
+    "serve",
+    "--root",
+    root,
+    "--state",
+    state,
+    "--trust",
+    `${KEYS}/trust.json`,
+    "--no-sign",
+    "--host",
+    "10.77.0.1",
+    "--port",
+    String(port),
+    ...extra,
+  ];
+}
+
+/**
  * A network namespace as the guest's LAN: `tap0` with `addresses` (the
  * first is 10.77.0.1), busybox udhcpd leasing 10.77.0.10-20, and the
  * processes a scenario starts in it. QEMU joins it through `wrap` and
@@ -578,56 +638,22 @@ class GuestLan {
 
   /** Waits for `text` on `child`'s stdout, then keeps draining it so it never blocks. */
   async ready(child: Deno.ChildProcess, text: string): Promise<void> {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    const deadline = Date.now() + LAN_READY_TIMEOUT_MS;
-    while (!seen.includes(text) && Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += value;
-    }
-    assert(seen.includes(text), `no '${text}' in the namespace ${this.ns}:\n${seen}`);
-    (async () => {
-      try {
-        while (!(await reader.read()).done) { /* drain */ }
-      } catch { /* closed */ }
-    })();
+    const { found, seen } = await watchOutput(
+      child.stdout,
+      (s) => s.includes(text) || undefined,
+      LAN_READY_TIMEOUT_MS,
+    );
+    assert(found, `no '${text}' in the namespace ${this.ns}:\n${seen}`);
   }
 
-  /**
-   * The real provider on 10.77.0.1:8080 in the namespace, serving `root`
-   * pre-signed. `deno run`, not `deno task`: `ip netns exec` execs it, so
-   * the pid killed is the server's.
-   */
+  /** The real provider on 10.77.0.1:8080 in the namespace, serving `root` pre-signed, no DHT. */
   async provider(
     root: string,
     state: string,
     extra: string[],
     stderr: "piped" | "null" = "null",
   ): Promise<Deno.ChildProcess> {
-    const serve = this.spawn([
-      "deno",
-      "run",
-      "-q",
-      "--no-prompt",
-      "--no-remote",
-      "-P=serve",
-      "provider/main.ts",
-      "serve",
-      "--root",
-      root,
-      "--state",
-      state,
-      "--trust",
-      `${KEYS}/trust.json`,
-      "--no-sign",
-      "--host",
-      "10.77.0.1",
-      "--port",
-      "8080",
-      "--no-dht",
-      ...extra,
-    ], { stderr });
+    const serve = this.spawn(lanServeArgv(root, state, 8080, ["--no-dht", ...extra]), { stderr });
     await this.ready(serve, "phase-serve: ready");
     return serve;
   }
@@ -1891,49 +1917,23 @@ const DHT_NODE_PORT = 4001;
 async function dhtNode(lan: GuestLan, state: string): Promise<string> {
   const root = `${WORK}/dht-node-root`;
   await Deno.mkdir(root, { recursive: true });
-  const child = lan.spawn([
-    "deno",
-    "run",
-    "-q",
-    "--no-prompt",
-    "--no-remote",
-    "-P=serve",
-    "provider/main.ts",
-    "serve",
-    "--root",
-    root,
-    "--state",
-    state,
-    "--trust",
-    `${KEYS}/trust.json`,
-    "--no-sign",
-    "--host",
-    "10.77.0.1",
-    "--port",
-    "8081",
-    "--dht-port",
-    String(DHT_NODE_PORT),
-    "--no-mdns",
-    "--no-watch",
-  ], { stdout: "null", stderr: "piped" });
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  const deadline = Date.now() + DHT_NODE_READY_TIMEOUT_MS;
-  let addr: string | undefined;
-  while (!addr && Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    seen += value;
-    addr = new RegExp(`"(/ip4/10\\.77\\.0\\.1/tcp/${DHT_NODE_PORT}/p2p/12D3Koo\\w+)"`).exec(seen)
-      ?.[1];
-  }
-  assert(addr, `the DHT node logged no multiaddr:\n${seen}`);
-  (async () => {
-    try {
-      while (!(await reader.read()).done) { /* drain */ }
-    } catch { /* closed */ }
-  })();
-  return addr;
+  const child = lan.spawn(
+    lanServeArgv(root, state, 8081, [
+      "--dht-port",
+      String(DHT_NODE_PORT),
+      "--no-mdns",
+      "--no-watch",
+    ]),
+    { stdout: "null", stderr: "piped" },
+  );
+  const multiaddr = new RegExp(`"(/ip4/10\\.77\\.0\\.1/tcp/${DHT_NODE_PORT}/p2p/12D3Koo\\w+)"`);
+  const { found, seen } = await watchOutput(
+    child.stderr,
+    (s) => multiaddr.exec(s)?.[1],
+    DHT_NODE_READY_TIMEOUT_MS,
+  );
+  assert(found, `the DHT node logged no multiaddr:\n${seen}`);
+  return found;
 }
 
 /** nft rules of the LAN's bridge: UDP 5353 (mDNS) between the guests is dropped and counted. */
