@@ -13,6 +13,7 @@ import {
   checkOffer,
   MAX_CONTROL_FRAME_BYTES,
   type Offer,
+  OFFER_MEMBERS,
   offerBytes,
   RUNTIMES,
   signOffer,
@@ -307,19 +308,6 @@ interface OfferSeed {
 }
 
 const HEX = "0123456789abcdef";
-const OFFER_MEMBERS = [
-  "schema",
-  "runtime",
-  "module",
-  "module_size",
-  "input",
-  "input_size",
-  "limits",
-  "deadline",
-  "nonce",
-  "node",
-  "submitter",
-] as const;
 
 const offerFields: fc.Arbitrary<FieldValues> = fc.record({
   runtime: fc.oneof(fc.constantFrom(...RUNTIMES), fc.string({ maxLength: 16 })),

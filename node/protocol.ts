@@ -49,6 +49,20 @@ export const MIN_TRANSFER_BYTES_PER_S = 1024 * 1024;
 export const RESULT_MARGIN_MS = 5_000;
 /** Cap on stderr sent back, in bytes. */
 export const MAX_RESULT_STDERR_BYTES = 64 * 1024;
+/** The members of a job offer, in their documented order; no other member is accepted. */
+export const OFFER_MEMBERS: readonly string[] = Object.freeze([
+  "schema",
+  "runtime",
+  "module",
+  "module_size",
+  "input",
+  "input_size",
+  "limits",
+  "deadline",
+  "nonce",
+  "node",
+  "submitter",
+]);
 /** The runtimes a node offers (capability record `runtimes`). */
 export const RUNTIMES: readonly string[] = Object.freeze(["wasi-preview1"]);
 /** Every reject reason. */
@@ -133,20 +147,9 @@ export function checkOffer(
 ): { offer: Offer; submitter: string } | string {
   if (!isJsonObject(raw as JsonValue)) return "offer is not an object";
   const o = raw as Record<string, unknown>;
-  const keys = [
-    "schema",
-    "runtime",
-    "module",
-    "module_size",
-    "input",
-    "input_size",
-    "limits",
-    "deadline",
-    "nonce",
-    "node",
-    "submitter",
-  ];
-  for (const k of Object.keys(o)) if (!keys.includes(k)) return `unknown offer member '${k}'`;
+  for (const k of Object.keys(o)) {
+    if (!OFFER_MEMBERS.includes(k)) return `unknown offer member '${k}'`;
+  }
   const l = o.limits as Record<string, unknown> | undefined;
   if (
     o.schema !== 1 || typeof o.runtime !== "string" || typeof o.module !== "string" ||
