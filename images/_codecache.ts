@@ -28,6 +28,7 @@ import { DatabaseSync } from "node:sqlite";
 import { hashFile, sha256Hex } from "../verify/mod.ts";
 import { ImagesError } from "./errors.ts";
 import { runTool, TOOL_TIMEOUT_MS } from "./_run.ts";
+import { SEED_RUN_FLAGS } from "./launcher.ts";
 
 /** Folder on the seed squashfs (below the seed root) holding the prepared caches. */
 export const CODE_CACHE_DIR = "deno-cache";
@@ -102,12 +103,7 @@ export async function prepareCodeCache(opts: {
       const warm = `${dir}/warm-${i}.js`;
       await Deno.writeTextFile(warm, `import ${JSON.stringify(fileUrl(`${stage}/${m.path}`))};\n`);
       await runTool("deno", [
-        "run",
-        "-q",
-        "--no-prompt",
-        "--no-remote",
-        "--no-config",
-        "--no-lock",
+        ...SEED_RUN_FLAGS,
         // The folder it imports from, then the module's own seed set (flags accumulate).
         `--allow-read=${stage}`,
         ...m.flags,

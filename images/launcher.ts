@@ -47,6 +47,20 @@ function shQuote(s: string): string {
   return /^[A-Za-z0-9_./=:,+@%-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
+/**
+ * `deno run` and the flags every seed launcher starts its bundle with,
+ * before its unstable features and permission set; the build's code-cache
+ * warm-up runs with the same (images/_codecache.ts).
+ */
+export const SEED_RUN_FLAGS: readonly string[] = Object.freeze([
+  "run",
+  "-q",
+  "--no-prompt",
+  "--no-remote",
+  "--no-config",
+  "--no-lock",
+]);
+
 /** The launcher script text for one entrypoint. */
 export function launcherScript(opts: {
   name: string;
@@ -67,12 +81,7 @@ export function launcherScript(opts: {
   const root = opts.root ?? SEED_ROOT;
   const argv = [
     `${root}/deno`,
-    "run",
-    "-q",
-    "--no-prompt",
-    "--no-remote",
-    "--no-config",
-    "--no-lock",
+    ...SEED_RUN_FLAGS,
     ...(opts.unstable ?? []).map((u) => `--unstable-${u}`),
     ...permissionFlags(opts.permissions, root),
     `${root}/${opts.bundle}`,
