@@ -95,6 +95,16 @@ interface Container {
   poweroff(): Promise<void>;
 }
 
+/** `systemctl start UNIT...`; a unit that fails to start fails the test with its journal. */
+async function start(c: Container, ...units: string[]): Promise<void> {
+  const r = await c.exec(`systemctl start ${units.join(" ")}`);
+  if (r.code === 0) return;
+  const journal = await c.exec(
+    `journalctl ${units.map((u) => `-u ${u}`).join(" ")} -n 40 -o cat --no-pager`,
+  );
+  assertEquals(r.code, 0, `systemctl start ${units.join(" ")}:\n${r.err}\n${journal.out}`);
+}
+
 async function boot(root: string, log: string): Promise<Container> {
   const logFile = await Deno.open(log, { write: true, create: true, truncate: true });
   // No machined and no system bus on this host: nspawn neither registers nor
@@ -330,7 +340,7 @@ Deno.test({
             "sed -i 's|^PHASE_SERVE_FLAGS=.*|PHASE_SERVE_FLAGS=--no-mdns --no-dht --no-sign --trust /etc/phase/trust.json|' /etc/phase/provider.env",
           );
           const s0 = performance.now();
-          await c.ok(`systemctl start ${PROVIDER_UNIT}`);
+          await start(c, PROVIDER_UNIT);
           timings.start = ((performance.now() - s0) / 1000).toFixed(1);
           assertEquals((await c.ok(`systemctl is-active ${PROVIDER_UNIT}`)).trim(), "active");
           // Started means ready: /health already answers 200, with no retry.
@@ -383,7 +393,7 @@ Deno.test({
         "phase-node: systemctl start waits until it listens; its peer id is its key's",
         async () => {
           const s0 = performance.now();
-          await c.ok(`systemctl start ${NODE_UNIT}`);
+          await start(c, NODE_UNIT);
           timings.nodeStart = ((performance.now() - s0) / 1000).toFixed(1);
           assertEquals((await c.ok(`systemctl is-active ${NODE_UNIT}`)).trim(), "active");
           // Started means ready: the port already accepts, with no retry.
@@ -410,6 +420,8 @@ Deno.test({
           );
           // Closed by default: it says so.
           assert(journal.includes("no_submitter_allowed"), journal);
+          // On loopback it stays off the LAN: no mDNS, and it says why.
+          assert(/mdns_off.*loopback/.test(journal), journal);
           // Inside its sandbox /var/lib/phase holds only the node's directory:
           // the provider's key is out of reach.
           const pid = (await c.ok(`systemctl show -p MainPID --value ${NODE_UNIT}`)).trim();
@@ -431,7 +443,7 @@ Deno.test({
         assert(!/[1-9]/.test((await c.exec(NODE_CONNECT)).out), "the node's port still accepts");
       });
       await t.step("dpkg -r of a running provider and node leaves no process", async () => {
-        await c.ok(`systemctl start ${PROVIDER_UNIT} ${NODE_UNIT}`);
+        await start(c, PROVIDER_UNIT, NODE_UNIT);
         assertEquals((await c.ok(PHASE_PROCS)).trim().split("\n").length, 2, "not both running");
         await c.ok("dpkg -r phase");
         assertEquals((await c.ok(PHASE_PROCS)).trim(), "");

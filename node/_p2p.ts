@@ -83,6 +83,40 @@ export function createPlasmP2p(
   });
 }
 
+/** Whether a listen multiaddr is a loopback address (`/ip4/127.x`, `/ip6/::1`). */
+function isLoopbackAddr(addr: string): boolean {
+  return /^\/ip4\/127\.|^\/ip6\/::1\//.test(addr);
+}
+
+/**
+ * Why a node that asked for mDNS runs without it, or undefined when mDNS
+ * can run. Off when every listen address is loopback: no LAN peer could
+ * dial what it would announce, and a loopback-only node stays off the LAN
+ * (secure default). Off when the interface list cannot be read (no
+ * `sys networkInterfaces`, or a sandbox without netlink such as a systemd
+ * unit's `RestrictAddressFamilies=`): @libp2p/mdns reads it from a socket
+ * callback, where the error would end the whole node.
+ */
+export function mdnsOffReason(
+  listen: readonly string[],
+  networkInterfaces: () => unknown = Deno.networkInterfaces,
+): { reason: string; hint?: string; error?: string } | undefined {
+  if (listen.every(isLoopbackAddr)) {
+    return { reason: "every listen address is loopback: nothing on the LAN could reach this node" };
+  }
+  try {
+    networkInterfaces();
+  } catch (err) {
+    return {
+      reason: "the network interface list cannot be read",
+      error: (err as Error).message,
+      hint:
+        "grant sys networkInterfaces (and, under systemd, AF_NETLINK in RestrictAddressFamilies=), or pass --no-mdns",
+    };
+  }
+  return undefined;
+}
+
 /** Most peers found over mDNS that a node dials at once. */
 export const MAX_MDNS_DIALS = 4;
 /** Most distinct peers a node dials because mDNS named them. */
@@ -109,7 +143,7 @@ export function mdnsDialer(p2p: () => P2p | undefined, logger?: Logger): (peer: 
     if (dialing.size >= MAX_MDNS_DIALS || (!dialled.has(id) && dialled.size >= MAX_MDNS_PEERS)) {
       return;
     }
-    const addrs = peer.multiaddrs.map(String).filter((a) => !/^\/ip4\/127\.|^\/ip6\/::1\//.test(a));
+    const addrs = peer.multiaddrs.map(String).filter((a) => !isLoopbackAddr(a));
     if (addrs.length === 0) return;
     dialing.add(id);
     (async () => {

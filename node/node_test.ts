@@ -27,6 +27,8 @@ import {
   verifyCapability,
 } from "./mod.ts";
 import { capabilityKey } from "./capability.ts";
+import { mdnsOffReason } from "./_p2p.ts";
+import { memoryLogger } from "../core/mod.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -618,4 +620,42 @@ Deno.test("TM-22 hostile submitter: a job worker that ran a submitter's job neve
       assertEquals(reused, 3, JSON.stringify(ran));
     }
   }
+});
+
+Deno.test("node: mDNS stays off, with an mdns_off warning, when every listen address is loopback or the interface list cannot be read; the node runs without it", async () => {
+  // A LAN address with a readable interface list: mDNS runs.
+  assertEquals(mdnsOffReason(["/ip4/0.0.0.0/tcp/4101"], () => []), undefined);
+  assertEquals(
+    mdnsOffReason(["/ip4/127.0.0.1/tcp/0", "/ip4/192.0.2.1/tcp/0"], () => []),
+    undefined,
+  );
+  // Loopback only: nothing on the LAN could dial it, so it stays off the LAN.
+  assert(
+    /loopback/.test(mdnsOffReason(["/ip4/127.0.0.1/tcp/0", "/ip6/::1/tcp/0"], () => [])!.reason),
+  );
+  // The interface list throws (a systemd unit without AF_NETLINK, measured in test:deb):
+  // @libp2p/mdns would throw from a socket callback and end the process.
+  const denied = () => {
+    throw new Error("Address family not supported by protocol (os error 97)");
+  };
+  const off = mdnsOffReason(["/ip4/0.0.0.0/tcp/0"], denied)!;
+  assert(
+    /interface list/.test(off.reason) && /--no-mdns/.test(off.hint ?? ""),
+    JSON.stringify(off),
+  );
+
+  // A node asked for mDNS with an unreadable interface list starts, warns and answers jobs.
+  const key = ephemeralNodeKey();
+  const logger = memoryLogger();
+  await withNodes(key, [{
+    mdns: true,
+    networkInterfaces: denied,
+    logger,
+    listen: ["/ip4/0.0.0.0/tcp/0"],
+  }], async ([node]) => {
+    const warned = logger.entries.find((e) => e.event === "mdns_off");
+    assertEquals(warned?.level, "warn");
+    assertEquals(warned?.fields.error, "Address family not supported by protocol (os error 97)");
+    await withClient(key, node.multiaddrs(), (plasm) => helloStillRuns(plasm, node));
+  });
 });

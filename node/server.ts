@@ -7,7 +7,14 @@
  * @module
  */
 import { type Logger, writeFileAtomic } from "../core/mod.ts";
-import { archCidPublish, bootstrapPeers, createPlasmP2p, mdnsDialer, type P2p } from "./_p2p.ts";
+import {
+  archCidPublish,
+  bootstrapPeers,
+  createPlasmP2p,
+  mdnsDialer,
+  mdnsOffReason,
+  type P2p,
+} from "./_p2p.ts";
 import { canonicalArch, decodeBase64, encodeBase64, type JsonValue } from "../verify/mod.ts";
 import { buildReceipt, formatReceipt, JobPool, type JobResult, signReceipt } from "../wasm/mod.ts";
 import { CAPABILITY_REFRESH_MS, signCapability } from "./capability.ts";
@@ -70,8 +77,12 @@ export interface PlasmNodeOptions {
    * peer is only a connection: jobs still need its signed capability record.
    * Needs `--allow-sys=networkInterfaces` (the `node` permission set has it)
    * and a route for 224.0.0.0/4 on the LAN interface (a default route does).
+   * Left off, with a warning, when every listen address is loopback or the
+   * interface list cannot be read (`mdns_off`).
    */
   readonly mdns?: boolean;
+  /** Reads the interface list before mDNS starts (default `Deno.networkInterfaces`). */
+  readonly networkInterfaces?: () => unknown;
   /**
    * Every job in a worker that never ran another job (default false). By
    * default a worker runs up to wasm/'s `MAX_JOBS_PER_WORKER` jobs of ONE
@@ -193,15 +204,24 @@ export class PlasmNode {
       workers: Math.min(limits.maxConcurrentJobs, MAX_POOL_WORKERS),
       jobsPerWorker: opts.freshWorkerPerJob ? 1 : undefined,
     });
+    const listen = opts.listen ?? ["/ip4/127.0.0.1/tcp/0"];
+    let mdns = opts.mdns === true;
+    if (mdns) {
+      const off = mdnsOffReason(listen, opts.networkInterfaces);
+      if (off) {
+        opts.logger?.warn("mdns_off", off);
+        mdns = false;
+      }
+    }
     let p2p: P2p;
     try {
       // mDNS may find a peer before createPlasmP2p returns: dial once it has.
       const ref: { p2p?: P2p } = {};
       p2p = await createPlasmP2p(
         identity,
-        opts.listen ?? ["/ip4/127.0.0.1/tcp/0"],
+        listen,
         false,
-        opts.mdns ? mdnsDialer(() => ref.p2p, opts.logger) : undefined,
+        mdns ? mdnsDialer(() => ref.p2p, opts.logger) : undefined,
       );
       ref.p2p = p2p;
     } catch (err) {
