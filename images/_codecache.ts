@@ -64,8 +64,8 @@ async function sameBytes(a: string, b: string): Promise<boolean> {
  * Warms the caches for `modules` staged under `root` and writes them to
  * `root/deno-cache/`, keyed as if `root` were mounted at `seedRoot`.
  * Returns false (and writes nothing) when the seed's Deno is not the Deno
- * running this build (an arm64 seed on an amd64 host): V8 would reject a
- * cache from another binary.
+ * running this build (an arm64 seed on an amd64 host) and no `emulator`
+ * can run it: V8 would reject a cache from another binary.
  */
 export async function prepareCodeCache(opts: {
   readonly root: string;
@@ -73,9 +73,21 @@ export async function prepareCodeCache(opts: {
   readonly seedDeno: string;
   readonly work: string;
   readonly modules: readonly WarmModule[];
+  /**
+   * How to run a seed Deno built for another architecture (an arm64 seed
+   * on an amd64 host): a qemu user-mode emulator and its arguments, the
+   * seed's Deno appended. V8's code cache holds bytecode, checked against
+   * V8's version and flags, not the CPU it was made on.
+   */
+  readonly emulator?: { readonly tool: string; readonly args: readonly string[] };
 }): Promise<boolean> {
-  // The warm-up runs `deno` from PATH: the same binary as this build's, normally.
-  if (!(await sameBytes(opts.seedDeno, Deno.execPath()))) return false;
+  // The warm-up runs `deno` from PATH when the seed's Deno is this build's
+  // (normally), the seed's own Deno under the emulator otherwise.
+  let runner: { tool: string; args: readonly string[] } = { tool: "deno", args: [] };
+  if (!(await sameBytes(opts.seedDeno, Deno.execPath()))) {
+    if (!opts.emulator) return false;
+    runner = { tool: opts.emulator.tool, args: [...opts.emulator.args, opts.seedDeno] };
+  }
   // V8 writes the script's URL into its cache (it takes the real one from
   // the loader when it reads it back): the warm-up runs from a path named
   // by the modules' bytes, the same for every build of the same code, so
@@ -102,7 +114,8 @@ export async function prepareCodeCache(opts: {
       // A static import needs no read grant and does not run the entry's main.
       const warm = `${dir}/warm-${i}.js`;
       await Deno.writeTextFile(warm, `import ${JSON.stringify(fileUrl(`${stage}/${m.path}`))};\n`);
-      await runTool("deno", [
+      await runTool(runner.tool, [
+        ...runner.args,
         ...SEED_RUN_FLAGS,
         // The folder it imports from, then the module's own seed set (flags accumulate).
         `--allow-read=${stage}`,

@@ -30,6 +30,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   modprobe: "kmod",
   "dpkg-deb": "dpkg",
   deno: "(npm install -g deno@2.9.6)",
+  "qemu-aarch64-static": "qemu-user-static",
+  "qemu-x86_64-static": "qemu-user-static",
 };
 
 /** The environment every tool gets: fixed locale and time zone, nothing else. */

@@ -136,6 +136,8 @@ export interface SeedSquashfsInput {
   readonly out: string;
   /** The Deno binary to put on the seed. */
   readonly deno: string;
+  /** The arch's sysroot (its glibc runs the seed's Deno under qemu user-mode for the code cache). */
+  readonly sysroot: string;
   /** The repository whose entrypoints are bundled. */
   readonly repo: string;
   /** Puts the squashfs under dm-verity. */
@@ -159,7 +161,7 @@ export interface SeedSquashfs {
 export async function seedSquashfs(inp: SeedSquashfsInput): Promise<SeedSquashfs> {
   const root = `${inp.work}/seed-squashfs`;
   await copyFile(inp.deno, `${root}/deno`, 0o755);
-  const launchers = await seedTree(inp.repo, root, inp.deno, inp.work, inp.log);
+  const launchers = await seedTree(inp, root);
   if (inp.nodeConfig !== undefined) {
     await writeText(`${root}/${TARGET_NODE_CONFIG}`, inp.nodeConfig, 0o644);
   }
@@ -198,14 +200,38 @@ export async function seedSquashfs(inp: SeedSquashfsInput): Promise<SeedSquashfs
   return { squashfs, partition, verity };
 }
 
-/** Bundles each seed entrypoint and writes its launcher. */
-async function seedTree(
-  repo: string,
-  root: string,
-  seedDeno: string,
-  work: string,
+/** The qemu user-mode emulator that runs each arch's Deno on another host (qemu-user-static). */
+const QEMU_USER: Readonly<Record<Arch, string>> = {
+  amd64: "qemu-x86_64-static",
+  arm64: "qemu-aarch64-static",
+};
+
+/**
+ * How to run the seed's Deno for its code-cache warm-up when `arch` is not
+ * this host's: its emulator with the arch's sysroot as library prefix, or
+ * undefined (same arch, or no emulator installed: said by the caller).
+ */
+async function foreignDeno(
+  arch: Arch,
+  sysroot: string,
   log: Logger,
-): Promise<string[]> {
+): Promise<{ tool: string; args: readonly string[] } | undefined> {
+  const host: Arch = Deno.build.arch === "aarch64" ? "arm64" : "amd64";
+  if (arch === host) return undefined;
+  const tool = QEMU_USER[arch];
+  try {
+    await runTool(tool, ["--version"]);
+  } catch (err) {
+    log.info(`images: ${tool} cannot run: ${(err as Error).message}`);
+    return undefined;
+  }
+  return { tool, args: ["-L", sysroot] };
+}
+
+/** Bundles each seed entrypoint and writes its launcher. */
+async function seedTree(inp: SeedSquashfsInput, root: string): Promise<string[]> {
+  const { repo, work, log } = inp;
+  const seedDeno = inp.deno;
   const tasks = rawTasks();
   const table = permissionTable();
   const made: string[] = [];
@@ -251,18 +277,27 @@ async function seedTree(
   }
   // Issue 17: V8 code cache and dependency analysis prepared here, so no
   // step compiles its bundle at boot.
+  const emulator = await foreignDeno(inp.arch, inp.sysroot, log);
   const cached = await prepareCodeCache({
     root,
     seedRoot: SEED_ROOT,
     seedDeno,
     work,
     modules: warm,
+    ...(emulator ? { emulator } : {}),
   });
-  log.info(
-    cached
-      ? `images: Deno code cache prepared for ${warm.length} modules`
-      : "images: no Deno code cache (the seed's Deno is not the one running this build)",
-  );
+  if (cached) {
+    log.info(
+      `images: Deno code cache prepared for ${warm.length} modules${
+        emulator ? ` (the ${inp.arch} Deno under ${emulator.tool})` : ""
+      }`,
+    );
+  } else {
+    log.warn(
+      "images: no Deno code cache: the seed's Deno is not the one running this build and no emulator runs it; every seed step compiles its code at boot",
+      { hint: `apt-get install qemu-user-static (${QEMU_USER[inp.arch]})` },
+    );
+  }
   for (const l of launchers) {
     await writeText(
       `${root}/bin/phase-${l.name}`,

@@ -142,6 +142,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     work: opts.work,
     out: `${opts.out}/${base}-seed.squashfs`,
     deno: inputs.deno,
+    sysroot: inputs.sysroot,
     repo: opts.repo,
     secureBoot: !!sb,
     nodeConfig: targetNodeConfig(seedPolicy(opts.channel, !!opts.allowTor, opts.node)),

@@ -110,3 +110,47 @@ Deno.test("TM-12 code cache: each seed step has its own DENO_DIR, which no seed 
     assertEquals(inside, [], `${d} is writable by a seed step`);
   }
 });
+
+const REPO_ROOT = new URL("..", import.meta.url).pathname;
+const ARM64_DENO = Deno.env.get("PHASE_ARM64_DENO") ??
+  `${REPO_ROOT}.cache/arm64/deno/package/deno`;
+const ARM64_SYSROOT = Deno.env.get("PHASE_ARM64_SYSROOT") ?? `${REPO_ROOT}.cache/arm64/root`;
+
+Deno.test("code cache (issue 17): an arm64 seed's Deno warms it under qemu-aarch64-static with the arm64 sysroot; its cache is keyed like the host's (bench/boot --arch arm64 measures the gain)", async () => {
+  const dir = await tmpDir("codecache-arm64-");
+  try {
+    const root = `${dir}/stage`;
+    await Deno.mkdir(`${root}/client`, { recursive: true });
+    await Deno.writeTextFile(
+      `${root}/client/step.js`,
+      "export function f(x) { return x * 2; }\nif (import.meta.main) { console.log(f(2)); Deno.exit(0); }\n",
+    );
+    const emulator = { tool: "qemu-aarch64-static", args: ["-L", ARM64_SYSROOT] };
+    const ok = await prepareCodeCache({
+      root,
+      seedRoot: "/usr/lib/phase",
+      seedDeno: ARM64_DENO,
+      work: `${dir}/work`,
+      modules: [{ path: "client/step.js", flags: [] }],
+      emulator,
+    });
+    assert(ok);
+    const out = `${root}/${CODE_CACHE_DIR}`;
+    assertEquals(specifiers(`${out}/v8_code_cache_v2`, "codecache"), [
+      "file:///usr/lib/phase/client/step.js",
+    ]);
+    // Without an emulator the same foreign Deno yields no cache.
+    assertEquals(
+      await prepareCodeCache({
+        root,
+        seedRoot: "/usr/lib/phase",
+        seedDeno: ARM64_DENO,
+        work: `${dir}/work-2`,
+        modules: [{ path: "client/step.js", flags: [] }],
+      }),
+      false,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
