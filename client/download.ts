@@ -500,6 +500,12 @@ async function fetchSequential(
   }
 }
 
+/** Aborts an opened request and discards what is left of its body. */
+async function cancelRequest(open: Awaited<ReturnType<typeof openRequest>>): Promise<void> {
+  open.abort.abort();
+  await open.response.body?.cancel().catch(() => {});
+}
+
 async function streamInto(
   o: DownloadOptions,
   p: PartialFile,
@@ -509,10 +515,7 @@ async function streamInto(
 ): Promise<void> {
   const limits = o.limits ?? DEFAULT_LIMITS;
   const { response } = open;
-  const cancel = async () => {
-    open.abort.abort();
-    await response.body?.cancel().catch(() => {});
-  };
+  const cancel = () => cancelRequest(open);
   if (response.status === 206 && p.pos > 0) {
     const cr = contentRange(response.headers.get("content-range"));
     if (!cr || cr.start !== p.pos || (cr.total !== undefined && cr.total !== o.size)) {
@@ -620,10 +623,7 @@ async function readSegment(
   const limits = o.limits ?? DEFAULT_LIMITS;
   const len = s.end - s.start + 1;
   const { response } = open;
-  const cancel = async () => {
-    open.abort.abort();
-    await response.body?.cancel().catch(() => {});
-  };
+  const cancel = () => cancelRequest(open);
   const cr = contentRange(response.headers.get("content-range"));
   if (
     response.status !== 206 || !cr || cr.start !== s.start || cr.end !== s.end ||
