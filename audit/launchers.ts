@@ -19,6 +19,7 @@ import { type PermissionSet, permissionTable, resolveScope } from "../cli/mod.ts
 import { compareEmbedded, type EmbeddedPermissions } from "./compiled.ts";
 import { binaries, type BinarySpec } from "./entrypoints.ts";
 import type { Finding } from "./static.ts";
+import { NO_DENO_DIR } from "../images/mod.ts";
 
 /** Where the package's bundles live; launcher scopes resolve against it. */
 export const INSTALLED_ROOT = "/usr/lib/phase";
@@ -66,8 +67,14 @@ export function shellWords(line: string): string[] {
  */
 export function readLauncher(
   text: string,
-): { embedded: EmbeddedPermissions; stray: string[]; bundle?: string } | undefined {
+): {
+  embedded: EmbeddedPermissions;
+  stray: string[];
+  bundle?: string;
+  denoDir?: string;
+} | undefined {
   const line = text.split("\n").find((l) => l.startsWith("exec "));
+  const denoDir = /^export DENO_DIR=(\S+)/m.exec(text)?.[1];
   if (!line) return undefined;
   const words = shellWords(line.slice("exec ".length));
   const embedded: EmbeddedPermissions = { prompt: true, deny_import: null };
@@ -90,7 +97,7 @@ export function readLauncher(
       bundle = w;
     }
   }
-  return { embedded, stray, bundle };
+  return { embedded, stray, bundle, ...(denoDir ? { denoDir } : {}) };
 }
 
 /**
@@ -139,6 +146,16 @@ export async function auditLaunchers(
         rule: "launcher",
       })),
     );
+    // TM-12: Deno runs V8 code from DENO_DIR's cache without asking who wrote it.
+    if (parsed.denoDir !== NO_DENO_DIR) {
+      f.push({
+        where,
+        rule: "launcher",
+        detail: `DENO_DIR is ${
+          parsed.denoDir ?? "not set"
+        }: an installed launcher keeps no compile cache (DENO_DIR=${NO_DENO_DIR}), since another process could write it`,
+      });
+    }
     if (!parsed.bundle) f.push({ where, rule: "launcher", detail: "runs no bundle" });
     else {
       try {

@@ -21,6 +21,7 @@ import {
   denoBundle,
   EXTRA_BUNDLES,
   launcherScript,
+  NO_DENO_DIR,
   runTool,
   SEED_ROOT,
 } from "../images/mod.ts";
@@ -161,6 +162,8 @@ async function programs(
         args: b.args,
         root: LIB_ROOT,
         unstable: [...unstableFeatures()],
+        // TM-12: no compile cache another process could write.
+        denoDir: NO_DENO_DIR,
       }),
       0o755,
     );

@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertRejectsCode, tempDir } from "../testing/mod.ts";
 import { auditLaunchers, auditUnit, readLauncher } from "../audit/mod.ts";
-import { launcherScript } from "../images/mod.ts";
+import { launcherScript, NO_DENO_DIR } from "../images/mod.ts";
 import { permissionSet } from "../cli/mod.ts";
 import {
   DebError,
@@ -181,7 +181,7 @@ for (const name of UNITS) {
   });
 }
 
-Deno.test("launchers: the audit reads a launcher's flags back and catches an extra grant", async () => {
+Deno.test("TM-12 launchers: the audit reads a launcher's flags back and catches an extra grant and a compile cache another process could write", async () => {
   const tree = await tempDir("deb-tree");
   await Deno.mkdir(`${tree}/usr/bin`, { recursive: true });
   await Deno.mkdir(`${tree}${LIB_ROOT}/verify`, { recursive: true });
@@ -192,6 +192,7 @@ Deno.test("launchers: the audit reads a launcher's flags back and catches an ext
     permissions: permissionSet("verify"),
     bundle: "verify/main.js",
     root: LIB_ROOT,
+    denoDir: NO_DENO_DIR,
   });
   const parsed = readLauncher(text);
   assert(parsed);
@@ -207,6 +208,17 @@ Deno.test("launchers: the audit reads a launcher's flags back and catches an ext
   );
   const f = await auditLaunchers(tree, undefined, only);
   assert(f.some((x) => x.detail.startsWith("net:")), JSON.stringify(f));
+  // TM-12: a compile cache in a directory a set writes (the provider's
+  // /run/phase) is code another process planted: a finding.
+  await Deno.writeTextFile(
+    `${tree}/usr/bin/phase-verify`,
+    text.replace(`DENO_DIR=${NO_DENO_DIR}`, "DENO_DIR=/run/phase/deno"),
+  );
+  const shared = await auditLaunchers(tree, undefined, only);
+  assert(
+    shared.some((x) => x.detail.startsWith("DENO_DIR is /run/phase/deno")),
+    JSON.stringify(shared),
+  );
   await Deno.writeTextFile(`${tree}/usr/bin/phase-extra`, text);
   assert(
     (await auditLaunchers(tree, undefined, only)).some((x) => x.where === "/usr/bin/phase-extra"),

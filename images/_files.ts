@@ -65,7 +65,7 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -p /dev/shm && mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
-mkdir -p /run/phase /run/phase/home /run/phase/deno && chmod 700 /run/phase
+mkdir -p /run/phase /run/phase/home && chmod 700 /run/phase
 ln -sf /run/phase/resolv.conf /etc/resolv.conf
 # Deno refuses scoped reads of /proc: the steps read this copy.
 cat /proc/cmdline > /run/phase/cmdline
@@ -180,7 +180,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /run
-mkdir -p /run/phase/home /run/phase/deno /tmp/phase && chmod 700 /run/phase
+mkdir -p /run/phase/home /tmp/phase && chmod 700 /run/phase
 mode=$(sed -n 's/.*phase\\.mode=\\([a-z]*\\).*/\\1/p' /proc/cmdline)
 echo "phase-target: init at $(cut -d' ' -f1 /proc/uptime)s"
 while read -r m; do insmod "/lib/modules/$m" 2>/dev/null; done < /etc/phase/modules.order

@@ -85,7 +85,7 @@ Deno.test("code cache: only a seed launcher copies it into DENO_DIR; the exec li
   assertEquals(exec(seed), exec(plain));
 });
 
-Deno.test("TM-12 code cache: each seed step has its own DENO_DIR, which no seed step's set may write", () => {
+Deno.test("TM-12 code cache: each seed step has its own DENO_DIR, with or without a prepared cache, which no seed step's set may write", () => {
   const table = permissionTable();
   const tasks = rawTasks();
   const sets = SEED_TASKS.map((t) => /-P=(\S+)/.exec(tasks[t])![1]);
@@ -93,17 +93,21 @@ Deno.test("TM-12 code cache: each seed step has its own DENO_DIR, which no seed 
     const w = table.get(set)!.write;
     return w === true ? ["/"] : w === false ? [] : w.map((p) => resolveScope(p, SEED_ROOT));
   });
-  const dirs = SEED_TASKS.map((t) => {
-    const text = launcherScript({
-      name: `phase-${t}`,
-      set: "boot",
-      permissions: permissionSet("boot"),
-      bundle: "boot/boot.js",
-      codeCache: `${SEED_ROOT}/deno-cache`,
+  const dirsOf = (codeCache?: string) =>
+    SEED_TASKS.map((t) => {
+      const text = launcherScript({
+        name: `phase-${t}`,
+        set: "boot",
+        permissions: permissionSet("boot"),
+        bundle: "boot/boot.js",
+        ...(codeCache ? { codeCache } : {}),
+      });
+      return /export DENO_DIR=(\S+)/.exec(text)![1];
     });
-    return /export DENO_DIR=(\S+)/.exec(text)![1];
-  });
+  const dirs = dirsOf(`${SEED_ROOT}/deno-cache`);
   assertEquals(new Set(dirs).size, dirs.length);
+  // An image built without a cache (no emulator for a foreign arch) too.
+  assertEquals(dirsOf(), dirs);
   for (const d of dirs) {
     assert(d.startsWith(`${SEED_DENO_DIRS}/`), d);
     const inside = writable.filter((w) => d === w || d.startsWith(w.endsWith("/") ? w : `${w}/`));

@@ -21,7 +21,7 @@ export {
   SEED_TASKS,
 } from "./build.ts";
 export type { BuildOptions, BuildResult, NodePolicy } from "./build.ts";
-export { launcherScript, permissionFlags, SEED_ROOT } from "./launcher.ts";
+export { launcherScript, NO_DENO_DIR, permissionFlags, SEED_ROOT } from "./launcher.ts";
 export { PART_NAMES, SEED_SHELL_MARKER, TARGET_MARKER } from "./_files.ts";
 export { runImages } from "./cli.ts";
 export { imagesTaskArgs, type ImagesTaskOptions } from "./task.ts";
