@@ -84,7 +84,6 @@ export {
   canonicalArch,
   decodeManifest,
   decodeSignatures,
-  hostArch,
   isArtifactName,
   isChannel,
   MAX_MANIFEST_BYTES,
