@@ -23,6 +23,7 @@ import {
   verifyManifest,
 } from "../verify/mod.ts";
 import {
+  type Candidate,
   decodeDiscoverResult,
   decodeFetchResult,
   type DiscoverResult,
@@ -491,10 +492,38 @@ async function discoverAndFetch(
   clock: () => number,
   tor: TorHandle | undefined,
 ): Promise<{ manifest: string; artifacts: Record<string, string> }> {
-  let t: number;
   const socks = tor ? ["--socks", `${tor.socks.hostname}:${tor.socks.port}`] : [];
+  const cmdline = d.policy.providerFromCmdline ? d.policy.provider : undefined;
+  if (cmdline) {
+    // Issue 17: the operator named the provider on the command line, so
+    // no discovery process is started for it (one Deno start, ~1.5 s under
+    // TCG): fetch asks it at once and verifies what it serves like any
+    // candidate's (TM-01, TM-02). If that fails (down, a captive portal
+    // answering in its place: TM-15), discovery runs as it always did
+    // (the URL's /health first, then LAN and DHT) and fetch runs again.
+    d.say(
+      `phase-boot: discover: not run, the command line names ${cmdline}; fetch verifies what it serves`,
+    );
+    try {
+      return await fetchFrom(
+        d,
+        { manifestUrl: cmdline, mirrors: [], providers: [], source: "cmdline" },
+        [],
+        timings,
+        clock,
+        socks,
+        tor,
+      );
+    } catch (err) {
+      if (!(err instanceof BootError)) throw err;
+      d.say(
+        `phase-boot: fetch from the command-line provider failed (${err.message}): discovering`,
+      );
+      d.log.warn("cmdline_fetch_failed", { url: cmdline, error: err.message });
+    }
+  }
 
-  t = clock();
+  const t = clock();
   // Local mode (LAN only) and Tor (manual URL only) are discover's own rules.
   const discoverArgs = [
     "--trust",
@@ -520,15 +549,28 @@ async function discoverAndFetch(
     });
   }
   const first = candidates[0];
-  const url = first.manifestUrl;
   d.say(
-    `phase-boot: discover: ${candidates.length} candidate(s), using ${url} (${first.source}) in ${timings.discover} ms`,
+    `phase-boot: discover: ${candidates.length} candidate(s), using ${first.manifestUrl} (${first.source}) in ${timings.discover} ms`,
   );
+  return await fetchFrom(d, first, candidates.slice(1), timings, clock, socks, tor);
+}
+
+/** Runs fetch (or fetch-private) for `first`, the others as mirrors. */
+async function fetchFrom(
+  d: BootDeps,
+  first: Candidate,
+  others: readonly Candidate[],
+  timings: Record<string, number>,
+  clock: () => number,
+  socks: readonly string[],
+  tor: TorHandle | undefined,
+): Promise<{ manifest: string; artifacts: Record<string, string> }> {
+  const url = first.manifestUrl;
   await Deno.writeTextFile(`${d.paths.run}/provider`, url + "\n").catch(() => {});
 
-  t = clock();
+  const t = clock();
   const fetchArgs = ["--manifest", url, ...commonArgs(d), ...socks];
-  for (const c of candidates.slice(1)) fetchArgs.push("--mirror", c.manifestUrl);
+  for (const c of others) fetchArgs.push("--mirror", c.manifestUrl);
   for (const m of first.mirrors) fetchArgs.push("--mirror", m);
   // Issue 12 §4: in a boot storm, machines that booted first re-serve the
   // release on the LAN; fetch asks mDNS again during the download and moves

@@ -136,7 +136,8 @@ interface Call {
 
 interface Script {
   discover?: StepResult;
-  fetch?: StepResult;
+  /** One result, or one per call in order. */
+  fetch?: StepResult | StepResult[];
   kexec?: StepResult;
   fallback?: StepResult;
 }
@@ -205,7 +206,8 @@ async function chain(
       calls.push({ step, args });
       if (step === "udhcpc") return Promise.resolve({ code: 0, stdout: "" });
       const key = step === "fetch-private" ? "fetch" : step as keyof Script;
-      const r = script[key];
+      const planned = script[key];
+      const r = Array.isArray(planned) ? planned.shift() : planned;
       if (!r) throw new Error(`unexpected step ${step}`);
       return Promise.resolve(r);
     },
@@ -240,6 +242,65 @@ Deno.test("boot: network path: discover -> fetch -> kexec load (which verifies);
     assertEquals(argOf(kexec, "--trust"), `${dir}/no-trust.json`);
     assertEquals(argOf(kexec, "--state"), `${dir}/cache/state`);
     assert(kexec.includes("--dry-run"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("boot: a command-line provider is fetched from at once, with no discover step (issue 17); when that fails, discovery runs as before and fetch again", async () => {
+  const dir = await tempDir("boot-test");
+  try {
+    const cmdline: Policy = {
+      ...DEFAULT_POLICY,
+      provider: MANIFEST_URL,
+      providerFromCmdline: true,
+    };
+    // The URL answers: no discovery process at all.
+    const fast = await chain(dir, cmdline, { fetch: fetched(dir), kexec: LOADED });
+    assert(fast.r.ok, fast.r.ok ? "" : fast.r.e.message);
+    assertEquals(steps(fast.calls), ["udhcpc", "fetch", "kexec"]);
+    assertEquals(argOf(fast.calls[1].args, "--manifest"), MANIFEST_URL);
+    assert(fast.calls[1].args.includes("--rediscover"));
+    assert(
+      fast.said.some((l) => l.startsWith("phase-boot: discover: not run")),
+      fast.said.join("\n"),
+    );
+    assertEquals(await Deno.readTextFile(`${dir}/run/provider`), MANIFEST_URL + "\n");
+    // Private mode: the same, into tmpfs.
+    const priv = await chain(dir, { ...cmdline, mode: "private" }, {
+      fetch: fetched(dir),
+      kexec: LOADED,
+    });
+    assert(priv.r.ok, priv.r.ok ? "" : priv.r.e.message);
+    assertEquals(steps(priv.calls), ["udhcpc", "fetch-private", "kexec"]);
+
+    // The URL fails (down, a portal): discover runs as it always did, then fetch from what it found.
+    const lan = "http://10.0.2.7:8080/stable/amd64/manifest.json";
+    const slow = await chain(dir, cmdline, {
+      discover: OK({
+        candidates: [{ manifestUrl: lan, mirrors: [], providers: [], source: "mdns" }],
+        rejected: [],
+        steps: [{ step: "manual", ms: 1, found: 0 }, { step: "lan", ms: 1, found: 1 }],
+      }),
+      fetch: [FETCH_FAILED, fetched(dir)],
+      kexec: LOADED,
+    });
+    assert(slow.r.ok, slow.r.ok ? "" : slow.r.e.message);
+    assertEquals(steps(slow.calls), ["udhcpc", "fetch", "discover", "fetch", "kexec"]);
+    assert(slow.calls[2].args.includes("--provider-first"), slow.calls[2].args.join(" "));
+    assertEquals(argOf(slow.calls[3].args, "--manifest"), lan);
+    assert(slow.log.entries.some((e) => e.event === "cmdline_fetch_failed"));
+    assert(slow.said.some((l) => l.includes("command-line provider failed")), slow.said.join("\n"));
+    assertEquals(await Deno.readTextFile(`${dir}/run/provider`), lan + "\n");
+
+    // A provider named by the policy file, not the command line: discovery first, as before.
+    const file = await chain(dir, { ...cmdline, providerFromCmdline: false }, {
+      discover: DISCOVERED,
+      fetch: fetched(dir),
+      kexec: LOADED,
+    });
+    assert(file.r.ok, file.r.ok ? "" : file.r.e.message);
+    assertEquals(steps(file.calls), ["udhcpc", "discover", "fetch", "kexec"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
