@@ -143,6 +143,12 @@ export interface BootDeps {
   readonly log: Logger;
   /** Console lines for the person at the machine. */
   readonly say: (line: string) => void;
+  /**
+   * A Secure Boot seed's dm-verity parameters (`ROOTHASH:SALT:BLOCKS`, from
+   * its signed command line): kexec hands them to the target, which opens
+   * the seed partition through dm-verity too (TM-14).
+   */
+  readonly seedVerity?: string;
   /** Stop after loading (kexec dry run). */
   readonly dryRun?: boolean;
   /** Monotonic milliseconds for the timings. */
@@ -681,8 +687,8 @@ export async function runChain(d: BootDeps): Promise<BootOutcome> {
   // re-hashes exactly what it loads (the trust boundary at the process
   // that acts on the bytes, TM-11).
   const t = clock();
-  const kexecArgs = [
-    "load",
+  // What `load` and `fallback` both verify and stage.
+  const stageArgs = [
     "--manifest",
     rel.manifest,
     ...commonArgs(d),
@@ -693,6 +699,9 @@ export async function runChain(d: BootDeps): Promise<BootOutcome> {
     "--dir",
     d.paths.run,
   ];
+  const kexecArgs = ["load", ...stageArgs];
+  // The chainload fallback never takes it: it is disabled under Secure Boot.
+  if (d.seedVerity) kexecArgs.push("--seed-verity", d.seedVerity);
   if (d.dryRun) kexecArgs.push("--dry-run");
   else kexecArgs.push("--exec");
   d.say(
@@ -708,7 +717,7 @@ export async function runChain(d: BootDeps): Promise<BootOutcome> {
     (r.code === KEXEC_E_LOAD || r.code === KEXEC_E_EXEC)
   ) {
     d.say(`phase-boot: kexec failed (exit ${r.code}): trying the chainload fallback entry`);
-    const fallbackArgs = ["fallback", ...kexecArgs.slice(1).filter((a) => a !== "--exec")];
+    const fallbackArgs = ["fallback", ...stageArgs];
     const f = await d.run(`${d.paths.bin}/phase-kexec`, fallbackArgs, KEXEC_TIMEOUT_MS);
     d.say(`phase-boot: chainload fallback did not reboot (exit ${f.code})`);
   }

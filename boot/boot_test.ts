@@ -179,7 +179,7 @@ async function chain(
   dir: string,
   policy: Policy,
   script: Script,
-  o: { dryRun?: boolean; trust?: string } = {},
+  o: { dryRun?: boolean; trust?: string; seedVerity?: string } = {},
 ) {
   await Deno.mkdir(`${dir}/run`, { recursive: true });
   await Deno.writeTextFile(`${dir}/run/interfaces`, "lo\neth0\n");
@@ -200,6 +200,7 @@ async function chain(
     log,
     say: (l) => said.push(l),
     dryRun: o.dryRun ?? true,
+    ...(o.seedVerity ? { seedVerity: o.seedVerity } : {}),
     run: (program, args) => {
       const name = program.slice(program.lastIndexOf("/") + 1).replace(/^phase-/, "");
       const step = name === "kexec" && args[0] === "fallback" ? "fallback" : name;
@@ -242,6 +243,15 @@ Deno.test("boot: network path: discover -> fetch -> kexec load (which verifies);
     assertEquals(argOf(kexec, "--trust"), `${dir}/no-trust.json`);
     assertEquals(argOf(kexec, "--state"), `${dir}/cache/state`);
     assert(kexec.includes("--dry-run"));
+    assert(!kexec.includes("--seed-verity"), "no verity seed, nothing handed on");
+    // TM-14: a Secure Boot seed's verity parameters go to kexec, for the target.
+    const sb = await chain(dir, DEFAULT_POLICY, {
+      discover: DISCOVERED,
+      fetch: fetched(dir),
+      kexec: LOADED,
+    }, { seedVerity: "ab:cd:3" });
+    assert(sb.r.ok, sb.r.ok ? "" : sb.r.e.message);
+    assertEquals(argOf(sb.calls.find((c) => c.step === "kexec")!.args, "--seed-verity"), "ab:cd:3");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -440,19 +450,24 @@ Deno.test("boot: kexec E_LOAD or E_EXEC runs the chainload fallback; other failu
   const dir = await tempDir("boot-test");
   try {
     for (const code of [EXIT_STATUS.E_LOAD, EXIT_STATUS.E_EXEC]) {
-      const { r, calls } = await chain(dir, DEFAULT_POLICY, {
-        discover: DISCOVERED,
-        fetch: fetched(dir),
-        kexec: { code, stdout: "" },
-        fallback: { code: EXIT_STATUS.E_FALLBACK, stdout: "" },
-      }, { dryRun: false });
-      assert(!r.ok && r.e instanceof BootError);
-      assertEquals(r.e.code, "E_KEXEC");
-      assertEquals(steps(calls), ["udhcpc", "discover", "fetch", "kexec", "fallback"]);
-      const load = calls[3].args;
-      const fb = calls[4].args;
-      assert(load.includes("--exec"));
-      assertEquals(fb, ["fallback", ...load.slice(1).filter((a) => a !== "--exec")]);
+      for (const seedVerity of [undefined, "ab:cd:3"]) {
+        const { r, calls } = await chain(dir, DEFAULT_POLICY, {
+          discover: DISCOVERED,
+          fetch: fetched(dir),
+          kexec: { code, stdout: "" },
+          fallback: { code: EXIT_STATUS.E_FALLBACK, stdout: "" },
+        }, { dryRun: false, ...(seedVerity ? { seedVerity } : {}) });
+        assert(!r.ok && r.e instanceof BootError);
+        assertEquals(r.e.code, "E_KEXEC");
+        assertEquals(steps(calls), ["udhcpc", "discover", "fetch", "kexec", "fallback"]);
+        const load = calls[3].args;
+        const fb = calls[4].args;
+        assert(load.includes("--exec"));
+        assertEquals(load.includes("--seed-verity"), seedVerity !== undefined);
+        // `fallback` takes what load verifies and stages, nothing of the load itself.
+        const loadOnly = new Set(["--exec", "--seed-verity", seedVerity]);
+        assertEquals(fb, ["fallback", ...load.slice(1).filter((a) => !loadOnly.has(a))]);
+      }
     }
     for (
       const [policy, code] of [

@@ -40,7 +40,8 @@ export async function run(args: string[]): Promise<number> {
     ...(values["private-root"] ? { privateRoot: values["private-root"] } : {}),
     ...(values.run ? { run: values.run } : {}),
   };
-  const { policy, ignored } = await loadPolicy({
+  // The seed's verity words are read here, before any step runs (steps may write /run/phase).
+  const { policy, ignored, seedVerity } = await loadPolicy({
     policyPath: paths.policy,
     cmdlinePath: paths.cmdline,
   });
@@ -58,6 +59,7 @@ export async function run(args: string[]): Promise<number> {
       log,
       say,
       dryRun: values["dry-run"],
+      ...(seedVerity ? { seedVerity } : {}),
     });
     say(`phase-boot: dry run complete (${out.source}): ${JSON.stringify(out.timingsMs)}`);
     return 0;

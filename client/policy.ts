@@ -300,6 +300,9 @@ export const SEED_INIT_KEYS: ReadonlySet<string> = new Set([
   "phase.boot",
 ]);
 
+/** The seed's dm-verity words, in `ROOTHASH:SALT:BLOCKS` order. */
+const SEED_VERITY_KEYS = ["phase.verity", "phase.verity_salt", "phase.verity_blocks"] as const;
+
 /**
  * Applies `phase.*` overrides from a kernel command line to a policy.
  * Invalid values of known keys are errors; unknown `phase.*` keys are
@@ -308,6 +311,7 @@ export const SEED_INIT_KEYS: ReadonlySet<string> = new Set([
 export function applyCmdline(policy: Policy, cmdline: string): LoadedPolicy {
   const p: { -readonly [K in keyof Policy]: Policy[K] } = { ...policy };
   const ignored: string[] = [];
+  const seedWords = new Map<string, string>();
   for (const word of splitCmdline(cmdline)) {
     if (!word.startsWith("phase.")) continue;
     const eq = word.indexOf("=");
@@ -335,11 +339,23 @@ export function applyCmdline(policy: Policy, cmdline: string): LoadedPolicy {
         p.bootstrap = Object.freeze(checkBootstrap(value === "" ? [] : value.split(","), where));
         break;
       default:
-        if (!SEED_INIT_KEYS.has(key)) ignored.push(word);
+        if (SEED_INIT_KEYS.has(key)) seedWords.set(key, value);
+        else ignored.push(word);
     }
   }
   if (p.mode === "private") p.cacheEnabled = false;
-  return { policy: Object.freeze(p), ignored };
+  const verity = SEED_VERITY_KEYS.map((k) => seedWords.get(k));
+  if (verity.some((v) => v !== undefined) && !verity.every((v) => v)) {
+    throw policyError(
+      "kernel command line: phase.verity",
+      `needs all of ${SEED_VERITY_KEYS.join(", ")}`,
+    );
+  }
+  return {
+    policy: Object.freeze(p),
+    ignored,
+    ...(verity.every((v) => v) ? { seedVerity: verity.join(":") } : {}),
+  };
 }
 
 /**
@@ -403,6 +419,13 @@ export interface LoadedPolicy {
   policy: Policy;
   /** `phase.*` words of the command line that no key matched, for the caller to log. */
   ignored: string[];
+  /**
+   * A Secure Boot seed's dm-verity parameters from its signed command line
+   * (`phase.verity`, `phase.verity_salt`, `phase.verity_blocks`) as
+   * `ROOTHASH:SALT:BLOCKS`, for `phase-kexec load --seed-verity` (TM-14;
+   * phase-kexec checks the values). Absent without them.
+   */
+  seedVerity?: string;
 }
 
 /**

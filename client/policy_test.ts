@@ -107,6 +107,18 @@ Deno.test("policy: kernel command line overrides, manual URL goes first", () => 
       .ignored,
     [],
   );
+  // TM-14: they are handed on (to phase-kexec, for the target), all three or none.
+  assertEquals(
+    applyCmdline(DEFAULT_POLICY, "phase.verity=ab phase.verity_salt=cd phase.verity_blocks=3")
+      .seedVerity,
+    "ab:cd:3",
+  );
+  assertEquals(applyCmdline(DEFAULT_POLICY, "console=ttyS0").seedVerity, undefined);
+  assertThrows(
+    () => applyCmdline(DEFAULT_POLICY, "phase.verity=ab phase.verity_blocks=3"),
+    ClientError,
+    "needs all of",
+  );
   assertThrows(() => applyCmdline(DEFAULT_POLICY, "phase.mode=usb"), ClientError, "mode must be");
   assertEquals(splitCmdline(' a "b c"  d=" e"\n'), ["a", "b c", "d= e"]);
 });

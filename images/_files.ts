@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { SEED_VERITY_WORDS } from "../kexec/mod.ts";
 import { SEED_ROOT } from "./launcher.ts";
 import { selfHostBlock } from "./_selfhost.ts";
 
@@ -16,6 +17,12 @@ export const SEED_SHELL_MARKER = "phase-seed: boot failed";
 export const VERITY_REFUSED_MARKER = "phase-seed: dm-verity: the seed partition does not match";
 /** Name of the device-mapper device of the verity seed (/dev/mapper/NAME). */
 export const VERITY_DM_NAME = "phase-seed-verified";
+/** Console line prefix of the target when it refuses the seed partition (tests grep it). */
+export const TARGET_SEED_REFUSED = "phase-target: REFUSED the seed partition";
+/** Console line of the target once dm-verity has verified the seed partition. */
+export const TARGET_SEED_VERIFIED = "phase-target: dm-verity: seed partition verified";
+/** Device-mapper name of the target's verity view of the seed partition. */
+const TARGET_VERITY_DM_NAME = "phase-seed-target";
 /** The SecureBoot variable (EFI global variable GUID) in efivarfs. */
 export const SECURE_BOOT_EFIVAR = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
 /** GPT partition names the seed looks for in /sys/class/block/ * /uevent. */
@@ -187,7 +194,7 @@ while read -r m; do insmod "/lib/modules/$m" 2>/dev/null; done < /etc/phase/modu
 ${FINDPART}
 # The post-boot WASM job runs with Deno from the seed partition when the
 # machine has one (the USB image); a target without it still boots.
-seed=$(findpart ${PART_NAMES.seed}) && mount -t squashfs -o ro "$seed" /usr/lib/phase
+${targetSeedLines()}
 if [ -x /usr/lib/phase/bin/phase-wasm ]; then
   # Private: an ephemeral node key, nothing written (the seed is read-only).
   /usr/lib/phase/bin/phase-wasm postboot --private || echo "phase-target: post-boot job failed"
@@ -199,6 +206,51 @@ echo "${TARGET_MARKER} version=${version} mode=\${mode:-unknown} via=\${via:-kex
 ${selfHostBlock()}${targetNodeStart()}
 exec setsid cttyhack sh
 `;
+}
+
+/**
+ * Shell lines of the target's /init that mount the seed partition (TM-14).
+ * A Secure Boot seed opened it through dm-verity; after kexec the medium
+ * is read again, and a medium that answers the second read differently
+ * (a USB device's own firmware) would run unverified code here. So the
+ * target opens it through dm-verity too, with the root hash phase-kexec
+ * copied from the seed's signed command line (\`phase.seed_verity*\`),
+ * reads it in full first and refuses it on a mismatch: the post-boot job
+ * and the node then do not run. Under Secure Boot without those words it
+ * refuses too. A seed without Secure Boot verified nothing itself, so its
+ * target mounts the partition as it is.
+ */
+export function targetSeedLines(
+  o: { readonly cmdline?: string; readonly efivars?: string } = {},
+): string {
+  const cmdline = o.cmdline ?? "/proc/cmdline";
+  const efivars = o.efivars ?? "/run/phase/efivars";
+  const word = (w: string, digits = "0-9a-f") =>
+    `$(sed -n 's/.*${w.replace(".", "\\.")}=\\([${digits}]*\\).*/\\1/p' ${cmdline})`;
+  const dev = `/dev/mapper/${TARGET_VERITY_DM_NAME}`;
+  return `mkdir -p ${efivars} && mount -t efivarfs efivarfs ${efivars} 2>/dev/null
+sb=$(cat ${efivars}/${SECURE_BOOT_EFIVAR} 2>/dev/null | od -An -t u1 | awk '{print $5; exit}')
+v_hash=${word(SEED_VERITY_WORDS.rootHash)}
+v_salt=${word(SEED_VERITY_WORDS.salt)}
+v_blocks=${word(SEED_VERITY_WORDS.blocks, "0-9")}
+if seed=$(findpart ${PART_NAMES.seed}); then
+  if [ -n "$v_hash" ]; then
+    if [ -n "$v_salt" ] && [ -n "$v_blocks" ] \\
+      && DM_DISABLE_UDEV=1 dmsetup create --readonly ${TARGET_VERITY_DM_NAME} --table "0 $((v_blocks * 8)) verity 1 $seed $seed 4096 4096 $v_blocks $v_blocks sha256 $v_hash $v_salt" \\
+      && { DM_DISABLE_UDEV=1 dmsetup mknodes ${TARGET_VERITY_DM_NAME} 2>/dev/null; dd if=${dev} of=/dev/null bs=1M 2>/dev/null; }; then
+      echo "${TARGET_SEED_VERIFIED} (root hash $v_hash)"
+      seed=${dev}
+    else
+      dmsetup remove ${TARGET_VERITY_DM_NAME} 2>/dev/null
+      echo "${TARGET_SEED_REFUSED}: it does not match the seed's signed dm-verity root hash $v_hash (the medium changed after the seed verified it?): no post-boot job, no node"
+      seed=""
+    fi
+  elif [ "$sb" = 1 ]; then
+    echo "${TARGET_SEED_REFUSED}: Secure Boot is on and the command line names no seed dm-verity root hash (${SEED_VERITY_WORDS.rootHash}=): no post-boot job, no node"
+    seed=""
+  fi
+  [ -n "$seed" ] && mount -t squashfs -o ro "$seed" /usr/lib/phase
+fi`;
 }
 
 /** TCP port the target's Plasm node listens on, on its LAN address. */

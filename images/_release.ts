@@ -78,6 +78,8 @@ export async function targetRelease(
   ]);
   await writeText(`${root}/init`, targetInit(inp.version), 0o755);
   for (const lib of inp.libs) await copyFile(lib.file, `${root}${lib.path}`, 0o755);
+  // TM-14: the target opens the seed partition through dm-verity as the seed did.
+  if (inp.secureBoot) await copyFile("/usr/sbin/dmsetup", `${root}/sbin/dmsetup`, 0o755);
   // Self-hosting: the network hook and the trust file the target's provider
   // verifies the cache with; both are inside the signed initramfs.
   await writeText(`${root}/usr/share/udhcpc/default.script`, udhcpcScript(), 0o755);

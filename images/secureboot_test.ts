@@ -11,7 +11,16 @@ import {
   ukiObjcopyArgs,
   verityCmdline,
 } from "./_secureboot.ts";
-import { seedInit, VERITY_DM_NAME, VERITY_REFUSED_MARKER } from "./_files.ts";
+import {
+  SECURE_BOOT_EFIVAR,
+  seedInit,
+  TARGET_SEED_REFUSED,
+  TARGET_SEED_VERIFIED,
+  targetInit,
+  targetSeedLines,
+  VERITY_DM_NAME,
+  VERITY_REFUSED_MARKER,
+} from "./_files.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const SNAKEOIL = await Deno.readTextFile(SNAKEOIL_CERT).catch(() => "");
@@ -143,4 +152,98 @@ Deno.test("deno task images --secure-boot without --db-key/--db-cert is a usage 
   const text = new TextDecoder().decode(r.stderr);
   assertEquals(r.code, EXIT_STATUS.E_USAGE, text);
   assert(text.includes("--secure-boot needs --db-key"), text);
+});
+
+/**
+ * Runs the target's seed-partition lines under /bin/sh with stand-ins for
+ * findpart, dmsetup, dd and mount (PATH), a command line file and an
+ * efivars folder; returns the console and the stand-ins' calls.
+ */
+async function targetSeed(o: {
+  cmdline: string;
+  secureBoot?: 0 | 1;
+  /** dd's exit status through the verity device (1: a block does not match). */
+  ddStatus?: number;
+}) {
+  const dir = await tmpDir("target-seed-");
+  try {
+    await Deno.mkdir(`${dir}/bin`);
+    await Deno.mkdir(`${dir}/efivars`);
+    const stub = (name: string, status = 0) =>
+      Deno.writeTextFile(
+        `${dir}/bin/${name}`,
+        `#!/bin/sh\necho "${name} $*" >> ${dir}/calls\nexit ${status}\n`,
+        { mode: 0o755 },
+      );
+    await stub("dmsetup");
+    await stub("mount");
+    await stub("dd", o.ddStatus ?? 0);
+    await Deno.writeTextFile(`${dir}/cmdline`, o.cmdline + "\n");
+    if (o.secureBoot !== undefined) {
+      await Deno.writeFile(
+        `${dir}/efivars/${SECURE_BOOT_EFIVAR}`,
+        new Uint8Array([6, 0, 0, 0, o.secureBoot]),
+      );
+    }
+    const script = `findpart() { echo /dev/vda2; }\n${
+      targetSeedLines({ cmdline: `${dir}/cmdline`, efivars: `${dir}/efivars` })
+    }\n`;
+    const r = await new Deno.Command("/bin/sh", {
+      args: ["-c", script],
+      env: { PATH: `${dir}/bin:/usr/bin:/bin` },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const calls = await Deno.readTextFile(`${dir}/calls`).catch(() => "");
+    return { out: new TextDecoder().decode(r.stdout), calls: calls.split("\n").filter(Boolean) };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const HASH = "ab".repeat(32);
+const VERITY_WORDS =
+  `console=ttyS0 phase.seed_verity=${HASH} phase.seed_verity_salt=cd01 phase.seed_verity_blocks=7 phase.mode=internet`;
+const seedMounts = (calls: readonly string[]) =>
+  calls.filter((c) => c.startsWith("mount -t squashfs"));
+
+Deno.test("TM-14 secure boot and lockdown: the target opens the seed partition through dm-verity with the seed's root hash, and refuses it on a mismatch or without one under Secure Boot", async () => {
+  // The seed's words on the command line, the partition matches: mounted from the verity device.
+  const ok = await targetSeed({ cmdline: VERITY_WORDS, secureBoot: 1 });
+  assert(
+    ok.calls.includes(
+      `dmsetup create --readonly phase-seed-target --table 0 56 verity 1 /dev/vda2 /dev/vda2 4096 4096 7 7 sha256 ${HASH} cd01`,
+    ),
+    ok.calls.join("\n"),
+  );
+  assert(ok.calls.some((c) => c.startsWith("dd if=/dev/mapper/phase-seed-target")), "read in full");
+  assertEquals(seedMounts(ok.calls), [
+    "mount -t squashfs -o ro /dev/mapper/phase-seed-target /usr/lib/phase",
+  ]);
+  assert(ok.out.includes(`${TARGET_SEED_VERIFIED} (root hash ${HASH})`), ok.out);
+
+  // A block that no longer matches (the medium changed after the seed read it): nothing mounted.
+  const bad = await targetSeed({ cmdline: VERITY_WORDS, secureBoot: 1, ddStatus: 1 });
+  assertEquals(seedMounts(bad.calls), [], bad.calls.join("\n"));
+  assert(bad.out.includes(TARGET_SEED_REFUSED), bad.out);
+  assert(bad.calls.includes("dmsetup remove phase-seed-target"), bad.calls.join("\n"));
+
+  // Secure Boot on but no root hash handed over: refused, never the raw partition.
+  const none = await targetSeed({ cmdline: "console=ttyS0 phase.mode=internet", secureBoot: 1 });
+  assertEquals(seedMounts(none.calls), [], none.calls.join("\n"));
+  assert(none.out.includes(`${TARGET_SEED_REFUSED}: Secure Boot is on`), none.out);
+
+  // No Secure Boot (the seed verified nothing either): the partition as it is.
+  for (const sb of [0, undefined] as const) {
+    const plain = await targetSeed({
+      cmdline: "console=ttyS0 phase.mode=internet",
+      secureBoot: sb,
+    });
+    assertEquals(seedMounts(plain.calls), ["mount -t squashfs -o ro /dev/vda2 /usr/lib/phase"]);
+    assert(!plain.calls.some((c) => c.startsWith("dmsetup")), plain.calls.join("\n"));
+  }
+  // The target's /init runs these lines before the post-boot job.
+  const init = targetInit("2026.1.1");
+  assert(init.includes(targetSeedLines()));
+  assert(init.indexOf(targetSeedLines()) < init.indexOf("phase-wasm postboot"));
 });

@@ -20,6 +20,8 @@ import {
   SEED_SHELL_MARKER,
   TARGET_MARKER,
   TARGET_NODE_PORT,
+  TARGET_SEED_REFUSED,
+  TARGET_SEED_VERIFIED,
   VERITY_REFUSED_MARKER,
 } from "./_files.ts";
 import { publicKeyOfPeerId } from "../node/mod.ts";
@@ -1174,6 +1176,44 @@ Deno.test("TM-14 secure boot and lockdown: [vm secure-boot] with Secure Boot enf
     }
     assert(run.lines.some((l) => /Kernel is locked down from EFI Secure Boot/.test(l.text)));
     assert(paths.some((p) => /kernel|cas/.test(p)), `fetched: ${paths.join(" ")}`);
+    // TM-14: the target opened the seed partition through dm-verity too, then ran the job from it.
+    assert(run.lines.some((l) => l.text.startsWith(TARGET_SEED_VERIFIED)), tail(run, 40));
+    assert("wasm" in run.marks, tail(run, 40));
+  } finally {
+    await Deno.remove(img).catch(() => {});
+  }
+});
+
+Deno.test("TM-14 secure boot and lockdown: [vm secure-boot-tamper-target] the medium changes after the seed verified it (one byte, written while the seed hands over): the target's dm-verity refuses the partition and runs nothing from it", async () => {
+  const img = await sbCopy("sb-tamper-target");
+  try {
+    const seed = await partition(img, PART_NAMES.seed);
+    // A medium that answers the second read differently: the byte changes
+    // on the host while the seed kernel hands over (the guest reads the
+    // image file through QEMU, with no copy of its own).
+    let flipped: Promise<void> | undefined;
+    const { run } = await bootServedLogged({
+      image: img,
+      firmware: OVMF_SNAKEOIL,
+      timeoutMs: SECURE_BOOT_TIMEOUT_MS,
+      until: UNTIL,
+      watch: SB_WATCH,
+      onLine: (l) => {
+        if (!flipped && /phase-kexec: executing the loaded kernel/.test(l.text)) {
+          flipped = flipByte(img, seed.offset + 3 * MiB + 4321);
+        }
+      },
+    }, SB_ARTIFACTS);
+    await flipped;
+    report("secure-boot-tamper-target", run);
+    assert(flipped, "the seed handed over\n" + tail(run, 40));
+    assert("verity" in run.marks, "the seed verified its partition first\n" + tail(run, 40));
+    assertEquals(run.outcome, "target", tail(run, 40));
+    assert(
+      run.lines.some((l) => l.text.startsWith(`${TARGET_SEED_REFUSED}: it does not match`)),
+      tail(run, 40),
+    );
+    assert(!("wasm" in run.marks), "no post-boot job from the changed partition\n" + tail(run, 40));
   } finally {
     await Deno.remove(img).catch(() => {});
   }

@@ -56,6 +56,11 @@ const LOAD_ONLY: readonly FlagHelp[] = [
     default: "auto",
   },
   { flag: "--fdt FILE", text: "(arm64) the device tree to pass on", default: FDT_SOURCE },
+  {
+    flag: "--seed-verity H:S:N",
+    text:
+      "a Secure Boot seed's dm-verity root hash, salt and data blocks (its phase.verity words), passed to the target as phase.seed_verity* so that it opens the seed partition through dm-verity too (TM-14; phase-boot passes it)",
+  },
   { flag: "--exec", text: "execute the loaded kernel at once", default: "off" },
   {
     flag: "--json",
@@ -87,7 +92,7 @@ export const KEXEC_LOAD_HELP: HelpSpec = {
     "verifies the manifest, stages and re-checks the kernel and initramfs, then loads them with " +
     "kexec (--exec: and executes). Loads exactly the verified bytes (TM-01).",
   usage:
-    "deno task kexec load --manifest FILE --trust FILE --artifact kernel=PATH --artifact initramfs=PATH [--mode M] [--channel C] [--arch A] [--min-version V] [--state DIR] [--now RFC3339] [--dir DIR] [--method auto|file|classic] [--fdt FILE] [--dry-run] [--exec] [--json]",
+    "deno task kexec load --manifest FILE --trust FILE --artifact kernel=PATH --artifact initramfs=PATH [--mode M] [--channel C] [--arch A] [--min-version V] [--state DIR] [--now RFC3339] [--dir DIR] [--method auto|file|classic] [--fdt FILE] [--seed-verity H:S:N] [--dry-run] [--exec] [--json]",
   flags: [...STAGE, ...LOAD_ONLY, DRY_RUN],
   examples: [
     "deno task kexec load --manifest /run/phase/manifest.json --trust /etc/phase/trust.json --artifact kernel=/run/phase/kernel --artifact initramfs=/run/phase/initramfs --dry-run",

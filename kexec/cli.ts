@@ -21,6 +21,7 @@ import {
   type KexecMethod,
   loadKernel,
   parseMode,
+  parseSeedVerity,
   readLockdown,
   runProgram,
   stageArtifacts,
@@ -44,7 +45,8 @@ export const DEFAULT_FALLBACK_ENTRY = "phase-chainload.conf";
 const USAGE =
   `phase-kexec load --manifest FILE --trust FILE --artifact kernel=PATH --artifact initramfs=PATH
                  [--mode internet|local|private] [--channel C] [--arch A] [--min-version V] [--state DIR]
-                 [--now RFC3339] [--dir DIR] [--method auto|file|classic] [--fdt FILE] [--dry-run] [--exec]
+                 [--now RFC3339] [--dir DIR] [--method auto|file|classic] [--fdt FILE]
+                 [--seed-verity ROOTHASH:SALT:BLOCKS] [--dry-run] [--exec]
 phase-kexec exec [--dry-run]
 phase-kexec fallback --manifest FILE --trust FILE --artifact kernel=PATH --artifact initramfs=PATH [--mode M]
                  [--esp DIR] [--entry ID] [--efivars DIR] [--no-reboot] [--dry-run]`;
@@ -68,6 +70,7 @@ export const LOAD_FLAGS = {
   ...STAGE_FLAGS,
   method: { type: "string" },
   fdt: { type: "string" },
+  "seed-verity": { type: "string" },
   "dry-run": { type: "boolean" },
   exec: { type: "boolean" },
   json: { type: "boolean" },
@@ -139,6 +142,10 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
   if (!["auto", "file", "classic"].includes(method)) {
     throw new UsageError(`bad --method '${method}'`, USAGE);
   }
+  // TM-14: checked before anything is staged.
+  const seedVerity = values["seed-verity"] === undefined
+    ? undefined
+    : parseSeedVerity(values["seed-verity"]);
   const { staged, mode, channel } = await verifyAndStage(values, out);
   let dtb: string | undefined;
   if (staged.arch === "arm64" && method !== "file") {
@@ -152,7 +159,15 @@ async function cmdLoad(args: string[], out: (s: string) => void): Promise<number
   if (lockdown && lockdown !== "none") {
     note(`phase-kexec: kernel lockdown: ${lockdown} (only a signed kernel loads, with kexec -s)`);
   }
-  const result = await loadKernel(staged, { mode, kexec, method, dtb, dryRun, lockdown });
+  const result = await loadKernel(staged, {
+    mode,
+    kexec,
+    method,
+    dtb,
+    dryRun,
+    lockdown,
+    ...(seedVerity ? { seedVerity } : {}),
+  });
   // The one result line the boot orchestrator decodes (decodeKexecLoadResult), last on stdout.
   const loaded: KexecLoadResult = {
     ok: true,

@@ -81,16 +81,71 @@ export function parseMode(s: string): Mode {
 }
 
 /**
- * The target's command line: the manifest's, minus any `phase.mode=` it
- * carries, plus `phase.mode=<mode>`.
+ * The dm-verity parameters of a Secure Boot seed's partition (the words
+ * `phase.verity=`, `phase.verity_salt=`, `phase.verity_blocks=` of its
+ * signed command line), handed to the target so that it opens the same
+ * partition through dm-verity too (TM-14).
  */
-export function targetCmdline(manifestCmdline: string, mode: Mode): string {
+export interface SeedVerity {
+  /** Root hash, lowercase hex (sha256: 64 digits). */
+  readonly rootHash: string;
+  /** Salt, lowercase hex. */
+  readonly salt: string;
+  /** Data blocks of 4096 bytes. */
+  readonly blocks: number;
+}
+
+/** Target command-line words carrying {@link SeedVerity} (the target's /init reads them). */
+export const SEED_VERITY_WORDS: Readonly<Record<keyof SeedVerity, string>> = Object.freeze({
+  rootHash: "phase.seed_verity",
+  salt: "phase.seed_verity_salt",
+  blocks: "phase.seed_verity_blocks",
+});
+
+/** Most data blocks accepted (16 TiB of 4 KiB blocks: far above any seed). */
+const MAX_VERITY_BLOCKS = 2 ** 32;
+
+/** Parses `ROOTHASH:SALT:BLOCKS` (what `phase-kexec load --seed-verity` takes). */
+export function parseSeedVerity(s: string): SeedVerity {
+  const m = /^([0-9a-f]{64}):([0-9a-f]{2,128}):([1-9][0-9]{0,9})$/.exec(s);
+  const blocks = m ? Number(m[3]) : NaN;
+  if (!m || m[2].length % 2 !== 0 || !(blocks <= MAX_VERITY_BLOCKS)) {
+    throw new KexecError("E_STAGE", `bad seed verity parameters '${s.slice(0, 200)}'`, {
+      hint:
+        "ROOTHASH:SALT:BLOCKS: 64 lowercase hex digits, an even number of hex digits, a block count (the seed's phase.verity, phase.verity_salt and phase.verity_blocks)",
+    });
+  }
+  return { rootHash: m[1], salt: m[2], blocks };
+}
+
+/**
+ * The target's command line: the manifest's, minus any `phase.mode=` (and
+ * `phase.seed_verity*=`) it carries, plus `phase.mode=<mode>` and, for a
+ * seed that opened its partition through dm-verity, its parameters (TM-14).
+ */
+export function targetCmdline(
+  manifestCmdline: string,
+  mode: Mode,
+  seedVerity?: SeedVerity,
+): string {
   // deno-lint-ignore no-control-regex
   if (/[\x00-\x1f\x7f]/.test(manifestCmdline)) {
     throw new KexecError("E_STAGE", "manifest cmdline contains control characters");
   }
-  const words = manifestCmdline.split(" ").filter((w) => w && !w.startsWith("phase.mode="));
-  const line = [...words, `phase.mode=${parseMode(mode)}`].join(" ");
+  const ours = ["phase.mode", ...Object.values(SEED_VERITY_WORDS)];
+  const words = manifestCmdline.split(" ").filter((w) =>
+    w && !ours.some((k) => w.startsWith(`${k}=`))
+  );
+  words.push(`phase.mode=${parseMode(mode)}`);
+  if (seedVerity) {
+    const v = parseSeedVerity(`${seedVerity.rootHash}:${seedVerity.salt}:${seedVerity.blocks}`);
+    words.push(
+      `${SEED_VERITY_WORDS.rootHash}=${v.rootHash}`,
+      `${SEED_VERITY_WORDS.salt}=${v.salt}`,
+      `${SEED_VERITY_WORDS.blocks}=${v.blocks}`,
+    );
+  }
+  const line = words.join(" ");
   if (new TextEncoder().encode(line).length >= MAX_KERNEL_CMDLINE_BYTES) {
     throw new KexecError(
       "E_STAGE",
@@ -266,7 +321,7 @@ export async function stageDtb(
 /** The exact kexec-tools argv that loads `staged`. */
 export function loadArgv(
   staged: Staged,
-  opts: { method: KexecMethod; mode: Mode; kexec: string; dtb?: string },
+  opts: { method: KexecMethod; mode: Mode; kexec: string; dtb?: string; seedVerity?: SeedVerity },
 ): string[] {
   // `-s` alone only picks the syscall: kexec-tools' default action is then
   // load AND shut down (it runs `shutdown`, absent from the seed, and exits
@@ -276,7 +331,7 @@ export function loadArgv(
     ...(opts.method === "file" ? ["-s", "-l"] : ["-l"]),
     staged.kernel,
     `--initrd=${staged.initramfs}`,
-    `--command-line=${targetCmdline(staged.manifestCmdline, opts.mode)}`,
+    `--command-line=${targetCmdline(staged.manifestCmdline, opts.mode, opts.seedVerity)}`,
   ];
   if (opts.method === "classic" && opts.dtb) argv.push(`--dtb=${opts.dtb}`);
   return argv;
@@ -365,6 +420,8 @@ export interface LoadOptions {
   readonly method?: KexecMethod | "auto";
   /** DTB passed to a `classic` load (arm64: from {@link stageDtb}). */
   readonly dtb?: string;
+  /** The Secure Boot seed's dm-verity parameters, put on the target's command line (TM-14). */
+  readonly seedVerity?: SeedVerity;
   /** Return the argv of the first method without running anything. */
   readonly dryRun?: boolean;
   /** Runs kexec-tools (default: the real program). */
@@ -421,7 +478,13 @@ export async function loadKernel(staged: Staged, opts: LoadOptions): Promise<Loa
   const run = opts.run ?? runProgram;
   const tried: { argv: string[]; code: number; stderr: string }[] = [];
   for (const method of methods) {
-    const argv = loadArgv(staged, { method, mode: opts.mode, kexec: opts.kexec, dtb: opts.dtb });
+    const argv = loadArgv(staged, {
+      method,
+      mode: opts.mode,
+      kexec: opts.kexec,
+      dtb: opts.dtb,
+      seedVerity: opts.seedVerity,
+    });
     if (opts.dryRun) return { method, argv, tried, dryRun: true };
     const { code, stderr } = await run(argv, LOAD_TIMEOUT_MS);
     tried.push({ argv, code, stderr: stderr.trim() });

@@ -8,6 +8,7 @@ import {
   loadArgv,
   loadKernel,
   parseLockdown,
+  parseSeedVerity,
   type Runner,
   stageArtifacts,
   targetCmdline,
@@ -196,6 +197,41 @@ Deno.test("targetCmdline refuses control characters and unknown modes", () => {
   assert(caught);
 });
 
+Deno.test("TM-14 secure boot and lockdown: the seed's dm-verity parameters go on the target's command line, checked; the manifest cannot set them", () => {
+  const v = parseSeedVerity(`${"ab".repeat(32)}:cd01:7`);
+  assertEquals(v, { rootHash: "ab".repeat(32), salt: "cd01", blocks: 7 });
+  assertEquals(
+    targetCmdline("console=ttyS0 phase.seed_verity=00 phase.seed_verity_blocks=1", "internet", v),
+    `console=ttyS0 phase.mode=internet phase.seed_verity=${
+      "ab".repeat(32)
+    } phase.seed_verity_salt=cd01 phase.seed_verity_blocks=7`,
+  );
+  // Without them, a manifest's own words are dropped too: only the seed names its hash.
+  assertEquals(
+    targetCmdline("console=ttyS0 phase.seed_verity=00 phase.seed_verity_salt=11", "local"),
+    "console=ttyS0 phase.mode=local",
+  );
+  for (
+    const bad of [
+      `${"ab".repeat(32)}:cd01`,
+      `${"AB".repeat(32)}:cd01:7`,
+      `${"ab".repeat(31)}:cd01:7`,
+      `${"ab".repeat(32)}:cd0:7`,
+      `${"ab".repeat(32)}:cd01:0`,
+      `${"ab".repeat(32)}:cd01:7 evil=1`,
+      `${"ab".repeat(32)}:cd01:99999999999`,
+    ]
+  ) {
+    let caught = false;
+    try {
+      parseSeedVerity(bad);
+    } catch (e) {
+      caught = e instanceof KexecError && e.code === "E_STAGE";
+    }
+    assert(caught, bad);
+  }
+});
+
 /** `deno task kexec load ... --dry-run` on a release dir, under the kexec set. */
 async function kexecLoadDryRun(
   rel: string,
@@ -249,6 +285,22 @@ Deno.test("phase-kexec load --dry-run under its own permission set re-verifies a
       "file",
       true,
     ]);
+    // TM-14: a Secure Boot seed's verity parameters reach the target's command line.
+    const sb = await kexecLoadDryRun(rel, trustPath, `${dir}/run`, [
+      "--seed-verity",
+      `${"ab".repeat(32)}:cd01:7`,
+    ]);
+    assertEquals(sb.code, 0, sb.stderr);
+    assert(
+      decodeKexecLoadResult(sb.stdout).argv.at(-1)!.endsWith(
+        `phase.mode=internet phase.seed_verity=${
+          "ab".repeat(32)
+        } phase.seed_verity_salt=cd01 phase.seed_verity_blocks=7`,
+      ),
+      sb.stdout,
+    );
+    const junk = await kexecLoadDryRun(rel, trustPath, `${dir}/run`, ["--seed-verity", "x:y:z"]);
+    assertEquals(junk.code, EXIT_STATUS.E_STAGE, junk.stderr);
     // A tampered initramfs: exit 9 (E_DIGEST), nothing printed as loaded.
     await Deno.writeFile(
       `${rel}/initramfs`,

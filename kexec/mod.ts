@@ -73,6 +73,8 @@ export {
   findKexec,
   KEXEC_BINARIES,
   loadKernel,
+  parseSeedVerity,
+  SEED_VERITY_WORDS,
   stageArtifacts,
   stageDtb,
 } from "./kexec.ts";
@@ -82,6 +84,7 @@ export type {
   LoadOptions,
   LoadResult,
   Runner,
+  SeedVerity,
   Staged,
   StagedDtb,
 } from "./kexec.ts";
