@@ -8,7 +8,10 @@
  * verified again under the trust file (signature threshold, expiry, the
  * cache's rollback floor), each artifact is hashed against the digest it
  * is named by, and a record is served only when its signature holds and it
- * names that manifest. What fails is refused: logged once with the reason
+ * names that manifest. The trust file is walked forward through the trust
+ * versions the device accepted (`<cache>/state/trust/`, TM-09), each step
+ * verified again, and the walked versions are served as
+ * `/trust/<version>.json`. What fails is refused: logged once with the reason
  * and listed (channel/arch + code) on the status page. The provider holds
  * no signing key: it can re-serve, never re-sign.
  *
@@ -19,6 +22,7 @@ import { readFileCapped } from "../core/mod.ts";
 import {
   compareVersions,
   decodeManifest,
+  loadStoredTrust,
   type Manifest,
   MAX_MANIFEST_BYTES,
   MAX_RECORD_BYTES,
@@ -67,10 +71,18 @@ export interface CacheCatalogOptions {
    */
   readonly snapshotDir?: string;
   /**
-   * Directory of the rollback floor (`floor.json`); default
-   * `<cache>/state`, the floor `fetch` raised on this device (TM-02).
+   * The device's state: the rollback floor (`floor.json`, TM-02) and the
+   * trust versions `fetch` accepted (`trust/<v>.json`, `trust-floor.json`,
+   * TM-09); default `<cache>/state`.
    */
   readonly floorDir?: string;
+}
+
+/** The trust a scan verifies with: each source walked forward, and the chain it walked. */
+interface ScanTrust {
+  readonly sources: readonly TrustSource[];
+  /** Accepted versions above the pinned ones, served as `/trust/<version>.json`. */
+  readonly chain: Map<number, { bytes: Uint8Array; digest: string }>;
 }
 
 /** A manifest candidate found in cas/ (decoded, not yet verified). */
@@ -132,6 +144,7 @@ export class CacheCatalogLoader {
     }
     const cas = `${root}/cas/sha256`;
     const refused: Refusal[] = [];
+    const trust = await this.#trust(root, now, refused);
     const manifests = new Map<string, Found[]>();
     const records = new Map<string, { hex: string; bytes: Uint8Array }[]>();
     const seen = new Set<string>();
@@ -155,6 +168,7 @@ export class CacheCatalogLoader {
           const r = await this.#release(
             cas,
             f,
+            trust.sources,
             now,
             records.get(rawCid(f.bytes)) ?? [],
             seen,
@@ -184,9 +198,60 @@ export class CacheCatalogLoader {
       manifestsByDigest.set(r.manifestDigest, r);
       for (const a of r.artifacts.values()) if (!byDigest.has(a.digest)) byDigest.set(a.digest, a);
     }
-    this.#previous = { releases, byDigest, manifestsByDigest, refused, loadedAt: now };
+    this.#previous = {
+      releases,
+      byDigest,
+      manifestsByDigest,
+      refused,
+      loadedAt: now,
+      trustChain: trust.chain,
+    };
     await this.#cache.collectSnapshots(new Set(this.#previous.byDigest.keys()));
     return this.#previous;
+  }
+
+  /**
+   * TM-09: each trust file walked forward through the trust versions this
+   * device accepted (`<state>/trust/`), as `fetch` and `kexec` do, so a
+   * release signed only by a rotated-in key is served and a retired key's
+   * signatures no longer count. The cache is not trusted: every stored
+   * version is verified again from the pinned file, and a chain that does
+   * not verify or ends below the device's trust-version floor (a version
+   * removed) drops that trust file for the scan: nothing it would have
+   * verified is served (fail closed, listed as `E_TRUST`). The versions
+   * walked are served as `/trust/<version>.json`, so a peer that has not
+   * rotated yet can walk forward from this node.
+   */
+  async #trust(root: string, now: Date, refused: Refusal[]): Promise<ScanTrust> {
+    const stateDir = this.#opts.floorDir ?? `${root}/state`;
+    const sources: TrustSource[] = [];
+    const chain = new Map<number, { bytes: Uint8Array; digest: string }>();
+    for (const s of this.#opts.trustSources) {
+      try {
+        const stored = await loadStoredTrust(stateDir, s.trust, now);
+        const last = stored.steps.at(-1);
+        sources.push(
+          last
+            ? {
+              path: `${s.path} -> ${stateDir}/trust/${last.trust.version}.json`,
+              trust: stored.trust,
+            }
+            : s,
+        );
+        for (const step of stored.steps) {
+          chain.set(step.trust.version, { bytes: step.bytes, digest: sha256Hex(step.bytes) });
+        }
+      } catch (err) {
+        this.#refuse(
+          refused,
+          `${stateDir}/trust`,
+          (err as { code?: string }).code ?? "E_TRUST",
+          `trust ${s.path} walked through ${stateDir}/trust: ${(err as Error).message}`,
+          s.path,
+        );
+      }
+    }
+    return { sources, chain };
   }
 
   /** Refusal: listed every scan, logged once (same manifest, same code, same reason). */
@@ -292,6 +357,7 @@ export class CacheCatalogLoader {
   async #release(
     cas: string,
     f: Found,
+    sources: readonly TrustSource[],
     now: Date,
     records: readonly { hex: string; bytes: Uint8Array }[],
     seen: Set<string>,
@@ -303,8 +369,14 @@ export class CacheCatalogLoader {
     // TM-02: the device's own floor; a cache holding an older manifest
     // (or one planted there) is not re-served below it.
     const floor = await readFloor(floorDir, channel, arch);
-    const sources = this.#opts.trustSources;
-    if (sources.length === 0) throw new Refused("E_TRUST", "no trust file to verify it");
+    if (sources.length === 0) {
+      throw new Refused(
+        "E_TRUST",
+        this.#opts.trustSources.length === 0
+          ? "no trust file to verify it"
+          : "no trust file to verify it: the cache's trust chain does not verify (see the refusal of state/trust)",
+      );
+    }
     let verified: ReturnType<typeof verifyManifest> | undefined;
     let trust: Trust = sources[0].trust;
     let trustedBy = sources[0].path;

@@ -10,13 +10,22 @@ import { fetchRelease } from "../client/mod.ts";
 import {
   assert,
   assertEquals,
+  assertMatch,
   assertRejects,
   releaseKey,
   signFixture,
   tempDir,
   writeRelease,
 } from "../testing/mod.ts";
-import { loadTrust, rawCid, sha256Hex } from "../verify/mod.ts";
+import {
+  loadTrust,
+  rawCid,
+  recordTrustStep,
+  sha256Hex,
+  verifyTrustStep,
+  walkTrustChain,
+} from "../verify/mod.ts";
+import { keygen, loadSigningKey, signRelease, trustInit, trustRotate } from "../sign/mod.ts";
 import { serveOptions } from "./cli.ts";
 import { type RunningProvider, startProvider } from "./server.ts";
 
@@ -313,4 +322,115 @@ Deno.test("serve --from-cache holds no signing key: --key is refused, signing is
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "TM-09 key compromise and rotation: serve --from-cache walks the trust versions the device accepted (<cache>/state/trust): a release signed only by the rotated-in key B is served with /trust/2.json, the retired key A's is not, and a stored chain that does not verify or was cut below its floor serves nothing",
+  ...opts,
+  fn: async () => {
+    const dir = await tempDir("fromcache-rotate");
+    const a = await keygen(`${dir}/keys-a`, "a");
+    const b = await keygen(`${dir}/keys-b`, "b");
+    const [keyA, keyB] = [
+      await loadSigningKey(a.paths.privateKey),
+      await loadSigningKey(b.paths.privateKey),
+    ];
+    // Trust v2 (A -> B), signed by both: what the signers publish.
+    const v2Path = `${dir}/chain/2.json`;
+    await Deno.mkdir(`${dir}/chain`);
+    await trustRotate({
+      from: a.paths.trust,
+      out: v2Path,
+      addKeys: [b.paths.publicKey],
+      removeKeys: [keyA.keyid],
+      expiresInMs: 365 * 86_400_000,
+      signWith: [a.paths.privateKey, b.paths.privateKey],
+    });
+    const v1 = await loadTrust(a.paths.trust);
+    const v2Bytes = await Deno.readFile(v2Path);
+    // amd64 signed by B (after the rotation), arm64 by A (the retired key).
+    const root = `${dir}/root`;
+    for (const [arch, key] of [["amd64", keyB], ["arm64", keyA]] as const) {
+      await writeRelease(root, "stable", arch, { kernel: 4096, initramfs: 2048 });
+      await signRelease({
+        root,
+        channel: "stable",
+        arch,
+        version: "2026.6.2",
+        expiresInMs: 30 * 86_400_000,
+        now: new Date(),
+      }, key);
+    }
+    const both = `${dir}/origin-trust.json`;
+    await trustInit(both, [{ path: a.paths.publicKey }, { path: b.paths.publicKey }], 1);
+    const origin = await startTestProvider({ root, state: `${dir}/origin-state`, trustPath: both });
+    try {
+      for (const [arch, trust] of [["amd64", await loadTrust(v2Path)], ["arm64", v1]] as const) {
+        await fetchRelease({
+          manifestUrl: `${origin.url}/stable/${arch}/manifest.json`,
+          trust,
+          cacheDir: `${dir}/cache`,
+        });
+      }
+    } finally {
+      await origin.close();
+    }
+    // The node's trust file is the pinned v1 (A), as on the target.
+    const { p } = await startFromCache(dir, a.paths.trust);
+    const status = (path: string) => body(`${p.url}${path}`).then((r) => r.status);
+    try {
+      // No rotation stored: only A's release verifies.
+      assertEquals(refusals(p), [{ at: "stable/amd64", code: "E_SIGNATURE", item: undefined }]);
+      assertEquals(await status("/stable/arm64/manifest.json"), 200);
+      assertEquals(await status("/trust/2.json"), 404);
+
+      // fetch accepted v2 on this device: kept in <cache>/state/trust with the floor.
+      const state = `${dir}/cache/state`;
+      await recordTrustStep(state, verifyTrustStep(v1, v2Bytes, new Date()));
+      await p.rescan();
+      assertEquals(refusals(p), [{ at: "stable/arm64", code: "E_SIGNATURE", item: undefined }]);
+      assertEquals(await status("/stable/amd64/manifest.json"), 200);
+      assertEquals(await status("/stable/arm64/manifest.json"), 404);
+      assertMatch(
+        p.catalog().releases.get("stable/amd64")!.trustedBy!,
+        /-> .*\/state\/trust\/2\.json$/,
+      );
+      // A peer pinned to v1 walks forward from this node.
+      assertEquals((await body(`${p.url}/trust/2.json`)).bytes, v2Bytes);
+      const walk = await walkTrustChain(
+        v1,
+        (v) => body(`${p.url}/trust/${v}.json`).then((r) => r.status === 200 ? r.bytes : undefined),
+      );
+      assertEquals(walk.trust.version, 2);
+
+      // A v2 planted in the cache (signed by B alone, not by v1's key A): nothing is served.
+      await trustRotate({
+        from: a.paths.trust,
+        out: `${dir}/planted.json`,
+        addKeys: [b.paths.publicKey],
+        removeKeys: [keyA.keyid],
+        expiresInMs: 365 * 86_400_000,
+        signWith: [b.paths.privateKey],
+      });
+      await Deno.copyFile(`${dir}/planted.json`, `${state}/trust/2.json`);
+      await p.rescan();
+      assertEquals(refusals(p).find((r) => r.at === "state/trust")?.code, "E_TRUST");
+      assertEquals(await status("/stable/amd64/manifest.json"), 404);
+      assertEquals(await status("/stable/arm64/manifest.json"), 404, "not back to the retired key");
+      assertEquals(await status("/trust/2.json"), 404);
+
+      // The stored version removed, the floor left at 2: never back to v1.
+      await Deno.remove(`${state}/trust/2.json`);
+      await p.rescan();
+      const cut = p.catalog().refused.find((r) => r.dir.endsWith("/state/trust"));
+      assertEquals(cut?.code, "E_TRUST");
+      assertMatch(cut!.reason, /below this device's trust-version floor 2/);
+      assertEquals(await status("/stable/amd64/manifest.json"), 404);
+      assertEquals(await status("/stable/arm64/manifest.json"), 404);
+    } finally {
+      await p.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -55,6 +55,8 @@ export interface StoredTrust {
   readonly trust: Trust;
   /** The trust-version floor in force (none: no rotation was ever accepted). */
   readonly floor?: number;
+  /** The stored versions the walk accepted, oldest first (their exact bytes). */
+  readonly steps: readonly TrustStep[];
 }
 
 /**
@@ -74,7 +76,7 @@ export async function loadStoredTrust(
   now: Date = new Date(),
 ): Promise<StoredTrust> {
   const floor = await readTrustFloor(stateDir);
-  if (floor === undefined || pinned.version >= floor) return { trust: pinned, floor };
+  if (floor === undefined || pinned.version >= floor) return { trust: pinned, floor, steps: [] };
   const walk = await walkTrustChain(pinned, async (v, max) => {
     try {
       return await readFileCapped(`${stateDir}/${TRUST_STATE_DIR}/${v}.json`, max);
@@ -85,7 +87,7 @@ export async function loadStoredTrust(
       });
     }
   }, { maxSteps: MAX_STORED_TRUST_VERSIONS, maxBytes: MAX_TRUST_BYTES, now, floor });
-  return { trust: walk.trust, floor };
+  return { trust: walk.trust, floor, steps: walk.steps };
 }
 
 /** What {@link recordTrustStep} did to the trust-version floor. */
