@@ -10,7 +10,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { readFileCapped } from "../core/mod.ts";
 import type { Logger } from "../core/mod.ts";
 import {
@@ -28,6 +27,7 @@ import {
   rawCid,
   RELEASE_ARTIFACTS,
   SHA256_PREFIX,
+  sha256Hex,
   type Trust,
   verifyManifest,
   verifyRecord,
@@ -255,10 +255,6 @@ function bumpVersion(v: string): string {
   const parts = v.split(".");
   parts[parts.length - 1] = String(Number(parts[parts.length - 1]) + 1);
   return parts.join(".");
-}
-
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }
 
 function trustOfKey(key: SigningKey): Trust {

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import type { CompiledCore, JobReport, JobRequest, Outcome } from "./_worker.ts";
 import type { DirGrant } from "./_wasi_fs.ts";
 import { WORKER_OPTIONS_FEATURE, workerOptionsState } from "./_unstable.ts";
 import { WasmError } from "./errors.ts";
+import { sha256Hex } from "../verify/mod.ts";
 
 export type { DirGrant } from "./_wasi_fs.ts";
 
@@ -637,8 +637,4 @@ async function runIn(spec: JobSpec, pool: JobPool | undefined): Promise<JobResul
 /** Tenant, module (digest and memory cap: the compile-cache key) and the other limits. */
 function reuseClassOf(tenant: string, moduleKey: string, limits: JobLimits): string {
   return JSON.stringify([tenant, moduleKey, limits.timeoutMs, limits.outputBytes]);
-}
-
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }
