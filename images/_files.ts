@@ -8,6 +8,7 @@
 import { SEED_VERITY_WORDS } from "../kexec/mod.ts";
 import { SEED_ROOT } from "./launcher.ts";
 import { selfHostBlock } from "./_selfhost.ts";
+import { VERITY_BLOCK_BYTES } from "./_secureboot.ts";
 
 /** Console line the target's init prints once it runs (tests grep it). */
 export const TARGET_MARKER = "PHASE-TARGET-OK";
@@ -36,29 +37,66 @@ const FINDPART = `findpart() {
 }`;
 
 /**
- * Shell lines that open the verity seed: a device-mapper verity table from
- * the signed command line (phase.verity=, phase.verity_salt=,
- * phase.verity_blocks=), then one full read so a mismatch stops the boot
- * here, with its message, before anything on it runs (dm-verity alone would
- * only fail the first read of a bad block, later).
+ * Shell: `$(...)` printing the value of the command-line word `w`
+ * (`phase.verity`) in `file`, made only of `digits` (a bracket set).
  */
-function verityLines(): string {
-  const word = (w: string) => `$(sed -n 's/.*phase\\.${w}=\\([0-9a-f]*\\).*/\\1/p' /proc/cmdline)`;
+function cmdlineWord(w: string, file = "/proc/cmdline", digits = "0-9a-f"): string {
+  return `$(sed -n 's/.*${w.replace(".", "\\.")}=\\([${digits}]*\\).*/\\1/p' ${file})`;
+}
+
+/** Shell variables holding a dm-verity root hash, salt and data-block count. */
+interface VerityVars {
+  readonly hash: string;
+  readonly salt: string;
+  readonly blocks: string;
+}
+
+/**
+ * Shell command: a read-only dm-verity view `name` of `dev`, whose hash tree
+ * follows its data on the same partition (as `verityFormat` in
+ * _secureboot.ts writes it). The seed and the target open the seed
+ * partition with this one table (TM-14).
+ */
+function verityCreate(name: string, dev: string, v: VerityVars): string {
+  const sectors = VERITY_BLOCK_BYTES / 512;
+  return `DM_DISABLE_UDEV=1 dmsetup create --readonly ${name} --table "0 $((${v.blocks} * ${sectors})) verity 1 ${dev} ${dev} ${VERITY_BLOCK_BYTES} ${VERITY_BLOCK_BYTES} ${v.blocks} ${v.blocks} sha256 ${v.hash} ${v.salt}"`;
+}
+
+/**
+ * Shell command: the node of `name`, then one full read of it, true only
+ * when every block verified. dm-verity alone would fail only the first read
+ * of a bad block, later, with something of the partition already running.
+ */
+function verityReadAll(name: string, errFile = "/dev/null"): string {
+  return `{ DM_DISABLE_UDEV=1 dmsetup mknodes ${name} 2>/dev/null; dd if=/dev/mapper/${name} of=/dev/null bs=1M 2>${errFile}; }`;
+}
+
+/**
+ * Shell lines of the Secure Boot seed's /init that open the seed partition
+ * `$seed` (TM-14): a device-mapper verity table from the signed command line
+ * (phase.verity=, phase.verity_salt=, phase.verity_blocks=), then one full
+ * read so a mismatch stops the boot here (`fail`), with its message, before
+ * anything on it runs; `$seed` is then the verity device. `cmdline` and
+ * `errFile` are for tests.
+ */
+export function seedVerityLines(
+  o: { readonly cmdline?: string; readonly errFile?: string } = {},
+): string {
+  const cmdline = o.cmdline ?? "/proc/cmdline";
+  const v = { hash: "$root_hash", salt: "$salt", blocks: "$blocks" };
   return `# Secure Boot image (TM-14): the seed partition opens only through dm-verity.
-root_hash=${word("verity")}
-salt=${word("verity_salt")}
-blocks=${word("verity_blocks")}
+root_hash=${cmdlineWord("phase.verity", cmdline)}
+salt=${cmdlineWord("phase.verity_salt", cmdline)}
+blocks=${cmdlineWord("phase.verity_blocks", cmdline, "0-9")}
 [ -n "$root_hash" ] && [ -n "$salt" ] && [ -n "$blocks" ] || fail "${VERITY_REFUSED_MARKER}: no phase.verity root hash on the command line (this seed requires one)"
-DM_DISABLE_UDEV=1 dmsetup create --readonly ${VERITY_DM_NAME} --table "0 $((blocks * 8)) verity 1 $seed $seed 4096 4096 $blocks $blocks sha256 $root_hash $salt" \
+${verityCreate(VERITY_DM_NAME, "$seed", v)} \
   || fail "${VERITY_REFUSED_MARKER}: cannot set up dm-verity on $seed"
-DM_DISABLE_UDEV=1 dmsetup mknodes ${VERITY_DM_NAME} 2>/dev/null
-verified=/dev/mapper/${VERITY_DM_NAME}
-if ! dd if=$verified of=/dev/null bs=1M 2>/run/phase/verity.err; then
+if ! ${verityReadAll(VERITY_DM_NAME, o.errFile ?? "/run/phase/verity.err")}; then
   dmsetup remove ${VERITY_DM_NAME} 2>/dev/null
   fail "${VERITY_REFUSED_MARKER} its signed root hash $root_hash: refusing to boot it (the medium was changed or is damaged)"
 fi
 echo "phase-seed: dm-verity: seed partition $seed verified (root hash $root_hash)"
-seed=$verified`;
+seed=/dev/mapper/${VERITY_DM_NAME}`;
 }
 
 /** The seed's /init (busybox sh); `secureBoot` opens the seed partition through dm-verity. */
@@ -107,7 +145,7 @@ fail() {
 [ -n "$seed" ] || fail "no partition named ${PART_NAMES.seed}"
 ${
     opts.secureBoot
-      ? verityLines() + `
+      ? seedVerityLines() + `
 [ "$sb" = enabled ] || echo "phase-seed: WARNING: this is a Secure Boot image but Secure Boot is $sb: nothing checked this seed before it ran"
 `
       : ""
@@ -225,21 +263,19 @@ export function targetSeedLines(
 ): string {
   const cmdline = o.cmdline ?? "/proc/cmdline";
   const efivars = o.efivars ?? "/run/phase/efivars";
-  const word = (w: string, digits = "0-9a-f") =>
-    `$(sed -n 's/.*${w.replace(".", "\\.")}=\\([${digits}]*\\).*/\\1/p' ${cmdline})`;
-  const dev = `/dev/mapper/${TARGET_VERITY_DM_NAME}`;
+  const v = { hash: "$v_hash", salt: "$v_salt", blocks: "$v_blocks" };
   return `mkdir -p ${efivars} && mount -t efivarfs efivarfs ${efivars} 2>/dev/null
 sb=$(cat ${efivars}/${SECURE_BOOT_EFIVAR} 2>/dev/null | od -An -t u1 | awk '{print $5; exit}')
-v_hash=${word(SEED_VERITY_WORDS.rootHash)}
-v_salt=${word(SEED_VERITY_WORDS.salt)}
-v_blocks=${word(SEED_VERITY_WORDS.blocks, "0-9")}
+v_hash=${cmdlineWord(SEED_VERITY_WORDS.rootHash, cmdline)}
+v_salt=${cmdlineWord(SEED_VERITY_WORDS.salt, cmdline)}
+v_blocks=${cmdlineWord(SEED_VERITY_WORDS.blocks, cmdline, "0-9")}
 if seed=$(findpart ${PART_NAMES.seed}); then
   if [ -n "$v_hash" ]; then
     if [ -n "$v_salt" ] && [ -n "$v_blocks" ] \\
-      && DM_DISABLE_UDEV=1 dmsetup create --readonly ${TARGET_VERITY_DM_NAME} --table "0 $((v_blocks * 8)) verity 1 $seed $seed 4096 4096 $v_blocks $v_blocks sha256 $v_hash $v_salt" \\
-      && { DM_DISABLE_UDEV=1 dmsetup mknodes ${TARGET_VERITY_DM_NAME} 2>/dev/null; dd if=${dev} of=/dev/null bs=1M 2>/dev/null; }; then
+      && ${verityCreate(TARGET_VERITY_DM_NAME, "$seed", v)} \\
+      && ${verityReadAll(TARGET_VERITY_DM_NAME)}; then
       echo "${TARGET_SEED_VERIFIED} (root hash $v_hash)"
-      seed=${dev}
+      seed=/dev/mapper/${TARGET_VERITY_DM_NAME}
     else
       dmsetup remove ${TARGET_VERITY_DM_NAME} 2>/dev/null
       echo "${TARGET_SEED_REFUSED}: it does not match the seed's signed dm-verity root hash $v_hash (the medium changed after the seed verified it?): no post-boot job, no node"

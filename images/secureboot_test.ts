@@ -14,6 +14,7 @@ import {
 import {
   SECURE_BOOT_EFIVAR,
   seedInit,
+  seedVerityLines,
   TARGET_SEED_REFUSED,
   TARGET_SEED_VERIFIED,
   targetInit,
@@ -70,17 +71,37 @@ Deno.test("TM-14 secure boot and lockdown: UKI sections at systemd-stub's addres
   );
 });
 
-Deno.test("TM-14 secure boot and lockdown: the Secure Boot seed init opens the seed only through dm-verity and stops on a mismatch", () => {
+Deno.test("TM-14 secure boot and lockdown: the Secure Boot seed init opens the seed only through dm-verity and stops on a mismatch", async () => {
+  const words = `console=ttyS0 phase.verity=${HASH} phase.verity_salt=cd01 phase.verity_blocks=7`;
+  // The partition matches: mounted from the verity device, after one full read.
+  const ok = await seedSeed({ cmdline: words });
+  assertEquals(ok.calls.filter((c) => !c.startsWith("dmsetup mknodes")), [
+    `dmsetup create --readonly ${VERITY_DM_NAME} --table 0 56 verity 1 /dev/vda2 /dev/vda2 4096 4096 7 7 sha256 ${HASH} cd01`,
+    `dd if=/dev/mapper/${VERITY_DM_NAME} of=/dev/null bs=1M`,
+    `mount -t squashfs -o ro /dev/mapper/${VERITY_DM_NAME} /usr/lib/phase`,
+  ]);
+  assert(ok.out.includes(`seed partition /dev/vda2 verified (root hash ${HASH})`), ok.out);
+  // A block that does not match: the boot stops, nothing mounted.
+  const bad = await seedSeed({ cmdline: words, ddStatus: 1 });
+  assertEquals(seedMounts(bad.calls), [], bad.calls.join("\n"));
+  assert(bad.out.includes(`FAIL: ${VERITY_REFUSED_MARKER} its signed root hash ${HASH}`), bad.out);
+  assert(bad.calls.includes(`dmsetup remove ${VERITY_DM_NAME}`), bad.calls.join("\n"));
+  // The table refused, or no root hash on the command line: stops, nothing mounted.
+  const table = await seedSeed({ cmdline: words, dmsetupStatus: 1 });
+  assertEquals(seedMounts(table.calls), [], table.calls.join("\n"));
+  assert(table.out.includes("FAIL: ") && table.out.includes("cannot set up dm-verity"), table.out);
+  const none = await seedSeed({ cmdline: "console=ttyS0 phase.verity_salt=cd01" });
+  assertEquals(none.calls, []);
+  assert(none.out.includes("no phase.verity root hash"), none.out);
+
+  // The seed's /init runs these lines, then mounts "$seed".
   const sb = seedInit({ secureBoot: true });
-  assert(sb.includes(`dmsetup create --readonly ${VERITY_DM_NAME}`), sb);
-  assert(sb.includes(`fail "${VERITY_REFUSED_MARKER}`), sb);
-  assert(sb.includes("dd if=$verified of=/dev/null"), "read in full before mounting");
-  // The squashfs is mounted from the verity device, never from the raw partition.
-  const mount = sb.indexOf('mount -t squashfs -o ro "$seed"');
-  assert(mount > sb.indexOf("seed=$verified"), "mounted after seed=$verified");
+  const lines = sb.indexOf(seedVerityLines());
+  assert(lines > 0 && sb.indexOf(SEED_MOUNT) > lines, "verity lines before the mount");
   assert(sb.includes("phase-seed: secure boot: $sb; lockdown: $lockdown"));
   const plain = seedInit();
   assert(!plain.includes("dmsetup"), "ordinary images have no verity step");
+  assert(plain.includes(SEED_MOUNT));
   assert(plain.includes("phase-seed: secure boot:"), "every seed prints the Secure Boot state");
 });
 
@@ -155,17 +176,22 @@ Deno.test("deno task images --secure-boot without --db-key/--db-cert is a usage 
 });
 
 /**
- * Runs the target's seed-partition lines under /bin/sh with stand-ins for
- * findpart, dmsetup, dd and mount (PATH), a command line file and an
- * efivars folder; returns the console and the stand-ins' calls.
+ * Runs shell lines that open the seed partition under /bin/sh with
+ * stand-ins for findpart, dmsetup, dd and mount (PATH), a command line file
+ * and an efivars folder; returns the console and the stand-ins' calls.
  */
-async function targetSeed(o: {
-  cmdline: string;
-  secureBoot?: 0 | 1;
-  /** dd's exit status through the verity device (1: a block does not match). */
-  ddStatus?: number;
-}) {
-  const dir = await tmpDir("target-seed-");
+async function seedPartitionLines(
+  lines: (dir: string) => string,
+  o: {
+    cmdline: string;
+    secureBoot?: 0 | 1;
+    /** dd's exit status through the verity device (1: a block does not match). */
+    ddStatus?: number;
+    /** dmsetup's exit status (1: the table is refused). */
+    dmsetupStatus?: number;
+  },
+) {
+  const dir = await tmpDir("seed-part-");
   try {
     await Deno.mkdir(`${dir}/bin`);
     await Deno.mkdir(`${dir}/efivars`);
@@ -175,7 +201,7 @@ async function targetSeed(o: {
         `#!/bin/sh\necho "${name} $*" >> ${dir}/calls\nexit ${status}\n`,
         { mode: 0o755 },
       );
-    await stub("dmsetup");
+    await stub("dmsetup", o.dmsetupStatus ?? 0);
     await stub("mount");
     await stub("dd", o.ddStatus ?? 0);
     await Deno.writeTextFile(`${dir}/cmdline`, o.cmdline + "\n");
@@ -185,9 +211,7 @@ async function targetSeed(o: {
         new Uint8Array([6, 0, 0, 0, o.secureBoot]),
       );
     }
-    const script = `findpart() { echo /dev/vda2; }\n${
-      targetSeedLines({ cmdline: `${dir}/cmdline`, efivars: `${dir}/efivars` })
-    }\n`;
+    const script = `findpart() { echo /dev/vda2; }\n${lines(dir)}\n`;
     const r = await new Deno.Command("/bin/sh", {
       args: ["-c", script],
       env: { PATH: `${dir}/bin:/usr/bin:/bin` },
@@ -200,6 +224,28 @@ async function targetSeed(o: {
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+/** The target's lines (run after kexec), as {@link seedPartitionLines} runs them. */
+const targetSeed = (o: Parameters<typeof seedPartitionLines>[1]) =>
+  seedPartitionLines(
+    (dir) => targetSeedLines({ cmdline: `${dir}/cmdline`, efivars: `${dir}/efivars` }),
+    o,
+  );
+
+/**
+ * The Secure Boot seed's lines, then its mount of `$seed`; `fail` ends the
+ * script as the seed's own drops to its shell.
+ */
+const seedSeed = (o: Parameters<typeof seedPartitionLines>[1]) =>
+  seedPartitionLines(
+    (dir) =>
+      `seed=/dev/vda2\nfail() { echo "FAIL: $1"; exit 3; }\n${
+        seedVerityLines({ cmdline: `${dir}/cmdline`, errFile: `${dir}/verity.err` })
+      }\n${SEED_MOUNT}`,
+    o,
+  );
+/** The seed init's mount of the seed partition (checked to follow its verity lines). */
+const SEED_MOUNT = 'mount -t squashfs -o ro "$seed" /usr/lib/phase';
 
 const HASH = "ab".repeat(32);
 const VERITY_WORDS =
