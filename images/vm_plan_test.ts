@@ -9,7 +9,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { assert, assertEquals } from "../testing/mod.ts";
+import { assert, assertEquals, readUntil } from "../testing/mod.ts";
 import { startProvider } from "../provider/mod.ts";
 import { keygen, loadSigningKey, signRelease, trustInit, trustRotate } from "../sign/mod.ts";
 import { memoryLogger } from "../core/mod.ts";
@@ -480,35 +480,6 @@ async function ip(...args: string[]): Promise<void> {
 const LAN_READY_TIMEOUT_MS = 60_000;
 
 /**
- * Reads `stream` until `match` finds something in all that came so far, or
- * `timeoutMs` passes; then keeps draining it in the background so the
- * writer never blocks. Resolves with what `match` found (undefined: the
- * stream ended or the time passed) and the text seen.
- */
-async function watchOutput<T>(
-  stream: ReadableStream<Uint8Array>,
-  match: (seen: string) => T | undefined,
-  timeoutMs: number,
-): Promise<{ found: T | undefined; seen: string }> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  let found: T | undefined;
-  const deadline = Date.now() + timeoutMs;
-  while (found === undefined && Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    seen += value;
-    found = match(seen);
-  }
-  (async () => {
-    try {
-      while (!(await reader.read()).done) { /* drain */ }
-    } catch { /* closed */ }
-  })();
-  return { found, seen };
-}
-
-/**
  * The argv of the real provider on 10.77.0.1:`port` in a scenario's
  * namespace, serving `root` pre-signed under the scenario keys' trust file.
  * `deno run`, not `deno task`: `ip netns exec` execs it, so the pid killed
@@ -640,7 +611,7 @@ class GuestLan {
 
   /** Waits for `text` on `child`'s stdout, then keeps draining it so it never blocks. */
   async ready(child: Deno.ChildProcess, text: string): Promise<void> {
-    const { found, seen } = await watchOutput(
+    const { found, seen } = await readUntil(
       child.stdout,
       (s) => s.includes(text) || undefined,
       LAN_READY_TIMEOUT_MS,
@@ -1967,7 +1938,7 @@ async function dhtNode(lan: GuestLan, state: string): Promise<string> {
     { stdout: "null", stderr: "piped" },
   );
   const multiaddr = new RegExp(`"(/ip4/10\\.77\\.0\\.1/tcp/${DHT_NODE_PORT}/p2p/12D3Koo\\w+)"`);
-  const { found, seen } = await watchOutput(
+  const { found, seen } = await readUntil(
     child.stderr,
     (s) => multiaddr.exec(s)?.[1],
     DHT_NODE_READY_TIMEOUT_MS,

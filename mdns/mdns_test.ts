@@ -4,8 +4,10 @@ import {
   assert,
   assertEquals,
   NetnsLab,
+  readUntil,
   REPO,
   spawnServe,
+  START_TIMEOUT_MS,
   stopLeftovers,
   stopServe,
   tempDir,
@@ -57,17 +59,14 @@ function listener(lab: NetnsLab, i: number) {
   return child;
 }
 
+/** Waits for the child's first line (it is listening); returns a reader of the rest. */
 async function firstLine(
   child: Deno.ChildProcess,
 ): Promise<ReadableStreamDefaultReader<Uint8Array>> {
-  const reader = child.stdout.getReader();
-  let buf = "";
-  while (!buf.includes("\n")) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buf += new TextDecoder().decode(value);
-  }
-  return reader;
+  await readUntil(child.stdout, (s) => s.includes("\n") || undefined, START_TIMEOUT_MS, {
+    then: "release",
+  });
+  return child.stdout.getReader();
 }
 
 Deno.test({

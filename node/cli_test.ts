@@ -4,7 +4,15 @@
  * rejected offer (exit 81 with the node's reason), status, and SIGTERM.
  */
 import { EXIT_STATUS } from "../core/mod.ts";
-import { assert, assertEquals, assertMatch, REPO, taskArgv, tempDir } from "../testing/mod.ts";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  readUntil,
+  REPO,
+  taskArgv,
+  tempDir,
+} from "../testing/mod.ts";
 
 /** Longest the daemon may take to print its address, in ms. */
 const START_TIMEOUT_MS = 20_000;
@@ -37,15 +45,11 @@ Deno.test("node CLI: node id, node run, job key, job submit (verified, exit 0), 
     stderr: "null",
   }).spawn();
   try {
-    const reader = daemon.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    while (!/listening (\S+)/.test(text) && Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
-    const addr = /listening (\S+)/.exec(text)?.[1];
+    const { found: addr, seen: text } = await readUntil(
+      daemon.stdout,
+      (s) => /listening (\S+)/.exec(s)?.[1],
+      START_TIMEOUT_MS,
+    );
     assert(addr?.endsWith(`/p2p/${peerId}`), text);
     const ok = await task("job", [
       "submit",
@@ -83,7 +87,6 @@ Deno.test("node CLI: node id, node run, job key, job submit (verified, exit 0), 
     assertEquals(status.code, 0, status.stderr);
     assertMatch(status.stdout, /1 finished/);
     assertMatch(status.stdout, /unauthorized 1/);
-    reader.releaseLock();
   } finally {
     daemon.kill("SIGTERM");
     const st = await daemon.status;

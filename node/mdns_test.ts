@@ -11,6 +11,7 @@ import {
   IP_COMMAND_TIMEOUT_MS,
   netnsAvailable,
   NetnsLab,
+  readUntil,
   REPO,
   taskArgv,
   tempDir,
@@ -66,16 +67,13 @@ async function daemon(lab: NetnsLab, i: number, state: string, extra: string[]) 
     "/ip4/0.0.0.0/tcp/4001",
     ...extra,
   ], { cwd: REPO, stdout: "piped", stderr: "null" }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (!/listening \S+/.test(text) && Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += value;
-  }
-  reader.releaseLock();
-  assert(/listening \S+/.test(text), `node ${i} did not start: ${text}`);
+  const { found, seen } = await readUntil(
+    child.stdout,
+    (s) => /listening \S+/.exec(s)?.[0],
+    START_TIMEOUT_MS,
+    { then: "release" },
+  );
+  assert(found, `node ${i} did not start: ${seen}`);
   return child;
 }
 

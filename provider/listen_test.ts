@@ -1,4 +1,4 @@
-import { assert, assertEquals, tempDir, writeRelease } from "../testing/mod.ts";
+import { assert, assertEquals, readUntil, tempDir, writeRelease } from "../testing/mod.ts";
 import { taskArgv } from "../testing/serve.ts";
 import { memoryLogger } from "../core/mod.ts";
 import { startProvider } from "./server.ts";
@@ -13,20 +13,13 @@ const TEST_HEADER_TIMEOUT_MS = 2_000;
 const WAIT_MS = 20_000;
 
 async function readBanner(child: Deno.ChildProcess): Promise<string> {
-  const reader = child.stdout.getReader();
-  let out = "";
-  const timer = setTimeout(() => child.kill("SIGKILL"), WAIT_MS);
-  try {
-    while (!out.includes("phase-serve: ready\n")) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      out += new TextDecoder().decode(value);
-    }
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-  }
-  return out;
+  const { seen } = await readUntil(
+    child.stdout,
+    (s) => s.includes("phase-serve: ready\n") || undefined,
+    WAIT_MS,
+    { then: "release" },
+  );
+  return seen;
 }
 
 /** Resolves with the ms until the server closed `conn` (EOF or reset), or -1 after `maxMs`. */

@@ -14,6 +14,7 @@ export {
   writeRelease,
 } from "./fixtures.ts";
 export { MAX_RAW_RESPONSE_BYTES, RAW_REQUEST_TIMEOUT_MS, rawRequest } from "./http.ts";
+export { type ReadUntil, readUntil, type ReadUntilOptions } from "./output.ts";
 export type { RawResponse } from "./http.ts";
 export {
   assert,

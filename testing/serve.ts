@@ -6,6 +6,7 @@
  */
 import { rawTasks } from "../cli/mod.ts";
 import type { NetnsLab } from "./netns.ts";
+import { readUntil } from "./output.ts";
 
 /** Longest a spawned provider may take to print its banner, in ms. */
 export const START_TIMEOUT_MS = 30_000;
@@ -69,20 +70,13 @@ export async function spawnServe(
     : new Deno.Command("deno", { args: taskArgs, ...opts }).spawn();
   stderrOf.set(child, drain(child));
   live.add(child);
-  const reader = child.stdout.getReader();
-  let out = "";
-  const deadline = setTimeout(() => child.kill("SIGKILL"), START_TIMEOUT_MS);
-  try {
-    while (!out.includes("phase-serve: ready\n")) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      out += new TextDecoder().decode(value);
-    }
-  } finally {
-    clearTimeout(deadline);
-    reader.releaseLock();
-  }
-  if (!out.includes("phase-serve: ready\n")) {
+  const { found, seen: out } = await readUntil(
+    child.stdout,
+    (s) => s.includes("phase-serve: ready\n") || undefined,
+    START_TIMEOUT_MS,
+    { then: "release" },
+  );
+  if (!found) {
     const err = await stopServe(child);
     throw new Error(`serve did not start: ${out}\n${err.err}`);
   }

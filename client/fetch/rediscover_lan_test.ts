@@ -7,6 +7,7 @@ import {
   assert,
   assertEquals,
   NetnsLab,
+  readUntil,
   spawnServe,
   stopServe,
   taskArgv,
@@ -82,13 +83,13 @@ Deno.test({
           FETCH_DEADLINE_MS * 2
         }));`,
       ], { stdout: "piped", stderr: "null" }).spawn();
-      const reader = holder.stdout.getReader();
-      const head = await Promise.race([
-        reader.read().then((r) => new TextDecoder().decode(r.value)),
-        new Promise<string>((ok) => setTimeout(() => ok("timeout"), HOLD_TIMEOUT_MS)),
-      ]);
-      reader.releaseLock();
-      assertEquals(head.trim(), "200");
+      const head = await readUntil(
+        holder.stdout,
+        (s) => s.includes("\n") ? s : undefined,
+        HOLD_TIMEOUT_MS,
+        { then: "release" },
+      );
+      assertEquals(head.found?.trim(), "200", `the holder got no response head: ${head.seen}`);
       const f = await output(lab.command(1, Deno.execPath(), [
         ...taskArgv("fetch"),
         ...["--manifest", manifest, "--trust", trust, "--cache", `${dir}/cache`, "--rediscover"],
