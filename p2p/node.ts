@@ -13,7 +13,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@
 /** A libp2p private key (as @libp2p/crypto makes them). */
 export type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>;
 import { identify } from "@libp2p/identify";
-import { type KadDHT, kadDHT, passthroughMapper } from "@libp2p/kad-dht";
+import { type KadDHT, kadDHT, passthroughMapper, type SingleKadDHT } from "@libp2p/kad-dht";
 import { ping } from "@libp2p/ping";
 import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
@@ -146,6 +146,30 @@ export async function bootstrap(
 }
 
 /**
+ * Peers in this node's DHT routing table. A put or a provide reaches these
+ * and the closer peers they name; a connected peer is not in it until
+ * identify has shown that it speaks the DHT protocol.
+ */
+export function dhtRoutingPeers(node: PhaseNode): number {
+  return (node.services.dht as Partial<SingleKadDHT>).routingTable?.size ?? 0;
+}
+
+/** Peers that took an ADD_PROVIDER message among a provide's query events. */
+function providerRecipients(e: { name: string; messageName?: string }): number {
+  return e.name === "PEER_RESPONSE" && e.messageName === "ADD_PROVIDER" ? 1 : 0;
+}
+
+/** What {@link publishRecord} reached. */
+export interface Published {
+  /** Peers that stored the signed record. */
+  readonly accepted: number;
+  /** Peers whose answer was an error. */
+  readonly rejected: number;
+  /** Peers that took the provider record. */
+  readonly provided: number;
+}
+
+/**
  * Publishes a signed record under `/phase/{channel}/{arch}/manifest` and a
  * provider record for the CID of `/phase/{channel}/{arch}`. The record is
  * validated first: `dht.put` never throws on remote rejection.
@@ -156,11 +180,12 @@ export async function publishRecord(
   arch: string,
   bytes: Uint8Array,
   opts: { timeoutMs?: number; logger?: Logger; now?: Date } = {},
-): Promise<{ accepted: number; rejected: number }> {
+): Promise<Published> {
   decodeRecord(bytes, opts.now ?? new Date());
   const signal = AbortSignal.timeout(opts.timeoutMs ?? PUBLISH_TIMEOUT_MS);
   let accepted = 0;
   let rejected = 0;
+  let provided = 0;
   const key = recordKey(channel, arch);
   try {
     for await (const e of node.services.dht.put(key, bytes, { signal })) {
@@ -172,13 +197,13 @@ export async function publishRecord(
   }
   try {
     for await (
-      const _ of node.services.dht.provide(await providerCid(channel, arch), { signal })
-    ) { /* drain */ }
+      const e of node.services.dht.provide(await providerCid(channel, arch), { signal })
+    ) provided += providerRecipients(e);
   } catch (err) {
     opts.logger?.warn("dht_provide_failed", { channel, arch, error: (err as Error).message });
   }
-  opts.logger?.info("dht_published", { channel, arch, accepted, rejected });
-  return { accepted, rejected };
+  opts.logger?.info("dht_published", { channel, arch, accepted, rejected, provided });
+  return { accepted, rejected, provided };
 }
 
 /** One value a lookup found. */
@@ -324,25 +349,28 @@ export function httpUrlOfMultiaddr(addr: string): string | undefined {
 /**
  * Announces this node as a provider of a manifest (its raw CID): what a
  * re-serving provider does, since it cannot add itself to the release's
- * signed `mirrors` (issue 12 §2). Bounded by `timeoutMs`.
+ * signed `mirrors` (issue 12 §2). Bounded by `timeoutMs`. Returns how many
+ * peers took the provider record (0: only this node knows it).
  */
 export async function provideManifest(
   node: PhaseNode,
   manifestCid: string,
   opts: { timeoutMs?: number; logger?: Logger } = {},
-): Promise<void> {
+): Promise<number> {
   const signal = AbortSignal.timeout(opts.timeoutMs ?? PUBLISH_TIMEOUT_MS);
+  let peers = 0;
   try {
-    for await (const _ of node.services.dht.provide(CID.parse(manifestCid), { signal })) {
-      /* drain */
+    for await (const e of node.services.dht.provide(CID.parse(manifestCid), { signal })) {
+      peers += providerRecipients(e);
     }
-    opts.logger?.info("dht_provided", { manifest_cid: manifestCid });
+    opts.logger?.info("dht_provided", { manifest_cid: manifestCid, peers });
   } catch (err) {
     opts.logger?.warn("dht_provide_failed", {
       manifest_cid: manifestCid,
       error: (err as Error).message,
     });
   }
+  return peers;
 }
 
 /**

@@ -8,7 +8,9 @@
 import type { Logger } from "../core/mod.ts";
 import { dnsLabel, MdnsResponder, type ServiceInstance } from "../mdns/mod.ts";
 import {
+  bootstrap,
   createPhaseNode,
+  dhtRoutingPeers,
   httpMultiaddr,
   loadPeerKey,
   type PhaseNode,
@@ -112,8 +114,15 @@ export function mdnsAdvertiser(
   };
 }
 
-/** Longest the first publication waits for a bootstrap peer, in ms. */
+/** Longest the first publication waits for a peer in the DHT routing table, in ms. */
 export const FIRST_PUBLISH_WAIT_MS = 10_000;
+/**
+ * First pause before publishing again what reached no DHT peer, in ms;
+ * it doubles after each attempt.
+ */
+export const PUBLISH_RETRY_FIRST_MS = 1_000;
+/** Most attempts after one that reached no DHT peer (1+2+4+8+16+32 s with the defaults). */
+export const MAX_PUBLISH_RETRIES = 6;
 
 /** Options of the DHT advertiser. */
 export interface DhtAdvertOptions {
@@ -123,6 +132,10 @@ export interface DhtAdvertOptions {
   readonly port?: number;
   /** Republish interval, in ms (formats.md §5: 12 h). */
   readonly republishMs?: number;
+  /** Longest the first publication waits for a routing-table peer, in ms (default {@link FIRST_PUBLISH_WAIT_MS}). */
+  readonly firstPublishWaitMs?: number;
+  /** First pause before publishing again what reached no peer, in ms (default {@link PUBLISH_RETRY_FIRST_MS}). */
+  readonly publishRetryFirstMs?: number;
 }
 
 /**
@@ -151,13 +164,22 @@ export function dhtAdvertiser(
     let catalog = ctx.catalog;
     const published = new Map<string, Uint8Array>();
     const provided = new Set<string>();
-    const publish = async (force: boolean) => {
+    const stopped = new AbortController();
+    const sleep = (ms: number) =>
+      new Promise<void>((ok) => {
+        const t = setTimeout(ok, ms);
+        stopped.signal.addEventListener("abort", () => (clearTimeout(t), ok()), { once: true });
+      });
+    /** Publishes what is new (all with `force`); true when every publication reached a peer. */
+    const publish = async (force: boolean): Promise<boolean> => {
+      let reachedAll = true;
       for (const r of catalog.releases.values()) {
         // Every provider that serves a manifest provides its CID: the one
         // way a re-serving node (no key, not in the signed mirrors) is found.
         if (force || !provided.has(r.manifestCid)) {
-          await provideManifest(node, r.manifestCid, { logger: ctx.logger });
-          provided.add(r.manifestCid);
+          if (await provideManifest(node, r.manifestCid, { logger: ctx.logger }) > 0) {
+            provided.add(r.manifestCid);
+          } else reachedAll = false;
         }
         if (!r.record) continue;
         const k = `${r.channel}/${r.arch}`;
@@ -166,21 +188,52 @@ export function dhtAdvertiser(
           !force && prev && prev.length === r.record.length &&
           prev.every((b, i) => b === r.record![i])
         ) continue;
-        await publishRecord(node, r.channel, r.arch, r.record, { logger: ctx.logger });
-        published.set(k, r.record);
+        const p = await publishRecord(node, r.channel, r.arch, r.record, { logger: ctx.logger });
+        if (p.accepted > 0 && p.provided > 0) published.set(k, r.record);
+        else reachedAll = false;
+      }
+      return reachedAll;
+    };
+    /**
+     * A publication that reached no peer is made again, with a growing
+     * pause: the bootstrap peer may not be in the routing table yet (it
+     * enters once identify shows it speaks the DHT). Left alone, the
+     * records would live only on this node until the next republish, and a
+     * client asking the DHT would find nothing (measured: `dht_published
+     * accepted=0` in [vm self-host-dht]). A node with no bootstrap peer has
+     * no one to publish to: it does not retry.
+     */
+    const publishUntilReached = async (force: boolean) => {
+      let reached = await publish(force);
+      for (
+        let i = 0, wait = opts.publishRetryFirstMs ?? PUBLISH_RETRY_FIRST_MS;
+        !reached && opts.bootstrap?.length && i < MAX_PUBLISH_RETRIES &&
+        !stopped.signal.aborted;
+        i++, wait *= 2
+      ) {
+        ctx.logger.info("dht_publish_retry", {
+          attempt: i + 1,
+          in_ms: wait,
+          routing_peers: dhtRoutingPeers(node),
+        });
+        await sleep(wait);
+        if (stopped.signal.aborted) break;
+        // The bootstrap peer was down when this node started: dial it again.
+        if (dhtRoutingPeers(node) === 0) await bootstrap(node, opts.bootstrap, ctx.logger);
+        reached = await publish(false);
       }
     };
-    // The first publication runs in the background, once a bootstrap peer
-    // answered (bounded): a DHT may take long to answer.
+    // The first publication runs in the background, once a peer is in the
+    // DHT routing table (bounded): a DHT may take long to answer.
     let work = (async () => {
-      const end = Date.now() + FIRST_PUBLISH_WAIT_MS;
-      while (opts.bootstrap?.length && node.getPeers().length === 0 && Date.now() < end) {
-        await new Promise((r) => setTimeout(r, 100));
+      const end = Date.now() + (opts.firstPublishWaitMs ?? FIRST_PUBLISH_WAIT_MS);
+      while (opts.bootstrap?.length && dhtRoutingPeers(node) === 0 && Date.now() < end) {
+        await sleep(100);
       }
-      await publish(true);
+      await publishUntilReached(true);
     })().catch((err) => ctx.logger.warn("dht_publish_failed", { error: String(err) }));
     const timer = setInterval(() => {
-      work = work.then(() => publish(true)).catch(() => {});
+      work = work.then(() => publishUntilReached(true)).catch(() => {});
     }, opts.republishMs ?? REPUBLISH_INTERVAL_MS);
     ctx.logger.info("dht_started", {
       peer: node.peerId.toString(),
@@ -190,12 +243,13 @@ export function dhtAdvertiser(
       kind: "dht",
       update: (c) => {
         catalog = c;
-        work = work.then(() => publish(false)).catch(() => {});
+        work = work.then(() => publishUntilReached(false)).catch(() => {});
         return Promise.resolve();
       },
       stop: async () => {
         clearInterval(timer);
         state = "stopped";
+        stopped.abort();
         await node.stop();
       },
       state: () => ({

@@ -1,5 +1,11 @@
 import { memoryLogger } from "../core/mod.ts";
-import { bestTrusted, createPhaseNode, findProviders, lookupRecords } from "../p2p/mod.ts";
+import {
+  bestTrusted,
+  createPhaseNode,
+  findProviders,
+  loadPeerKey,
+  lookupRecords,
+} from "../p2p/mod.ts";
 import { parseTrust, rawCid } from "../verify/mod.ts";
 import {
   assert,
@@ -154,6 +160,84 @@ Deno.test({
         const { status, err } = await stopServe(s.child);
         assertEquals(status.code, 0, err);
       }
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serve + DHT: a provider whose bootstrap peer comes up late publishes again until its record and provider record reach it; with the provider gone, a client asking that peer finds both",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await tempDir("dht-late");
+    const logger = memoryLogger();
+    let provider: RunningProvider | undefined;
+    let boot: Awaited<ReturnType<typeof createPhaseNode>> | undefined;
+    let client: Awaited<ReturnType<typeof createPhaseNode>> | undefined;
+    try {
+      await writeRelease(`${dir}/root`);
+      const { trustPath } = await releaseKey(`${dir}/keys`);
+      const trust = parseTrust(await Deno.readFile(trustPath));
+      // The bootstrap peer's address (stable peer id, fixed port), then it goes down.
+      const bootKey = `${dir}/boot.key`;
+      boot = await createPhaseNode({ privateKey: await loadPeerKey(bootKey) });
+      const addr = boot.getMultiaddrs().map(String)[0];
+      await boot.stop();
+      boot = undefined;
+      provider = await startProvider({
+        root: `${dir}/root`,
+        state: `${dir}/state`,
+        port: 0,
+        keyPath: `${dir}/keys/release.pem`,
+        trustPath,
+        logger,
+        watch: false,
+        dht: dhtAdvertiser({
+          bootstrap: [addr],
+          firstPublishWaitMs: 200,
+          publishRetryFirstMs: 500,
+        }),
+      });
+      const events = (name: string) => logger.entries.filter((e) => e.event === name);
+      await waitFor(() => events("dht_publish_retry").length > 0, PUBLISH_WAIT_MS, "a retry");
+      assertEquals(events("dht_published")[0]?.fields.accepted, 0, "the first reached no one");
+      // The bootstrap peer comes up (same key, same port).
+      const port = addr.split("/")[4];
+      boot = await createPhaseNode({
+        privateKey: await loadPeerKey(bootKey),
+        listen: [`/ip4/127.0.0.1/tcp/${port}`],
+      });
+      await waitFor(
+        () =>
+          events("dht_published").some((e) =>
+            Number(e.fields.accepted) > 0 && Number(e.fields.provided) > 0
+          ),
+        PUBLISH_WAIT_MS * 2,
+        "a publication that reached the bootstrap peer",
+      );
+      const cid = provider.catalog().releases.get("stable/amd64")!.manifestCid;
+      await provider.close();
+      provider = undefined;
+      // Only the bootstrap peer is left: what it answers, it stored.
+      client = await createPhaseNode({ clientMode: true, bootstrap: [addr] });
+      const best = bestTrusted(
+        await lookupRecords(client, "stable", "amd64", { timeoutMs: 5000 }),
+        trust,
+      );
+      assert(best, "the signed record is on the bootstrap peer");
+      assertEquals(best.value.manifestCid, cid);
+      await waitFor(
+        async () =>
+          (await findProviders(client!, "stable", "amd64", { timeoutMs: 2000 })).length > 0,
+        PUBLISH_WAIT_MS,
+        "the provider record is on the bootstrap peer",
+      );
+    } finally {
+      await provider?.close();
+      await client?.stop();
+      await boot?.stop();
       await Deno.remove(dir, { recursive: true });
     }
   },
