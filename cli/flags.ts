@@ -108,3 +108,34 @@ export function parseDurationMs(text: string, flag: string): number {
   return Number(m[1]) *
     DURATION_UNIT_MS[m[2] as keyof typeof DURATION_UNIT_MS];
 }
+
+/** Longest decimal a whole-number flag takes (below 2^53, so exact as a JS number). */
+const INT_FLAG_RE = /^\d{1,15}$/;
+
+/**
+ * Parses a whole-number flag: decimal digits only (no sign, space, `0x`,
+ * exponent or fraction, which `Number()` would take), within `min..max`.
+ * `undefined` stays `undefined` (the flag was not given).
+ *
+ * @example
+ * ```ts
+ * import { parseIntFlag } from "./flags.ts";
+ * const port = parseIntFlag("8080", "port", { min: 0, max: 65535 });
+ * ```
+ */
+export function parseIntFlag(
+  text: string | undefined,
+  flag: string,
+  range: { readonly min?: number; readonly max?: number } = {},
+  usage?: string,
+): number | undefined {
+  if (text === undefined) return undefined;
+  const min = range.min ?? 0;
+  const max = range.max ?? Number.MAX_SAFE_INTEGER;
+  const bounds = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `${min}..${max}`;
+  const n = INT_FLAG_RE.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) {
+    throw new UsageError(`--${flag} must be a whole number ${bounds}, got '${text}'`, usage);
+  }
+  return n;
+}

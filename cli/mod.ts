@@ -7,7 +7,7 @@
  *
  * @module
  */
-export { parseDurationMs, parseFlags, required } from "./flags.ts";
+export { parseDurationMs, parseFlags, parseIntFlag, required } from "./flags.ts";
 export type { OptionSpec, ParsedValues } from "./flags.ts";
 export {
   assertPermissionSet,

@@ -8,7 +8,7 @@
  * @module
  */
 import { PhaseError, UsageError } from "../core/mod.ts";
-import { type HelpSpec, main, parseFlags } from "../cli/mod.ts";
+import { type HelpSpec, main, parseFlags, parseIntFlag } from "../cli/mod.ts";
 import { runTarget } from "./harness.ts";
 import { httpDifferences, httpExamples } from "./targets_net.ts";
 import { targetNamed, TARGETS } from "./targets.ts";
@@ -64,11 +64,7 @@ export const FUZZ_HELP: HelpSpec = {
 };
 
 function positiveInt(v: string | undefined, flag: string, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (!/^\d{1,12}$/.test(v)) {
-    throw new UsageError(`${flag} must be a whole number, got '${v}'`, USAGE);
-  }
-  return Number(v);
+  return parseIntFlag(v, flag.replace(/^--/, ""), {}, USAGE) ?? fallback;
 }
 
 if (import.meta.main) {

@@ -4,7 +4,7 @@
  * @module
  */
 import { type Logger, PhaseError, readFileCapped, UsageError } from "../core/mod.ts";
-import { parseFlags } from "../cli/mod.ts";
+import { parseFlags, parseIntFlag } from "../cli/mod.ts";
 import { MAX_MODULE_BYTES, storeReceipt, WasmError } from "../wasm/mod.ts";
 import { loadOrCreateNodeKey } from "../wasm/mod.ts";
 import { JOB_STATE_DIR, JOB_USAGE, NODE_STATE_DIR, NODE_USAGE } from "./_help.ts";
@@ -38,11 +38,7 @@ export interface NodeIo {
 }
 
 function int(v: string | undefined, flag: string, usage: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(v)) {
-    throw new UsageError(`--${flag} must be a whole number, got '${v}'`, usage);
-  }
-  return Number(v);
+  return parseIntFlag(v, flag, {}, usage);
 }
 
 /** The flags of `deno task node` (its `--help` lists each one; testing/help_test.ts checks). */

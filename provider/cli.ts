@@ -8,6 +8,7 @@ import { UsageError } from "../core/mod.ts";
 import {
   parseDurationMs,
   parseFlags,
+  parseIntFlag,
   PROVIDER_STATE_DIR,
   SYSTEM_TRUST_FILE,
   TRUST_FILE,
@@ -33,6 +34,8 @@ import {
 export const FETCH_TIMEOUT_MS = 10_000;
 /** Largest answer read by `status` / `list`, in bytes. */
 export const MAX_INFO_BYTES = 4 * 1024 * 1024;
+/** TCP ports `--port` and `--dht-port` take (0: any free one). */
+const PORT_RANGE = { min: 0, max: 65535 } as const;
 
 /** Builders of the advertisement layers, injected by main.ts. */
 export interface AdvertFactories {
@@ -88,14 +91,8 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
   if (positionals.length > 0) {
     throw new UsageError(`unexpected argument '${positionals[0]}'`, SERVE_USAGE);
   }
-  const port = Number(values.port ?? DEFAULT_PORT);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError("--port must be 0..65535", SERVE_USAGE);
-  }
-  const dhtPort = Number(values["dht-port"] ?? 0);
-  if (!Number.isInteger(dhtPort) || dhtPort < 0 || dhtPort > 65535) {
-    throw new UsageError("--dht-port must be 0..65535", SERVE_USAGE);
-  }
+  const port = parseIntFlag(values.port, "port", PORT_RANGE, SERVE_USAGE) ?? DEFAULT_PORT;
+  const dhtPort = parseIntFlag(values["dht-port"], "dht-port", PORT_RANGE, SERVE_USAGE) ?? 0;
   if (values.key && values["no-sign"]) {
     throw new UsageError("--key and --no-sign exclude each other", SERVE_USAGE);
   }
@@ -143,15 +140,12 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
   if (name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(name)) {
     throw new UsageError("--name must be letters, digits and '-' (a DNS label)", SERVE_USAGE);
   }
-  const maxDownloads = values["max-downloads"] === undefined
-    ? undefined
-    : Number(values["max-downloads"]);
-  if (
-    maxDownloads !== undefined &&
-    !(Number.isInteger(maxDownloads) && maxDownloads >= 1 && maxDownloads <= MAX_INFLIGHT)
-  ) {
-    throw new UsageError(`--max-downloads must be 1..${MAX_INFLIGHT}`, SERVE_USAGE);
-  }
+  const maxDownloads = parseIntFlag(
+    values["max-downloads"],
+    "max-downloads",
+    { min: 1, max: MAX_INFLIGHT },
+    SERVE_USAGE,
+  );
   return {
     root: cacheDir ?? values.root ?? "./artifacts",
     fromCache: cacheDir,

@@ -1,10 +1,11 @@
-import { consoleLogger, EXIT_STATUS, memoryLogger } from "../core/mod.ts";
+import { consoleLogger, EXIT_STATUS, memoryLogger, UsageError } from "../core/mod.ts";
 import { rawTasks, SYSTEM_TRUST_FILE, TRUST_FILE } from "../cli/mod.ts";
 import {
   assert,
   assertEquals,
   assertMatch,
   assertRejectsCode,
+  assertThrows,
   releaseKey,
   REPO,
   signFixture,
@@ -377,4 +378,21 @@ Deno.test("serve/provider --help (issue 11 §4): a summary, every flag of the us
   assertMatch(serve, /--trust FILE .*\(default: \.\/\.phase\/trust\/trust\.json/);
   assertMatch(serve, /snapshots.*as much disk again/);
   assertMatch(serve, new RegExp(`^  ${EXIT_STATUS.E_TRUST} +E_TRUST$`, "m"));
+});
+
+Deno.test("serve flags: --port, --dht-port and --max-downloads take decimal whole numbers in range only (0x50, 1e3 and ' 80' are usage errors)", () => {
+  assertEquals(serveOptions(["--port", "8081", "--max-downloads", "4"]).port, 8081);
+  for (
+    const [flag, bad] of [
+      ["--port", "0x50"],
+      ["--port", "1e3"],
+      ["--port", " 80"],
+      ["--dht-port", "65536"],
+      ["--max-downloads", "0"],
+    ]
+  ) {
+    const e = assertThrows(() => serveOptions([flag, bad]), UsageError);
+    assert(e.message.startsWith(`${flag} must be a whole number`), e.message);
+    assertEquals(e.hint, SERVE_USAGE);
+  }
 });

@@ -13,7 +13,7 @@ import {
   readFileCapped,
   UsageError,
 } from "../../core/mod.ts";
-import { main, parseDurationMs, parseFlags, printResult } from "../../cli/mod.ts";
+import { main, parseDurationMs, parseFlags, parseIntFlag, printResult } from "../../cli/mod.ts";
 import { discoverLines } from "../_output.ts";
 import { queryServices } from "../../mdns/mod.ts";
 import { loadStoredTrust, loadTrust, MAX_CMDLINE_FILE_BYTES } from "../../verify/mod.ts";
@@ -153,10 +153,7 @@ export async function run(args: string[]): Promise<number> {
       }
     }
   }
-  const mdnsPort = values["mdns-port"] ? Number(values["mdns-port"]) : undefined;
-  if (mdnsPort !== undefined && !(Number.isInteger(mdnsPort) && mdnsPort > 0 && mdnsPort < 65536)) {
-    throw new UsageError("--mdns-port must be a port number", USAGE);
-  }
+  const mdnsPort = parseIntFlag(values["mdns-port"], "mdns-port", { min: 1, max: 65535 }, USAGE);
   const interfaces = values.interface ?? localIPv4();
   const bootstrap = [...policy.bootstrap, ...extraBootstrap];
   const mdns = async (timeoutMs: number): Promise<MdnsAnswer[]> => {
