@@ -6,6 +6,7 @@
  * @module
  */
 import { consoleLogger } from "../core/mod.ts";
+import { hostArch } from "../verify/mod.ts";
 import { main, parseFlags } from "../cli/mod.ts";
 import { loadPolicy } from "../client/mod.ts";
 import { BOOT_HELP } from "./_help.ts";
@@ -48,8 +49,7 @@ export async function run(args: string[]): Promise<number> {
   const log = consoleLogger("boot");
   const say = (line: string) => console.log(line);
   if (ignored.length) say(`phase-boot: ignoring unknown command line words: ${ignored.join(" ")}`);
-  const arch = (policy.arch as "amd64" | "arm64" | undefined) ??
-    (Deno.build.arch === "aarch64" ? "arm64" : "amd64");
+  const arch = (policy.arch as "amd64" | "arm64" | undefined) ?? hostArch();
   try {
     const out = await runChain({
       policy,

@@ -8,7 +8,7 @@
  */
 import type { Logger } from "../core/mod.ts";
 import { permissionTable, rawTasks, unstableFeatures } from "../cli/mod.ts";
-import { sha256Hex } from "../verify/mod.ts";
+import { hostArch, sha256Hex } from "../verify/mod.ts";
 import { checkTorrcFragment } from "../net/mod.ts";
 import { parsePolicy } from "../client/mod.ts";
 import { ImagesError } from "./errors.ts";
@@ -216,8 +216,7 @@ async function foreignDeno(
   sysroot: string,
   log: Logger,
 ): Promise<{ tool: string; args: readonly string[] } | undefined> {
-  const host: Arch = Deno.build.arch === "aarch64" ? "arm64" : "amd64";
-  if (arch === host) return undefined;
+  if (arch === hostArch()) return undefined;
   const tool = QEMU_USER[arch];
   try {
     await runTool(tool, ["--version"]);

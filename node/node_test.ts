@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertRejects, tempDir, waitFor } from "../testing/mod.ts";
 import { createPhaseNode, type PhaseNodeOptions } from "../p2p/mod.ts";
 import type { SigningKey } from "../sign/mod.ts";
-import { encodeBase64 } from "../verify/mod.ts";
+import { encodeBase64, hostArch } from "../verify/mod.ts";
 import { ephemeralNodeKey, helloWasmPath, verifyReceipt } from "../wasm/mod.ts";
 import { FrameStream } from "./frame.ts";
 import {
@@ -33,8 +33,8 @@ import { memoryLogger } from "../core/mod.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const HELLO = await Deno.readFile(helloWasmPath());
-const OTHER_ARCH = Deno.build.arch === "aarch64" ? "amd64" : "arm64";
-const OWN_ARCH = Deno.build.arch === "aarch64" ? "arm64" : "amd64";
+const OWN_ARCH = hostArch();
+const OTHER_ARCH = OWN_ARCH === "arm64" ? "amd64" : "arm64";
 /** Longest the loopback network may take to settle, in ms. */
 const SETTLE_TIMEOUT_MS = 10_000;
 

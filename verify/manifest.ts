@@ -26,6 +26,11 @@ export function canonicalArch(name: string): Arch | undefined {
   return Object.hasOwn(ARCH_ALIASES, name) ? ARCH_ALIASES[name] : undefined;
 }
 
+/** This machine's arch, canonical (`amd64` for one Phase has no name for). */
+export function hostArch(): Arch {
+  return canonicalArch(Deno.build.arch) ?? "amd64";
+}
+
 const CHANNEL_RE = /^[a-z0-9][a-z0-9-]{0,31}$/;
 /** True for a valid channel name. */
 export function isChannel(s: string): boolean {

@@ -84,6 +84,7 @@ export {
   canonicalArch,
   decodeManifest,
   decodeSignatures,
+  hostArch,
   isArtifactName,
   isChannel,
   MAX_MANIFEST_BYTES,

@@ -16,7 +16,7 @@ import {
 import { main, parseDurationMs, parseFlags, parseIntFlag, printResult } from "../../cli/mod.ts";
 import { discoverLines } from "../_output.ts";
 import { queryServices } from "../../mdns/mod.ts";
-import { loadStoredTrust, loadTrust, MAX_CMDLINE_FILE_BYTES } from "../../verify/mod.ts";
+import { hostArch, loadStoredTrust, loadTrust, MAX_CMDLINE_FILE_BYTES } from "../../verify/mod.ts";
 import { discover, type DiscoverResult, type MdnsAnswer, type Step } from "../discover.ts";
 import { dhtLookup, dhtProviderLookup } from "../_dht.ts";
 import { ClientError } from "../errors.ts";
@@ -173,7 +173,7 @@ export async function run(args: string[]): Promise<number> {
     policy,
     trust: stored.trust,
     trustWalk: { floor: stored.floor },
-    arch: values.arch ?? policy.arch ?? (Deno.build.arch === "aarch64" ? "arm64" : "amd64"),
+    arch: values.arch ?? policy.arch ?? hostArch(),
     mdns: interfaces.length ? mdns : undefined,
     dht: bootstrap.length ? dhtLookup(bootstrap, logger) : undefined,
     dhtProviders: bootstrap.length ? dhtProviderLookup(bootstrap, logger) : undefined,

@@ -14,7 +14,7 @@ import {
 } from "../../core/mod.ts";
 import { main, parseDurationMs, parseFlags, printResult } from "../../cli/mod.ts";
 import { fetchLines } from "../_output.ts";
-import { loadTrust } from "../../verify/mod.ts";
+import { hostArch, loadTrust } from "../../verify/mod.ts";
 import {
   type FetchCandidate,
   fetchFromCandidates,
@@ -92,7 +92,7 @@ function lanRediscover(
     find: discoverProviders({
       policy: policyFromValues({ mode: "local", channel }),
       trust,
-      arch: arch ?? (Deno.build.arch === "aarch64" ? "arm64" : "amd64"),
+      arch: arch ?? hostArch(),
       mdns,
       order: ["lan"],
       mdnsTimeoutMs: REDISCOVER_MDNS_MS,
