@@ -29,6 +29,7 @@ import {
   type DiscoverResult,
   type FetchResult,
   type Policy,
+  PROBE_TIMEOUT_MS,
 } from "../client/mod.ts";
 import { decodeKexecLoadResult } from "../kexec/mod.ts";
 import {
@@ -511,13 +512,18 @@ async function discoverAndFetch(
       `phase-boot: discover: not run, the command line names ${cmdline}; fetch verifies what it serves`,
     );
     try {
+      // A URL that is down fails here within discover's own probe deadline
+      // (not fetch's 10 s), so an address that drops packets delays the
+      // fallback to discovery no more than it did before. Over Tor,
+      // circuits take seconds: fetch keeps its Tor limits.
+      const firstAnswer = tor ? [] : ["--headers-timeout", `${PROBE_TIMEOUT_MS / 1000}s`];
       return await fetchFrom(
         d,
         { manifestUrl: cmdline, mirrors: [], providers: [], source: "cmdline" },
         [],
         timings,
         clock,
-        socks,
+        [...socks, ...firstAnswer],
         tor,
       );
     } catch (err) {
@@ -568,14 +574,15 @@ async function fetchFrom(
   others: readonly Candidate[],
   timings: Record<string, number>,
   clock: () => number,
-  socks: readonly string[],
+  /** More fetch flags: `--socks` over Tor, `--headers-timeout` for a command-line provider. */
+  extra: readonly string[],
   tor: TorHandle | undefined,
 ): Promise<{ manifest: string; artifacts: Record<string, string> }> {
   const url = first.manifestUrl;
   await Deno.writeTextFile(`${d.paths.run}/provider`, url + "\n").catch(() => {});
 
   const t = clock();
-  const fetchArgs = ["--manifest", url, ...commonArgs(d), ...socks];
+  const fetchArgs = ["--manifest", url, ...commonArgs(d), ...extra];
   for (const c of others) fetchArgs.push("--mirror", c.manifestUrl);
   for (const m of first.mirrors) fetchArgs.push("--mirror", m);
   // Issue 12 §4: in a boot storm, machines that booted first re-serve the

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { EXIT_STATUS, memoryLogger } from "../core/mod.ts";
 import { keygen, loadSigningKey, type SigningKey, signRelease } from "../sign/mod.ts";
 import { parseTrust } from "../verify/mod.ts";
-import { DEFAULT_POLICY, type Policy } from "../client/mod.ts";
+import { DEFAULT_POLICY, type Policy, PROBE_TIMEOUT_MS } from "../client/mod.ts";
 import { assert, assertEquals, tempDir } from "../testing/mod.ts";
 import {
   type BootDeps,
@@ -271,6 +271,8 @@ Deno.test("boot: a command-line provider is fetched from at once, with no discov
     assertEquals(steps(fast.calls), ["udhcpc", "fetch", "kexec"]);
     assertEquals(argOf(fast.calls[1].args, "--manifest"), MANIFEST_URL);
     assert(fast.calls[1].args.includes("--rediscover"));
+    // A URL that does not answer fails within discover's probe deadline, not fetch's 10 s.
+    assertEquals(argOf(fast.calls[1].args, "--headers-timeout"), `${PROBE_TIMEOUT_MS / 1000}s`);
     assert(
       fast.said.some((l) => l.startsWith("phase-boot: discover: not run")),
       fast.said.join("\n"),
@@ -299,6 +301,10 @@ Deno.test("boot: a command-line provider is fetched from at once, with no discov
     assertEquals(steps(slow.calls), ["udhcpc", "fetch", "discover", "fetch", "kexec"]);
     assert(slow.calls[2].args.includes("--provider-first"), slow.calls[2].args.join(" "));
     assertEquals(argOf(slow.calls[3].args, "--manifest"), lan);
+    assert(
+      !slow.calls[3].args.includes("--headers-timeout"),
+      "found by discovery: fetch's own limits",
+    );
     assert(slow.log.entries.some((e) => e.event === "cmdline_fetch_failed"));
     assert(slow.said.some((l) => l.includes("command-line provider failed")), slow.said.join("\n"));
     assertEquals(await Deno.readTextFile(`${dir}/run/provider`), lan + "\n");

@@ -160,6 +160,7 @@ export {
   type DiscoverStep,
   type DiscoverTrustWalk,
   type MdnsAnswer,
+  PROBE_TIMEOUT_MS,
   type Rejected,
   spread,
   type Step,

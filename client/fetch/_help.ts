@@ -45,6 +45,12 @@ const SOURCE_FLAGS: readonly FlagHelp[] = [
     text: "give up on a source that sends nothing for this long",
     default: `${DEFAULT_LIMITS.stallTimeoutMs / 1000}s (longer with --socks)`,
   },
+  {
+    flag: "--headers-timeout DUR",
+    text:
+      "give up on a request whose response headers take longer (phase-boot passes discover's probe deadline for a provider named on the kernel command line)",
+    default: `${DEFAULT_LIMITS.headersTimeoutMs / 1000}s (longer with --socks)`,
+  },
   { flag: "--no-parallel", text: "fetch one artifact at a time", default: "parallel" },
   {
     flag: "--socks HOST:PORT",
@@ -82,7 +88,7 @@ export const FETCH_HELP: HelpSpec = {
   summary: "downloads a release, verifies the manifest and every artifact, and keeps them in a " +
     "content-addressed cache. Exits 0 only when every artifact is cached and verified.",
   usage:
-    "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... [--gateway URL]... [--cid CID] [--candidates FILE|-] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... [--stall-timeout DUR] [--no-parallel] [--socks HOST:PORT] [--rediscover] [--json]",
+    "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... [--gateway URL]... [--cid CID] [--candidates FILE|-] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... [--stall-timeout DUR] [--headers-timeout DUR] [--no-parallel] [--socks HOST:PORT] [--rediscover] [--json]",
   flags: [
     ...SOURCE_FLAGS.slice(0, 2),
     { flag: "--cache DIR", text: "the cache directory (required), e.g. ./.cache" },

@@ -35,7 +35,7 @@ import { decodeDiscoverResult, type FetchResult, type FetchResultArtifact } from
 const USAGE =
   "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... " +
   "[--gateway URL]... [--cid CID] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... " +
-  "[--stall-timeout 15s] [--no-parallel] [--candidates FILE|-] [--socks HOST:PORT] [--rediscover]\n" +
+  "[--stall-timeout 15s] [--headers-timeout 10s] [--no-parallel] [--candidates FILE|-] [--socks HOST:PORT] [--rediscover]\n" +
   "       deno task fetch-private --root TMPFS_DIR --manifest URL --trust FILE ...";
 
 /** The flags of `deno task fetch` / `fetch-private` (their `--help` lists each one; testing/help_test.ts checks). */
@@ -52,6 +52,7 @@ export const FETCH_FLAGS = {
   "min-version": { type: "string" },
   artifact: { type: "string", multiple: true },
   "stall-timeout": { type: "string" },
+  "headers-timeout": { type: "string" },
   "no-parallel": { type: "boolean" },
   private: { type: "boolean" },
   root: { type: "string" },
@@ -282,12 +283,15 @@ export async function run(args: string[]): Promise<number> {
   });
   // Over Tor, circuits take seconds to build: longer (still bounded) waits.
   const base = socks ? TOR_LIMITS : DEFAULT_LIMITS;
-  const limits = values["stall-timeout"]
-    ? {
-      ...base,
-      stallTimeoutMs: parseDurationMs(values["stall-timeout"], "stall-timeout"),
-    }
-    : base;
+  const limits = {
+    ...base,
+    ...(values["stall-timeout"]
+      ? { stallTimeoutMs: parseDurationMs(values["stall-timeout"], "stall-timeout") }
+      : {}),
+    ...(values["headers-timeout"]
+      ? { headersTimeoutMs: parseDurationMs(values["headers-timeout"], "headers-timeout") }
+      : {}),
+  };
   const progress = progressReporter();
   // On a TTY a log line must not land on the bar: the bar steps aside.
   const plainLogger = consoleLogger("fetch");

@@ -440,3 +440,38 @@ Deno.test("TM-13 private-mode privacy: fetch --rediscover runs under the fetch s
     await Deno.remove(rel.dir, { recursive: true });
   }
 });
+
+Deno.test("fetch entrypoint: --headers-timeout gives up on a provider that accepts and never answers within that deadline, not the default 10 s", async () => {
+  const rel = await makeRelease();
+  // Accepts connections, reads nothing, answers nothing (an address that is up but hangs).
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    try {
+      for await (const c of silent) held.push(c);
+    } catch { /* closed */ }
+  })();
+  try {
+    const t0 = performance.now();
+    const r = await runFetch("fetch", [
+      "--manifest",
+      `http://127.0.0.1:${silent.addr.port}/stable/amd64/manifest.json`,
+      "--trust",
+      rel.trustPath,
+      "--cache",
+      `${rel.dir}/cache`,
+      "--headers-timeout",
+      "1s",
+    ]);
+    const ms = performance.now() - t0;
+    assertEquals(r.code, EXIT_STATUS.E_FETCH, r.stderr);
+    assert(held.length > 0, "fetch connected");
+    // Deno's own start is part of it; the default deadline alone is 10 s.
+    assert(ms < 8_000, `gave up after ${ms.toFixed(0)} ms`);
+  } finally {
+    silent.close();
+    await accepting;
+    for (const c of held) c.close();
+    await Deno.remove(rel.dir, { recursive: true });
+  }
+});
