@@ -289,19 +289,26 @@ export function splitCmdline(text: string): string[] {
 }
 
 /**
+ * Command-line words of a Secure Boot seed's dm-verity parameters: the
+ * image build writes them into the signed command line, the seed's /init
+ * opens its partition with them and phase-boot hands them on (TM-14).
+ */
+export const SEED_VERITY_KEYS: Readonly<{ rootHash: string; salt: string; blocks: string }> = Object
+  .freeze({
+    rootHash: "phase.verity",
+    salt: "phase.verity_salt",
+    blocks: "phase.verity_blocks",
+  });
+
+/**
  * Command-line words the seed's /init reads, not the policy: the dm-verity
- * parameters of a Secure Boot seed (images/_secureboot.ts) and the target's
- * fallback mark. Known, so not reported as ignored.
+ * parameters of a Secure Boot seed and the target's fallback mark. Known,
+ * so not reported as ignored.
  */
 export const SEED_INIT_KEYS: ReadonlySet<string> = new Set([
-  "phase.verity",
-  "phase.verity_salt",
-  "phase.verity_blocks",
+  ...Object.values(SEED_VERITY_KEYS),
   "phase.boot",
 ]);
-
-/** The seed's dm-verity words, in `ROOTHASH:SALT:BLOCKS` order. */
-const SEED_VERITY_KEYS = ["phase.verity", "phase.verity_salt", "phase.verity_blocks"] as const;
 
 /**
  * Applies `phase.*` overrides from a kernel command line to a policy.
@@ -344,11 +351,13 @@ export function applyCmdline(policy: Policy, cmdline: string): LoadedPolicy {
     }
   }
   if (p.mode === "private") p.cacheEnabled = false;
-  const verity = SEED_VERITY_KEYS.map((k) => seedWords.get(k));
+  // In `ROOTHASH:SALT:BLOCKS` order.
+  const keys = [SEED_VERITY_KEYS.rootHash, SEED_VERITY_KEYS.salt, SEED_VERITY_KEYS.blocks];
+  const verity = keys.map((k) => seedWords.get(k));
   if (verity.some((v) => v !== undefined) && !verity.every((v) => v)) {
     throw policyError(
-      "kernel command line: phase.verity",
-      `needs all of ${SEED_VERITY_KEYS.join(", ")}`,
+      `kernel command line: ${SEED_VERITY_KEYS.rootHash}`,
+      `needs all of ${keys.join(", ")}`,
     );
   }
   return {

@@ -63,10 +63,6 @@ export const FUZZ_HELP: HelpSpec = {
   codes: ["E_USAGE", "E_FINDINGS"],
 };
 
-function positiveInt(v: string | undefined, flag: string, fallback: number): number {
-  return parseIntFlag(v, flag.replace(/^--/, ""), {}, USAGE) ?? fallback;
-}
-
 if (import.meta.main) {
   await main({
     name: "fuzz",
@@ -78,8 +74,8 @@ if (import.meta.main) {
         for (const t of TARGETS) console.log(`${t.name.padEnd(20)} ${t.parser}`);
         return 0;
       }
-      const runs = positiveInt(values.runs, "--runs", DEFAULT_RUNS);
-      const seed = positiveInt(values.seed, "--seed", Date.now() % 2 ** 31);
+      const runs = parseIntFlag(values.runs, "runs", {}, USAGE) ?? DEFAULT_RUNS;
+      const seed = parseIntFlag(values.seed, "seed", {}, USAGE) ?? Date.now() % 2 ** 31;
       const names = values.target?.split(",") ?? TARGETS.map((t) => t.name);
       const targets = names.map((n) => {
         const t = targetNamed(n);

@@ -6,6 +6,7 @@
  * @module
  */
 import { SEED_VERITY_WORDS } from "../kexec/mod.ts";
+import { SEED_VERITY_KEYS } from "../client/mod.ts";
 import { SEED_ROOT } from "./launcher.ts";
 import { selfHostBlock } from "./_selfhost.ts";
 import { VERITY_BLOCK_BYTES } from "./_secureboot.ts";
@@ -85,10 +86,10 @@ export function seedVerityLines(
   const cmdline = o.cmdline ?? "/proc/cmdline";
   const v = { hash: "$root_hash", salt: "$salt", blocks: "$blocks" };
   return `# Secure Boot image (TM-14): the seed partition opens only through dm-verity.
-root_hash=${cmdlineWord("phase.verity", cmdline)}
-salt=${cmdlineWord("phase.verity_salt", cmdline)}
-blocks=${cmdlineWord("phase.verity_blocks", cmdline, "0-9")}
-[ -n "$root_hash" ] && [ -n "$salt" ] && [ -n "$blocks" ] || fail "${VERITY_REFUSED_MARKER}: no phase.verity root hash on the command line (this seed requires one)"
+root_hash=${cmdlineWord(SEED_VERITY_KEYS.rootHash, cmdline)}
+salt=${cmdlineWord(SEED_VERITY_KEYS.salt, cmdline)}
+blocks=${cmdlineWord(SEED_VERITY_KEYS.blocks, cmdline, "0-9")}
+[ -n "$root_hash" ] && [ -n "$salt" ] && [ -n "$blocks" ] || fail "${VERITY_REFUSED_MARKER}: no ${SEED_VERITY_KEYS.rootHash} root hash on the command line (this seed requires one)"
 ${verityCreate(VERITY_DM_NAME, "$seed", v)} \
   || fail "${VERITY_REFUSED_MARKER}: cannot set up dm-verity on $seed"
 if ! ${verityReadAll(VERITY_DM_NAME, o.errFile ?? "/run/phase/verity.err")}; then

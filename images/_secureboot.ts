@@ -15,6 +15,7 @@
  */
 import { ImagesError } from "./errors.ts";
 import { runTool } from "./_run.ts";
+import { SEED_VERITY_KEYS } from "../client/mod.ts";
 
 /** Debian's test certificate in PK, KEK and db of OVMF_VARS_4M.snakeoil.fd (ovmf). */
 export const SNAKEOIL_CERT = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
@@ -225,7 +226,8 @@ export interface Verity {
 
 /** The command-line words the seed's init reads to open the verity seed. */
 export function verityCmdline(v: Verity): string {
-  return `phase.verity=${v.rootHash} phase.verity_salt=${v.salt} phase.verity_blocks=${v.dataBlocks}`;
+  const k = SEED_VERITY_KEYS;
+  return `${k.rootHash}=${v.rootHash} ${k.salt}=${v.salt} ${k.blocks}=${v.dataBlocks}`;
 }
 
 /**
