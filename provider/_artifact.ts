@@ -10,6 +10,7 @@ import { type Artifact, identityOf, sameIdentity } from "./catalog.ts";
 import type { Metrics } from "./http.ts";
 import { etagMatches, parseRange } from "./range.ts";
 import { headers, text } from "./_respond.ts";
+import { type ArtifactMemory, MEMORY_CHUNK_BYTES } from "./_memory.ts";
 
 /** Bytes read from disk per streamed chunk. */
 export const STREAM_CHUNK_BYTES = 512 * 1024;
@@ -25,6 +26,8 @@ export interface ArtifactContext {
   readonly onStale?: (artifact: Artifact) => void;
   /** Open checked streams; calling an entry cuts that response (bounded stop). */
   readonly streams?: Set<() => void>;
+  /** Verified artifact bytes held in memory, served without a file read (issue 17). */
+  readonly memory?: ArtifactMemory;
 }
 
 function count(m: Metrics, key: string, bytes: number) {
@@ -63,6 +66,22 @@ export async function serveArtifact(
       headers: headers({ ...base, "content-range": `bytes */${a.size}`, "content-length": "0" }),
     });
   }
+  const start = range ? range.start : 0;
+  const end = range ? range.end : a.size - 1;
+  const length = a.size === 0 ? 0 : end - start + 1;
+  const h: Record<string, string> = { ...base, "content-length": String(length) };
+  if (range) h["content-range"] = `bytes ${start}-${end}/${a.size}`;
+  const status = range ? 206 : 200;
+  const held = req.method === "GET" && length > 0 ? ctx.memory?.get(a.digest) : undefined;
+  if (held) {
+    // Bytes that hashed to the ETag's digest when they were read (TM-19).
+    m.memory.hits++;
+    if (range) m.partial++;
+    count(m, key, 0);
+    m.bytes += length;
+    count(m, key, length);
+    return new Response(memoryBody(ctx, held, start, end + 1, a), { status, headers: headers(h) });
+  }
   // TM-19: serve only from a file that is still the one whose digest is
   // the ETag; a replaced or rewritten file is refused, never mixed.
   let file: Deno.FsFile;
@@ -89,18 +108,14 @@ export async function serveArtifact(
       "retry-after": "1",
     });
   }
-  const start = range ? range.start : 0;
-  const end = range ? range.end : a.size - 1;
-  const length = a.size === 0 ? 0 : end - start + 1;
-  const h: Record<string, string> = { ...base, "content-length": String(length) };
-  if (range) h["content-range"] = `bytes ${start}-${end}/${a.size}`;
-  const status = range ? 206 : 200;
   if (range) m.partial++;
   count(m, key, 0);
   if (req.method === "HEAD" || length === 0) {
     file.close();
     return new Response(null, { status, headers: headers(h) });
   }
+  // The next answers come from memory once the snapshot is read and hashed.
+  ctx.memory?.want(a);
   if (a.immutable && end === a.size - 1) {
     // A private snapshot nobody rewrites: Deno streams it without JS per
     // chunk (TM-19 holds by construction). Slow clients hold a slot until
@@ -199,4 +214,56 @@ function checkedStream(
       finish();
     },
   }, { highWaterMark: 1 });
+}
+
+/**
+ * A body of `bytes[start, end)` handed over in {@link MEMORY_CHUNK_BYTES}
+ * sub-arrays (no copy). Like the checked stream it is cut at a stop and
+ * when its client reads nothing for `ctx.stallMs` (TM-18): ending short of
+ * Content-Length makes the HTTP layer abort the connection.
+ */
+function memoryBody(
+  ctx: ArtifactContext,
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  a: Artifact,
+): ReadableStream<Uint8Array> {
+  let off = start;
+  let stall: ReturnType<typeof setTimeout> | undefined;
+  let ctl: ReadableStreamDefaultController<Uint8Array> | undefined;
+  const finish = () => {
+    ctx.streams?.delete(kill);
+    clearTimeout(stall);
+  };
+  const kill = () => {
+    finish();
+    try {
+      ctl?.close();
+    } catch { /* already closed */ }
+  };
+  ctx.streams?.add(kill);
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      ctl = controller;
+    },
+    pull(controller) {
+      clearTimeout(stall);
+      const next = Math.min(end, off + MEMORY_CHUNK_BYTES);
+      controller.enqueue(bytes.subarray(off, next));
+      off = next;
+      if (off === end) {
+        finish();
+        controller.close();
+        return;
+      }
+      stall = setTimeout(() => {
+        ctx.logger.warn("client_stalled", { path: a.path, after_ms: ctx.stallMs });
+        kill();
+      }, ctx.stallMs);
+    },
+    cancel() {
+      finish();
+    },
+  }, { highWaterMark: 0 });
 }

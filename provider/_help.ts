@@ -11,6 +11,7 @@ import { HEADER_TIMEOUT_MS, IDLE_TIMEOUT_MS } from "./listen.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./server.ts";
 import { DOWNLOAD_RETRY_AFTER_S, MAX_DOWNLOADS } from "./http.ts";
 import { MIRROR_REFRESH_INTERVAL_MS } from "./_mirror.ts";
+import { MEMORY_CACHE_BYTES } from "./_memory.ts";
 
 /** The usage lines of `serve` (also the hint of its usage errors). */
 export const SERVE_USAGE =
@@ -120,6 +121,13 @@ export const SERVE_HELP: HelpSpec = {
         `most artifact downloads sent at once; one more is answered 503 with Retry-After: ${DOWNLOAD_RETRY_AFTER_S} (the client tries another provider or comes back), counted on /status and the status page, logged once per burst (TM-18). ` +
         "Manifests are never refused by it. A small N on a boot-storm origin lets the first machines finish at full rate and serve the others",
       default: String(MAX_DOWNLOADS),
+    },
+    {
+      flag: "--memory-cache-mib N",
+      text:
+        "hold up to N MiB of the snapshots that are asked for in memory and answer from there (about 1.5x the rate of reading the file each time). " +
+        "A snapshot is read once, in the background, and kept only if its bytes hash to its digest (TM-19); the least recently used goes first. 0 turns it off; --no-snapshot implies 0",
+      default: String(MEMORY_CACHE_BYTES / (1024 * 1024)),
     },
     {
       flag: "--from-cache DIR",

@@ -22,6 +22,7 @@ import { canonicalArch } from "../verify/mod.ts";
 import { ROOT_POLL_INTERVAL_MS, WATCH_DEBOUNCE_MS } from "./_rescan.ts";
 import { MIN_MIRROR_REFRESH_MS } from "./_mirror.ts";
 import { MAX_INFLIGHT } from "./http.ts";
+import { MAX_MEMORY_CACHE_MIB } from "./_memory.ts";
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,
@@ -68,6 +69,7 @@ export const SERVE_FLAGS = {
   "header-timeout": { type: "string" },
   "idle-timeout": { type: "string" },
   "max-downloads": { type: "string" },
+  "memory-cache-mib": { type: "string" },
   "unsafe-public-status": { type: "boolean" },
   channel: { type: "string" },
   "from-cache": { type: "string" },
@@ -146,6 +148,12 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
     { min: 1, max: MAX_INFLIGHT },
     SERVE_USAGE,
   );
+  const memoryMib = parseIntFlag(
+    values["memory-cache-mib"],
+    "memory-cache-mib",
+    { min: 0, max: MAX_MEMORY_CACHE_MIB },
+    SERVE_USAGE,
+  );
   return {
     root: cacheDir ?? values.root ?? "./artifacts",
     fromCache: cacheDir,
@@ -174,6 +182,7 @@ export function serveOptions(args: string[], factories: AdvertFactories = {}): P
       : undefined,
     unsafePublicStatus: values["unsafe-public-status"] === true,
     maxDownloads,
+    memoryCacheBytes: memoryMib === undefined ? undefined : memoryMib * 1024 * 1024,
     mdns: values["no-mdns"] ? false : factories.mdns?.({ host }) ?? false,
     dht: values["no-dht"]
       ? false

@@ -9,6 +9,7 @@ import type { Logger } from "../core/mod.ts";
 import { canonicalArch } from "../verify/mod.ts";
 import type { Artifact, Catalog, Release } from "./catalog.ts";
 import { SEND_STALL_TIMEOUT_MS } from "./_artifact.ts";
+import { type ArtifactMemory, type MemoryCounters, newMemoryCounters } from "./_memory.ts";
 import { accessLog, admission, compose, type RequestContext, safePath } from "./_middleware.ts";
 import { router, routes } from "./_routes.ts";
 
@@ -79,6 +80,8 @@ export interface Metrics {
   tornAborts: number;
   /** Requests in flight now (open artifact streams included). */
   inflight: number;
+  /** Verified artifacts held in memory and the bodies answered from them (issue 17). */
+  readonly memory: MemoryCounters;
   /** Responses by HTTP status. */
   readonly byStatus: Record<string, number>;
   /** Requests and body bytes per artifact, by `<channel>/<arch>/<name>`. */
@@ -99,6 +102,7 @@ export function newMetrics(): Metrics {
     refusedDownloads: 0,
     tornAborts: 0,
     inflight: 0,
+    memory: newMemoryCounters(),
     byStatus: {},
     perArtifact: {},
   };
@@ -183,6 +187,8 @@ export interface HandlerOptions {
   readonly accessLog?: (entry: AccessEntry) => void;
   /** Open artifact streams; calling an entry cuts that response (bounded stop). */
   readonly streams?: Set<() => void>;
+  /** Verified artifact bytes held in memory (issue 17); none when absent. */
+  readonly memory?: ArtifactMemory;
   /** Answer `/status` and the counters to every client, not only loopback. */
   readonly unsafePublicStatus?: boolean;
 }
@@ -397,6 +403,7 @@ export function createHandler(opts: HandlerOptions): ProviderHandler {
     stallMs: opts.stallTimeoutMs ?? SEND_STALL_TIMEOUT_MS,
     onStale: opts.onStale,
     streams: opts.streams,
+    memory: opts.memory,
   };
   const pipeline = compose([
     accessLog(m, log, opts.accessLog),

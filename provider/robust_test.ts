@@ -119,6 +119,32 @@ Deno.test("TM-18 provider exhaustion: a client that stops reading a checked stre
   );
 });
 
+Deno.test("TM-18 provider exhaustion: a client that stops reading a body served from memory is cut after the stall timeout; slots free again", async () => {
+  await using s = await provider({ kernel: 32 << 20, maxInflight: 4, stallTimeoutMs: 500 });
+  const url = `${s.p.url}/stable/amd64/kernel`;
+  await (await fetch(url)).arrayBuffer();
+  await waitFor(() => s.p.metrics.memory.loads === 1, 10_000, "the kernel held in memory");
+  const held = await Promise.all(Array.from({ length: 4 }, () => fetch(url)));
+  assertEquals(s.p.metrics.memory.hits, 4);
+  const busy = await fetch(`${s.p.url}/stable/amd64/manifest.json`);
+  assertEquals(busy.status, 503);
+  await busy.body?.cancel();
+  await waitFor(
+    () => s.logger.entries.filter((e) => e.event === "client_stalled").length === 4,
+    10_000,
+    "stalled streams cut",
+  );
+  for (const h of held) {
+    const got = await h.arrayBuffer().then((b) => b.byteLength, () => -1);
+    assert(got < 32 << 20);
+  }
+  await waitFor(
+    async () => (await (await fetch(`${s.p.url}/status`)).json()).inflight === 0,
+    5000,
+    "slots freed",
+  );
+});
+
 Deno.test("TM-18 provider exhaustion: slow fast-path downloads hold slots within the global and per-client caps; leaving frees them", async () => {
   await using s = await provider({ kernel: 32 << 20, maxInflight: 8 });
   const held = await Promise.all(

@@ -19,6 +19,7 @@ import {
   newMetrics,
 } from "./http.ts";
 import { type HttpListener, listenHttp } from "./listen.ts";
+import { ArtifactMemory, MEMORY_CACHE_BYTES } from "./_memory.ts";
 import { startRescanner } from "./_rescan.ts";
 import { CacheCatalogLoader } from "./from_cache.ts";
 import { type Mirror, startMirror } from "./_mirror.ts";
@@ -145,6 +146,13 @@ export interface ProviderOptions {
    * (`serve --max-downloads`, TM-18); default `MAX_DOWNLOADS` (64).
    */
   readonly maxDownloads?: number;
+  /**
+   * Budget of verified snapshot bytes held in memory and served from there
+   * (`serve --memory-cache-mib`, issue 17), in bytes; default
+   * `MEMORY_CACHE_BYTES` (512 MiB); 0 serves every body from its file.
+   * Only what is asked for is read, and only with snapshots on.
+   */
+  readonly memoryCacheBytes?: number;
   /**
    * Most requests in flight from one client address (TM-18); default
    * {@link MAX_INFLIGHT_PER_CLIENT}.
@@ -366,6 +374,16 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     });
   }
   const accessLine = accessFormatter("serve");
+  const memoryBytes = opts.memoryCacheBytes ?? MEMORY_CACHE_BYTES;
+  const memory = memoryBytes > 0 && snapshotDir !== undefined
+    ? new ArtifactMemory(
+      memoryBytes,
+      logger,
+      metrics.memory,
+      (digest) => loader.current.byDigest.has(digest),
+      () => stale.schedule(),
+    )
+    : undefined;
   const handler = createHandler({
     name: opts.name ?? "phase",
     catalog: () => loader.current,
@@ -393,6 +411,7 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
       : undefined,
     onStale: () => stale.schedule(),
     streams,
+    memory,
   });
   let server: HttpListener;
   try {
@@ -497,9 +516,11 @@ export async function startProvider(opts: ProviderOptions): Promise<RunningProvi
     trust_files: trustSources.map((s) => s.path),
     releases: loader.current.releases.size,
     // Issue 11 §3: snapshots cost as much disk again as the artifacts.
-    ...(opts.snapshot === false
-      ? {}
-      : { snapshots: `${opts.state}/snapshots`, snapshot_bytes: snapshotBytes(loader.current) }),
+    ...(opts.snapshot === false ? {} : {
+      snapshots: `${opts.state}/snapshots`,
+      snapshot_bytes: snapshotBytes(loader.current),
+      memory_cache_bytes: memory ? memoryBytes : 0,
+    }),
   });
   return {
     url,

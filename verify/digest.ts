@@ -71,3 +71,26 @@ export async function hashFile(
   }
   return { size, digest: SHA256_PREFIX + h.digest("hex"), overflow: false };
 }
+
+/**
+ * Reads an open file of `size` bytes into memory while hashing it,
+ * {@link HASH_CHUNK_BYTES} at a time (each read yields to the event loop,
+ * so a large file does not stall a server). Undefined when the file is not
+ * exactly `size` bytes long: shorter, or with a byte past `size`.
+ */
+export async function readFileHashed(
+  file: Deno.FsFile,
+  size: number,
+): Promise<{ bytes: Uint8Array; digest: string } | undefined> {
+  const h = createHash("sha256");
+  const bytes = new Uint8Array(size);
+  let off = 0;
+  while (off < size) {
+    const n = await file.read(bytes.subarray(off, Math.min(size, off + HASH_CHUNK_BYTES)));
+    if (n === null) return undefined;
+    h.update(bytes.subarray(off, off + n));
+    off += n;
+  }
+  if (await file.read(new Uint8Array(1)) !== null) return undefined;
+  return { bytes, digest: SHA256_PREFIX + h.digest("hex") };
+}

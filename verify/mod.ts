@@ -128,7 +128,14 @@ export {
   verifyArtifact,
   verifyManifest,
 } from "./verify.ts";
-export { HASH_CHUNK_BYTES, hashFile, hashStream, SHA256_PREFIX, sha256Hex } from "./digest.ts";
+export {
+  HASH_CHUNK_BYTES,
+  hashFile,
+  hashStream,
+  readFileHashed,
+  SHA256_PREFIX,
+  sha256Hex,
+} from "./digest.ts";
 export {
   buildManifestDocument,
   dhtRecordKey,
