@@ -5,7 +5,7 @@
  * of console markers into phases; prints each run and the median.
  *
  * Run: `deno run -q --no-prompt -P=test bench/boot/boot_bench.ts [RUNS]
- * [--arch amd64|arm64] [--baseline DIR] [--steps] [--icount] [--log FILE]`.
+ * [--arch amd64|arm64] [--baseline DIR] [--steps] [--icount] [--kept-nvram] [--log FILE]`.
  *
  * - `--baseline DIR` also builds the image from another checkout (e.g.
  *   `git archive COMMIT | tar -x -C DIR`) and boots the two images
@@ -19,6 +19,11 @@
  *   cache ("prepared"), and with the prepared cache after dropping the
  *   page cache (as at the seed's boot: Deno read from the squashfs), in
  *   guest seconds.
+ * - `--kept-nvram` boots each image once first (not measured) and keeps
+ *   the firmware's variable store from that boot for the measured ones,
+ *   as on a machine that has booted before; by default every boot starts
+ *   from the distribution's empty store, as a machine's very first boot
+ *   (OVMF then creates its boot options and console variables, ~0.9 s).
  * - `--icount` boots under `-icount shift=0` too (wall times then mean
  *   nothing; the kernels' stamps and phase-boot's own timings are guest
  *   time); `--log FILE` appends every boot's console lines (host ms, text)
@@ -32,7 +37,7 @@
  */
 import { startProvider } from "../../provider/mod.ts";
 import { memoryLogger } from "../../core/mod.ts";
-import { bootVm } from "../../images/vm.ts";
+import { AAVMF_VARS, bootVm, OVMF_VARS } from "../../images/vm.ts";
 import { imagesTaskArgs } from "../../images/mod.ts";
 
 /** Bound of one boot (amd64; arm64 gets ARM64_TIMEOUT_FACTOR times it). */
@@ -106,10 +111,12 @@ interface Flags {
   icount: boolean;
   /** Write every boot's console (host ms + line) to this file. */
   log?: string;
+  /** Keep the firmware variables of an unmeasured first boot for the measured ones. */
+  keptNvram: boolean;
 }
 
 function parseArgs(args: string[]): Flags {
-  const f: Flags = { runs: 3, arch: "amd64", steps: false, icount: false };
+  const f: Flags = { runs: 3, arch: "amd64", steps: false, icount: false, keptNvram: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--arch") {
@@ -119,6 +126,7 @@ function parseArgs(args: string[]): Flags {
     } else if (a === "--baseline") f.baseline = args[++i];
     else if (a === "--steps") f.steps = true;
     else if (a === "--icount") f.icount = true;
+    else if (a === "--kept-nvram") f.keptNvram = true;
     else if (a === "--log") f.log = args[++i];
     else if (/^[1-9][0-9]*$/.test(a)) f.runs = Number(a);
     else throw new Error(`unknown argument ${a}`);
@@ -273,18 +281,33 @@ if (import.meta.main) {
         prepared.push(await prepare(v.repo, `${work}/${i}`, flags.arch));
       }
       const results: Record<string, number>[][] = variants.map(() => []);
+      const boot = (i: number) =>
+        bootVm({
+          arch: flags.arch,
+          image: prepared[i].image,
+          providerPort: prepared[i].provider.port,
+          timeoutMs: BOOT_TIMEOUT_MS * (flags.arch === "arm64" ? ARM64_TIMEOUT_FACTOR : 1),
+          until: { target: MARKS.target, shell: /phase-seed: boot failed/ },
+          watch: MARKS,
+          ...(flags.icount ? { wrap: ["sh", "-c", `exec "$0" "$@" -icount shift=0`] } : {}),
+          ...(flags.keptNvram ? { vars: `${work}/${i}/vars.fd` } : {}),
+        });
+      if (flags.keptNvram) {
+        for (const [i, v] of variants.entries()) {
+          await Deno.copyFile(
+            flags.arch === "arm64" ? AAVMF_VARS : OVMF_VARS,
+            `${work}/${i}/vars.fd`,
+          );
+          const first = await boot(i);
+          if (first.outcome !== "target") {
+            throw new Error(`${v.label} first boot: ${first.outcome}`);
+          }
+        }
+      }
       for (let r = 0; r < flags.runs; r++) {
         for (const [i, v] of variants.entries()) {
           const before = load();
-          const run = await bootVm({
-            arch: flags.arch,
-            image: prepared[i].image,
-            providerPort: prepared[i].provider.port,
-            timeoutMs: BOOT_TIMEOUT_MS * (flags.arch === "arm64" ? ARM64_TIMEOUT_FACTOR : 1),
-            until: { target: MARKS.target, shell: /phase-seed: boot failed/ },
-            watch: MARKS,
-            ...(flags.icount ? { wrap: ["sh", "-c", `exec "$0" "$@" -icount shift=0`] } : {}),
-          });
+          const run = await boot(i);
           if (flags.log) {
             await Deno.writeTextFile(
               flags.log,
