@@ -10,7 +10,7 @@ import { type Artifact, identityOf, sameIdentity } from "./catalog.ts";
 import type { Metrics } from "./http.ts";
 import { etagMatches, parseRange } from "./range.ts";
 import { headers, text } from "./_respond.ts";
-import { type ArtifactMemory, MEMORY_CHUNK_BYTES } from "./_memory.ts";
+import { type ArtifactMemory, MEMORY_CHUNK_BYTES } from "./memory_cache.ts";
 
 /** Bytes read from disk per streamed chunk. */
 export const STREAM_CHUNK_BYTES = 512 * 1024;

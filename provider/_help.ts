@@ -11,7 +11,7 @@ import { HEADER_TIMEOUT_MS, IDLE_TIMEOUT_MS } from "./listen.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./server.ts";
 import { DOWNLOAD_RETRY_AFTER_S, MAX_DOWNLOADS } from "./http.ts";
 import { MIRROR_REFRESH_INTERVAL_MS } from "./_mirror.ts";
-import { MEMORY_CACHE_BYTES } from "./_memory.ts";
+import { MEMORY_CACHE_BYTES } from "./memory_cache.ts";
 
 /** The usage lines of `serve` (also the hint of its usage errors). */
 export const SERVE_USAGE =
@@ -125,7 +125,7 @@ export const SERVE_HELP: HelpSpec = {
     {
       flag: "--memory-cache-mib N",
       text:
-        "hold up to N MiB of the snapshots that are asked for in memory and answer from there (about 1.5x the rate of reading the file each time). " +
+        "hold up to N MiB of the snapshots that are asked for in memory and answer from there (about 1.7x the rate of reading the file each time, bench/README.md). " +
         "A snapshot is read once, in the background, and kept only if its bytes hash to its digest (TM-19); the least recently used goes first. 0 turns it off; --no-snapshot implies 0",
       default: String(MEMORY_CACHE_BYTES / (1024 * 1024)),
     },

@@ -22,7 +22,7 @@ import { canonicalArch } from "../verify/mod.ts";
 import { ROOT_POLL_INTERVAL_MS, WATCH_DEBOUNCE_MS } from "./_rescan.ts";
 import { MIN_MIRROR_REFRESH_MS } from "./_mirror.ts";
 import { MAX_INFLIGHT } from "./http.ts";
-import { MAX_MEMORY_CACHE_MIB } from "./_memory.ts";
+import { MAX_MEMORY_CACHE_MIB } from "./memory_cache.ts";
 import {
   DEFAULT_HOST,
   DEFAULT_PORT,

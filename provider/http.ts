@@ -9,7 +9,7 @@ import type { Logger } from "../core/mod.ts";
 import { canonicalArch } from "../verify/mod.ts";
 import type { Artifact, Catalog, Release } from "./catalog.ts";
 import { SEND_STALL_TIMEOUT_MS } from "./_artifact.ts";
-import { type ArtifactMemory, type MemoryCounters, newMemoryCounters } from "./_memory.ts";
+import { type ArtifactMemory, type MemoryCounters, newMemoryCounters } from "./memory_cache.ts";
 import { accessLog, admission, compose, type RequestContext, safePath } from "./_middleware.ts";
 import { router, routes } from "./_routes.ts";
 

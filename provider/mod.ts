@@ -131,3 +131,11 @@ export {
   MAX_VERSIONS_TRIED,
 } from "./from_cache.ts";
 export { type Mirror, MIRROR_REFRESH_INTERVAL_MS } from "./_mirror.ts";
+export {
+  ArtifactMemory,
+  MAX_MEMORY_CACHE_MIB,
+  MEMORY_CACHE_BYTES,
+  MEMORY_CHUNK_BYTES,
+  type MemoryCounters,
+  newMemoryCounters,
+} from "./memory_cache.ts";

@@ -122,7 +122,11 @@ Deno.test("TM-18 provider exhaustion: a client that stops reading a checked stre
 Deno.test("TM-18 provider exhaustion: a client that stops reading a body served from memory is cut after the stall timeout; slots free again", async () => {
   await using s = await provider({ kernel: 32 << 20, maxInflight: 4, stallTimeoutMs: 500 });
   const url = `${s.p.url}/stable/amd64/kernel`;
-  await (await fetch(url)).arrayBuffer();
+  // On a connection of its own: one that has carried 32 MiB has a receive
+  // buffer grown large enough to take a whole body that nobody reads.
+  const warm = Deno.createHttpClient({});
+  await (await fetch(url, { client: warm })).arrayBuffer();
+  warm.close();
   await waitFor(() => s.p.metrics.memory.loads === 1, 10_000, "the kernel held in memory");
   const held = await Promise.all(Array.from({ length: 4 }, () => fetch(url)));
   assertEquals(s.p.metrics.memory.hits, 4);

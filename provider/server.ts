@@ -19,7 +19,7 @@ import {
   newMetrics,
 } from "./http.ts";
 import { type HttpListener, listenHttp } from "./listen.ts";
-import { ArtifactMemory, MEMORY_CACHE_BYTES } from "./_memory.ts";
+import { ArtifactMemory, MEMORY_CACHE_BYTES } from "./memory_cache.ts";
 import { startRescanner } from "./_rescan.ts";
 import { CacheCatalogLoader } from "./from_cache.ts";
 import { type Mirror, startMirror } from "./_mirror.ts";

@@ -10,7 +10,7 @@ import {
 } from "../testing/mod.ts";
 import type { Artifact } from "./catalog.ts";
 import { identityOf } from "./catalog.ts";
-import { ArtifactMemory, newMemoryCounters } from "./_memory.ts";
+import { ArtifactMemory, newMemoryCounters } from "./memory_cache.ts";
 import { startProvider } from "./server.ts";
 
 /** Longest a background read into memory may take in these tests, in ms. */
@@ -154,6 +154,14 @@ Deno.test("serve: an artifact asked for again is answered from memory, byte-iden
         assertEquals(head.headers.get("content-length"), String(files.kernel.length));
         assertEquals(p.metrics.memory.hits, 3, "the GET and the two ranges");
         assertEquals(p.metrics.memory.bytes, files.kernel.length);
+        const status = await (await fetch(`${p.url}/status`)).json();
+        assertEquals(status.memory, {
+          bytes: files.kernel.length,
+          artifacts: 1,
+          hits: 3,
+          loads: 1,
+          refused: 0,
+        });
         assertEquals(
           p.metrics.perArtifact["stable/amd64/kernel"].bytes,
           2 * files.kernel.length + 1048591 + 5,

@@ -8,8 +8,7 @@
  *
  * The bytes are kept only when they hash to the artifact's digest (TM-19):
  * what is served from memory is exactly what the ETag names, even if the
- * snapshot on disk was altered behind the provider's back. Private to
- * provider/.
+ * snapshot on disk was altered behind the provider's back.
  *
  * @module
  */
