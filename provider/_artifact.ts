@@ -198,13 +198,7 @@ function checkedStream(
           return;
         }
         // TM-18: a client that stops reading does not hold the file forever.
-        stall = setTimeout(() => {
-          ctx.logger.warn("client_stalled", { path: a.path, after_ms: ctx.stallMs });
-          finish();
-          try {
-            controller.close();
-          } catch { /* already errored */ }
-        }, ctx.stallMs);
+        stall = stallCut(ctx, a, kill);
       } catch (err) {
         finish();
         controller.error(err);
@@ -257,13 +251,22 @@ function memoryBody(
         controller.close();
         return;
       }
-      stall = setTimeout(() => {
-        ctx.logger.warn("client_stalled", { path: a.path, after_ms: ctx.stallMs });
-        kill();
-      }, ctx.stallMs);
+      stall = stallCut(ctx, a, kill);
     },
     cancel() {
       finish();
     },
   }, { highWaterMark: 0 });
+}
+
+/** Cuts a response (`kill`) whose client has read nothing for `ctx.stallMs` (TM-18), logged. */
+function stallCut(
+  ctx: ArtifactContext,
+  a: Artifact,
+  kill: () => void,
+): ReturnType<typeof setTimeout> {
+  return setTimeout(() => {
+    ctx.logger.warn("client_stalled", { path: a.path, after_ms: ctx.stallMs });
+    kill();
+  }, ctx.stallMs);
 }
