@@ -519,12 +519,14 @@ async function discoverAndFetch(
       const firstAnswer = tor ? [] : ["--headers-timeout", `${PROBE_TIMEOUT_MS / 1000}s`];
       return await fetchFrom(
         d,
-        { manifestUrl: cmdline, mirrors: [], providers: [], source: "cmdline" },
-        [],
+        {
+          first: { manifestUrl: cmdline, mirrors: [], providers: [], source: "cmdline" },
+          others: [],
+          extra: [...socks, ...firstAnswer],
+          tor,
+        },
         timings,
         clock,
-        [...socks, ...firstAnswer],
-        tor,
       );
     } catch (err) {
       if (!(err instanceof BootError)) throw err;
@@ -564,19 +566,32 @@ async function discoverAndFetch(
   d.say(
     `phase-boot: discover: ${candidates.length} candidate(s), using ${first.manifestUrl} (${first.source}) in ${timings.discover} ms`,
   );
-  return await fetchFrom(d, first, candidates.slice(1), timings, clock, socks, tor);
+  return await fetchFrom(
+    d,
+    { first, others: candidates.slice(1), extra: socks, tor },
+    timings,
+    clock,
+  );
 }
 
-/** Runs fetch (or fetch-private) for `first`, the others as mirrors. */
+/** What one fetch run asks for, and how. */
+interface FetchPlan {
+  /** The candidate fetched from. */
+  readonly first: Candidate;
+  /** The other candidates, passed as mirrors. */
+  readonly others: readonly Candidate[];
+  /** More fetch flags: `--socks` over Tor, `--headers-timeout` for a command-line provider. */
+  readonly extra: readonly string[];
+  /** The Tor client when the boot goes over Tor (then no LAN re-discovery, TM-13). */
+  readonly tor: TorHandle | undefined;
+}
+
+/** Runs fetch (or fetch-private) for `plan.first`, the others as mirrors. */
 async function fetchFrom(
   d: BootDeps,
-  first: Candidate,
-  others: readonly Candidate[],
+  { first, others, extra, tor }: FetchPlan,
   timings: Record<string, number>,
   clock: () => number,
-  /** More fetch flags: `--socks` over Tor, `--headers-timeout` for a command-line provider. */
-  extra: readonly string[],
-  tor: TorHandle | undefined,
 ): Promise<{ manifest: string; artifacts: Record<string, string> }> {
   const url = first.manifestUrl;
   await Deno.writeTextFile(`${d.paths.run}/provider`, url + "\n").catch(() => {});
