@@ -126,7 +126,7 @@ export const SERVE_HELP: HelpSpec = {
       flag: "--memory-cache-mib N",
       text:
         "hold up to N MiB of the snapshots that are asked for in memory and answer from there (about 1.7x the rate of reading the file each time, bench/README.md). " +
-        "A snapshot is read once, in the background, and kept only if its bytes hash to its digest (TM-19); the least recently used goes first. 0 turns it off; --no-snapshot implies 0",
+        "A snapshot is read once, in the background, and kept only if its bytes hash to its digest (TM-19); room is made from the least recently used entry idle for a minute (what does not fit meanwhile is served from its file). 0 turns it off; --no-snapshot implies 0",
       default: String(MEMORY_CACHE_BYTES / (1024 * 1024)),
     },
     {

@@ -18,6 +18,13 @@ import { type Artifact, identityOf, sameIdentity } from "./catalog.ts";
 
 /** Default budget of artifact bytes held in memory (`serve --memory-cache-mib`), in bytes. */
 export const MEMORY_CACHE_BYTES = 512 * 1024 * 1024;
+/**
+ * An entry used within this long is never dropped to make room, in ms:
+ * two large artifacts asked for in turn would otherwise evict each other
+ * and re-read their whole file on every request. What does not fit is
+ * served from its file until room frees.
+ */
+export const MEMORY_IDLE_EVICT_MS = 60_000;
 /** Largest `serve --memory-cache-mib` accepted, in MiB (64 GiB). */
 export const MAX_MEMORY_CACHE_MIB = 65_536;
 /** Bytes handed to the HTTP layer per chunk of a body streamed from memory. */
@@ -35,19 +42,22 @@ export interface MemoryCounters {
   loads: number;
   /** Snapshots read whose bytes did not hash to their digest (TM-19): not kept. */
   refused: number;
+  /** Loads not started: no room without dropping an entry used in the last minute. */
+  full: number;
 }
 
 /** New zeroed counters. */
 export function newMemoryCounters(): MemoryCounters {
-  return { bytes: 0, artifacts: 0, hits: 0, loads: 0, refused: 0 };
+  return { bytes: 0, artifacts: 0, hits: 0, loads: 0, refused: 0, full: 0 };
 }
 
 /**
- * Holds verified artifact bytes by digest, least recently used first out,
- * at most `budgetBytes` in all. One load runs at a time, so a burst of
- * requests for new artifacts reads each once and memory grows by at most
- * one artifact beyond what is held (bodies still streaming from an
- * evicted entry keep it until they end).
+ * Holds verified artifact bytes by digest, at most `budgetBytes` in all:
+ * room is made from digests the catalog no longer serves, then from the
+ * least recently used entry idle for {@link MEMORY_IDLE_EVICT_MS}. One
+ * load runs at a time, and room is made before it reads, so memory holds
+ * at most the budget (bodies still streaming from a dropped entry keep it
+ * until they end).
  */
 export class ArtifactMemory {
   readonly #budget: number;
@@ -55,14 +65,16 @@ export class ArtifactMemory {
   readonly #counters: MemoryCounters;
   readonly #live: (digest: string) => boolean;
   readonly #onMismatch: (a: Artifact) => void;
-  /** Digest -> bytes; Map order is use order, least recent first. */
-  readonly #held = new Map<string, Uint8Array>();
+  readonly #now: () => number;
+  /** Digest -> bytes and last use (ms); Map order is use order, least recent first. */
+  readonly #held = new Map<string, { bytes: Uint8Array; used: number }>();
   #loading: Promise<void> | undefined;
 
   /**
    * `live(digest)` says whether the catalog still serves a digest (what it
    * no longer serves is dropped first); `onMismatch` hears of a snapshot
-   * whose bytes no longer hash to its digest (rescan it).
+   * whose bytes no longer hash to its digest (rescan it); `now` is the
+   * clock of last uses, in ms.
    */
   constructor(
     budgetBytes: number,
@@ -70,22 +82,23 @@ export class ArtifactMemory {
     counters: MemoryCounters,
     live: (digest: string) => boolean,
     onMismatch: (a: Artifact) => void = () => {},
+    now: () => number = () => performance.now(),
   ) {
     this.#budget = budgetBytes;
     this.#logger = logger;
     this.#counters = counters;
     this.#live = live;
     this.#onMismatch = onMismatch;
+    this.#now = now;
   }
 
   /** The verified bytes of `digest` when held (they become the most recently used). */
   get(digest: string): Uint8Array | undefined {
-    const bytes = this.#held.get(digest);
-    if (bytes) {
-      this.#held.delete(digest);
-      this.#held.set(digest, bytes);
-    }
-    return bytes;
+    const entry = this.#held.get(digest);
+    if (!entry) return undefined;
+    this.#held.delete(digest);
+    this.#held.set(digest, { bytes: entry.bytes, used: this.#now() });
+    return entry.bytes;
   }
 
   /**
@@ -106,9 +119,14 @@ export class ArtifactMemory {
     const live = this.#live;
     // Room first, so that memory never holds the budget plus the new bytes.
     for (const digest of [...this.#held.keys()]) if (!live(digest)) this.#drop(digest);
-    for (const digest of [...this.#held.keys()]) {
-      if (this.#counters.bytes + a.size <= this.#budget) break;
+    const idleBefore = this.#now() - MEMORY_IDLE_EVICT_MS;
+    for (const [digest, e] of [...this.#held]) {
+      if (this.#counters.bytes + a.size <= this.#budget || e.used > idleBefore) break;
       this.#drop(digest);
+    }
+    if (this.#counters.bytes + a.size > this.#budget) {
+      this.#counters.full++;
+      return;
     }
     let got: { bytes: Uint8Array; digest: string } | undefined;
     try {
@@ -128,17 +146,17 @@ export class ArtifactMemory {
       return;
     }
     if (!live(a.digest)) return;
-    this.#held.set(a.digest, got.bytes);
+    this.#held.set(a.digest, { bytes: got.bytes, used: this.#now() });
     this.#counters.bytes += a.size;
     this.#counters.artifacts++;
     this.#counters.loads++;
   }
 
   #drop(digest: string): void {
-    const bytes = this.#held.get(digest);
-    if (!bytes) return;
+    const entry = this.#held.get(digest);
+    if (!entry) return;
     this.#held.delete(digest);
-    this.#counters.bytes -= bytes.length;
+    this.#counters.bytes -= entry.bytes.length;
     this.#counters.artifacts--;
   }
 }

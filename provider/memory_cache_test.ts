@@ -10,7 +10,7 @@ import {
 } from "../testing/mod.ts";
 import type { Artifact } from "./catalog.ts";
 import { identityOf } from "./catalog.ts";
-import { ArtifactMemory, newMemoryCounters } from "./memory_cache.ts";
+import { ArtifactMemory, MEMORY_IDLE_EVICT_MS, newMemoryCounters } from "./memory_cache.ts";
 import { startProvider } from "./server.ts";
 
 /** Longest a background read into memory may take in these tests, in ms. */
@@ -67,12 +67,20 @@ Deno.test("TM-19 torn artifact reads: a snapshot whose bytes no longer hash to i
   }
 });
 
-Deno.test("serve: memory cache holds at most its budget, least recently used out, and what the catalog no longer serves goes first", async () => {
+Deno.test("serve: memory cache holds at most its budget; room comes from what the catalog dropped, then from entries idle for a minute, least recently used first", async () => {
   const dir = await tempDir("memory");
   try {
     const counters = newMemoryCounters();
     const live = new Set<string>();
-    const memory = new ArtifactMemory(250_000, memoryLogger(), counters, (d) => live.has(d));
+    let clock = 0;
+    const memory = new ArtifactMemory(
+      250_000,
+      memoryLogger(),
+      counters,
+      (d) => live.has(d),
+      () => {},
+      () => clock,
+    );
     const arts: Artifact[] = [];
     for (const seed of [1, 2, 3]) {
       const bytes = patternBytes(100_000, seed);
@@ -83,15 +91,24 @@ Deno.test("serve: memory cache holds at most its budget, least recently used out
     const [x, y, z] = arts;
     await memory.want(x);
     await memory.want(y);
+    clock = 1000;
     assert(memory.get(x.digest), "x held, and now the most recently used");
+    // Both in use within the minute: z waits, served from its file (no thrashing).
     await memory.want(z);
-    assert(memory.get(y.digest) === undefined, "y, least recently used, made room");
+    assert(memory.get(z.digest) === undefined, "no room for z yet");
+    assertEquals([counters.full, counters.loads, counters.bytes], [1, 2, 200_000]);
+    clock = MEMORY_IDLE_EVICT_MS - 1;
+    await memory.want(z);
+    assertEquals(counters.full, 2, "y, the least recently used, was loaded less than a minute ago");
+    clock = MEMORY_IDLE_EVICT_MS + 1;
+    await memory.want(z);
+    assert(memory.get(y.digest) === undefined, "y, least recently used and idle, made room");
     assert(memory.get(x.digest) && memory.get(z.digest));
     assertEquals(counters.bytes, 200_000);
     // Bigger than the budget: never read.
     const big = await snapshotArtifact(`${dir}/big`, patternBytes(250_001, 9));
     assertEquals(memory.want(big), undefined);
-    // A digest the catalog dropped goes before any it still serves.
+    // A digest the catalog dropped goes first, however recently used.
     live.delete(z.digest);
     live.add(y.digest);
     await memory.want(y);
@@ -161,6 +178,7 @@ Deno.test("serve: an artifact asked for again is answered from memory, byte-iden
           hits: 3,
           loads: 1,
           refused: 0,
+          full: 0,
         });
         assertEquals(
           p.metrics.perArtifact["stable/amd64/kernel"].bytes,

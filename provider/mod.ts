@@ -136,6 +136,7 @@ export {
   MAX_MEMORY_CACHE_MIB,
   MEMORY_CACHE_BYTES,
   MEMORY_CHUNK_BYTES,
+  MEMORY_IDLE_EVICT_MS,
   type MemoryCounters,
   newMemoryCounters,
 } from "./memory_cache.ts";
