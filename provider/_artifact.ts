@@ -142,32 +142,18 @@ function checkedStream(
 ): ReadableStream<Uint8Array> {
   const m = ctx.metrics;
   let remaining = length;
-  let closed = false;
-  let stall: ReturnType<typeof setTimeout> | undefined;
-  let ctl: ReadableStreamDefaultController<Uint8Array> | undefined;
-  const finish = () => {
-    if (closed) return;
-    closed = true;
-    ctx.streams?.delete(kill);
-    clearTimeout(stall);
+  const life = cuttable(ctx, a, () => {
     try {
       file.close();
     } catch { /* already closed */ }
-  };
-  const kill = () => {
-    finish();
-    try {
-      ctl?.close(); // short of Content-Length: the client sees a cut response
-    } catch { /* already closed */ }
-  };
-  ctx.streams?.add(kill);
+  });
   return new ReadableStream<Uint8Array>({
     async start(controller) {
-      ctl = controller;
+      life.attach(controller);
       if (start > 0) await file.seek(start, Deno.SeekMode.Start);
     },
     async pull(controller) {
-      clearTimeout(stall);
+      life.reading();
       try {
         const buf = new Uint8Array(Math.min(STREAM_CHUNK_BYTES, remaining));
         let off = 0;
@@ -182,7 +168,7 @@ function checkedStream(
           m.tornAborts++;
           ctx.logger.warn("artifact_changed_while_serving", { path: a.path, digest: a.digest });
           ctx.onStale?.(a);
-          finish();
+          life.finish();
           // Ending short of Content-Length makes the HTTP layer abort the
           // connection: the client gets an incomplete body, never mixed bytes.
           controller.close();
@@ -193,19 +179,19 @@ function checkedStream(
         count(m, key, off);
         controller.enqueue(buf);
         if (remaining === 0) {
-          finish();
+          life.finish();
           controller.close();
           return;
         }
         // TM-18: a client that stops reading does not hold the file forever.
-        stall = stallCut(ctx, a, kill);
+        life.waiting();
       } catch (err) {
-        finish();
+        life.finish();
         controller.error(err);
       }
     },
     cancel() {
-      finish();
+      life.finish();
     },
   }, { highWaterMark: 1 });
 }
@@ -224,49 +210,67 @@ function memoryBody(
   a: Artifact,
 ): ReadableStream<Uint8Array> {
   let off = start;
+  const life = cuttable(ctx, a);
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      life.attach(controller);
+    },
+    pull(controller) {
+      life.reading();
+      const next = Math.min(end, off + MEMORY_CHUNK_BYTES);
+      controller.enqueue(bytes.subarray(off, next));
+      off = next;
+      if (off === end) {
+        life.finish();
+        controller.close();
+        return;
+      }
+      life.waiting();
+    },
+    cancel() {
+      life.finish();
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * The life of a streamed body that can be cut (TM-18): listed in
+ * `ctx.streams` so that a stop can cut it, cut when its client has read
+ * nothing for `ctx.stallMs` (logged), and `release` called once when it
+ * ends, whichever way. A cut closes the stream short of Content-Length:
+ * the HTTP layer then aborts the connection and the client sees a cut
+ * response.
+ */
+function cuttable(ctx: ArtifactContext, a: Artifact, release: () => void = () => {}) {
+  let done = false;
   let stall: ReturnType<typeof setTimeout> | undefined;
   let ctl: ReadableStreamDefaultController<Uint8Array> | undefined;
   const finish = () => {
-    ctx.streams?.delete(kill);
+    if (done) return;
+    done = true;
+    ctx.streams?.delete(cut);
     clearTimeout(stall);
+    release();
   };
-  const kill = () => {
+  const cut = () => {
     finish();
     try {
       ctl?.close();
     } catch { /* already closed */ }
   };
-  ctx.streams?.add(kill);
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      ctl = controller;
-    },
-    pull(controller) {
-      clearTimeout(stall);
-      const next = Math.min(end, off + MEMORY_CHUNK_BYTES);
-      controller.enqueue(bytes.subarray(off, next));
-      off = next;
-      if (off === end) {
-        finish();
-        controller.close();
-        return;
-      }
-      stall = stallCut(ctx, a, kill);
-    },
-    cancel() {
-      finish();
-    },
-  }, { highWaterMark: 0 });
-}
-
-/** Cuts a response (`kill`) whose client has read nothing for `ctx.stallMs` (TM-18), logged. */
-function stallCut(
-  ctx: ArtifactContext,
-  a: Artifact,
-  kill: () => void,
-): ReturnType<typeof setTimeout> {
-  return setTimeout(() => {
-    ctx.logger.warn("client_stalled", { path: a.path, after_ms: ctx.stallMs });
-    kill();
-  }, ctx.stallMs);
+  ctx.streams?.add(cut);
+  return {
+    /** The stream's controller, which a cut closes. */
+    attach: (c: ReadableStreamDefaultController<Uint8Array>) => void (ctl = c),
+    /** The client asks for more: no stall now. */
+    reading: () => clearTimeout(stall),
+    /** A chunk waits for the client: cut if it is not read in time. */
+    waiting: () =>
+      void (stall = setTimeout(() => {
+        ctx.logger.warn("client_stalled", { path: a.path, after_ms: ctx.stallMs });
+        cut();
+      }, ctx.stallMs)),
+    /** The body ended (sent, failed or cancelled). */
+    finish,
+  };
 }
