@@ -143,6 +143,11 @@ export function qemuArgs(o: VmOptions, vars: string): string[] {
   ];
 }
 
+/** The firmware variable store a boot without `vars` starts from (a machine's first boot). */
+export function varsTemplate(o: Pick<VmOptions, "arch" | "firmware">): string {
+  return o.arch === "arm64" ? AAVMF_VARS : (o.firmware?.vars ?? OVMF_VARS);
+}
+
 /** Boots once; returns when a pattern matches, QEMU exits, or the deadline passes. */
 export async function bootVm(o: VmOptions): Promise<VmRun> {
   let vars = o.vars;
@@ -150,10 +155,7 @@ export async function bootVm(o: VmOptions): Promise<VmRun> {
   if (!vars) {
     await Deno.mkdir("/tmp/phase", { recursive: true });
     tmpVars = await Deno.makeTempFile({ dir: "/tmp/phase", prefix: "ovmf-vars-" });
-    await Deno.copyFile(
-      o.arch === "arm64" ? AAVMF_VARS : (o.firmware?.vars ?? OVMF_VARS),
-      tmpVars,
-    );
+    await Deno.copyFile(varsTemplate(o), tmpVars);
     vars = tmpVars;
   }
   const t0 = performance.now();

@@ -37,7 +37,7 @@
  */
 import { startProvider } from "../../provider/mod.ts";
 import { memoryLogger } from "../../core/mod.ts";
-import { AAVMF_VARS, bootVm, OVMF_VARS } from "../../images/vm.ts";
+import { bootVm, varsTemplate } from "../../images/vm.ts";
 import { imagesTaskArgs } from "../../images/mod.ts";
 
 /** Bound of one boot (amd64; arm64 gets ARM64_TIMEOUT_FACTOR times it). */
@@ -294,10 +294,7 @@ if (import.meta.main) {
         });
       if (flags.keptNvram) {
         for (const [i, v] of variants.entries()) {
-          await Deno.copyFile(
-            flags.arch === "arm64" ? AAVMF_VARS : OVMF_VARS,
-            `${work}/${i}/vars.fd`,
-          );
+          await Deno.copyFile(varsTemplate({ arch: flags.arch }), `${work}/${i}/vars.fd`);
           const first = await boot(i);
           if (first.outcome !== "target") {
             throw new Error(`${v.label} first boot: ${first.outcome}`);
