@@ -150,6 +150,12 @@ export interface BootDeps {
    * the seed partition through dm-verity too (TM-14).
    */
   readonly seedVerity?: string;
+  /**
+   * The digest of the bytes on the seed's own partition (`sha256:<hex>`,
+   * from `phase.seed_rootfs`): fetch does not download an artifact with
+   * that signed digest (the release's rootfs is the seed's squashfs).
+   */
+  readonly seedRootfs?: string;
   /** Stop after loading (kexec dry run). */
   readonly dryRun?: boolean;
   /** Monotonic milliseconds for the timings. */
@@ -419,6 +425,16 @@ function commonArgs(d: BootDeps): string[] {
 }
 
 /**
+ * What fetch need not download: the seed partition's bytes. Nothing before
+ * kexec reads the rootfs; the target copies it from the partition and
+ * hashes the copy against the signed `phase.rootfs` before it mounts it
+ * (TM-01), and a release whose rootfs differs is downloaded as before.
+ */
+function haveArgs(d: BootDeps): string[] {
+  return d.seedRootfs ? ["--have", d.seedRootfs] : [];
+}
+
+/**
  * Private mode with `allow_tor`: starts tor with its state on tmpfs
  * (`<run>/tor`) and returns it, or undefined (with a loud warning) when
  * the seed has no tor binary. A tor that is there but cannot bootstrap
@@ -597,7 +613,7 @@ async function fetchFrom(
   await Deno.writeTextFile(`${d.paths.run}/provider`, url + "\n").catch(() => {});
 
   const t = clock();
-  const fetchArgs = ["--manifest", url, ...commonArgs(d), ...extra];
+  const fetchArgs = ["--manifest", url, ...commonArgs(d), ...haveArgs(d), ...extra];
   for (const c of others) fetchArgs.push("--mirror", c.manifestUrl);
   for (const m of first.mirrors) fetchArgs.push("--mirror", m);
   // Issue 12 §4: in a boot storm, machines that booted first re-serve the

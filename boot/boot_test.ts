@@ -179,7 +179,7 @@ async function chain(
   dir: string,
   policy: Policy,
   script: Script,
-  o: { dryRun?: boolean; trust?: string; seedVerity?: string } = {},
+  o: { dryRun?: boolean; trust?: string; seedVerity?: string; seedRootfs?: string } = {},
 ) {
   await Deno.mkdir(`${dir}/run`, { recursive: true });
   await Deno.writeTextFile(`${dir}/run/interfaces`, "lo\neth0\n");
@@ -201,6 +201,7 @@ async function chain(
     say: (l) => said.push(l),
     dryRun: o.dryRun ?? true,
     ...(o.seedVerity ? { seedVerity: o.seedVerity } : {}),
+    ...(o.seedRootfs ? { seedRootfs: o.seedRootfs } : {}),
     run: (program, args) => {
       const name = program.slice(program.lastIndexOf("/") + 1).replace(/^phase-/, "");
       const step = name === "kexec" && args[0] === "fallback" ? "fallback" : name;
@@ -252,6 +253,16 @@ Deno.test("boot: network path: discover -> fetch -> kexec load (which verifies);
     }, { seedVerity: "ab:cd:3" });
     assert(sb.r.ok, sb.r.ok ? "" : sb.r.e.message);
     assertEquals(argOf(sb.calls.find((c) => c.step === "kexec")!.args, "--seed-verity"), "ab:cd:3");
+    assert(!sb.calls.find((c) => c.step === "fetch")!.args.includes("--have"));
+    // Issue 17: the bytes on a USB seed's own partition are not downloaded again.
+    const own = `sha256:${"ab".repeat(32)}`;
+    const usb = await chain(dir, DEFAULT_POLICY, {
+      discover: DISCOVERED,
+      fetch: fetched(dir),
+      kexec: LOADED,
+    }, { seedRootfs: own });
+    assert(usb.r.ok, usb.r.ok ? "" : usb.r.e.message);
+    assertEquals(argOf(usb.calls.find((c) => c.step === "fetch")!.args, "--have"), own);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -42,7 +42,7 @@ export async function run(args: string[]): Promise<number> {
     ...(values.run ? { run: values.run } : {}),
   };
   // The seed's verity words are read here, before any step runs (steps may write /run/phase).
-  const { policy, ignored, seedVerity } = await loadPolicy({
+  const { policy, ignored, seedVerity, seedRootfs } = await loadPolicy({
     policyPath: paths.policy,
     cmdlinePath: paths.cmdline,
   });
@@ -60,6 +60,7 @@ export async function run(args: string[]): Promise<number> {
       say,
       dryRun: values["dry-run"],
       ...(seedVerity ? { seedVerity } : {}),
+      ...(seedRootfs ? { seedRootfs } : {}),
     });
     say(`phase-boot: dry run complete (${out.source}): ${JSON.stringify(out.timingsMs)}`);
     return 0;

@@ -72,6 +72,14 @@ export interface FetchReleaseOptions {
   readonly minVersion?: string;
   /** Only these artifacts (default: all in the manifest). */
   readonly artifacts?: readonly string[];
+  /**
+   * Digests (`sha256:<hex>`) of bytes this machine already holds outside
+   * the cache: a USB seed's partition is the release's `rootfs` (issue 17).
+   * An artifact whose signed digest is one of these is neither downloaded
+   * nor reported; whoever uses those bytes hashes them against the signed
+   * digest first (the target's self-host block, TM-01).
+   */
+  readonly have?: readonly string[];
   /** Clock for the manifest's expiry (default: now). */
   readonly now?: () => Date;
   /** Header, stall and minimum-rate limits of every request (default `DEFAULT_LIMITS`). */
@@ -530,7 +538,13 @@ export async function fetchRelease(o: FetchReleaseOptions): Promise<FetchedRelea
   await beforeWrite();
   const manifestPath = await storeManifest(layout, bytes);
   const m = verified.value;
-  const names = o.artifacts ?? Object.keys(m.artifacts);
+  const have = new Set(o.have ?? []);
+  const names = (o.artifacts ?? Object.keys(m.artifacts)).filter((n) => {
+    const ref = m.artifacts[n];
+    if (!ref || !have.has(ref.digest)) return true;
+    o.logger?.info("artifact_held", { artifact: n, digest: ref.digest, size: ref.size });
+    return false;
+  });
   const progress = o.progress ?? silentProgress;
   const out: Record<string, FetchedArtifact> = {};
   progress.plan?.(

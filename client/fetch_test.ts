@@ -89,6 +89,46 @@ Deno.test("fetch: verified release into cas/, floor recorded, cache hit re-hashe
   });
 });
 
+Deno.test("fetch: an artifact whose signed digest the machine already holds (--have) is not requested nor reported; another digest changes nothing", async () => {
+  await withRelease(async ({ rel, cache }) => {
+    const srv = serveRelease(rel);
+    try {
+      const log = memoryLogger();
+      const held = `sha256:${rel.hexOf("initramfs")}`;
+      const r = await fetchRelease(
+        opts({
+          manifestUrl: srv.url,
+          trust: rel.trust,
+          cacheDir: cache,
+          have: [held],
+          logger: log,
+        }),
+      );
+      assertEquals(Object.keys(r.artifacts), ["kernel"]);
+      const paths = srv.requests.map((q) => q.path);
+      assert(!paths.some((p) => p.includes(rel.hexOf("initramfs"))), paths.join(" "));
+      assert(paths.some((p) => p.includes(rel.hexOf("kernel"))), paths.join(" "));
+      assert(
+        log.entries.some((e) => e.event === "artifact_held" && e.fields.digest === held),
+        JSON.stringify(log.entries),
+      );
+      await Deno.remove(cache, { recursive: true });
+      // A digest the manifest does not name: everything is fetched.
+      const other = await fetchRelease(
+        opts({
+          manifestUrl: srv.url,
+          trust: rel.trust,
+          cacheDir: cache,
+          have: [`sha256:${"0".repeat(64)}`],
+        }),
+      );
+      assertEquals(Object.keys(other.artifacts).sort(), ["initramfs", "kernel"]);
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
 Deno.test("fetch: a manifest that does not verify stops before any artifact request", async () => {
   await withRelease(async ({ rel, cache }) => {
     const other = await makeRelease();

@@ -107,6 +107,7 @@ export {
   type Policy,
   policyFromValues,
   type PolicyValues,
+  SEED_ROOTFS_KEY,
   SEED_VERITY_KEYS,
 } from "./policy.ts";
 export { auditCache, cachedPath, type CacheLayout, cacheLayout, ensureCache } from "./cache.ts";

@@ -301,6 +301,15 @@ export const SEED_VERITY_KEYS: Readonly<{ rootHash: string; salt: string; blocks
   });
 
 /**
+ * Command-line word of a USB seed naming its own partition's bytes: the
+ * image build writes the sha256 (hex) of the squashfs it puts there, which
+ * is also the release's `rootfs` artifact. phase-boot hands it to fetch as
+ * `--have`, so those 40 MiB are not downloaded again (issue 17); the target
+ * hashes what it reads from the partition before it uses it (TM-01).
+ */
+export const SEED_ROOTFS_KEY = "phase.seed_rootfs";
+
+/**
  * Command-line words the seed's /init reads, not the policy: the dm-verity
  * parameters of a Secure Boot seed and the target's fallback mark. Known,
  * so not reported as ignored.
@@ -345,6 +354,12 @@ export function applyCmdline(policy: Policy, cmdline: string): LoadedPolicy {
       case "phase.bootstrap":
         p.bootstrap = Object.freeze(checkBootstrap(value === "" ? [] : value.split(","), where));
         break;
+      case SEED_ROOTFS_KEY:
+        if (!/^[0-9a-f]{64}$/.test(value)) {
+          throw policyError(where, `needs 64 lowercase hex digits (a sha256), got '${value}'`);
+        }
+        seedWords.set(key, value);
+        break;
       default:
         if (SEED_INIT_KEYS.has(key)) seedWords.set(key, value);
         else ignored.push(word);
@@ -364,6 +379,9 @@ export function applyCmdline(policy: Policy, cmdline: string): LoadedPolicy {
     policy: Object.freeze(p),
     ignored,
     ...(verity.every((v) => v) ? { seedVerity: verity.join(":") } : {}),
+    ...(seedWords.has(SEED_ROOTFS_KEY)
+      ? { seedRootfs: `sha256:${seedWords.get(SEED_ROOTFS_KEY)}` }
+      : {}),
   };
 }
 
@@ -435,6 +453,11 @@ export interface LoadedPolicy {
    * phase-kexec checks the values). Absent without them.
    */
   seedVerity?: string;
+  /**
+   * The digest (`sha256:<hex>`) of the bytes on a USB seed's own partition
+   * ({@link SEED_ROOTFS_KEY}), for `phase-fetch --have`. Absent without it.
+   */
+  seedRootfs?: string;
 }
 
 /**

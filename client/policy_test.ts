@@ -114,6 +114,16 @@ Deno.test("policy: kernel command line overrides, manual URL goes first", () => 
     "ab:cd:3",
   );
   assertEquals(applyCmdline(DEFAULT_POLICY, "console=ttyS0").seedVerity, undefined);
+  // A USB seed names its own partition's bytes: handed to fetch as --have (issue 17).
+  const own = applyCmdline(DEFAULT_POLICY, `phase.seed_rootfs=${"ab".repeat(32)}`);
+  assertEquals(own.seedRootfs, `sha256:${"ab".repeat(32)}`);
+  assertEquals(own.ignored, []);
+  assertEquals(applyCmdline(DEFAULT_POLICY, "console=ttyS0").seedRootfs, undefined);
+  assertThrows(
+    () => applyCmdline(DEFAULT_POLICY, "phase.seed_rootfs=../../etc"),
+    ClientError,
+    "64 lowercase hex",
+  );
   assertThrows(
     () => applyCmdline(DEFAULT_POLICY, "phase.verity=ab phase.verity_blocks=3"),
     ClientError,

@@ -34,6 +34,7 @@ import {
 import { loaderConf, loaderEntry } from "./_files.ts";
 import { clampTimes, copyFile, derivedUuid, writeText } from "./_fs.ts";
 import { ARCH, type Arch } from "./_inputs.ts";
+import { SEED_ROOTFS_KEY } from "../client/mod.ts";
 
 /** ESP size in MiB (FAT32 needs at least 65525 clusters). */
 export const ESP_MIB = 64;
@@ -58,6 +59,12 @@ export interface EspInput {
   readonly extraCmdline?: string;
   /** The seed partition's verity parameters, put on the command line. */
   readonly verity?: Verity;
+  /**
+   * sha256 (hex) of the squashfs on the seed partition, which is also the
+   * release's rootfs: `phase.seed_rootfs=`, so the seed does not download
+   * it again (issue 17).
+   */
+  readonly seedRootfs?: string;
   readonly secureBoot?: SecureBootKeys;
   readonly log: Logger;
 }
@@ -96,12 +103,13 @@ export async function buildEsp(inp: EspInput): Promise<Esp> {
   return { image, mib };
 }
 
-/** The seed's command line beyond console and mode: provider, extra, verity. */
+/** The seed's command line beyond console and mode: provider, extra, verity, own rootfs. */
 function seedCmdline(inp: EspInput): string {
   return [
     inp.provider ? `phase.provider=${inp.provider}` : "",
     inp.extraCmdline ?? "",
     inp.verity ? verityCmdline(inp.verity) : "",
+    inp.seedRootfs ? `${SEED_ROOTFS_KEY}=${inp.seedRootfs}` : "",
   ].filter(Boolean).join(" ");
 }
 

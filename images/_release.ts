@@ -88,6 +88,7 @@ export async function targetRelease(
   await Deno.mkdir(relDir, { recursive: true });
   await copyFile(inp.rootfs, `${relDir}/rootfs`, 0o644);
   const rootfsHex = await sha256File(`${relDir}/rootfs`);
+  const rootfsBytes = (await Deno.stat(`${relDir}/rootfs`)).size;
   await makeCpio(root, `${relDir}/initramfs`, inp.epoch);
   if (inp.secureBoot) {
     // kexec_file_load under lockdown accepts only a kernel signed by a key
@@ -107,7 +108,7 @@ export async function targetRelease(
     expiresInMs: RELEASE_EXPIRES_MS,
     now: inp.now,
     // phase.rootfs: signed with the manifest, so the target can trust it.
-    cmdline: `console=${ARCH[inp.arch].console} ${rootfsCmdline(rootfsHex)}${
+    cmdline: `console=${ARCH[inp.arch].console} ${rootfsCmdline(rootfsHex, rootfsBytes)}${
       inp.bootstrap?.length ? ` phase.bootstrap=${inp.bootstrap.join(",")}` : ""
     }`,
   }, key);

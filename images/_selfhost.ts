@@ -18,7 +18,14 @@
  * - NOTHING on the cache partition: the rootfs is copied to tmpfs and the
  *   copy is hashed before it is mounted (the bytes checked are the bytes
  *   run), and `serve --from-cache` re-verifies every manifest and re-hashes
- *   every artifact before it offers it (TM-01, TM-02, TM-03, TM-19).
+ *   every artifact before it offers it (TM-01, TM-02, TM-03, TM-19);
+ * - nothing on the seed partition either: a USB seed does not download the
+ *   rootfs its own partition holds (`phase.seed_rootfs`, `phase-fetch
+ *   --have`, issue 17), so when the cache lacks it the copy comes from the
+ *   partition's first `phase.rootfs_bytes` bytes and is hashed the same
+ *   way. Only a copy that matched is added to the cache (under its digest,
+ *   the one file the target writes there), so that peers booting from this
+ *   machine get the whole release and the next boot finds it.
  *
  * @module
  */
@@ -39,15 +46,23 @@ export const SELFHOST_PRIVATE =
   `${SELFHOST_LOG} private mode: serving nothing, advertising nothing`;
 /** Kernel command-line word naming the rootfs artifact (sha256 hex; signed with the manifest). */
 export const ROOTFS_CMDLINE_WORD = "phase.rootfs";
+/** Kernel command-line word with the rootfs's size in bytes (signed with the manifest). */
+export const ROOTFS_BYTES_CMDLINE_WORD = "phase.rootfs_bytes";
+/** Printed when the rootfs was read from the seed partition, not the cache. */
+export const SELFHOST_FROM_SEED = `${SELFHOST_LOG} rootfs read from the seed partition`;
 
-/** The `phase.rootfs=` word the build puts into the signed command line. */
-export function rootfsCmdline(sha256hex: string): string {
-  return `${ROOTFS_CMDLINE_WORD}=${sha256hex}`;
+/** The `phase.rootfs=` (and `phase.rootfs_bytes=`) words the build puts into the signed command line. */
+export function rootfsCmdline(sha256hex: string, bytes?: number): string {
+  return `${ROOTFS_CMDLINE_WORD}=${sha256hex}${
+    bytes === undefined ? "" : ` ${ROOTFS_BYTES_CMDLINE_WORD}=${bytes}`
+  }`;
 }
 
 /**
  * Shell text (busybox sh) defining and running `phase_selfhost`; expects
- * `$mode` and `findpart` from the target init. Runs after the marker, so
+ * `$mode`, `findpart` and `$seed` (the seed partition's device as the
+ * target init opened it, dm-verity under Secure Boot; empty when refused)
+ * from the target init. Runs after the marker, so
  * it adds nothing to the time to the marker; the provider runs in the
  * background and logs to the console.
  */
@@ -66,18 +81,43 @@ phase_selfhost() {
   [ -n "$want" ] || { echo "${L} the signed command line names no rootfs: not serving"; return 0; }
   cache=$(findpart ${PART_NAMES.cache}) || { echo "${L} no ${PART_NAMES.cache} partition: not serving"; return 0; }
   mkdir -p /var/cache/phase /run/phase/provider
-  # Read-only: the target never changes what the seed verified and stored.
+  # Read-only: the target never changes what the seed verified and stored
+  # (it only adds a rootfs it read from the seed partition and verified).
   mount -t ext4 -o ro,nosuid,nodev,noexec "$cache" /var/cache/phase \\
     || { echo "${L} cannot mount $cache read-only: not serving"; return 0; }
   src=/var/cache/phase/cas/sha256/$want
-  [ -f "$src" ] || { echo "${L} rootfs $want is not in the cache: not serving"; return 0; }
+  size=$(sed -n 's/.*${
+    ROOTFS_BYTES_CMDLINE_WORD.replace(".", "\\.")
+  }=\\([0-9]\\{1,12\\}\\).*/\\1/p' /proc/cmdline)
   # TM-01: copy, then hash the copy: the bytes mounted are the bytes checked.
-  cp "$src" /run/phase/rootfs.img || { echo "${L} cannot copy the rootfs: not serving"; return 0; }
+  if [ -f "$src" ]; then
+    from=cache
+    cp "$src" /run/phase/rootfs.img || { echo "${L} cannot copy the rootfs: not serving"; return 0; }
+  elif [ -n "$seed" ] && [ -n "$size" ]; then
+    # Issue 17: the seed did not download what its own partition holds.
+    from="seed partition"
+    head -c "$size" "$seed" > /run/phase/rootfs.img || { echo "${L} cannot read the rootfs from $seed: not serving"; return 0; }
+  else
+    echo "${L} rootfs $want is not in the cache: not serving"; return 0
+  fi
   got=$(sha256sum /run/phase/rootfs.img | cut -d' ' -f1)
   if [ "$got" != "$want" ]; then
     rm -f /run/phase/rootfs.img
-    echo "${SELFHOST_ROOTFS_REFUSED}: it hashes to $got, the signed command line says $want: not serving"
+    echo "${SELFHOST_ROOTFS_REFUSED}: the copy from the $from hashes to $got, the signed command line says $want: not serving"
     return 1
+  fi
+  if [ "$from" != cache ]; then
+    echo "${SELFHOST_FROM_SEED} ($size bytes) and verified"
+    # Only the verified copy, under its digest: peers booting from here get
+    # the whole release, and the next boot finds it in the cache.
+    if mount -o remount,rw /var/cache/phase; then
+      cp /run/phase/rootfs.img "/var/cache/phase/cas/sha256/.$want.tmp" \\
+        && chmod 600 "/var/cache/phase/cas/sha256/.$want.tmp" \\
+        && mv "/var/cache/phase/cas/sha256/.$want.tmp" "$src" \\
+        || { rm -f "/var/cache/phase/cas/sha256/.$want.tmp"; echo "${L} cannot add the rootfs to the cache: peers get it elsewhere"; }
+      sync
+      mount -o remount,ro /var/cache/phase
+    fi
   fi
   # The launchers' root: the seed partition the hello job ran from makes way.
   umount ${SELFHOST_ROOT} 2>/dev/null

@@ -27,6 +27,7 @@ import {
 import { buildEsp } from "./_esp.ts";
 import { assembleDisk, buildCache, convertImages } from "./_disk.ts";
 import { targetRelease, writeSums } from "./_release.ts";
+import { sha256File } from "./_fs.ts";
 
 export { ARM64_HINT, SEED_MODULES } from "./_inputs.ts";
 export { bundledPath, denoBundle, EXTRA_BUNDLES, SEED_TASKS } from "./_seed.ts";
@@ -170,6 +171,8 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     provider: opts.provider,
     extraCmdline: opts.extraCmdline,
     verity: seed.verity,
+    // The squashfs is also the release's rootfs: the seed need not download it.
+    seedRootfs: await sha256File(seed.squashfs),
     secureBoot: sb,
     log,
   });

@@ -8,6 +8,7 @@ import { assert, assertEquals } from "../testing/mod.ts";
 import { PART_NAMES } from "./_files.ts";
 import {
   rootfsCmdline,
+  SELFHOST_FROM_SEED,
   SELFHOST_PRIVATE,
   SELFHOST_ROOTFS_REFUSED,
   SELFHOST_SERVING,
@@ -19,8 +20,16 @@ import { createHash } from "node:crypto";
 /** Bound of one run of the block under busybox sh, in ms. */
 const SH_TIMEOUT_MS = 20_000;
 
-/** Runs the block with `mode`, a command line and a cache dir; every system command is logged. */
-async function runBlock(dir: string, mode: string, cmdline: string): Promise<string> {
+/**
+ * Runs the block with `mode`, a command line and a cache dir; every system
+ * command is logged. `seed`: the seed partition's device (a file here).
+ */
+async function runBlock(
+  dir: string,
+  mode: string,
+  cmdline: string,
+  seed = "",
+): Promise<string> {
   await Deno.writeTextFile(`${dir}/cmdline`, cmdline);
   await Deno.mkdir(`${dir}/run/phase`, { recursive: true });
   const stubs = ["mount", "umount", "udhcpc", "ip"].map((c) =>
@@ -35,6 +44,7 @@ async function runBlock(dir: string, mode: string, cmdline: string): Promise<str
   const script = `${stubs}
 findpart() { [ "$1" = ${PART_NAMES.cache} ] && echo /dev/vdz3; }
 mode=${mode}
+seed='${seed}'
 ${block}`;
   const r = await new Deno.Command("busybox", {
     args: ["sh", "-c", script],
@@ -82,6 +92,51 @@ Deno.test("TM-01 tampering: the target's self-host block refuses a cached rootfs
     assert(/CALL phase-serve --from-cache \S+ --trust \/etc\/phase\/trust\.json/.test(ok), ok);
     assert(ok.includes(`${SELFHOST_SERVING} http://10.9.0.7:8080/`), ok);
     assert(ok.includes("--no-dht"), "the DHT is off without phase.bootstrap\n" + ok);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TM-01 tampering: the rootfs the seed did not download is read from the seed partition, hashed, and only a matching copy is mounted, served and added to the cache", async () => {
+  const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "selfhost-sh-" });
+  try {
+    const good = new TextEncoder().encode("a squashfs, in spirit, on the seed partition");
+    const hex = createHash("sha256").update(good).digest("hex");
+    const cas = `${dir}/cache/cas/sha256`;
+    await Deno.mkdir(cas, { recursive: true });
+    await Deno.mkdir(`${dir}/run/phase`, { recursive: true });
+    await Deno.writeTextFile(
+      `${dir}/run/phase/net.lease`,
+      "interface=eth0 ip=10.9.0.7/24 router= dns=\n",
+    );
+    const cmdline = `console=ttyS0 ${rootfsCmdline(hex, good.length)}`;
+    // A partition is larger than the squashfs on it: only the signed size is read.
+    const part = `${dir}/seed-part`;
+    const bad = good.slice();
+    bad[5] ^= 1;
+    await Deno.writeFile(part, new Uint8Array([...bad, ...new Uint8Array(4096)]));
+    const refused = await runBlock(dir, "internet", cmdline, part);
+    assert(refused.includes(SELFHOST_ROOTFS_REFUSED), refused);
+    assert(refused.includes("seed partition"), refused);
+    assert(!refused.includes("-t squashfs"), refused);
+    assert(!refused.includes("phase-serve"), refused);
+    assertEquals([...Deno.readDirSync(cas)].map((e) => e.name), [], "nothing added to the cache");
+
+    await Deno.writeFile(part, new Uint8Array([...good, ...new Uint8Array(4096)]));
+    const ok = await runBlock(dir, "internet", cmdline, part);
+    assert(ok.includes(SELFHOST_FROM_SEED), ok);
+    assert(ok.includes("-t squashfs -o ro,loop"), ok);
+    assert(ok.includes(`${SELFHOST_SERVING} http://10.9.0.7:8080/`), ok);
+    // Added under its digest, the exact bytes, and the cache back to read-only.
+    assertEquals(await Deno.readFile(`${cas}/${hex}`), good);
+    assertEquals([...Deno.readDirSync(cas)].map((e) => e.name), [hex]);
+    assert(/CALL mount -o remount,rw[\s\S]*CALL mount -o remount,ro/.test(ok), ok);
+
+    // Without the signed size nothing is read from the partition.
+    await Deno.remove(`${cas}/${hex}`);
+    const noSize = await runBlock(dir, "internet", `console=ttyS0 ${rootfsCmdline(hex)}`, part);
+    assert(noSize.includes("is not in the cache: not serving"), noSize);
+    assert(!noSize.includes("phase-serve"), noSize);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

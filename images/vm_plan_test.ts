@@ -14,7 +14,12 @@ import { startProvider } from "../provider/mod.ts";
 import { keygen, loadSigningKey, signRelease, trustInit, trustRotate } from "../sign/mod.ts";
 import { memoryLogger } from "../core/mod.ts";
 import { bootVm, type ConsoleLine, OVMF_MS, OVMF_SNAKEOIL, type VmRun } from "./vm.ts";
-import { SELFHOST_PORT, SELFHOST_PRIVATE, SELFHOST_SERVING } from "./_selfhost.ts";
+import {
+  SELFHOST_FROM_SEED,
+  SELFHOST_PORT,
+  SELFHOST_PRIVATE,
+  SELFHOST_SERVING,
+} from "./_selfhost.ts";
 import {
   PART_NAMES,
   SEED_SHELL_MARKER,
@@ -1685,6 +1690,13 @@ async function selfHost(arch: "amd64" | "arm64", image: string, artifacts: strin
       a.lines.some((l) => /rootfs sha256:[0-9a-f]{64} verified/.test(l.text)),
       "A verified its rootfs",
     );
+    // Issue 17: A's seed did not download the rootfs its own partition holds;
+    // A's target read it from there, verified it and added it to the cache.
+    assert(
+      a.lines.some((l) => /artifact_held artifact=rootfs/.test(l.text)),
+      "A's fetch held the rootfs",
+    );
+    assert(a.lines.some((l) => l.text.includes(SELFHOST_FROM_SEED)), "A read it from its seed");
     // The host provider is stopped: from now on only A can serve the release.
     host.kill("SIGTERM");
     await host.status;

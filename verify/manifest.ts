@@ -56,6 +56,11 @@ export function parseUtcTime(s: string): Date | undefined {
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 const ARTIFACT_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
+/** True for an artifact digest as a manifest writes it: `sha256:` and 64 lowercase hex digits. */
+export function isArtifactDigest(s: string): boolean {
+  return DIGEST_RE.test(s);
+}
+
 /** True for an allowed artifact name (`[a-z0-9][a-z0-9._-]{0,63}`: no path, no dotfile; TM-10). */
 export function isArtifactName(s: string): boolean {
   return ARTIFACT_NAME_RE.test(s);

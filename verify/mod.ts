@@ -85,6 +85,7 @@ export {
   decodeManifest,
   decodeSignatures,
   hostArch,
+  isArtifactDigest,
   isArtifactName,
   isChannel,
   MAX_MANIFEST_BYTES,

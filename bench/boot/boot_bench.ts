@@ -93,7 +93,11 @@ const PHASES: [string, string, string][] = [
   ["seed init (modules, mounts, Deno start)", "seedInit", "bootStart"],
   ["network (udhcpc)", "bootStart", "network"],
   ["discover", "network", "discover"],
-  ["fetch (kernel 13.5 MiB, initramfs 2 MiB, rootfs 40 MiB)", "discover", "fetch"],
+  [
+    "fetch (kernel 13.5 MiB, initramfs 2 MiB; rootfs 40 MiB unless the seed holds it)",
+    "discover",
+    "fetch",
+  ],
   // No separate verify step: kexec load verifies, stages and re-hashes.
   ["kexec (verify, stage, load, exec, target kernel boot)", "kexec", "targetInit"],
   ["  of which the kexec step (verify, stage, load)", "kexec", "targetKernel"],

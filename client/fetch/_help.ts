@@ -41,6 +41,12 @@ const SOURCE_FLAGS: readonly FlagHelp[] = [
     default: "all of the manifest's",
   },
   {
+    flag: "--have sha256:HEX",
+    text:
+      "bytes this machine holds outside the cache (a USB seed's partition is the release's rootfs): an artifact with this signed digest is not downloaded nor reported; its user hashes it first (repeatable)",
+    default: "none",
+  },
+  {
     flag: "--stall-timeout DUR",
     text: "give up on a source that sends nothing for this long",
     default: `${DEFAULT_LIMITS.stallTimeoutMs / 1000}s (longer with --socks)`,
@@ -88,7 +94,7 @@ export const FETCH_HELP: HelpSpec = {
   summary: "downloads a release, verifies the manifest and every artifact, and keeps them in a " +
     "content-addressed cache. Exits 0 only when every artifact is cached and verified.",
   usage:
-    "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... [--gateway URL]... [--cid CID] [--candidates FILE|-] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... [--stall-timeout DUR] [--headers-timeout DUR] [--no-parallel] [--socks HOST:PORT] [--rediscover] [--json]",
+    "deno task fetch --manifest URL --trust FILE --cache DIR [--mirror URL]... [--provider URL]... [--gateway URL]... [--cid CID] [--candidates FILE|-] [--channel C] [--arch A] [--min-version V] [--artifact NAME]... [--have sha256:HEX]... [--stall-timeout DUR] [--headers-timeout DUR] [--no-parallel] [--socks HOST:PORT] [--rediscover] [--json]",
   flags: [
     ...SOURCE_FLAGS.slice(0, 2),
     { flag: "--cache DIR", text: "the cache directory (required), e.g. ./.cache" },

@@ -14,7 +14,7 @@ import {
 } from "../../core/mod.ts";
 import { main, parseDurationMs, parseFlags, printResult } from "../../cli/mod.ts";
 import { fetchLines } from "../_output.ts";
-import { hostArch, loadTrust } from "../../verify/mod.ts";
+import { hostArch, isArtifactDigest, loadTrust } from "../../verify/mod.ts";
 import {
   type FetchCandidate,
   fetchFromCandidates,
@@ -51,6 +51,7 @@ export const FETCH_FLAGS = {
   arch: { type: "string" },
   "min-version": { type: "string" },
   artifact: { type: "string", multiple: true },
+  have: { type: "string", multiple: true },
   "stall-timeout": { type: "string" },
   "headers-timeout": { type: "string" },
   "no-parallel": { type: "boolean" },
@@ -314,6 +315,15 @@ export async function run(args: string[]): Promise<number> {
     arch: values.arch,
     minVersion: values["min-version"],
     artifacts: values.artifact,
+    have: (values.have ?? []).map((d) => {
+      if (!isArtifactDigest(d)) {
+        throw new UsageError(
+          `--have needs a digest sha256:<64 lowercase hex>, got '${d}'`,
+          USAGE,
+        );
+      }
+      return d;
+    }),
     limits,
     logger,
     progress,

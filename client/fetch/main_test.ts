@@ -321,6 +321,19 @@ Deno.test("TM-06 slow retrieval: a FIFO given as a file to read is refused at on
     ]);
     assertEquals(candidates.code, EXIT_STATUS.E_USAGE, candidates.stderr);
     assert(candidates.stderr.includes(`${fifo} is not a regular file`), candidates.stderr);
+    // --have takes a manifest digest only; anything else is a usage error before any request.
+    const have = await runFetch("fetch", [
+      "--manifest",
+      "http://127.0.0.1:9/stable/amd64/manifest.json",
+      "--trust",
+      rel.trustPath,
+      "--cache",
+      `${dir}/cache`,
+      "--have",
+      "sha256:XYZ",
+    ]);
+    assertEquals(have.code, EXIT_STATUS.E_USAGE, have.stderr);
+    assert(have.stderr.includes("--have needs a digest sha256:"), have.stderr);
     assert(performance.now() - t0 < 20_000, "refused without waiting for a writer");
   } finally {
     await Deno.remove(dir, { recursive: true });
