@@ -11,6 +11,7 @@ import { parse as parseTomlText, TomlError } from "smol-toml";
 import { readFileCapped, TooLargeError } from "../core/mod.ts";
 import {
   canonicalArch,
+  isArtifactDigest,
   isChannel,
   isKeyid,
   isMode,
@@ -355,7 +356,8 @@ export function applyCmdline(policy: Policy, cmdline: string): LoadedPolicy {
         p.bootstrap = Object.freeze(checkBootstrap(value === "" ? [] : value.split(","), where));
         break;
       case SEED_ROOTFS_KEY:
-        if (!/^[0-9a-f]{64}$/.test(value)) {
+        // The digest format's owner is verify/ (a manifest's artifact digest).
+        if (!isArtifactDigest(`sha256:${value}`)) {
           throw policyError(where, `needs 64 lowercase hex digits (a sha256), got '${value}'`);
         }
         seedWords.set(key, value);
