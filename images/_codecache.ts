@@ -20,7 +20,13 @@
  * squashfs in WAL mode). A cache V8 rejects only costs the compile it
  * would have cost anyway: it is never trusted for anything but speed, and
  * it sits on the same squashfs (under dm-verity with Secure Boot) as the
- * code it was made from. Private to images/.
+ * code it was made from. V8 rejects a cache made under other V8 flags, and
+ * the modules Deno loads lazily (`ext:deno_node/...`) are cached under
+ * the same key for every step: each set of V8 flags the seed's launchers
+ * run with therefore gets a cache of its own, `deno-cache/<flags>/`
+ * ({@link codeCacheDir}), or the last step warmed would leave its flags
+ * on every shared entry and the others would compile them at boot.
+ * Private to images/.
  *
  * @module
  */
@@ -28,12 +34,24 @@ import { DatabaseSync } from "node:sqlite";
 import { hashFile, sha256Hex } from "../verify/mod.ts";
 import { ImagesError } from "./errors.ts";
 import { runTool, TOOL_TIMEOUT_MS } from "./_run.ts";
-import { SEED_RUN_FLAGS } from "./launcher.ts";
+import { seedRunArgs } from "./launcher.ts";
 
 /** Folder on the seed squashfs (below the seed root) holding the prepared caches. */
 export const CODE_CACHE_DIR = "deno-cache";
 /** The cache files Deno keeps in DENO_DIR that the warm-up fills and the seed reads. */
 export const CODE_CACHE_FILES = ["v8_code_cache_v2", "dep_analysis_cache_v2"] as const;
+/**
+ * The folder (below the seed root) of the prepared cache for the steps
+ * that run with `v8Flags`: `deno-cache/default` for V8's defaults,
+ * `deno-cache/no-opt+no-maglev+no-sparkplug` for those flags.
+ */
+export function codeCacheDir(v8Flags?: string): string {
+  const name = v8Flags
+    ? v8Flags.split(",").map((f) => f.replace(/^--/, "").replaceAll("=", "-")).join("+")
+    : "default";
+  return `${CODE_CACHE_DIR}/${name}`;
+}
+
 /** Where the warm-up stages the modules (the images set's scratch folder). */
 const WARM_BASE = "/tmp/phase";
 /** How often a build waiting for another build's warm-up looks again. */
@@ -45,6 +63,8 @@ const MAX_DENO_BYTES = 512 * 1024 * 1024;
 export interface WarmModule {
   readonly path: string;
   readonly flags: readonly string[];
+  /** The V8 flags it runs with (a cache made under other V8 flags is rejected). */
+  readonly v8Flags?: string;
 }
 
 /** The file: URL of an absolute path (what Deno uses as the cache key). */
@@ -62,7 +82,8 @@ async function sameBytes(a: string, b: string): Promise<boolean> {
 
 /**
  * Warms the caches for `modules` staged under `root` and writes them to
- * `root/deno-cache/`, keyed as if `root` were mounted at `seedRoot`.
+ * `root/<codeCacheDir(v8Flags)>/`, one folder per set of V8 flags among
+ * the modules, keyed as if `root` were mounted at `seedRoot`.
  * Returns false (and writes nothing) when the seed's Deno is not the Deno
  * running this build (an arm64 seed on an amd64 host) and no `emulator`
  * can run it: V8 would reject a cache from another binary.
@@ -97,41 +118,56 @@ export async function prepareCodeCache(opts: {
       opts.modules.map(async (m) =>
         `${m.path}\0${sha256Hex(await Deno.readFile(`${opts.root}/${m.path}`))}\0${
           m.flags.join(" ")
-        }`
+        }\0${m.v8Flags ?? ""}`
       ),
     )).join("\n"),
   ).slice(0, 16);
   const stage = `${WARM_BASE}/codecache-${id}`;
   const dir = `${opts.work}/deno-warm`;
   await Deno.remove(dir, { recursive: true }).catch(() => {});
-  await Deno.mkdir(`${dir}/deno`, { recursive: true });
+  const groups = new Map<string, WarmModule[]>();
+  for (const m of opts.modules) {
+    const out = codeCacheDir(m.v8Flags);
+    groups.set(out, [...(groups.get(out) ?? []), m]);
+  }
   const unlock = await lock(`${stage}.lock`);
   try {
     await Deno.remove(stage, { recursive: true }).catch(() => {});
-    for (const [i, m] of opts.modules.entries()) {
+    for (const m of opts.modules) {
       await Deno.mkdir(dirname(`${stage}/${m.path}`), { recursive: true });
       await Deno.copyFile(`${opts.root}/${m.path}`, `${stage}/${m.path}`);
-      // A static import needs no read grant and does not run the entry's main.
-      const warm = `${dir}/warm-${i}.js`;
-      await Deno.writeTextFile(warm, `import ${JSON.stringify(fileUrl(`${stage}/${m.path}`))};\n`);
-      await runTool(runner.tool, [
-        ...runner.args,
-        ...SEED_RUN_FLAGS,
-        // The folder it imports from, then the module's own seed set (flags accumulate).
-        `--allow-read=${stage}`,
-        ...m.flags,
-        warm,
-      ], { env: { DENO_DIR: `${dir}/deno`, HOME: `${dir}/home`, DENO_NO_UPDATE_CHECK: "1" } });
+    }
+    // One DENO_DIR per set of V8 flags: entries shared by all steps (Deno's
+    // lazily loaded modules) are made under the flags that will read them.
+    for (const [g, [out, modules]] of [...groups].entries()) {
+      const denoDir = `${dir}/deno-${g}`;
+      await Deno.mkdir(denoDir, { recursive: true });
+      for (const [i, m] of modules.entries()) {
+        // A static import needs no read grant and does not run the entry's main.
+        const warm = `${dir}/warm-${g}-${i}.js`;
+        await Deno.writeTextFile(
+          warm,
+          `import ${JSON.stringify(fileUrl(`${stage}/${m.path}`))};\n`,
+        );
+        await runTool(runner.tool, [
+          ...runner.args,
+          ...seedRunArgs(m.v8Flags),
+          // The folder it imports from, then the module's own seed set (flags accumulate).
+          `--allow-read=${stage}`,
+          ...m.flags,
+          warm,
+        ], { env: { DENO_DIR: denoDir, HOME: `${dir}/home`, DENO_NO_UPDATE_CHECK: "1" } });
+      }
+      const from = fileUrl(stage) + "/";
+      const to = fileUrl(opts.seedRoot) + "/";
+      await Deno.mkdir(`${opts.root}/${out}`, { recursive: true });
+      for (const name of CODE_CACHE_FILES) {
+        copyRewritten(`${denoDir}/${name}`, `${opts.root}/${out}/${name}`, from, to);
+      }
     }
   } finally {
     await Deno.remove(stage, { recursive: true }).catch(() => {});
     await unlock();
-  }
-  const from = fileUrl(stage) + "/";
-  const to = fileUrl(opts.seedRoot) + "/";
-  await Deno.mkdir(`${opts.root}/${CODE_CACHE_DIR}`, { recursive: true });
-  for (const name of CODE_CACHE_FILES) {
-    copyRewritten(`${dir}/deno/${name}`, `${opts.root}/${CODE_CACHE_DIR}/${name}`, from, to);
   }
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   return true;

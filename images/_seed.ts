@@ -14,7 +14,7 @@ import { parsePolicy } from "../client/mod.ts";
 import { ImagesError } from "./errors.ts";
 import { runTool } from "./_run.ts";
 import { launcherScript, permissionFlags, SEED_ROOT } from "./launcher.ts";
-import { CODE_CACHE_DIR, prepareCodeCache, type WarmModule } from "./_codecache.ts";
+import { codeCacheDir, prepareCodeCache, type WarmModule } from "./_codecache.ts";
 import { type Verity, verityFormat } from "./_secureboot.ts";
 import { phaseDiag, seedInit, TARGET_NODE_CONFIG, udhcpcScript } from "./_files.ts";
 import { clampTimes, copyFile, makeCpio, writeText } from "./_fs.ts";
@@ -33,6 +33,46 @@ export const SEED_TASKS = [
   // The target runs the provider from this squashfs (the release's rootfs, issue 12 §1).
   "serve",
 ] as const;
+
+/** A seed entrypoint (its launcher is `phase-<task>`). */
+export type SeedTask = typeof SEED_TASKS[number];
+
+/**
+ * V8 flags without compiled JavaScript: no Sparkplug, Maglev or TurboFan
+ * code; the interpreter runs it, and WebAssembly keeps its compilers.
+ */
+export const NO_JS_TIERS_V8_FLAGS = "--no-opt,--no-maglev,--no-sparkplug";
+
+/**
+ * V8 flags of the boot chain's steps: no JavaScript tiers, and 16 MiB
+ * semi-spaces from the start, so that a step's start-up collects its
+ * young generation less often (young objects only: the heap's limit is
+ * unchanged).
+ */
+export const STEP_V8_FLAGS = `${NO_JS_TIERS_V8_FLAGS},--min-semi-space-size=16`;
+
+/**
+ * V8 flags of each seed launcher (issue 17). The boot chain's steps are
+ * short processes that run our own bundle once: the code V8's baseline
+ * and optimizing compilers make runs a handful of times, and on the seed
+ * (emulated, or a slow machine) generating it costs more than it saves
+ * (bench/README.md, "Fifth session").
+ * `--jitless` (no code generated at all) measured no faster and would
+ * take WebAssembly from discover (a dependency uses it) and the job. The
+ * services the target keeps running (serve, node) keep V8's defaults: for
+ * them compiled code pays back.
+ */
+export const SEED_V8_FLAGS: Readonly<Record<SeedTask, string | undefined>> = Object.freeze({
+  boot: STEP_V8_FLAGS,
+  discover: STEP_V8_FLAGS,
+  fetch: STEP_V8_FLAGS,
+  "fetch-private": STEP_V8_FLAGS,
+  verify: STEP_V8_FLAGS,
+  kexec: STEP_V8_FLAGS,
+  wasm: STEP_V8_FLAGS,
+  node: undefined,
+  serve: undefined,
+});
 
 /**
  * Modules other code loads at run time by URL, bundled beside their loader
@@ -227,6 +267,12 @@ async function foreignDeno(
   return { tool, args: ["-L", sysroot] };
 }
 
+/** `{ v8Flags }` of a seed task, or nothing when it runs with V8's defaults. */
+function v8(task: SeedTask): { v8Flags?: string } {
+  const f = SEED_V8_FLAGS[task];
+  return f ? { v8Flags: f } : {};
+}
+
 /** Bundles each seed entrypoint and writes its launcher. */
 async function seedTree(inp: SeedSquashfsInput, root: string): Promise<string[]> {
   const { repo, work, log } = inp;
@@ -235,7 +281,12 @@ async function seedTree(inp: SeedSquashfsInput, root: string): Promise<string[]>
   const table = permissionTable();
   const made: string[] = [];
   const unstable = [...unstableFeatures()];
-  const launchers: { name: string; set: string; bundle: string; args: string[] }[] = [];
+  const launchers: {
+    name: SeedTask;
+    set: string;
+    bundle: string;
+    args: string[];
+  }[] = [];
   const warm: WarmModule[] = [];
   for (const name of SEED_TASKS) {
     const task = tasks[name];
@@ -263,6 +314,7 @@ async function seedTree(inp: SeedSquashfsInput, root: string): Promise<string[]>
     warm.push({
       path: bundle,
       flags: [...unstable.map((u) => `--unstable-${u}`), ...permissionFlags(perms, SEED_ROOT)],
+      ...v8(name),
     });
   }
   // Modules loaded at run time beside their bundle (wasm/runner.ts starts
@@ -271,8 +323,11 @@ async function seedTree(inp: SeedSquashfsInput, root: string): Promise<string[]>
     const out = bundledPath(extra);
     await denoBundle(repo, extra, `${root}/${out}`);
     await Deno.chmod(`${root}/${out}`, 0o644);
-    // The worker runs with no permissions.
-    warm.push({ path: out, flags: unstable.map((u) => `--unstable-${u}`) });
+    // The worker runs with no permissions, in phase-wasm's process (the
+    // boot's job) and in phase-node's: warmed under each one's V8 flags.
+    for (const host of ["wasm", "node"] as const) {
+      warm.push({ path: out, flags: unstable.map((u) => `--unstable-${u}`), ...v8(host) });
+    }
   }
   // Issue 17: V8 code cache and dependency analysis prepared here, so no
   // step compiles its bundle at boot.
@@ -307,7 +362,8 @@ async function seedTree(inp: SeedSquashfsInput, root: string): Promise<string[]>
         bundle: l.bundle,
         unstable,
         args: l.args,
-        ...(cached ? { codeCache: `${SEED_ROOT}/${CODE_CACHE_DIR}` } : {}),
+        ...v8(l.name),
+        ...(cached ? { codeCache: `${SEED_ROOT}/${codeCacheDir(SEED_V8_FLAGS[l.name])}` } : {}),
       }),
       0o755,
     );

@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "../testing/mod.ts";
 import { permissionTable, unstableFeatures } from "../cli/mod.ts";
-import { permissionFlags } from "./launcher.ts";
-import { bundledPath, EXTRA_BUNDLES } from "./_seed.ts";
+import { permissionFlags, seedRunArgs } from "./launcher.ts";
+import { bundledPath, EXTRA_BUNDLES, SEED_V8_FLAGS } from "./_seed.ts";
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -12,7 +12,7 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-Deno.test("job worker: the phase-wasm bundle runs a job with only the .js worker beside it (issue 17)", async () => {
+Deno.test("job worker: the phase-wasm bundle runs a job with only the .js worker beside it, under the seed's V8 flags for wasm (issue 17)", async () => {
   await Deno.mkdir("/tmp/phase", { recursive: true });
   const dir = await Deno.makeTempDir({ dir: "/tmp/phase", prefix: "wasm-bundle-test-" });
   try {
@@ -35,10 +35,8 @@ Deno.test("job worker: the phase-wasm bundle runs a job with only the .js worker
     await Deno.copyFile(`${repo}wasm/examples/hello.wasm`, `${dir}/wasm/examples/hello.wasm`);
     const r = await new Deno.Command(Deno.execPath(), {
       args: [
-        "run",
-        "-q",
-        "--no-prompt",
-        "--no-config",
+        // As phase-wasm runs on the seed: no JavaScript tiers, WebAssembly kept.
+        ...seedRunArgs(SEED_V8_FLAGS.wasm),
         ...[...unstableFeatures()].map((u) => `--unstable-${u}`),
         // The wasm set, scoped as a seed launcher scopes it.
         ...permissionFlags(permissionTable().get("wasm")!, dir),

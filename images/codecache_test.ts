@@ -1,9 +1,9 @@
 import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals } from "../testing/mod.ts";
 import { permissionSet } from "../cli/mod.ts";
-import { CODE_CACHE_DIR, CODE_CACHE_FILES, prepareCodeCache } from "./_codecache.ts";
-import { launcherScript, SEED_DENO_DIRS, SEED_ROOT } from "./launcher.ts";
-import { SEED_TASKS } from "./_seed.ts";
+import { CODE_CACHE_FILES, codeCacheDir, prepareCodeCache } from "./_codecache.ts";
+import { launcherScript, SEED_DENO_DIRS, SEED_ROOT, seedRunArgs } from "./launcher.ts";
+import { NO_JS_TIERS_V8_FLAGS, SEED_TASKS } from "./_seed.ts";
 import { permissionTable, rawTasks, resolveScope } from "../cli/mod.ts";
 
 async function tmpDir(prefix: string): Promise<string> {
@@ -42,7 +42,7 @@ Deno.test("code cache (issue 17): keyed by the seed's URLs, nothing of the stagi
         modules: [{ path: "client/step.js", flags: [] }],
       });
       assert(ok);
-      const out = `${root}/${CODE_CACHE_DIR}`;
+      const out = `${root}/${codeCacheDir()}`;
       assertEquals(specifiers(`${out}/v8_code_cache_v2`, "codecache"), [
         "file:///usr/lib/phase/client/step.js",
       ]);
@@ -65,6 +65,92 @@ Deno.test("code cache (issue 17): keyed by the seed's URLs, nothing of the stagi
       }),
       false,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Every row of a V8 code cache: specifier and the cached data. */
+function codeCacheRows(db: string): string[] {
+  const d = new DatabaseSync(db, { readOnly: true });
+  try {
+    return (d.prepare("SELECT specifier, hex(data) AS h FROM codecache ORDER BY specifier")
+      .all() as {
+        specifier: string;
+        h: string;
+      }[]).map((r) => `${r.specifier} ${r.h}`);
+  } finally {
+    d.close();
+  }
+}
+
+Deno.test("code cache (issue 17): each set of V8 flags gets its own cache, and a step run under its flags recompiles nothing, Deno's shared modules included", async () => {
+  const dir = await tmpDir("codecache-v8-");
+  try {
+    const root = `${dir}/root`;
+    await Deno.mkdir(`${root}/client`, { recursive: true });
+    // Both steps load one of Deno's lazily loaded modules (node:crypto),
+    // cached under the same key whichever step loads it.
+    for (const step of ["chain", "service"]) {
+      await Deno.writeTextFile(
+        `${root}/client/${step}.js`,
+        `import { createHash } from "node:crypto";\nexport const h = createHash("sha256").update("${step}").digest("hex");\nif (import.meta.main) console.log(h);\n`,
+      );
+    }
+    const seed = `${dir}/seed`;
+    assert(
+      await prepareCodeCache({
+        root,
+        seedRoot: seed,
+        seedDeno: Deno.execPath(),
+        work: `${dir}/work`,
+        modules: [
+          { path: "client/chain.js", flags: [], v8Flags: NO_JS_TIERS_V8_FLAGS },
+          { path: "client/service.js", flags: [] },
+        ],
+      }),
+    );
+    assertEquals(
+      [...Deno.readDirSync(`${root}/deno-cache`)].map((e) => e.name).sort(),
+      ["default", "no-opt+no-maglev+no-sparkplug"],
+    );
+    await Deno.rename(root, seed);
+    // As a seed launcher does: a fresh DENO_DIR filled from one prepared
+    // cache, the step run under some V8 flags; V8 rejects an entry made
+    // under other flags and Deno then writes a new one.
+    const rerun = async (step: string, v8Flags: string | undefined, cache: string) => {
+      const denoDir = `${dir}/run-${step}-${crypto.randomUUID()}`;
+      await Deno.mkdir(denoDir);
+      for (const f of CODE_CACHE_FILES) {
+        await Deno.copyFile(`${seed}/${cache}/${f}`, `${denoDir}/${f}`);
+      }
+      const before = codeCacheRows(`${denoDir}/v8_code_cache_v2`);
+      const r = await new Deno.Command(Deno.execPath(), {
+        args: [...seedRunArgs(v8Flags), `--allow-read=${seed}`, `${seed}/client/${step}.js`],
+        env: { DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1" },
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert(r.success, new TextDecoder().decode(r.stderr));
+      const after = new Set(codeCacheRows(`${denoDir}/v8_code_cache_v2`));
+      // Entries the run rewrote (a module the warm-up never loaded may be added).
+      const rewritten = before.filter((r) => !after.has(r)).map((r) => r.split(" ")[0]);
+      return { before, rewritten };
+    };
+    const chain = await rerun("chain", NO_JS_TIERS_V8_FLAGS, codeCacheDir(NO_JS_TIERS_V8_FLAGS));
+    assert(chain.before.some((r) => r.startsWith("ext:deno_node/")), "shared modules are cached");
+    assertEquals(chain.rewritten, []);
+    const service = await rerun("service", undefined, codeCacheDir());
+    assertEquals(service.rewritten, []);
+    // Negative control: under other flags the step's own bundle and the
+    // shared modules are recompiled (what one cache for all flags did to
+    // every step warmed before the last).
+    const crossed = await rerun("service", NO_JS_TIERS_V8_FLAGS, codeCacheDir());
+    assert(
+      crossed.rewritten.some((r) => r.endsWith("/client/service.js")),
+      crossed.rewritten.join(),
+    );
+    assert(crossed.rewritten.some((r) => r.startsWith("ext:deno_node/")), crossed.rewritten.join());
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -139,7 +225,7 @@ Deno.test("code cache (issue 17): an arm64 seed's Deno warms it under qemu-aarch
       emulator,
     });
     assert(ok);
-    const out = `${root}/${CODE_CACHE_DIR}`;
+    const out = `${root}/${codeCacheDir()}`;
     assertEquals(specifiers(`${out}/v8_code_cache_v2`, "codecache"), [
       "file:///usr/lib/phase/client/step.js",
     ]);

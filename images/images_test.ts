@@ -1,10 +1,10 @@
 import { EXIT_STATUS } from "../core/mod.ts";
 import { assert, assertEquals } from "../testing/mod.ts";
 import { permissionSet, resolveScope } from "../cli/mod.ts";
-import { launcherScript, permissionFlags } from "./launcher.ts";
+import { launcherScript, permissionFlags, seedRunArgs } from "./launcher.ts";
 import { derivedUuid, diskDescriptor } from "./build.ts";
 import { imagesTaskArgs } from "./task.ts";
-import { seedPolicy, targetNodeConfig } from "./_seed.ts";
+import { SEED_TASKS, SEED_V8_FLAGS, seedPolicy, STEP_V8_FLAGS, targetNodeConfig } from "./_seed.ts";
 import { TARGET_MARKER, TARGET_NODE_CONFIG, targetInit } from "./_files.ts";
 import {
   type BootMode,
@@ -126,6 +126,55 @@ Deno.test("launcher flags carry exactly the deno.json set, with imports denied",
     script.includes("--no-prompt") && script.includes("--no-remote") &&
       script.includes(' /usr/lib/phase/kexec/kexec.js "$@"'),
   );
+});
+
+Deno.test("launcher: a seed step's V8 flags reach V8 and keep WebAssembly; the chain runs without JavaScript tiers, the target's services with V8's defaults (issue 17)", async () => {
+  for (const t of SEED_TASKS) {
+    const service = t === "serve" || t === "node";
+    assertEquals(SEED_V8_FLAGS[t], service ? undefined : STEP_V8_FLAGS, t);
+  }
+  assertEquals(seedRunArgs().some((a) => a.startsWith("--v8-flags")), false);
+  const dir = await tmpDir("launcher-v8-");
+  try {
+    await Deno.symlink(Deno.execPath(), `${dir}/deno`);
+    await Deno.mkdir(`${dir}/verify`);
+    // A header-only WebAssembly module: compiling it needs V8's code generation.
+    await Deno.writeTextFile(
+      `${dir}/verify/probe.js`,
+      `let w = "wasm";
+try { new WebAssembly.Module(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0])); } catch { w = "no-wasm"; }
+console.log(w);
+`,
+    );
+    const run = async (v8Flags?: string) => {
+      const path = `${dir}/launcher-${v8Flags ?? "default"}`;
+      await Deno.writeTextFile(
+        path,
+        launcherScript({
+          name: "phase-verify",
+          set: "verify",
+          permissions: permissionSet("verify"),
+          bundle: "verify/probe.js",
+          root: dir,
+          denoDir: `${dir}/deno-dir`,
+          ...(v8Flags ? { v8Flags } : {}),
+        }),
+      );
+      const r = await new Deno.Command("sh", { args: [path], stdout: "piped", stderr: "piped" })
+        .output();
+      const err = new TextDecoder().decode(r.stderr);
+      // V8 names a flag it does not know on stderr.
+      assert(r.success && err === "", err);
+      return new TextDecoder().decode(r.stdout).trim();
+    };
+    // The plumbing: a flag V8 visibly honours takes effect.
+    assertEquals(await run("--jitless"), "no-wasm");
+    // The seed's flags are known to V8 and leave discover and the job their WebAssembly.
+    assertEquals(await run(STEP_V8_FLAGS), "wasm");
+    assertEquals(await run(undefined), "wasm");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("TM-22 hostile job submitter: the target's node: no node unless the policy names submitters or unsafe_node_open; the config carries exactly the policy's keys", () => {

@@ -71,6 +71,16 @@ export const SEED_RUN_FLAGS: readonly string[] = Object.freeze([
   "--no-lock",
 ]);
 
+/**
+ * The `deno` arguments a seed launcher and its code-cache warm-up start
+ * with: {@link SEED_RUN_FLAGS}, then `--v8-flags=` when the step has V8
+ * flags. V8 keeps a hash of its flags in every cached compile and rejects a
+ * cache made under other flags, so both must use this one function.
+ */
+export function seedRunArgs(v8Flags?: string): string[] {
+  return [...SEED_RUN_FLAGS, ...(v8Flags ? [`--v8-flags=${v8Flags}`] : [])];
+}
+
 /** The launcher script text for one entrypoint. */
 export function launcherScript(opts: {
   name: string;
@@ -81,6 +91,8 @@ export function launcherScript(opts: {
   root?: string;
   /** deno.json "unstable" features (the bundle runs with --no-config). */
   unstable?: readonly string[];
+  /** V8 flags of this step (images/_seed.ts `SEED_V8_FLAGS`), comma-separated. */
+  v8Flags?: string;
   /**
    * A folder of prepared Deno compile caches (images/_codecache.ts) that
    * the launcher copies into its own tmpfs DENO_DIR under SEED_DENO_DIRS
@@ -96,7 +108,7 @@ export function launcherScript(opts: {
   const root = opts.root ?? SEED_ROOT;
   const argv = [
     `${root}/deno`,
-    ...SEED_RUN_FLAGS,
+    ...seedRunArgs(opts.v8Flags),
     ...(opts.unstable ?? []).map((u) => `--unstable-${u}`),
     ...permissionFlags(opts.permissions, root),
     `${root}/${opts.bundle}`,
