@@ -5,7 +5,8 @@
  * of console markers into phases; prints each run and the median.
  *
  * Run: `deno run -q --no-prompt -P=test bench/boot/boot_bench.ts [RUNS]
- * [--arch amd64|arm64] [--baseline DIR] [--steps] [--icount] [--kept-nvram] [--log FILE]`.
+ * [--arch amd64|arm64] [--baseline DIR] [--steps] [--v8-ab FLAGS] [--icount] [--kept-nvram]
+ * [--log FILE]`.
  *
  * - `--baseline DIR` also builds the image from another checkout (e.g.
  *   `git archive COMMIT | tar -x -C DIR`) and boots the two images
@@ -19,6 +20,14 @@
  *   cache ("prepared"), and with the prepared cache after dropping the
  *   page cache (as at the seed's boot: Deno read from the squashfs), in
  *   guest seconds.
+ * - `--v8-ab FLAGS` boots once and, at the target's shell, starts each
+ *   chain launcher (boot, fetch and kexec `--help`; wasm `postboot
+ *   --private`, the boot's job) as built and with its `--v8-flags=`
+ *   replaced by FLAGS (`none`: V8's defaults), alternately, RUNS times
+ *   each; each variant first runs once untimed into its own DENO_DIR, so
+ *   that each has a code cache made under its own flags. Guest wall
+ *   seconds: both sides of a pair run seconds apart in the same guest,
+ *   so the host's drift, which moves whole boots by 1-2 s, cancels.
  * - `--kept-nvram` boots each image once first (not measured) and keeps
  *   the firmware's variable store from that boot for the measured ones,
  *   as on a machine that has booted before; by default every boot starts
@@ -117,6 +126,8 @@ interface Flags {
   log?: string;
   /** Keep the firmware variables of an unmeasured first boot for the measured ones. */
   keptNvram: boolean;
+  /** `--v8-ab`: the V8 flags to compare the built launchers with (`none`: V8's defaults). */
+  v8Ab?: string;
 }
 
 function parseArgs(args: string[]): Flags {
@@ -131,7 +142,13 @@ function parseArgs(args: string[]): Flags {
     else if (a === "--steps") f.steps = true;
     else if (a === "--icount") f.icount = true;
     else if (a === "--kept-nvram") f.keptNvram = true;
-    else if (a === "--log") f.log = args[++i];
+    else if (a === "--v8-ab") {
+      const v = args[++i];
+      if (!v || !/^(none|--[a-z0-9-]+(=[0-9]+)?(,--[a-z0-9-]+(=[0-9]+)?)*)$/.test(v)) {
+        throw new Error("--v8-ab none|--flag[,--flag...]");
+      }
+      f.v8Ab = v;
+    } else if (a === "--log") f.log = args[++i];
     else if (/^[1-9][0-9]*$/.test(a)) f.runs = Number(a);
     else throw new Error(`unknown argument ${a}`);
   }
@@ -267,6 +284,85 @@ async function steps(
   }
 }
 
+/** Launchers `--v8-ab` times, with the command each runs (wasm: the boot's own job). */
+const V8_AB_COMMANDS = {
+  boot: "--help",
+  fetch: "--help",
+  kexec: "--help",
+  wasm: "postboot --private",
+} as const;
+
+/** `--v8-ab`: each chain launcher as built against other V8 flags, in one guest. */
+async function v8Ab(p: Awaited<ReturnType<typeof prepare>>, flags: Flags): Promise<void> {
+  const other = flags.v8Ab === "none" ? "" : ` --v8-flags=${flags.v8Ab}`;
+  const built = (l: string) => `/usr/lib/phase/bin/phase-${l}`;
+  const alt = (l: string) => `sh /run/phase-${l}-ab`;
+  const script: string[] = [];
+  for (const [l, cmd] of Object.entries(V8_AB_COMMANDS)) {
+    // The same launcher with other V8 flags and its own DENO_DIR.
+    script.push(
+      `sed -e 's| --v8-flags=[^ ]*||' -e 's|/deno run |/deno run${other} |' ` +
+        `-e 's|DENO_DIR=/run/deno/phase-${l} |DENO_DIR=/run/deno/phase-${l}-ab |' ` +
+        `${built(l)} > /run/phase-${l}-ab\n`,
+      `${built(l)} ${cmd} >/dev/null 2>&1; ${alt(l)} ${cmd} >/dev/null 2>&1\n`,
+    );
+  }
+  script.push(
+    `echo "AB-FLAGS $(grep -ho -- '--v8-flags=[^ ]*' /run/phase-boot-ab || echo none)"\n`,
+  );
+  const timed = (label: string, run: string) =>
+    `a=$(cut -d' ' -f1 /proc/uptime); ${run} >/dev/null 2>&1; b=$(cut -d' ' -f1 /proc/uptime); echo "AB ${label} $a $b"\n`;
+  for (let i = 0; i < flags.runs; i++) {
+    for (const [l, cmd] of Object.entries(V8_AB_COMMANDS)) {
+      const pair = [
+        timed(`${l} built`, `${built(l)} ${cmd}`),
+        timed(`${l} other`, `${alt(l)} ${cmd}`),
+      ];
+      // Alternate which goes first.
+      script.push(...(i % 2 ? pair.reverse() : pair));
+    }
+  }
+  script.push("echo AB-DONE\n");
+  const r = await bootVm({
+    arch: flags.arch,
+    image: p.image,
+    providerPort: p.provider.port,
+    timeoutMs: STEPS_TIMEOUT_MS,
+    until: { done: /^AB-DONE/, shell: /phase-seed: boot failed/ },
+    // Written to a file first and then run: lines typed while commands run
+    // would be echoed into their output.
+    input: [{
+      when: MARKS.target,
+      text: `cat > /run/v8-ab.sh <<'V8_AB_END'\n${script.join("")}V8_AB_END\nsh /run/v8-ab.sh\n`,
+    }],
+  });
+  if (r.outcome !== "done") {
+    throw new Error(`${r.outcome}\n${r.lines.slice(-30).map((l) => l.text).join("\n")}`);
+  }
+  const got = new Map<string, number[]>();
+  for (const l of r.lines) {
+    const m = /^AB (\S+) (built|other) ([\d.]+) ([\d.]+)$/.exec(l.text);
+    if (!m) continue;
+    const key = `${m[1]}\0${m[2]}`;
+    got.set(key, [...(got.get(key) ?? []), Number(m[4]) - Number(m[3])]);
+  }
+  const seen = r.lines.find((l) => l.text.startsWith("AB-FLAGS "))?.text.slice(9) ?? "?";
+  console.log(
+    `\n${flags.arch}, guest wall seconds at the target's shell, median (samples), other = ${seen}\n`,
+  );
+  console.log("| launcher | as built | other V8 flags | built - other |");
+  console.log("|---|---:|---:|---:|");
+  for (const [l, cmd] of Object.entries(V8_AB_COMMANDS)) {
+    const xs = (k: string) => got.get(`${l}\0${k}`) ?? [];
+    const cell = (k: string) =>
+      xs(k).length ? `${median(xs(k)).toFixed(2)} (${xs(k).length})` : "-";
+    const d = xs("built").length && xs("other").length
+      ? (median(xs("built")) - median(xs("other"))).toFixed(2)
+      : "-";
+    console.log(`| phase-${l} ${cmd} | ${cell("built")} | ${cell("other")} | ${d} |`);
+  }
+}
+
 if (import.meta.main) {
   const flags = parseArgs(Deno.args);
   await Deno.mkdir("/tmp/phase", { recursive: true });
@@ -280,6 +376,9 @@ if (import.meta.main) {
     if (flags.steps) {
       prepared.push(await prepare(REPO, `${work}/0`, flags.arch));
       await steps(prepared[0], flags);
+    } else if (flags.v8Ab) {
+      prepared.push(await prepare(REPO, `${work}/0`, flags.arch));
+      await v8Ab(prepared[0], flags);
     } else {
       for (const [i, v] of variants.entries()) {
         prepared.push(await prepare(v.repo, `${work}/${i}`, flags.arch));
