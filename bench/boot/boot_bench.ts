@@ -222,6 +222,43 @@ function table(label: string, results: Record<string, number>[]): void {
   }
 }
 
+/** A shell line that runs `run` silently and prints `<tag> <label> <start> <end>` (guest uptime). */
+function timedLine(tag: string, label: string, run: string): string {
+  return `a=$(cut -d' ' -f1 /proc/uptime); ${run} >/dev/null 2>&1; b=$(cut -d' ' -f1 /proc/uptime); echo "${tag} ${label} $a $b"\n`;
+}
+
+/**
+ * Boots `p`'s image once and, at the target's shell, runs `script` (shell
+ * lines); returns the console lines. The script is written to a file
+ * first and then run: lines typed while commands run would be echoed
+ * into their output.
+ */
+async function atTargetShell(
+  p: Awaited<ReturnType<typeof prepare>>,
+  arch: Flags["arch"],
+  script: readonly string[],
+  o: { icount?: boolean } = {},
+): Promise<readonly { text: string }[]> {
+  const r = await bootVm({
+    arch,
+    image: p.image,
+    providerPort: p.provider.port,
+    timeoutMs: STEPS_TIMEOUT_MS,
+    until: { done: /^BENCH-SCRIPT-DONE/, shell: /phase-seed: boot failed/ },
+    ...(o.icount ? { wrap: ["sh", "-c", `exec "$0" "$@" -icount shift=0`] } : {}),
+    input: [{
+      when: MARKS.target,
+      text: `cat > /run/bench.sh <<'BENCH_END'\n${
+        script.join("")
+      }echo BENCH-SCRIPT-DONE\nBENCH_END\nsh /run/bench.sh\n`,
+    }],
+  });
+  if (r.outcome !== "done") {
+    throw new Error(`${r.outcome}\n${r.lines.slice(-30).map((l) => l.text).join("\n")}`);
+  }
+  return r.lines;
+}
+
 /** `--steps`: each launcher's start-up in guest seconds, cold and prepared, at the target's shell. */
 async function steps(
   p: Awaited<ReturnType<typeof prepare>>,
@@ -229,7 +266,7 @@ async function steps(
 ): Promise<void> {
   const deno = (s: string) => `/run/deno/phase-${s}`;
   const timed = (label: string, prep: string, run: string) =>
-    `${prep}; a=$(cut -d' ' -f1 /proc/uptime); ${run} >/dev/null 2>&1; b=$(cut -d' ' -f1 /proc/uptime); echo "STEP ${label} $a $b"\n`;
+    `${prep}; ${timedLine("STEP", label, run)}`;
   const script: string[] = [];
   for (let i = 0; i < flags.runs; i++) {
     for (const s of STEP_LAUNCHERS) {
@@ -250,21 +287,9 @@ async function steps(
       );
     }
   }
-  script.push("echo STEPS-DONE\n");
-  const r = await bootVm({
-    arch: flags.arch,
-    image: p.image,
-    providerPort: p.provider.port,
-    timeoutMs: STEPS_TIMEOUT_MS,
-    until: { done: /^STEPS-DONE/, shell: /phase-seed: boot failed/ },
-    wrap: ["sh", "-c", `exec "$0" "$@" -icount shift=0`],
-    input: [{ when: MARKS.target, text: script.join("") }],
-  });
-  if (r.outcome !== "done") {
-    throw new Error(`${r.outcome}\n${r.lines.slice(-30).map((l) => l.text).join("\n")}`);
-  }
+  const lines = await atTargetShell(p, flags.arch, script, { icount: true });
   const got = new Map<string, number[]>();
-  for (const l of r.lines) {
+  for (const l of lines) {
     const m = /^STEP (\S+) (\S+) ([\d.]+) ([\d.]+)$/.exec(l.text);
     if (!m) continue;
     const key = `${m[1]}\0${m[2]}`;
@@ -310,8 +335,7 @@ async function v8Ab(p: Awaited<ReturnType<typeof prepare>>, flags: Flags): Promi
   script.push(
     `echo "AB-FLAGS $(grep -ho -- '--v8-flags=[^ ]*' /run/phase-boot-ab || echo none)"\n`,
   );
-  const timed = (label: string, run: string) =>
-    `a=$(cut -d' ' -f1 /proc/uptime); ${run} >/dev/null 2>&1; b=$(cut -d' ' -f1 /proc/uptime); echo "AB ${label} $a $b"\n`;
+  const timed = (label: string, run: string) => timedLine("AB", label, run);
   for (let i = 0; i < flags.runs; i++) {
     for (const [l, cmd] of Object.entries(V8_AB_COMMANDS)) {
       const pair = [
@@ -322,31 +346,15 @@ async function v8Ab(p: Awaited<ReturnType<typeof prepare>>, flags: Flags): Promi
       script.push(...(i % 2 ? pair.reverse() : pair));
     }
   }
-  script.push("echo AB-DONE\n");
-  const r = await bootVm({
-    arch: flags.arch,
-    image: p.image,
-    providerPort: p.provider.port,
-    timeoutMs: STEPS_TIMEOUT_MS,
-    until: { done: /^AB-DONE/, shell: /phase-seed: boot failed/ },
-    // Written to a file first and then run: lines typed while commands run
-    // would be echoed into their output.
-    input: [{
-      when: MARKS.target,
-      text: `cat > /run/v8-ab.sh <<'V8_AB_END'\n${script.join("")}V8_AB_END\nsh /run/v8-ab.sh\n`,
-    }],
-  });
-  if (r.outcome !== "done") {
-    throw new Error(`${r.outcome}\n${r.lines.slice(-30).map((l) => l.text).join("\n")}`);
-  }
+  const lines = await atTargetShell(p, flags.arch, script);
   const got = new Map<string, number[]>();
-  for (const l of r.lines) {
+  for (const l of lines) {
     const m = /^AB (\S+) (built|other) ([\d.]+) ([\d.]+)$/.exec(l.text);
     if (!m) continue;
     const key = `${m[1]}\0${m[2]}`;
     got.set(key, [...(got.get(key) ?? []), Number(m[4]) - Number(m[3])]);
   }
-  const seen = r.lines.find((l) => l.text.startsWith("AB-FLAGS "))?.text.slice(9) ?? "?";
+  const seen = lines.find((l) => l.text.startsWith("AB-FLAGS "))?.text.slice(9) ?? "?";
   console.log(
     `\n${flags.arch}, guest wall seconds at the target's shell, median (samples), other = ${seen}\n`,
   );
