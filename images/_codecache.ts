@@ -137,6 +137,8 @@ export async function prepareCodeCache(opts: {
       await Deno.mkdir(dirname(`${stage}/${m.path}`), { recursive: true });
       await Deno.copyFile(`${opts.root}/${m.path}`, `${stage}/${m.path}`);
     }
+    const from = fileUrl(stage) + "/";
+    const to = fileUrl(opts.seedRoot) + "/";
     // One DENO_DIR per set of V8 flags: entries shared by all steps (Deno's
     // lazily loaded modules) are made under the flags that will read them.
     for (const [g, [out, modules]] of [...groups].entries()) {
@@ -158,8 +160,6 @@ export async function prepareCodeCache(opts: {
           warm,
         ], { env: { DENO_DIR: denoDir, HOME: `${dir}/home`, DENO_NO_UPDATE_CHECK: "1" } });
       }
-      const from = fileUrl(stage) + "/";
-      const to = fileUrl(opts.seedRoot) + "/";
       await Deno.mkdir(`${opts.root}/${out}`, { recursive: true });
       for (const name of CODE_CACHE_FILES) {
         copyRewritten(`${denoDir}/${name}`, `${opts.root}/${out}/${name}`, from, to);

@@ -11,15 +11,18 @@ async function tmpDir(prefix: string): Promise<string> {
   return await Deno.makeTempDir({ dir: "/tmp/phase", prefix });
 }
 
-function specifiers(db: string, table: string): string[] {
+/** The first column of every row `sql` selects from the SQLite file `db`. */
+function column(db: string, sql: string): string[] {
   const d = new DatabaseSync(db, { readOnly: true });
   try {
-    return (d.prepare(`SELECT specifier FROM ${table} WHERE specifier LIKE 'file:%'`).all() as {
-      specifier: string;
-    }[]).map((r) => r.specifier);
+    return (d.prepare(sql).all() as Record<string, string>[]).map((r) => Object.values(r)[0]);
   } finally {
     d.close();
   }
+}
+
+function specifiers(db: string, table: string): string[] {
+  return column(db, `SELECT specifier FROM ${table} WHERE specifier LIKE 'file:%'`);
 }
 
 Deno.test("code cache (issue 17): keyed by the seed's URLs, nothing of the staging tree, byte-identical when prepared twice", async () => {
@@ -72,16 +75,7 @@ Deno.test("code cache (issue 17): keyed by the seed's URLs, nothing of the stagi
 
 /** Every row of a V8 code cache: specifier and the cached data. */
 function codeCacheRows(db: string): string[] {
-  const d = new DatabaseSync(db, { readOnly: true });
-  try {
-    return (d.prepare("SELECT specifier, hex(data) AS h FROM codecache ORDER BY specifier")
-      .all() as {
-        specifier: string;
-        h: string;
-      }[]).map((r) => `${r.specifier} ${r.h}`);
-  } finally {
-    d.close();
-  }
+  return column(db, "SELECT specifier || ' ' || hex(data) FROM codecache ORDER BY specifier");
 }
 
 Deno.test("code cache (issue 17): each set of V8 flags gets its own cache, and a step run under its flags recompiles nothing, Deno's shared modules included", async () => {

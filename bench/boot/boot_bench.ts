@@ -227,6 +227,19 @@ function timedLine(tag: string, label: string, run: string): string {
   return `a=$(cut -d' ' -f1 /proc/uptime); ${run} >/dev/null 2>&1; b=$(cut -d' ' -f1 /proc/uptime); echo "${tag} ${label} $a $b"\n`;
 }
 
+/** The durations {@link timedLine} printed with `tag`, by `<label words>\0<variant>`. */
+function timings(lines: readonly { text: string }[], tag: string): Map<string, number[]> {
+  const re = new RegExp(`^${tag} (\\S+) (\\S+) ([\\d.]+) ([\\d.]+)$`);
+  const got = new Map<string, number[]>();
+  for (const l of lines) {
+    const m = re.exec(l.text);
+    if (!m) continue;
+    const key = `${m[1]}\0${m[2]}`;
+    got.set(key, [...(got.get(key) ?? []), Number(m[4]) - Number(m[3])]);
+  }
+  return got;
+}
+
 /**
  * Boots `p`'s image once and, at the target's shell, runs `script` (shell
  * lines); returns the console lines. The script is written to a file
@@ -288,13 +301,7 @@ async function steps(
     }
   }
   const lines = await atTargetShell(p, flags.arch, script, { icount: true });
-  const got = new Map<string, number[]>();
-  for (const l of lines) {
-    const m = /^STEP (\S+) (\S+) ([\d.]+) ([\d.]+)$/.exec(l.text);
-    if (!m) continue;
-    const key = `${m[1]}\0${m[2]}`;
-    got.set(key, [...(got.get(key) ?? []), Number(m[4]) - Number(m[3])]);
-  }
+  const got = timings(lines, "STEP");
   console.log(`\n${flags.arch}, -icount shift=0, guest seconds, median of ${flags.runs}\n`);
   console.log(
     "| launcher `--help` | cold DENO_DIR | prepared code cache | prepared, empty page cache |",
@@ -347,13 +354,7 @@ async function v8Ab(p: Awaited<ReturnType<typeof prepare>>, flags: Flags): Promi
     }
   }
   const lines = await atTargetShell(p, flags.arch, script);
-  const got = new Map<string, number[]>();
-  for (const l of lines) {
-    const m = /^AB (\S+) (built|other) ([\d.]+) ([\d.]+)$/.exec(l.text);
-    if (!m) continue;
-    const key = `${m[1]}\0${m[2]}`;
-    got.set(key, [...(got.get(key) ?? []), Number(m[4]) - Number(m[3])]);
-  }
+  const got = timings(lines, "AB");
   const seen = lines.find((l) => l.text.startsWith("AB-FLAGS "))?.text.slice(9) ?? "?";
   console.log(
     `\n${flags.arch}, guest wall seconds at the target's shell, median (samples), other = ${seen}\n`,
