@@ -8,6 +8,7 @@
 import { SEED_VERITY_WORDS } from "../kexec/mod.ts";
 import { SEED_VERITY_KEYS } from "../client/mod.ts";
 import { SEED_ROOT } from "./launcher.ts";
+import { RUNTIME_LINKS, SEED_RUNTIME } from "./_inputs.ts";
 import { selfHostBlock } from "./_selfhost.ts";
 import { VERITY_BLOCK_BYTES } from "./_secureboot.ts";
 
@@ -100,6 +101,14 @@ echo "phase-seed: dm-verity: seed partition $seed verified (root hash $root_hash
 seed=/dev/mapper/${VERITY_DM_NAME}`;
 }
 
+/**
+ * Init lines that link Deno's libraries from the seed partition
+ * ({@link RUNTIME_LINKS}, images/_inputs.ts `initramfsLibs`): dangling
+ * until the partition is mounted, and only Deno, from that partition, loads them.
+ */
+const RUNTIME_LINK_LINES =
+  `while read -r l; do mkdir -p "\${l%/*}"; ln -s "${SEED_RUNTIME}$l" "$l"; done < ${RUNTIME_LINKS}`;
+
 /** The seed's /init (busybox sh); `secureBoot` opens the seed partition through dm-verity. */
 export function seedInit(opts: { secureBoot?: boolean } = {}): string {
   return `#!/bin/busybox sh
@@ -113,6 +122,7 @@ mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -p /dev/shm && mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
 mkdir -p /run/phase /run/phase/home && chmod 700 /run/phase
 ln -sf /run/phase/resolv.conf /etc/resolv.conf
+${RUNTIME_LINK_LINES}
 # Deno refuses scoped reads of /proc: the steps read this copy.
 cat /proc/cmdline > /run/phase/cmdline
 # Loopback: tor's SOCKS listener (private mode over Tor) binds 127.0.0.1.
@@ -227,6 +237,7 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /run
 mkdir -p /run/phase/home /tmp/phase && chmod 700 /run/phase
+${RUNTIME_LINK_LINES}
 mode=$(sed -n 's/.*phase\\.mode=\\([a-z]*\\).*/\\1/p' /proc/cmdline)
 echo "phase-target: init at $(cut -d' ' -f1 /proc/uptime)s"
 while read -r m; do insmod "/lib/modules/$m" 2>/dev/null; done < /etc/phase/modules.order

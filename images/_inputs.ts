@@ -14,6 +14,7 @@ import { neededClosure } from "./elf.ts";
 import { GRUB_ARCH } from "./_grub.ts";
 import { checkSecureBootKeys, type SecureBootKeys, VERITY_MODULES } from "./_secureboot.ts";
 import { copyFile, writeText } from "./_fs.ts";
+import { SEED_ROOT } from "./launcher.ts";
 
 /** The architectures the build knows. */
 export type Arch = "amd64" | "arm64";
@@ -34,14 +35,17 @@ export const ARCH = {
   },
 } as const;
 
-/** Modules the seed and target load, in this order after dependencies. */
+/**
+ * Modules the seed loads, in this order after dependencies; the target
+ * loads them too, but for {@link SEED_ONLY_MODULES}. Add a machine's disk
+ * and network drivers here (docs/troubleshooting.md).
+ */
 export const SEED_MODULES = [
   "virtio_pci",
   "virtio_net",
   "virtio_blk",
   "virtio_rng",
   "squashfs",
-  "overlay",
   "vfat",
   "nls_cp437",
   "nls_iso8859_1",
@@ -49,6 +53,19 @@ export const SEED_MODULES = [
   "nls_ascii",
   "efivarfs",
 ] as const;
+
+/**
+ * The ESP's filesystem and code pages: only the seed mounts the ESP (for
+ * the chainload fallback), so the target's initramfs leaves them out
+ * (issue 17: every byte of it is downloaded, hashed and unpacked after kexec).
+ */
+export const SEED_ONLY_MODULES: readonly string[] = [
+  "vfat",
+  "nls_cp437",
+  "nls_iso8859_1",
+  "nls_utf8",
+  "nls_ascii",
+];
 
 /** How to fill an arm64 sysroot (rootless: apt-get download + dpkg-deb -x). */
 export const ARM64_HINT =
@@ -71,8 +88,19 @@ export interface Inputs {
   /** GRUB EFI module directory (grub-efi-amd64-bin / grub-efi-arm64-bin). */
   readonly grubDir: string;
   readonly deno: string;
-  /** Loader path in the image -> file to copy. */
+  /**
+   * The libraries of the initramfs's own binaries (kexec-tools, tor): they
+   * run before the seed partition is mounted. Loader path in the image ->
+   * file to copy.
+   */
   readonly libs: readonly ImageFile[];
+  /**
+   * Deno's libraries: they ride on the seed partition with Deno
+   * ({@link SEED_RUNTIME}), so neither initramfs carries a copy that only
+   * Deno needs (issue 17: the target's initramfs is downloaded, hashed
+   * four times and unpacked after kexec).
+   */
+  readonly denoLibs: readonly ImageFile[];
   /** The tor binary to put into the seed (with `withTor`). */
   readonly tor?: string;
 }
@@ -94,8 +122,10 @@ export interface InputsOptions {
 /** Step 1's result: the inputs, what every initramfs holds, the trust file. */
 export interface BuildInputs {
   readonly inputs: Inputs;
-  /** Libraries of the seed and target initramfs (with dmsetup's under Secure Boot). */
+  /** Libraries the seed initramfs holds (with dmsetup's under Secure Boot). */
   readonly libs: readonly ImageFile[];
+  /** Libraries the target initramfs holds: dmsetup's under Secure Boot, else none. */
+  readonly targetLibs: readonly ImageFile[];
   /** Module files in load order. */
   readonly modules: string[];
   /** The trust file baked into the seed. */
@@ -107,14 +137,17 @@ export async function gatherInputs(opts: InputsOptions): Promise<BuildInputs> {
   const sb = opts.secureBoot;
   if (sb) await checkSecureBoot(opts.arch, sb, opts.log);
   const inputs = await resolveInputs(opts);
-  const libs = sb ? await withDmsetupLibs(inputs.libs) : inputs.libs;
+  // The seed and, under Secure Boot, the target open the seed partition
+  // with dmsetup (verity) before it is mounted: it needs its own libraries.
+  const dmsetupLibs = sb ? await lddFiles("/usr/sbin/dmsetup") : [];
+  const libs = union(inputs.libs, dmsetupLibs);
   const modules = await moduleOrder(
     inputs.kver,
     sb ? [...SEED_MODULES, ...VERITY_MODULES] : SEED_MODULES,
     inputs.sysroot,
   );
   const trustPath = await releaseTrust(opts.keyDir, opts.trustFile, opts.log);
-  return { inputs, libs, modules, trustPath };
+  return { inputs, libs, targetLibs: dmsetupLibs, modules, trustPath };
 }
 
 /** Refuses Secure Boot for arm64; warns loudly about the public test key. */
@@ -133,10 +166,35 @@ async function checkSecureBoot(arch: Arch, sb: SecureBootKeys, log: Logger): Pro
   }
 }
 
-/** `libs` plus dmsetup's: the seed opens its partition with device-mapper verity under Secure Boot. */
-async function withDmsetupLibs(libs: readonly ImageFile[]): Promise<ImageFile[]> {
-  return [...new Set([...libs.map((l) => l.file), ...(await lddLibs("/usr/sbin/dmsetup"))])]
-    .sort().map((p) => ({ path: p, file: p }));
+/** The files of `a` and `b`, each path once, sorted by path. */
+function union(a: readonly ImageFile[], b: readonly ImageFile[]): ImageFile[] {
+  const byPath = new Map([...a, ...b].map((l) => [l.path, l]));
+  return [...byPath.values()].sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+}
+
+/** Where Deno's libraries sit at boot: `<SEED_RUNTIME><their path>` on the mounted seed partition. */
+export const SEED_RUNTIME = `${SEED_ROOT}/runtime`;
+
+/** The initramfs file listing the library paths its init links into {@link SEED_RUNTIME}. */
+export const RUNTIME_LINKS = "/etc/phase/runtime-links";
+
+/**
+ * Puts an initramfs's libraries under `root`: a copy of each of `held`
+ * (what runs before the seed partition is mounted needs them), and in
+ * {@link RUNTIME_LINKS} the paths of Deno's other libraries, which the init
+ * links to their copies on the seed partition.
+ * Only Deno loads those, and Deno comes from that same partition: the
+ * same medium, checked the same way (dm-verity under Secure Boot, TM-14).
+ */
+export async function initramfsLibs(
+  root: string,
+  held: readonly ImageFile[],
+  denoLibs: readonly ImageFile[],
+): Promise<void> {
+  for (const lib of held) await copyFile(lib.file, `${root}${lib.path}`, 0o755);
+  const paths = new Set(held.map((l) => l.path));
+  const links = denoLibs.filter((l) => !paths.has(l.path)).map((l) => `${l.path}\n`);
+  await writeText(`${root}${RUNTIME_LINKS}`, links.join(""));
 }
 
 /**
@@ -166,15 +224,15 @@ async function releaseTrust(
   return trustPath;
 }
 
-/** Files `ldd` lists for `bin` (absolute paths). */
-async function lddLibs(bin: string): Promise<string[]> {
+/** The files `ldd` lists for `bin`, each at its own (absolute) path in the image. */
+async function lddFiles(bin: string): Promise<ImageFile[]> {
   const text = new TextDecoder().decode(await runTool("ldd", [bin]));
   const libs = new Set<string>();
   for (const line of text.split("\n")) {
     const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
     if (m) libs.add(m[1]);
   }
-  return [...libs].sort();
+  return [...libs].sort().map((p) => ({ path: p, file: p }));
 }
 
 /** Module files in load order (dependencies first, each once). */
@@ -296,15 +354,7 @@ async function hostInputs(opts: InputsOptions, deno: string): Promise<Inputs> {
     ? { kernel: opts.kernel, kver: opts.kver ?? "" }
     : await hostKernel();
   const tor = opts.withTor ? await torBinary("", "amd64") : undefined;
-  const libs = [
-    ...new Set([
-      ...(await lddLibs("/usr/sbin/kexec")),
-      ...(await lddLibs(deno)),
-      ...(tor ? await lddLibs(tor) : []),
-    ]),
-  ]
-    .sort()
-    .map((p) => ({ path: p, file: p }));
+  const libs = union(await lddFiles("/usr/sbin/kexec"), tor ? await lddFiles(tor) : []);
   return {
     sysroot: "",
     kernel,
@@ -314,6 +364,7 @@ async function hostInputs(opts: InputsOptions, deno: string): Promise<Inputs> {
     grubDir: await grubModules("", "amd64"),
     deno,
     libs,
+    denoLibs: await lddFiles(deno),
     tor,
   };
 }
@@ -335,11 +386,9 @@ async function sysrootInputs(opts: InputsOptions, deno: string): Promise<Inputs>
   await runTool("depmod", ["-b", sysroot, kver]);
   const kexec = `${sysroot}/sbin/kexec`;
   const tor = opts.withTor ? await torBinary(sysroot, "arm64") : undefined;
-  const libs = await neededClosure(sysroot, [kexec, deno, ...(tor ? [tor] : [])], [
-    "/lib/aarch64-linux-gnu",
-    "/usr/lib/aarch64-linux-gnu",
-    "/lib",
-  ]);
+  const dirs = ["/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib"];
+  const libs = await neededClosure(sysroot, [kexec, ...(tor ? [tor] : [])], dirs);
+  const denoLibs = await neededClosure(sysroot, [deno], dirs);
   return {
     sysroot,
     kernel,
@@ -349,6 +398,7 @@ async function sysrootInputs(opts: InputsOptions, deno: string): Promise<Inputs>
     grubDir: await grubModules(sysroot, "arm64"),
     deno,
     libs,
+    denoLibs,
     tor,
   };
 }

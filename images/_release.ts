@@ -9,7 +9,7 @@
 import type { Logger } from "../core/mod.ts";
 import { encodeBase64, signEd25519 } from "../verify/mod.ts";
 import { loadSigningKey, signRelease } from "../sign/mod.ts";
-import { type SecureBootKeys, signKernel } from "./_secureboot.ts";
+import { type SecureBootKeys, signKernel, VERITY_MODULES } from "./_secureboot.ts";
 import { targetInit, udhcpcScript } from "./_files.ts";
 import { rootfsCmdline } from "./_selfhost.ts";
 import { copyFile, makeCpio, sha256File, walk, writeText } from "./_fs.ts";
@@ -18,9 +18,11 @@ import {
   type Arch,
   baseTree,
   type ImageFile,
+  initramfsLibs,
   type Inputs,
   moduleOrder,
   SEED_MODULES,
+  SEED_ONLY_MODULES,
 } from "./_inputs.ts";
 
 /**
@@ -42,8 +44,8 @@ export interface TargetReleaseInput {
   readonly work: string;
   readonly keyDir: string;
   readonly inputs: Inputs;
+  /** Libraries the target initramfs holds (dmsetup's under Secure Boot); Deno's come from the seed partition. */
   readonly libs: readonly ImageFile[];
-  readonly modules: string[];
   /**
    * The squashfs seed (Deno, bundled entrypoints with their launchers):
    * shipped as the release's signed `rootfs` artifact, which the target
@@ -66,18 +68,20 @@ export async function targetRelease(
   inp: TargetReleaseInput,
 ): Promise<{ readonly manifest: string }> {
   const root = `${inp.work}/target-initramfs`;
+  // The seed's drivers, what the target adds, and under Secure Boot
+  // device-mapper (TM-14: it opens the seed partition through dm-verity).
   const modules = await moduleOrder(
     inp.inputs.kver,
-    [...SEED_MODULES, ...TARGET_EXTRA_MODULES],
+    [
+      ...SEED_MODULES.filter((m) => !SEED_ONLY_MODULES.includes(m)),
+      ...TARGET_EXTRA_MODULES,
+      ...(inp.secureBoot ? VERITY_MODULES : []),
+    ],
     inp.inputs.sysroot,
   );
-  // The seed's order (Secure Boot adds device-mapper) plus what the target adds.
-  await baseTree(root, inp.inputs, [
-    ...inp.modules,
-    ...modules.filter((m) => !inp.modules.includes(m)),
-  ]);
+  await baseTree(root, inp.inputs, modules);
   await writeText(`${root}/init`, targetInit(inp.version), 0o755);
-  for (const lib of inp.libs) await copyFile(lib.file, `${root}${lib.path}`, 0o755);
+  await initramfsLibs(root, inp.libs, inp.inputs.denoLibs);
   // TM-14: the target opens the seed partition through dm-verity as the seed did.
   if (inp.secureBoot) await copyFile("/usr/sbin/dmsetup", `${root}/sbin/dmsetup`, 0o755);
   // Self-hosting: the network hook and the trust file the target's provider

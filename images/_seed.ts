@@ -18,7 +18,14 @@ import { codeCacheDir, prepareCodeCache, type WarmModule } from "./_codecache.ts
 import { type Verity, verityFormat } from "./_secureboot.ts";
 import { phaseDiag, seedInit, TARGET_NODE_CONFIG, udhcpcScript } from "./_files.ts";
 import { clampTimes, copyFile, makeCpio, writeText } from "./_fs.ts";
-import { type Arch, baseTree, type ImageFile, type Inputs } from "./_inputs.ts";
+import {
+  type Arch,
+  baseTree,
+  type ImageFile,
+  initramfsLibs,
+  type Inputs,
+  SEED_RUNTIME,
+} from "./_inputs.ts";
 
 /** Entrypoints bundled onto the seed: launcher name, deno.json task. */
 export const SEED_TASKS = [
@@ -126,7 +133,7 @@ export async function seedInitramfs(inp: SeedInitramfsInput): Promise<{ readonly
   if (inp.secureBoot) await copyFile("/usr/sbin/dmsetup", `${root}/sbin/dmsetup`, 0o755);
   // Private mode over Tor (TM-13): the boot starts /usr/sbin/tor when present.
   if (inp.inputs.tor) await copyFile(inp.inputs.tor, `${root}/usr/sbin/tor`, 0o755);
-  for (const lib of inp.libs) await copyFile(lib.file, `${root}${lib.path}`, 0o755);
+  await initramfsLibs(root, inp.libs, inp.inputs.denoLibs);
   await writeText(`${root}/init`, seedInit({ secureBoot: inp.secureBoot }), 0o755);
   await writeText(`${root}/usr/share/udhcpc/default.script`, udhcpcScript(), 0o755);
   // In the initramfs, on PATH: it must work even when the seed partition does not mount.
@@ -176,6 +183,8 @@ export interface SeedSquashfsInput {
   readonly out: string;
   /** The Deno binary to put on the seed. */
   readonly deno: string;
+  /** Deno's libraries, put beside it under {@link SEED_RUNTIME} (the inits link them). */
+  readonly denoLibs: readonly ImageFile[];
   /** The arch's sysroot (its glibc runs the seed's Deno under qemu user-mode for the code cache). */
   readonly sysroot: string;
   /** The repository whose entrypoints are bundled. */
@@ -201,6 +210,8 @@ export interface SeedSquashfs {
 export async function seedSquashfs(inp: SeedSquashfsInput): Promise<SeedSquashfs> {
   const root = `${inp.work}/seed-squashfs`;
   await copyFile(inp.deno, `${root}/deno`, 0o755);
+  const runtime = `${root}${SEED_RUNTIME.slice(SEED_ROOT.length)}`;
+  for (const lib of inp.denoLibs) await copyFile(lib.file, `${runtime}${lib.path}`, 0o755);
   const launchers = await seedTree(inp, root);
   if (inp.nodeConfig !== undefined) {
     await writeText(`${root}/${TARGET_NODE_CONFIG}`, inp.nodeConfig, 0o644);

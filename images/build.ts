@@ -117,10 +117,10 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
   const epoch = opts.epoch;
 
   let t = step(log, 1, TOTAL, "inputs: kernel, modules, busybox, kexec-tools, deno");
-  const { inputs, libs, modules, trustPath } = await gatherInputs(opts);
+  const { inputs, libs, targetLibs, modules, trustPath } = await gatherInputs(opts);
   mark("inputs", t);
 
-  t = step(log, 2, TOTAL, "seed initramfs (busybox, kexec-tools + libraries, init, modules)");
+  t = step(log, 2, TOTAL, "seed initramfs (busybox, kexec-tools + its libraries, init, modules)");
   const { initrd } = await seedInitramfs({
     root: `${opts.work}/seed-initramfs`,
     out: `${opts.out}/${base}-seed.initramfs`,
@@ -143,6 +143,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
     work: opts.work,
     out: `${opts.out}/${base}-seed.squashfs`,
     deno: inputs.deno,
+    denoLibs: inputs.denoLibs,
     sysroot: inputs.sysroot,
     repo: opts.repo,
     secureBoot: !!sb,
@@ -210,8 +211,7 @@ export async function buildImages(opts: BuildOptions): Promise<BuildResult> {
       work: opts.work,
       keyDir: opts.keyDir,
       inputs,
-      libs,
-      modules,
+      libs: targetLibs,
       rootfs: seed.squashfs,
       trustPath,
       secureBoot: sb,

@@ -286,7 +286,27 @@ Deno.test("[vm internet] fetch, verify and kexec into the target, whose init pri
     tail(run),
   );
   assert(run.lines.some((l) => l.text.includes("mode=internet")), tail(run));
+  // Issue 17: the job above ran Deno with the libraries of the seed
+  // partition; the target's initramfs holds no copy of them, only the list
+  // its init links (and nothing of the ESP's filesystem, which it never mounts).
+  const initramfs = `${ARTIFACTS}/stable/amd64/initramfs`;
+  const held = (await unpacked(initramfs, [])).split("\n");
+  for (const banned of [/\.so(\.\d+)*$/, /\/(vfat|fat|nls_\w+)\.ko$/]) {
+    assertEquals(held.filter((p) => banned.test(p)), [], `${banned} in the target initramfs`);
+  }
+  const links = (await unpacked(initramfs, ["etc/phase/runtime-links"])).trim().split("\n");
+  const partition = await tool("unsquashfs", ["-l", `${OUT}/phase-amd64-seed.squashfs`]);
+  for (const lib of ["/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6"]) {
+    assert(links.includes(lib), links.join("\n"));
+  }
+  for (const lib of links) assert(partition.includes(`squashfs-root/runtime${lib}\n`), lib);
 });
+
+/** The paths of a zstd cpio (no `members`), or those members' contents. */
+async function unpacked(file: string, members: string[]): Promise<string> {
+  const args = members.length ? ["-i", "--quiet", "--to-stdout", ...members] : ["-t", "--quiet"];
+  return await tool("sh", ["-c", `zstd -dc "$0" | cpio ${args.join(" ")}`, file]);
+}
 
 /** Bound of the host's job submission to the booted guest (TCG: the guest's Deno compiles and runs the job). */
 const JOB_SUBMIT_TIMEOUT_MS = 180_000;
