@@ -172,8 +172,10 @@ function union(a: readonly ImageFile[], b: readonly ImageFile[]): ImageFile[] {
   return [...byPath.values()].sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
 }
 
-/** Where Deno's libraries sit at boot: `<SEED_RUNTIME><their path>` on the mounted seed partition. */
-export const SEED_RUNTIME = `${SEED_ROOT}/runtime`;
+/** Folder on the seed squashfs (below the seed root) holding Deno's libraries, each at `<folder><its path>`. */
+export const RUNTIME_DIR = "runtime";
+/** Where Deno's libraries sit at boot: {@link RUNTIME_DIR} on the mounted seed partition. */
+export const SEED_RUNTIME = `${SEED_ROOT}/${RUNTIME_DIR}`;
 
 /** The initramfs file listing the library paths its init links into {@link SEED_RUNTIME}. */
 export const RUNTIME_LINKS = "/etc/phase/runtime-links";

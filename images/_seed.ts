@@ -24,7 +24,7 @@ import {
   type ImageFile,
   initramfsLibs,
   type Inputs,
-  SEED_RUNTIME,
+  RUNTIME_DIR,
 } from "./_inputs.ts";
 
 /** Entrypoints bundled onto the seed: launcher name, deno.json task. */
@@ -183,7 +183,7 @@ export interface SeedSquashfsInput {
   readonly out: string;
   /** The Deno binary to put on the seed. */
   readonly deno: string;
-  /** Deno's libraries, put beside it under {@link SEED_RUNTIME} (the inits link them). */
+  /** Deno's libraries, put beside it under {@link RUNTIME_DIR} (the inits link them). */
   readonly denoLibs: readonly ImageFile[];
   /** The arch's sysroot (its glibc runs the seed's Deno under qemu user-mode for the code cache). */
   readonly sysroot: string;
@@ -210,8 +210,9 @@ export interface SeedSquashfs {
 export async function seedSquashfs(inp: SeedSquashfsInput): Promise<SeedSquashfs> {
   const root = `${inp.work}/seed-squashfs`;
   await copyFile(inp.deno, `${root}/deno`, 0o755);
-  const runtime = `${root}${SEED_RUNTIME.slice(SEED_ROOT.length)}`;
-  for (const lib of inp.denoLibs) await copyFile(lib.file, `${runtime}${lib.path}`, 0o755);
+  for (const lib of inp.denoLibs) {
+    await copyFile(lib.file, `${root}/${RUNTIME_DIR}${lib.path}`, 0o755);
+  }
   const launchers = await seedTree(inp, root);
   if (inp.nodeConfig !== undefined) {
     await writeText(`${root}/${TARGET_NODE_CONFIG}`, inp.nodeConfig, 0o644);

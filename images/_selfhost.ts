@@ -30,11 +30,15 @@
  * @module
  */
 import { PART_NAMES } from "./_files.ts";
+import { SEED_ROOT } from "./launcher.ts";
 
 /** Port the target's provider listens on (the provider's default). */
 export const SELFHOST_PORT = 8080;
-/** Where the verified rootfs is mounted: the launchers' root (SEED_ROOT). */
-export const SELFHOST_ROOT = "/usr/lib/phase";
+/**
+ * Where the verified rootfs is mounted: the launchers' root, in place of
+ * the seed partition (its launchers and the inits' library links point there).
+ */
+export const SELFHOST_ROOT = SEED_ROOT;
 /** Console line prefix of the block (tests grep it). */
 export const SELFHOST_LOG = "phase-target: self-host:";
 /** Printed once the provider runs: `... serving <url>`. */
