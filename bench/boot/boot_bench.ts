@@ -38,7 +38,8 @@
  *   time); `--log FILE` appends every boot's console lines (host ms, text)
  *   to FILE.
  * - arm64 reads its sysroot and Deno from PHASE_ARM64_SYSROOT /
- *   PHASE_ARM64_DENO (default ./.cache/arm64/..., images/fetch_arm64.sh).
+ *   PHASE_ARM64_DENO (default each checkout's ./.cache/arm64/..., images/fetch_arm64.sh;
+ *   a `--baseline` checkout can symlink its .cache to this one's).
  *
  * Results and the machine are written up in bench/README.md.
  *
@@ -169,9 +170,11 @@ async function prepare(repo: string, dir: string, arch: "amd64" | "arm64") {
   if (arch === "arm64") {
     extra.push(
       "--sysroot",
-      Deno.env.get("PHASE_ARM64_SYSROOT") ?? `${REPO}/.cache/arm64/root`,
+      // The checkout's own (`--baseline DIR` builds under DIR's permission
+      // set, which cannot read this checkout's folder).
+      Deno.env.get("PHASE_ARM64_SYSROOT") ?? `${repo}/.cache/arm64/root`,
       "--deno",
-      Deno.env.get("PHASE_ARM64_DENO") ?? `${REPO}/.cache/arm64/deno/package/deno`,
+      Deno.env.get("PHASE_ARM64_DENO") ?? `${repo}/.cache/arm64/deno/package/deno`,
     );
   }
   const b = await new Deno.Command("deno", {
