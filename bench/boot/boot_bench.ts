@@ -6,7 +6,7 @@
  *
  * Run: `deno run -q --no-prompt -P=test bench/boot/boot_bench.ts [RUNS]
  * [--arch amd64|arm64] [--baseline DIR] [--steps] [--v8-ab FLAGS] [--icount] [--kept-nvram]
- * [--log FILE]`.
+ * [--profile] [--log FILE]`.
  *
  * - `--baseline DIR` also builds the image from another checkout (e.g.
  *   `git archive COMMIT | tar -x -C DIR`) and boots the two images
@@ -33,6 +33,12 @@
  *   as on a machine that has booted before; by default every boot starts
  *   from the distribution's empty store, as a machine's very first boot
  *   (OVMF then creates its boot options and console variables, ~0.9 s).
+ * - `--profile` records each boot with `perf record -a` (linux-perf, as
+ *   root) and prints, per phase, how busy the guest's vCPU thread was and
+ *   how its host time splits between guest code, finding and making
+ *   translations, guest stores into pages that still hold translations,
+ *   and the host kernel (./_profile.ts). Profiled boots run slower: read
+ *   their shares, not their totals.
  * - `--icount` boots under `-icount shift=0` too (wall times then mean
  *   nothing; the kernels' stamps and phase-boot's own timings are guest
  *   time); `--log FILE` appends every boot's console lines (host ms, text)
@@ -49,6 +55,7 @@ import { startProvider } from "../../provider/mod.ts";
 import { memoryLogger } from "../../core/mod.ts";
 import { bootVm, varsTemplate } from "../../images/vm.ts";
 import { imagesTaskArgs } from "../../images/mod.ts";
+import { profileTable, type ProfileWindow, startPerf } from "./_profile.ts";
 
 /** Bound of one boot (amd64; arm64 gets ARM64_TIMEOUT_FACTOR times it). */
 const BOOT_TIMEOUT_MS = 300_000;
@@ -127,12 +134,21 @@ interface Flags {
   log?: string;
   /** Keep the firmware variables of an unmeasured first boot for the measured ones. */
   keptNvram: boolean;
+  /** Record each boot with perf and print where the vCPU thread's time went, per phase. */
+  profile: boolean;
   /** `--v8-ab`: the V8 flags to compare the built launchers with (`none`: V8's defaults). */
   v8Ab?: string;
 }
 
 function parseArgs(args: string[]): Flags {
-  const f: Flags = { runs: 3, arch: "amd64", steps: false, icount: false, keptNvram: false };
+  const f: Flags = {
+    runs: 3,
+    arch: "amd64",
+    steps: false,
+    icount: false,
+    keptNvram: false,
+    profile: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--arch") {
@@ -143,6 +159,7 @@ function parseArgs(args: string[]): Flags {
     else if (a === "--steps") f.steps = true;
     else if (a === "--icount") f.icount = true;
     else if (a === "--kept-nvram") f.keptNvram = true;
+    else if (a === "--profile") f.profile = true;
     else if (a === "--v8-ab") {
       const v = args[++i];
       if (!v || !/^(none|--[a-z0-9-]+(=[0-9]+)?(,--[a-z0-9-]+(=[0-9]+)?)*)$/.test(v)) {
@@ -223,6 +240,19 @@ function table(label: string, results: Record<string, number>[]): void {
       `| ${name} | ${xs.map((x) => x.toFixed(1)).join(" | ")} | ${median(xs).toFixed(1)} |`,
     );
   }
+}
+
+/** The {@link PHASES} of one boot's marks as profile windows (milliseconds after QEMU's start). */
+function windows(marks: Record<string, number>): ProfileWindow[] {
+  const out: ProfileWindow[] = [];
+  for (const [name, from, to] of PHASES) {
+    const fromMs = from ? marks[from] : 0;
+    const toMs = marks[to];
+    if (fromMs !== undefined && toMs !== undefined && toMs > fromMs) {
+      out.push({ name: name.replace(/ \(.*$/, ""), fromMs, toMs });
+    }
+  }
+  return out;
 }
 
 /** A shell line that runs `run` silently and prints `<tag> <label> <start> <end>` (guest uptime). */
@@ -419,7 +449,13 @@ if (import.meta.main) {
       for (let r = 0; r < flags.runs; r++) {
         for (const [i, v] of variants.entries()) {
           const before = load();
-          const run = await boot(i);
+          const perf = flags.profile ? await startPerf(`${work}/${i}/perf-${r}.data`) : undefined;
+          let run;
+          try {
+            run = await boot(i);
+          } finally {
+            await perf?.stop();
+          }
           if (flags.log) {
             await Deno.writeTextFile(
               flags.log,
@@ -435,6 +471,15 @@ if (import.meta.main) {
             );
           }
           results[i].push(kernelStarts(run));
+          if (perf) {
+            const qemu = flags.arch === "arm64" ? "qemu-system-aarch64" : "qemu-system-x86_64";
+            console.log(
+              `\n${flags.arch}: ${v.label} run ${
+                r + 1
+              }, profiled (host time of the vCPU thread)\n\n` +
+                await profileTable(perf.file, qemu, windows(kernelStarts(run))),
+            );
+          }
           console.error(
             `${v.label} run ${r + 1}/${flags.runs} (load ${before} -> ${load()}): ${
               JSON.stringify(kernelStarts(run))
