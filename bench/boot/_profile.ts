@@ -236,14 +236,15 @@ export interface ProfileWindow {
   readonly toMs: number;
 }
 
-/** Per window: the vCPU thread's samples by {@link Category}. */
+/** Per window: the samples of `q`'s vCPU thread ({@link qemuThreads}) by {@link Category}. */
 export function profile(
   script: Script,
-  binary: string,
+  q: QemuThreads,
   tables: ReadonlyMap<string, SymbolTable>,
   windows: readonly ProfileWindow[],
 ): Record<Category, number>[] {
-  const q = qemuThreads(script.samples, binary);
+  // `perf record -a` maps every process's files; only QEMU's resolve its samples.
+  const maps = script.mappings.filter((m) => m.pid === q.pid);
   const out = windows.map(() =>
     Object.fromEntries(CATEGORIES.map((c) => [c, 0])) as Record<Category, number>
   );
@@ -253,7 +254,7 @@ export function profile(
     let c: Category | undefined;
     windows.forEach((w, i) => {
       if (ms < w.fromMs || ms >= w.toMs) return;
-      c ??= classify(s.dso, sampleSymbol(s, script.mappings, tables));
+      c ??= classify(s.dso, sampleSymbol(s, maps, tables));
       out[i][c]++;
     });
   }
@@ -312,7 +313,7 @@ export async function startPerf(file: string): Promise<PerfRecording> {
   }).spawn();
   const done = child.output();
   const early = await Promise.race([
-    done.then((o) => o),
+    done,
     new Promise<undefined>((r) => setTimeout(() => r(undefined), PERF_START_MS)),
   ]);
   if (early) {
@@ -357,16 +358,16 @@ export async function profileTable(
     ]),
   );
   // Symbol tables of the files whose unnamed addresses the vCPU thread ran (QEMU, glib).
-  const { vcpu } = qemuThreads(script.samples, binary);
+  const q = qemuThreads(script.samples, binary);
   const tables = new Map<string, SymbolTable>();
   for (const s of script.samples) {
-    if (s.tid !== vcpu || s.sym !== "[unknown]" || !s.dso.startsWith("/") || tables.has(s.dso)) {
+    if (s.tid !== q.vcpu || s.sym !== "[unknown]" || !s.dso.startsWith("/") || tables.has(s.dso)) {
       continue;
     }
     if (!script.mappings.some((m) => m.path === s.dso)) continue;
     tables.set(s.dso, parseNm(await tool(["nm", "-D", "--defined-only", s.dso])));
   }
-  const counts = profile(script, binary, tables, windows);
+  const counts = profile(script, q, tables, windows);
   const perSecond = 1e9 / PROFILE_PERIOD_NS;
   const lines = [
     `| phase | s | vCPU busy | ${CATEGORIES.join(" | ")} |`,

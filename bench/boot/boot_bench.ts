@@ -37,7 +37,7 @@
  *   root) and prints, per phase, how busy the guest's vCPU thread was and
  *   how its host time splits between guest code, finding and making
  *   translations, guest stores into pages that still hold translations,
- *   and the host kernel (./_profile.ts). Profiled boots run slower: read
+ *   other memory slow paths and the host kernel (./_profile.ts). Profiled boots run slower: read
  *   their shares, not their totals.
  * - `--icount` boots under `-icount shift=0` too (wall times then mean
  *   nothing; the kernels' stamps and phase-boot's own timings are guest

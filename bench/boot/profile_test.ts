@@ -72,8 +72,8 @@ Deno.test("profile: an unnamed address in QEMU or glib takes the exported symbol
     classify(QEMU, sampleSymbol(s.samples[5], s.mappings, tables)),
     "stores into translated pages",
   );
-  // 0x7f00000a0f9f - 0x7f0000084000 + 0x1f000 = 0x3bf9f... before g_trash_stack_height: none
-  // of the listed symbols, so it stays unnamed; one past it is GSlice's.
+  // 0x7f00000a0f9f - 0x7f0000084000 + 0x1f000 = 0x3bf9f: below every listed glib symbol, so
+  // it stays unnamed; with g_trash_stack_height at 0x3bf00 it is GSlice's static.
   assertEquals(sampleSymbol(s.samples[6], s.mappings, tables), "[unknown]");
   const glib = parseNm(NM_GLIB.replace("3c0a0", "3bf00"));
   assertEquals(
@@ -114,7 +114,7 @@ Deno.test("profile: windows count only the vCPU thread's samples, timed from QEM
   const q = qemuThreads(s.samples, QEMU);
   assertEquals(q, { pid: 8676, start: 13787.340039, vcpu: 8682 });
   const tables = new Map([[QEMU, parseNm(NM_QEMU)]]);
-  const [early, late, all] = profile(s, QEMU, tables, [
+  const [early, late, all] = profile(s, q, tables, [
     { name: "early", fromMs: 0, toMs: 1000 },
     { name: "late", fromMs: 1000, toMs: 3000 },
     { name: "all", fromMs: 0, toMs: 3000 },
