@@ -66,7 +66,9 @@ async function withNodes(
         await PlasmNode.start({
           allow: [key.keyid],
           statusFile: false,
-          bootstrap: nodes.length ? nodes[0].multiaddrs() : [],
+          // Each dials every node before it: a mesh made by dials, not left
+          // to DHT self-queries (see testing/dht.ts).
+          bootstrap: nodes.flatMap((n) => n.multiaddrs()),
           ...o,
           stateDir: dir,
         }),

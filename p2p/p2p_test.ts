@@ -1,19 +1,20 @@
-import { parseTrust, rawCid, type Trust } from "../verify/mod.ts";
+import { parseTrust, rawCid } from "../verify/mod.ts";
 import { buildRecord, formatDocument } from "../sign/mod.ts";
 import { signatureFor } from "../sign/mod.ts";
 import {
   assert,
   assertEquals,
   assertRejects,
+  joinDht,
+  loopbackDht,
+  multiaddrsOf,
   releaseKey,
   signFixture,
   tempDir,
-  waitFor,
   writeRelease,
 } from "../testing/mod.ts";
 import {
   bestTrusted,
-  createPhaseNode,
   findProviders,
   lookupRecords,
   type PhaseNode,
@@ -21,15 +22,6 @@ import {
   publishRecord,
   recordKey,
 } from "./mod.ts";
-
-/** Time for identify and routing tables to settle after dialling, in ms. */
-const SETTLE_MS = 400;
-/** Longest the test network may take to form, in ms. */
-const FORM_TIMEOUT_MS = 10_000;
-
-function routingTableSize(n: PhaseNode): number {
-  return (n.services.dht as unknown as { routingTable: { size: number } }).routingTable.size;
-}
 
 async function fixture() {
   const dir = await tempDir("p2p");
@@ -41,20 +33,6 @@ async function fixture() {
   return { dir, trust, recordBytes, signed };
 }
 
-async function network(n: number, trust?: Trust): Promise<PhaseNode[]> {
-  const first = await createPhaseNode({ trust });
-  const nodes = [first];
-  const boot = first.getMultiaddrs().map(String);
-  for (let i = 1; i < n; i++) nodes.push(await createPhaseNode({ trust, bootstrap: boot }));
-  // The DHT is formed when every node's routing table knows every other node.
-  await waitFor(
-    () => nodes.every((x) => routingTableSize(x) >= n - 1),
-    FORM_TIMEOUT_MS,
-    "routing tables",
-  );
-  return nodes;
-}
-
 Deno.test({
   name:
     "DHT: five provider nodes on loopback, one publishes; a separate client node reads the signed record and finds the provider",
@@ -62,16 +40,12 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const f = await fixture();
-    const nodes = await network(5, f.trust);
+    const nodes = await loopbackDht(Array(5).fill({ trust: f.trust }));
     let client: PhaseNode | undefined;
     try {
       const res = await publishRecord(nodes[2], "stable", "amd64", f.recordBytes);
       assert(res.accepted >= 4, `accepted by ${res.accepted} peers`);
-      client = await createPhaseNode({
-        clientMode: true,
-        bootstrap: nodes[4].getMultiaddrs().map(String),
-      });
-      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      client = await joinDht({ clientMode: true, bootstrap: multiaddrsOf(nodes[4]) });
       const found = await lookupRecords(client, "stable", "x86_64", { timeoutMs: 5000 });
       assert(found.length >= 1);
       assert(found[0].from.length >= 2, "the value came from several peers");
@@ -94,7 +68,7 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const f = await fixture();
-    const nodes = await network(5, f.trust);
+    const nodes = await loopbackDht(Array(5).fill({ trust: f.trust }));
     let forger: PhaseNode | undefined;
     let client: PhaseNode | undefined;
     try {
@@ -111,16 +85,11 @@ Deno.test({
         [],
       );
       const forged = formatDocument({ ...doc, signatures: [signatureFor(doc, rogue, true)] });
-      forger = await createPhaseNode({ bootstrap: nodes[1].getMultiaddrs().map(String) });
-      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      forger = await joinDht({ bootstrap: multiaddrsOf(nodes[1]) });
       const res = await publishRecord(forger, "stable", "amd64", forged);
       assertEquals(res.accepted, 0, "honest nodes with a trust file refuse the forged record");
       assert(res.rejected >= 1);
-      client = await createPhaseNode({
-        clientMode: true,
-        bootstrap: [forger.getMultiaddrs()[0].toString()],
-      });
-      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      client = await joinDht({ clientMode: true, bootstrap: multiaddrsOf(forger) });
       const found = await lookupRecords(client, "stable", "amd64", { timeoutMs: 5000 });
       const versions = found.map((x) => x.record.version).sort();
       assertEquals(versions, ["2026.11.20", "2099.1.1"], "both values collected");

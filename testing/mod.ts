@@ -47,3 +47,4 @@ export {
   stopServe,
   taskArgv,
 } from "./serve.ts";
+export { DHT_FORM_TIMEOUT_MS, joinDht, loopbackDht, multiaddrsOf } from "./dht.ts";

@@ -2,11 +2,14 @@
  * DHT discovery against a loopback DHT of real libp2p nodes (p2p/mod.ts),
  * through the `discover` entrypoint under its own permission set.
  */
-import { createPhaseNode, type PhaseNode, publishRecord } from "../../p2p/mod.ts";
+import { type PhaseNode, publishRecord } from "../../p2p/mod.ts";
 import {
   assert,
   assertEquals,
+  joinDht,
+  loopbackDht,
   makeRelease,
+  multiaddrsOf,
   serveRelease,
   signRecord,
   taskArgv,
@@ -30,20 +33,7 @@ Deno.test({
     let forger: PhaseNode | undefined;
     try {
       // Five honest nodes that validate with the trust file (as providers do).
-      nodes.push(await createPhaseNode({ trust: rel.trust }));
-      const boot = nodes[0].getMultiaddrs().map(String);
-      for (let i = 1; i < 5; i++) {
-        nodes.push(await createPhaseNode({ trust: rel.trust, bootstrap: boot }));
-      }
-      const size = (n: PhaseNode) =>
-        (n.services.dht as unknown as { routingTable: { size: number } }).routingTable.size;
-      const settle = async (cond: () => boolean) => {
-        for (const t0 = performance.now(); !cond() && performance.now() - t0 < 10_000;) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        assert(cond(), "DHT formed");
-      };
-      await settle(() => nodes.every((n) => size(n) >= 4));
+      nodes.push(...await loopbackDht(Array(5).fill({ trust: rel.trust })));
       const older = await signRecord(rel.keyPath, {
         version: "2026.11.01",
         mirrors: [`${srv.origin}/old/manifest.json`],
@@ -52,12 +42,11 @@ Deno.test({
       await publishRecord(nodes[1], "stable", "amd64", older);
       await publishRecord(nodes[2], "stable", "amd64", genuine);
       // A forger with no trust file stores its own self-consistent record with a higher version.
-      forger = await createPhaseNode({ bootstrap: boot });
+      forger = await joinDht({ bootstrap: nodes.flatMap(multiaddrsOf) });
       const forged = await signRecord(rogue.keyPath, {
         version: "2099.1.1",
         mirrors: ["http://127.0.0.1:9/evil.json"],
       });
-      await settle(() => size(forger!) >= 5);
       await publishRecord(forger, "stable", "amd64", forged);
       await Deno.writeTextFile(
         `${rel.dir}/policy.toml`,
@@ -119,16 +108,8 @@ Deno.test({
       const state = `${rel.dir}/state`;
       await recordTrustStep(state, verifyTrustStep(rel.trust, v2, new Date()));
       // Three nodes that store any record (a DHT node is not the device's trust).
-      nodes.push(await createPhaseNode());
-      const boot = nodes[0].getMultiaddrs().map(String);
-      for (let i = 1; i < 3; i++) nodes.push(await createPhaseNode({ bootstrap: boot }));
-      const size = (n: PhaseNode) =>
-        (n.services.dht as unknown as { routingTable: { size: number } }).routingTable.size;
-      for (const t0 = performance.now(); performance.now() - t0 < 10_000;) {
-        if (nodes.every((n) => size(n) >= 2)) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      assert(nodes.every((n) => size(n) >= 2), "DHT formed");
+      nodes.push(...await loopbackDht([{}, {}, {}]));
+      const boot = multiaddrsOf(nodes[0]);
       const byB = await signRecord(b.paths.privateKey, {
         version: "2026.11.20",
         mirrors: ["http://127.0.0.1:9/signed-by-b/manifest.json"],
@@ -164,26 +145,16 @@ Deno.test({
 });
 
 /**
- * A loopback DHT: a bootstrap node that stores any record, then one node
- * per trust, which stores only records that trust signs (so records of
- * different signers live side by side under one key, as on a real DHT
- * whose providers trust different keys).
+ * A loopback DHT: a node that stores any record, then one node per trust,
+ * which stores only records that trust signs (so records of different
+ * signers live side by side under one key, as on a real DHT whose providers
+ * trust different keys).
  */
-async function loopbackDht(
+async function trustDht(
   trusts: readonly Trust[],
 ): Promise<{ nodes: PhaseNode[]; boot: string[] }> {
-  const n = trusts.length + 1;
-  const nodes: PhaseNode[] = [await createPhaseNode()];
-  const boot = nodes[0].getMultiaddrs().map(String);
-  for (const trust of trusts) nodes.push(await createPhaseNode({ trust, bootstrap: boot }));
-  const size = (x: PhaseNode) =>
-    (x.services.dht as unknown as { routingTable: { size: number } }).routingTable.size;
-  for (const t0 = performance.now(); performance.now() - t0 < 10_000;) {
-    if (nodes.every((x) => size(x) >= n - 1)) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert(nodes.every((x) => size(x) >= n - 1), "DHT formed");
-  return { nodes, boot };
+  const nodes = await loopbackDht([{}, ...trusts.map((trust) => ({ trust }))]);
+  return { nodes, boot: multiaddrsOf(nodes[0]) };
 }
 
 /**
@@ -271,7 +242,7 @@ Deno.test({
     try {
       const { b, v2 } = await rotateToB(rel);
       // One node keeps what B signs, one what A signs.
-      dht = await loopbackDht([parseTrust(v2), rel.trust]);
+      dht = await trustDht([parseTrust(v2), rel.trust]);
       const byB = await signRecord(b.paths.privateKey, {
         version: "2026.11.20",
         mirrors: [`${provider.origin}/stable/amd64/manifest.json`],
@@ -344,7 +315,7 @@ Deno.test({
       });
       const v3 = await Deno.readFile(v3Path);
       const v1 = await Deno.readFile(rel.trustPath);
-      dht = await loopbackDht([parseTrust(v2), rel.trust, rogue.trust]);
+      dht = await trustDht([parseTrust(v2), rel.trust, rogue.trust]);
       const honestUrl = `${honest.origin}/stable/amd64/manifest.json`;
       const retiredUrl = "http://127.0.0.1:9/signed-by-retired-a/manifest.json";
       await publishRecord(
