@@ -24,6 +24,8 @@ import { MAX_TXT_ENTRIES, MAX_TXT_ENTRY_BYTES } from "./service.ts";
 
 /** Listening time of each query, in ms. */
 const QUERY_MS = 1200;
+/** Longest the provider's goodbye may take to reach the listener after it exits, in ms. */
+const GOODBYE_TIMEOUT_MS = 5_000;
 
 async function query(lab: NetnsLab, i: number, fetchMirrors = false) {
   const out = await lab.command(i, "deno", [
@@ -59,14 +61,22 @@ function listener(lab: NetnsLab, i: number) {
   return child;
 }
 
-/** Waits for the child's first line (it is listening); returns a reader of the rest. */
-async function firstLine(
-  child: Deno.ChildProcess,
-): Promise<ReadableStreamDefaultReader<Uint8Array>> {
-  await readUntil(child.stdout, (s) => s.includes("\n") || undefined, START_TIMEOUT_MS, {
-    then: "release",
-  });
-  return child.stdout.getReader();
+/** Waits for the listener's first line (it is listening); returns what it read. */
+async function firstLine(child: Deno.ChildProcess): Promise<string> {
+  const { seen } = await readUntil(
+    child.stdout,
+    (s) => s.includes("\n") || undefined,
+    START_TIMEOUT_MS,
+    { then: "release" },
+  );
+  return seen;
+}
+
+/** The listener's PTR records for the service type, from its complete JSON lines. */
+function servicePtrs(heard: string): { name: string; type: string; ttl: number }[] {
+  return heard.slice(0, heard.lastIndexOf("\n") + 1).split("\n").filter(Boolean)
+    .map((l) => JSON.parse(l) as { name: string; type: string; ttl: number })
+    .filter((r) => r.type === "PTR" && r.name === SERVICE_TYPE);
 }
 
 Deno.test({
@@ -81,7 +91,7 @@ Deno.test({
       await writeRelease(`${dir}/root`, "stable", "amd64");
       await writeRelease(`${dir}/root`, "stable", "arm64", {}, 2);
       const listen = listener(lab, 1);
-      const lr = await firstLine(listen);
+      const first = await firstLine(listen);
       const ip0 = lab.namespaces[0].ip;
       const prov = await spawnServe([
         "--host",
@@ -125,23 +135,20 @@ Deno.test({
       );
       const { status, err } = await stopServe(prov.child);
       assertEquals(status.code, 0, err);
-      // Give the goodbye a moment to arrive, then stop the listener.
-      await new Promise((r) => setTimeout(r, 300));
+      // Read until the goodbye is heard (a fixed pause was short on a loaded
+      // host), then stop the listener and read what is left.
+      const { seen } = await readUntil(
+        listen.stdout,
+        (s) => servicePtrs(s).some((r) => r.ttl === 0) || undefined,
+        GOODBYE_TIMEOUT_MS,
+        { then: "release" },
+      );
       listen.kill("SIGTERM");
-      let heard = "";
-      for (;;) {
-        const { done, value } = await lr.read();
-        if (done) break;
-        heard += new TextDecoder().decode(value);
-      }
+      let rest = "";
+      for await (const chunk of listen.stdout.pipeThrough(new TextDecoderStream())) rest += chunk;
       await listen.status;
       await new Response(listen.stderr).text();
-      const recs = heard.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) as {
-        name: string;
-        type: string;
-        ttl: number;
-      }[];
-      const ptrs = recs.filter((r) => r.type === "PTR" && r.name === SERVICE_TYPE);
+      const ptrs = servicePtrs(first + seen + rest);
       assert(ptrs.some((r) => r.ttl > 0), "announcement heard");
       assert(ptrs.some((r) => r.ttl === 0), "goodbye heard");
       assert(ptrs.findLastIndex((r) => r.ttl === 0) > ptrs.findIndex((r) => r.ttl > 0));

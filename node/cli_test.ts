@@ -12,10 +12,13 @@ import {
   REPO,
   taskArgv,
   tempDir,
+  waitFor,
 } from "../testing/mod.ts";
 
 /** Longest the daemon may take to print its address, in ms. */
 const START_TIMEOUT_MS = 20_000;
+/** Longest the status file may take to show a finished job, in ms. */
+const STATUS_WAIT_MS = 10_000;
 
 async function task(
   name: string,
@@ -82,8 +85,17 @@ Deno.test("node CLI: node id, node run, job key, job submit (verified, exit 0), 
     assertEquals(refused.code, EXIT_STATUS.E_REJECTED);
     assertMatch(refused.stderr, /rejected the job \(unauthorized\)/);
     assertMatch(refused.stderr, /hint: /);
-    await new Promise((r) => setTimeout(r, 1_200)); // one status interval
-    const status = await task("node", ["status", "--state", `${dir}/node`]);
+    // The daemon writes its status file every STATUS_INTERVAL_MS: poll for
+    // the one written after the refusal instead of sleeping one interval.
+    let status = { code: -1, stdout: "", stderr: "" };
+    await waitFor(
+      async () => {
+        status = await task("node", ["status", "--state", `${dir}/node`]);
+        return /unauthorized 1/.test(status.stdout);
+      },
+      STATUS_WAIT_MS,
+      "a status file that counts the refused job",
+    );
     assertEquals(status.code, 0, status.stderr);
     assertMatch(status.stdout, /1 finished/);
     assertMatch(status.stdout, /unauthorized 1/);
