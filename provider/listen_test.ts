@@ -142,12 +142,30 @@ Deno.test("TM-18 provider exhaustion: idle keep-alive and drip-fed header connec
     idleTimeoutMs: 400,
     maxConnectionsPerClient: 3,
   });
+  // The cap's part runs against deadlines it cannot reach, so that only the
+  // cap can close a connection there, however slow the host.
+  const capLog = memoryLogger();
+  const q = await startProvider({
+    root: `${dir}/root`,
+    state: `${dir}/state-cap`,
+    port: 0,
+    logger: capLog,
+    watch: false,
+    headerTimeoutMs: WAIT_MS,
+    idleTimeoutMs: WAIT_MS,
+    maxConnectionsPerClient: 3,
+  });
   const enc = new TextEncoder();
   const conns: Deno.Conn[] = [];
-  const connect = async () => {
-    const c = await Deno.connect({ hostname: "127.0.0.1", port: p.port });
+  const connect = async (port = p.port) => {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
     conns.push(c);
     return c;
+  };
+  const healthy = async (c: Deno.Conn, buf: Uint8Array) => {
+    await c.write(enc.encode("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const n = await c.read(buf);
+    return n !== null && new TextDecoder().decode(buf.subarray(0, n)).startsWith("HTTP/1.1 200");
   };
   try {
     // Idle keep-alive: one request answered, then nothing.
@@ -182,18 +200,21 @@ Deno.test("TM-18 provider exhaustion: idle keep-alive and drip-fed header connec
     await dripper;
     assert(ti >= 0 && ti < 3_000, `idle connection closed after ${ti} ms`);
     assert(td >= 0 && td < 3_000, `drip-fed connection closed after ${td} ms`);
-    // Per-client cap 3: a fourth connection sheds the oldest idle one.
-    const first = await connect();
+    // Per-client cap 3: a fourth connection sheds the oldest idle one, and
+    // only that one.
+    const first = await connect(q.port);
     const firstClosed = closedAfter(first, performance.now(), 5_000);
-    await connect();
-    await connect();
-    await new Promise((r) => setTimeout(r, 50));
-    const fourth = await connect();
-    await fourth.write(enc.encode("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
-    const m = await fourth.read(buf);
-    assert(m !== null && new TextDecoder().decode(buf.subarray(0, m)).startsWith("HTTP/1.1 200"));
+    const second = await connect(q.port);
+    const third = await connect(q.port);
+    const fourth = await connect(q.port);
+    assert(await healthy(fourth, buf), "the fourth connection is served");
     const tf = await firstClosed;
-    assert(tf >= 0 && tf < 300, `oldest idle connection shed after ${tf} ms (deadline 400 ms)`);
+    assert(tf >= 0, "the oldest idle connection was closed");
+    const reasons = capLog.entries.filter((e) => e.event === "connection_closed")
+      .map((e) => e.fields.reason);
+    assertEquals(reasons, ["client_connection_cap"]);
+    assert(await healthy(second, buf), "the second connection is still served");
+    assert(await healthy(third, buf), "the third connection is still served");
   } finally {
     for (const c of conns) {
       try {
@@ -201,6 +222,7 @@ Deno.test("TM-18 provider exhaustion: idle keep-alive and drip-fed header connec
       } catch { /* closed */ }
     }
     await p.close();
+    await q.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
