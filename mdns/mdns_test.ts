@@ -135,7 +135,7 @@ Deno.test({
       );
       const { status, err } = await stopServe(prov.child);
       assertEquals(status.code, 0, err);
-      // Read until the goodbye is heard (a fixed pause was short on a loaded
+      // Read until the goodbye is heard (a fixed pause can be short on a loaded
       // host), then stop the listener and read what is left.
       const { seen } = await readUntil(
         listen.stdout,
