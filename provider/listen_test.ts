@@ -162,18 +162,17 @@ Deno.test("TM-18 provider exhaustion: idle keep-alive and drip-fed header connec
     conns.push(c);
     return c;
   };
-  const healthy = async (c: Deno.Conn, buf: Uint8Array) => {
+  /** Asks `c` for /health; true when the answer's first read is a 200. */
+  const healthy = async (c: Deno.Conn) => {
     await c.write(enc.encode("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const buf = new Uint8Array(4096);
     const n = await c.read(buf);
     return n !== null && new TextDecoder().decode(buf.subarray(0, n)).startsWith("HTTP/1.1 200");
   };
   try {
     // Idle keep-alive: one request answered, then nothing.
     const idle = await connect();
-    await idle.write(enc.encode("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
-    const buf = new Uint8Array(4096);
-    const n = await idle.read(buf);
-    assert(n !== null && new TextDecoder().decode(buf.subarray(0, n)).startsWith("HTTP/1.1 200"));
+    assert(await healthy(idle), "the idle connection's one request is served");
     const t0 = performance.now();
     const idleClosed = closedAfter(idle, t0, 5_000);
     // Drip-fed headers: a byte every 100 ms never completes them.
@@ -207,14 +206,14 @@ Deno.test("TM-18 provider exhaustion: idle keep-alive and drip-fed header connec
     const second = await connect(q.port);
     const third = await connect(q.port);
     const fourth = await connect(q.port);
-    assert(await healthy(fourth, buf), "the fourth connection is served");
+    assert(await healthy(fourth), "the fourth connection is served");
     const tf = await firstClosed;
     assert(tf >= 0, "the oldest idle connection was closed");
     const reasons = capLog.entries.filter((e) => e.event === "connection_closed")
       .map((e) => e.fields.reason);
     assertEquals(reasons, ["client_connection_cap"]);
-    assert(await healthy(second, buf), "the second connection is still served");
-    assert(await healthy(third, buf), "the third connection is still served");
+    assert(await healthy(second), "the second connection is still served");
+    assert(await healthy(third), "the third connection is still served");
   } finally {
     for (const c of conns) {
       try {
